@@ -1,0 +1,60 @@
+# Quick start:  make demo   (virtualenv, wheel, example workflow)
+#               make test   (Rust and Python tests)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The wheel and the Rust tests use the same features and profile, so the (large)
+# flyteidl2 crate is compiled once and shared.
+CARGO_FEATURES := --no-default-features --features extension-module
+CARGO_PROFILE := --release
+export PYO3_PYTHON := $(abspath $(PY))
+STAMP := $(VENV)/.deps-stamp
+
+.PHONY: demo test venv wheel install test-rust test-python bench lint fmt clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "maturin>=1.7,<2.0" "flyteidl2==2.0.53" "protobuf>=5" "click>=8.1" "rich-click>=1.8" \
+		"rich>=13" "pyyaml>=6" "cloudpickle>=3" "msgpack>=1.0" "pydantic>=2" \
+		"pytest>=8" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" pandas pyarrow
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+wheel: $(STAMP)
+	rm -rf dist
+	$(VENV)/bin/maturin build $(CARGO_PROFILE) --out dist --interpreter $(PY)
+
+install: wheel
+	$(PIP) install --quiet --force-reinstall --no-deps dist/*.whl
+	$(PIP) install --quiet dist/*.whl
+
+demo: install
+	$(VENV)/bin/flyte run --local examples/hello.py main --numbers '[1,2,3]'
+
+test-rust: $(STAMP)
+	cargo test $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace
+
+test-python: install
+	$(VENV)/bin/pytest -q tests
+
+test: test-rust test-python
+
+bench: install
+	$(PY) benchmarks/local_mode/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check python tests benchmarks examples
+	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	cargo fmt --all -- --check
+	cargo clippy $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace --all-targets -- -D warnings
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format python tests benchmarks examples
+	cargo fmt --all
+
+clean:
+	rm -rf dist target $(VENV)

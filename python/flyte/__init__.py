@@ -1,0 +1,64 @@
+"""flyte: workflows as plain Python.
+
+Tasks are plain functions registered with a :class:`TaskEnvironment`; tasks call tasks,
+``await`` and ``asyncio.gather`` express parallelism, and the same code runs locally, on
+the embedded backend, or on a Flyte 2 cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flyte import errors, report
+from flyte._cache import Cache
+from flyte._context import TaskContext, ctx, custom_context, get_custom_context, group
+from flyte._environment import TaskEnvironment
+from flyte._image import Image
+from flyte._initialize import init, init_from_config
+from flyte._map import map
+from flyte._resources import GPU, Resources
+from flyte._reusable import ReusePolicy
+from flyte._run import Run, run, with_runcontext
+from flyte._secret import Secret
+from flyte._task import TaskTemplate
+from flyte._trace import trace
+from flyte._trigger import Cron, FixedRate, Trigger
+from flyte._version import __version__
+
+__all__ = [
+    "GPU",
+    "Cache",
+    "Cron",
+    "FixedRate",
+    "Image",
+    "Resources",
+    "ReusePolicy",
+    "Run",
+    "Secret",
+    "TaskContext",
+    "TaskEnvironment",
+    "TaskTemplate",
+    "Trigger",
+    "__version__",
+    "ctx",
+    "custom_context",
+    "errors",
+    "get_custom_context",
+    "group",
+    "init",
+    "init_from_config",
+    "map",
+    "report",
+    "run",
+    "trace",
+    "with_runcontext",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Heavier sub-packages load on first use, so `import flyte` stays fast.
+    if name in ("io", "remote", "types"):
+        import importlib
+
+        return importlib.import_module(f"flyte.{name}")
+    raise AttributeError(f"module 'flyte' has no attribute {name!r}")

@@ -1,0 +1,142 @@
+"""Where a piece of code runs: which run, which action, which group.
+
+The current action is a context variable, so it follows asyncio tasks (each gets a copy
+when created) and is handed explicitly to the threads that run sync tasks.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flyte._local._controller import LocalRun
+    from flyte._task import TaskTemplate
+
+
+@dataclass
+class ActionContext:
+    """The action whose code is running right now."""
+
+    run: LocalRun
+    action_name: str
+    task: TaskTemplate[Any, Any] | None
+    attempt: int = 1
+    group: str | None = None
+    custom_context: Mapping[str, str] = field(default_factory=dict)
+    #: Set when the caller gave up on this action (timeout): calls it still makes are refused.
+    abandoned: bool = False
+    #: Name of a sync task called from async code, to explain a later "can't be awaited" error.
+    last_sync_call: str | None = None
+
+    def with_group(self, group: str) -> ActionContext:
+        full = f"{self.group}/{group}" if self.group else group
+        return dataclasses.replace(self, group=full)
+
+
+_current: contextvars.ContextVar[ActionContext | None] = contextvars.ContextVar("flyte_action", default=None)
+
+
+def current() -> ActionContext | None:
+    return _current.get()
+
+
+@contextmanager
+def active(ctx: ActionContext) -> Iterator[ActionContext]:
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+@dataclass(frozen=True)
+class ActionID:
+    """Identity of an action, as ``flyte.ctx().action`` exposes it."""
+
+    name: str
+    run_name: str
+    project: str | None = None
+    domain: str | None = None
+    org: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a running task can learn about where it runs (``flyte.ctx()``)."""
+
+    action: ActionID
+    mode: str
+    task_name: str | None
+    attempt_number: int
+    group: str | None
+    custom_context: Mapping[str, str]
+    run_dir: str
+
+    @property
+    def run_name(self) -> str:
+        return self.action.run_name
+
+    def is_in_cluster(self) -> bool:
+        return self.mode == "remote"
+
+
+def ctx() -> TaskContext | None:
+    """The context of the running task, or ``None`` outside of any task."""
+    c = _current.get()
+    if c is None:
+        return None
+    run = c.run
+    return TaskContext(
+        action=ActionID(
+            name=c.action_name,
+            run_name=run.name,
+            project=run.project,
+            domain=run.domain,
+            org=run.org,
+        ),
+        mode=run.mode,
+        task_name=c.task.name if c.task is not None else None,
+        attempt_number=c.attempt,
+        group=c.group,
+        custom_context=dict(c.custom_context),
+        run_dir=str(run.run_dir),
+    )
+
+
+@contextmanager
+def group(name: str) -> Iterator[None]:
+    """Groups the actions started inside the block under ``name``.
+
+    Groups only organise actions (and take part in their IDs); they do not change how
+    anything runs. Outside of a task this does nothing.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"flyte.group needs a non-empty name, got {name!r}")
+    c = _current.get()
+    if c is None:
+        yield
+        return
+    with active(c.with_group(name)):
+        yield
+
+
+@contextmanager
+def custom_context(**values: str) -> Iterator[None]:
+    """Adds key/value pairs to the custom context seen by tasks called inside the block."""
+    c = _current.get()
+    if c is None:
+        yield
+        return
+    merged = {**c.custom_context, **{k: str(v) for k, v in values.items()}}
+    with active(dataclasses.replace(c, custom_context=merged)):
+        yield
+
+
+def get_custom_context() -> dict[str, Any]:
+    c = _current.get()
+    return dict(c.custom_context) if c is not None else {}

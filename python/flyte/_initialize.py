@@ -1,0 +1,109 @@
+"""``flyte.init`` and ``flyte.init_from_config``: where runs go and as whom."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flyte.errors import InitializationError
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    endpoint: str | None = None
+    insecure: bool = False
+    project: str | None = None
+    domain: str | None = None
+    org: str | None = None
+    root_dir: Path | None = None
+    image_builder: str = "local"
+    api_key: str | None = None
+    data_dir: Path | None = None
+    storage: Any = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+_lock = threading.Lock()
+_config: InitConfig | None = None
+
+
+def init(
+    endpoint: str | None = None,
+    insecure: bool = False,
+    project: str | None = None,
+    domain: str | None = None,
+    org: str | None = None,
+    root_dir: str | os.PathLike[str] | None = None,
+    log_level: int | str | None = None,
+    image_builder: str = "local",
+    api_key: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    storage: Any = None,
+) -> None:
+    """Configures this process. With no endpoint, runs execute locally."""
+    global _config
+    if image_builder not in ("local", "remote"):
+        raise InitializationError(message=f"image_builder must be 'local' or 'remote', got {image_builder!r}")
+    if log_level is not None:
+        import logging
+
+        logging.getLogger("flyte").setLevel(log_level)
+    with _lock:
+        _config = InitConfig(
+            endpoint=endpoint or None,
+            insecure=bool(insecure),
+            project=project,
+            domain=domain,
+            org=org,
+            root_dir=Path(root_dir).resolve() if root_dir is not None else None,
+            image_builder=image_builder,
+            api_key=api_key,
+            data_dir=Path(data_dir).expanduser() if data_dir is not None else None,
+            storage=storage,
+        )
+
+
+def init_from_config(
+    path_or_config: str | os.PathLike[str] | None = None,
+    root_dir: str | os.PathLike[str] | None = None,
+    log_level: int | str | None = None,
+    image_builder: str | None = None,
+    **overrides: Any,
+) -> None:
+    """Configures this process from a config file, found as ``flyte get config`` shows."""
+    from flyte._config import load_config
+
+    cfg = load_config(path_or_config, **overrides)
+    init(
+        endpoint=cfg.endpoint,
+        insecure=cfg.insecure,
+        project=cfg.project,
+        domain=cfg.domain,
+        org=cfg.org,
+        root_dir=root_dir,
+        log_level=log_level,
+        image_builder=image_builder or cfg.image_builder,
+    )
+
+
+def current_config() -> InitConfig:
+    """The configuration set by ``init``, or defaults (local execution) if it was not called."""
+    return _config if _config is not None else InitConfig()
+
+
+def is_initialized() -> bool:
+    return _config is not None
+
+
+def data_dir() -> Path:
+    """Where local state lives: ``init(data_dir=...)``, else ``$FLYTE_DATA_DIR``, else ``~/.flyte/local``."""
+    cfg = current_config()
+    if cfg.data_dir is not None:
+        return cfg.data_dir
+    env = os.environ.get("FLYTE_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".flyte" / "local"

@@ -1,0 +1,1 @@
+"""Local mode: running a whole run inside this process."""

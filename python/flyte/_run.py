@@ -1,0 +1,297 @@
+"""Starting runs: ``flyte.run`` and ``flyte.with_runcontext(...).run``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from flyte._task import TaskTemplate
+from flyte.errors import InitializationError
+
+Mode = Literal["local", "remote"]
+
+_RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_run_name() -> str:
+    return "r" + "".join(secrets.choice(_ALPHABET) for _ in range(19))
+
+
+class RunOutputs(Sequence[Any]):
+    """The outputs of a run, one entry per declared output."""
+
+    def __init__(self, names: Sequence[str], values: tuple[Any, ...]) -> None:
+        self._names = list(names)
+        self._values = values
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, str):
+            try:
+                return self._values[self._names.index(index)]
+            except ValueError:
+                raise KeyError(f"no output named {index!r}; outputs are {self._names}") from None
+        return self._values[index]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def named(self) -> dict[str, Any]:
+        return dict(zip(self._names, self._values, strict=True))
+
+    def __repr__(self) -> str:
+        return f"RunOutputs({self.named()!r})"
+
+
+@dataclass
+class Run:
+    """A run that was started. In local mode it has already finished when you get it."""
+
+    name: str
+    task_name: str
+    mode: Mode
+    phase: str
+    url: str
+    _outputs: RunOutputs
+    _actions: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def wait(self, quiet: bool = False) -> Run:
+        """Waits for the run to finish (local runs are finished already)."""
+        return self
+
+    def outputs(self) -> RunOutputs:
+        return self._outputs
+
+    @property
+    def result(self) -> Any:
+        """The single output, a tuple for several outputs, or None."""
+        outs = self._outputs
+        if len(outs) == 0:
+            return None
+        if len(outs) == 1:
+            return outs[0]
+        return tuple(outs)
+
+    def actions(self) -> list[dict[str, Any]]:
+        """The record of every action of the run: name, parent, task, phase, attempts, timings."""
+        return list(self._actions)
+
+    def __repr__(self) -> str:
+        return f"Run(name={self.name!r}, task={self.task_name!r}, phase={self.phase}, url={self.url!r})"
+
+
+@dataclass
+class _RunContext:
+    mode: Mode | None = None
+    name: str | None = None
+    project: str | None = None
+    domain: str | None = None
+    overwrite_cache: bool = False
+    custom_context: dict[str, str] = field(default_factory=dict)
+    env_vars: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    interruptible: bool | None = None
+    copy_style: str = "loaded_modules"
+    raw_data_path: str | None = None
+    log_level: Any = None
+
+    def run(self, task: TaskTemplate[Any, Any], *args: Any, **kwargs: Any) -> Run:
+        if not isinstance(task, TaskTemplate):
+            raise TypeError(
+                f"flyte.run expects a task (a function decorated with @env.task), got {type(task).__name__}"
+            )
+        from flyte._initialize import current_config
+
+        mode = self.mode
+        if mode is None:
+            mode = "remote" if current_config().endpoint else "local"
+        if mode == "local":
+            return _run_local(task, args, kwargs, self)
+        raise InitializationError(
+            message="remote runs need the controller, which is not available in this build yet; "
+            "use with_runcontext(mode='local') or `flyte run --local`"
+        )
+
+
+def with_runcontext(
+    mode: Mode | None = None,
+    *,
+    name: str | None = None,
+    project: str | None = None,
+    domain: str | None = None,
+    overwrite_cache: bool = False,
+    custom_context: dict[str, str] | None = None,
+    env_vars: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    interruptible: bool | None = None,
+    copy_style: str = "loaded_modules",
+    raw_data_path: str | None = None,
+    log_level: Any = None,
+) -> _RunContext:
+    """Settings for the next run: ``flyte.with_runcontext(mode="local").run(main, x=1)``."""
+    if mode not in (None, "local", "remote"):
+        raise ValueError(f"mode must be 'local' or 'remote', got {mode!r}")
+    if name is not None and not _RUN_NAME.match(name):
+        raise ValueError(f"run name {name!r} is not valid: use lowercase letters, digits and '-', at most 63")
+    if copy_style not in ("loaded_modules", "all", "none"):
+        raise ValueError(f"copy_style must be 'loaded_modules', 'all' or 'none', got {copy_style!r}")
+    return _RunContext(
+        mode=mode,
+        name=name,
+        project=project,
+        domain=domain,
+        overwrite_cache=overwrite_cache,
+        custom_context={k: str(v) for k, v in (custom_context or {}).items()},
+        env_vars=dict(env_vars or {}),
+        labels=dict(labels or {}),
+        annotations=dict(annotations or {}),
+        interruptible=interruptible,
+        copy_style=copy_style,
+        raw_data_path=raw_data_path,
+        log_level=log_level,
+    )
+
+
+def run(task: TaskTemplate[Any, Any], *args: Any, **kwargs: Any) -> Run:
+    """Runs a task: locally when no endpoint is configured, else on the configured backend."""
+    return _RunContext().run(task, *args, **kwargs)
+
+
+_stores: dict[Path, Any] = {}
+_stores_lock = threading.Lock()
+
+
+def local_store(data_dir: Path) -> Any:
+    """The process-wide store for a data dir (opened once)."""
+    from flyte import _core
+
+    path = (data_dir / "local.db").resolve()
+    with _stores_lock:
+        store = _stores.get(path)
+        if store is None:
+            store = _core.LocalStore(str(path))
+            _stores[path] = store
+        return store
+
+
+def _run_local(task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext) -> Run:
+    from flyte._initialize import current_config, data_dir
+    from flyte._local._controller import LocalRun
+
+    cfg = current_config()
+    base = data_dir()
+    name = rc.name or new_run_name()
+    run_dir = base / "runs" / name
+    lr = LocalRun(
+        name,
+        store=local_store(base),
+        run_dir=run_dir,
+        project=rc.project or cfg.project,
+        domain=rc.domain or cfg.domain,
+        org=cfg.org,
+        custom_context=rc.custom_context,
+        overwrite_cache=rc.overwrite_cache,
+    )
+    call = lr.prepare_root(task, args, kwargs)
+    started = time.time()
+
+    def drive() -> Any:
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(lr.execute_root(call))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    error: BaseException | None = None
+    value: Any = None
+    try:
+        if _loop_running_here():
+            # Called from a running event loop (a notebook): run on a thread of our own.
+            holder: dict[str, Any] = {}
+
+            def in_thread() -> None:
+                try:
+                    holder["value"] = drive()
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                    holder["error"] = e
+
+            t = threading.Thread(target=in_thread, name=f"flyte-run-{name}")
+            t.start()
+            t.join()
+            if "error" in holder:
+                raise holder["error"]
+            value = holder.get("value")
+        else:
+            value = drive()
+    except BaseException as e:
+        error = e
+    finally:
+        lr.close()
+
+    phase = "SUCCEEDED" if error is None else ("ABORTED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+    if error is not None and getattr(error, "code", None) == "TaskTimeout":
+        phase = "TIMED_OUT"
+    lr.ledger.save(
+        lr.store,
+        task.name,
+        "local",
+        phase,
+        started,
+        time.time(),
+        None if error is None else f"{type(error).__name__}: {error}",
+    )
+    if error is not None:
+        raise error
+
+    names = list(task.interface.outputs)
+    values: tuple[Any, ...]
+    if len(names) == 0:
+        values = ()
+    elif len(names) == 1:
+        values = (value,)
+    else:
+        values = tuple(value)
+    _write_summary(run_dir, name, task.name, phase, started, values)
+    return Run(
+        name=name,
+        task_name=task.name,
+        mode="local",
+        phase=phase,
+        url=run_dir.as_uri(),
+        _outputs=RunOutputs(names, values),
+        _actions=lr.ledger.actions(),
+    )
+
+
+def _write_summary(run_dir: Path, name: str, task_name: str, phase: str, started: float, values: tuple[Any, ...]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "run": name,
+        "task": task_name,
+        "phase": phase,
+        "started_at": started,
+        "ended_at": time.time(),
+        "outputs": [repr(v)[:1000] for v in values],
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,273 @@
+"""A task: a Python function plus how it should run.
+
+Called outside of a run, a task is just its function. Called inside a run, every call
+becomes an action: it gets a deterministic name, its inputs are converted to literals,
+and it runs (locally, or on a backend) with the task's retries, timeout and cache.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import copy
+import functools
+import hashlib
+import inspect
+import marshal
+import textwrap
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from flyte import _context
+from flyte._cache import Cache, normalize_cache
+
+if TYPE_CHECKING:
+    from flyte._environment import TaskEnvironment
+    from flyte._image import Image
+    from flyte._resources import Resources
+    from flyte._reusable import ReusePolicy
+    from flyte._secret import Secret
+    from flyte._trigger import Trigger
+    from flyte._types import NativeInterface
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Above this many bytes, inputs and outputs are offloaded to storage instead of inlined.
+DEFAULT_MAX_INLINE_IO_BYTES = 10 * 1024 * 1024
+
+
+def timeout_seconds(timeout: float | int | timedelta | None, what: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool):
+        raise TypeError(f"{what} must be seconds (int/float) or a timedelta, got {timeout!r}")
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, int | float):
+        seconds = float(timeout)
+    else:
+        raise TypeError(f"{what} must be seconds (int/float) or a timedelta, got {type(timeout).__name__}")
+    if seconds <= 0:
+        raise ValueError(f"{what} must be positive, got {timeout!r}")
+    return seconds
+
+
+def retry_count(retries: Any) -> int:
+    count = getattr(retries, "count", retries)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"retries must be a non-negative int, got {retries!r}")
+    return count
+
+
+def body_hash(func: Callable[..., Any]) -> str:
+    """Hash of what the function does, ignoring decorators, comments and formatting.
+
+    Decorator arguments (retries, cache, ...) are configuration, not behaviour, so they
+    must not change the identity of the task.
+    """
+    func = inspect.unwrap(func)
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        tree = ast.parse(source)
+        node = tree.body[0]
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.decorator_list = []
+        digest_input = ast.dump(node, annotate_fields=False).encode()
+    except (OSError, TypeError, SyntaxError, IndexError):
+        # No source (e.g. defined in an interactive session without history): the code
+        # object is the next best description of the body.
+        code = func.__code__
+        digest_input = marshal.dumps((code.co_code, code.co_consts, code.co_names, code.co_varnames))
+    return hashlib.sha256(digest_input).hexdigest()
+
+
+class TaskTemplate(Generic[P, R]):
+    """A function registered with ``@env.task``."""
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        env: TaskEnvironment,
+        *,
+        short_name: str | None = None,
+        cache: str | Cache | None = None,
+        retries: int = 0,
+        timeout: float | int | timedelta | None = None,
+        report: bool = False,
+        docs: str | None = None,
+        pod_template: Any = None,
+        max_inline_io_bytes: int = DEFAULT_MAX_INLINE_IO_BYTES,
+        triggers: tuple[Trigger, ...] = (),
+        interruptible: bool | None = None,
+        queue: str | None = None,
+        links: tuple[Any, ...] = (),
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"@env.task expects a function, got {type(func).__name__}")
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"task {func.__name__!r}: generator functions cannot be tasks; return a list instead"
+            )
+        self.func = func
+        self.env = env
+        self.name = f"{env.name}.{func.__name__}"
+        self.short_name = short_name or func.__name__
+        self.cache: Cache = normalize_cache(cache if cache is not None else env.cache)
+        self.retries = retry_count(retries)
+        self.timeout = timeout_seconds(timeout)
+        self.report = bool(report)
+        self.docs = docs if docs is not None else inspect.getdoc(func)
+        self.pod_template = pod_template if pod_template is not None else env.pod_template
+        if not isinstance(max_inline_io_bytes, int) or max_inline_io_bytes <= 0:
+            raise ValueError(f"max_inline_io_bytes must be a positive int, got {max_inline_io_bytes!r}")
+        self.max_inline_io_bytes = max_inline_io_bytes
+        self.triggers = triggers
+        self.interruptible = env.interruptible if interruptible is None else interruptible
+        self.queue = queue if queue is not None else env.queue
+        self.links = links
+        self.resources: Resources | None = env.resources
+        self.secrets: tuple[Secret, ...] = env.secrets
+        self.env_vars: dict[str, str] = dict(env.env_vars or {})
+        self.image: str | Image | None = env.image
+        self.reusable: ReusePolicy | None = env.reusable
+        self.is_async = inspect.iscoroutinefunction(func)
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    # -- identity ---------------------------------------------------------------------
+
+    @functools.cached_property
+    def interface(self) -> NativeInterface:
+        from flyte._types import NativeInterface
+
+        return NativeInterface.from_function(self.func)
+
+    @functools.cached_property
+    def body_hash(self) -> str:
+        return body_hash(self.func)
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """What makes two calls "the same task": name, interface and body — not config."""
+        return f"{self.name}|{self.interface.interface_hash()}|{self.body_hash}"
+
+    @property
+    def cache_version(self) -> str:
+        return self.cache.version_override or self.body_hash
+
+    # -- calling ----------------------------------------------------------------------
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        c = _context.current()
+        if c is None:
+            return self.func(*args, **kwargs)
+        if self.is_async:
+            if _running_loop() is None:
+                # A sync caller cannot await: run the async task to completion for it.
+                return c.run.call_blocking(self, c, args, kwargs)  # type: ignore[no-any-return]
+            return c.run.call_async(self, c, args, kwargs)  # type: ignore[return-value]
+        if _running_loop() is not None:
+            c.last_sync_call = self.name
+        return c.run.call_sync(self, c, args, kwargs)  # type: ignore[no-any-return]
+
+    def aio(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        """Calls the task as an awaitable, whether it is sync or async.
+
+        Sync tasks run in a worker thread, so several of them can run at once under
+        ``asyncio.gather``.
+        """
+        c = _context.current()
+        if c is None:
+            if self.is_async:
+                return self.func(*args, **kwargs)  # type: ignore[return-value]
+            return _as_coroutine(self.func, args, kwargs)
+        if self.is_async:
+            return c.run.call_async(self, c, args, kwargs)  # type: ignore[return-value]
+        return c.run.call_sync_in_thread(self, c, args, kwargs)  # type: ignore[return-value]
+
+    def override(self, **changes: Any) -> TaskTemplate[P, R]:
+        """A copy of the task with some settings changed, for one call or many.
+
+        Identity (and so action IDs and cache keys) does not change: only how it runs.
+        """
+        unknown = set(changes) - _OVERRIDABLE
+        if unknown:
+            raise TypeError(
+                f"{self.name}.override() got unexpected settings {sorted(unknown)}; "
+                f"it accepts {sorted(_OVERRIDABLE)}"
+            )
+        new = copy.copy(self)
+        for key, value in changes.items():
+            if key == "cache":
+                value = normalize_cache(value)
+            elif key == "retries":
+                value = retry_count(value)
+            elif key == "timeout":
+                value = timeout_seconds(value)
+            elif key == "resources":
+                from flyte._resources import Resources
+
+                if value is not None and not isinstance(value, Resources):
+                    raise TypeError(f"resources must be flyte.Resources, got {type(value).__name__}")
+            elif key == "secrets":
+                from flyte._secret import normalize_secrets
+
+                value = normalize_secrets(value)
+            elif key == "env_vars":
+                value = dict(value or {})
+            setattr(new, key, value)
+        return new
+
+    def __copy__(self) -> TaskTemplate[P, R]:
+        # Needed because __reduce__ (by-reference pickling) would make copy.copy return self.
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Tasks travel (e.g. inside partials) by reference to their module attribute.
+        return (_load_task, (self.func.__module__, self.func.__qualname__))
+
+
+_OVERRIDABLE = frozenset(
+    {
+        "resources",
+        "retries",
+        "timeout",
+        "cache",
+        "env_vars",
+        "secrets",
+        "short_name",
+        "reusable",
+        "pod_template",
+        "queue",
+        "interruptible",
+        "max_inline_io_bytes",
+    }
+)
+
+
+def _load_task(module: str, qualname: str) -> TaskTemplate[Any, Any]:
+    import importlib
+
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, TaskTemplate):
+        raise TypeError(f"{module}.{qualname} is not a task")
+    return obj
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _as_coroutine(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return func(*args, **kwargs)

@@ -1,0 +1,58 @@
+"""Turning an exception raised by task code into what the caller of the task sees."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flyte.errors import BaseRuntimeError, RuntimeUserError
+
+_combined: dict[type[BaseException], type[BaseException] | None] = {}
+_lock = threading.Lock()
+
+
+def _combined_class(cls: type[BaseException]) -> type[BaseException] | None:
+    """A class deriving from both ``cls`` and RuntimeUserError, named like ``cls``.
+
+    Returns None when Python cannot combine the two (incompatible instance layouts).
+    """
+    with _lock:
+        if cls in _combined:
+            return _combined[cls]
+        try:
+            new = type(cls.__name__, (cls, RuntimeUserError), {"__module__": cls.__module__, "code": cls.__name__})
+            new.__qualname__ = cls.__qualname__
+            new.__str__ = cls.__str__  # type: ignore[method-assign]
+        except TypeError:
+            new = None
+        _combined[cls] = new
+        return new
+
+
+def as_user_error(exc: BaseException, task_name: str, worker: str | None = None) -> BaseException:
+    """The exception a task's caller receives for ``exc``, raised by the task's own code.
+
+    Errors that already are runtime errors (timeouts, OOM, a failure that came up from a
+    deeper task) pass through unchanged.
+    """
+    if isinstance(exc, BaseRuntimeError) or not isinstance(exc, Exception):
+        return exc
+    cls = _combined_class(type(exc))
+    message = str(exc)
+    if cls is None:
+        fallback = RuntimeUserError(type(exc).__name__, f"{type(exc).__name__}: {message}", worker)
+        fallback.__cause__ = exc
+        return fallback
+    new: Any = BaseException.__new__(cls)
+    new.args = exc.args
+    try:
+        new.__dict__.update(exc.__dict__)
+    except AttributeError:
+        pass
+    new.message = message
+    new.worker = worker
+    new.task_name = task_name
+    new.__traceback__ = exc.__traceback__
+    new.__cause__ = exc.__cause__
+    new.__context__ = exc.__context__
+    return new  # type: ignore[no-any-return]

@@ -1,0 +1,107 @@
+"""``@flyte.trace``: record a helper function's calls as actions of the running task.
+
+A traced call runs inline, in the task's own process, but gets a deterministic action
+name like a sub-task does, so it is visible in the run's record and (on a backend) its
+result can be replayed when the task is recovered.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flyte import _context
+from flyte._task import body_hash
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _TraceInfo:
+    """What the ledger needs about a traced function, computed once."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.name = f"{func.__module__}.{func.__qualname__}"
+        self._identity: str | None = None
+        self._interface: Any = None
+
+    @property
+    def interface(self) -> Any:
+        if self._interface is None:
+            import warnings
+
+            from flyte._types import NativeInterface
+
+            # Helpers are often unannotated; pickling their values is expected, not news.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._interface = NativeInterface.from_function(self.func)
+        return self._interface
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = f"trace|{self.name}|{body_hash(self.func)}"
+        return self._identity
+
+    def inputs_bytes(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        iface = self.interface
+        bound = iface.bind(args, kwargs, self.name)
+        return bytes(iface.inputs_to_literals(bound, self.name).SerializeToString(deterministic=True))
+
+
+def _begin(info: _TraceInfo, c: _context.ActionContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    ledger = c.run.ledger
+    name, _ = ledger.submit(c.action_name, info.identity, info.inputs_bytes(args, kwargs), c.group, info.name, "trace")
+    ledger.start_attempt(name)
+    return name
+
+
+def _end(c: _context.ActionContext, name: str, error: BaseException | None) -> None:
+    if error is None:
+        c.run.ledger.finish(name, "SUCCEEDED")
+    else:
+        c.run.ledger.finish(name, "FAILED", f"{type(error).__name__}: {error}")
+
+
+def trace(func: F) -> F:
+    """Records every call of ``func`` made inside a task as a traced action."""
+    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        raise TypeError(f"@flyte.trace does not support generator functions ({func.__qualname__})")
+    info = _TraceInfo(func)
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            c = _context.current()
+            if c is None:
+                return await func(*args, **kwargs)
+            name = _begin(info, c, args, kwargs)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as e:
+                _end(c, name, e)
+                raise
+            _end(c, name, None)
+            return result
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        c = _context.current()
+        if c is None:
+            return func(*args, **kwargs)
+        name = _begin(info, c, args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as e:
+            _end(c, name, e)
+            raise
+        _end(c, name, None)
+        return result
+
+    return wrapper  # type: ignore[return-value]

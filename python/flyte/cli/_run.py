@@ -1,0 +1,319 @@
+"""``flyte run [OPTIONS] FILE TASK [--input value ...]``.
+
+``run`` is a group whose sub-commands are files, whose sub-commands are the tasks in
+that file; each task command gets one option per task input, typed by the task's
+signature, so ``flyte run hello.py main --help`` documents the task.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import importlib.util
+import inspect
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import rich_click as click
+
+from flyte.errors import ModuleLoadError
+
+
+@dataclass
+class RunOptions:
+    local: bool
+    name: str | None
+    project: str | None
+    domain: str | None
+    copy_style: str
+    root_dir: Path | None
+    follow: bool
+    overwrite_cache: bool
+    raw_data_path: str | None
+    images: tuple[str, ...]
+    service_account: str | None
+
+
+def load_module(path: Path, root_dir: Path | None) -> ModuleType:
+    """Imports a user's file as a module, with its directory (or ``root_dir``) importable."""
+    path = path.resolve()
+    root = (root_dir or path.parent).resolve()
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        rel = path.relative_to(root).with_suffix("")
+        module_name = ".".join(rel.parts)
+    except ValueError:
+        module_name = path.stem
+    if module_name in sys.modules and getattr(sys.modules[module_name], "__file__", None) == str(path):
+        return sys.modules[module_name]
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ModuleLoadError(message=f"cannot load {path}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    except ModuleLoadError:
+        raise
+    except SyntaxError as e:
+        sys.modules.pop(module_name, None)
+        raise ModuleLoadError(message=f"{path}:{e.lineno}: syntax error: {e.msg}") from e
+    except Exception as e:
+        sys.modules.pop(module_name, None)
+        raise ModuleLoadError(message=f"importing {path} failed: {type(e).__name__}: {e}") from e
+    return module
+
+
+def tasks_in(module: ModuleType) -> dict[str, Any]:
+    from flyte._task import TaskTemplate
+
+    found: dict[str, Any] = {}
+    for attr, value in vars(module).items():
+        if isinstance(value, TaskTemplate):
+            found[attr] = value
+    return found
+
+
+class JsonValue(click.ParamType):
+    """Parses a value for a typed input: JSON first (lists, dicts, dataclasses, models),
+    then the plain string (so ``--when 2024-01-01`` works for a datetime)."""
+
+    name = "json"
+
+    def __init__(self, tp: Any) -> None:
+        self.tp = tp
+        self.name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        if self.tp is inspect.Parameter.empty or self.tp is Any:
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                return value
+        from pydantic import TypeAdapter, ValidationError
+
+        adapter = TypeAdapter(self.tp)
+        try:
+            return adapter.validate_json(value)
+        except ValidationError as first:
+            try:
+                return adapter.validate_python(value)
+            except ValidationError:
+                errors = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in first.errors()[:3]
+                )
+                self.fail(f"{value!r} is not a valid {self.name} ({errors})", param, ctx)
+
+
+def _param_for(name: str, tp: Any, default: Any) -> click.Option:
+    required = default is inspect.Parameter.empty
+    decls = [f"--{name}"]
+    if "_" in name:
+        decls.append(f"--{name.replace('_', '-')}")
+    kwargs: dict[str, Any] = {"required": required, "show_default": not required}
+    if not required:
+        kwargs["default"] = default
+    if tp is bool:
+        flag = "/".join([f"--{name}", f"--no-{name}"])
+        extra = [f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}"] if "_" in name else []
+        return click.Option([flag, *extra, name], **kwargs)
+    if tp is int:
+        kwargs["type"] = click.INT
+    elif tp is float:
+        kwargs["type"] = click.FLOAT
+    elif tp is str:
+        kwargs["type"] = click.STRING
+    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+        kwargs["type"] = click.Choice([str(m.value) for m in tp])
+        if not required and isinstance(default, enum.Enum):
+            kwargs["default"] = str(default.value)
+    else:
+        kwargs["type"] = JsonValue(tp)
+        if not required and default is not None and not isinstance(default, str | int | float | bool):
+            kwargs["show_default"] = False
+    return click.Option([*decls, name], **kwargs)
+
+
+def _coerce_enums(task: Any, values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    for name, (tp, _) in task.interface.inputs.items():
+        if isinstance(tp, type) and issubclass(tp, enum.Enum) and isinstance(out.get(name), str):
+            out[name] = next(m for m in tp if str(m.value) == out[name])
+    return out
+
+
+def _print_outputs(run: Any, output_format: str) -> None:
+    from rich.console import Console
+    from rich.pretty import Pretty
+
+    named = run.outputs().named()
+    if output_format == "json":
+        from pydantic import TypeAdapter
+
+        payload = {"run": run.name, "phase": run.phase, "outputs": TypeAdapter(Any).dump_python(named, mode="json")}
+        click.echo(json.dumps(payload, default=repr))
+        return
+    console = Console(highlight=False)
+    console.print(f"[green]Run {run.name} {run.phase.lower()}[/green] ({run.url})")
+    if len(named) == 1:
+        console.print(Pretty(next(iter(named.values()))))
+    else:
+        for key, value in named.items():
+            console.print(f"{key}: ", Pretty(value), end="\n")
+
+
+def _task_command(file: Path, attr: str, task: Any) -> click.Command:
+    try:
+        inputs = task.interface.inputs
+    except Exception as e:
+        raise click.UsageError(f"cannot read the inputs of {task.name}: {e}") from e
+    params = [_param_for(name, tp, default) for name, (tp, default) in inputs.items()]
+
+    @click.pass_context
+    def callback(ctx: click.Context, **values: Any) -> None:
+        opts: RunOptions = ctx.find_object(RunOptions)  # type: ignore[assignment]
+        import flyte
+        from flyte.cli._get import config_from_context
+
+        values = _coerce_enums(task, values)
+        cfg = config_from_context(ctx)
+        mode = "local"
+        if not opts.local:
+            if cfg.endpoint:
+                raise click.UsageError(
+                    f"running on {cfg.endpoint} needs the remote controller, which this build does not include yet; "
+                    "use --local"
+                )
+            click.echo("No endpoint configured: running in this process (as with --local).", err=True)
+        flyte.init(
+            endpoint=None,
+            project=opts.project or cfg.project,
+            domain=opts.domain or cfg.domain,
+            org=cfg.org,
+            root_dir=opts.root_dir,
+        )
+        run = flyte.with_runcontext(
+            mode=mode,
+            name=opts.name,
+            project=opts.project,
+            domain=opts.domain,
+            overwrite_cache=opts.overwrite_cache,
+            copy_style=opts.copy_style,
+            raw_data_path=opts.raw_data_path,
+        ).run(task, **values)
+        root = ctx.find_root()
+        _print_outputs(run, getattr(root.obj, "output_format", "table"))
+
+    doc = (task.docs or "").strip().splitlines()
+    return click.RichCommand(
+        name=attr,
+        params=params,
+        callback=callback,
+        help=doc[0] if doc else f"Run {task.name}.",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+class _FileGroup(click.RichGroup):
+    """The tasks of one file."""
+
+    def __init__(self, path: Path, root_dir: Path | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.root_dir = root_dir
+        self._tasks: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._tasks is None:
+            self._tasks = tasks_in(load_module(self.path, self.root_dir))
+        return self._tasks
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._load())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        tasks = self._load()
+        task = tasks.get(cmd_name)
+        if task is None:
+            # Also accept the full task name, env.function.
+            task = next((t for t in tasks.values() if t.name == cmd_name), None)
+        if task is None:
+            available = ", ".join(sorted(tasks)) or "none"
+            raise click.UsageError(f"no task named {cmd_name!r} in {self.path.name} (tasks: {available})", ctx)
+        return _task_command(self.path, cmd_name, task)
+
+
+class _RunGroup(click.RichGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return []
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        path = Path(cmd_name)
+        if not path.exists():
+            raise click.BadParameter(f"no such file: {cmd_name}", ctx=ctx, param_hint="FILE")
+        if path.is_dir() or path.suffix != ".py":
+            raise click.BadParameter(f"{cmd_name} is not a Python file", ctx=ctx, param_hint="FILE")
+        opts = ctx.find_object(RunOptions)
+        return _FileGroup(
+            path,
+            opts.root_dir if opts else None,
+            name=cmd_name,
+            help=f"Tasks in {cmd_name}.",
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )
+
+
+@click.group(cls=_RunGroup, subcommand_metavar="FILE TASK [INPUTS]...")
+@click.option("--local", is_flag=True, help="Run in this process instead of on a backend.")
+@click.option("--name", help="Name of the run (default: generated).")
+@click.option("--project", "-p", help="Project to run in.")
+@click.option("--domain", "-d", help="Domain to run in.")
+@click.option(
+    "--copy-style",
+    type=click.Choice(["loaded_modules", "all", "none"]),
+    default="loaded_modules",
+    show_default=True,
+    help="Which source files travel with the run.",
+)
+@click.option("--root-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Source root.")
+@click.option("--follow", "-f", is_flag=True, help="Stream logs and wait for the run to finish.")
+@click.option("--overwrite-cache", is_flag=True, help="Re-run cached tasks and overwrite their cache entries.")
+@click.option("--raw-data-path", help="Where outputs are written.")
+@click.option("--image", "images", multiple=True, help="Image override, as [NAME=]URI.")
+@click.option("--service-account", help="Kubernetes service account for the run.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    local: bool,
+    name: str | None,
+    project: str | None,
+    domain: str | None,
+    copy_style: str,
+    root_dir: Path | None,
+    follow: bool,
+    overwrite_cache: bool,
+    raw_data_path: str | None,
+    images: tuple[str, ...],
+    service_account: str | None,
+) -> None:
+    """Run a task from a file: flyte run [--local] FILE TASK --input value ..."""
+    ctx.obj = RunOptions(
+        local=local,
+        name=name,
+        project=project,
+        domain=domain,
+        copy_style=copy_style,
+        root_dir=root_dir,
+        follow=follow,
+        overwrite_cache=overwrite_cache,
+        raw_data_path=raw_data_path,
+        images=images,
+        service_account=service_account,
+    )

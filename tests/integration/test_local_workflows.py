@@ -1,0 +1,453 @@
+"""Workflows run in local mode: calls, parallelism, errors, retries, timeouts, groups, traces."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+import flyte
+import flyte.errors
+
+env = flyte.TaskEnvironment(name="wf")
+calls: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+def bump(key: str) -> int:
+    with _lock:
+        calls[key] += 1
+        return calls[key]
+
+
+@pytest.fixture(autouse=True)
+def _reset_counters() -> None:
+    calls.clear()
+
+
+def local(task, *args, **kwargs):
+    return flyte.with_runcontext(mode="local").run(task, *args, **kwargs)
+
+
+# -- sync and async composition ------------------------------------------------------------
+
+
+@env.task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@env.task
+def double(x: int) -> int:
+    return x * 2
+
+
+@env.task
+def sync_main(x: int) -> str:
+    return f"Result: {double(inc(x))}"
+
+
+@env.task
+async def ainc(x: int) -> int:
+    return x + 1
+
+
+@env.task
+async def async_main(xs: list[int]) -> list[int]:
+    firsts = await asyncio.gather(*[ainc(x) for x in xs])
+    seconds = await asyncio.gather(*[double.aio(x) for x in firsts])
+    return list(seconds)
+
+
+def test_sync_tasks_call_sync_tasks() -> None:
+    run = local(sync_main, x=3)
+    assert run.result == "Result: 8"
+    assert run.outputs()[0] == "Result: 8"
+    assert run.phase == "SUCCEEDED"
+    assert run.name.startswith("r") and len(run.name) == 20
+    assert run.url.startswith("file://")
+
+
+def test_async_gather_and_aio() -> None:
+    assert local(async_main, xs=[1, 2, 3]).result == [4, 6, 8]
+
+
+def test_task_outside_a_run_is_the_plain_function() -> None:
+    assert inc(1) == 2
+    assert sync_main(3) == "Result: 8"
+    assert asyncio.run(ainc(1)) == 2
+    assert asyncio.run(double.aio(4)) == 8
+
+
+@env.task
+async def awaits_sync(x: int) -> int:
+    return await inc(x)  # type: ignore[misc]
+
+
+def test_awaiting_a_sync_task_names_aio() -> None:
+    with pytest.raises(TypeError, match=r"\.aio\(") as info:
+        local(awaits_sync, x=1)
+    assert "wf.inc" in str(info.value)
+
+
+@env.task
+async def calls_sync_directly(x: int) -> int:
+    return inc(x) + 1
+
+
+@env.task
+def sync_calls_async(x: int) -> int:
+    return ainc(x) * 10  # type: ignore[operator]
+
+
+def test_sync_task_called_from_async_code_and_async_task_from_sync_code() -> None:
+    assert local(calls_sync_directly, x=1).result == 3
+    assert local(sync_calls_async, x=1).result == 20
+
+
+@env.task
+async def completes_in_any_order(n: int) -> list[int]:
+    out = []
+    for fut in asyncio.as_completed([slow_echo(i) for i in range(n)]):
+        out.append(await fut)
+    return sorted(out)
+
+
+@env.task
+async def slow_echo(i: int) -> int:
+    await asyncio.sleep(random.random() / 100)
+    return i
+
+
+@env.task
+async def bounded(n: int, limit: int) -> int:
+    sem = asyncio.Semaphore(limit)
+    active = 0
+    peak = 0
+
+    async def one(i: int) -> int:
+        nonlocal active, peak
+        async with sem:
+            active += 1
+            peak = max(peak, active)
+            try:
+                return await slow_echo(i)
+            finally:
+                active -= 1
+
+    await asyncio.gather(*[one(i) for i in range(n)])
+    return peak
+
+
+def test_as_completed_and_semaphore() -> None:
+    assert local(completes_in_any_order, n=20).result == list(range(20))
+    assert local(bounded, n=30, limit=3).result <= 3
+
+
+def test_run_inside_a_running_event_loop() -> None:
+    async def notebook_cell() -> int:
+        return local(inc, x=41).result
+
+    assert asyncio.run(notebook_cell()) == 42
+
+
+# -- flyte.map ------------------------------------------------------------------------------
+
+
+@env.task
+def scale(x: int, factor: int) -> int:
+    time.sleep(random.random() / 200)
+    return x * factor
+
+
+@env.task
+def maps(n: int, factor: int) -> list[int]:
+    return list(flyte.map(functools.partial(scale, factor=factor), range(n), concurrency=4))
+
+
+@env.task
+def fails_on_odd(x: int) -> int:
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+@env.task
+def maps_with_errors(n: int) -> list[str]:
+    return [type(r).__name__ if isinstance(r, Exception) else str(r) for r in flyte.map(fails_on_odd, range(n), return_exceptions=True)]
+
+
+@env.task
+def returns_map_generator(n: int) -> list[int]:
+    return flyte.map(inc, range(n))  # type: ignore[return-value]
+
+
+@env.task
+async def async_maps(n: int) -> list[int]:
+    out = []
+    async for r in flyte.map.aio(ainc, range(n), concurrency=5):
+        out.append(r)
+    return out
+
+
+def test_map_preserves_order_and_accepts_partials() -> None:
+    assert local(maps, n=50, factor=3).result == [i * 3 for i in range(50)]
+
+
+def test_map_return_exceptions() -> None:
+    assert local(maps_with_errors, n=4).result == ["0", "ValueError", "2", "ValueError"]
+
+
+def test_map_without_return_exceptions_raises() -> None:
+    @env.task
+    def strict(n: int) -> list[int]:
+        return list(flyte.map(fails_on_odd, range(n)))
+
+    with pytest.raises(ValueError, match="odd 1"):
+        local(strict, n=3)
+
+
+def test_map_generator_as_list_output_and_map_aio() -> None:
+    assert local(returns_map_generator, n=5).result == [1, 2, 3, 4, 5]
+    assert local(async_maps, n=12).result == list(range(1, 13))
+
+
+def test_map_outside_a_run() -> None:
+    assert list(flyte.map(inc, [1, 2])) == [2, 3]
+
+
+# -- errors, retries, timeouts ----------------------------------------------------------------
+
+
+@env.task
+async def raises_value_error(msg: str) -> int:
+    raise ValueError(msg)
+
+
+@env.task
+async def catches(msg: str) -> str:
+    try:
+        await raises_value_error(msg)
+    except ValueError as e:
+        assert isinstance(e, flyte.errors.RuntimeUserError)
+        return f"caught: {e}"
+    return "not caught"
+
+
+@env.task
+async def catches_as_runtime_error(msg: str) -> str:
+    try:
+        await raises_value_error(msg)
+    except flyte.errors.RuntimeUserError as e:
+        return f"caught {type(e).__name__}: {e}"
+    return "not caught"
+
+
+def test_sub_task_exception_keeps_type_and_message() -> None:
+    assert local(catches, msg="bad input").result == "caught: bad input"
+    assert local(catches_as_runtime_error, msg="x").result == "caught ValueError: x"
+
+
+def test_failed_run_raises_in_caller() -> None:
+    with pytest.raises(ValueError, match="boom") as info:
+        local(raises_value_error, msg="boom")
+    assert isinstance(info.value, flyte.errors.RuntimeUserError)
+
+
+@env.task(retries=2)
+def flaky(key: str, fail_times: int) -> int:
+    n = bump(key)
+    if n <= fail_times:
+        raise RuntimeError(f"attempt {n} failed")
+    return n
+
+
+def test_retries_rerun_until_success() -> None:
+    run = local(flaky, key="a", fail_times=2)
+    assert run.result == 3
+    root = run.actions()[0]
+    assert root["attempts"] == 3 and root["phase"] == "SUCCEEDED"
+
+
+def test_retries_exhausted_raises_last_error() -> None:
+    with pytest.raises(RuntimeError, match="attempt 3 failed"):
+        local(flaky, key="b", fail_times=5)
+    assert calls["b"] == 3
+
+
+@env.task(timeout=0.2)
+async def sleeps_async(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "done"
+
+
+@env.task(timeout=0.2)
+def sleeps_sync(seconds: float) -> str:
+    time.sleep(seconds)
+    return "done"
+
+
+@env.task
+async def catches_timeout(seconds: float) -> str:
+    try:
+        return await sleeps_async(seconds)
+    except flyte.errors.TaskTimeoutError as e:
+        return f"timeout: {e}"
+
+
+def test_timeouts_are_enforced_locally() -> None:
+    assert local(sleeps_async, seconds=0.01).result == "done"
+    assert local(catches_timeout, seconds=5).result.startswith("timeout: wf.sleeps_async")
+    with pytest.raises(flyte.errors.TaskTimeoutError):
+        local(sleeps_sync, seconds=2)
+    assert local(sleeps_sync, seconds=0.01).result == "done"
+
+
+def test_timedelta_timeout_and_override() -> None:
+    from datetime import timedelta
+
+    t = sleeps_async.override(timeout=timedelta(seconds=5))
+    assert local(t, seconds=0.3).result == "done"
+    with pytest.raises(ValueError):
+        sleeps_async.override(timeout=-1)
+    with pytest.raises(TypeError, match="unexpected settings"):
+        sleeps_async.override(colour="red")
+
+
+def test_wrong_input_type_is_rejected_before_running() -> None:
+    with pytest.raises(TypeError, match="x") as info:
+        local(inc, x="three")
+    assert isinstance(info.value, flyte.errors.RuntimeDataValidationError)
+
+    @env.task
+    async def bad_caller() -> int:
+        return await ainc("nope")  # type: ignore[arg-type]
+
+    with pytest.raises(flyte.errors.RuntimeDataValidationError, match="x"):
+        local(bad_caller)
+
+
+def test_missing_argument_names_the_parameter() -> None:
+    with pytest.raises(TypeError, match="x"):
+        local(inc)
+
+
+# -- groups, context, traces, IDs ---------------------------------------------------------------
+
+
+@env.task
+async def who_am_i() -> str:
+    c = flyte.ctx()
+    assert c is not None
+    return f"{c.action.run_name}/{c.action.name}/{c.custom_context.get('team', '')}"
+
+
+@env.task
+async def grouped() -> list[str]:
+    with flyte.group("first"):
+        a = await who_am_i()
+    with flyte.group("second"):
+        b = await who_am_i()
+    with flyte.custom_context(team="data"):
+        c = await who_am_i()
+    return [a, b, c]
+
+
+def test_groups_give_distinct_actions_and_ctx_reports_them() -> None:
+    run = local(grouped)
+    a, b, c = run.result
+    assert a.split("/")[0] == run.name
+    assert a.split("/")[1] != b.split("/")[1]
+    assert c.endswith("/data")
+    groups = {act["group"] for act in run.actions() if act["task_name"] == "wf.who_am_i"}
+    assert groups == {"first", "second", None}
+
+
+def test_ctx_outside_task_is_none() -> None:
+    assert flyte.ctx() is None
+
+
+@flyte.trace
+async def traced_llm(prompt: str) -> str:
+    bump("llm")
+    return f"llm({prompt})"
+
+
+@flyte.trace
+def traced_sync(x: int) -> int:
+    return x * 100
+
+
+@env.task
+async def uses_traces(prompt: str) -> str:
+    out = await traced_llm(prompt)
+    return f"{out}+{traced_sync(2)}"
+
+
+def test_traces_run_inline_and_are_recorded() -> None:
+    run = local(uses_traces, prompt="hi")
+    assert run.result == "llm(hi)+200"
+    kinds = [(a["kind"], a["task_name"].rsplit(".", 1)[-1]) for a in run.actions()]
+    assert ("trace", "traced_llm") in kinds and ("trace", "traced_sync") in kinds
+    assert asyncio.run(traced_llm("direct")) == "llm(direct)"
+
+
+@env.task
+async def fan_out_same(n: int) -> int:
+    async def jitter(i: int) -> int:
+        await asyncio.sleep(random.random() / 100)
+        return await ainc(1)
+
+    await asyncio.gather(*[jitter(i) for i in range(n)])
+    return n
+
+
+def _child_names(run) -> list[str]:
+    return [a["name"] for a in run.actions() if a["parent"] is not None]
+
+
+def test_action_ids_are_stable_distinct_and_input_dependent() -> None:
+    r1 = local(async_main, xs=[1, 2, 3])
+    r2 = local(async_main, xs=[1, 2, 3])
+    r3 = local(async_main, xs=[1, 2, 4])
+    assert r1.name != r2.name
+    assert _child_names(r1) == _child_names(r2)
+    assert len(set(_child_names(r1))) == 6
+    assert set(_child_names(r1)) != set(_child_names(r3))
+
+
+def test_identical_calls_get_ids_independent_of_scheduling() -> None:
+    a = local(fan_out_same, n=15)
+    b = local(fan_out_same, n=15)
+    names_a, names_b = _child_names(a), _child_names(b)
+    assert len(set(names_a)) == 15
+    assert sorted(names_a) == sorted(names_b)
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+@env.task
+async def shift(p: Point, by: int) -> Point:
+    return Point(p.x + by, p.y + by)
+
+
+@env.task
+async def multi() -> tuple[int, str]:
+    return 1, "one"
+
+
+def test_dataclass_inputs_and_tuple_outputs() -> None:
+    assert local(shift, p=Point(1, 2), by=3).result == Point(4, 5)
+    run = local(multi)
+    assert run.result == (1, "one")
+    assert run.outputs()[1] == "one" and len(run.outputs()) == 2
