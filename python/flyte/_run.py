@@ -61,7 +61,8 @@ class Run:
     phase: str
     url: str
     _outputs: RunOutputs
-    _actions: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: The run's ledger; records are converted only when asked for (they can be many).
+    _ledger: Any = field(default=None, repr=False)
 
     def wait(self, quiet: bool = False) -> Run:
         """Waits for the run to finish (local runs are finished already)."""
@@ -82,7 +83,7 @@ class Run:
 
     def actions(self) -> list[dict[str, Any]]:
         """The record of every action of the run: name, parent, task, phase, attempts, timings."""
-        return list(self._actions)
+        return list(self._ledger.actions()) if self._ledger is not None else []
 
     def __repr__(self) -> str:
         return f"Run(name={self.name!r}, task={self.task_name!r}, phase={self.phase}, url={self.url!r})"
@@ -272,7 +273,7 @@ def _run_local(task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict
         phase=phase,
         url=run_dir.as_uri(),
         _outputs=RunOutputs(names, values),
-        _actions=lr.ledger.actions(),
+        _ledger=lr.ledger,
     )
 
 

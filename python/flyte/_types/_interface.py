@@ -137,7 +137,8 @@ class NativeInterface:
         self._defaults = {n: d for n, (_, d) in self.inputs.items() if d is not _EMPTY}
         self._positional_only = frozenset(positional_only)
         self._keyword_ok = frozenset(n for n in self._names if n not in self._positional_only)
-        self._max_positional = sum(1 for n in self._names if n not in set(keyword_only))
+        keyword_only = frozenset(keyword_only)
+        self._max_positional = sum(1 for n in self._names if n not in keyword_only)
 
         self._in_plan: list[tuple[str, _Converter, Any]] | None = None
         self._in_by_name: dict[str, _Converter] = {}
