@@ -9,7 +9,14 @@ import pytest
 def _isolated_flyte(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path_factory.mktemp("flyte-data")
     monkeypatch.setenv("FLYTE_DATA_DIR", str(data))
-    for var in ("FLYTE_CONFIG", "FLYTE_ENDPOINT", "FLYTE_PROJECT", "FLYTE_DOMAIN", "FLYTE_ORG", "FLYTE_INSECURE"):
+    for var in (
+        "FLYTE_CONFIG",
+        "FLYTE_ENDPOINT",
+        "FLYTE_PROJECT",
+        "FLYTE_DOMAIN",
+        "FLYTE_ORG",
+        "FLYTE_INSECURE",
+    ):
         monkeypatch.delenv(var, raising=False)
     import flyte._initialize as init
 

@@ -92,7 +92,11 @@ class _Mapper:
         group = group_name or f"map-{task.short_name}"
         gctx = c.with_group(group)
         workers = limit or _DEFAULT_THREADS
-        pool = None if task.is_async else concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="flyte-map")
+        pool = (
+            None
+            if task.is_async
+            else concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="flyte-map")
+        )
         window: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
 
         def start(items: tuple[Any, ...]) -> concurrent.futures.Future[Any]:

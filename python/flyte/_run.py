@@ -185,7 +185,9 @@ def local_store(data_dir: Path) -> Any:
         return store
 
 
-def _run_local(task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext) -> Run:
+def _run_local(
+    task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext
+) -> Run:
     from flyte._initialize import current_config, data_dir
     from flyte._local._controller import LocalRun
 
@@ -242,7 +244,9 @@ def _run_local(task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict
     finally:
         lr.close()
 
-    phase = "SUCCEEDED" if error is None else ("ABORTED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+    phase = (
+        "SUCCEEDED" if error is None else ("ABORTED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+    )
     if error is not None and getattr(error, "code", None) == "TaskTimeout":
         phase = "TIMED_OUT"
     lr.ledger.save(
@@ -277,7 +281,9 @@ def _run_local(task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict
     )
 
 
-def _write_summary(run_dir: Path, name: str, task_name: str, phase: str, started: float, values: tuple[Any, ...]) -> None:
+def _write_summary(
+    run_dir: Path, name: str, task_name: str, phase: str, started: float, values: tuple[Any, ...]
+) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "run": name,

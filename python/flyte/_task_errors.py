@@ -20,9 +20,11 @@ def _combined_class(cls: type[BaseException]) -> type[BaseException] | None:
         if cls in _combined:
             return _combined[cls]
         try:
-            new = type(cls.__name__, (cls, RuntimeUserError), {"__module__": cls.__module__, "code": cls.__name__})
+            new = type(
+                cls.__name__, (cls, RuntimeUserError), {"__module__": cls.__module__, "code": cls.__name__}
+            )
             new.__qualname__ = cls.__qualname__
-            new.__str__ = cls.__str__  # type: ignore[method-assign]
+            new.__str__ = cls.__str__  # type: ignore[method-assign,assignment]
         except TypeError:
             new = None
         _combined[cls] = new

@@ -54,7 +54,9 @@ class _TraceInfo:
 
 def _begin(info: _TraceInfo, c: _context.ActionContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     ledger = c.run.ledger
-    name, _ = ledger.submit(c.action_name, info.identity, info.inputs_bytes(args, kwargs), c.group, info.name, "trace")
+    name, _ = ledger.submit(
+        c.action_name, info.identity, info.inputs_bytes(args, kwargs), c.group, info.name, "trace"
+    )
     ledger.start_attempt(name)
     return name
 

@@ -150,7 +150,13 @@ fn base36_name(digest: &[u8; 32]) -> String {
 }
 
 /// Name of the `seq`-th identical call (0-based) to a task under `parent`.
-pub fn action_name(parent: &str, task_identity: &str, inputs_hash: &str, group: &str, seq: u32) -> String {
+pub fn action_name(
+    parent: &str,
+    task_identity: &str,
+    inputs_hash: &str,
+    group: &str,
+    seq: u32,
+) -> String {
     name_from_call(&call_digest(parent, task_identity, inputs_hash, group), seq)
 }
 
@@ -163,7 +169,13 @@ fn name_from_call(call: &[u8; 32], seq: u32) -> String {
 
 /// Cache key of a task call: independent of the run and of the call sequence, so that any
 /// later call with the same task version and inputs finds it.
-pub fn cache_key(task_name: &str, interface_hash: &str, version: &str, inputs_hash: &str, salt: &str) -> String {
+pub fn cache_key(
+    task_name: &str,
+    interface_hash: &str,
+    version: &str,
+    inputs_hash: &str,
+    salt: &str,
+) -> String {
     let mut h = Sha256::new();
     field(&mut h, b"flyte-cache-key/v1");
     field(&mut h, task_name.as_bytes());
@@ -175,7 +187,10 @@ pub fn cache_key(task_name: &str, interface_hash: &str, version: &str, inputs_ha
 }
 
 pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 #[derive(Default)]
@@ -210,7 +225,10 @@ pub struct Submission<'a> {
 
 impl Ledger {
     pub fn new(run_name: impl Into<String>) -> Self {
-        Ledger { run_name: run_name.into(), inner: Mutex::new(Inner::default()) }
+        Ledger {
+            run_name: run_name.into(),
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     pub fn run_name(&self) -> &str {
@@ -224,7 +242,13 @@ impl Ledger {
     }
 
     /// Derives the name of the next identical call, without recording anything.
-    pub fn derive(&self, parent: &str, task_identity: &str, inputs_hash: &str, group: Option<&str>) -> String {
+    pub fn derive(
+        &self,
+        parent: &str,
+        task_identity: &str,
+        inputs_hash: &str,
+        group: Option<&str>,
+    ) -> String {
         let call = call_digest(parent, task_identity, inputs_hash, group.unwrap_or(""));
         let mut inner = self.lock();
         let counter = inner.seq.entry(call).or_insert(0);
@@ -283,9 +307,16 @@ impl Ledger {
         ROOT_ACTION.to_string()
     }
 
-    fn with_record<T>(&self, name: &str, f: impl FnOnce(&mut ActionRecord) -> T) -> Result<T, LedgerError> {
+    fn with_record<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut ActionRecord) -> T,
+    ) -> Result<T, LedgerError> {
         let mut inner = self.lock();
-        let idx = *inner.index.get(name).ok_or_else(|| LedgerError::UnknownAction(name.to_string()))?;
+        let idx = *inner
+            .index
+            .get(name)
+            .ok_or_else(|| LedgerError::UnknownAction(name.to_string()))?;
         Ok(f(&mut inner.records[idx]))
     }
 
@@ -298,7 +329,13 @@ impl Ledger {
         })
     }
 
-    pub fn finish(&self, name: &str, phase: Phase, error: Option<String>, cache_hit: bool) -> Result<(), LedgerError> {
+    pub fn finish(
+        &self,
+        name: &str,
+        phase: Phase,
+        error: Option<String>,
+        cache_hit: bool,
+    ) -> Result<(), LedgerError> {
         self.with_record(name, |r| {
             r.phase = phase;
             r.error = error;
@@ -330,8 +367,20 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn sub<'a>(parent: &'a str, identity: &'a str, inputs: &'a str, group: Option<&'a str>) -> Submission<'a> {
-        Submission { parent, task_identity: identity, inputs_hash: inputs, group, task_name: "env.t", kind: ActionKind::Task }
+    fn sub<'a>(
+        parent: &'a str,
+        identity: &'a str,
+        inputs: &'a str,
+        group: Option<&'a str>,
+    ) -> Submission<'a> {
+        Submission {
+            parent,
+            task_identity: identity,
+            inputs_hash: inputs,
+            group,
+            task_name: "env.t",
+            kind: ActionKind::Task,
+        }
     }
 
     #[test]
@@ -340,7 +389,10 @@ mod tests {
         let b = Ledger::new("r2");
         for i in 0..50 {
             let inputs = format!("in{i}");
-            assert_eq!(a.derive("a0", "t", &inputs, None), b.derive("a0", "t", &inputs, None));
+            assert_eq!(
+                a.derive("a0", "t", &inputs, None),
+                b.derive("a0", "t", &inputs, None)
+            );
         }
     }
 
@@ -382,7 +434,10 @@ mod tests {
         assert_ne!(base, action_name("a0", "t", "i", "g", 0));
         assert_ne!(base, action_name("a0", "t", "i", "", 1));
         // Field boundaries are unambiguous.
-        assert_ne!(action_name("ab", "c", "i", "", 0), action_name("a", "bc", "i", "", 0));
+        assert_ne!(
+            action_name("ab", "c", "i", "", 0),
+            action_name("a", "bc", "i", "", 0)
+        );
     }
 
     #[test]
@@ -391,7 +446,9 @@ mod tests {
             let n = action_name("a0", "t", &i.to_string(), "", 0);
             assert_eq!(n.len(), ACTION_NAME_LEN);
             assert!(n.chars().next().unwrap().is_ascii_lowercase());
-            assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+            assert!(n
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         }
     }
 
@@ -412,7 +469,10 @@ mod tests {
         assert_eq!(r.parent.as_deref(), Some("a0"));
         assert!(r.ended_at.is_some());
         assert_eq!(l.len(), 2);
-        assert_eq!(l.finish("nope", Phase::Failed, None, false), Err(LedgerError::UnknownAction("nope".into())));
+        assert_eq!(
+            l.finish("nope", Phase::Failed, None, false),
+            Err(LedgerError::UnknownAction("nope".into()))
+        );
     }
 
     #[test]
@@ -421,12 +481,21 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let l = l.clone();
-                std::thread::spawn(move || (0..100).map(|_| l.derive("a0", "t", "i", None)).collect::<Vec<_>>())
+                std::thread::spawn(move || {
+                    (0..100)
+                        .map(|_| l.derive("a0", "t", "i", None))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        let mut all: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<String> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         all.sort();
-        let mut expected: Vec<String> = (0..800).map(|s| action_name("a0", "t", "i", "", s)).collect();
+        let mut expected: Vec<String> = (0..800)
+            .map(|s| action_name("a0", "t", "i", "", s))
+            .collect();
         expected.sort();
         assert_eq!(all, expected);
     }

@@ -14,7 +14,8 @@ fn parse_phase(phase: &str) -> PyResult<Phase> {
 }
 
 fn parse_kind(kind: &str) -> PyResult<ActionKind> {
-    ActionKind::parse(kind).ok_or_else(|| PyValueError::new_err(format!("unknown action kind '{kind}'")))
+    ActionKind::parse(kind)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown action kind '{kind}'")))
 }
 
 fn record_to_dict<'py>(py: Python<'py>, r: &ActionRecord) -> PyResult<Bound<'py, PyDict>> {
@@ -55,7 +56,9 @@ struct PyLedger {
 impl PyLedger {
     #[new]
     fn new(run_name: String) -> Self {
-        PyLedger { inner: Ledger::new(run_name) }
+        PyLedger {
+            inner: Ledger::new(run_name),
+        }
     }
 
     #[getter]
@@ -93,20 +96,37 @@ impl PyLedger {
 
     /// Starts a new attempt of an action; returns the attempt number (1-based).
     fn start_attempt(&self, name: &str) -> PyResult<u32> {
-        self.inner.start_attempt(name).map_err(|e| PyKeyError::new_err(e.to_string()))
+        self.inner
+            .start_attempt(name)
+            .map_err(|e| PyKeyError::new_err(e.to_string()))
     }
 
     #[pyo3(signature = (name, phase, error = None, cache_hit = false))]
-    fn finish(&self, name: &str, phase: &str, error: Option<String>, cache_hit: bool) -> PyResult<()> {
-        self.inner.finish(name, parse_phase(phase)?, error, cache_hit).map_err(|e| PyKeyError::new_err(e.to_string()))
+    fn finish(
+        &self,
+        name: &str,
+        phase: &str,
+        error: Option<String>,
+        cache_hit: bool,
+    ) -> PyResult<()> {
+        self.inner
+            .finish(name, parse_phase(phase)?, error, cache_hit)
+            .map_err(|e| PyKeyError::new_err(e.to_string()))
     }
 
     fn get<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        self.inner.get(name).map(|r| record_to_dict(py, &r)).transpose()
+        self.inner
+            .get(name)
+            .map(|r| record_to_dict(py, &r))
+            .transpose()
     }
 
     fn actions<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        self.inner.records().iter().map(|r| record_to_dict(py, r)).collect()
+        self.inner
+            .records()
+            .iter()
+            .map(|r| record_to_dict(py, r))
+            .collect()
     }
 
     fn __len__(&self) -> usize {
@@ -137,7 +157,8 @@ impl PyLedger {
             error,
         };
         let records = self.inner.records();
-        py.allow_threads(|| store.inner.save_run(&run, &records)).map_err(|e| PyOSError::new_err(e.to_string()))
+        py.allow_threads(|| store.inner.save_run(&run, &records))
+            .map_err(|e| PyOSError::new_err(e.to_string()))
     }
 }
 
@@ -155,7 +176,9 @@ fn os_err(e: crate::store::StoreError) -> PyErr {
 impl PyLocalStore {
     #[new]
     fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
-        let inner = py.allow_threads(|| LocalStore::open(&path)).map_err(os_err)?;
+        let inner = py
+            .allow_threads(|| LocalStore::open(&path))
+            .map_err(os_err)?;
         Ok(PyLocalStore { inner })
     }
 
@@ -165,36 +188,47 @@ impl PyLocalStore {
     }
 
     fn cache_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let value = py.allow_threads(|| self.inner.cache_get(key)).map_err(os_err)?;
+        let value = py
+            .allow_threads(|| self.inner.cache_get(key))
+            .map_err(os_err)?;
         Ok(value.map(|v| PyBytes::new(py, &v)))
     }
 
     fn cache_put(&self, py: Python<'_>, key: &str, task: &str, value: &[u8]) -> PyResult<()> {
-        py.allow_threads(|| self.inner.cache_put(key, task, value)).map_err(os_err)
+        py.allow_threads(|| self.inner.cache_put(key, task, value))
+            .map_err(os_err)
     }
 
     fn cache_delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
-        py.allow_threads(|| self.inner.cache_delete(key)).map_err(os_err)
+        py.allow_threads(|| self.inner.cache_delete(key))
+            .map_err(os_err)
     }
 
     #[pyo3(signature = (task = None))]
     fn cache_clear(&self, py: Python<'_>, task: Option<&str>) -> PyResult<usize> {
-        py.allow_threads(|| self.inner.cache_clear(task)).map_err(os_err)
+        py.allow_threads(|| self.inner.cache_clear(task))
+            .map_err(os_err)
     }
 
     #[pyo3(signature = (limit = 50))]
     fn list_runs<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let runs = py.allow_threads(|| self.inner.list_runs(limit)).map_err(os_err)?;
+        let runs = py
+            .allow_threads(|| self.inner.list_runs(limit))
+            .map_err(os_err)?;
         runs.iter().map(|r| run_to_dict(py, r)).collect()
     }
 
     fn get_run<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let run = py.allow_threads(|| self.inner.get_run(name)).map_err(os_err)?;
+        let run = py
+            .allow_threads(|| self.inner.get_run(name))
+            .map_err(os_err)?;
         run.map(|r| run_to_dict(py, &r)).transpose()
     }
 
     fn run_actions<'py>(&self, py: Python<'py>, run: &str) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let actions = py.allow_threads(|| self.inner.run_actions(run)).map_err(os_err)?;
+        let actions = py
+            .allow_threads(|| self.inner.run_actions(run))
+            .map_err(os_err)?;
         actions.iter().map(|r| record_to_dict(py, r)).collect()
     }
 }
@@ -202,14 +236,38 @@ impl PyLocalStore {
 /// Name of the `seq`-th identical call of a task under `parent` (see `Ledger.submit`).
 #[pyfunction]
 #[pyo3(signature = (parent, task_identity, inputs, group = None, seq = 0))]
-fn action_name(parent: &str, task_identity: &str, inputs: &[u8], group: Option<&str>, seq: u32) -> String {
-    ledger::action_name(parent, task_identity, &ledger::sha256_hex(inputs), group.unwrap_or(""), seq)
+fn action_name(
+    parent: &str,
+    task_identity: &str,
+    inputs: &[u8],
+    group: Option<&str>,
+    seq: u32,
+) -> String {
+    ledger::action_name(
+        parent,
+        task_identity,
+        &ledger::sha256_hex(inputs),
+        group.unwrap_or(""),
+        seq,
+    )
 }
 
 /// Cache key of a call, from the serialized inputs that take part in caching.
 #[pyfunction]
-fn cache_key(task_name: &str, interface_hash: &str, version: &str, inputs: &[u8], salt: &str) -> String {
-    ledger::cache_key(task_name, interface_hash, version, &ledger::sha256_hex(inputs), salt)
+fn cache_key(
+    task_name: &str,
+    interface_hash: &str,
+    version: &str,
+    inputs: &[u8],
+    salt: &str,
+) -> String {
+    ledger::cache_key(
+        task_name,
+        interface_hash,
+        version,
+        &ledger::sha256_hex(inputs),
+        salt,
+    )
 }
 
 #[pyfunction]

@@ -84,16 +84,27 @@ impl LocalStore {
         let shown = path.display().to_string();
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: shown.clone(), source })?;
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
             }
         }
-        let sqlite = |source| StoreError::Sqlite { path: shown.clone(), source };
+        let sqlite = |source| StoreError::Sqlite {
+            path: shown.clone(),
+            source,
+        };
         let conn = Connection::open(path).map_err(sqlite)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(sqlite)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
-        Ok(LocalStore { path: shown, conn: Mutex::new(conn) })
+        Ok(LocalStore {
+            path: shown,
+            conn: Mutex::new(conn),
+        })
     }
 
     pub fn path(&self) -> &str {
@@ -101,7 +112,10 @@ impl LocalStore {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: self.path.clone(), source }
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -110,7 +124,11 @@ impl LocalStore {
 
     pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.conn()
-            .query_row("SELECT value FROM cache WHERE key = ?1", params![key], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM cache WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -128,7 +146,10 @@ impl LocalStore {
     }
 
     pub fn cache_delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.conn().execute("DELETE FROM cache WHERE key = ?1", params![key]).map(|n| n > 0).map_err(|e| self.err(e))
+        self.conn()
+            .execute("DELETE FROM cache WHERE key = ?1", params![key])
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
     }
 
     /// Removes cached outputs, of one task or of all; returns how many were removed.
@@ -149,7 +170,15 @@ impl LocalStore {
         tx.execute(
             "INSERT OR REPLACE INTO runs (name, task, mode, phase, started_at, ended_at, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![run.name, run.task_name, run.mode, run.phase.as_str(), run.started_at, run.ended_at, run.error],
+            params![
+                run.name,
+                run.task_name,
+                run.mode,
+                run.phase.as_str(),
+                run.started_at,
+                run.ended_at,
+                run.error
+            ],
         )
         .map_err(|e| self.err(e))?;
         {
@@ -202,7 +231,9 @@ impl LocalStore {
                  ORDER BY started_at DESC LIMIT ?1",
             )
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![limit as i64], Self::run_from_row).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![limit as i64], Self::run_from_row)
+            .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
@@ -271,7 +302,10 @@ mod tests {
     fn cache_is_shared_between_connections() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        LocalStore::open(&path).unwrap().cache_put("k", "t", b"v").unwrap();
+        LocalStore::open(&path)
+            .unwrap()
+            .cache_put("k", "t", b"v")
+            .unwrap();
         let other = LocalStore::open(&path).unwrap();
         assert_eq!(other.cache_get("k").unwrap().as_deref(), Some(&b"v"[..]));
         other.cache_put("k2", "u", b"w").unwrap();
@@ -294,7 +328,9 @@ mod tests {
             kind: ActionKind::Task,
         });
         ledger.start_attempt(&child).unwrap();
-        ledger.finish(&child, Phase::Failed, Some("boom".into()), false).unwrap();
+        ledger
+            .finish(&child, Phase::Failed, Some("boom".into()), false)
+            .unwrap();
         let run = RunRecord {
             name: "r1".into(),
             task_name: "env.main".into(),
@@ -318,7 +354,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
-        let err = LocalStore::open(file.join("state.db")).err().expect("must fail");
+        let err = LocalStore::open(file.join("state.db"))
+            .err()
+            .expect("must fail");
         assert!(err.to_string().contains("state.db"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ import pytest
 import rich_click as click
 import yaml
 from click.testing import CliRunner, Result
+
 from flyte.cli._create import create
 from flyte.cli._get import get
 from flyte.errors import ConfigError

@@ -96,7 +96,18 @@ def test_run_local_parses_typed_inputs(wf: Path) -> None:
 
 
 def test_run_bool_flags_enums_and_dataclasses(wf: Path) -> None:
-    out = run_cli("run", "--local", str(wf), "describe", "--cfg", '{"name": "a", "size": 3}', "--color", "blue", "--loud", cwd=wf.parent)
+    out = run_cli(
+        "run",
+        "--local",
+        str(wf),
+        "describe",
+        "--cfg",
+        '{"name": "a", "size": 3}',
+        "--color",
+        "blue",
+        "--loud",
+        cwd=wf.parent,
+    )
     assert out.returncode == 0, out.stderr
     assert "A:3:BLUE" in out.stdout
     out = run_cli("run", "--local", str(wf), "describe", "--cfg", '{"name": "b"}', "--no-loud", cwd=wf.parent)
@@ -154,7 +165,9 @@ def test_module_with_import_error_is_one_line(tmp_path: Path) -> None:
 
 
 def test_example_workflow_runs() -> None:
-    out = run_cli("run", "--local", str(REPO / "examples" / "hello.py"), "main", "--numbers", "[1,2,3]", cwd=REPO)
+    out = run_cli(
+        "run", "--local", str(REPO / "examples" / "hello.py"), "main", "--numbers", "[1,2,3]", cwd=REPO
+    )
     assert out.returncode == 0, out.stderr
     # calculate: 7, 9, 11 -> squares 49, 81, 121 -> mean 83.666...
     assert "83.66" in out.stdout

@@ -133,7 +133,9 @@ WORKFLOW = textwrap.dedent(
 
 def _run_script(path: Path, x: int, data_dir: Path) -> str:
     env_vars = {**os.environ, "FLYTE_DATA_DIR": str(data_dir)}
-    out = subprocess.run([sys.executable, str(path), str(x)], capture_output=True, text=True, env=env_vars, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(path), str(x)], capture_output=True, text=True, env=env_vars, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 

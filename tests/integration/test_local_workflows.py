@@ -180,7 +180,10 @@ def fails_on_odd(x: int) -> int:
 
 @env.task
 def maps_with_errors(n: int) -> list[str]:
-    return [type(r).__name__ if isinstance(r, Exception) else str(r) for r in flyte.map(fails_on_odd, range(n), return_exceptions=True)]
+    return [
+        type(r).__name__ if isinstance(r, Exception) else str(r)
+        for r in flyte.map(fails_on_odd, range(n), return_exceptions=True)
+    ]
 
 
 @env.task

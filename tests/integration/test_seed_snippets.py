@@ -19,7 +19,9 @@ import pytest
 HEADER = "import asyncio\nimport flyte\n"
 
 
-def run_snippet(tmp_path: Path, code: str, *, argv: list[str] | None = None, files: dict[str, str] | None = None) -> str:
+def run_snippet(
+    tmp_path: Path, code: str, *, argv: list[str] | None = None, files: dict[str, str] | None = None
+) -> str:
     script = tmp_path / "snippet.py"
     script.write_text(textwrap.dedent(code))
     for name, text in (files or {}).items():

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+
 from flyte._config import (
     Config,
     discover_config_path,

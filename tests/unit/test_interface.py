@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from flyte._types import FlytePickleWarning, NativeInterface, TypeEngine
-from flyte.errors import RuntimeDataValidationError
 from flyteidl2.core import types_pb2
 from flyteidl2.task import common_pb2
+
+from flyte._types import FlytePickleWarning, NativeInterface, TypeEngine
+from flyte.errors import RuntimeDataValidationError
 
 PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
 EMPTY = inspect.Parameter.empty

@@ -18,9 +18,10 @@ from typing import Annotated, Any, Literal, NamedTuple, NewType, Optional, Union
 import pydantic
 import pytest
 import typing_extensions
+from flyteidl2.core import literals_pb2, types_pb2
+
 from flyte._types import FlytePickleWarning, TypeEngine, TypeTransformer
 from flyte.errors import RuntimeDataValidationError
-from flyteidl2.core import literals_pb2, types_pb2
 
 PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
 

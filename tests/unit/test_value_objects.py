@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from flyte._cache import Cache, normalize_cache
 from flyte._resources import GPU, Resources, cpu_to_cores, parse_quantity, quantity_to_bytes
 from flyte._reusable import ReusePolicy

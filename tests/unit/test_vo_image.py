@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from flyte._image import (
     DEFAULT_IMAGE_NAME,
     DEFAULT_REGISTRY,

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from flyte._trigger import Cron, FixedRate, Trigger, TriggerTime
 
 NY = ZoneInfo("America/New_York")

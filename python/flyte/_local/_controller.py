@@ -113,10 +113,14 @@ class LocalRun:
     def call_sync(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Any:
         return self.execute_sync(self.prepare(task, parent, args, kwargs))
 
-    def call_sync_in_thread(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Any:
+    def call_sync_in_thread(
+        self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any
+    ) -> Any:
         return self.execute_sync_in_thread(self.prepare(task, parent, args, kwargs))
 
-    def call_blocking(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Any:
+    def call_blocking(
+        self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any
+    ) -> Any:
         """An async task called from sync code: run it on the run's loop and wait."""
         call = self.prepare(task, parent, args, kwargs)
         return self.submit_to_loop(self.execute_async(call)).result()
@@ -129,7 +133,9 @@ class LocalRun:
 
     async def execute_sync_in_thread(self, call: Call) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, contextvars.copy_context().run, self.execute_sync, call)
+        return await loop.run_in_executor(
+            self.executor, contextvars.copy_context().run, self.execute_sync, call
+        )
 
     # -- caching --------------------------------------------------------------------------
 
@@ -140,10 +146,14 @@ class LocalRun:
         data = call.inputs_bytes
         if cache.ignored_inputs:
             kept = type(call.inputs_pb)()
-            kept.literals.extend(lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs)
+            kept.literals.extend(
+                lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs
+            )
             data = kept.SerializeToString(deterministic=True)
         task = call.task
-        return _core.cache_key(task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or "")
+        return _core.cache_key(
+            task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or ""
+        )
 
     def _cache_lookup(self, call: Call, key: str | None) -> tuple[bool, Any]:
         if key is None or call.task.cache.behavior == "override" or self.overwrite_cache:
@@ -175,7 +185,9 @@ class LocalRun:
 
     def _child(self, call: Call, attempt: int) -> ActionContext:
         custom = call.parent.custom_context if call.parent is not None else self.custom_context
-        return ActionContext(run=self, action_name=call.name, task=call.task, attempt=attempt, custom_context=custom)
+        return ActionContext(
+            run=self, action_name=call.name, task=call.task, attempt=attempt, custom_context=custom
+        )
 
     def _failed(self, call: Call, err: BaseException) -> BaseException:
         phase = "TIMED_OUT" if isinstance(err, TaskTimeoutError) else "FAILED"
@@ -316,12 +328,19 @@ def _sync_with_timeout(func: Any, kwargs: dict[str, Any], child: ActionContext) 
         if fut.done():
             return fut.result()
         child.abandoned = True
-        raise TaskTimeoutError(message=f"{task.name} ({child.action_name}) timed out after {task.timeout:g}s") from None
+        raise TaskTimeoutError(
+            message=f"{task.name} ({child.action_name}) timed out after {task.timeout:g}s"
+        ) from None
 
 
 def _explain_await_error(e: Exception, child: ActionContext) -> Exception:
     """``await sync_task(...)`` fails inside Python with a generic message; name ``.aio()``."""
-    if isinstance(e, TypeError) and _AWAIT_ERROR in str(e) and child.last_sync_call and not isinstance(e, BaseRuntimeError):
+    if (
+        isinstance(e, TypeError)
+        and _AWAIT_ERROR in str(e)
+        and child.last_sync_call
+        and not isinstance(e, BaseRuntimeError)
+    ):
         short = child.last_sync_call.rsplit(".", 1)[-1]
         better = TypeError(
             f"{child.last_sync_call} is a sync task and cannot be awaited: call it without `await`, "

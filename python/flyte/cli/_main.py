@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import click as _click
 import rich_click as click
 
 from flyte._version import __version__
@@ -29,7 +30,7 @@ class _FlyteGroup(click.RichGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (_click.exceptions.Exit, _click.exceptions.Abort, _click.ClickException):
             raise
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
@@ -47,7 +48,9 @@ class _FlyteGroup(click.RichGroup):
 @click.group(cls=_FlyteGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="flyte")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Path to a config file.")
-@click.option("--endpoint", help="Endpoint of the Flyte backend, e.g. dns:///flyte.example.com or localhost:8090.")
+@click.option(
+    "--endpoint", help="Endpoint of the Flyte backend, e.g. dns:///flyte.example.com or localhost:8090."
+)
 @click.option("--insecure/--secure", default=None, help="Use a plaintext connection to the endpoint.")
 @click.option("--org", help="Organization.")
 @click.option("-v", "--verbose", count=True, help="Show more detail, including tracebacks (repeat for more).")

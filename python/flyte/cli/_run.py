@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import rich_click as click
 
@@ -107,7 +107,8 @@ class JsonValue(click.ParamType):
                 return adapter.validate_python(value)
             except ValidationError:
                 errors = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in first.errors()[:3]
+                    f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+                    for err in first.errors()[:3]
                 )
                 self.fail(f"{value!r} is not a valid {self.name} ({errors})", param, ctx)
 
@@ -157,7 +158,11 @@ def _print_outputs(run: Any, output_format: str) -> None:
     if output_format == "json":
         from pydantic import TypeAdapter
 
-        payload = {"run": run.name, "phase": run.phase, "outputs": TypeAdapter(Any).dump_python(named, mode="json")}
+        payload = {
+            "run": run.name,
+            "phase": run.phase,
+            "outputs": TypeAdapter(Any).dump_python(named, mode="json"),
+        }
         click.echo(json.dumps(payload, default=repr))
         return
     console = Console(highlight=False)
@@ -174,7 +179,7 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
         inputs = task.interface.inputs
     except Exception as e:
         raise click.UsageError(f"cannot read the inputs of {task.name}: {e}") from e
-    params = [_param_for(name, tp, default) for name, (tp, default) in inputs.items()]
+    params: list[click.Parameter] = [_param_for(name, tp, default) for name, (tp, default) in inputs.items()]
 
     @click.pass_context
     def callback(ctx: click.Context, **values: Any) -> None:
@@ -184,7 +189,7 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
 
         values = _coerce_enums(task, values)
         cfg = config_from_context(ctx)
-        mode = "local"
+        mode: Literal["local"] = "local"
         if not opts.local:
             if cfg.endpoint:
                 raise click.UsageError(
@@ -246,7 +251,9 @@ class _FileGroup(click.RichGroup):
             task = next((t for t in tasks.values() if t.name == cmd_name), None)
         if task is None:
             available = ", ".join(sorted(tasks)) or "none"
-            raise click.UsageError(f"no task named {cmd_name!r} in {self.path.name} (tasks: {available})", ctx)
+            raise click.UsageError(
+                f"no task named {cmd_name!r} in {self.path.name} (tasks: {available})", ctx
+            )
         return _task_command(self.path, cmd_name, task)
 
 
@@ -282,9 +289,13 @@ class _RunGroup(click.RichGroup):
     show_default=True,
     help="Which source files travel with the run.",
 )
-@click.option("--root-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Source root.")
+@click.option(
+    "--root-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Source root."
+)
 @click.option("--follow", "-f", is_flag=True, help="Stream logs and wait for the run to finish.")
-@click.option("--overwrite-cache", is_flag=True, help="Re-run cached tasks and overwrite their cache entries.")
+@click.option(
+    "--overwrite-cache", is_flag=True, help="Re-run cached tasks and overwrite their cache entries."
+)
 @click.option("--raw-data-path", help="Where outputs are written.")
 @click.option("--image", "images", multiple=True, help="Image override, as [NAME=]URI.")
 @click.option("--service-account", help="Kubernetes service account for the run.")

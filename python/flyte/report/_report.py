@@ -52,7 +52,8 @@ class Report:
         tabs = [t for t in self.tabs.values() if t.get_html()]
         nav = "".join(f'<a href="#tab-{i}">{html.escape(t.name)}</a> ' for i, t in enumerate(tabs))
         body = "".join(
-            f'<section id="tab-{i}"><h2>{html.escape(t.name)}</h2>\n{t.get_html()}\n</section>' for i, t in enumerate(tabs)
+            f'<section id="tab-{i}"><h2>{html.escape(t.name)}</h2>\n{t.get_html()}\n</section>'
+            for i, t in enumerate(tabs)
         )
         return (
             f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.name)}</title></head>"
