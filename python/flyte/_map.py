@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -75,6 +75,8 @@ class _Mapper:
             for items in zip(*iterables, strict=False):
                 try:
                     if task.is_async:
+                        import asyncio
+
                         yield asyncio.run(task.func(*pargs, *items, **pkwargs))
                     else:
                         yield task.func(*pargs, *items, **pkwargs)
@@ -83,7 +85,7 @@ class _Mapper:
                         raise
                     yield e
             return
-        if task.is_async and _loop_running_here():
+        if task.is_async and not c.run.in_sync_code(c):
             raise RuntimeError(
                 f"flyte.map over the async task {task.name} from async code would block the event loop; "
                 "use `async for r in flyte.map.aio(...)` instead"
@@ -98,6 +100,8 @@ class _Mapper:
             else concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="flyte-map")
         )
         window: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
+        loops = contextlib.ExitStack()
+        loop = loops.enter_context(run.blocking_loop()) if pool is None else None
 
         def start(items: tuple[Any, ...]) -> concurrent.futures.Future[Any]:
             try:
@@ -108,7 +112,9 @@ class _Mapper:
                 return f
             if pool is not None:
                 return pool.submit(contextvars.copy_context().run, run.execute_sync, call)
-            return run.submit_to_loop(run.execute_async(call))
+            import asyncio
+
+            return asyncio.run_coroutine_threadsafe(run.execute_async(call), loop)
 
         def take() -> Any:
             fut = window.popleft()
@@ -132,6 +138,7 @@ class _Mapper:
                 f.cancel()
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+            loops.close()
 
     async def aio(
         self,
@@ -142,6 +149,8 @@ class _Mapper:
         group_name: str | None = None,
     ) -> AsyncIterator[Any]:
         """Async form of ``flyte.map``: ``async for result in flyte.map.aio(task, items)``."""
+        import asyncio
+
         task, pargs, pkwargs = _unwrap(func)
         limit = _check_concurrency(concurrency)
         if not iterables:
@@ -181,14 +190,6 @@ class _Mapper:
             for fut in pending:
                 if not fut.done():
                     fut.cancel()
-
-
-def _loop_running_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 map = _Mapper()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from flyte._aio import loop_running_here as _loop_running_here
 from flyte._task import TaskTemplate
 from flyte.errors import InitializationError
 
@@ -209,6 +209,8 @@ def _run_local(
     started = time.time()
 
     def drive() -> Any:
+        import asyncio
+
         loop = asyncio.new_event_loop()
         try:
             return loop.run_until_complete(lr.execute_root(call))
@@ -294,11 +296,3 @@ def _write_summary(
         "outputs": [repr(v)[:1000] for v in values],
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-
-
-def _loop_running_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -8,7 +8,6 @@ and it runs (locally, or on a backend) with the task's retries, timeout and cach
 from __future__ import annotations
 
 import ast
-import asyncio
 import copy
 import functools
 import hashlib
@@ -20,6 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from flyte import _context
+from flyte._aio import running_loop as _running_loop
 from flyte._cache import Cache, normalize_cache
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class TaskTemplate(Generic[P, R]):
         if c is None:
             return self.func(*args, **kwargs)
         if self.is_async:
-            if _running_loop() is None:
+            if c.run.in_sync_code(c):
                 # A sync caller cannot await: run the async task to completion for it.
                 return c.run.call_blocking(self, c, args, kwargs)  # type: ignore[no-any-return]
             return c.run.call_async(self, c, args, kwargs)  # type: ignore[return-value]
@@ -260,13 +260,6 @@ def _load_task(module: str, qualname: str) -> TaskTemplate[Any, Any]:
     if not isinstance(obj, TaskTemplate):
         raise TypeError(f"{module}.{qualname} is not a task")
     return obj
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 async def _as_coroutine(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -154,3 +154,27 @@ def test_cache_persists_across_processes_and_follows_the_body(tmp_path: Path) ->
     # A changed body is a new version: a miss.
     script.write_text(WORKFLOW.replace("return x + 1", "return x + 1 + 0"))
     assert "EXECUTED" in _run_script(script, 1, data)
+
+
+serial_env = flyte.TaskEnvironment(name="serial_env")
+
+
+@serial_env.task(cache=flyte.Cache(behavior="auto", serialize=True))
+async def slow_serialized(x: int) -> int:
+    import asyncio
+
+    executions.append(f"slow_serialized({x})")
+    await asyncio.sleep(0.05)
+    return x
+
+
+@serial_env.task
+async def many_identical(n: int) -> list[int]:
+    import asyncio
+
+    return list(await asyncio.gather(*[slow_serialized(7) for _ in range(n)]))
+
+
+def test_serialize_runs_identical_concurrent_calls_once() -> None:
+    assert local(many_identical, n=5).result == [7] * 5
+    assert executions == ["slow_serialized(7)"]

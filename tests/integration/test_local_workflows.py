@@ -454,3 +454,30 @@ def test_dataclass_inputs_and_tuple_outputs() -> None:
     run = local(multi)
     assert run.result == (1, "one")
     assert run.outputs()[1] == "one" and len(run.outputs()) == 2
+
+
+@env.task
+def sync_mid(x: int) -> int:
+    # Runs inline on the loop thread when called directly from async code, yet calls an
+    # async task and maps over one.
+    return ainc(x) + sum(flyte.map(ainc, [x, x]))
+
+
+@env.task
+async def async_top(x: int) -> int:
+    return sync_mid(x) + await sync_mid.aio(x)
+
+
+def test_sync_task_inline_on_the_loop_can_call_async_tasks() -> None:
+    # sync_mid(1) = 2 + (2 + 2) = 6, twice
+    assert local(async_top, x=1).result == 12
+
+
+@env.task
+async def async_maps_sync_way(n: int) -> list[int]:
+    return list(flyte.map(ainc, range(n)))
+
+
+def test_sync_map_of_async_tasks_from_async_code_is_refused() -> None:
+    with pytest.raises(RuntimeError, match=r"flyte\.map\.aio"):
+        local(async_maps_sync_way, n=2)

@@ -12,12 +12,14 @@ import concurrent.futures
 import contextvars
 import logging
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyte import _core
+from flyte._aio import running_loop
 from flyte._context import ActionContext, _current
 from flyte._task_errors import as_user_error
 from flyte.errors import ActionAbortedError, BaseRuntimeError, TaskTimeoutError
@@ -121,15 +123,42 @@ class LocalRun:
     def call_blocking(
         self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any
     ) -> Any:
-        """An async task called from sync code: run it on the run's loop and wait."""
+        """An async task called from sync code: run it on an event loop and wait."""
         call = self.prepare(task, parent, args, kwargs)
-        return self.submit_to_loop(self.execute_async(call)).result()
+        with self.blocking_loop() as loop:
+            return asyncio.run_coroutine_threadsafe(self.execute_async(call), loop).result()
 
-    def submit_to_loop(self, coro: Any) -> concurrent.futures.Future[Any]:
-        if self.loop is None or not self.loop.is_running():
-            coro.close()
+    def in_sync_code(self, c: ActionContext) -> bool:
+        """Whether the code calling a task is synchronous (and so cannot await)."""
+        loop = running_loop()
+        if loop is None:
+            return True
+        # A sync task called directly from async code runs on the loop's own thread.
+        return c.task is not None and not c.task.is_async and loop is self.loop
+
+    @contextmanager
+    def blocking_loop(self) -> Iterator[asyncio.AbstractEventLoop]:
+        """A loop that sync code may block on while async work runs on it.
+
+        That is the run's loop, unless the sync code runs on the run's loop thread itself
+        (blocking it): then a private loop on a thread of its own, for as long as needed.
+        """
+        if self.loop is None:
             raise RuntimeError("the run's event loop is not running")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        if running_loop() is not self.loop:
+            yield self.loop
+            return
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=loop.run_forever, name=f"flyte-{self.name}-private-loop", daemon=True
+        )
+        thread.start()
+        try:
+            yield loop
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
 
     async def execute_sync_in_thread(self, call: Call) -> Any:
         loop = asyncio.get_running_loop()
@@ -349,7 +378,3 @@ def _explain_await_error(e: Exception, child: ActionContext) -> Exception:
         better.__traceback__ = e.__traceback__
         return better
     return e
-
-
-def now() -> float:
-    return time.time()
