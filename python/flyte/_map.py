@@ -114,6 +114,7 @@ class _Mapper:
                 return pool.submit(contextvars.copy_context().run, run.execute_sync, call)
             import asyncio
 
+            assert loop is not None
             return asyncio.run_coroutine_threadsafe(run.execute_async(call), loop)
 
         def take() -> Any:
