@@ -118,23 +118,31 @@ def _init() -> None:
     _silence_logging()
 
 
+def _single(value: Any) -> Any:
+    """The only element of a one-element sequence of outputs, else ``value``."""
+    if isinstance(value, (str, bytes, dict, list)):
+        return value
+    try:
+        if len(value) == 1:
+            return value[0]
+    except (TypeError, KeyError, IndexError):
+        pass
+    return value
+
+
 def _unwrap(result: Any) -> Any:
     """Turn whatever ``run`` returned into the task's native output.
 
-    Some implementations return the native value directly, others return a
-    ``Run``-like handle (``.outputs()`` giving a tuple of outputs).
+    Implementations may return the native value directly, or a ``Run``-like
+    handle whose ``.outputs()`` is a one-element sequence of outputs (a tuple
+    subclass in the reference, a ``Sequence`` in ours).
     """
     if isinstance(result, (int, float, str, list, dict)) or result is None:
         return result
     outputs = getattr(result, "outputs", None)
     if outputs is not None:
-        value = outputs() if callable(outputs) else outputs
-        if isinstance(value, tuple) and len(value) == 1:
-            return value[0]
-        return value
-    if isinstance(result, tuple) and len(result) == 1:
-        return result[0]
-    return result
+        return _single(outputs() if callable(outputs) else outputs)
+    return _single(result)
 
 
 def _peak_rss_mb() -> float:
