@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flyte._local._controller import LocalRun
+    from flyte._internal._runner import Runner
     from flyte._task import TaskTemplate
 
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class ActionContext:
     """The action whose code is running right now."""
 
-    run: LocalRun
+    run: Runner
     action_name: str
     task: TaskTemplate[Any, Any] | None
     attempt: int = 1

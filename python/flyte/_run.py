@@ -110,17 +110,30 @@ class _RunContext:
             raise TypeError(
                 f"flyte.run expects a task (a function decorated with @env.task), got {type(task).__name__}"
             )
+        import sys
+
         from flyte._initialize import current_config
 
+        runtime = sys.modules.get("flyte._runtime._execute")
+        if runtime is not None and getattr(runtime, "loading_user_code", False):
+            raise InitializationError(
+                message="flyte.run was called while an action process imported the module defining the task; "
+                "put the call under `if __name__ == '__main__':`"
+            )
         mode = self.mode
         if mode is None:
             mode = "remote" if current_config().endpoint else "local"
         if mode == "local":
             return _run_local(task, args, kwargs, self)
-        raise InitializationError(
-            message="remote runs need the controller, which is not available in this build yet; "
-            "use with_runcontext(mode='local') or `flyte run --local`"
-        )
+        cfg = current_config()
+        if not cfg.endpoint:
+            raise InitializationError(
+                message="mode='remote' needs an endpoint: flyte.init(endpoint=...) or a config file with "
+                "admin.endpoint (start one on this machine with `flyte start local`)"
+            )
+        from flyte._remote._submit import submit
+
+        return submit(task, args, kwargs, self, cfg)
 
 
 def with_runcontext(

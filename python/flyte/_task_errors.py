@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyte.errors import BaseRuntimeError, RuntimeUserError
+
+if TYPE_CHECKING:
+    from flyte._context import ActionContext
+
+_AWAIT_ERROR = "can't be used in 'await' expression"
 
 _combined: dict[type[BaseException], type[BaseException] | None] = {}
 _lock = threading.Lock()
@@ -58,3 +63,21 @@ def as_user_error(exc: BaseException, task_name: str, worker: str | None = None)
     new.__cause__ = exc.__cause__
     new.__context__ = exc.__context__
     return new  # type: ignore[no-any-return]
+
+
+def explain_await_error(e: Exception, child: ActionContext) -> Exception:
+    """``await sync_task(...)`` fails inside Python with a generic message; name ``.aio()``."""
+    if (
+        isinstance(e, TypeError)
+        and _AWAIT_ERROR in str(e)
+        and child.last_sync_call
+        and not isinstance(e, BaseRuntimeError)
+    ):
+        short = child.last_sync_call.rsplit(".", 1)[-1]
+        better = TypeError(
+            f"{child.last_sync_call} is a sync task and cannot be awaited: call it without `await`, "
+            f"or use `await {short}.aio(...)` to run it concurrently from async code"
+        )
+        better.__traceback__ = e.__traceback__
+        return better
+    return e

@@ -61,11 +61,8 @@ def _begin(info: _TraceInfo, c: _context.ActionContext, args: tuple[Any, ...], k
     return name
 
 
-def _end(c: _context.ActionContext, name: str, error: BaseException | None) -> None:
-    if error is None:
-        c.run.ledger.finish(name, "SUCCEEDED")
-    else:
-        c.run.ledger.finish(name, "FAILED", f"{type(error).__name__}: {error}")
+def _replayed(c: _context.ActionContext, name: str) -> None:
+    c.run.ledger.finish(name, "SUCCEEDED", None, True)
 
 
 def trace(func: F) -> F:
@@ -82,12 +79,16 @@ def trace(func: F) -> F:
             if c is None:
                 return await func(*args, **kwargs)
             name = _begin(info, c, args, kwargs)
+            found, value = await c.run.trace_replay(c, name, info)
+            if found:
+                _replayed(c, name)
+                return value
             try:
                 result = await func(*args, **kwargs)
-            except BaseException as e:
-                _end(c, name, e)
+            except Exception as e:
+                await c.run.trace_record(c, name, info, None, e)
                 raise
-            _end(c, name, None)
+            await c.run.trace_record(c, name, info, result, None)
             return result
 
         return async_wrapper  # type: ignore[return-value]
@@ -98,12 +99,16 @@ def trace(func: F) -> F:
         if c is None:
             return func(*args, **kwargs)
         name = _begin(info, c, args, kwargs)
+        found, value = c.run.trace_replay_sync(c, name, info)
+        if found:
+            _replayed(c, name)
+            return value
         try:
             result = func(*args, **kwargs)
-        except BaseException as e:
-            _end(c, name, e)
+        except Exception as e:
+            c.run.trace_record_sync(c, name, info, None, e)
             raise
-        _end(c, name, None)
+        c.run.trace_record_sync(c, name, info, result, None)
         return result
 
     return wrapper  # type: ignore[return-value]

@@ -88,13 +88,18 @@ def main(
 
 
 def _register() -> None:
+    from flyte.cli import _get_runs  # noqa: F401 - adds `get run|action|logs` to `get`
+    from flyte.cli._abort import abort
     from flyte.cli._create import create
     from flyte.cli._get import get
     from flyte.cli._run import run
+    from flyte.cli._start import start
 
     main.add_command(run)
     main.add_command(create)
     main.add_command(get)
+    main.add_command(start)
+    main.add_command(abort)
 
 
 _register()

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import rich_click as click
 
@@ -174,6 +174,33 @@ def _print_outputs(run: Any, output_format: str) -> None:
             console.print(f"{key}: ", Pretty(value), end="\n")
 
 
+def _follow_or_report(run: Any, follow: bool, output_format: str) -> None:
+    """Prints where the run is; with --follow streams its logs and waits for the result."""
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    err.print(f"Started run [bold]{run.name}[/bold] ({run.url})")
+    if not follow:
+        err.print(f"Follow it with: flyte get run {run.name}   |   flyte get logs {run.name}")
+        return
+    import threading
+
+    from flyte._remote._client import run_sync
+    from flyte.cli._get_runs import print_logs
+
+    def stream_logs() -> None:
+        try:
+            run_sync(print_logs(run._client, run._root()))
+        except Exception as e:  # noqa: BLE001 - logs are a convenience; the result still comes
+            err.print(f"[dim](logs unavailable: {e})[/dim]")
+
+    logs = threading.Thread(target=stream_logs, name="flyte-logs", daemon=True)
+    logs.start()
+    run.wait(on_phase=lambda phase: err.print(f"[dim]{run.name}: {phase}[/dim]"))
+    logs.join(timeout=5)
+    _print_outputs(run, output_format)
+
+
 def _task_command(file: Path, attr: str, task: Any) -> click.Command:
     try:
         inputs = task.interface.inputs
@@ -189,32 +216,37 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
 
         values = _coerce_enums(task, values)
         cfg = config_from_context(ctx)
-        mode: Literal["local"] = "local"
-        if not opts.local:
-            if cfg.endpoint:
-                raise click.UsageError(
-                    f"running on {cfg.endpoint} needs the remote controller, which this build does not include yet; "
-                    "use --local"
-                )
-            click.echo("No endpoint configured: running in this process (as with --local).", err=True)
+        root = ctx.find_root()
+        output_format = getattr(root.obj, "output_format", "table")
+        common: dict[str, Any] = {
+            "name": opts.name,
+            "project": opts.project,
+            "domain": opts.domain,
+            "overwrite_cache": opts.overwrite_cache,
+            "copy_style": opts.copy_style,
+            "raw_data_path": opts.raw_data_path,
+        }
+        if opts.local:
+            flyte.init(project=opts.project or cfg.project, domain=opts.domain or cfg.domain, org=cfg.org)
+            run = flyte.with_runcontext(mode="local", **common).run(task, **values)
+            _print_outputs(run, output_format)
+            return
+        endpoint, insecure = cfg.endpoint, cfg.insecure
+        if not endpoint:
+            from flyte._initialize import data_dir
+            from flyte._remote._local_backend import ensure_running
+
+            endpoint, insecure = ensure_running(data_dir()), True
         flyte.init(
-            endpoint=None,
+            endpoint=endpoint,
+            insecure=insecure,
             project=opts.project or cfg.project,
             domain=opts.domain or cfg.domain,
             org=cfg.org,
             root_dir=opts.root_dir,
         )
-        run = flyte.with_runcontext(
-            mode=mode,
-            name=opts.name,
-            project=opts.project,
-            domain=opts.domain,
-            overwrite_cache=opts.overwrite_cache,
-            copy_style=opts.copy_style,
-            raw_data_path=opts.raw_data_path,
-        ).run(task, **values)
-        root = ctx.find_root()
-        _print_outputs(run, getattr(root.obj, "output_format", "table"))
+        run = flyte.with_runcontext(mode="remote", **common).run(task, **values)
+        _follow_or_report(run, opts.follow, output_format)
 
     doc = (task.docs or "").strip().splitlines()
     return click.RichCommand(

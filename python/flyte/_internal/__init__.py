@@ -1,0 +1,1 @@
+"""Machinery shared by the execution modes (local, in an action process on a backend)."""

@@ -1,0 +1,188 @@
+"""What every mode does the same way: naming calls, entering sync/async code, threads.
+
+A run's Runner is what ``TaskTemplate.__call__`` talks to. Subclasses decide how a named,
+validated call is executed: in this process (local mode) or as an action on a backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flyte import _core
+from flyte._aio import running_loop
+from flyte._context import ActionContext
+from flyte.errors import ActionAbortedError
+
+if TYPE_CHECKING:
+    from flyte._task import TaskTemplate
+
+#: Threads for sync tasks started with ``.aio()`` (and the root, when it is sync). Nested
+#: sync tasks that block on children hold a thread each, so the pool is generous; threads
+#: are only created when needed.
+_MAX_SYNC_THREADS = 256
+
+
+@dataclass(slots=True)
+class Call:
+    """A prepared call: validated inputs and a name in the ledger."""
+
+    task: TaskTemplate[Any, Any]
+    parent: ActionContext | None
+    name: str
+    inputs_pb: Any
+    inputs_bytes: bytes
+
+
+class Runner:
+    """State of one run (or, on a backend, of one action's process)."""
+
+    mode = "local"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        run_dir: Path,
+        project: str | None = None,
+        domain: str | None = None,
+        org: str | None = None,
+        custom_context: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.project = project
+        self.domain = domain
+        self.org = org
+        self.custom_context = dict(custom_context or {})
+        self.run_dir = run_dir
+        self.ledger = _core.Ledger(name)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_MAX_SYNC_THREADS, thread_name_prefix=f"flyte-{name}"
+        )
+
+    # -- execution, by mode ---------------------------------------------------------------
+
+    async def execute_async(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    def execute_sync(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    # Traces: a traced call is named like a sub-action; a backend can hand back the result
+    # recorded before a crash (replay) and records new results. Sync variants exist so that
+    # sync code never has to block the loop these calls may need.
+
+    async def trace_replay(self, c: ActionContext, name: str, info: Any) -> tuple[bool, Any]:
+        """A result recorded for this traced call before a crash, if any."""
+        return False, None
+
+    def trace_replay_sync(self, c: ActionContext, name: str, info: Any) -> tuple[bool, Any]:
+        return False, None
+
+    async def trace_record(
+        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+    ) -> None:
+        self.trace_record_sync(c, name, info, result, error)
+
+    def trace_record_sync(
+        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+    ) -> None:
+        if error is None:
+            self.ledger.finish(name, "SUCCEEDED")
+        else:
+            self.ledger.finish(name, "FAILED", f"{type(error).__name__}: {error}")
+
+    # -- preparing calls ----------------------------------------------------------------
+
+    def prepare(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Call:
+        """Validates the inputs and names the action, in the caller's thread and order.
+
+        Naming happens here, at call time, so identical calls get their sequence numbers in
+        the order the caller made them, not in the order asyncio happens to run them.
+        """
+        if parent.abandoned:
+            raise ActionAbortedError(
+                message=f"{parent.task.name if parent.task else 'action'} {parent.action_name} was abandoned "
+                f"(its caller stopped waiting for it); it cannot start {task.name}"
+            )
+        iface = task.interface
+        inputs_pb = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+        data = inputs_pb.SerializeToString(deterministic=True)
+        name, _ = self.ledger.submit(parent.action_name, task.identity, data, parent.group, task.name)
+        return Call(task, parent, name, inputs_pb, data)
+
+    def prepare_root(self, task: TaskTemplate[Any, Any], args: Any, kwargs: Any) -> Call:
+        iface = task.interface
+        inputs_pb = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+        name = self.ledger.record_root(task.name)
+        return Call(task, None, name, inputs_pb, inputs_pb.SerializeToString(deterministic=True))
+
+    # -- entry points used by TaskTemplate ------------------------------------------------
+
+    def call_async(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Any:
+        return self.execute_async(self.prepare(task, parent, args, kwargs))
+
+    def call_sync(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Any:
+        return self.execute_sync(self.prepare(task, parent, args, kwargs))
+
+    def call_sync_in_thread(
+        self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any
+    ) -> Any:
+        return self.execute_sync_in_thread(self.prepare(task, parent, args, kwargs))
+
+    def call_blocking(
+        self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any
+    ) -> Any:
+        """An async task called from sync code: run it on an event loop and wait."""
+        call = self.prepare(task, parent, args, kwargs)
+        with self.blocking_loop() as loop:
+            return asyncio.run_coroutine_threadsafe(self.execute_async(call), loop).result()
+
+    def in_sync_code(self, c: ActionContext) -> bool:
+        """Whether the code calling a task is synchronous (and so cannot await)."""
+        loop = running_loop()
+        if loop is None:
+            return True
+        # A sync task called directly from async code runs on the loop's own thread.
+        return c.task is not None and not c.task.is_async and loop is self.loop
+
+    @contextmanager
+    def blocking_loop(self) -> Iterator[asyncio.AbstractEventLoop]:
+        """A loop that sync code may block on while async work runs on it.
+
+        That is the run's loop, unless the sync code runs on the run's loop thread itself
+        (blocking it): then a private loop on a thread of its own, for as long as needed.
+        """
+        if self.loop is None:
+            raise RuntimeError("the run's event loop is not running")
+        if running_loop() is not self.loop:
+            yield self.loop
+            return
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=loop.run_forever, name=f"flyte-{self.name}-private-loop", daemon=True
+        )
+        thread.start()
+        try:
+            yield loop
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+
+    async def execute_sync_in_thread(self, call: Call) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, contextvars.copy_context().run, self.execute_sync, call
+        )
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,177 @@
+"""A task as the backend sees it: a flyteidl2 ``TaskSpec``.
+
+The container's args are the runtime's command line (``python -m flyte._runtime ...``),
+with the placeholders a backend fills in per attempt ({{.input}}, {{.outputPrefix}}, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flyte._task import TaskTemplate
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    """Where a task's code comes from, as the runtime needs to find it."""
+
+    bundle_uri: str  # "" when the code is read in place (copy_style="none")
+    root: str  # directory on sys.path in place of a bundle ("" with a bundle)
+    version: str  # bundle digest (or a hash of the sources in place)
+
+
+def task_module(task: TaskTemplate[Any, Any]) -> tuple[str, str]:
+    """(module, qualname) under which the runtime can import ``task``."""
+    import sys
+
+    module = task.func.__module__
+    if module == "__main__":
+        # A script's tasks are imported by file name in action processes.
+        from pathlib import Path
+
+        main = sys.modules["__main__"]
+        file = getattr(main, "__file__", None)
+        if not file:
+            raise ValueError(
+                f"{task.name} is defined interactively; define it in a .py file to run it on a backend"
+            )
+        module = Path(file).stem
+    return module, task.func.__qualname__
+
+
+def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
+    module, qualname = task_module(task)
+    args = [
+        "--inputs",
+        "{{.input}}",
+        "--outputs-path",
+        "{{.outputPrefix}}",
+        "--raw-data-path",
+        "{{.rawOutputDataPrefix}}",
+        "--task",
+        f"{module}:{qualname}",
+        "--version",
+        code.version,
+    ]
+    if code.bundle_uri:
+        args += ["--bundle", code.bundle_uri]
+    if code.root:
+        args += ["--root", code.root]
+    return args
+
+
+def _image_uri(task: TaskTemplate[Any, Any]) -> str:
+    from flyte._image import Image
+
+    image = task.image
+    if isinstance(image, Image):
+        return image.uri
+    if isinstance(image, str) and image != "auto":
+        return image
+    return Image.from_debian_base().uri
+
+
+def _resources(task: TaskTemplate[Any, Any]) -> Any:
+    from flyteidl2.core import tasks_pb2
+
+    res = task.resources
+    out = tasks_pb2.Resources()
+    if res is None:
+        return out
+    names = tasks_pb2.Resources.ResourceName
+
+    def add(name: int, value: Any) -> None:
+        if value is None:
+            return
+        request, limit = value if isinstance(value, tuple) else (value, value)
+        if request is not None:
+            out.requests.add(name=name, value=str(request))
+        if limit is not None:
+            out.limits.add(name=name, value=str(limit))
+
+    add(names.CPU, res.cpu)
+    add(names.MEMORY, res.memory)
+    add(names.EPHEMERAL_STORAGE, res.disk)
+    gpus = res.gpu_count()
+    if gpus:
+        add(names.GPU, str(gpus))
+    return out
+
+
+def task_version(task: TaskTemplate[Any, Any], code: CodeRef) -> str:
+    return hashlib.sha256(f"{code.version}|{task.identity}".encode()).hexdigest()[:32]
+
+
+def task_spec(
+    task: TaskTemplate[Any, Any],
+    code: CodeRef,
+    *,
+    project: str | None,
+    domain: str | None,
+    org: str | None,
+) -> Any:
+    """The flyteidl2 ``task.TaskSpec`` of ``task``."""
+    from flyteidl2.core import identifier_pb2, literals_pb2, tasks_pb2
+    from flyteidl2.task import environment_pb2, task_definition_pb2
+
+    from flyte._version import __version__
+
+    iface = task.interface
+    metadata = tasks_pb2.TaskMetadata(
+        discoverable=task.cache.behavior != "disable",
+        discovery_version=task.cache_version if task.cache.behavior != "disable" else "",
+        cache_serializable=task.cache.serialize,
+        cache_ignore_input_vars=list(task.cache.ignored_inputs),
+        interruptible=bool(task.interruptible),
+        runtime=tasks_pb2.RuntimeMetadata(
+            type=tasks_pb2.RuntimeMetadata.RuntimeType.FLYTE_SDK, version=__version__, flavor="python"
+        ),
+        retries=literals_pb2.RetryStrategy(retries=task.retries),
+    )
+    if task.timeout is not None:
+        metadata.timeout.FromNanoseconds(int(task.timeout * 1e9))
+    if task.report:
+        metadata.generates_deck.value = True
+    container = tasks_pb2.Container(
+        image=_image_uri(task),
+        args=runtime_args(task, code),
+        resources=_resources(task),
+        env=[literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(task.env_vars.items())],
+    )
+    template = tasks_pb2.TaskTemplate(
+        id=identifier_pb2.Identifier(
+            resource_type=identifier_pb2.ResourceType.TASK,
+            project=project or "",
+            domain=domain or "",
+            org=org or "",
+            name=task.name,
+            version=task_version(task, code),
+        ),
+        type="python",
+        metadata=metadata,
+        interface=iface.to_typed_interface(),
+        container=container,
+    )
+    return task_definition_pb2.TaskSpec(
+        task_template=template,
+        default_inputs=iface.default_inputs(),
+        short_name=task.short_name,
+        environment=environment_pb2.Environment(name=task.env.name, description=task.env.description or ""),
+    )
+
+
+def task_identifier(
+    task: TaskTemplate[Any, Any], code: CodeRef, *, project: str | None, domain: str | None, org: str | None
+) -> Any:
+    from flyteidl2.task import task_definition_pb2
+
+    return task_definition_pb2.TaskIdentifier(
+        org=org or "",
+        project=project or "",
+        domain=domain or "",
+        name=task.name,
+        version=task_version(task, code),
+    )

@@ -1,0 +1,1 @@
+"""Running on a backend: inside action processes, and submitting runs to one."""

@@ -1,0 +1,257 @@
+"""Running inside an action's process on a backend (embedded or a cluster).
+
+Each sub-task call becomes a flyteidl2 ``Action`` submitted through the Rust controller,
+which enqueues it (idempotently: a re-executed parent re-derives the same names and so
+finds the children it already started) and waits for it to finish. Retries, timeouts and
+memory limits are the backend's job; this side only names, submits and decodes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flyte import _core
+from flyte._context import ActionContext
+from flyte._internal import _uris
+from flyte._internal._runner import Call, Runner
+from flyte._internal._serialize import CodeRef, task_identifier, task_spec
+from flyte._task_errors import as_user_error
+from flyte.errors import (
+    ActionAbortedError,
+    OOMError,
+    RuntimeSystemError,
+    RuntimeUserError,
+    TaskTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from flyte._task import TaskTemplate
+
+
+def error_from_update(task_name: str, phase_name: str, err: Any) -> BaseException:
+    """The exception a caller sees for a failed child, rebuilt from its ExecutionError."""
+    from flyteidl2.core import execution_pb2
+
+    code, message = err.code, err.message or f"{task_name} ended in phase {phase_name}"
+    if phase_name == "ACTION_PHASE_TIMED_OUT" or code == "TaskTimeout":
+        return TaskTimeoutError(message=message)
+    if code == "OOMKilled":
+        return OOMError(message=message)
+    if phase_name == "ACTION_PHASE_ABORTED":
+        return ActionAbortedError(message=message)
+    if err.kind == execution_pb2.ExecutionError.ErrorKind.SYSTEM:
+        return RuntimeSystemError(code or "SystemError", message)
+    if err.error_uri:
+        try:
+            import cloudpickle
+
+            exc = cloudpickle.loads(_uris.read_bytes(err.error_uri))
+            if isinstance(exc, BaseException):
+                return as_user_error(exc, task_name)
+        except Exception:  # noqa: BLE001 - the code and message below still say what happened
+            pass
+    return RuntimeUserError(code or "UserError", message)
+
+
+class ActionRunner(Runner):
+    """The runner of one action's process: its sub-actions go to the backend."""
+
+    mode = "remote"
+
+    def __init__(
+        self,
+        run_name: str,
+        *,
+        action_name: str,
+        controller: Any,
+        run_output_base: str,
+        code: CodeRef,
+        run_dir: Path,
+        project: str | None,
+        domain: str | None,
+        org: str | None,
+    ) -> None:
+        super().__init__(run_name, run_dir=run_dir, project=project, domain=domain, org=org)
+        self.action_name = action_name
+        self.controller = controller
+        self.run_output_base = run_output_base
+        self.code = code
+        self._specs: dict[str, tuple[Any, Any]] = {}
+
+    # -- identities -----------------------------------------------------------------------
+
+    def action_id(self, name: str) -> Any:
+        from flyteidl2.common import identifier_pb2
+
+        return identifier_pb2.ActionIdentifier(
+            run=identifier_pb2.RunIdentifier(
+                org=self.org or "", project=self.project or "", domain=self.domain or "", name=self.name
+            ),
+            name=name,
+        )
+
+    def _spec(self, task: TaskTemplate[Any, Any]) -> tuple[Any, Any]:
+        cached = self._specs.get(task.name)
+        if cached is None:
+            kw = {"project": self.project, "domain": self.domain, "org": self.org}
+            cached = (task_identifier(task, self.code, **kw), task_spec(task, self.code, **kw))
+            self._specs[task.name] = cached
+        return cached
+
+    def _cache_key(self, call: Call) -> str | None:
+        cache = call.task.cache
+        if cache.behavior == "disable":
+            return None
+        data = call.inputs_bytes
+        if cache.ignored_inputs:
+            kept = type(call.inputs_pb)()
+            kept.literals.extend(
+                lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs
+            )
+            data = kept.SerializeToString(deterministic=True)
+        task = call.task
+        return _core.cache_key(
+            task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or ""
+        )
+
+    # -- sub-actions ----------------------------------------------------------------------
+
+    async def execute_async(self, call: Call) -> Any:
+        from flyteidl2.actions import actions_service_pb2
+        from flyteidl2.workflow import run_definition_pb2, state_service_pb2
+
+        task = call.task
+        parent = call.parent
+        assert parent is not None
+        input_uri = _uris.join(self.run_output_base, call.name, "inputs.pb")
+        if not _uris.exists(input_uri):
+            _uris.write_bytes(input_uri, call.inputs_bytes)
+        tid, spec = self._spec(task)
+        task_action = run_definition_pb2.TaskAction(id=tid, spec=spec)
+        key = self._cache_key(call)
+        if key is not None:
+            task_action.cache_key.value = key
+        action = actions_service_pb2.Action(
+            action_id=self.action_id(call.name),
+            parent_action_name=parent.action_name,
+            input_uri=input_uri,
+            run_output_base=self.run_output_base,
+            group=parent.group or "",
+            task=task_action,
+        )
+        self.ledger.start_attempt(call.name)
+        try:
+            raw = await self.controller.submit(action.SerializeToString())
+        except _core.ControllerError as e:
+            self.ledger.finish(call.name, "FAILED", str(e))
+            raise RuntimeSystemError(
+                e.code, f"submitting {task.name} ({call.name}) failed: {e.message}"
+            ) from None
+        update = state_service_pb2.ActionUpdate.FromString(raw)
+        return self._result(call, update)
+
+    def _result(self, call: Call, update: Any) -> Any:
+        from flyteidl2.common import phase_pb2
+        from flyteidl2.task import common_pb2
+
+        phase = phase_pb2.ActionPhase.Name(update.phase)
+        if update.phase == phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED:
+            outputs = common_pb2.Outputs.FromString(
+                _uris.read_bytes(_uris.join(update.output_uri, "outputs.pb"))
+            )
+            self.ledger.finish(call.name, "SUCCEEDED")
+            return call.task.interface.literals_to_outputs(outputs)
+        err = error_from_update(call.task.name, phase, update.error)
+        short = phase.removeprefix("ACTION_PHASE_")
+        self.ledger.finish(
+            call.name,
+            short if short in ("FAILED", "ABORTED", "TIMED_OUT") else "FAILED",
+            f"{type(err).__name__}: {err}",
+        )
+        return _raise(err)
+
+    def execute_sync(self, call: Call) -> Any:
+        import asyncio
+
+        with self.blocking_loop() as loop:
+            return asyncio.run_coroutine_threadsafe(self.execute_async(call), loop).result()
+
+    async def execute_sync_in_thread(self, call: Call) -> Any:
+        # Nothing runs here: the child is another process, so no thread is needed.
+        return await self.execute_async(call)
+
+    # -- traces ---------------------------------------------------------------------------
+
+    async def trace_replay(self, c: ActionContext, name: str, info: Any) -> tuple[bool, Any]:
+        from flyteidl2.common import phase_pb2
+        from flyteidl2.task import common_pb2
+        from flyteidl2.workflow import state_service_pb2
+
+        raw = await self.controller.get(self.action_id(name).SerializeToString(), c.action_name)
+        if raw is None:
+            return False, None
+        update = state_service_pb2.ActionUpdate.FromString(raw)
+        if update.phase != phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED:
+            return False, None
+        outputs = common_pb2.Outputs.FromString(_uris.read_bytes(_uris.join(update.output_uri, "outputs.pb")))
+        return True, info.interface.literals_to_outputs(outputs)
+
+    def trace_replay_sync(self, c: ActionContext, name: str, info: Any) -> tuple[bool, Any]:
+        import asyncio
+
+        with self.blocking_loop() as loop:
+            return asyncio.run_coroutine_threadsafe(self.trace_replay(c, name, info), loop).result()
+
+    async def trace_record(
+        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+    ) -> None:
+        from flyteidl2.actions import actions_service_pb2
+        from flyteidl2.common import phase_pb2
+        from flyteidl2.task import common_pb2, task_definition_pb2
+        from flyteidl2.workflow import run_definition_pb2
+
+        super().trace_record_sync(c, name, info, result, error)
+        prefix = _uris.join(self.run_output_base, name, "trace") + "/"
+        phase = phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED
+        if error is None:
+            try:
+                outputs = info.interface.outputs_to_literals(result, info.name)
+            except Exception:  # noqa: BLE001 - an unrecordable result just is not replayed
+                return
+            _uris.write_bytes(prefix + "outputs.pb", outputs.SerializeToString())
+        else:
+            phase = phase_pb2.ActionPhase.ACTION_PHASE_FAILED
+        trace = run_definition_pb2.TraceAction(
+            name=info.name,
+            phase=phase,
+            outputs=common_pb2.OutputReferences(output_uri=prefix),
+            spec=task_definition_pb2.TraceSpec(interface=info.interface.to_typed_interface()),
+        )
+        now = time.time()
+        trace.end_time.FromNanoseconds(int(now * 1e9))
+        action = actions_service_pb2.Action(
+            action_id=self.action_id(name),
+            parent_action_name=c.action_name,
+            run_output_base=self.run_output_base,
+            group=c.group or "",
+            trace=trace,
+        )
+        try:
+            await self.controller.enqueue(action.SerializeToString())
+        except _core.ControllerError:
+            # A trace that cannot be recorded only costs a re-run after a crash.
+            pass
+
+    def trace_record_sync(
+        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+    ) -> None:
+        import asyncio
+
+        with self.blocking_loop() as loop:
+            asyncio.run_coroutine_threadsafe(self.trace_record(c, name, info, result, error), loop).result()
+
+
+def _raise(err: BaseException) -> Any:
+    raise err

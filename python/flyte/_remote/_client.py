@@ -1,0 +1,158 @@
+"""Run-level calls to a backend (RunService, RunLogsService) over the Rust gRPC client.
+
+Messages are built and decoded here with the flyteidl2 ``_pb2`` modules; the Rust side
+only moves bytes, so every call speaks the real protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
+
+from flyte import _core
+from flyte.errors import ActionNotFoundError, InitializationError, RuntimeSystemError
+
+T = TypeVar("T")
+
+_RUNS = "/flyteidl2.workflow.RunService/"
+_LOGS = "/flyteidl2.workflow.RunLogsService/"
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Runs a coroutine to completion from sync code, even inside a running event loop."""
+    from flyte._aio import loop_running_here
+
+    if not loop_running_here():
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="flyte-client")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _translate(e: Exception, what: str) -> Exception:
+    code = getattr(e, "code", "")
+    message = getattr(e, "message", str(e))
+    if code == "NOT_FOUND":
+        return ActionNotFoundError(message=f"{what}: {message}")
+    if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+        return InitializationError(message=f"{what}: the backend is not reachable ({message})")
+    return RuntimeSystemError(code or "RpcError", f"{what}: {message}")
+
+
+class BackendClient:
+    """A connection to one backend endpoint."""
+
+    def __init__(self, endpoint: str, insecure: bool = False, api_key: str | None = None) -> None:
+        headers = [("authorization", f"Bearer {api_key}")] if api_key else []
+        self.endpoint = endpoint
+        self.insecure = insecure
+        self._rpc = _core.RpcClient(endpoint, insecure=insecure, headers=headers)
+
+    async def _unary(self, method: str, request: Any, response_type: Any, what: str) -> Any:
+        try:
+            raw = await self._rpc.unary(method, request.SerializeToString())
+        except _core.ControllerError as e:
+            raise _translate(e, what) from None
+        return response_type.FromString(raw)
+
+    async def _stream(self, method: str, request: Any, response_type: Any, what: str) -> AsyncIterator[Any]:
+        stream = self._rpc.stream(method, request.SerializeToString())
+        try:
+            async for raw in stream:
+                yield response_type.FromString(raw)
+        except _core.ControllerError as e:
+            raise _translate(e, what) from None
+        finally:
+            stream.cancel()
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def create_run(self, request: Any) -> Any:
+        from flyteidl2.workflow import run_service_pb2
+
+        resp = await self._unary(
+            _RUNS + "CreateRun", request, run_service_pb2.CreateRunResponse, "creating the run"
+        )
+        return resp.run
+
+    async def get_run_details(self, run_id: Any) -> Any:
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.GetRunDetailsRequest(run_id=run_id)
+        resp = await self._unary(
+            _RUNS + "GetRunDetails", req, run_service_pb2.GetRunDetailsResponse, f"run {run_id.name}"
+        )
+        return resp.details
+
+    def watch_run_details(self, run_id: Any) -> AsyncIterator[Any]:
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.WatchRunDetailsRequest(run_id=run_id)
+        return self._stream(
+            _RUNS + "WatchRunDetails", req, run_service_pb2.WatchRunDetailsResponse, f"run {run_id.name}"
+        )
+
+    async def get_action_details(self, action_id: Any) -> Any:
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.GetActionDetailsRequest(action_id=action_id)
+        what = f"action {action_id.name} of run {action_id.run.name}"
+        resp = await self._unary(
+            _RUNS + "GetActionDetails", req, run_service_pb2.GetActionDetailsResponse, what
+        )
+        return resp.details
+
+    async def get_action_data(self, action_id: Any) -> Any:
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.GetActionDataRequest(action_id=action_id)
+        what = f"data of action {action_id.name} of run {action_id.run.name}"
+        return await self._unary(_RUNS + "GetActionData", req, run_service_pb2.GetActionDataResponse, what)
+
+    async def list_runs(self, project_id: Any, limit: int = 50) -> list[Any]:
+        from flyteidl2.common import list_pb2
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.ListRunsRequest(
+            request=list_pb2.ListRequest(limit=limit), project_id=project_id
+        )
+        resp = await self._unary(_RUNS + "ListRuns", req, run_service_pb2.ListRunsResponse, "listing runs")
+        return list(resp.runs)
+
+    async def list_actions(self, run_id: Any, limit: int = 1000) -> list[Any]:
+        from flyteidl2.common import list_pb2
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.ListActionsRequest(request=list_pb2.ListRequest(limit=limit), run_id=run_id)
+        resp = await self._unary(
+            _RUNS + "ListActions", req, run_service_pb2.ListActionsResponse, f"actions of run {run_id.name}"
+        )
+        return list(resp.actions)
+
+    async def abort_run(self, run_id: Any, reason: str) -> None:
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.AbortRunRequest(run_id=run_id, reason=reason)
+        await self._unary(
+            _RUNS + "AbortRun", req, run_service_pb2.AbortRunResponse, f"aborting run {run_id.name}"
+        )
+
+    def tail_logs(self, action_id: Any, attempt: int = 0) -> AsyncIterator[Any]:
+        from flyteidl2.workflow import run_logs_service_pb2
+
+        req = run_logs_service_pb2.TailLogsRequest(action_id=action_id, attempt=attempt)
+        what = f"logs of action {action_id.name} of run {action_id.run.name}"
+        return self._stream(_LOGS + "TailLogs", req, run_logs_service_pb2.TailLogsResponse, what)

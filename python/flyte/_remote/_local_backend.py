@@ -1,0 +1,144 @@
+"""The embedded backend on this machine: starting it, finding it, serving it.
+
+One backend serves one data dir. While it runs it holds an exclusive lock on
+``<data dir>/backend.lock`` and advertises itself in ``<data dir>/backend.json``; a client
+that finds no live backend starts one in the background.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flyte.errors import InitializationError
+
+INFO = "backend.json"
+LOCK = "backend.lock"
+LOG = "backend.log"
+
+
+def runtime_command() -> list[str]:
+    """How the backend starts an action: this interpreter running the SDK's runtime."""
+    return [sys.executable, "-m", "flyte._runtime"]
+
+
+def read_info(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((data_dir / INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and "endpoint" in info else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reachable(endpoint: str, timeout: float = 0.5) -> bool:
+    host, _, port = endpoint.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def running_endpoint(data_dir: Path) -> str | None:
+    """The endpoint of the live backend of ``data_dir``, if there is one."""
+    info = read_info(data_dir)
+    if info is None or not _alive(int(info.get("pid", 0))):
+        return None
+    endpoint = str(info["endpoint"])
+    return endpoint if reachable(endpoint) else None
+
+
+def ensure_running(data_dir: Path, timeout: float = 60.0) -> str:
+    """The local backend's endpoint, starting the backend in the background if needed."""
+    endpoint = running_endpoint(data_dir)
+    if endpoint is not None:
+        return endpoint
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / LOG
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flyte.cli._main",
+                "start",
+                "local",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        endpoint = running_endpoint(data_dir)
+        if endpoint is not None:
+            return endpoint
+        code = proc.poll()
+        if code is not None:
+            # Lost a race with another starter: its backend is the one to use.
+            endpoint = running_endpoint(data_dir)
+            if endpoint is not None:
+                return endpoint
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise InitializationError(message=f"the local backend failed to start (exit {code}):\n{tail}")
+        time.sleep(0.05)
+    raise InitializationError(
+        message=f"the local backend did not start within {timeout:.0f}s; see {log_path}"
+    )
+
+
+def serve(data_dir: Path, host: str, port: int, max_parallel: int, announce: Any = print) -> None:
+    """Runs the backend in this process until interrupted (``flyte start local``)."""
+    from flyte import _core
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / LOCK, "a+")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        info = read_info(data_dir) or {}
+        raise InitializationError(
+            message=f"a backend is already running for {data_dir}"
+            + (f" at {info['endpoint']}" if "endpoint" in info else "")
+        ) from None
+    backend = _core.Backend(str(data_dir), runtime_command(), host, port, max_parallel)
+    info = {
+        "endpoint": backend.endpoint,
+        "pid": os.getpid(),
+        "data_dir": str(data_dir),
+        "started_at": time.time(),
+    }
+    tmp = data_dir / f".{INFO}.{os.getpid()}"
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, data_dir / INFO)
+    announce(backend.endpoint)
+    try:
+        backend.wait()
+    finally:
+        current = read_info(data_dir)
+        if current is not None and current.get("pid") == os.getpid():
+            (data_dir / INFO).unlink(missing_ok=True)
+        backend.shutdown()
+        lock.close()

@@ -1,0 +1,211 @@
+"""Starting a run on a backend and following it from the client side."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flyte._internal import _bundle, _uris
+from flyte._internal._serialize import CodeRef, task_module, task_spec
+from flyte._remote._client import BackendClient, run_sync
+from flyte._run import Run, RunOutputs
+from flyte.errors import RuntimeSystemError
+
+if TYPE_CHECKING:
+    from flyte._initialize import InitConfig
+    from flyte._run import _RunContext
+    from flyte._task import TaskTemplate
+
+_TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
+
+
+def phase_name(phase: int) -> str:
+    from flyteidl2.common import phase_pb2
+
+    return phase_pb2.ActionPhase.Name(phase).removeprefix("ACTION_PHASE_")
+
+
+def _code_root(task: TaskTemplate[Any, Any], root_dir: Path | None) -> Path:
+    if root_dir is not None:
+        return root_dir
+    module = sys.modules.get(task.func.__module__)
+    if module is None:
+        raise RuntimeError(f"module of {task.name} is not loaded")
+    if task.func.__module__ == "__main__":
+        return Path(module.__file__ or ".").resolve().parent
+    return _bundle.module_root(module)
+
+
+def prepare_code(
+    task: TaskTemplate[Any, Any], copy_style: str, root_dir: Path | None, data_dir: Path
+) -> CodeRef:
+    """Freezes the task's code for the run: a bundle under the data dir, or its place on disk."""
+    root = _code_root(task, root_dir)
+    bundle = _bundle.build(root, copy_style)  # type: ignore[arg-type]
+    if bundle is None:
+        import hashlib
+
+        module, _ = task_module(task)
+        return CodeRef(
+            bundle_uri="",
+            root=str(root),
+            version=hashlib.sha256(f"{root}|{module}".encode()).hexdigest()[:32],
+        )
+    path = data_dir / "bundles" / f"{bundle.digest}.tar.gz"
+    if not path.exists():
+        _uris.write_bytes(str(path), bundle.data)
+    return CodeRef(bundle_uri=path.resolve().as_uri(), root="", version=bundle.digest)
+
+
+class RemoteRun(Run):
+    """A run on a backend; ``wait()`` follows it until it finishes."""
+
+    def __init__(self, client: BackendClient, run_id: Any, task: TaskTemplate[Any, Any], url: str) -> None:
+        super().__init__(
+            name=run_id.name,
+            task_name=task.name,
+            mode="remote",
+            phase="QUEUED",
+            url=url,
+            _outputs=RunOutputs([], ()),
+        )
+        self._client = client
+        self._run_id = run_id
+        self._task = task
+        self._fetched = False
+        self._error: Any = None
+
+    def _root(self) -> Any:
+        from flyteidl2.common import identifier_pb2
+
+        return identifier_pb2.ActionIdentifier(run=self._run_id, name="a0")
+
+    def wait(self, quiet: bool = False, on_phase: Callable[[str], None] | None = None) -> Run:
+        """Waits until the run finishes; raises the run's error if it failed."""
+        run_sync(self._follow(on_phase))
+        self._raise_if_failed()
+        return self
+
+    async def _follow(self, on_phase: Callable[[str], None] | None) -> None:
+        last = None
+        while True:
+            try:
+                async for details in self._client.watch_run_details(self._run_id):
+                    status = details.action.status
+                    self.phase = phase_name(status.phase)
+                    if self.phase != last:
+                        last = self.phase
+                        if on_phase is not None:
+                            on_phase(self.phase)
+                    if self.phase in _TERMINAL:
+                        self._error = (
+                            details.action.error_info if details.action.HasField("error_info") else None
+                        )
+                        return
+            except RuntimeSystemError:
+                pass
+            # The stream ended early (backend restart): look again after a moment.
+            details = await self._client.get_run_details(self._run_id)
+            self.phase = phase_name(details.action.status.phase)
+            if self.phase in _TERMINAL:
+                self._error = details.action.error_info if details.action.HasField("error_info") else None
+                return
+            time.sleep(0.2)
+
+    def _raise_if_failed(self) -> None:
+        if self.phase == "SUCCEEDED":
+            return
+        from flyte._remote._action_runner import error_from_update
+
+        err = self._error
+        if err is None:
+            from flyteidl2.core import execution_pb2
+
+            err = execution_pb2.ExecutionError(message=f"run {self.name} ended {self.phase}")
+        else:
+            from flyteidl2.core import execution_pb2
+
+            err = execution_pb2.ExecutionError(code=err.code, message=err.message, kind=err.kind)
+        raise error_from_update(self._task.name, "ACTION_PHASE_" + self.phase, err)
+
+    def outputs(self) -> RunOutputs:
+        if not self._fetched:
+            if self.phase not in _TERMINAL:
+                self.wait()
+            self._raise_if_failed()
+            data = run_sync(self._client.get_action_data(self._root()))
+            iface = self._task.interface
+            value = iface.literals_to_outputs(data.outputs, self._task.name)
+            names = list(iface.outputs)
+            values: tuple[Any, ...] = () if not names else (value,) if len(names) == 1 else tuple(value)
+            self._outputs = RunOutputs(names, values)
+            self._fetched = True
+        return self._outputs
+
+    @property
+    def result(self) -> Any:
+        self.outputs()
+        return super().result
+
+    def actions(self) -> list[dict[str, Any]]:
+        actions = run_sync(self._client.list_actions(self._run_id))
+        return [
+            {
+                "name": a.id.name,
+                "parent": a.metadata.parent or None,
+                "group": a.metadata.group or None,
+                "phase": phase_name(a.status.phase),
+                "attempts": a.status.attempts,
+                "task_name": a.metadata.task.id.name
+                if a.metadata.HasField("task")
+                else a.metadata.trace.name,
+                "kind": "trace" if a.metadata.HasField("trace") else "task",
+            }
+            for a in actions
+        ]
+
+    def __repr__(self) -> str:
+        return f"RemoteRun(name={self.name!r}, task={self.task_name!r}, phase={self.phase}, url={self.url!r})"
+
+
+def submit(
+    task: TaskTemplate[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    rc: _RunContext,
+    cfg: InitConfig,
+) -> RemoteRun:
+    """Creates a run of ``task`` on the configured backend."""
+    from flyteidl2.common import identifier_pb2
+    from flyteidl2.task import run_pb2
+    from flyteidl2.workflow import run_service_pb2
+
+    from flyte._initialize import data_dir
+    from flyte._run import new_run_name
+
+    assert cfg.endpoint is not None
+    iface = task.interface
+    inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+    code = prepare_code(task, rc.copy_style, cfg.root_dir, data_dir())
+    project, domain, org = rc.project or cfg.project, rc.domain or cfg.domain, cfg.org
+    spec = task_spec(task, code, project=project, domain=domain, org=org)
+    run_id = identifier_pb2.RunIdentifier(
+        org=org or "", project=project or "", domain=domain or "", name=rc.name or new_run_name()
+    )
+    run_spec = run_pb2.RunSpec(overwrite_cache=rc.overwrite_cache)
+    for k, v in rc.env_vars.items():
+        run_spec.envs.values.add(key=k, value=v)
+    for k, v in rc.labels.items():
+        run_spec.labels.values[k] = v
+    for k, v in rc.annotations.items():
+        run_spec.annotations.values[k] = v
+    request = run_service_pb2.CreateRunRequest(
+        run_id=run_id, task_spec=spec, inputs=inputs, run_spec=run_spec
+    )
+    client = BackendClient(cfg.endpoint, insecure=cfg.insecure, api_key=cfg.api_key)
+    run = run_sync(client.create_run(request))
+    url = f"flyte://{cfg.endpoint}/runs/{run.action.id.run.name or run_id.name}"
+    return RemoteRun(client, run.action.id.run if run.action.id.run.name else run_id, task, url)

@@ -1,0 +1,55 @@
+"""Which backend a command talks to: the configured endpoint, else the local one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import rich_click as click
+
+from flyte.cli._get import config_from_context
+
+
+@dataclass
+class Target:
+    client: Any  # flyte._remote._client.BackendClient
+    project: str | None
+    domain: str | None
+    org: str | None
+
+    def run_id(self, name: str) -> Any:
+        from flyteidl2.common import identifier_pb2
+
+        return identifier_pb2.RunIdentifier(
+            org=self.org or "", project=self.project or "", domain=self.domain or "", name=name
+        )
+
+    def action_id(self, run: str, action: str) -> Any:
+        from flyteidl2.common import identifier_pb2
+
+        return identifier_pb2.ActionIdentifier(run=self.run_id(run), name=action)
+
+
+def resolve(
+    ctx: click.Context, project: str | None = None, domain: str | None = None, start: bool = False
+) -> Target:
+    """The configured endpoint; otherwise the local backend (started if ``start``)."""
+    from flyte._initialize import data_dir
+    from flyte._remote._client import BackendClient
+    from flyte._remote._local_backend import ensure_running, running_endpoint
+
+    cfg = config_from_context(ctx)
+    endpoint, insecure = cfg.endpoint, cfg.insecure
+    if not endpoint:
+        endpoint = ensure_running(data_dir()) if start else running_endpoint(data_dir())
+        insecure = True
+        if endpoint is None:
+            raise click.ClickException(
+                "no endpoint is configured and no local backend is running; start one with `flyte start local`"
+            )
+    return Target(
+        client=BackendClient(endpoint, insecure=insecure),
+        project=project or cfg.project,
+        domain=domain or cfg.domain,
+        org=cfg.org,
+    )

@@ -1,0 +1,185 @@
+"""``flyte get run|action|logs``: what a backend knows about runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import rich_click as click
+
+from flyte.cli._get import get
+
+
+def _fmt_time(ts: Any) -> str:
+    if not ts.seconds and not ts.nanos:
+        return ""
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(status: Any) -> str:
+    if status.duration_ms:
+        return f"{status.duration_ms / 1000:.1f}s"
+    return ""
+
+
+def _emit(ctx: click.Context, title: str, columns: list[str], rows: list[list[str]]) -> None:
+    fmt = getattr(ctx.find_root().obj, "output_format", "table")
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)
+
+
+def _task_name(action: Any) -> str:
+    meta = action.metadata
+    if meta.HasField("task"):
+        return str(meta.task.id.name)
+    if meta.HasField("trace"):
+        return f"{meta.trace.name} (trace)"
+    return ""
+
+
+@get.command("run")
+@click.argument("name", required=False)
+@click.option("--project", "-p")
+@click.option("--domain", "-d")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.pass_context
+def get_run(
+    ctx: click.Context, name: str | None, project: str | None, domain: str | None, limit: int
+) -> None:
+    """List recent runs, or show one run with its outputs or error."""
+    from flyteidl2.common import identifier_pb2
+
+    from flyte._remote._client import run_sync
+    from flyte._remote._submit import phase_name
+    from flyte.cli._backend import resolve
+
+    target = resolve(ctx, project, domain)
+    if name is None:
+        pid = identifier_pb2.ProjectIdentifier(
+            organization=target.org or "", domain=target.domain or "", name=target.project or ""
+        )
+        runs = run_sync(target.client.list_runs(pid, limit))
+        rows = [
+            [
+                r.action.id.run.name,
+                _task_name(r.action),
+                phase_name(r.action.status.phase),
+                _fmt_time(r.action.status.start_time),
+                _duration(r.action.status),
+            ]
+            for r in runs
+        ]
+        _emit(ctx, "Runs", ["run", "task", "phase", "started", "duration"], rows)
+        return
+    details = run_sync(target.client.get_run_details(target.run_id(name)))
+    action = details.action
+    rows = [
+        ["run", name],
+        ["task", _task_name(action)],
+        ["phase", phase_name(action.status.phase)],
+        ["started", _fmt_time(action.status.start_time)],
+        ["ended", _fmt_time(action.status.end_time)],
+        ["attempts", str(action.status.attempts)],
+    ]
+    if action.HasField("error_info") and action.error_info.message:
+        rows.append(["error", f"{action.error_info.code}: {action.error_info.message}".strip(": ")])
+    if phase_name(action.status.phase) == "SUCCEEDED":
+        data = run_sync(target.client.get_action_data(target.action_id(name, "a0")))
+        for lit in data.outputs.literals:
+            rows.append([f"output {lit.name}", _literal_text(lit.value)])
+    _emit(ctx, f"Run {name}", ["field", "value"], rows)
+
+
+def _literal_text(lit: Any) -> str:
+    from google.protobuf import text_format
+
+    text = text_format.MessageToString(lit, as_one_line=True)
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+@get.command("action")
+@click.argument("run")
+@click.argument("action", required=False)
+@click.option("--project", "-p")
+@click.option("--domain", "-d")
+@click.pass_context
+def get_action(
+    ctx: click.Context, run: str, action: str | None, project: str | None, domain: str | None
+) -> None:
+    """List the actions of a run, or show one of them."""
+    from flyte._remote._client import run_sync
+    from flyte._remote._submit import phase_name
+    from flyte.cli._backend import resolve
+
+    target = resolve(ctx, project, domain)
+    if action is None:
+        actions = run_sync(target.client.list_actions(target.run_id(run)))
+        rows = [
+            [
+                a.id.name,
+                a.metadata.parent,
+                _task_name(a),
+                a.metadata.group,
+                phase_name(a.status.phase),
+                str(a.status.attempts),
+                _duration(a.status),
+            ]
+            for a in actions
+        ]
+        _emit(
+            ctx,
+            f"Actions of {run}",
+            ["action", "parent", "task", "group", "phase", "attempts", "duration"],
+            rows,
+        )
+        return
+    d = run_sync(target.client.get_action_details(target.action_id(run, action)))
+    rows = [
+        ["action", action],
+        ["parent", d.metadata.parent],
+        ["task", _task_name(d)],
+        ["group", d.metadata.group],
+        ["phase", phase_name(d.status.phase)],
+        ["attempts", str(d.status.attempts)],
+        ["started", _fmt_time(d.status.start_time)],
+        ["ended", _fmt_time(d.status.end_time)],
+    ]
+    if d.HasField("error_info") and d.error_info.message:
+        rows.append(["error", d.error_info.message])
+    _emit(ctx, f"Action {action} of {run}", ["field", "value"], rows)
+
+
+@get.command("logs")
+@click.argument("run")
+@click.argument("action", default="a0")
+@click.option("--attempt", type=click.IntRange(0), default=0, help="Attempt number (0: the latest).")
+@click.option("--project", "-p")
+@click.option("--domain", "-d")
+@click.pass_context
+def get_logs(
+    ctx: click.Context, run: str, action: str, attempt: int, project: str | None, domain: str | None
+) -> None:
+    """Print the logs of an action (the run's root action by default); follows a running one."""
+    from flyte._remote._client import run_sync
+    from flyte.cli._backend import resolve
+
+    target = resolve(ctx, project, domain)
+    run_sync(print_logs(target.client, target.action_id(run, action), attempt))
+
+
+async def print_logs(client: Any, action_id: Any, attempt: int = 0) -> None:
+    async for resp in client.tail_logs(action_id, attempt):
+        for batch in resp.logs:
+            for line in batch.lines:
+                click.echo(line.message.rstrip("\n"))
