@@ -7,13 +7,12 @@ the embedded backend, or on a Flyte 2 cluster.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyte import errors, report
 from flyte._cache import Cache
 from flyte._context import TaskContext, ctx, custom_context, get_custom_context, group
 from flyte._environment import TaskEnvironment
-from flyte._image import Image
 from flyte._initialize import init, init_from_config
 from flyte._map import map
 from flyte._resources import GPU, Resources
@@ -24,6 +23,9 @@ from flyte._task import TaskTemplate
 from flyte._trace import trace
 from flyte._trigger import Cron, FixedRate, Trigger
 from flyte._version import __version__
+
+if TYPE_CHECKING:
+    from flyte._image import Image
 
 __all__ = [
     "GPU",
@@ -57,6 +59,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Heavier sub-packages load on first use, so `import flyte` stays fast.
+    if name == "Image":
+        from flyte._image import Image
+
+        return Image
     if name in ("io", "remote", "types"):
         import importlib
 

@@ -6,15 +6,17 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from flyte._cache import Cache, normalize_cache
-from flyte._image import Image
 from flyte._resources import Resources
 from flyte._reusable import ReusePolicy
 from flyte._secret import normalize_secrets
 from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES, TaskTemplate
 from flyte._trigger import Trigger
+
+if TYPE_CHECKING:
+    from flyte._image import Image
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,7 +65,7 @@ class TaskEnvironment:
             raise TypeError(
                 f"TaskEnvironment({self.name!r}): reusable must be flyte.ReusePolicy, got {type(self.reusable).__name__}"
             )
-        if self.image is not None and not isinstance(self.image, str | Image):
+        if self.image is not None and not isinstance(self.image, str) and not _is_image(self.image):
             raise TypeError(
                 f"TaskEnvironment({self.name!r}): image must be a URI string, 'auto' or flyte.Image, "
                 f"got {type(self.image).__name__}"
@@ -166,6 +168,13 @@ class TaskEnvironment:
         if _func is not None:
             return wrap(_func)
         return wrap
+
+
+def _is_image(value: Any) -> bool:
+    # An Image object means flyte._image is loaded already; don't import it for a string.
+    from flyte._image import Image
+
+    return isinstance(value, Image)
 
 
 def _check_trigger_inputs(t: TaskTemplate[Any, Any]) -> None:

@@ -171,14 +171,14 @@ class RemoteRun(Run):
         return f"RemoteRun(name={self.name!r}, task={self.task_name!r}, phase={self.phase}, url={self.url!r})"
 
 
-def submit(
+def create_run_request(
     task: TaskTemplate[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     rc: _RunContext,
     cfg: InitConfig,
-) -> RemoteRun:
-    """Creates a run of ``task`` on the configured backend."""
+) -> Any:
+    """The CreateRunRequest for a run of ``task``: inputs, frozen code, task spec."""
     from flyteidl2.common import identifier_pb2
     from flyteidl2.task import run_pb2
     from flyteidl2.workflow import run_service_pb2
@@ -186,7 +186,6 @@ def submit(
     from flyte._initialize import data_dir
     from flyte._run import new_run_name
 
-    assert cfg.endpoint is not None
     iface = task.interface
     inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
     code = prepare_code(task, rc.copy_style, cfg.root_dir, data_dir())
@@ -202,10 +201,20 @@ def submit(
         run_spec.labels.values[k] = v
     for k, v in rc.annotations.items():
         run_spec.annotations.values[k] = v
-    request = run_service_pb2.CreateRunRequest(
-        run_id=run_id, task_spec=spec, inputs=inputs, run_spec=run_spec
-    )
+    return run_service_pb2.CreateRunRequest(run_id=run_id, task_spec=spec, inputs=inputs, run_spec=run_spec)
+
+
+def submit(
+    task: TaskTemplate[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    rc: _RunContext,
+    cfg: InitConfig,
+) -> RemoteRun:
+    """Creates a run of ``task`` on the configured backend."""
+    assert cfg.endpoint is not None
+    request = create_run_request(task, args, kwargs, rc, cfg)
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, api_key=cfg.api_key)
     run = run_sync(client.create_run(request))
-    url = f"flyte://{cfg.endpoint}/runs/{run.action.id.run.name or run_id.name}"
-    return RemoteRun(client, run.action.id.run if run.action.id.run.name else run_id, task, url)
+    run_id = run.action.id.run if run.action.id.run.name else request.run_id
+    return RemoteRun(client, run_id, task, f"flyte://{cfg.endpoint}/runs/{run_id.name}")
