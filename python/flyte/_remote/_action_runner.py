@@ -52,7 +52,31 @@ def error_from_update(task_name: str, phase_name: str, err: Any) -> BaseExceptio
                 return as_user_error(exc, task_name)
         except Exception:  # noqa: BLE001 - the code and message below still say what happened
             pass
+    import builtins
+
+    builtin = getattr(builtins, code, None) if code else None
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        # Without the pickled original, a builtin type is still worth keeping for `except`.
+        try:
+            return as_user_error(builtin(message), task_name)
+        except Exception:  # noqa: BLE001 - exotic constructors: fall through
+            pass
     return RuntimeUserError(code or "UserError", message)
+
+
+def with_context(inputs: Any, custom_context: Any) -> Any:
+    """Inputs carrying the caller's custom context (flyteidl2 ``Inputs.context``).
+
+    The context travels with the inputs but is not part of the action's name: names are
+    derived from the inputs alone, before this is added.
+    """
+    if not custom_context:
+        return inputs
+    out = type(inputs)()
+    out.CopyFrom(inputs)
+    for k, v in sorted(custom_context.items()):
+        out.context.add(key=k, value=v)
+    return out
 
 
 class ActionRunner(Runner):
@@ -127,7 +151,9 @@ class ActionRunner(Runner):
         assert parent is not None
         input_uri = _uris.join(self.run_output_base, call.name, "inputs.pb")
         if not _uris.exists(input_uri):
-            _uris.write_bytes(input_uri, call.inputs_bytes)
+            _uris.write_bytes(
+                input_uri, with_context(call.inputs_pb, parent.custom_context).SerializeToString()
+            )
         tid, spec = self._spec(task)
         task_action = run_definition_pb2.TaskAction(id=tid, spec=spec)
         key = self._cache_key(call)

@@ -188,6 +188,8 @@ def create_run_request(
 
     iface = task.interface
     inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+    for k, v in sorted(rc.custom_context.items()):
+        inputs.context.add(key=k, value=v)
     code = prepare_code(task, rc.copy_style, cfg.root_dir, data_dir())
     project, domain, org = rc.project or cfg.project, rc.domain or cfg.domain, cfg.org
     spec = task_spec(task, code, project=project, domain=domain, org=org)

@@ -93,13 +93,14 @@ def _register() -> None:
     from flyte.cli._create import create
     from flyte.cli._get import get
     from flyte.cli._run import run
-    from flyte.cli._start import start
+    from flyte.cli._start import start, stop
 
     main.add_command(run)
     main.add_command(create)
     main.add_command(get)
     main.add_command(start)
     main.add_command(abort)
+    main.add_command(stop)
 
 
 _register()

@@ -42,3 +42,43 @@ def start_local(port: int, host: str, data_dir: Path | None, max_parallel: int) 
         click.echo(endpoint)
 
     serve(directory, host, port, max_parallel, announce=announce)
+
+
+@click.group()
+def stop() -> None:
+    """Stop services."""
+
+
+@stop.command("local")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="The backend's data dir.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for it to exit.")
+def stop_local(data_dir: Path | None, timeout: float) -> None:
+    """Stop the embedded backend of a data dir (started by `flyte start local` or `flyte run`)."""
+    import os
+    import signal
+    import time
+
+    from flyte._initialize import data_dir as default_data_dir
+    from flyte._remote._local_backend import read_info
+
+    directory = (data_dir or default_data_dir()).expanduser().resolve()
+    info = read_info(directory)
+    if info is None:
+        click.echo(f"No backend is running for {directory}.", err=True)
+        return
+    pid = int(info["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        click.echo(f"No backend is running for {directory} (stale record removed).", err=True)
+        (directory / "backend.json").unlink(missing_ok=True)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            click.echo(f"Stopped the backend at {info['endpoint']}.", err=True)
+            return
+        time.sleep(0.1)
+    raise click.ClickException(f"the backend (pid {pid}) did not stop within {timeout:.0f}s")

@@ -1,38 +1,33 @@
-"""Workflows run in local mode: calls, parallelism, errors, retries, timeouts, groups, traces."""
+"""Workflows in both modes (the `mode` fixture): calls, parallelism, errors, retries,
+timeouts, groups, traces. In "remote" mode every task runs in its own process on the
+embedded backend."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import random
-import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+from counters import bump, count
 
 import flyte
 import flyte.errors
 
 env = flyte.TaskEnvironment(name="wf")
-calls: Counter[str] = Counter()
-_lock = threading.Lock()
 
 
-def bump(key: str) -> int:
-    with _lock:
-        calls[key] += 1
-        return calls[key]
+@pytest.fixture
+def run(mode: str):
+    """Runs a task in the test's mode and waits for it (raising its error)."""
 
+    def go(task, *args, **kwargs):
+        r = flyte.with_runcontext(mode=mode).run(task, *args, **kwargs)
+        return r.wait()
 
-@pytest.fixture(autouse=True)
-def _reset_counters() -> None:
-    calls.clear()
-
-
-def local(task, *args, **kwargs):
-    return flyte.with_runcontext(mode="local").run(task, *args, **kwargs)
+    return go
 
 
 # -- sync and async composition ------------------------------------------------------------
@@ -65,17 +60,17 @@ async def async_main(xs: list[int]) -> list[int]:
     return list(seconds)
 
 
-def test_sync_tasks_call_sync_tasks() -> None:
-    run = local(sync_main, x=3)
-    assert run.result == "Result: 8"
-    assert run.outputs()[0] == "Result: 8"
-    assert run.phase == "SUCCEEDED"
-    assert run.name.startswith("r") and len(run.name) == 20
-    assert run.url.startswith("file://")
+def test_sync_tasks_call_sync_tasks(run, mode: str) -> None:
+    r = run(sync_main, x=3)
+    assert r.result == "Result: 8"
+    assert r.outputs()[0] == "Result: 8"
+    assert r.phase == "SUCCEEDED"
+    assert r.name.startswith("r") and len(r.name) == 20
+    assert r.url.startswith("file://" if mode == "local" else "flyte://")
 
 
-def test_async_gather_and_aio() -> None:
-    assert local(async_main, xs=[1, 2, 3]).result == [4, 6, 8]
+def test_async_gather_and_aio(run) -> None:
+    assert run(async_main, xs=[1, 2, 3]).result == [4, 6, 8]
 
 
 def test_task_outside_a_run_is_the_plain_function() -> None:
@@ -90,9 +85,9 @@ async def awaits_sync(x: int) -> int:
     return await inc(x)  # type: ignore[misc]
 
 
-def test_awaiting_a_sync_task_names_aio() -> None:
+def test_awaiting_a_sync_task_names_aio(run) -> None:
     with pytest.raises(TypeError, match=r"\.aio\(") as info:
-        local(awaits_sync, x=1)
+        run(awaits_sync, x=1)
     assert "wf.inc" in str(info.value)
 
 
@@ -106,9 +101,9 @@ def sync_calls_async(x: int) -> int:
     return ainc(x) * 10  # type: ignore[operator]
 
 
-def test_sync_task_called_from_async_code_and_async_task_from_sync_code() -> None:
-    assert local(calls_sync_directly, x=1).result == 3
-    assert local(sync_calls_async, x=1).result == 20
+def test_sync_task_called_from_async_code_and_async_task_from_sync_code(run) -> None:
+    assert run(calls_sync_directly, x=1).result == 3
+    assert run(sync_calls_async, x=1).result == 20
 
 
 @env.task
@@ -145,14 +140,14 @@ async def bounded(n: int, limit: int) -> int:
     return peak
 
 
-def test_as_completed_and_semaphore() -> None:
-    assert local(completes_in_any_order, n=20).result == list(range(20))
-    assert local(bounded, n=30, limit=3).result <= 3
+def test_as_completed_and_semaphore(run) -> None:
+    assert run(completes_in_any_order, n=20).result == list(range(20))
+    assert run(bounded, n=30, limit=3).result <= 3
 
 
-def test_run_inside_a_running_event_loop() -> None:
+def test_run_inside_a_running_event_loop(run) -> None:
     async def notebook_cell() -> int:
-        return local(inc, x=41).result
+        return run(inc, x=41).result
 
     assert asyncio.run(notebook_cell()) == 42
 
@@ -199,26 +194,27 @@ async def async_maps(n: int) -> list[int]:
     return out
 
 
-def test_map_preserves_order_and_accepts_partials() -> None:
-    assert local(maps, n=50, factor=3).result == [i * 3 for i in range(50)]
+def test_map_preserves_order_and_accepts_partials(run) -> None:
+    assert run(maps, n=50, factor=3).result == [i * 3 for i in range(50)]
 
 
-def test_map_return_exceptions() -> None:
-    assert local(maps_with_errors, n=4).result == ["0", "ValueError", "2", "ValueError"]
+def test_map_return_exceptions(run) -> None:
+    assert run(maps_with_errors, n=4).result == ["0", "ValueError", "2", "ValueError"]
 
 
-def test_map_without_return_exceptions_raises() -> None:
-    @env.task
-    def strict(n: int) -> list[int]:
-        return list(flyte.map(fails_on_odd, range(n)))
+@env.task
+def strict(n: int) -> list[int]:
+    return list(flyte.map(fails_on_odd, range(n)))
 
+
+def test_map_without_return_exceptions_raises(run) -> None:
     with pytest.raises(ValueError, match="odd 1"):
-        local(strict, n=3)
+        run(strict, n=3)
 
 
-def test_map_generator_as_list_output_and_map_aio() -> None:
-    assert local(returns_map_generator, n=5).result == [1, 2, 3, 4, 5]
-    assert local(async_maps, n=12).result == list(range(1, 13))
+def test_map_generator_as_list_output_and_map_aio(run) -> None:
+    assert run(returns_map_generator, n=5).result == [1, 2, 3, 4, 5]
+    assert run(async_maps, n=12).result == list(range(1, 13))
 
 
 def test_map_outside_a_run() -> None:
@@ -252,14 +248,14 @@ async def catches_as_runtime_error(msg: str) -> str:
     return "not caught"
 
 
-def test_sub_task_exception_keeps_type_and_message() -> None:
-    assert local(catches, msg="bad input").result == "caught: bad input"
-    assert local(catches_as_runtime_error, msg="x").result == "caught ValueError: x"
+def test_sub_task_exception_keeps_type_and_message(run) -> None:
+    assert run(catches, msg="bad input").result == "caught: bad input"
+    assert run(catches_as_runtime_error, msg="x").result == "caught ValueError: x"
 
 
-def test_failed_run_raises_in_caller() -> None:
+def test_failed_run_raises_in_caller(run) -> None:
     with pytest.raises(ValueError, match="boom") as info:
-        local(raises_value_error, msg="boom")
+        run(raises_value_error, msg="boom")
     assert isinstance(info.value, flyte.errors.RuntimeUserError)
 
 
@@ -271,26 +267,26 @@ def flaky(key: str, fail_times: int) -> int:
     return n
 
 
-def test_retries_rerun_until_success() -> None:
-    run = local(flaky, key="a", fail_times=2)
+def test_retries_rerun_until_success(run) -> None:
+    run = run(flaky, key="a", fail_times=2)
     assert run.result == 3
     root = run.actions()[0]
     assert root["attempts"] == 3 and root["phase"] == "SUCCEEDED"
 
 
-def test_retries_exhausted_raises_last_error() -> None:
+def test_retries_exhausted_raises_last_error(run) -> None:
     with pytest.raises(RuntimeError, match="attempt 3 failed"):
-        local(flaky, key="b", fail_times=5)
-    assert calls["b"] == 3
+        run(flaky, key="b", fail_times=5)
+    assert count("b") == 3
 
 
-@env.task(timeout=0.2)
+@env.task(timeout=3)
 async def sleeps_async(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "done"
 
 
-@env.task(timeout=0.2)
+@env.task(timeout=3)
 def sleeps_sync(seconds: float) -> str:
     time.sleep(seconds)
     return "done"
@@ -304,41 +300,43 @@ async def catches_timeout(seconds: float) -> str:
         return f"timeout: {e}"
 
 
-def test_timeouts_are_enforced_locally() -> None:
-    assert local(sleeps_async, seconds=0.01).result == "done"
-    assert local(catches_timeout, seconds=5).result.startswith("timeout: wf.sleeps_async")
+def test_timeouts_are_enforced(run) -> None:
+    assert run(sleeps_async, seconds=0.01).result == "done"
+    assert run(catches_timeout, seconds=30).result.startswith("timeout: ")
     with pytest.raises(flyte.errors.TaskTimeoutError):
-        local(sleeps_sync, seconds=2)
-    assert local(sleeps_sync, seconds=0.01).result == "done"
+        run(sleeps_sync, seconds=30)
+    assert run(sleeps_sync, seconds=0.01).result == "done"
 
 
-def test_timedelta_timeout_and_override() -> None:
+def test_timedelta_timeout_and_override(run) -> None:
     from datetime import timedelta
 
-    t = sleeps_async.override(timeout=timedelta(seconds=5))
-    assert local(t, seconds=0.3).result == "done"
+    t = sleeps_async.override(timeout=timedelta(seconds=60))
+    assert run(t, seconds=3.5).result == "done"
     with pytest.raises(ValueError):
         sleeps_async.override(timeout=-1)
     with pytest.raises(TypeError, match="unexpected settings"):
         sleeps_async.override(colour="red")
 
 
-def test_wrong_input_type_is_rejected_before_running() -> None:
+@env.task
+async def bad_caller() -> int:
+    return await ainc("nope")  # type: ignore[arg-type]
+
+
+def test_wrong_input_type_is_rejected_before_running(run, mode: str) -> None:
     with pytest.raises(TypeError, match="x") as info:
-        local(inc, x="three")
+        run(inc, x="three")
     assert isinstance(info.value, flyte.errors.RuntimeDataValidationError)
-
-    @env.task
-    async def bad_caller() -> int:
-        return await ainc("nope")  # type: ignore[arg-type]
-
-    with pytest.raises(flyte.errors.RuntimeDataValidationError, match="x"):
-        local(bad_caller)
+    # Inside a run the child's inputs are rejected in the parent, which fails with that error.
+    expected = flyte.errors.RuntimeDataValidationError if mode == "local" else flyte.errors.RuntimeUserError
+    with pytest.raises(expected, match="x"):
+        run(bad_caller)
 
 
-def test_missing_argument_names_the_parameter() -> None:
+def test_missing_argument_names_the_parameter(run) -> None:
     with pytest.raises(TypeError, match="x"):
-        local(inc)
+        run(inc)
 
 
 # -- groups, context, traces, IDs ---------------------------------------------------------------
@@ -362,8 +360,8 @@ async def grouped() -> list[str]:
     return [a, b, c]
 
 
-def test_groups_give_distinct_actions_and_ctx_reports_them() -> None:
-    run = local(grouped)
+def test_groups_give_distinct_actions_and_ctx_reports_them(run) -> None:
+    run = run(grouped)
     a, b, c = run.result
     assert a.split("/")[0] == run.name
     assert a.split("/")[1] != b.split("/")[1]
@@ -393,8 +391,8 @@ async def uses_traces(prompt: str) -> str:
     return f"{out}+{traced_sync(2)}"
 
 
-def test_traces_run_inline_and_are_recorded() -> None:
-    run = local(uses_traces, prompt="hi")
+def test_traces_run_inline_and_are_recorded(run) -> None:
+    run = run(uses_traces, prompt="hi")
     assert run.result == "llm(hi)+200"
     kinds = [(a["kind"], a["task_name"].rsplit(".", 1)[-1]) for a in run.actions()]
     assert ("trace", "traced_llm") in kinds and ("trace", "traced_sync") in kinds
@@ -415,19 +413,19 @@ def _child_names(run) -> list[str]:
     return [a["name"] for a in run.actions() if a["parent"] is not None]
 
 
-def test_action_ids_are_stable_distinct_and_input_dependent() -> None:
-    r1 = local(async_main, xs=[1, 2, 3])
-    r2 = local(async_main, xs=[1, 2, 3])
-    r3 = local(async_main, xs=[1, 2, 4])
+def test_action_ids_are_stable_distinct_and_input_dependent(run) -> None:
+    r1 = run(async_main, xs=[1, 2, 3])
+    r2 = run(async_main, xs=[1, 2, 3])
+    r3 = run(async_main, xs=[1, 2, 4])
     assert r1.name != r2.name
     assert _child_names(r1) == _child_names(r2)
     assert len(set(_child_names(r1))) == 6
     assert set(_child_names(r1)) != set(_child_names(r3))
 
 
-def test_identical_calls_get_ids_independent_of_scheduling() -> None:
-    a = local(fan_out_same, n=15)
-    b = local(fan_out_same, n=15)
+def test_identical_calls_get_ids_independent_of_scheduling(run) -> None:
+    a = run(fan_out_same, n=15)
+    b = run(fan_out_same, n=15)
     names_a, names_b = _child_names(a), _child_names(b)
     assert len(set(names_a)) == 15
     assert sorted(names_a) == sorted(names_b)
@@ -449,9 +447,9 @@ async def multi() -> tuple[int, str]:
     return 1, "one"
 
 
-def test_dataclass_inputs_and_tuple_outputs() -> None:
-    assert local(shift, p=Point(1, 2), by=3).result == Point(4, 5)
-    run = local(multi)
+def test_dataclass_inputs_and_tuple_outputs(run) -> None:
+    assert run(shift, p=Point(1, 2), by=3).result == Point(4, 5)
+    run = run(multi)
     assert run.result == (1, "one")
     assert run.outputs()[1] == "one" and len(run.outputs()) == 2
 
@@ -468,9 +466,9 @@ async def async_top(x: int) -> int:
     return sync_mid(x) + await sync_mid.aio(x)
 
 
-def test_sync_task_inline_on_the_loop_can_call_async_tasks() -> None:
+def test_sync_task_inline_on_the_loop_can_call_async_tasks(run) -> None:
     # sync_mid(1) = 2 + (2 + 2) = 6, twice
-    assert local(async_top, x=1).result == 12
+    assert run(async_top, x=1).result == 12
 
 
 @env.task
@@ -478,6 +476,6 @@ async def async_maps_sync_way(n: int) -> list[int]:
     return list(flyte.map(ainc, range(n)))
 
 
-def test_sync_map_of_async_tasks_from_async_code_is_refused() -> None:
+def test_sync_map_of_async_tasks_from_async_code_is_refused(run) -> None:
     with pytest.raises(RuntimeError, match=r"flyte\.map\.aio"):
-        local(async_maps_sync_way, n=2)
+        run(async_maps_sync_way, n=2)

@@ -1,0 +1,142 @@
+"""Embedded-backend benchmarks: per-action overhead, fan-out throughput, import time.
+
+    python benchmarks/backend/run.py [--chain 50] [--fanout 1000] [--max-parallel 8]
+
+Starts a backend on a temporary data dir (in this process: it serves from Rust threads),
+then times, through the public API:
+
+- chain: a parent calling N trivial sub-tasks one after another. Every action is a fresh
+  Python process, so total / (N + 1) is the per-action overhead (target <= 150 ms).
+- fanout: a parent gathering N trivial sub-tasks; N / total is the throughput
+  (target >= 20 actions/s on 2 cores).
+- import: `python -c "import flyte"`, best of 7 (target <= 120 ms), for this interpreter
+  and, when present, the reference implementation's virtualenv (benchmarks/.ref-venv).
+
+Numbers are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+WORKFLOW = """
+import asyncio
+import flyte
+
+env = flyte.TaskEnvironment(name="bench_backend")
+
+
+@env.task
+async def leaf(x: int) -> int:
+    return x + 1
+
+
+@env.task
+async def chain(n: int) -> int:
+    x = 0
+    for _ in range(n):
+        x = await leaf(x)
+    return x
+
+
+@env.task
+async def fanout(n: int) -> int:
+    return sum(await asyncio.gather(*[leaf(i) for i in range(n)]))
+"""
+
+
+def import_time(python: str, repeat: int = 7) -> float | None:
+    if not Path(python).exists():
+        return None
+    best = float("inf")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([python, "-c", "import flyte"], env=env, capture_output=True)  # warm .pyc files
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = subprocess.run([python, "-c", "import flyte"], env=env, capture_output=True)
+        elapsed = time.perf_counter() - t
+        if out.returncode != 0:
+            return None
+        best = min(best, elapsed)
+    return best
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--chain", type=int, default=50)
+    p.add_argument("--fanout", type=int, default=1000)
+    p.add_argument("--max-parallel", type=int, default=8)
+    args = p.parse_args()
+
+    import flyte
+    from flyte import _core
+
+    work = Path(tempfile.mkdtemp(prefix="flyte-bench-"))
+    os.environ["FLYTE_DATA_DIR"] = str(work / "client")
+    (work / "bench_backend_wf.py").write_text(WORKFLOW)
+    sys.path.insert(0, str(work))
+    import bench_backend_wf as wf  # type: ignore[import-not-found]
+
+    backend = _core.Backend(
+        str(work / "backend"),
+        [sys.executable, "-m", "flyte._runtime"],
+        port=0,
+        max_parallel=args.max_parallel,
+    )
+    flyte.init(endpoint=backend.endpoint, insecure=True)
+    rows: list[tuple[str, str, str]] = []
+    try:
+        t = time.perf_counter()
+        r = flyte.with_runcontext(mode="remote").run(wf.chain, n=args.chain)
+        assert r.result == args.chain, r.result
+        chain_s = time.perf_counter() - t
+        per_action = chain_s / (args.chain + 1)
+        rows.append(
+            (
+                "chain",
+                f"{args.chain} sequential sub-tasks: {chain_s:.2f} s",
+                f"{per_action * 1000:.0f} ms/action (target <= 150)",
+            )
+        )
+
+        t = time.perf_counter()
+        r = flyte.with_runcontext(mode="remote").run(wf.fanout, n=args.fanout)
+        assert r.result == args.fanout * (args.fanout + 1) // 2, r.result
+        fan_s = time.perf_counter() - t
+        rows.append(
+            (
+                "fanout",
+                f"{args.fanout} parallel sub-tasks: {fan_s:.2f} s",
+                f"{args.fanout / fan_s:.1f} actions/s (target >= 20)",
+            )
+        )
+    finally:
+        backend.shutdown()
+
+    ours = import_time(sys.executable)
+    ref = import_time(str(REPO / "benchmarks" / ".ref-venv" / "bin" / "python"))
+    imp = f"ours {ours * 1000:.0f} ms" if ours else "ours: failed"
+    imp += (
+        f", reference {ref * 1000:.0f} ms" if ref else ", reference: not installed (see benchmarks/README.md)"
+    )
+    rows.append(("import", "python -c 'import flyte', best of 7", imp + " (target <= 120)"))
+
+    width = max(len(r[1]) for r in rows)
+    print(f"{'benchmark':<8}  {'what':<{width}}  result")
+    for name, what, result in rows:
+        print(f"{name:<8}  {what:<{width}}  {result}")
+    print(f"(load average {os.getloadavg()[0]:.2f}, max_parallel {args.max_parallel}, {os.cpu_count()} cpus)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Workflow tests run in both modes: in-process (local) and on the embedded backend.
+
+The backend is started once per test session inside this process (it is Rust, serving
+from its own threads); every action it runs is a separate Python process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import flyte
+
+
+@pytest.fixture(scope="session")
+def backend_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from flyte import _core
+
+    data = tmp_path_factory.mktemp("backend")
+    backend = _core.Backend(str(data), [sys.executable, "-m", "flyte._runtime"], port=0, max_parallel=8)
+    try:
+        yield backend.endpoint
+    finally:
+        backend.shutdown()
+
+
+@pytest.fixture(params=["local", "remote"])
+def mode(request: pytest.FixtureRequest) -> str:
+    if request.param == "remote":
+        endpoint = request.getfixturevalue("backend_endpoint")
+        flyte.init(endpoint=endpoint, insecure=True)
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where `bump` keeps side-effect counters: files, so action processes can count too."""
+    directory = tmp_path / "counters"
+    directory.mkdir()
+    monkeypatch.setenv("FLYTE_TEST_COUNTERS", str(directory))
+    return directory
