@@ -2,9 +2,17 @@
 //!
 //! - [`ledger`]: deterministic action IDs and the per-run record of actions.
 //! - [`store`]: local state in SQLite (task cache, run records).
-//! - `python`: the pyo3 module `flyte._core`, a narrow bridge over the above.
+//! - [`client`]: channels, TLS and auth to a backend.
+//! - [`informer`] and [`controller`]: submitting actions and watching them finish.
+//! - [`rpc`]: any other flyteidl2 call, with serialized messages.
+//! - `python`: the pyo3 module `flyte._core`, a narrow bridge over the above (and over the
+//!   embedded backend of the `flyte-backend` crate).
 
+pub mod client;
+pub mod controller;
+pub mod informer;
 pub mod ledger;
+pub mod rpc;
 pub mod store;
 
 mod python;

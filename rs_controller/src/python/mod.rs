@@ -1,6 +1,11 @@
-//! The `flyte._core` Python module: a narrow bridge over the ledger and the store.
+//! The `flyte._core` Python module: a narrow bridge over the ledger, the store, the
+//! controller and the embedded backend. `flyte_core` below is its table of contents.
 //!
 //! Only plain values cross it (strings, bytes, numbers, dicts of those).
+
+mod aio;
+mod controller;
+mod rpc;
 
 use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -281,6 +286,9 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ROOT_ACTION", ledger::ROOT_ACTION)?;
     m.add_class::<PyLedger>()?;
     m.add_class::<PyLocalStore>()?;
+    aio::register(m)?;
+    controller::register(m)?;
+    rpc::register(m)?;
     m.add_function(wrap_pyfunction!(action_name, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_hex, m)?)?;

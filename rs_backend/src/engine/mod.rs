@@ -1,0 +1,89 @@
+//! The backend's shared state and the operations the RPCs perform on it.
+//!
+//! Every operation commits to the store first and only then tells the world (watchers through
+//! the broadcast channel, the scheduler through its wake-up), so nothing observed can be lost.
+
+mod abort;
+mod report;
+mod submit;
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
+use tonic::Status;
+
+use crate::config::BackendConfig;
+use crate::executor::Scheduler;
+use crate::layout::Layout;
+use crate::store::{ActionRecord, Store, StoreError};
+
+pub use report::StatusReport;
+pub use submit::{ActionRequest, ActionSpecRequest, RunInputs, RunRequest, ROOT_ACTION};
+
+/// How many changes a watcher may fall behind before it gets a fresh snapshot instead.
+pub(crate) const EVENT_BUFFER: usize = 4096;
+
+pub struct Engine {
+    pub config: BackendConfig,
+    pub layout: Layout,
+    pub store: Store,
+    /// Where action processes reach this backend ("127.0.0.1:PORT").
+    pub endpoint: String,
+    pub scheduler: Scheduler,
+    events: broadcast::Sender<Arc<ActionRecord>>,
+    stop: watch::Sender<bool>,
+    /// CreateRun checks for an existing run before writing its inputs file; serializing
+    /// creations keeps two racing requests from overwriting each other's inputs.
+    create_run_lock: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    pub fn new(config: BackendConfig, layout: Layout, store: Store, endpoint: String) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (stop, _) = watch::channel(false);
+        let scheduler = Scheduler::new(config.max_parallel);
+        Self {
+            config,
+            layout,
+            store,
+            endpoint,
+            scheduler,
+            events,
+            stop,
+            create_run_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Announces a committed change to watchers and lets the scheduler re-evaluate.
+    pub fn publish(&self, record: ActionRecord) -> Arc<ActionRecord> {
+        let record = Arc::new(record);
+        // No receivers is fine: nobody is watching.
+        let _ = self.events.send(record.clone());
+        self.scheduler.wake();
+        record
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ActionRecord>> {
+        self.events.subscribe()
+    }
+
+    /// Resolves once the backend starts stopping; streams end then.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    pub fn begin_stop(&self) {
+        self.stop.send_replace(true);
+        self.scheduler.wake();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// A store failure as the client sees it.
+pub fn internal(context: &str, err: StoreError) -> Status {
+    tracing::error!(%err, "{context}");
+    Status::internal(format!("{context}: {err}"))
+}

@@ -1,0 +1,271 @@
+//! Creating runs and enqueueing actions.
+
+use flyteidl2::flyteidl::common::ActionPhase;
+use flyteidl2::flyteidl::task::{Inputs, RunSpec};
+use flyteidl2::flyteidl::workflow::{TaskAction, TraceAction};
+use prost::Message;
+use tonic::Status;
+
+use super::{internal, Engine};
+use crate::clock::{now_ms, timestamp_ms};
+use crate::datafile::write_atomic;
+use crate::layout::{dir_uri, file_uri, uri_to_path};
+use crate::names::RunKey;
+use crate::phase;
+use crate::store::{ActionKind, ActionRecord, NewAction};
+
+/// Name of the root action of every run.
+pub const ROOT_ACTION: &str = "a0";
+
+/// A validated CreateRun.
+#[derive(Debug)]
+pub struct RunRequest {
+    pub run: RunKey,
+    pub task: TaskAction,
+    pub inputs: RunInputs,
+    pub run_spec: Option<RunSpec>,
+}
+
+#[derive(Debug)]
+pub enum RunInputs {
+    /// Written by the backend to `<run base>a0/inputs.pb`.
+    Inline(Inputs),
+    /// Already stored by the client at this URI.
+    Offloaded(String),
+}
+
+/// A validated Enqueue.
+#[derive(Debug)]
+pub struct ActionRequest {
+    pub run: RunKey,
+    pub name: String,
+    pub parent: String,
+    pub group: String,
+    pub input_uri: String,
+    /// A `file://` base URI, or None for the run's own base.
+    pub run_output_base: Option<String>,
+    pub spec: ActionSpecRequest,
+}
+
+#[derive(Debug)]
+pub enum ActionSpecRequest {
+    Task(Box<TaskAction>),
+    Trace(Box<TraceAction>),
+}
+
+/// Name and version of the task an action runs, from its id or its template's id.
+fn task_identity(task: &TaskAction) -> (String, String) {
+    if let Some(id) = &task.id {
+        return (id.name.clone(), id.version.clone());
+    }
+    task.spec
+        .as_ref()
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.id.as_ref())
+        .map(|id| (id.name.clone(), id.version.clone()))
+        .unwrap_or_default()
+}
+
+fn normalized_base(uri: &str) -> String {
+    if uri.ends_with('/') {
+        uri.to_string()
+    } else {
+        format!("{uri}/")
+    }
+}
+
+impl Engine {
+    pub async fn create_run(&self, request: RunRequest) -> Result<ActionRecord, Status> {
+        let _serialized = self.create_run_lock.lock().await;
+        let run = &request.run;
+        if self
+            .store
+            .run(run)
+            .map_err(|e| internal("look up run", e))?
+            .is_some()
+        {
+            return Err(Status::already_exists(format!("run {run} already exists")));
+        }
+        let input_uri = match &request.inputs {
+            RunInputs::Inline(inputs) => {
+                let path = self.layout.root_inputs_path(run);
+                write_atomic(&path, &inputs.encode_to_vec()).map_err(|e| {
+                    Status::internal(format!("write the run's inputs to {}: {e}", path.display()))
+                })?;
+                file_uri(&path)
+            }
+            RunInputs::Offloaded(uri) => uri.clone(),
+        };
+        let (task_name, task_version) = task_identity(&request.task);
+        let root = NewAction {
+            run: run.clone(),
+            name: ROOT_ACTION.to_string(),
+            parent: None,
+            group: String::new(),
+            kind: ActionKind::Task,
+            spec: request.task.encode_to_vec(),
+            task_name,
+            task_version,
+            input_uri,
+            run_output_base: self.layout.run_base_uri(run),
+            phase: ActionPhase::Queued,
+            attempts: 0,
+            output_uri: None,
+            started_ms: None,
+            ended_ms: None,
+        };
+        let run_spec = request.run_spec.as_ref().map(Message::encode_to_vec);
+        let record = self
+            .store
+            .create_run(run_spec.as_deref(), &root, now_ms())
+            .map_err(|e| internal("create run", e))?
+            .ok_or_else(|| Status::already_exists(format!("run {run} already exists")))?;
+        let seq = record.seq;
+        self.publish(record.clone());
+        self.scheduler.enqueue(seq);
+        Ok(record)
+    }
+
+    /// Records an action. Enqueueing an id that exists changes nothing and succeeds: a parent
+    /// re-executed after a crash re-enqueues the children it already started.
+    pub fn enqueue(&self, request: ActionRequest) -> Result<(), Status> {
+        let run = &request.run;
+        if self
+            .store
+            .run(run)
+            .map_err(|e| internal("look up run", e))?
+            .is_none()
+        {
+            return Err(Status::not_found(format!("run {run} does not exist")));
+        }
+        if self
+            .store
+            .action(run, &request.name)
+            .map_err(|e| internal("look up action", e))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let parent = self
+            .store
+            .action(run, &request.parent)
+            .map_err(|e| internal("look up parent action", e))?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "parent action {:?} does not exist in run {run}",
+                    request.parent
+                ))
+            })?;
+        if parent.kind == ActionKind::Trace {
+            return Err(Status::invalid_argument(format!(
+                "parent action {:?} is a trace; traces cannot have children",
+                request.parent
+            )));
+        }
+        if phase::is_terminal(parent.phase) {
+            return Err(Status::failed_precondition(format!(
+                "parent action {:?} already finished ({}); it cannot start new actions",
+                request.parent,
+                parent.phase.as_str_name()
+            )));
+        }
+
+        let run_output_base = match &request.run_output_base {
+            Some(base) => normalized_base(base),
+            None => self.layout.run_base_uri(run),
+        };
+        let mut action = NewAction {
+            run: run.clone(),
+            name: request.name.clone(),
+            parent: Some(request.parent.clone()),
+            group: request.group.clone(),
+            kind: ActionKind::Task,
+            spec: Vec::new(),
+            task_name: String::new(),
+            task_version: String::new(),
+            input_uri: request.input_uri.clone(),
+            run_output_base,
+            phase: ActionPhase::Queued,
+            attempts: 0,
+            output_uri: None,
+            started_ms: None,
+            ended_ms: None,
+        };
+        let now = now_ms();
+        match &request.spec {
+            ActionSpecRequest::Task(task) => {
+                let (name, version) = task_identity(task);
+                action.spec = task.encode_to_vec();
+                action.task_name = name;
+                action.task_version = version;
+            }
+            ActionSpecRequest::Trace(trace) => {
+                // Validation guarantees a known, specified phase.
+                let trace_phase = phase::from_wire(trace.phase).unwrap_or(ActionPhase::Succeeded);
+                action.kind = ActionKind::Trace;
+                action.spec = trace.encode_to_vec();
+                action.task_name = trace.name.clone();
+                action.phase = trace_phase;
+                action.attempts = 1;
+                action.started_ms = Some(
+                    trace
+                        .start_time
+                        .as_ref()
+                        .and_then(timestamp_ms)
+                        .unwrap_or(now),
+                );
+                if phase::is_terminal(trace_phase) {
+                    action.ended_ms = Some(
+                        trace
+                            .end_time
+                            .as_ref()
+                            .and_then(timestamp_ms)
+                            .unwrap_or(now),
+                    );
+                }
+                action.output_uri = trace
+                    .outputs
+                    .as_ref()
+                    .map(|o| o.output_uri.clone())
+                    .filter(|u| !u.is_empty());
+            }
+        }
+        let inserted = self
+            .store
+            .insert_action(&action, now)
+            .map_err(|e| internal("insert action", e))?;
+        // None: a concurrent Enqueue of the same id won the race; it is the same action.
+        if let Some(record) = inserted {
+            let seq = record.seq;
+            let kind = record.kind;
+            self.publish(record);
+            if kind == ActionKind::Task {
+                self.scheduler.enqueue(seq);
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory holding an attempt's outputs, and its URI (with a trailing slash).
+    pub fn output_prefix(
+        &self,
+        record: &ActionRecord,
+        attempt: u32,
+    ) -> Result<(std::path::PathBuf, String), String> {
+        let base = uri_to_path(&record.run_output_base)?;
+        let dir = base.join(&record.name).join(attempt.to_string());
+        let uri = dir_uri(&dir);
+        Ok((dir, uri))
+    }
+
+    /// Where an attempt may put raw (offloaded) data.
+    pub fn raw_output_prefix(&self, record: &ActionRecord, attempt: u32) -> Result<String, String> {
+        let base = uri_to_path(&record.run_output_base)?;
+        Ok(dir_uri(
+            &base
+                .join("raw")
+                .join(&record.name)
+                .join(attempt.to_string()),
+        ))
+    }
+}

@@ -1,0 +1,257 @@
+//! Running task actions as OS processes: a FIFO queue, a bounded number of computing
+//! processes, and one supervising task per process.
+//!
+//! A parent that waits for unfinished task children does not hold one of the `max_parallel`
+//! slots; otherwise a tree deeper than `max_parallel` would deadlock with every slot held by a
+//! waiting parent.
+
+pub mod command;
+mod launch;
+mod monitor;
+pub mod outcome;
+pub mod spec;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use flyteidl2::flyteidl::common::ActionPhase;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::clock::now_ms;
+use crate::engine::Engine;
+use crate::names::RunKey;
+use crate::phase;
+use crate::procfs;
+use crate::store::ActionRecord;
+use outcome::{decide, RetryBudget, Verdict};
+
+/// What the backend asks of a supervised process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Run,
+    /// Kill it; the action is already ABORTED.
+    Abort,
+    /// Kill it and queue the action again for the next start of the backend.
+    Shutdown,
+    /// Leave it alone and stop supervising, as if the backend had died (used by tests).
+    Abandon,
+}
+
+struct Running {
+    run: RunKey,
+    name: String,
+    pgid: i32,
+    control: watch::Sender<Control>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct SchedState {
+    queue: VecDeque<i64>,
+    queued: HashSet<i64>,
+    running: HashMap<i64, Running>,
+    accepting: bool,
+}
+
+pub struct Scheduler {
+    state: Mutex<SchedState>,
+    wake: Notify,
+    max_parallel: usize,
+}
+
+impl Scheduler {
+    pub fn new(max_parallel: usize) -> Self {
+        Self {
+            state: Mutex::new(SchedState {
+                queue: VecDeque::new(),
+                queued: HashSet::new(),
+                running: HashMap::new(),
+                accepting: true,
+            }),
+            wake: Notify::new(),
+            max_parallel,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, SchedState> {
+        // The state stays consistent between statements, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Queues an action (by store sequence number) for its next attempt.
+    pub fn enqueue(&self, seq: i64) {
+        {
+            let mut state = self.state();
+            if !state.accepting || !state.queued.insert(seq) {
+                return;
+            }
+            state.queue.push_back(seq);
+        }
+        self.wake();
+    }
+
+    /// Kills a running action's process group right away and tells its monitor why.
+    pub fn abort_process(&self, seq: i64) {
+        let state = self.state();
+        if let Some(running) = state.running.get(&seq) {
+            procfs::kill_group(running.pgid);
+            running.control.send_replace(Control::Abort);
+        }
+    }
+
+    fn finished(&self, seq: i64) {
+        self.state().running.remove(&seq);
+    }
+
+    /// Stops launching and hands `control` to every supervised process; returns the monitor
+    /// tasks to wait for.
+    pub fn stop(&self, control: Control) -> Vec<JoinHandle<()>> {
+        let mut state = self.state();
+        state.accepting = false;
+        state.queue.clear();
+        state.queued.clear();
+        let mut handles = Vec::new();
+        for running in state.running.values_mut() {
+            running.control.send_replace(control);
+            handles.extend(running.task.take());
+        }
+        handles
+    }
+}
+
+/// Launches queued actions whenever something changes, until the backend stops.
+pub async fn run_dispatcher(engine: Arc<Engine>) {
+    let mut stop = engine.stop_signal();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        dispatch(&engine);
+        tokio::select! {
+            _ = engine.scheduler.wake.notified() => {}
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(engine: &Arc<Engine>) {
+    let scheduler = &engine.scheduler;
+    let mut ended = Vec::new();
+    {
+        let mut state = scheduler.state();
+        if !state.accepting {
+            return;
+        }
+        let mut busy = 0;
+        for running in state.running.values() {
+            match engine
+                .store
+                .active_task_children(&running.run, &running.name)
+            {
+                Ok(0) => busy += 1,
+                Ok(_) => {}
+                Err(err) => {
+                    // Counting it as busy errs on the side of fewer processes.
+                    tracing::warn!(%err, "could not count an action's active children");
+                    busy += 1;
+                }
+            }
+        }
+        while busy < scheduler.max_parallel {
+            let Some(seq) = state.queue.pop_front() else {
+                break;
+            };
+            state.queued.remove(&seq);
+            match launch::launch(engine, seq) {
+                launch::Launched::Started(running) => {
+                    state.running.insert(seq, running);
+                    busy += 1;
+                }
+                launch::Launched::Skipped => {}
+                launch::Launched::Failed(record) => {
+                    if record.phase == ActionPhase::Queued && state.queued.insert(seq) {
+                        state.queue.push_back(seq);
+                    } else if phase::is_terminal(record.phase) {
+                        ended.push(*record);
+                    }
+                }
+            }
+        }
+    }
+    // Outside the scheduler lock: aborting descendants signals their processes through it.
+    for record in ended {
+        abort_orphans(engine, &record);
+    }
+}
+
+/// Records how an attempt ended and what follows. Returns the action if it changed.
+fn conclude_attempt(
+    engine: &Engine,
+    record: &ActionRecord,
+    attempt: u32,
+    verdict: Verdict,
+    task_retries: u32,
+) -> Option<ActionRecord> {
+    let budget = RetryBudget {
+        user_attempts: record.user_attempts(),
+        task_retries,
+        system_retries_used: record.system_retries,
+        system_retries_max: engine.config.system_retries,
+    };
+    let end = decide(verdict, budget, now_ms());
+    match engine.store.finish_attempt(record.seq, attempt, &end) {
+        Ok(Some(updated)) => {
+            engine.publish(updated.clone());
+            Some(updated)
+        }
+        Ok(None) => None,
+        Err(err) => {
+            tracing::error!(%err, action = %record.name, run = %record.run, "could not record the end of an attempt");
+            None
+        }
+    }
+}
+
+/// After an attempt's end was recorded: queue the retry or clean up below a finished action.
+fn follow_up(engine: &Engine, record: &ActionRecord) {
+    if record.phase == ActionPhase::Queued {
+        engine.scheduler.enqueue(record.seq);
+    } else if phase::is_terminal(record.phase) {
+        abort_orphans(engine, record);
+    }
+}
+
+/// Nothing waits for the children of a finished action any more.
+fn abort_orphans(engine: &Engine, record: &ActionRecord) {
+    let reason = format!(
+        "parent action {} finished ({})",
+        record.name,
+        record.phase.as_str_name()
+    );
+    if let Err(err) = engine.abort_descendants(&record.run, &record.name, &reason) {
+        tracing::error!(%err, action = %record.name, "could not abort the children of a finished action");
+    }
+}
+
+/// Used by recovery: an attempt whose process is gone is concluded as a crash.
+pub fn conclude_lost_attempt(engine: &Engine, record: &ActionRecord, message: String) {
+    let retries = crate::views::task_action(record)
+        .and_then(|t| spec::ExecSpec::from_task(&t).ok())
+        .map_or(0, |s| s.retries);
+    let verdict = outcome::classify(
+        &outcome::ExitCause::Lost(message),
+        std::path::Path::new(""),
+        "",
+    );
+    if let Some(updated) = conclude_attempt(engine, record, record.attempts, verdict, retries) {
+        follow_up(engine, &updated);
+    }
+}

@@ -1,0 +1,123 @@
+//! Supervising one attempt's process: its exit, its timeout, its memory, and requests to
+//! stop it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::process::Child;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::outcome::{classify, ExitCause};
+use super::{conclude_attempt, follow_up, Control};
+use crate::engine::Engine;
+use crate::procfs;
+use crate::store::ActionRecord;
+
+/// How often a memory-limited process group's resident memory is measured.
+const MEMORY_POLL: Duration = Duration::from_millis(100);
+
+pub struct Job {
+    /// The action as it was when this attempt started.
+    pub record: ActionRecord,
+    pub attempt: u32,
+    /// The process group (the process leads it).
+    pub pgid: i32,
+    pub timeout: Option<Duration>,
+    pub memory_limit: Option<u64>,
+    pub retries: u32,
+    pub output_dir: PathBuf,
+    pub output_uri: String,
+}
+
+pub async fn supervise(
+    engine: Arc<Engine>,
+    job: Job,
+    mut child: Child,
+    mut control: watch::Receiver<Control>,
+) {
+    let Some(cause) = watch_process(&mut child, &job, &mut control).await else {
+        // Abandoned: behave as if this backend had died on the spot.
+        return;
+    };
+    // Whatever the task left behind in its group goes with it.
+    procfs::kill_group(job.pgid);
+    let verdict = classify(&cause, &job.output_dir, &job.output_uri);
+    let updated = conclude_attempt(&engine, &job.record, job.attempt, verdict, job.retries);
+    engine.scheduler.finished(job.record.seq);
+    if let Some(updated) = updated {
+        follow_up(&engine, &updated);
+    }
+    engine.scheduler.wake();
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn kill_and_reap(child: &mut Child, pgid: i32) {
+    procfs::kill_group(pgid);
+    let _ = child.wait().await;
+}
+
+/// Waits for the process to end or be ended. None means "abandoned".
+async fn watch_process(
+    child: &mut Child,
+    job: &Job,
+    control: &mut watch::Receiver<Control>,
+) -> Option<ExitCause> {
+    let deadline = job.timeout.map(|t| Instant::now() + t);
+    let mut ticker = tokio::time::interval(MEMORY_POLL);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut control_open = true;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                return match (status, *control.borrow()) {
+                    (_, Control::Abandon) => None,
+                    (_, Control::Abort) => Some(ExitCause::Aborted),
+                    (_, Control::Shutdown) => Some(ExitCause::Shutdown),
+                    (Ok(status), Control::Run) => Some(ExitCause::Exited(status)),
+                    (Err(err), Control::Run) => Some(ExitCause::LaunchFailed(format!(
+                        "waiting for the task process failed: {err}"
+                    ))),
+                };
+            }
+            _ = sleep_until(deadline) => {
+                kill_and_reap(child, job.pgid).await;
+                return Some(ExitCause::TimedOut(job.timeout.unwrap_or_default()));
+            }
+            _ = ticker.tick(), if job.memory_limit.is_some() => {
+                let limit = job.memory_limit.unwrap_or(u64::MAX);
+                let used = procfs::group_rss_bytes(job.pgid);
+                if used > limit {
+                    kill_and_reap(child, job.pgid).await;
+                    return Some(ExitCause::OutOfMemory { used, limit });
+                }
+            }
+            changed = control.changed(), if control_open => {
+                if changed.is_err() {
+                    control_open = false;
+                    continue;
+                }
+                let request = *control.borrow_and_update();
+                match request {
+                    Control::Run => {}
+                    Control::Abandon => return None,
+                    Control::Abort => {
+                        kill_and_reap(child, job.pgid).await;
+                        return Some(ExitCause::Aborted);
+                    }
+                    Control::Shutdown => {
+                        kill_and_reap(child, job.pgid).await;
+                        return Some(ExitCause::Shutdown);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! How an attempt ended (the facts) and what that means for its action (the decision).
+//!
+//! Classification reads the files the runtime leaves in the attempt's output prefix:
+//! `outputs.pb` (success, with exit code 0) or `error.pb` (a serialized `core.ExecutionError`).
+//! Anything else is a crash and earns a system retry.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use flyteidl2::flyteidl::common::ActionPhase;
+use flyteidl2::flyteidl::core::{execution_error::ErrorKind, ExecutionError};
+use prost::Message;
+
+use crate::clock::{now_ms, timestamp};
+use crate::datafile::read_optional;
+use crate::store::{AttemptEnd, NextStep};
+
+/// Why an attempt's process is gone.
+#[derive(Debug)]
+pub enum ExitCause {
+    Exited(ExitStatus),
+    /// The attempt ran past the task's timeout and was killed.
+    TimedOut(Duration),
+    /// The process group's resident memory went past the limit and it was killed.
+    OutOfMemory {
+        used: u64,
+        limit: u64,
+    },
+    /// Killed because the action was aborted.
+    Aborted,
+    /// Killed because the backend is shutting down.
+    Shutdown,
+    /// The process could not be started or waited for.
+    LaunchFailed(String),
+    /// Found gone (or killed) when a restarted backend recovered the action.
+    Lost(String),
+}
+
+/// What an attempt amounted to.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    Succeeded {
+        output_uri: String,
+    },
+    /// The task's own failure: retried within its retry budget. `phase` is the final phase if
+    /// no retry is left (FAILED or TIMED_OUT).
+    UserFailure {
+        error: ExecutionError,
+        phase: ActionPhase,
+    },
+    /// Not the task's fault: retried within the backend's system retry budget.
+    SystemFailure {
+        error: ExecutionError,
+    },
+    Aborted,
+    Interrupted,
+    /// The action cannot run at all (e.g. its stored spec is unusable): fail without retries.
+    Invalid {
+        error: ExecutionError,
+    },
+}
+
+pub fn error(code: &str, kind: ErrorKind, message: String) -> ExecutionError {
+    ExecutionError {
+        code: code.to_string(),
+        message,
+        kind: kind as i32,
+        timestamp: Some(timestamp(now_ms())),
+        worker: "local".into(),
+        ..Default::default()
+    }
+}
+
+fn describe_status(status: &ExitStatus) -> String {
+    if let Some(signal) = status.signal() {
+        let name = match signal {
+            libc::SIGKILL => " (SIGKILL)",
+            libc::SIGTERM => " (SIGTERM)",
+            libc::SIGSEGV => " (SIGSEGV)",
+            libc::SIGABRT => " (SIGABRT)",
+            libc::SIGINT => " (SIGINT)",
+            _ => "",
+        };
+        format!("was killed by signal {signal}{name}")
+    } else {
+        match status.code() {
+            Some(code) => format!("exited with code {code}"),
+            None => "ended with an unknown status".into(),
+        }
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Turns the facts about an attempt into a verdict. `output_dir`/`output_uri` are the
+/// attempt's output prefix as a path and as a URI.
+pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdict {
+    match cause {
+        ExitCause::Exited(status) => classify_exit(status, output_dir, output_uri),
+        ExitCause::TimedOut(limit) => Verdict::UserFailure {
+            error: error(
+                "TaskTimeout",
+                ErrorKind::User,
+                format!(
+                    "the attempt ran longer than the task's timeout of {:.3}s and was killed",
+                    limit.as_secs_f64()
+                ),
+            ),
+            phase: ActionPhase::TimedOut,
+        },
+        ExitCause::OutOfMemory { used, limit } => Verdict::UserFailure {
+            error: error(
+                "OOMKilled",
+                ErrorKind::User,
+                format!(
+                    "the task used {:.1} MiB of memory, above its limit of {:.1} MiB, and was killed",
+                    mib(*used),
+                    mib(*limit)
+                ),
+            ),
+            phase: ActionPhase::Failed,
+        },
+        ExitCause::Aborted => Verdict::Aborted,
+        ExitCause::Shutdown => Verdict::Interrupted,
+        ExitCause::LaunchFailed(message) => Verdict::SystemFailure {
+            error: error("LaunchFailed", ErrorKind::System, message.clone()),
+        },
+        ExitCause::Lost(message) => Verdict::SystemFailure {
+            error: error("ProcessLost", ErrorKind::System, message.clone()),
+        },
+    }
+}
+
+fn classify_exit(status: &ExitStatus, output_dir: &Path, output_uri: &str) -> Verdict {
+    let error_path = output_dir.join("error.pb");
+    match read_optional(&error_path) {
+        Ok(Some(bytes)) => {
+            return match ExecutionError::decode(bytes.as_slice()) {
+                Ok(reported) if reported.kind == ErrorKind::System as i32 => {
+                    Verdict::SystemFailure { error: reported }
+                }
+                Ok(reported) => Verdict::UserFailure {
+                    error: reported,
+                    phase: ActionPhase::Failed,
+                },
+                Err(err) => Verdict::SystemFailure {
+                    error: error(
+                        "BadErrorFile",
+                        ErrorKind::System,
+                        format!(
+                            "the task process {} and left {} that is not a valid \
+                             ExecutionError: {err}",
+                            describe_status(status),
+                            error_path.display()
+                        ),
+                    ),
+                },
+            };
+        }
+        Ok(None) => {}
+        Err(err) => {
+            return Verdict::SystemFailure {
+                error: error(
+                    "BadErrorFile",
+                    ErrorKind::System,
+                    format!("could not read {}: {err}", error_path.display()),
+                ),
+            }
+        }
+    }
+    let outputs_exist = output_dir.join("outputs.pb").is_file();
+    if status.success() && outputs_exist {
+        return Verdict::Succeeded {
+            output_uri: output_uri.to_string(),
+        };
+    }
+    let detail = if status.success() {
+        format!(
+            "the task process exited with code 0 but wrote neither outputs.pb nor error.pb to {}",
+            output_dir.display()
+        )
+    } else {
+        format!(
+            "the task process {} without reporting an error",
+            describe_status(status)
+        )
+    };
+    Verdict::SystemFailure {
+        error: error("ProcessCrashed", ErrorKind::System, detail),
+    }
+}
+
+/// Budgets that decide between retrying and giving up.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryBudget {
+    /// Attempts so far that counted against the task's retries, this one included.
+    pub user_attempts: u32,
+    /// The task's own retries.
+    pub task_retries: u32,
+    /// System relaunches used so far.
+    pub system_retries_used: u32,
+    /// System relaunches allowed.
+    pub system_retries_max: u32,
+}
+
+/// Decides what follows an attempt.
+pub fn decide(verdict: Verdict, budget: RetryBudget, ended_ms: i64) -> AttemptEnd {
+    let end = |attempt_phase, error: Option<ExecutionError>, output_uri, next| AttemptEnd {
+        attempt_phase,
+        error: error.map(|e| e.encode_to_vec()),
+        output_uri,
+        ended_ms,
+        next,
+    };
+    match verdict {
+        Verdict::Succeeded { output_uri } => end(
+            ActionPhase::Succeeded,
+            None,
+            Some(output_uri),
+            NextStep::Finish(ActionPhase::Succeeded),
+        ),
+        Verdict::UserFailure { error, phase } => {
+            let allowed = budget.task_retries.saturating_add(1);
+            let next = if budget.user_attempts < allowed {
+                NextStep::Retry { system: false }
+            } else {
+                NextStep::Finish(phase)
+            };
+            end(phase, Some(error), None, next)
+        }
+        Verdict::SystemFailure { mut error } => {
+            let next = if budget.system_retries_used < budget.system_retries_max {
+                NextStep::Retry { system: true }
+            } else {
+                if budget.system_retries_max > 0 {
+                    error.message = format!(
+                        "{} (gave up after {} system retries)",
+                        error.message, budget.system_retries_used
+                    );
+                }
+                NextStep::Finish(ActionPhase::Failed)
+            };
+            end(ActionPhase::Failed, Some(error), None, next)
+        }
+        Verdict::Invalid { error } => end(
+            ActionPhase::Failed,
+            Some(error),
+            None,
+            NextStep::Finish(ActionPhase::Failed),
+        ),
+        Verdict::Aborted => end(
+            ActionPhase::Aborted,
+            None,
+            None,
+            NextStep::Finish(ActionPhase::Aborted),
+        ),
+        Verdict::Interrupted => end(
+            ActionPhase::Failed,
+            Some(error(
+                "Interrupted",
+                ErrorKind::System,
+                "the backend shut down while this attempt ran; the action will run again when it \
+                 restarts"
+                    .into(),
+            )),
+            None,
+            NextStep::Requeue,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(code: i32) -> ExitCause {
+        ExitCause::Exited(ExitStatus::from_raw(code << 8))
+    }
+
+    fn budget(user_attempts: u32, task_retries: u32, used: u32, max: u32) -> RetryBudget {
+        RetryBudget {
+            user_attempts,
+            task_retries,
+            system_retries_used: used,
+            system_retries_max: max,
+        }
+    }
+
+    #[test]
+    fn success_needs_exit_zero_and_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = "file:///x/";
+        assert!(matches!(
+            classify(&exited(0), dir.path(), uri),
+            Verdict::SystemFailure { .. }
+        ));
+        std::fs::write(dir.path().join("outputs.pb"), b"").unwrap();
+        assert_eq!(
+            classify(&exited(0), dir.path(), uri),
+            Verdict::Succeeded {
+                output_uri: uri.into()
+            }
+        );
+        assert!(matches!(
+            classify(&exited(3), dir.path(), uri),
+            Verdict::SystemFailure { .. }
+        ));
+    }
+
+    #[test]
+    fn error_file_decides_the_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = ExecutionError {
+            code: "ValueError".into(),
+            message: "boom".into(),
+            kind: ErrorKind::User as i32,
+            ..Default::default()
+        };
+        std::fs::write(dir.path().join("error.pb"), user.encode_to_vec()).unwrap();
+        match classify(&exited(1), dir.path(), "u") {
+            Verdict::UserFailure { error, phase } => {
+                assert_eq!(error.message, "boom");
+                assert_eq!(phase, ActionPhase::Failed);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let system = ExecutionError {
+            kind: ErrorKind::System as i32,
+            ..user
+        };
+        std::fs::write(dir.path().join("error.pb"), system.encode_to_vec()).unwrap();
+        assert!(matches!(
+            classify(&exited(1), dir.path(), "u"),
+            Verdict::SystemFailure { .. }
+        ));
+        std::fs::write(dir.path().join("error.pb"), b"\xff\xff\xff").unwrap();
+        match classify(&exited(1), dir.path(), "u") {
+            Verdict::SystemFailure { error } => assert_eq!(error.code, "BadErrorFile"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn signals_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let killed = ExitCause::Exited(ExitStatus::from_raw(libc::SIGKILL));
+        match classify(&killed, dir.path(), "u") {
+            Verdict::SystemFailure { error } => {
+                assert!(error.message.contains("SIGKILL"), "{}", error.message)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn timeouts_and_oom_are_user_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        match classify(
+            &ExitCause::TimedOut(Duration::from_secs(2)),
+            dir.path(),
+            "u",
+        ) {
+            Verdict::UserFailure { error, phase } => {
+                assert_eq!(error.code, "TaskTimeout");
+                assert_eq!(phase, ActionPhase::TimedOut);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let oom = ExitCause::OutOfMemory {
+            used: 300 << 20,
+            limit: 250 << 20,
+        };
+        match classify(&oom, dir.path(), "u") {
+            Verdict::UserFailure { error, .. } => {
+                assert_eq!(error.code, "OOMKilled");
+                assert_eq!(error.kind, ErrorKind::User as i32);
+                assert!(error.message.contains("300.0 MiB"), "{}", error.message);
+                assert!(error.message.contains("250.0 MiB"), "{}", error.message);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn user_failure() -> Verdict {
+        Verdict::UserFailure {
+            error: ExecutionError::default(),
+            phase: ActionPhase::Failed,
+        }
+    }
+
+    fn system_failure() -> Verdict {
+        Verdict::SystemFailure {
+            error: ExecutionError::default(),
+        }
+    }
+
+    #[test]
+    fn user_retries_follow_the_task_budget() {
+        assert_eq!(
+            decide(user_failure(), budget(1, 2, 0, 3), 0).next,
+            NextStep::Retry { system: false }
+        );
+        assert_eq!(
+            decide(user_failure(), budget(3, 2, 0, 3), 0).next,
+            NextStep::Finish(ActionPhase::Failed)
+        );
+        assert_eq!(
+            decide(user_failure(), budget(1, 0, 0, 3), 0).next,
+            NextStep::Finish(ActionPhase::Failed)
+        );
+        let timeout = Verdict::UserFailure {
+            error: ExecutionError::default(),
+            phase: ActionPhase::TimedOut,
+        };
+        assert_eq!(
+            decide(timeout, budget(1, 0, 0, 3), 0).next,
+            NextStep::Finish(ActionPhase::TimedOut)
+        );
+    }
+
+    #[test]
+    fn system_retries_follow_the_backend_budget() {
+        assert_eq!(
+            decide(system_failure(), budget(1, 0, 0, 3), 0).next,
+            NextStep::Retry { system: true }
+        );
+        let last = decide(system_failure(), budget(1, 0, 3, 3), 0);
+        assert_eq!(last.next, NextStep::Finish(ActionPhase::Failed));
+        let error = ExecutionError::decode(last.error.unwrap().as_slice()).unwrap();
+        assert!(error.message.contains("gave up after 3 system retries"));
+        assert_eq!(
+            decide(Verdict::Interrupted, budget(1, 0, 3, 3), 0).next,
+            NextStep::Requeue
+        );
+    }
+}

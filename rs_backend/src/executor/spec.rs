@@ -1,0 +1,224 @@
+//! What the backend needs from a task's spec to run it, checked once at submission.
+
+use std::time::Duration;
+
+use flyteidl2::flyteidl::core::{resources::ResourceName, task_template::Target};
+use flyteidl2::flyteidl::task::TaskSpec;
+use flyteidl2::flyteidl::workflow::TaskAction;
+
+use crate::clock::positive_duration;
+use crate::quantity::parse_memory;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecSpec {
+    /// `container.args`, placeholders not yet substituted.
+    pub args: Vec<String>,
+    /// `container.env`.
+    pub env: Vec<(String, String)>,
+    /// Per-attempt limit (`metadata.timeout`).
+    pub timeout: Option<Duration>,
+    /// Bytes (`container.resources.limits[MEMORY]`).
+    pub memory_limit: Option<u64>,
+    /// The task's own retries (`metadata.retries.retries`).
+    pub retries: u32,
+}
+
+impl ExecSpec {
+    /// Extracts and validates a TaskAction's spec; errors name the field from the TaskAction.
+    pub fn from_task(task: &TaskAction) -> Result<Self, String> {
+        let spec = task.spec.as_ref().ok_or("spec is required")?;
+        Self::from_task_spec(spec).map_err(|e| format!("spec.{e}"))
+    }
+
+    /// Extracts and validates; errors name the field relative to the TaskSpec.
+    pub fn from_task_spec(spec: &TaskSpec) -> Result<Self, String> {
+        let template = spec
+            .task_template
+            .as_ref()
+            .ok_or("task_template is required")?;
+        let container = match &template.target {
+            Some(Target::Container(container)) => container,
+            Some(_) => {
+                return Err(
+                    "task_template must have a container target; k8s_pod and sql tasks \
+                     are not supported by the embedded backend"
+                        .into(),
+                )
+            }
+            None => return Err("task_template.container is required".into()),
+        };
+        for (i, arg) in container.args.iter().enumerate() {
+            if arg.contains('\0') {
+                return Err(format!(
+                    "task_template.container.args[{i}] contains a NUL byte"
+                ));
+            }
+        }
+        let mut env = Vec::with_capacity(container.env.len());
+        for (i, pair) in container.env.iter().enumerate() {
+            if pair.key.is_empty() || pair.key.contains(['=', '\0']) {
+                return Err(format!(
+                    "task_template.container.env[{i}] has an invalid name {:?}",
+                    pair.key
+                ));
+            }
+            if pair.value.contains('\0') {
+                return Err(format!(
+                    "task_template.container.env[{i}] ({}) contains a NUL byte",
+                    pair.key
+                ));
+            }
+            env.push((pair.key.clone(), pair.value.clone()));
+        }
+        let mut memory_limit = None;
+        if let Some(resources) = &container.resources {
+            for (i, entry) in resources.limits.iter().enumerate() {
+                if entry.name == ResourceName::Memory as i32 {
+                    let bytes = parse_memory(&entry.value).map_err(|e| {
+                        format!("task_template.container.resources.limits[{i}]: {e}")
+                    })?;
+                    if bytes == 0 {
+                        return Err(format!(
+                            "task_template.container.resources.limits[{i}]: a memory \
+                             limit of 0 would kill every attempt"
+                        ));
+                    }
+                    memory_limit = Some(bytes);
+                }
+            }
+        }
+        let metadata = template.metadata.as_ref();
+        let timeout = match metadata.and_then(|m| m.timeout.as_ref()) {
+            Some(d) => {
+                positive_duration(d).map_err(|e| format!("task_template.metadata.timeout: {e}"))?
+            }
+            None => None,
+        };
+        let retries = metadata
+            .and_then(|m| m.retries.as_ref())
+            .map_or(0, |r| r.retries);
+        Ok(Self {
+            args: container.args.clone(),
+            env,
+            timeout,
+            memory_limit,
+            retries,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use flyteidl2::flyteidl::core::{
+        resources::ResourceEntry, Container, KeyValuePair, Resources, RetryStrategy, TaskMetadata,
+        TaskTemplate,
+    };
+    use flyteidl2::google::protobuf::Duration as PbDuration;
+
+    pub fn task_with(container: Container, metadata: Option<TaskMetadata>) -> TaskAction {
+        TaskAction {
+            spec: Some(TaskSpec {
+                task_template: Some(TaskTemplate {
+                    target: Some(Target::Container(container)),
+                    metadata,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn extracts_limits() {
+        let container = Container {
+            args: vec!["a".into(), "{{.input}}".into()],
+            env: vec![KeyValuePair {
+                key: "K".into(),
+                value: "V".into(),
+            }],
+            resources: Some(Resources {
+                requests: vec![],
+                limits: vec![ResourceEntry {
+                    name: ResourceName::Memory as i32,
+                    value: "250Mi".into(),
+                }],
+            }),
+            ..Default::default()
+        };
+        let metadata = TaskMetadata {
+            timeout: Some(PbDuration {
+                seconds: 3,
+                nanos: 0,
+            }),
+            retries: Some(RetryStrategy {
+                retries: 2,
+                backoff: None,
+            }),
+            ..Default::default()
+        };
+        let spec = ExecSpec::from_task(&task_with(container, Some(metadata))).unwrap();
+        assert_eq!(spec.args, vec!["a", "{{.input}}"]);
+        assert_eq!(spec.env, vec![("K".to_string(), "V".to_string())]);
+        assert_eq!(spec.memory_limit, Some(250 * 1024 * 1024));
+        assert_eq!(spec.timeout, Some(Duration::from_secs(3)));
+        assert_eq!(spec.retries, 2);
+    }
+
+    #[test]
+    fn rejects_malformed_specs() {
+        assert!(ExecSpec::from_task(&TaskAction::default())
+            .unwrap_err()
+            .contains("spec is required"));
+        let mut no_target = task_with(Container::default(), None);
+        if let Some(t) = no_target
+            .spec
+            .as_mut()
+            .and_then(|s| s.task_template.as_mut())
+        {
+            t.target = None;
+        }
+        assert!(ExecSpec::from_task(&no_target)
+            .unwrap_err()
+            .contains("container is required"));
+
+        let bad_memory = Container {
+            resources: Some(Resources {
+                requests: vec![],
+                limits: vec![ResourceEntry {
+                    name: ResourceName::Memory as i32,
+                    value: "lots".into(),
+                }],
+            }),
+            ..Default::default()
+        };
+        assert!(ExecSpec::from_task(&task_with(bad_memory, None))
+            .unwrap_err()
+            .contains("limits[0]"));
+
+        let bad_timeout = TaskMetadata {
+            timeout: Some(PbDuration {
+                seconds: -1,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        assert!(
+            ExecSpec::from_task(&task_with(Container::default(), Some(bad_timeout)))
+                .unwrap_err()
+                .contains("timeout")
+        );
+
+        let bad_env = Container {
+            env: vec![KeyValuePair {
+                key: "A=B".into(),
+                value: String::new(),
+            }],
+            ..Default::default()
+        };
+        assert!(ExecSpec::from_task(&task_with(bad_env, None))
+            .unwrap_err()
+            .contains("env[0]"));
+    }
+}

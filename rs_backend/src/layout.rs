@@ -1,0 +1,179 @@
+//! Where things live under the data dir, as paths and as `file://` URIs.
+//!
+//! ```text
+//! <data_dir>/backend.db                                   state (SQLite, WAL)
+//! <data_dir>/data/<org>/<project>/<domain>/<run>/         run base: inputs, outputs, raw data
+//! <data_dir>/logs/<org>/<project>/<domain>/<run>/<action>/<attempt>.log
+//! <data_dir>/work/<run>/<action>/<attempt>/               fresh working dir of one attempt
+//! ```
+//! Empty org/project/domain segments are spelled "_" (names themselves may not be "_").
+
+use std::path::{Path, PathBuf};
+
+use crate::names::RunKey;
+
+const FILE_SCHEME: &str = "file://";
+
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+fn segment(value: &str) -> &str {
+    if value.is_empty() {
+        "_"
+    } else {
+        value
+    }
+}
+
+impl Layout {
+    /// `root` must already be absolute (the backend canonicalizes the data dir at start).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("backend.db")
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("backend.lock")
+    }
+
+    fn scoped(&self, top: &str, run: &RunKey) -> PathBuf {
+        self.root
+            .join(top)
+            .join(segment(&run.org))
+            .join(segment(&run.project))
+            .join(segment(&run.domain))
+            .join(&run.name)
+    }
+
+    pub fn run_base_dir(&self, run: &RunKey) -> PathBuf {
+        self.scoped("data", run)
+    }
+
+    /// The run base URI, with a trailing slash: where a parent writes its children's inputs.
+    pub fn run_base_uri(&self, run: &RunKey) -> String {
+        dir_uri(&self.run_base_dir(run))
+    }
+
+    pub fn root_inputs_path(&self, run: &RunKey) -> PathBuf {
+        self.run_base_dir(run).join("a0").join("inputs.pb")
+    }
+
+    pub fn log_path(&self, run: &RunKey, action: &str, attempt: u32) -> PathBuf {
+        self.scoped("logs", run)
+            .join(action)
+            .join(format!("{attempt}.log"))
+    }
+
+    pub fn work_dir(&self, run: &RunKey, action: &str, attempt: u32) -> PathBuf {
+        self.root
+            .join("work")
+            .join(&run.name)
+            .join(action)
+            .join(attempt.to_string())
+    }
+}
+
+/// `file://` URI of a directory, always ending in '/'.
+pub fn dir_uri(path: &Path) -> String {
+    let mut uri = file_uri(path);
+    if !uri.ends_with('/') {
+        uri.push('/');
+    }
+    uri
+}
+
+pub fn file_uri(path: &Path) -> String {
+    format!("{FILE_SCHEME}{}", path.display())
+}
+
+/// Appends `rel` to a prefix URI, inserting the '/' the prefix may lack.
+pub fn join_uri(prefix: &str, rel: &str) -> String {
+    if prefix.ends_with('/') {
+        format!("{prefix}{rel}")
+    } else {
+        format!("{prefix}/{rel}")
+    }
+}
+
+pub fn is_file_uri(uri: &str) -> bool {
+    uri_to_path(uri).is_ok()
+}
+
+/// The local path of a `file://` URI with an absolute path.
+pub fn uri_to_path(uri: &str) -> Result<PathBuf, String> {
+    let rest = uri.strip_prefix(FILE_SCHEME).ok_or_else(|| {
+        format!("{uri:?} is not a file:// URI; the embedded backend only reaches local files")
+    })?;
+    if !rest.starts_with('/') {
+        return Err(format!("{uri:?} must hold an absolute path (file:///...)"));
+    }
+    if rest.contains('\0') {
+        return Err(format!("{uri:?} contains a NUL byte"));
+    }
+    Ok(PathBuf::from(rest))
+}
+
+/// The file holding outputs for an output reference: a prefix gets `outputs.pb` appended; a
+/// reference that already names a `.pb` file is used as is.
+pub fn outputs_file_uri(output_uri: &str) -> String {
+    if output_uri.ends_with(".pb") {
+        output_uri.to_string()
+    } else {
+        join_uri(output_uri, "outputs.pb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> RunKey {
+        RunKey {
+            org: String::new(),
+            project: "p".into(),
+            domain: "d".into(),
+            name: "r1".into(),
+        }
+    }
+
+    #[test]
+    fn paths_and_uris() {
+        let layout = Layout::new("/data".into());
+        assert_eq!(layout.run_base_uri(&run()), "file:///data/data/_/p/d/r1/");
+        assert_eq!(
+            layout.root_inputs_path(&run()),
+            PathBuf::from("/data/data/_/p/d/r1/a0/inputs.pb")
+        );
+        assert_eq!(
+            layout.log_path(&run(), "a0", 2),
+            PathBuf::from("/data/logs/_/p/d/r1/a0/2.log")
+        );
+        assert_eq!(
+            layout.work_dir(&run(), "a0", 1),
+            PathBuf::from("/data/work/r1/a0/1")
+        );
+    }
+
+    #[test]
+    fn uri_handling() {
+        assert_eq!(join_uri("file:///a/", "b"), "file:///a/b");
+        assert_eq!(join_uri("file:///a", "b"), "file:///a/b");
+        assert_eq!(
+            uri_to_path("file:///x/y.pb").unwrap(),
+            PathBuf::from("/x/y.pb")
+        );
+        assert!(uri_to_path("s3://bucket/x").is_err());
+        assert!(uri_to_path("file://relative").is_err());
+        assert_eq!(outputs_file_uri("file:///o/"), "file:///o/outputs.pb");
+        assert_eq!(outputs_file_uri("file:///o/x.pb"), "file:///o/x.pb");
+    }
+}

@@ -1,0 +1,70 @@
+//! Picking up where a previous backend instance stopped.
+//!
+//! Queued actions go back in the queue. An action that was running has lost its supervisor:
+//! if its process is still alive (same pid and start time, so a recycled pid is never hit) it
+//! is killed first; then the attempt is concluded as a crash, which relaunches it as a system
+//! retry. A re-executed parent re-enqueues its children and finds their recorded state.
+
+use std::time::Duration;
+
+use flyteidl2::flyteidl::common::ActionPhase;
+
+use crate::engine::Engine;
+use crate::error::BackendError;
+use crate::executor::conclude_lost_attempt;
+use crate::procfs;
+use crate::store::ActionKind;
+
+/// How long a killed leftover process may take to disappear before recovery moves on.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub requeued: usize,
+    pub relaunched: usize,
+    pub killed: usize,
+}
+
+pub async fn recover(engine: &Engine) -> Result<Recovered, BackendError> {
+    let mut summary = Recovered::default();
+    for record in engine.store.unfinished_actions()? {
+        // Traces are only recorded; their owner reports their end.
+        if record.kind != ActionKind::Task {
+            continue;
+        }
+        if record.phase == ActionPhase::Queued {
+            engine.scheduler.enqueue(record.seq);
+            summary.requeued += 1;
+            continue;
+        }
+        let mut message = format!(
+            "the backend restarted while attempt {} was running and its process was gone",
+            record.attempts
+        );
+        if let Some(process) = record.process {
+            if procfs::is_alive(&process) {
+                procfs::kill_group(process.pid);
+                summary.killed += 1;
+                if !procfs::wait_gone(&process, KILL_GRACE).await {
+                    tracing::warn!(
+                        pid = process.pid,
+                        "a leftover task process survived SIGKILL"
+                    );
+                }
+                message = format!(
+                    "the backend restarted while attempt {} was running; its process {} was \
+                     stopped so the action could run again",
+                    record.attempts, process.pid
+                );
+            }
+        }
+        if record.attempts == 0 {
+            // Never launched here: its phase was reported from outside (Update), so whoever
+            // reported it owns it.
+            continue;
+        }
+        conclude_lost_attempt(engine, &record, message);
+        summary.relaunched += 1;
+    }
+    Ok(summary)
+}

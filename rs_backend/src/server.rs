@@ -1,0 +1,238 @@
+//! Starting, serving and stopping an embedded backend.
+
+use std::fs::{self, File};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flyteidl2::flyteidl::actions::actions_service_server::ActionsServiceServer;
+use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsServiceServer;
+use flyteidl2::flyteidl::workflow::run_service_server::RunServiceServer;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::BackendConfig;
+use crate::engine::Engine;
+use crate::error::BackendError;
+use crate::executor::{run_dispatcher, Control};
+use crate::layout::Layout;
+use crate::recovery::recover;
+use crate::services::{actions::ActionsApi, logs::LogsApi, runs::RunsApi};
+use crate::store::Store;
+
+/// Largest gRPC message accepted or sent; task specs with big interfaces exceed tonic's 4 MiB.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// How long a graceful stop waits for clients to let go before connections are dropped.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// An exclusive lock on the data dir: two backends sharing state would corrupt each other's
+/// view of which processes they own. Released when dropped (the lock dies with the file).
+struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// How long a held lock is retried. A process forked by this one (to exec an action)
+    /// briefly shares the lock's file until its exec closes it; that must not read as
+    /// "another backend".
+    const PATIENCE: Duration = Duration::from_secs(2);
+
+    async fn acquire(path: &Path, data_dir: &Path) -> Result<Self, BackendError> {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| BackendError::io(format!("open lock file {}", path.display()), e))?;
+        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
+        loop {
+            // SAFETY: flock on a valid, owned descriptor has no memory-safety preconditions.
+            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if locked == 0 {
+                return Ok(Self { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(BackendError::io(format!("lock {}", path.display()), err));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::DataDirInUse(data_dir.to_path_buf()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A backend that is serving. Stop it with [`RunningBackend::shutdown`], or run it until
+/// [`ShutdownHandle::shutdown`] is called with [`RunningBackend::wait`].
+pub struct RunningBackend {
+    addr: SocketAddr,
+    endpoint: String,
+    engine: Arc<Engine>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    dispatcher: JoinHandle<()>,
+    _lock: DataDirLock,
+}
+
+/// Asks a running backend to stop from anywhere (e.g. a Ctrl-C handler).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    engine: Arc<Engine>,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.engine.begin_stop();
+    }
+}
+
+fn endpoint_of(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
+
+/// Opens (or creates) the state in `config.data_dir`, recovers unfinished work, and serves
+/// ActionsService, RunService and RunLogsService on `addr` (port 0 picks a free port).
+pub async fn start(
+    config: BackendConfig,
+    addr: SocketAddr,
+) -> Result<RunningBackend, BackendError> {
+    config.validate()?;
+    fs::create_dir_all(&config.data_dir).map_err(|e| {
+        BackendError::io(format!("create data dir {}", config.data_dir.display()), e)
+    })?;
+    let root = fs::canonicalize(&config.data_dir).map_err(|e| {
+        BackendError::io(format!("resolve data dir {}", config.data_dir.display()), e)
+    })?;
+    let layout = Layout::new(root.clone());
+    let lock = DataDirLock::acquire(&layout.lock_path(), &root).await?;
+    let store = Store::open(&layout.db_path())?;
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| BackendError::io(format!("listen on {addr}"), e))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| BackendError::io("read the listening address", e))?;
+    let endpoint = endpoint_of(local_addr);
+
+    let engine = Arc::new(Engine::new(config, layout, store, endpoint.clone()));
+    let recovered = recover(&engine).await?;
+    tracing::info!(?recovered, %endpoint, "embedded backend starting");
+
+    let dispatcher = tokio::spawn(run_dispatcher(engine.clone()));
+    let mut stop = engine.stop_signal();
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(
+            ActionsServiceServer::new(ActionsApi::new(engine.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            RunServiceServer::new(RunsApi::new(engine.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            RunLogsServiceServer::new(LogsApi::new(engine.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        );
+    let server = tokio::spawn(
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
+    );
+    Ok(RunningBackend {
+        addr: local_addr,
+        endpoint,
+        engine,
+        server,
+        dispatcher,
+        _lock: lock,
+    })
+}
+
+impl RunningBackend {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// "127.0.0.1:PORT": what clients and action processes connect to.
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            engine: self.engine.clone(),
+        }
+    }
+
+    /// Stops serving. Running attempts are killed and their actions queued again, without
+    /// using a retry, so the next start on this data dir runs them anew.
+    pub async fn shutdown(self) {
+        self.engine.begin_stop();
+        if let Err(err) = self.finish(Control::Shutdown).await {
+            tracing::warn!(%err, "the embedded backend stopped with an error");
+        }
+    }
+
+    /// Serves until a [`ShutdownHandle`] asks to stop (or the server fails), then stops like
+    /// [`RunningBackend::shutdown`].
+    pub async fn wait(mut self) -> Result<(), BackendError> {
+        let served = (&mut self.server).await;
+        self.engine.begin_stop();
+        let finished = self.finish(Control::Shutdown).await;
+        match served {
+            Ok(Ok(())) => finished,
+            Ok(Err(err)) => Err(BackendError::Server(err)),
+            Err(join) => Err(BackendError::Task(format!(
+                "the gRPC server task failed: {join}"
+            ))),
+        }
+    }
+
+    /// Stops serving and supervising but leaves every process running and every action as it
+    /// is, exactly as if the backend process had been killed. For crash-recovery tests.
+    #[doc(hidden)]
+    pub async fn abandon(self) {
+        self.engine.begin_stop();
+        if let Err(err) = self.finish(Control::Abandon).await {
+            tracing::warn!(%err, "the embedded backend stopped with an error");
+        }
+    }
+
+    async fn finish(self, control: Control) -> Result<(), BackendError> {
+        for monitor in self.engine.scheduler.stop(control) {
+            if let Err(err) = monitor.await {
+                tracing::warn!(%err, "an attempt monitor failed while stopping");
+            }
+        }
+        if let Err(err) = self.dispatcher.await {
+            tracing::warn!(%err, "the dispatcher failed while stopping");
+        }
+        let mut server = self.server;
+        if server.is_finished() {
+            return Ok(());
+        }
+        match tokio::time::timeout(DRAIN_LIMIT, &mut server).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(err))) => Err(BackendError::Server(err)),
+            Ok(Err(join)) => Err(BackendError::Task(format!(
+                "the gRPC server task failed: {join}"
+            ))),
+            Err(_) => {
+                tracing::warn!("clients kept connections open; dropping them");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! flyteidl2.workflow.RunService: creating, inspecting, listing and aborting runs.
+
+use std::sync::Arc;
+
+use flyteidl2::flyteidl::common::ActionPhase;
+use flyteidl2::flyteidl::task::{Inputs, Outputs};
+use flyteidl2::flyteidl::workflow::run_service_server::RunService;
+use flyteidl2::flyteidl::workflow::*;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::actions::DEFAULT_ABORT_REASON;
+use super::{streams, unsupported, ServerStream, STREAM_BUFFER};
+use crate::datafile::read_optional;
+use crate::engine::{internal, Engine, ROOT_ACTION};
+use crate::layout::{outputs_file_uri, uri_to_path};
+use crate::names::RunKey;
+use crate::store::ActionRecord;
+use crate::{validate, views};
+
+pub struct RunsApi {
+    engine: Arc<Engine>,
+}
+
+impl RunsApi {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    fn action(&self, run: &RunKey, name: &str) -> Result<ActionRecord, Status> {
+        self.engine
+            .store
+            .action(run, name)
+            .map_err(|e| internal("look up action", e))?
+            .ok_or_else(|| {
+                Status::not_found(format!("action {name:?} does not exist in run {run}"))
+            })
+    }
+
+    fn require_run(&self, run: &RunKey) -> Result<crate::store::RunRecord, Status> {
+        self.engine
+            .store
+            .run(run)
+            .map_err(|e| internal("look up run", e))?
+            .ok_or_else(|| Status::not_found(format!("run {run} does not exist")))
+    }
+}
+
+fn action_details(engine: &Engine, record: &ActionRecord) -> Result<ActionDetails, Status> {
+    let attempts = engine
+        .store
+        .attempts(record.seq)
+        .map_err(|e| internal("read attempts", e))?;
+    Ok(views::action_details(record, &attempts))
+}
+
+fn run_details(engine: &Engine, root: &ActionRecord) -> Result<RunDetails, Status> {
+    let run = engine
+        .store
+        .run(&root.run)
+        .map_err(|e| internal("read run", e))?
+        .ok_or_else(|| Status::not_found(format!("run {} does not exist", root.run)))?;
+    Ok(views::run_details(&run, action_details(engine, root)?))
+}
+
+/// Reads a protobuf file behind a `file://` URI; None if it does not exist.
+fn read_message<M: Message + Default>(uri: &str, what: &str) -> Result<Option<M>, Status> {
+    let path = uri_to_path(uri)
+        .map_err(|e| Status::failed_precondition(format!("cannot read the {what}: {e}")))?;
+    let Some(bytes) = read_optional(&path)
+        .map_err(|e| Status::internal(format!("read the {what} from {}: {e}", path.display())))?
+    else {
+        return Ok(None);
+    };
+    M::decode(bytes.as_slice()).map(Some).map_err(|e| {
+        Status::data_loss(format!(
+            "the {what} at {} is not a valid message: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn reason_or_default(reason: Option<String>) -> String {
+    reason
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| DEFAULT_ABORT_REASON.to_string())
+}
+
+#[tonic::async_trait]
+impl RunService for RunsApi {
+    async fn create_run(
+        &self,
+        request: Request<CreateRunRequest>,
+    ) -> Result<Response<CreateRunResponse>, Status> {
+        let request = validate::create_run(request.into_inner())?;
+        let root = self.engine.create_run(request).await?;
+        Ok(Response::new(CreateRunResponse {
+            run: Some(views::run_summary(&root)),
+        }))
+    }
+
+    async fn abort_run(
+        &self,
+        request: Request<AbortRunRequest>,
+    ) -> Result<Response<AbortRunResponse>, Status> {
+        let request = request.into_inner();
+        let run = validate::run_id(request.run_id.as_ref(), "run_id")?;
+        self.engine
+            .abort_run(&run, &reason_or_default(request.reason))?;
+        Ok(Response::new(AbortRunResponse {}))
+    }
+
+    async fn get_run_details(
+        &self,
+        request: Request<GetRunDetailsRequest>,
+    ) -> Result<Response<GetRunDetailsResponse>, Status> {
+        let run = validate::run_id(request.into_inner().run_id.as_ref(), "run_id")?;
+        self.require_run(&run)?;
+        let root = self.action(&run, ROOT_ACTION)?;
+        Ok(Response::new(GetRunDetailsResponse {
+            details: Some(run_details(&self.engine, &root)?),
+        }))
+    }
+
+    type WatchRunDetailsStream = ServerStream<WatchRunDetailsResponse>;
+
+    async fn watch_run_details(
+        &self,
+        request: Request<WatchRunDetailsRequest>,
+    ) -> Result<Response<Self::WatchRunDetailsStream>, Status> {
+        let run = validate::run_id(request.into_inner().run_id.as_ref(), "run_id")?;
+        self.require_run(&run)?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(streams::action_changes(
+            self.engine.clone(),
+            run,
+            ROOT_ACTION.to_string(),
+            tx,
+            |engine, root| {
+                Ok(WatchRunDetailsResponse {
+                    details: Some(run_details(engine, root)?),
+                })
+            },
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_action_details(
+        &self,
+        request: Request<GetActionDetailsRequest>,
+    ) -> Result<Response<GetActionDetailsResponse>, Status> {
+        let (run, name) =
+            validate::action_id(request.into_inner().action_id.as_ref(), "action_id")?;
+        let record = self.action(&run, &name)?;
+        Ok(Response::new(GetActionDetailsResponse {
+            details: Some(action_details(&self.engine, &record)?),
+        }))
+    }
+
+    type WatchActionDetailsStream = ServerStream<WatchActionDetailsResponse>;
+
+    async fn watch_action_details(
+        &self,
+        request: Request<WatchActionDetailsRequest>,
+    ) -> Result<Response<Self::WatchActionDetailsStream>, Status> {
+        let (run, name) =
+            validate::action_id(request.into_inner().action_id.as_ref(), "action_id")?;
+        self.action(&run, &name)?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(streams::action_changes(
+            self.engine.clone(),
+            run,
+            name,
+            tx,
+            |engine, record| {
+                Ok(WatchActionDetailsResponse {
+                    details: Some(action_details(engine, record)?),
+                })
+            },
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_action_data(
+        &self,
+        request: Request<GetActionDataRequest>,
+    ) -> Result<Response<GetActionDataResponse>, Status> {
+        let (run, name) =
+            validate::action_id(request.into_inner().action_id.as_ref(), "action_id")?;
+        let record = self.action(&run, &name)?;
+        let inputs = if record.input_uri.is_empty() {
+            None
+        } else {
+            read_message::<Inputs>(&record.input_uri, "inputs")?
+        };
+        let succeeded = matches!(
+            record.phase,
+            ActionPhase::Succeeded | ActionPhase::Recovered
+        );
+        let outputs = match (&record.output_uri, succeeded) {
+            (Some(output_uri), true) => {
+                read_message::<Outputs>(&outputs_file_uri(output_uri), "outputs")?
+            }
+            _ => None,
+        };
+        Ok(Response::new(GetActionDataResponse { inputs, outputs }))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        let request = request.into_inner();
+        let page = validate::page(request.request.as_ref())?;
+        if request.paused_actions_only {
+            // No action of this backend ever pauses (conditions are not supported).
+            return Ok(Response::new(ListRunsResponse::default()));
+        }
+        let Some(filter) = validate::run_filter(&request) else {
+            return Ok(Response::new(ListRunsResponse::default()));
+        };
+        let rows = self
+            .engine
+            .store
+            .list_runs(&filter, page.after, page.limit)
+            .map_err(|e| internal("list runs", e))?;
+        let token = match (page.limit, rows.last()) {
+            (Some(limit), Some((last, _))) if rows.len() == limit as usize => last.seq.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListRunsResponse {
+            runs: rows
+                .iter()
+                .map(|(_, root)| views::run_summary(root))
+                .collect(),
+            token,
+        }))
+    }
+
+    type WatchRunsStream = ServerStream<WatchRunsResponse>;
+
+    async fn watch_runs(
+        &self,
+        _request: Request<WatchRunsRequest>,
+    ) -> Result<Response<Self::WatchRunsStream>, Status> {
+        Err(unsupported("WatchRuns"))
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<ListActionsRequest>,
+    ) -> Result<Response<ListActionsResponse>, Status> {
+        let request = request.into_inner();
+        let run = validate::run_id(request.run_id.as_ref(), "run_id")?;
+        let page = validate::page(request.request.as_ref())?;
+        self.require_run(&run)?;
+        let actions = self
+            .engine
+            .store
+            .run_actions(&run, page.after.unwrap_or(0), page.limit)
+            .map_err(|e| internal("list actions", e))?;
+        let token = match (page.limit, actions.last()) {
+            (Some(limit), Some(last)) if actions.len() == limit as usize => last.seq.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListActionsResponse {
+            actions: actions.iter().map(views::action_summary).collect(),
+            token,
+        }))
+    }
+
+    type WatchActionsStream = ServerStream<WatchActionsResponse>;
+
+    async fn watch_actions(
+        &self,
+        _request: Request<WatchActionsRequest>,
+    ) -> Result<Response<Self::WatchActionsStream>, Status> {
+        Err(unsupported("WatchActions"))
+    }
+
+    type WatchClusterEventsStream = ServerStream<WatchClusterEventsResponse>;
+
+    async fn watch_cluster_events(
+        &self,
+        _request: Request<WatchClusterEventsRequest>,
+    ) -> Result<Response<Self::WatchClusterEventsStream>, Status> {
+        Err(unsupported("WatchClusterEvents"))
+    }
+
+    async fn abort_action(
+        &self,
+        request: Request<AbortActionRequest>,
+    ) -> Result<Response<AbortActionResponse>, Status> {
+        let request = request.into_inner();
+        let (run, name) = validate::action_id(request.action_id.as_ref(), "action_id")?;
+        self.engine
+            .abort_action(&run, &name, &reason_or_default(Some(request.reason)))?;
+        Ok(Response::new(AbortActionResponse {}))
+    }
+
+    async fn signal_event(
+        &self,
+        _request: Request<SignalEventRequest>,
+    ) -> Result<Response<SignalEventResponse>, Status> {
+        Err(unsupported("SignalEvent"))
+    }
+
+    type WatchGroupsStream = ServerStream<WatchGroupsResponse>;
+
+    async fn watch_groups(
+        &self,
+        _request: Request<WatchGroupsRequest>,
+    ) -> Result<Response<Self::WatchGroupsStream>, Status> {
+        Err(unsupported("WatchGroups"))
+    }
+
+    async fn get_action_data_ur_is(
+        &self,
+        _request: Request<GetActionDataUrIsRequest>,
+    ) -> Result<Response<GetActionDataUrIsResponse>, Status> {
+        Err(unsupported("GetActionDataURIs"))
+    }
+
+    async fn get_action_log_context(
+        &self,
+        _request: Request<GetActionLogContextRequest>,
+    ) -> Result<Response<GetActionLogContextResponse>, Status> {
+        Err(unsupported("GetActionLogContext"))
+    }
+}

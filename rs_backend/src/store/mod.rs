@@ -1,0 +1,171 @@
+//! Durable state: runs, actions and attempts in SQLite (WAL).
+//!
+//! Every method is one short transaction on a single connection behind a mutex, so each change
+//! is committed before the caller acknowledges an RPC or notifies watchers.
+
+mod reads;
+mod records;
+mod schema;
+mod writes;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, Row};
+
+use crate::names::RunKey;
+use crate::phase;
+use crate::procfs::ProcessRef;
+
+pub use records::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database has schema version {0}, newer than this backend understands ({})",
+        schema::VERSION
+    )]
+    NewerSchema(i64),
+}
+
+/// Attaches what the store was doing to a SQLite error.
+trait Ctx<T> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Ctx<T> for Result<T, rusqlite::Error> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { context, source })
+    }
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).ctx("open database")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .ctx("set busy timeout")?;
+        // WAL keeps readers and the writer from blocking each other. synchronous=NORMAL in WAL
+        // mode survives the backend process being killed (the case recovery is built for);
+        // only an OS crash could drop the last commits.
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .ctx("enable WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .ctx("set synchronous")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .ctx("enable foreign keys")?;
+        schema::prepare(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-applied change: an open transaction
+        // rolls back when dropped. So a poisoned lock is safe to keep using.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+const ACTION_COLUMNS: &str = "seq, org, project, domain, run, name, parent, grp, kind, spec, \
+     task_name, task_version, input_uri, run_output_base, phase, attempts, system_retries, \
+     error, output_uri, abort_reason, created_ms, started_ms, ended_ms, pid, proc_start";
+
+/// The same columns qualified with a table alias, for joins.
+fn action_columns_of(alias: &str) -> String {
+    ACTION_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
+    let pid: Option<i32> = row.get(at + 23)?;
+    let proc_start: Option<i64> = row.get(at + 24)?;
+    Ok(ActionRecord {
+        seq: row.get(at)?,
+        run: RunKey {
+            org: row.get(at + 1)?,
+            project: row.get(at + 2)?,
+            domain: row.get(at + 3)?,
+            name: row.get(at + 4)?,
+        },
+        name: row.get(at + 5)?,
+        parent: row.get(at + 6)?,
+        group: row.get(at + 7)?,
+        kind: ActionKind::from_db(row.get(at + 8)?),
+        spec: row.get(at + 9)?,
+        task_name: row.get(at + 10)?,
+        task_version: row.get(at + 11)?,
+        input_uri: row.get(at + 12)?,
+        run_output_base: row.get(at + 13)?,
+        phase: phase::from_stored(row.get(at + 14)?),
+        attempts: row.get(at + 15)?,
+        system_retries: row.get(at + 16)?,
+        error: row.get(at + 17)?,
+        output_uri: row.get(at + 18)?,
+        abort_reason: row.get(at + 19)?,
+        started_ms: row.get(at + 21)?,
+        ended_ms: row.get(at + 22)?,
+        process: match (pid, proc_start) {
+            (Some(pid), Some(start)) => Some(ProcessRef {
+                pid,
+                start_ticks: u64::try_from(start).unwrap_or_default(),
+            }),
+            _ => None,
+        },
+    })
+}
+
+const RUN_COLUMNS: &str = "seq, run_spec";
+
+fn run_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        seq: row.get(at)?,
+        run_spec: row.get(at + 1)?,
+    })
+}
+
+fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
+    Ok(AttemptRecord {
+        attempt: row.get(0)?,
+        phase: phase::from_stored(row.get(1)?),
+        started_ms: row.get(2)?,
+        ended_ms: row.get(3)?,
+        error: row.get(4)?,
+        output_uri: row.get(5)?,
+        log_path: row.get(6)?,
+    })
+}
+
+/// SQL list of the terminal phase numbers, for `phase NOT IN (...)`.
+fn terminal_phase_list() -> String {
+    use flyteidl2::flyteidl::common::ActionPhase;
+    [
+        ActionPhase::Succeeded,
+        ActionPhase::Failed,
+        ActionPhase::Aborted,
+        ActionPhase::TimedOut,
+        ActionPhase::Recovered,
+    ]
+    .iter()
+    .filter(|p| phase::is_terminal(**p))
+    .map(|p| (*p as i32).to_string())
+    .collect::<Vec<_>>()
+    .join(", ")
+}

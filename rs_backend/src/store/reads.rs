@@ -1,0 +1,210 @@
+//! Queries. None of these change state.
+
+use rusqlite::{params, params_from_iter, OptionalExtension};
+
+use super::{
+    action_columns_of, action_from_row, attempt_from_row, run_from_row, terminal_phase_list, Ctx,
+    Store, StoreError, ACTION_COLUMNS, RUN_COLUMNS,
+};
+use crate::names::RunKey;
+use crate::store::{ActionKind, ActionRecord, AttemptRecord, RunFilter, RunRecord};
+
+impl Store {
+    pub fn run(&self, key: &RunKey) -> Result<Option<RunRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs
+                     WHERE org = ?1 AND project = ?2 AND domain = ?3 AND name = ?4"
+                ),
+                params![key.org, key.project, key.domain, key.name],
+                |row| run_from_row(row, 0),
+            )
+            .optional()
+            .ctx("read run")
+    }
+
+    pub fn action(&self, run: &RunKey, name: &str) -> Result<Option<ActionRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                &format!(
+                    "SELECT {ACTION_COLUMNS} FROM actions
+                     WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND name = ?5"
+                ),
+                params![run.org, run.project, run.domain, run.name, name],
+                |row| action_from_row(row, 0),
+            )
+            .optional()
+            .ctx("read action")
+    }
+
+    pub fn action_by_seq(&self, seq: i64) -> Result<Option<ActionRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {ACTION_COLUMNS} FROM actions WHERE seq = ?1"),
+                params![seq],
+                |row| action_from_row(row, 0),
+            )
+            .optional()
+            .ctx("read action")
+    }
+
+    /// The direct children of an action, in the order they were enqueued.
+    pub fn children(&self, run: &RunKey, parent: &str) -> Result<Vec<ActionRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {ACTION_COLUMNS} FROM actions
+                 WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND parent = ?5
+                 ORDER BY seq"
+            ))
+            .ctx("prepare children query")?;
+        let rows = stmt
+            .query_map(
+                params![run.org, run.project, run.domain, run.name, parent],
+                |row| action_from_row(row, 0),
+            )
+            .ctx("query children")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx("read children")
+    }
+
+    /// Actions of a run in enqueue order, starting after `after_seq`.
+    pub fn run_actions(
+        &self,
+        run: &RunKey,
+        after_seq: i64,
+        limit: Option<u32>,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {ACTION_COLUMNS} FROM actions
+                 WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND seq > ?5
+                 ORDER BY seq LIMIT ?6"
+            ))
+            .ctx("prepare run actions query")?;
+        let limit = limit.map_or(-1, i64::from);
+        let rows = stmt
+            .query_map(
+                params![run.org, run.project, run.domain, run.name, after_seq, limit],
+                |row| action_from_row(row, 0),
+            )
+            .ctx("query run actions")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx("read run actions")
+    }
+
+    /// Runs with their root action, newest first, starting below `before_seq`.
+    pub fn list_runs(
+        &self,
+        filter: &RunFilter,
+        before_seq: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<(RunRecord, ActionRecord)>, StoreError> {
+        let mut conditions = vec!["r.seq < ?".to_string()];
+        let mut values: Vec<rusqlite::types::Value> = vec![before_seq.unwrap_or(i64::MAX).into()];
+        let columns = [
+            ("r.org", &filter.org),
+            ("r.project", &filter.project),
+            ("r.domain", &filter.domain),
+            ("a.task_name", &filter.task_name),
+            ("a.task_version", &filter.task_version),
+        ];
+        for (column, value) in columns {
+            if let Some(value) = value {
+                conditions.push(format!("{column} = ?"));
+                values.push(value.clone().into());
+            }
+        }
+        values.push(limit.map_or(-1, i64::from).into());
+        let sql = format!(
+            "SELECT r.seq, r.run_spec, {}
+             FROM runs r JOIN actions a
+               ON a.org = r.org AND a.project = r.project AND a.domain = r.domain
+              AND a.run = r.name AND a.parent IS NULL
+             WHERE {}
+             ORDER BY r.seq DESC LIMIT ?",
+            action_columns_of("a"),
+            conditions.join(" AND ")
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql).ctx("prepare run listing")?;
+        let rows = stmt
+            .query_map(params_from_iter(values), |row| {
+                Ok((run_from_row(row, 0)?, action_from_row(row, 2)?))
+            })
+            .ctx("list runs")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx("read run listing")
+    }
+
+    /// How many task children of an action are still to finish. A parent with any does not
+    /// hold a scheduling slot: it is waiting, not computing.
+    pub fn active_task_children(&self, run: &RunKey, parent: &str) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM actions
+                 WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND parent = ?5
+                   AND kind = ?6 AND phase NOT IN ({})",
+                terminal_phase_list()
+            ))
+            .ctx("prepare active children query")?;
+        stmt.query_row(
+            params![
+                run.org,
+                run.project,
+                run.domain,
+                run.name,
+                parent,
+                ActionKind::Task.to_db()
+            ],
+            |row| row.get(0),
+        )
+        .ctx("count active children")
+    }
+
+    /// Every action that has not reached a terminal phase, in enqueue order.
+    pub fn unfinished_actions(&self) -> Result<Vec<ActionRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {ACTION_COLUMNS} FROM actions WHERE phase NOT IN ({}) ORDER BY seq",
+                terminal_phase_list()
+            ))
+            .ctx("prepare unfinished actions query")?;
+        let rows = stmt
+            .query_map([], |row| action_from_row(row, 0))
+            .ctx("query unfinished actions")?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .ctx("read unfinished actions")
+    }
+
+    pub fn attempts(&self, action_seq: i64) -> Result<Vec<AttemptRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT attempt, phase, started_ms, ended_ms, error, output_uri, log_path
+                 FROM attempts WHERE action_seq = ?1 ORDER BY attempt",
+            )
+            .ctx("prepare attempts query")?;
+        let rows = stmt
+            .query_map(params![action_seq], attempt_from_row)
+            .ctx("query attempts")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx("read attempts")
+    }
+
+    pub fn attempt(
+        &self,
+        action_seq: i64,
+        attempt: u32,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT attempt, phase, started_ms, ended_ms, error, output_uri, log_path
+                 FROM attempts WHERE action_seq = ?1 AND attempt = ?2",
+                params![action_seq, attempt],
+                attempt_from_row,
+            )
+            .optional()
+            .ctx("read attempt")
+    }
+}

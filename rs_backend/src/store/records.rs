@@ -1,0 +1,148 @@
+//! Rows of the state database as plain Rust values.
+
+use flyteidl2::flyteidl::common::ActionPhase;
+
+use crate::names::RunKey;
+use crate::procfs::ProcessRef;
+
+/// What an action does: a task is executed by the backend; a trace is recorded only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    Task,
+    Trace,
+}
+
+impl ActionKind {
+    pub(super) fn to_db(self) -> i64 {
+        match self {
+            ActionKind::Task => 1,
+            ActionKind::Trace => 2,
+        }
+    }
+
+    pub(super) fn from_db(value: i64) -> Self {
+        if value == 2 {
+            ActionKind::Trace
+        } else {
+            ActionKind::Task
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// Insertion order; also the ListRuns page token.
+    pub seq: i64,
+    /// Serialized `flyteidl2.task.RunSpec`, when the client sent one.
+    pub run_spec: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActionRecord {
+    /// Insertion order: FIFO scheduling order and the ListActions page token.
+    pub seq: i64,
+    pub run: RunKey,
+    pub name: String,
+    pub parent: Option<String>,
+    pub group: String,
+    pub kind: ActionKind,
+    /// Serialized `workflow.TaskAction` or `workflow.TraceAction`, per `kind`.
+    pub spec: Vec<u8>,
+    /// Task identity, kept in columns so runs can be listed by task.
+    pub task_name: String,
+    pub task_version: String,
+    pub input_uri: String,
+    /// Base URI (trailing '/') under which `<action>/<attempt>/` output prefixes are made.
+    pub run_output_base: String,
+    pub phase: ActionPhase,
+    /// Attempts started so far; the current attempt's number (1-based) when running.
+    pub attempts: u32,
+    /// Attempts that were relaunches after a crash (not counted against the task's retries).
+    pub system_retries: u32,
+    /// Serialized `core.ExecutionError` of the final failure.
+    pub error: Option<Vec<u8>>,
+    /// Output prefix of the successful attempt (trace: the reported output reference).
+    pub output_uri: Option<String>,
+    pub abort_reason: Option<String>,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    /// The running attempt's process (it leads its own process group).
+    pub process: Option<ProcessRef>,
+}
+
+impl ActionRecord {
+    /// Attempts that count against the task's own retry budget.
+    pub fn user_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.system_retries)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub phase: ActionPhase,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    /// Serialized `core.ExecutionError` of this attempt's failure.
+    pub error: Option<Vec<u8>>,
+    pub output_uri: Option<String>,
+    pub log_path: String,
+}
+
+/// An action to insert.
+#[derive(Clone, Debug)]
+pub struct NewAction {
+    pub run: RunKey,
+    pub name: String,
+    pub parent: Option<String>,
+    pub group: String,
+    pub kind: ActionKind,
+    pub spec: Vec<u8>,
+    pub task_name: String,
+    pub task_version: String,
+    pub input_uri: String,
+    pub run_output_base: String,
+    pub phase: ActionPhase,
+    pub attempts: u32,
+    pub output_uri: Option<String>,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+}
+
+/// How an attempt ended and what happens to its action next.
+#[derive(Clone, Debug)]
+pub struct AttemptEnd {
+    pub attempt_phase: ActionPhase,
+    pub error: Option<Vec<u8>>,
+    pub output_uri: Option<String>,
+    pub ended_ms: i64,
+    pub next: NextStep,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// The action ends in this terminal phase with the attempt's error/outputs.
+    Finish(ActionPhase),
+    /// The action is queued for another attempt; `system` marks a crash relaunch.
+    Retry { system: bool },
+    /// The attempt was interrupted by a backend shutdown: queue again without using a retry.
+    Requeue,
+}
+
+/// The result of applying an externally reported phase.
+#[derive(Debug)]
+pub enum PhaseUpdate {
+    Applied(Box<ActionRecord>),
+    Unchanged,
+    Refused { current: ActionPhase },
+}
+
+/// Which runs ListRuns returns; `None` fields match anything.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub org: Option<String>,
+    pub project: Option<String>,
+    pub domain: Option<String>,
+    pub task_name: Option<String>,
+    pub task_version: Option<String>,
+}

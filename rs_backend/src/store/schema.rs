@@ -1,0 +1,80 @@
+//! The database schema. Bump VERSION and add a migration step when it changes.
+
+use rusqlite::Connection;
+
+use super::{Ctx, StoreError};
+
+pub const VERSION: i64 = 1;
+
+const CREATE: &str = "
+CREATE TABLE runs (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    org         TEXT NOT NULL,
+    project     TEXT NOT NULL,
+    domain      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    run_spec    BLOB,
+    created_ms  INTEGER NOT NULL,
+    UNIQUE (org, project, domain, name)
+);
+
+CREATE TABLE actions (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    org             TEXT NOT NULL,
+    project         TEXT NOT NULL,
+    domain          TEXT NOT NULL,
+    run             TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    parent          TEXT,
+    grp             TEXT NOT NULL,
+    kind            INTEGER NOT NULL,
+    spec            BLOB NOT NULL,
+    task_name       TEXT NOT NULL,
+    task_version    TEXT NOT NULL,
+    input_uri       TEXT NOT NULL,
+    run_output_base TEXT NOT NULL,
+    phase           INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL,
+    system_retries  INTEGER NOT NULL DEFAULT 0,
+    error           BLOB,
+    output_uri      TEXT,
+    abort_reason    TEXT,
+    created_ms      INTEGER NOT NULL,
+    started_ms      INTEGER,
+    ended_ms        INTEGER,
+    pid             INTEGER,
+    proc_start      INTEGER,
+    UNIQUE (org, project, domain, run, name)
+);
+CREATE INDEX actions_by_parent ON actions (org, project, domain, run, parent);
+CREATE INDEX actions_by_phase ON actions (phase);
+
+CREATE TABLE attempts (
+    action_seq  INTEGER NOT NULL REFERENCES actions (seq),
+    attempt     INTEGER NOT NULL,
+    phase       INTEGER NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    ended_ms    INTEGER,
+    error       BLOB,
+    output_uri  TEXT,
+    log_path    TEXT NOT NULL,
+    PRIMARY KEY (action_seq, attempt)
+);
+";
+
+pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .ctx("read schema version")?;
+    match version {
+        0 => {
+            let tx = conn.transaction().ctx("begin schema creation")?;
+            tx.execute_batch(CREATE).ctx("create schema")?;
+            tx.pragma_update(None, "user_version", VERSION)
+                .ctx("record schema version")?;
+            tx.commit().ctx("commit schema creation")
+        }
+        VERSION => Ok(()),
+        newer => Err(StoreError::NewerSchema(newer)),
+    }
+}

@@ -1,0 +1,351 @@
+use flyteidl2::flyteidl::common::ActionPhase;
+
+use super::*;
+
+fn run_key(name: &str) -> RunKey {
+    RunKey {
+        org: String::new(),
+        project: "p".into(),
+        domain: "d".into(),
+        name: name.into(),
+    }
+}
+
+fn new_action(run: &RunKey, name: &str, parent: Option<&str>, kind: ActionKind) -> NewAction {
+    NewAction {
+        run: run.clone(),
+        name: name.into(),
+        parent: parent.map(str::to_string),
+        group: String::new(),
+        kind,
+        spec: vec![1, 2, 3],
+        task_name: "t".into(),
+        task_version: "v1".into(),
+        input_uri: "file:///in.pb".into(),
+        run_output_base: "file:///base/".into(),
+        phase: ActionPhase::Queued,
+        attempts: 0,
+        output_uri: None,
+        started_ms: None,
+        ended_ms: None,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("backend.db")).unwrap();
+    (dir, store)
+}
+
+fn create(store: &Store, name: &str) -> ActionRecord {
+    let run = run_key(name);
+    store
+        .create_run(
+            Some(b"spec"),
+            &new_action(&run, "a0", None, ActionKind::Task),
+            1,
+        )
+        .unwrap()
+        .unwrap()
+}
+
+fn end(next: NextStep, phase: ActionPhase) -> AttemptEnd {
+    AttemptEnd {
+        attempt_phase: phase,
+        error: None,
+        output_uri: Some("file:///out/".into()),
+        ended_ms: 50,
+        next,
+    }
+}
+
+#[test]
+fn runs_are_unique() {
+    let (_dir, store) = open();
+    let root = create(&store, "r1");
+    assert_eq!(root.name, "a0");
+    assert_eq!(root.parent, None);
+    assert_eq!(root.phase, ActionPhase::Queued);
+    let again = store
+        .create_run(
+            None,
+            &new_action(&run_key("r1"), "a0", None, ActionKind::Task),
+            2,
+        )
+        .unwrap();
+    assert!(again.is_none());
+    let run = store.run(&run_key("r1")).unwrap().unwrap();
+    assert_eq!(run.run_spec.as_deref(), Some(&b"spec"[..]));
+    assert!(store.run(&run_key("nope")).unwrap().is_none());
+}
+
+#[test]
+fn insert_is_idempotent() {
+    let (_dir, store) = open();
+    create(&store, "r1");
+    let run = run_key("r1");
+    let child = new_action(&run, "c1", Some("a0"), ActionKind::Task);
+    assert!(store.insert_action(&child, 5).unwrap().is_some());
+    let mut changed = child.clone();
+    changed.input_uri = "file:///other.pb".into();
+    assert!(store.insert_action(&changed, 6).unwrap().is_none());
+    let stored = store.action(&run, "c1").unwrap().unwrap();
+    assert_eq!(stored.input_uri, "file:///in.pb");
+    assert_eq!(store.children(&run, "a0").unwrap().len(), 1);
+}
+
+#[test]
+fn attempts_succeed_and_retry() {
+    let (_dir, store) = open();
+    let root = create(&store, "r1");
+    // Only the next attempt number starts.
+    assert!(store
+        .start_attempt(root.seq, 2, "/l", 10)
+        .unwrap()
+        .is_none());
+    let running = store
+        .start_attempt(root.seq, 1, "/l1", 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(running.phase, ActionPhase::Running);
+    assert_eq!(running.attempts, 1);
+    assert_eq!(running.started_ms, Some(10));
+    // Not queued any more: a second start is refused.
+    assert!(store
+        .start_attempt(root.seq, 2, "/l", 11)
+        .unwrap()
+        .is_none());
+
+    let process = ProcessRef {
+        pid: 4242,
+        start_ticks: 99,
+    };
+    store.set_process(root.seq, 1, process).unwrap();
+    assert_eq!(
+        store.action_by_seq(root.seq).unwrap().unwrap().process,
+        Some(process)
+    );
+
+    let retried = store
+        .finish_attempt(
+            root.seq,
+            1,
+            &end(NextStep::Retry { system: true }, ActionPhase::Failed),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(retried.phase, ActionPhase::Queued);
+    assert_eq!(retried.system_retries, 1);
+    assert_eq!(retried.process, None);
+    assert_eq!(retried.user_attempts(), 0);
+
+    store
+        .start_attempt(root.seq, 2, "/l2", 20)
+        .unwrap()
+        .unwrap();
+    let done = store
+        .finish_attempt(
+            root.seq,
+            2,
+            &end(
+                NextStep::Finish(ActionPhase::Succeeded),
+                ActionPhase::Succeeded,
+            ),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.phase, ActionPhase::Succeeded);
+    assert_eq!(done.output_uri.as_deref(), Some("file:///out/"));
+    assert_eq!(done.ended_ms, Some(50));
+    assert_eq!(done.started_ms, Some(10), "the first start is kept");
+
+    let attempts = store.attempts(root.seq).unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].phase, ActionPhase::Failed);
+    assert_eq!(attempts[0].log_path, "/l1");
+    assert_eq!(attempts[1].phase, ActionPhase::Succeeded);
+    assert!(store.attempt(root.seq, 3).unwrap().is_none());
+}
+
+#[test]
+fn terminal_actions_never_change() {
+    let (_dir, store) = open();
+    let root = create(&store, "r1");
+    store
+        .start_attempt(root.seq, 1, "/l1", 10)
+        .unwrap()
+        .unwrap();
+    let aborted = store.abort(root.seq, "stop", 20).unwrap().unwrap();
+    assert_eq!(aborted.phase, ActionPhase::Aborted);
+    assert_eq!(aborted.abort_reason.as_deref(), Some("stop"));
+    // The open attempt was closed by the abort.
+    let attempt = store.attempt(root.seq, 1).unwrap().unwrap();
+    assert_eq!(attempt.phase, ActionPhase::Aborted);
+    assert_eq!(attempt.ended_ms, Some(20));
+
+    // Neither the process monitor, a second abort, nor an Update can change it.
+    assert!(store
+        .finish_attempt(
+            root.seq,
+            1,
+            &end(
+                NextStep::Finish(ActionPhase::Succeeded),
+                ActionPhase::Succeeded
+            )
+        )
+        .unwrap()
+        .is_none());
+    assert!(store.abort(root.seq, "again", 30).unwrap().is_none());
+    assert!(matches!(
+        store
+            .set_phase(root.seq, ActionPhase::Running, None, None, 40)
+            .unwrap(),
+        Some(PhaseUpdate::Refused {
+            current: ActionPhase::Aborted
+        })
+    ));
+    assert!(matches!(
+        store
+            .set_phase(root.seq, ActionPhase::Aborted, None, None, 40)
+            .unwrap(),
+        Some(PhaseUpdate::Unchanged)
+    ));
+    let stored = store.action_by_seq(root.seq).unwrap().unwrap();
+    assert_eq!(stored.phase, ActionPhase::Aborted);
+    assert_eq!(stored.ended_ms, Some(20));
+}
+
+#[test]
+fn reported_phases_apply() {
+    let (_dir, store) = open();
+    let root = create(&store, "r1");
+    match store
+        .set_phase(root.seq, ActionPhase::Running, Some(5), None, 7)
+        .unwrap()
+    {
+        Some(PhaseUpdate::Applied(record)) => {
+            assert_eq!(record.phase, ActionPhase::Running);
+            assert_eq!(record.started_ms, Some(5));
+            assert_eq!(record.ended_ms, None);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match store
+        .set_phase(root.seq, ActionPhase::Failed, None, None, 9)
+        .unwrap()
+    {
+        Some(PhaseUpdate::Applied(record)) => assert_eq!(record.ended_ms, Some(9)),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(store
+        .set_phase(9999, ActionPhase::Failed, None, None, 9)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn children_activity_and_unfinished_actions() {
+    let (_dir, store) = open();
+    let root = create(&store, "r1");
+    let run = run_key("r1");
+    store
+        .insert_action(&new_action(&run, "c1", Some("a0"), ActionKind::Task), 2)
+        .unwrap();
+    let mut trace = new_action(&run, "t1", Some("a0"), ActionKind::Trace);
+    trace.phase = ActionPhase::Running;
+    store.insert_action(&trace, 3).unwrap();
+    // Traces do not count: they run inside the parent.
+    assert_eq!(store.active_task_children(&run, "a0").unwrap(), 1);
+    let c1 = store.action(&run, "c1").unwrap().unwrap();
+    store.abort(c1.seq, "x", 4).unwrap();
+    assert_eq!(store.active_task_children(&run, "a0").unwrap(), 0);
+
+    let unfinished: Vec<String> = store
+        .unfinished_actions()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(unfinished, vec!["a0".to_string(), "t1".to_string()]);
+    assert_eq!(root.seq, store.action(&run, "a0").unwrap().unwrap().seq);
+}
+
+#[test]
+fn listing_pages_and_filters() {
+    let (_dir, store) = open();
+    for i in 0..5 {
+        create(&store, &format!("r{i}"));
+    }
+    let all = store.list_runs(&RunFilter::default(), None, None).unwrap();
+    let names: Vec<&str> = all.iter().map(|(_, a)| a.run.name.as_str()).collect();
+    assert_eq!(names, vec!["r4", "r3", "r2", "r1", "r0"]);
+
+    let first = store
+        .list_runs(&RunFilter::default(), None, Some(2))
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let next = store
+        .list_runs(&RunFilter::default(), Some(first[1].0.seq), Some(2))
+        .unwrap();
+    let names: Vec<&str> = next.iter().map(|(_, a)| a.run.name.as_str()).collect();
+    assert_eq!(names, vec!["r2", "r1"]);
+
+    let other_project = RunFilter {
+        project: Some("elsewhere".into()),
+        ..Default::default()
+    };
+    assert!(store
+        .list_runs(&other_project, None, None)
+        .unwrap()
+        .is_empty());
+    let by_task = RunFilter {
+        task_name: Some("t".into()),
+        task_version: Some("v1".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list_runs(&by_task, None, None).unwrap().len(), 5);
+
+    let run = run_key("r0");
+    for i in 0..3 {
+        store
+            .insert_action(
+                &new_action(&run, &format!("c{i}"), Some("a0"), ActionKind::Task),
+                2,
+            )
+            .unwrap();
+    }
+    let page = store.run_actions(&run, 0, Some(2)).unwrap();
+    assert_eq!(page.len(), 2);
+    let rest = store.run_actions(&run, page[1].seq, None).unwrap();
+    let names: Vec<&str> = rest.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, vec!["c1", "c2"]);
+}
+
+#[test]
+fn state_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.db");
+    {
+        let store = Store::open(&path).unwrap();
+        let root = create(&store, "r1");
+        store.start_attempt(root.seq, 1, "/l1", 10).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let root = store.action(&run_key("r1"), "a0").unwrap().unwrap();
+    assert_eq!(root.phase, ActionPhase::Running);
+    assert_eq!(root.attempts, 1);
+}
+
+#[test]
+fn refuses_newer_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::NewerSchema(99))
+    ));
+}

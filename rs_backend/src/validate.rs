@@ -1,0 +1,503 @@
+//! Turning wire requests into validated values. Every rejection is INVALID_ARGUMENT (or
+//! UNIMPLEMENTED for valid requests this backend does not serve) with a message naming the field.
+
+use flyteidl2::flyteidl::actions::{action, EnqueueRequest, UpdateRequest};
+use flyteidl2::flyteidl::common::{ActionIdentifier, ListRequest, RunIdentifier};
+use flyteidl2::flyteidl::workflow::{
+    create_run_request, list_runs_request, CreateRunRequest, ListRunsRequest, TaskAction,
+};
+use tonic::Status;
+
+use crate::clock::{now_ms, timestamp, timestamp_ms};
+use crate::engine::{ActionRequest, ActionSpecRequest, RunInputs, RunRequest, StatusReport};
+use crate::executor::spec::ExecSpec;
+use crate::layout::is_file_uri;
+use crate::names::{self, check_segment, generate_run_name, RunKey};
+use crate::phase;
+use crate::store::RunFilter;
+
+/// Longest accepted group name (groups are labels, not path segments).
+const MAX_GROUP_LEN: usize = 1024;
+
+fn invalid(message: impl Into<String>) -> Status {
+    Status::invalid_argument(message.into())
+}
+
+pub fn run_id(id: Option<&RunIdentifier>, field: &str) -> Result<RunKey, Status> {
+    let id = id.ok_or_else(|| invalid(format!("{field} is required")))?;
+    RunKey::from_proto(id, field).map_err(invalid)
+}
+
+pub fn action_id(id: Option<&ActionIdentifier>, field: &str) -> Result<(RunKey, String), Status> {
+    let id = id.ok_or_else(|| invalid(format!("{field} is required")))?;
+    names::action_key(id, field).map_err(invalid)
+}
+
+pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
+    let run = match &request.id {
+        Some(create_run_request::Id::RunId(id)) => {
+            RunKey::from_proto(id, "run_id").map_err(invalid)?
+        }
+        Some(create_run_request::Id::ProjectId(project)) => {
+            check_segment("project_id.organization", &project.organization, false)
+                .map_err(invalid)?;
+            check_segment("project_id.name", &project.name, false).map_err(invalid)?;
+            check_segment("project_id.domain", &project.domain, false).map_err(invalid)?;
+            RunKey {
+                org: project.organization.clone(),
+                project: project.name.clone(),
+                domain: project.domain.clone(),
+                name: generate_run_name(),
+            }
+        }
+        None => return Err(invalid("run_id or project_id is required")),
+    };
+    let spec = match request.task {
+        Some(create_run_request::Task::TaskSpec(spec)) => spec,
+        Some(create_run_request::Task::TaskId(_)) => {
+            return Err(Status::unimplemented(
+                "creating a run from a registered task_id is not supported by the embedded \
+                 backend; send task_spec instead",
+            ))
+        }
+        Some(create_run_request::Task::TriggerName(_)) => {
+            return Err(Status::unimplemented(
+                "creating a run from a trigger is not supported by the embedded backend",
+            ))
+        }
+        None => return Err(invalid("task_spec is required")),
+    };
+    ExecSpec::from_task_spec(&spec).map_err(|e| invalid(format!("task_spec.{e}")))?;
+    let inputs = match request.input_wrapper {
+        Some(create_run_request::InputWrapper::Inputs(inputs)) => RunInputs::Inline(inputs),
+        Some(create_run_request::InputWrapper::OffloadedInputData(offloaded)) => {
+            if offloaded.uri.is_empty() {
+                return Err(invalid("offloaded_input_data.uri is required"));
+            }
+            RunInputs::Offloaded(offloaded.uri)
+        }
+        None => RunInputs::Inline(Default::default()),
+    };
+    let start_ms = match &request.run_start_time {
+        Some(ts) => {
+            timestamp_ms(ts).ok_or_else(|| invalid("run_start_time is not a valid timestamp"))?
+        }
+        None => now_ms(),
+    };
+    let mut run_spec = request.run_spec.unwrap_or_default();
+    if let Some(envs) = &run_spec.envs {
+        for (i, pair) in envs.values.iter().enumerate() {
+            if pair.key.is_empty() || pair.key.contains(['=', '\0']) || pair.value.contains('\0') {
+                return Err(invalid(format!(
+                    "run_spec.envs.values[{i}] ({:?}) is not a valid environment variable",
+                    pair.key
+                )));
+            }
+        }
+    }
+    if run_spec.run_start_time.is_none() {
+        run_spec.run_start_time = Some(timestamp(start_ms));
+    }
+    Ok(RunRequest {
+        run,
+        task: TaskAction {
+            id: None,
+            spec: Some(spec),
+            cache_key: None,
+            queue: run_spec.queue.clone(),
+        },
+        inputs,
+        run_spec: Some(run_spec),
+    })
+}
+
+pub fn enqueue(request: EnqueueRequest) -> Result<ActionRequest, Status> {
+    let action = request
+        .action
+        .ok_or_else(|| invalid("action is required"))?;
+    let (run, name) = action_id(action.action_id.as_ref(), "action.action_id")?;
+    let parent = action.parent_action_name.unwrap_or_default();
+    if parent.is_empty() {
+        return Err(invalid(
+            "action.parent_action_name is required: the root action of a run is created by \
+             CreateRun",
+        ));
+    }
+    check_segment("action.parent_action_name", &parent, true).map_err(invalid)?;
+    if parent == name {
+        return Err(invalid("an action cannot be its own parent"));
+    }
+    if action.group.len() > MAX_GROUP_LEN {
+        return Err(invalid(format!(
+            "action.group is longer than {MAX_GROUP_LEN} bytes"
+        )));
+    }
+    let run_output_base = if action.run_output_base.is_empty() {
+        None
+    } else if is_file_uri(&action.run_output_base) {
+        Some(action.run_output_base)
+    } else {
+        return Err(invalid(format!(
+            "action.run_output_base {:?} must be an absolute file:// URI: the embedded backend \
+             checks attempt outputs on local disk",
+            action.run_output_base
+        )));
+    };
+    let spec = match action.spec {
+        Some(action::Spec::Task(task)) => {
+            ExecSpec::from_task(&task).map_err(|e| invalid(format!("action.task.{e}")))?;
+            if action.input_uri.is_empty() {
+                return Err(invalid("action.input_uri is required for a task action"));
+            }
+            ActionSpecRequest::Task(Box::new(task))
+        }
+        Some(action::Spec::Trace(trace)) => {
+            if phase::from_wire(trace.phase).is_none() {
+                return Err(invalid(format!(
+                    "action.trace.phase must be a known, specified ActionPhase (got {})",
+                    trace.phase
+                )));
+            }
+            for (field, ts) in [
+                ("start_time", &trace.start_time),
+                ("end_time", &trace.end_time),
+            ] {
+                if let Some(ts) = ts {
+                    if timestamp_ms(ts).is_none() {
+                        return Err(invalid(format!(
+                            "action.trace.{field} is not a valid timestamp"
+                        )));
+                    }
+                }
+            }
+            ActionSpecRequest::Trace(Box::new(trace))
+        }
+        Some(action::Spec::Condition(_)) => {
+            return Err(Status::unimplemented(
+                "condition actions are not supported by the embedded backend",
+            ))
+        }
+        None => return Err(invalid("action must have either a task or a trace")),
+    };
+    Ok(ActionRequest {
+        run,
+        name,
+        parent,
+        group: action.group,
+        input_uri: action.input_uri,
+        run_output_base,
+        spec,
+    })
+}
+
+pub fn update(request: UpdateRequest) -> Result<StatusReport, Status> {
+    let (run, name) = action_id(request.action_id.as_ref(), "action_id")?;
+    let status = request
+        .status
+        .ok_or_else(|| invalid("status is required"))?;
+    let phase = phase::from_wire(status.phase).ok_or_else(|| {
+        invalid(format!(
+            "status.phase must be a known, specified ActionPhase (got {})",
+            status.phase
+        ))
+    })?;
+    let time = |field: &str, ts: &Option<flyteidl2::google::protobuf::Timestamp>| match ts {
+        Some(ts) => timestamp_ms(ts)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("status.{field} is not a valid timestamp"))),
+        None => Ok(None),
+    };
+    Ok(StatusReport {
+        run,
+        name,
+        attempt: request.attempt,
+        phase,
+        started_ms: time("start_time", &status.start_time)?,
+        ended_ms: time("end_time", &status.end_time)?,
+    })
+}
+
+/// A page request: at most `limit` items (None: all) after the position in `token`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub after: Option<i64>,
+}
+
+pub fn page(request: Option<&ListRequest>) -> Result<Page, Status> {
+    let Some(request) = request else {
+        return Ok(Page {
+            limit: None,
+            after: None,
+        });
+    };
+    let after = if request.token.is_empty() {
+        None
+    } else {
+        Some(
+            request
+                .token
+                .parse::<i64>()
+                .ok()
+                .filter(|t| *t > 0)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "request.token {:?} is not a page token issued by this backend",
+                        request.token
+                    ))
+                })?,
+        )
+    };
+    Ok(Page {
+        limit: (request.limit > 0).then_some(request.limit),
+        after,
+    })
+}
+
+/// The runs a ListRuns scope selects; None when it can select nothing (triggers).
+pub fn run_filter(request: &ListRunsRequest) -> Option<RunFilter> {
+    let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
+    match &request.scope_by {
+        None => Some(RunFilter::default()),
+        Some(list_runs_request::ScopeBy::Org(org)) => Some(RunFilter {
+            org: Some(org.clone()),
+            ..Default::default()
+        }),
+        Some(list_runs_request::ScopeBy::ProjectId(project)) => Some(RunFilter {
+            org: Some(project.organization.clone()),
+            project: Some(project.name.clone()),
+            domain: non_empty(&project.domain),
+            ..Default::default()
+        }),
+        // The embedded backend has no triggers, so no run was created by one.
+        Some(list_runs_request::ScopeBy::TriggerName(_)) => None,
+        Some(list_runs_request::ScopeBy::TaskName(task)) => Some(RunFilter {
+            org: Some(task.org.clone()),
+            project: Some(task.project.clone()),
+            domain: Some(task.domain.clone()),
+            task_name: Some(task.name.clone()),
+            task_version: None,
+        }),
+        Some(list_runs_request::ScopeBy::TaskId(task)) => Some(RunFilter {
+            org: Some(task.org.clone()),
+            project: Some(task.project.clone()),
+            domain: Some(task.domain.clone()),
+            task_name: Some(task.name.clone()),
+            task_version: Some(task.version.clone()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::spec::tests::task_with;
+    use flyteidl2::flyteidl::actions::Action;
+    use flyteidl2::flyteidl::common::ActionPhase;
+    use flyteidl2::flyteidl::core::Container;
+    use flyteidl2::flyteidl::workflow::{ActionStatus, TraceAction};
+    use tonic::Code;
+
+    fn run_identifier() -> RunIdentifier {
+        RunIdentifier {
+            org: "o".into(),
+            project: "p".into(),
+            domain: "d".into(),
+            name: "r1".into(),
+        }
+    }
+
+    fn good_action() -> Action {
+        Action {
+            action_id: Some(ActionIdentifier {
+                run: Some(run_identifier()),
+                name: "child".into(),
+            }),
+            parent_action_name: Some("a0".into()),
+            input_uri: "file:///tmp/in.pb".into(),
+            spec: Some(action::Spec::Task(task_with(Container::default(), None))),
+            ..Default::default()
+        }
+    }
+
+    fn enqueue_error(action: Option<Action>) -> Status {
+        match enqueue(EnqueueRequest {
+            action,
+            run_spec: None,
+        }) {
+            Ok(_) => panic!("accepted"),
+            Err(status) => status,
+        }
+    }
+
+    #[test]
+    fn enqueue_accepts_a_good_request() {
+        let request = enqueue(EnqueueRequest {
+            action: Some(good_action()),
+            run_spec: None,
+        })
+        .unwrap();
+        assert_eq!(request.name, "child");
+        assert_eq!(request.parent, "a0");
+        assert!(request.run_output_base.is_none());
+    }
+
+    #[test]
+    fn enqueue_rejects_malformed_requests() {
+        assert!(enqueue_error(None).message().contains("action is required"));
+
+        let mut no_id = good_action();
+        no_id.action_id = None;
+        assert!(enqueue_error(Some(no_id))
+            .message()
+            .contains("action.action_id is required"));
+
+        let mut empty_name = good_action();
+        if let Some(id) = empty_name.action_id.as_mut() {
+            id.name.clear();
+        }
+        assert!(enqueue_error(Some(empty_name))
+            .message()
+            .contains("action.action_id.name is required"));
+
+        let mut traversal = good_action();
+        if let Some(id) = traversal.action_id.as_mut() {
+            id.name = "../../etc".into();
+        }
+        assert_eq!(enqueue_error(Some(traversal)).code(), Code::InvalidArgument);
+
+        let mut no_parent = good_action();
+        no_parent.parent_action_name = None;
+        assert!(enqueue_error(Some(no_parent))
+            .message()
+            .contains("parent_action_name is required"));
+
+        let mut no_spec = good_action();
+        no_spec.spec = None;
+        assert!(enqueue_error(Some(no_spec))
+            .message()
+            .contains("either a task or a trace"));
+
+        let mut no_input = good_action();
+        no_input.input_uri.clear();
+        assert!(enqueue_error(Some(no_input))
+            .message()
+            .contains("input_uri is required"));
+
+        let mut no_container = good_action();
+        no_container.spec = Some(action::Spec::Task(TaskAction::default()));
+        assert!(enqueue_error(Some(no_container))
+            .message()
+            .contains("action.task.spec is required"));
+
+        let mut remote_base = good_action();
+        remote_base.run_output_base = "s3://bucket/run/".into();
+        assert!(enqueue_error(Some(remote_base))
+            .message()
+            .contains("run_output_base"));
+
+        let mut bad_trace = good_action();
+        bad_trace.spec = Some(action::Spec::Trace(TraceAction {
+            name: "t".into(),
+            phase: 0,
+            ..Default::default()
+        }));
+        assert!(enqueue_error(Some(bad_trace))
+            .message()
+            .contains("trace.phase"));
+
+        let mut condition = good_action();
+        condition.spec = Some(action::Spec::Condition(Default::default()));
+        assert_eq!(enqueue_error(Some(condition)).code(), Code::Unimplemented);
+    }
+
+    #[test]
+    fn create_run_validation() {
+        let missing_id = create_run(CreateRunRequest::default()).unwrap_err();
+        assert!(missing_id.message().contains("run_id or project_id"));
+
+        let no_task = create_run(CreateRunRequest {
+            id: Some(create_run_request::Id::RunId(run_identifier())),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(no_task.message().contains("task_spec is required"));
+
+        let by_id = create_run(CreateRunRequest {
+            id: Some(create_run_request::Id::RunId(run_identifier())),
+            task: Some(create_run_request::Task::TaskId(Default::default())),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(by_id.code(), Code::Unimplemented);
+
+        let spec = task_with(Container::default(), None).spec.unwrap();
+        let generated = create_run(CreateRunRequest {
+            id: Some(create_run_request::Id::ProjectId(Default::default())),
+            task: Some(create_run_request::Task::TaskSpec(spec)),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(generated.run.name.len(), 20);
+        assert!(generated.run_spec.and_then(|s| s.run_start_time).is_some());
+    }
+
+    #[test]
+    fn update_validation() {
+        let no_status = update(UpdateRequest {
+            action_id: Some(good_action().action_id.unwrap()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(no_status.message().contains("status is required"));
+        let bad_phase = update(UpdateRequest {
+            action_id: Some(good_action().action_id.unwrap()),
+            status: Some(ActionStatus {
+                phase: 42,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(bad_phase.message().contains("status.phase"));
+        let ok = update(UpdateRequest {
+            action_id: Some(good_action().action_id.unwrap()),
+            status: Some(ActionStatus {
+                phase: ActionPhase::Running as i32,
+                ..Default::default()
+            }),
+            attempt: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ok.phase, ActionPhase::Running);
+    }
+
+    #[test]
+    fn pages() {
+        assert_eq!(
+            page(None).unwrap(),
+            Page {
+                limit: None,
+                after: None
+            }
+        );
+        let request = ListRequest {
+            limit: 5,
+            token: "17".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            page(Some(&request)).unwrap(),
+            Page {
+                limit: Some(5),
+                after: Some(17)
+            }
+        );
+        let bad = ListRequest {
+            token: "abc".into(),
+            ..Default::default()
+        };
+        assert_eq!(page(Some(&bad)).unwrap_err().code(), Code::InvalidArgument);
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the embedded backend over real gRPC, with a fake Python runtime.
+
+mod actions;
+mod common;
+mod execution;
+mod recovery;
+mod runs;

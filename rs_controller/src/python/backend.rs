@@ -1,0 +1,98 @@
+//! `flyte._core.Backend`: the embedded backend, served from a Python process
+//! (`flyte start local`, or a test).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use flyte_backend::{BackendConfig, RunningBackend};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use tokio::sync::Notify;
+
+#[pyclass(name = "Backend", module = "flyte._core", frozen)]
+pub struct PyBackend {
+    endpoint: String,
+    running: Mutex<Option<RunningBackend>>,
+    stop: Arc<Notify>,
+}
+
+fn resolve(host: &str, port: u16) -> PyResult<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| PyValueError::new_err(format!("cannot listen on {host}:{port}: {e}")))?
+        .next()
+        .ok_or_else(|| PyValueError::new_err(format!("{host} resolves to no address")))
+}
+
+#[pymethods]
+impl PyBackend {
+    /// Starts serving at once (state is recovered from `data_dir` first); `endpoint` tells
+    /// where. Serving continues on background threads until `shutdown()`.
+    #[new]
+    #[pyo3(signature = (data_dir, runtime_command, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8))]
+    fn new(
+        py: Python<'_>,
+        data_dir: PathBuf,
+        runtime_command: Vec<String>,
+        host: String,
+        port: u16,
+        max_parallel: usize,
+    ) -> PyResult<Self> {
+        if runtime_command.is_empty() {
+            return Err(PyValueError::new_err("runtime_command must name the program that runs an action"));
+        }
+        if max_parallel == 0 {
+            return Err(PyValueError::new_err("max_parallel must be at least 1"));
+        }
+        let addr = resolve(&host, port)?;
+        let mut config = BackendConfig::new(data_dir, runtime_command);
+        config.max_parallel = max_parallel;
+        let runtime = pyo3_async_runtimes::tokio::get_runtime();
+        let running = py
+            .allow_threads(|| runtime.block_on(flyte_backend::start(config, addr)))
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        Ok(PyBackend { endpoint: running.endpoint(), running: Mutex::new(Some(running)), stop: Arc::new(Notify::new()) })
+    }
+
+    #[getter]
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Blocks until `shutdown()` is called or the process gets SIGINT/SIGTERM, then stops.
+    /// The GIL is released meanwhile.
+    fn wait(&self, py: Python<'_>) -> PyResult<()> {
+        let stop = self.stop.clone();
+        let runtime = pyo3_async_runtimes::tokio::get_runtime();
+        py.allow_threads(|| {
+            runtime.block_on(async move {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    _ = stop.notified() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                Ok::<(), std::io::Error>(())
+            })
+        })
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        self.shutdown(py);
+        Ok(())
+    }
+
+    /// Stops serving and the action processes' supervision; idempotent.
+    fn shutdown(&self, py: Python<'_>) {
+        // A stored permit: a wait() that starts later returns at once.
+        self.stop.notify_one();
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(running) = running {
+            let runtime = pyo3_async_runtimes::tokio::get_runtime();
+            py.allow_threads(|| runtime.block_on(running.shutdown()));
+        }
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyBackend>()
+}

@@ -1,0 +1,139 @@
+//! Calls to any flyteidl2 method with pre-serialized messages.
+//!
+//! Python builds and decodes messages with the flyteidl2 `_pb2` modules; this module only
+//! moves their bytes over the same channel, TLS and auth as the controller. One generic
+//! unary call and one generic server stream serve every run-level method (RunService,
+//! RunLogsService) without a Python gRPC stack.
+
+use bytes::{Buf, BufMut};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::{Request, Status, Streaming};
+
+use crate::client::{Client, ClientError};
+
+/// A codec that passes message bytes through unchanged.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawEncoder;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut out = vec![0u8; buf.remaining()];
+        buf.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// Why a call failed: the gRPC status, or a client-side problem before any call was made.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("invalid method path '{0}': expected /package.Service/Method")]
+    BadMethod(String),
+    #[error("{}: {}", crate::client::code_name(.0.code()), .0.message())]
+    Status(Status),
+}
+
+fn method_path(method: &str) -> Result<PathAndQuery, RpcError> {
+    let valid =
+        method.starts_with('/') && method.matches('/').count() == 2 && !method.ends_with('/');
+    if !valid {
+        return Err(RpcError::BadMethod(method.to_string()));
+    }
+    method
+        .parse::<PathAndQuery>()
+        .map_err(|_| RpcError::BadMethod(method.to_string()))
+}
+
+/// One unary call: request bytes in, response bytes out.
+pub async fn unary(client: &Client, method: &str, request: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+    let path = method_path(method)?;
+    let mut grpc = tonic::client::Grpc::new(client.grpc_channel()?)
+        .max_decoding_message_size(64 * 1024 * 1024);
+    grpc.ready()
+        .await
+        .map_err(|e| RpcError::Status(Status::unavailable(crate::client::error_chain(&e))))?;
+    let mut req = Request::new(request);
+    req.set_timeout(client.rpc_timeout());
+    let resp = grpc
+        .unary(req, path, RawCodec)
+        .await
+        .map_err(RpcError::Status)?;
+    Ok(resp.into_inner())
+}
+
+/// Opens a server stream; messages are read with `Streaming::message`.
+pub async fn server_stream(
+    client: &Client,
+    method: &str,
+    request: Vec<u8>,
+) -> Result<Streaming<Vec<u8>>, RpcError> {
+    let path = method_path(method)?;
+    let mut grpc = tonic::client::Grpc::new(client.grpc_channel()?)
+        .max_decoding_message_size(64 * 1024 * 1024);
+    grpc.ready()
+        .await
+        .map_err(|e| RpcError::Status(Status::unavailable(crate::client::error_chain(&e))))?;
+    let resp = grpc
+        .server_streaming(Request::new(request), path, RawCodec)
+        .await
+        .map_err(RpcError::Status)?;
+    Ok(resp.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_paths_are_validated() {
+        assert!(method_path("/flyteidl2.workflow.RunService/CreateRun").is_ok());
+        for bad in [
+            "",
+            "CreateRun",
+            "/flyteidl2.workflow.RunService/",
+            "/a/b/c",
+            "//x",
+        ] {
+            assert!(
+                matches!(method_path(bad), Err(RpcError::BadMethod(_))),
+                "{bad}"
+            );
+        }
+    }
+}
