@@ -97,13 +97,16 @@ class BackendClient:
         )
         return resp.details
 
-    def watch_run_details(self, run_id: Any) -> AsyncIterator[Any]:
+    async def watch_run_details(self, run_id: Any) -> AsyncIterator[Any]:
+        """RunDetails, first as they are, then at every change."""
         from flyteidl2.workflow import run_service_pb2
 
         req = run_service_pb2.WatchRunDetailsRequest(run_id=run_id)
-        return self._stream(
-            _RUNS + "WatchRunDetails", req, run_service_pb2.WatchRunDetailsResponse, f"run {run_id.name}"
-        )
+        what = f"run {run_id.name}"
+        async for resp in self._stream(
+            _RUNS + "WatchRunDetails", req, run_service_pb2.WatchRunDetailsResponse, what
+        ):
+            yield resp.details
 
     async def get_action_details(self, action_id: Any) -> Any:
         from flyteidl2.workflow import run_service_pb2

@@ -1,13 +1,12 @@
 """The embedded backend on this machine: starting it, finding it, serving it.
 
-One backend serves one data dir. While it runs it holds an exclusive lock on
-``<data dir>/backend.lock`` and advertises itself in ``<data dir>/backend.json``; a client
-that finds no live backend starts one in the background.
+One backend serves one data dir (it locks the directory while it runs) and advertises
+itself in ``<data dir>/backend.json``; a client that finds no live backend starts one in
+the background.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -20,7 +19,6 @@ from typing import Any
 from flyte.errors import InitializationError
 
 INFO = "backend.json"
-LOCK = "backend.lock"
 LOG = "backend.log"
 
 
@@ -114,16 +112,15 @@ def serve(data_dir: Path, host: str, port: int, max_parallel: int, announce: Any
     from flyte import _core
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(data_dir / LOCK, "a+")  # noqa: SIM115 - held for the life of the process
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        info = read_info(data_dir) or {}
-        raise InitializationError(
-            message=f"a backend is already running for {data_dir}"
-            + (f" at {info['endpoint']}" if "endpoint" in info else "")
-        ) from None
-    backend = _core.Backend(str(data_dir), runtime_command(), host, port, max_parallel)
+        backend = _core.Backend(str(data_dir), runtime_command(), host, port, max_parallel)
+    except OSError as e:
+        if "in use" not in str(e):
+            raise
+        # The backend holds an exclusive lock on its data dir for as long as it runs.
+        known = read_info(data_dir) or {}
+        where = f" at {known['endpoint']}" if "endpoint" in known else ""
+        raise InitializationError(message=f"a backend is already running for {data_dir}{where}") from None
     info = {
         "endpoint": backend.endpoint,
         "pid": os.getpid(),
@@ -141,4 +138,3 @@ def serve(data_dir: Path, host: str, port: int, max_parallel: int, announce: Any
         if current is not None and current.get("pid") == os.getpid():
             (data_dir / INFO).unlink(missing_ok=True)
         backend.shutdown()
-        lock.close()

@@ -156,7 +156,11 @@ def main(argv: list[str]) -> int:
         org=env.get("_FLYTE_ORG") or None,
     )
     ctx = ActionContext(
-        run=runner, action_name=action_name, task=task, attempt=int(env.get("_FLYTE_ATTEMPT", "1"))
+        run=runner,
+        action_name=action_name,
+        task=task,
+        attempt=int(env.get("_FLYTE_ATTEMPT", "1")),
+        custom_context={kv.key: kv.value for kv in inputs.context},
     )
     try:
         result = asyncio.run(_run_body(runner, task, kwargs, ctx))

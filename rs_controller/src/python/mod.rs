@@ -4,6 +4,7 @@
 //! Only plain values cross it (strings, bytes, numbers, dicts of those).
 
 mod aio;
+mod backend;
 mod controller;
 mod rpc;
 
@@ -288,6 +289,7 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLocalStore>()?;
     aio::register(m)?;
     controller::register(m)?;
+    backend::register(m)?;
     rpc::register(m)?;
     m.add_function(wrap_pyfunction!(action_name, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;

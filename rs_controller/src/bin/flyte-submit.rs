@@ -1,0 +1,211 @@
+//! `flyte-submit`: start a run from Rust and follow it.
+//!
+//! ```text
+//! flyte-submit --endpoint 127.0.0.1:8090 [--insecure] [--project P] [--domain D] FILE TASK [--inputs JSON]
+//! ```
+//!
+//! Python (embedded) loads the task and converts the JSON inputs and the outputs; Rust does
+//! every network call: CreateRun, WatchRunDetails, GetActionData. Prints each phase change
+//! and the outputs as JSON; exits 0 when the run succeeded, 1 when it did not, 2 on bad usage.
+
+use std::process::ExitCode;
+
+use flyte_controller::client::{Client, ClientConfig};
+use flyte_controller::rpc;
+use flyteidl2::flyteidl::common::{ActionIdentifier, ActionPhase, RunIdentifier};
+use flyteidl2::flyteidl::workflow::action_details::Result as DetailsResult;
+use flyteidl2::flyteidl::workflow::run_service_client::RunServiceClient;
+use flyteidl2::flyteidl::workflow::{CreateRunResponse, GetActionDataRequest, WatchRunDetailsRequest};
+use prost::Message;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+const USAGE: &str = "usage: flyte-submit --endpoint HOST:PORT [--insecure] [--project P] [--domain D] FILE TASK [--inputs JSON]";
+
+struct Args {
+    endpoint: String,
+    insecure: bool,
+    project: String,
+    domain: String,
+    file: String,
+    task: String,
+    inputs: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let (mut endpoint, mut insecure, mut project, mut domain, mut inputs) =
+        (None, false, String::new(), String::new(), "{}".to_string());
+    let mut positional = Vec::new();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--endpoint" => endpoint = Some(value("--endpoint")?),
+            "--insecure" => insecure = true,
+            "--project" => project = value("--project")?,
+            "--domain" => domain = value("--domain")?,
+            "--inputs" => inputs = value("--inputs")?,
+            "-h" | "--help" => return Err(String::new()),
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            _ => positional.push(arg),
+        }
+    }
+    let endpoint = endpoint.ok_or("--endpoint is required")?;
+    let [file, task]: [String; 2] = positional.try_into().map_err(|_| "expected FILE and TASK".to_string())?;
+    Ok(Args { endpoint, insecure, project, domain, file, task, inputs })
+}
+
+/// Makes the active virtualenv's packages (the SDK) importable by the embedded interpreter,
+/// which otherwise only knows the base installation it was linked against.
+fn add_virtualenv(py: Python<'_>) -> PyResult<()> {
+    let Ok(venv) = std::env::var("VIRTUAL_ENV") else { return Ok(()) };
+    let site = py.import("site")?;
+    for entry in std::fs::read_dir(std::path::Path::new(&venv).join("lib")).into_iter().flatten().flatten() {
+        let dir = entry.path().join("site-packages");
+        if dir.is_dir() {
+            site.call_method1("addsitedir", (dir.to_string_lossy().to_string(),))?;
+        }
+    }
+    Ok(())
+}
+
+fn python_error(py: Python<'_>, e: PyErr) -> String {
+    let kind = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Error".into());
+    format!("{kind}: {}", e.value(py))
+}
+
+fn build_request(args: &Args) -> Result<(Vec<u8>, String), String> {
+    Python::with_gil(|py| {
+        add_virtualenv(py).map_err(|e| python_error(py, e))?;
+        let embed = py.import("flyte._remote._embed").map_err(|e| python_error(py, e))?;
+        let out = embed
+            .call_method1(
+                "create_run_request",
+                (&args.file, &args.task, &args.inputs, &args.project, &args.domain, &args.endpoint),
+            )
+            .map_err(|e| python_error(py, e))?;
+        let (request, task): (Vec<u8>, String) = out.extract().map_err(|e| python_error(py, e))?;
+        Ok((request, task))
+    })
+}
+
+fn outputs_json(args: &Args, outputs: &[u8]) -> Result<String, String> {
+    Python::with_gil(|py| {
+        let embed = py.import("flyte._remote._embed").map_err(|e| python_error(py, e))?;
+        embed
+            .call_method1("outputs_json", (&args.file, &args.task, PyBytes::new(py, outputs)))
+            .and_then(|v| v.extract::<String>())
+            .map_err(|e| python_error(py, e))
+    })
+}
+
+fn phase_name(phase: i32) -> String {
+    ActionPhase::try_from(phase)
+        .map(|p| p.as_str_name().trim_start_matches("ACTION_PHASE_").to_string())
+        .unwrap_or_else(|_| format!("PHASE_{phase}"))
+}
+
+fn is_terminal(phase: &str) -> bool {
+    matches!(phase, "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT")
+}
+
+async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, String> {
+    let raw = rpc::unary(client, "/flyteidl2.workflow.RunService/CreateRun", request)
+        .await
+        .map_err(|e| format!("creating the run failed: {e}"))?;
+    let created = CreateRunResponse::decode(raw.as_slice()).map_err(|e| format!("bad CreateRun response: {e}"))?;
+    let run_id: RunIdentifier = created
+        .run
+        .and_then(|r| r.action)
+        .and_then(|a| a.id)
+        .and_then(|id| id.run)
+        .ok_or("the backend did not say which run it created")?;
+    println!("run {} created", run_id.name);
+
+    let mut runs = RunServiceClient::new(client.grpc_channel().map_err(|e| e.to_string())?);
+    let mut last = String::new();
+    let mut stream = runs
+        .watch_run_details(WatchRunDetailsRequest { run_id: Some(run_id.clone()) })
+        .await
+        .map_err(|e| format!("watching the run failed: {e}"))?
+        .into_inner();
+    let mut error = None;
+    while let Some(msg) = stream.message().await.map_err(|e| format!("watching the run failed: {e}"))? {
+        let Some(action) = msg.details.and_then(|d| d.action) else { continue };
+        let phase = phase_name(action.status.as_ref().map(|s| s.phase).unwrap_or_default());
+        if phase != last {
+            println!("phase {phase}");
+            last = phase.clone();
+        }
+        if is_terminal(&phase) {
+            error = match action.result {
+                Some(DetailsResult::ErrorInfo(e)) => Some(format!("{}: {}", e.code, e.message)),
+                Some(DetailsResult::AbortInfo(a)) => Some(format!("aborted: {}", a.reason)),
+                _ => None,
+            };
+            break;
+        }
+    }
+    if last != "SUCCEEDED" {
+        println!("error {}", error.unwrap_or_else(|| format!("run ended {last}")));
+        return Ok(false);
+    }
+    let data = runs
+        .get_action_data(GetActionDataRequest {
+            action_id: Some(ActionIdentifier { run: Some(run_id), name: "a0".into() }),
+        })
+        .await
+        .map_err(|e| format!("reading the outputs failed: {e}"))?
+        .into_inner();
+    let outputs = data.outputs.map(|o| o.encode_to_vec()).unwrap_or_default();
+    println!("outputs {}", outputs_json(args, &outputs)?);
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("flyte-submit: {msg}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    pyo3::prepare_freethreaded_python();
+    let (request, task) = match build_request(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flyte-submit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("task {task}");
+    let mut config = ClientConfig::new(args.endpoint.clone());
+    config.insecure = args.insecure;
+    let client = match Client::new(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flyte-submit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flyte-submit: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The GIL stays free while Rust waits on the network.
+    let outcome = Python::with_gil(|py| py.allow_threads(|| runtime.block_on(follow(&args, &client, request))));
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("flyte-submit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
