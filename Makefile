@@ -32,11 +32,16 @@ install: wheel
 	$(PIP) install --quiet --force-reinstall --no-deps dist/*.whl
 	$(PIP) install --quiet dist/*.whl
 
+# The example on the embedded backend (started in the background, stopped afterwards):
+# every task action is its own process.
 demo: install
 	$(VENV)/bin/flyte run --local examples/hello.py main --numbers '[1,2,3]'
+	$(VENV)/bin/flyte run -f examples/hello.py main --numbers '[1,2,3]'; status=$$?; \
+		$(VENV)/bin/flyte stop local; exit $$status
 
 test-rust: $(STAMP)
 	cargo test $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace
+	cargo build $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace --bins
 
 test-python: install
 	$(VENV)/bin/pytest -q tests

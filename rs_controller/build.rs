@@ -9,7 +9,9 @@ fn main() {
     }
     let config = pyo3_build_config::get();
     let (Some(dir), Some(name)) = (config.lib_dir.as_ref(), config.lib_name.as_ref()) else {
-        println!("cargo:warning=no libpython found: flyte-submit will not link in this configuration");
+        println!(
+            "cargo:warning=no libpython found: flyte-submit will not link in this configuration"
+        );
         return;
     };
     for kind in ["bins", "tests"] {

@@ -122,6 +122,33 @@ pub fn uri_to_path(uri: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(rest))
 }
 
+/// An attempt's output prefix under its action's run output base,
+/// `<base><action>/<attempt>/`, as a path and as a URI.
+pub fn attempt_prefix(
+    run_output_base: &str,
+    action: &str,
+    attempt: u32,
+) -> Result<(PathBuf, String), String> {
+    let dir = uri_to_path(run_output_base)?
+        .join(action)
+        .join(attempt.to_string());
+    let uri = dir_uri(&dir);
+    Ok((dir, uri))
+}
+
+/// Where an attempt may put raw (offloaded) data: `<base>raw/<action>/<attempt>/`.
+pub fn raw_data_prefix(
+    run_output_base: &str,
+    action: &str,
+    attempt: u32,
+) -> Result<String, String> {
+    let dir = uri_to_path(run_output_base)?
+        .join("raw")
+        .join(action)
+        .join(attempt.to_string());
+    Ok(dir_uri(&dir))
+}
+
 /// The file holding outputs for an output reference: a prefix gets `outputs.pb` appended; a
 /// reference that already names a `.pb` file is used as is.
 pub fn outputs_file_uri(output_uri: &str) -> String {
@@ -174,6 +201,14 @@ mod tests {
         assert!(uri_to_path("s3://bucket/x").is_err());
         assert!(uri_to_path("file://relative").is_err());
         assert_eq!(outputs_file_uri("file:///o/"), "file:///o/outputs.pb");
+        let (dir, uri) = attempt_prefix("file:///b/", "a1", 2).unwrap();
+        assert_eq!(dir, PathBuf::from("/b/a1/2"));
+        assert_eq!(uri, "file:///b/a1/2/");
+        assert_eq!(
+            raw_data_prefix("file:///b/", "a1", 2).unwrap(),
+            "file:///b/raw/a1/2/"
+        );
+        assert!(attempt_prefix("s3://b/", "a1", 1).is_err());
         assert_eq!(outputs_file_uri("file:///o/x.pb"), "file:///o/x.pb");
     }
 }

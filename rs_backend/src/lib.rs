@@ -3,6 +3,7 @@
 //! A gRPC server that speaks the flyteidl2 protocol of a Flyte 2 cluster — ActionsService,
 //! RunService and RunLogsService — and runs every task action as a local OS process. State is
 //! kept in SQLite under the data dir, so a restarted backend carries on where it stopped.
+//! [`start`] must be called inside a tokio runtime (multi-threaded in practice).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), flyte_backend::BackendError> {
@@ -16,6 +17,25 @@
 //! backend.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # The runtime contract
+//!
+//! An attempt runs `runtime_command` followed by the task's `container.args`, in which
+//! `{{.input}}`, `{{.inputPrefix}}`, `{{.outputPrefix}}`, `{{.rawOutputDataPrefix}}`,
+//! `{{.checkpointOutputPrefix}}`, `{{.prevCheckpointPrefix}}`, `{{.runName}}`,
+//! `{{.actionName}}` and `{{.attempt}}` are filled in. It runs in its own process group, in a
+//! fresh work dir, with stdout and stderr going to the attempt's log, and with
+//! `_FLYTE_ENDPOINT`, `_FLYTE_INSECURE`, `_FLYTE_ORG`, `_FLYTE_PROJECT`, `_FLYTE_DOMAIN`,
+//! `_FLYTE_RUN`, `_FLYTE_ACTION`, `_FLYTE_ATTEMPT` (1-based), `_FLYTE_RUN_OUTPUT_BASE`,
+//! `_FLYTE_DATA_DIR`, `_FLYTE_INPUT_URI`, `_FLYTE_OUTPUT_PREFIX`, `_FLYTE_RAW_DATA_PREFIX`
+//! and `PYTHONUNBUFFERED=1` set (over the backend's environment, `extra_env`, the task's env
+//! and the run's env, in that order).
+//!
+//! The attempt succeeded if it exits 0 having written `<output prefix>outputs.pb`; it failed
+//! if it wrote `<output prefix>error.pb` (a `core.ExecutionError`: kind USER uses the task's
+//! retries, SYSTEM is treated as a crash). Anything else is a crash, relaunched up to
+//! `system_retries` times. Timeouts (`metadata.timeout`) and memory limits
+//! (`container.resources.limits`) kill the process group and count as user failures.
 
 // tonic::Status is the error type of every gRPC method; boxing it on the way there would only
 // add conversions.

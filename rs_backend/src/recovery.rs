@@ -25,8 +25,32 @@ pub struct Recovered {
     pub killed: usize,
 }
 
+/// Kills a leftover process of a previous instance if it is still the same process.
+async fn stop_leftover(process: &procfs::ProcessRef) -> bool {
+    if !procfs::is_alive(process) {
+        return false;
+    }
+    procfs::kill_group(process.pid);
+    if !procfs::wait_gone(process, KILL_GRACE).await {
+        tracing::warn!(
+            pid = process.pid,
+            "a leftover task process survived SIGKILL"
+        );
+    }
+    true
+}
+
 pub async fn recover(engine: &Engine) -> Result<Recovered, BackendError> {
     let mut summary = Recovered::default();
+    // Aborted just before the previous instance died, but perhaps not yet killed.
+    for record in engine.store.finished_actions_with_process()? {
+        if let Some(process) = record.process {
+            if stop_leftover(&process).await {
+                summary.killed += 1;
+            }
+        }
+        engine.store.clear_process(record.seq)?;
+    }
     for record in engine.store.unfinished_actions()? {
         // Traces are only recorded; their owner reports their end.
         if record.kind != ActionKind::Task {
@@ -42,15 +66,8 @@ pub async fn recover(engine: &Engine) -> Result<Recovered, BackendError> {
             record.attempts
         );
         if let Some(process) = record.process {
-            if procfs::is_alive(&process) {
-                procfs::kill_group(process.pid);
+            if stop_leftover(&process).await {
                 summary.killed += 1;
-                if !procfs::wait_gone(&process, KILL_GRACE).await {
-                    tracing::warn!(
-                        pid = process.pid,
-                        "a leftover task process survived SIGKILL"
-                    );
-                }
                 message = format!(
                     "the backend restarted while attempt {} was running; its process {} was \
                      stopped so the action could run again",

@@ -71,8 +71,9 @@ pub struct RunningBackend {
     addr: SocketAddr,
     endpoint: String,
     engine: Arc<Engine>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
-    dispatcher: JoinHandle<()>,
+    /// Taken when stopping; None afterwards.
+    server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    dispatcher: Option<JoinHandle<()>>,
     _lock: DataDirLock,
 }
 
@@ -153,8 +154,8 @@ pub async fn start(
         addr: local_addr,
         endpoint,
         engine,
-        server,
-        dispatcher,
+        server: Some(server),
+        dispatcher: Some(dispatcher),
         _lock: lock,
     })
 }
@@ -177,7 +178,7 @@ impl RunningBackend {
 
     /// Stops serving. Running attempts are killed and their actions queued again, without
     /// using a retry, so the next start on this data dir runs them anew.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.engine.begin_stop();
         if let Err(err) = self.finish(Control::Shutdown).await {
             tracing::warn!(%err, "the embedded backend stopped with an error");
@@ -187,7 +188,10 @@ impl RunningBackend {
     /// Serves until a [`ShutdownHandle`] asks to stop (or the server fails), then stops like
     /// [`RunningBackend::shutdown`].
     pub async fn wait(mut self) -> Result<(), BackendError> {
-        let served = (&mut self.server).await;
+        let served = match self.server.take() {
+            Some(server) => server.await,
+            None => Ok(Ok(())),
+        };
         self.engine.begin_stop();
         let finished = self.finish(Control::Shutdown).await;
         match served {
@@ -202,26 +206,27 @@ impl RunningBackend {
     /// Stops serving and supervising but leaves every process running and every action as it
     /// is, exactly as if the backend process had been killed. For crash-recovery tests.
     #[doc(hidden)]
-    pub async fn abandon(self) {
+    pub async fn abandon(mut self) {
         self.engine.begin_stop();
         if let Err(err) = self.finish(Control::Abandon).await {
             tracing::warn!(%err, "the embedded backend stopped with an error");
         }
     }
 
-    async fn finish(self, control: Control) -> Result<(), BackendError> {
+    async fn finish(&mut self, control: Control) -> Result<(), BackendError> {
         for monitor in self.engine.scheduler.stop(control) {
             if let Err(err) = monitor.await {
                 tracing::warn!(%err, "an attempt monitor failed while stopping");
             }
         }
-        if let Err(err) = self.dispatcher.await {
-            tracing::warn!(%err, "the dispatcher failed while stopping");
+        if let Some(dispatcher) = self.dispatcher.take() {
+            if let Err(err) = dispatcher.await {
+                tracing::warn!(%err, "the dispatcher failed while stopping");
+            }
         }
-        let mut server = self.server;
-        if server.is_finished() {
+        let Some(mut server) = self.server.take() else {
             return Ok(());
-        }
+        };
         match tokio::time::timeout(DRAIN_LIMIT, &mut server).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(err))) => Err(BackendError::Server(err)),
@@ -233,6 +238,18 @@ impl RunningBackend {
                 server.abort();
                 Ok(())
             }
+        }
+    }
+}
+
+impl Drop for RunningBackend {
+    /// Dropped without an orderly stop: stop serving and stop the running attempts (their
+    /// monitors queue them again if the runtime lives on; otherwise the next start recovers
+    /// them).
+    fn drop(&mut self) {
+        if self.server.is_some() || self.dispatcher.is_some() {
+            self.engine.begin_stop();
+            self.engine.scheduler.stop(Control::Shutdown);
         }
     }
 }

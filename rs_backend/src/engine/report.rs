@@ -5,9 +5,10 @@ use tonic::Status;
 
 use super::{internal, Engine};
 use crate::clock::now_ms;
+use crate::layout::attempt_prefix;
 use crate::names::RunKey;
 use crate::phase;
-use crate::store::PhaseUpdate;
+use crate::store::{ActionKind, PhaseUpdate, ReportedPhase};
 
 /// A validated Update.
 #[derive(Debug)]
@@ -40,15 +41,23 @@ impl Engine {
                 report.attempt, report.name, record.attempts
             )));
         }
+        // A task reported as succeeded left its outputs where every attempt does, under the
+        // current attempt's prefix; recording it keeps GetActionData and watchers coherent.
+        let output_uri = (report.phase == ActionPhase::Succeeded
+            && record.kind == ActionKind::Task
+            && record.attempts > 0)
+            .then(|| attempt_prefix(&record.run_output_base, &record.name, record.attempts))
+            .and_then(Result::ok)
+            .map(|(_, uri)| uri);
+        let reported = ReportedPhase {
+            phase: report.phase,
+            started_ms: report.started_ms,
+            ended_ms: report.ended_ms,
+            output_uri,
+        };
         let outcome = self
             .store
-            .set_phase(
-                record.seq,
-                report.phase,
-                report.started_ms,
-                report.ended_ms,
-                now_ms(),
-            )
+            .set_phase(record.seq, &reported, now_ms())
             .map_err(|e| internal("update action phase", e))?;
         match outcome {
             None => Err(Status::not_found(format!(

@@ -9,7 +9,7 @@ use tonic::Status;
 use super::{internal, Engine};
 use crate::clock::{now_ms, timestamp_ms};
 use crate::datafile::write_atomic;
-use crate::layout::{dir_uri, file_uri, uri_to_path};
+use crate::layout::file_uri;
 use crate::names::RunKey;
 use crate::phase;
 use crate::store::{ActionKind, ActionRecord, NewAction};
@@ -244,28 +244,5 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// The directory holding an attempt's outputs, and its URI (with a trailing slash).
-    pub fn output_prefix(
-        &self,
-        record: &ActionRecord,
-        attempt: u32,
-    ) -> Result<(std::path::PathBuf, String), String> {
-        let base = uri_to_path(&record.run_output_base)?;
-        let dir = base.join(&record.name).join(attempt.to_string());
-        let uri = dir_uri(&dir);
-        Ok((dir, uri))
-    }
-
-    /// Where an attempt may put raw (offloaded) data.
-    pub fn raw_output_prefix(&self, record: &ActionRecord, attempt: u32) -> Result<String, String> {
-        let base = uri_to_path(&record.run_output_base)?;
-        Ok(dir_uri(
-            &base
-                .join("raw")
-                .join(&record.name)
-                .join(attempt.to_string()),
-        ))
     }
 }

@@ -17,6 +17,7 @@ use super::spec::ExecSpec;
 use super::{conclude_attempt, Control, Running};
 use crate::clock::now_ms;
 use crate::engine::Engine;
+use crate::layout::{attempt_prefix, raw_data_prefix};
 use crate::procfs::{self, ProcessRef};
 use crate::store::{ActionKind, ActionRecord};
 use crate::views;
@@ -147,11 +148,11 @@ fn spawn(
         .ok_or_else(|| invalid("the stored task spec of this action cannot be decoded".into()))?;
     let spec = ExecSpec::from_task(&task).map_err(invalid)?;
     let retries = spec.retries;
-    let (output_dir, output_uri) = engine.output_prefix(record, attempt).map_err(invalid)?;
-    let raw_prefix = engine.raw_output_prefix(record, attempt).map_err(invalid)?;
+    let base = &record.run_output_base;
+    let (output_dir, output_uri) = attempt_prefix(base, &record.name, attempt).map_err(invalid)?;
+    let raw_prefix = raw_data_prefix(base, &record.name, attempt).map_err(invalid)?;
     let previous_checkpoint = match attempt.checked_sub(1).filter(|a| *a > 0) {
-        Some(previous) => engine
-            .output_prefix(record, previous)
+        Some(previous) => attempt_prefix(base, &record.name, previous)
             .map(|(dir, _)| checkpoint_prefix(&dir))
             .unwrap_or_default(),
         None => String::new(),

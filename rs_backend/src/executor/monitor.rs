@@ -70,7 +70,8 @@ async fn watch_process(
     job: &Job,
     control: &mut watch::Receiver<Control>,
 ) -> Option<ExitCause> {
-    let deadline = job.timeout.map(|t| Instant::now() + t);
+    // checked: an absurd timeout from a client means "no deadline", not an overflow panic.
+    let deadline = job.timeout.and_then(|t| Instant::now().checked_add(t));
     let mut ticker = tokio::time::interval(MEMORY_POLL);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut control_open = true;

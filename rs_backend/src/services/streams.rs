@@ -2,6 +2,7 @@
 //! client only slows its own task. Changes arrive through the broadcast channel, which never
 //! blocks the backend: a stream that falls behind gets a fresh snapshot instead.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,11 +44,34 @@ fn update_message(record: &ActionRecord) -> WatchForUpdatesResponse {
     }
 }
 
+/// The newest version of each child a WatchForUpdates stream has sent. Changes arrive both
+/// from snapshots and from the broadcast, which can replay states older than a snapshot just
+/// sent; those are dropped so a client never sees an action move backwards.
+type SentVersions = HashMap<String, u64>;
+
+/// Sends a child's state unless the stream already sent it or a newer one.
+async fn send_child(
+    record: &ActionRecord,
+    sent: &mut SentVersions,
+    tx: &Tx<WatchForUpdatesResponse>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    if sent
+        .get(&record.name)
+        .is_some_and(|version| *version >= record.version)
+    {
+        return true;
+    }
+    sent.insert(record.name.clone(), record.version);
+    deliver(tx, Ok(update_message(record)), stop).await
+}
+
 /// Every current child, then the sentinel. False when the stream should end.
 async fn send_children_snapshot(
     engine: &Engine,
     run: &RunKey,
     parent: &str,
+    sent: &mut SentVersions,
     tx: &Tx<WatchForUpdatesResponse>,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
@@ -59,6 +83,8 @@ async fn send_children_snapshot(
         }
     };
     for child in &children {
+        // A snapshot repeats every child, even one whose state was sent before.
+        sent.insert(child.name.clone(), child.version);
         if !deliver(tx, Ok(update_message(child)), stop).await {
             return false;
         }
@@ -81,7 +107,8 @@ pub async fn child_updates(
     // Subscribed before the snapshot is read, so no change falls between the two.
     let mut events = engine.subscribe();
     let mut stop = engine.stop_signal();
-    if !send_children_snapshot(&engine, &run, &parent, &tx, &mut stop).await {
+    let mut sent = SentVersions::new();
+    if !send_children_snapshot(&engine, &run, &parent, &mut sent, &tx, &mut stop).await {
         return;
     }
     loop {
@@ -92,14 +119,16 @@ pub async fn child_updates(
                 Ok(record) => {
                     if record.run == run
                         && record.parent.as_deref() == Some(parent.as_str())
-                        && !deliver(&tx, Ok(update_message(&record)), &mut stop).await
+                        && !send_child(&record, &mut sent, &tx, &mut stop).await
                     {
                         return;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "a watcher fell behind; sending a fresh snapshot");
-                    if !send_children_snapshot(&engine, &run, &parent, &tx, &mut stop).await {
+                    if !send_children_snapshot(&engine, &run, &parent, &mut sent, &tx, &mut stop)
+                        .await
+                    {
                         return;
                     }
                 }

@@ -83,7 +83,7 @@ impl Store {
 
 const ACTION_COLUMNS: &str = "seq, org, project, domain, run, name, parent, grp, kind, spec, \
      task_name, task_version, input_uri, run_output_base, phase, attempts, system_retries, \
-     error, output_uri, abort_reason, created_ms, started_ms, ended_ms, pid, proc_start";
+     error, output_uri, abort_reason, created_ms, started_ms, ended_ms, pid, proc_start, version";
 
 /// The same columns qualified with a table alias, for joins.
 fn action_columns_of(alias: &str) -> String {
@@ -122,6 +122,7 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
         abort_reason: row.get(at + 19)?,
         started_ms: row.get(at + 21)?,
         ended_ms: row.get(at + 22)?,
+        version: row.get(at + 25)?,
         process: match (pid, proc_start) {
             (Some(pid), Some(start)) => Some(ProcessRef {
                 pid,

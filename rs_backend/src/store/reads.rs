@@ -178,6 +178,24 @@ impl Store {
             .ctx("read unfinished actions")
     }
 
+    /// Finished actions that still name a process: the backend stopped between recording the
+    /// end (an abort) and reaping the process, which may therefore still run.
+    pub fn finished_actions_with_process(&self) -> Result<Vec<ActionRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {ACTION_COLUMNS} FROM actions
+                 WHERE pid IS NOT NULL AND phase IN ({}) ORDER BY seq",
+                terminal_phase_list()
+            ))
+            .ctx("prepare finished-with-process query")?;
+        let rows = stmt
+            .query_map([], |row| action_from_row(row, 0))
+            .ctx("query finished actions with a process")?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .ctx("read finished actions with a process")
+    }
+
     pub fn attempts(&self, action_seq: i64) -> Result<Vec<AttemptRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn

@@ -68,6 +68,8 @@ pub struct ActionRecord {
     pub ended_ms: Option<i64>,
     /// The running attempt's process (it leads its own process group).
     pub process: Option<ProcessRef>,
+    /// Bumped by every change, so a watcher can tell an older state from a newer one.
+    pub version: u64,
 }
 
 impl ActionRecord {
@@ -127,6 +129,16 @@ pub enum NextStep {
     Retry { system: bool },
     /// The attempt was interrupted by a backend shutdown: queue again without using a retry.
     Requeue,
+}
+
+/// A phase reported from outside (the Update RPC).
+#[derive(Clone, Debug)]
+pub struct ReportedPhase {
+    pub phase: ActionPhase,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    /// Where the outputs are, for a reported success.
+    pub output_uri: Option<String>,
 }
 
 /// The result of applying an externally reported phase.

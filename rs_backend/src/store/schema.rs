@@ -44,6 +44,7 @@ CREATE TABLE actions (
     ended_ms        INTEGER,
     pid             INTEGER,
     proc_start      INTEGER,
+    version         INTEGER NOT NULL DEFAULT 0,
     UNIQUE (org, project, domain, run, name)
 );
 CREATE INDEX actions_by_parent ON actions (org, project, domain, run, parent);

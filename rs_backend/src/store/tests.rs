@@ -31,6 +31,15 @@ fn new_action(run: &RunKey, name: &str, parent: Option<&str>, kind: ActionKind) 
     }
 }
 
+fn reported(phase: ActionPhase) -> ReportedPhase {
+    ReportedPhase {
+        phase,
+        started_ms: None,
+        ended_ms: None,
+        output_uri: None,
+    }
+}
+
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("backend.db")).unwrap();
@@ -110,6 +119,10 @@ fn attempts_succeed_and_retry() {
     assert_eq!(running.phase, ActionPhase::Running);
     assert_eq!(running.attempts, 1);
     assert_eq!(running.started_ms, Some(10));
+    assert!(
+        running.version > root.version,
+        "every change bumps the version"
+    );
     // Not queued any more: a second start is refused.
     assert!(store
         .start_attempt(root.seq, 2, "/l", 11)
@@ -198,7 +211,7 @@ fn terminal_actions_never_change() {
     assert!(store.abort(root.seq, "again", 30).unwrap().is_none());
     assert!(matches!(
         store
-            .set_phase(root.seq, ActionPhase::Running, None, None, 40)
+            .set_phase(root.seq, &reported(ActionPhase::Running), 40)
             .unwrap(),
         Some(PhaseUpdate::Refused {
             current: ActionPhase::Aborted
@@ -206,7 +219,7 @@ fn terminal_actions_never_change() {
     ));
     assert!(matches!(
         store
-            .set_phase(root.seq, ActionPhase::Aborted, None, None, 40)
+            .set_phase(root.seq, &reported(ActionPhase::Aborted), 40)
             .unwrap(),
         Some(PhaseUpdate::Unchanged)
     ));
@@ -220,7 +233,14 @@ fn reported_phases_apply() {
     let (_dir, store) = open();
     let root = create(&store, "r1");
     match store
-        .set_phase(root.seq, ActionPhase::Running, Some(5), None, 7)
+        .set_phase(
+            root.seq,
+            &ReportedPhase {
+                started_ms: Some(5),
+                ..reported(ActionPhase::Running)
+            },
+            7,
+        )
         .unwrap()
     {
         Some(PhaseUpdate::Applied(record)) => {
@@ -231,14 +251,14 @@ fn reported_phases_apply() {
         other => panic!("unexpected {other:?}"),
     }
     match store
-        .set_phase(root.seq, ActionPhase::Failed, None, None, 9)
+        .set_phase(root.seq, &reported(ActionPhase::Failed), 9)
         .unwrap()
     {
         Some(PhaseUpdate::Applied(record)) => assert_eq!(record.ended_ms, Some(9)),
         other => panic!("unexpected {other:?}"),
     }
     assert!(store
-        .set_phase(9999, ActionPhase::Failed, None, None, 9)
+        .set_phase(9999, &reported(ActionPhase::Failed), 9)
         .unwrap()
         .is_none());
 }

@@ -8,7 +8,7 @@ use super::{action_from_row, Ctx, Store, StoreError, ACTION_COLUMNS};
 use crate::names::RunKey;
 use crate::phase::{self, Transition};
 use crate::procfs::ProcessRef;
-use crate::store::{ActionRecord, AttemptEnd, NewAction, NextStep, PhaseUpdate};
+use crate::store::{ActionRecord, AttemptEnd, NewAction, NextStep, PhaseUpdate, ReportedPhase};
 
 fn load(tx: &Transaction<'_>, seq: i64) -> Result<Option<ActionRecord>, StoreError> {
     tx.query_row(
@@ -143,7 +143,8 @@ impl Store {
             return Ok(None);
         }
         tx.execute(
-            "UPDATE actions SET phase = ?2, attempts = ?3, started_ms = COALESCE(started_ms, ?4),
+            "UPDATE actions SET version = version + 1,
+                 phase = ?2, attempts = ?3, started_ms = COALESCE(started_ms, ?4),
                  pid = NULL, proc_start = NULL, error = NULL
              WHERE seq = ?1",
             params![seq, ActionPhase::Running as i32, attempt, now_ms],
@@ -169,7 +170,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.conn()
             .execute(
-                "UPDATE actions SET pid = ?3, proc_start = ?4 WHERE seq = ?1 AND attempts = ?2",
+                "UPDATE actions SET version = version + 1,
+                     pid = ?3, proc_start = ?4 WHERE seq = ?1 AND attempts = ?2",
                 params![
                     seq,
                     attempt,
@@ -178,6 +180,18 @@ impl Store {
                 ],
             )
             .ctx("record process")?;
+        Ok(())
+    }
+
+    /// Forgets the process of an action (it is known to be gone).
+    pub fn clear_process(&self, seq: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE actions SET version = version + 1,
+                     pid = NULL, proc_start = NULL WHERE seq = ?1",
+                params![seq],
+            )
+            .ctx("forget process")?;
         Ok(())
     }
 
@@ -209,13 +223,22 @@ impl Store {
             return Ok(None);
         };
         if phase::is_terminal(current.phase) || current.attempts != attempt {
+            // The attempt's process is gone either way; forget it so a restart does not look
+            // for it.
+            tx.execute(
+                "UPDATE actions SET version = version + 1,
+                     pid = NULL, proc_start = NULL WHERE seq = ?1 AND attempts = ?2",
+                params![seq, attempt],
+            )
+            .ctx("forget ended process")?;
             tx.commit().ctx("commit finish attempt")?;
             return Ok(None);
         }
         match end.next {
             NextStep::Finish(final_phase) => {
                 tx.execute(
-                    "UPDATE actions SET phase = ?2, error = ?3, output_uri = ?4, ended_ms = ?5,
+                    "UPDATE actions SET version = version + 1,
+                         phase = ?2, error = ?3, output_uri = ?4, ended_ms = ?5,
                          pid = NULL, proc_start = NULL
                      WHERE seq = ?1",
                     params![
@@ -230,7 +253,8 @@ impl Store {
             }
             NextStep::Retry { system } => {
                 tx.execute(
-                    "UPDATE actions SET phase = ?2, system_retries = system_retries + ?3,
+                    "UPDATE actions SET version = version + 1,
+                         phase = ?2, system_retries = system_retries + ?3,
                          pid = NULL, proc_start = NULL
                      WHERE seq = ?1",
                     params![seq, ActionPhase::Queued as i32, i64::from(system)],
@@ -239,7 +263,8 @@ impl Store {
             }
             NextStep::Requeue => {
                 tx.execute(
-                    "UPDATE actions SET phase = ?2, pid = NULL, proc_start = NULL WHERE seq = ?1",
+                    "UPDATE actions SET version = version + 1,
+                         phase = ?2, pid = NULL, proc_start = NULL WHERE seq = ?1",
                     params![seq, ActionPhase::Queued as i32],
                 )
                 .ctx("queue interrupted attempt")?;
@@ -266,7 +291,8 @@ impl Store {
             return Ok(None);
         }
         tx.execute(
-            "UPDATE actions SET phase = ?2, abort_reason = ?3, ended_ms = ?4 WHERE seq = ?1",
+            "UPDATE actions SET version = version + 1,
+                 phase = ?2, abort_reason = ?3, ended_ms = ?4 WHERE seq = ?1",
             params![seq, ActionPhase::Aborted as i32, reason, now_ms],
         )
         .ctx("abort action")?;
@@ -285,11 +311,10 @@ impl Store {
     pub fn set_phase(
         &self,
         seq: i64,
-        new_phase: ActionPhase,
-        started_ms: Option<i64>,
-        ended_ms: Option<i64>,
+        report: &ReportedPhase,
         now_ms: i64,
     ) -> Result<Option<PhaseUpdate>, StoreError> {
+        let new_phase = report.phase;
         let mut conn = self.conn();
         let tx = conn.transaction().ctx("begin phase update")?;
         let Some(current) = load(&tx, seq)? else {
@@ -304,12 +329,19 @@ impl Store {
             }
             Transition::Apply => {}
         }
-        let ended = phase::is_terminal(new_phase).then(|| ended_ms.unwrap_or(now_ms));
+        let ended = phase::is_terminal(new_phase).then(|| report.ended_ms.unwrap_or(now_ms));
         tx.execute(
-            "UPDATE actions SET phase = ?2, started_ms = COALESCE(started_ms, ?3),
-                 ended_ms = COALESCE(?4, ended_ms)
+            "UPDATE actions SET version = version + 1,
+                 phase = ?2, started_ms = COALESCE(started_ms, ?3),
+                 ended_ms = COALESCE(?4, ended_ms), output_uri = COALESCE(?5, output_uri)
              WHERE seq = ?1",
-            params![seq, new_phase as i32, started_ms, ended],
+            params![
+                seq,
+                new_phase as i32,
+                report.started_ms,
+                ended,
+                report.output_uri
+            ],
         )
         .ctx("update phase")?;
         let record = reload(&tx, seq)?;

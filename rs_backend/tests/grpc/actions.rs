@@ -1,11 +1,11 @@
 use flyteidl2::flyteidl::actions::{
     action, watch_for_updates_request, watch_for_updates_response, Action, EnqueueRequest,
-    WatchForUpdatesRequest, WatchForUpdatesResponse,
+    UpdateRequest, WatchForUpdatesRequest, WatchForUpdatesResponse,
 };
 use flyteidl2::flyteidl::common::ActionPhase;
 use flyteidl2::flyteidl::task::{Inputs, OutputReferences};
 use flyteidl2::flyteidl::workflow::{
-    action_metadata, ActionUpdate, ListActionsRequest, TailLogsRequest, TraceAction,
+    action_metadata, ActionStatus, ActionUpdate, ListActionsRequest, TailLogsRequest, TraceAction,
 };
 use flyteidl2::google::protobuf::Timestamp;
 use tonic::{Code, Streaming};
@@ -135,6 +135,8 @@ async fn watch_sends_a_snapshot_then_live_updates() {
         }
     }
     assert_eq!(seen.first(), Some(&(ActionPhase::Queued as i32)));
+    // QUEUED < RUNNING < SUCCEEDED: a child's reported phase never moves backwards here.
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     h.release("root");
     h.wait_terminal("r", "a0").await;
 }
@@ -272,4 +274,77 @@ async fn at_most_max_parallel_processes_compute() {
         (started.seconds, started.nanos) >= (ended.seconds, ended.nanos),
         "the second run started before the first ended"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_applies_reported_phases_but_never_reopens() {
+    let mut h = Harness::start().await;
+    h.create_run(
+        "r",
+        &h.task("hold").arg("--release", "root"),
+        Inputs::default(),
+    )
+    .await;
+    h.wait_running("r", "a0").await;
+    let running_trace = TraceAction {
+        name: "slow_fn".into(),
+        phase: ActionPhase::Running as i32,
+        ..Default::default()
+    };
+    h.actions
+        .enqueue(EnqueueRequest {
+            action: Some(Action {
+                action_id: Some(action_id("r", "t1")),
+                parent_action_name: Some("a0".into()),
+                spec: Some(action::Spec::Trace(running_trace)),
+                ..Default::default()
+            }),
+            run_spec: None,
+        })
+        .await
+        .expect("enqueue trace");
+    assert_eq!(phase_of(&h.details("r", "t1").await), ActionPhase::Running);
+
+    let update = |name: &str, attempt: u32, phase: ActionPhase| UpdateRequest {
+        action_id: Some(action_id("r", name)),
+        attempt,
+        status: Some(ActionStatus {
+            phase: phase as i32,
+            ..Default::default()
+        }),
+        address: None,
+    };
+    h.actions
+        .update(update("t1", 1, ActionPhase::Succeeded))
+        .await
+        .expect("update");
+    let details = h.details("r", "t1").await;
+    assert_eq!(phase_of(&details), ActionPhase::Succeeded);
+    assert!(details.status.and_then(|s| s.end_time).is_some());
+
+    let reopen = h
+        .actions
+        .update(update("t1", 1, ActionPhase::Running))
+        .await
+        .expect_err("terminal phases are final");
+    assert_eq!(reopen.code(), Code::FailedPrecondition);
+    // Repeating the same terminal phase is harmless.
+    h.actions
+        .update(update("t1", 1, ActionPhase::Succeeded))
+        .await
+        .expect("idempotent update");
+    let stale = h
+        .actions
+        .update(update("a0", 5, ActionPhase::Running))
+        .await
+        .expect_err("not the current attempt");
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    let missing = h
+        .actions
+        .update(update("nope", 0, ActionPhase::Running))
+        .await
+        .expect_err("unknown action");
+    assert_eq!(missing.code(), Code::NotFound);
+    h.release("root");
+    h.wait_terminal("r", "a0").await;
 }

@@ -15,7 +15,9 @@ use flyte_controller::rpc;
 use flyteidl2::flyteidl::common::{ActionIdentifier, ActionPhase, RunIdentifier};
 use flyteidl2::flyteidl::workflow::action_details::Result as DetailsResult;
 use flyteidl2::flyteidl::workflow::run_service_client::RunServiceClient;
-use flyteidl2::flyteidl::workflow::{CreateRunResponse, GetActionDataRequest, WatchRunDetailsRequest};
+use flyteidl2::flyteidl::workflow::{
+    CreateRunResponse, GetActionDataRequest, WatchRunDetailsRequest,
+};
 use prost::Message;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -51,16 +53,32 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let endpoint = endpoint.ok_or("--endpoint is required")?;
-    let [file, task]: [String; 2] = positional.try_into().map_err(|_| "expected FILE and TASK".to_string())?;
-    Ok(Args { endpoint, insecure, project, domain, file, task, inputs })
+    let [file, task]: [String; 2] = positional
+        .try_into()
+        .map_err(|_| "expected FILE and TASK".to_string())?;
+    Ok(Args {
+        endpoint,
+        insecure,
+        project,
+        domain,
+        file,
+        task,
+        inputs,
+    })
 }
 
 /// Makes the active virtualenv's packages (the SDK) importable by the embedded interpreter,
 /// which otherwise only knows the base installation it was linked against.
 fn add_virtualenv(py: Python<'_>) -> PyResult<()> {
-    let Ok(venv) = std::env::var("VIRTUAL_ENV") else { return Ok(()) };
+    let Ok(venv) = std::env::var("VIRTUAL_ENV") else {
+        return Ok(());
+    };
     let site = py.import("site")?;
-    for entry in std::fs::read_dir(std::path::Path::new(&venv).join("lib")).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(std::path::Path::new(&venv).join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let dir = entry.path().join("site-packages");
         if dir.is_dir() {
             site.call_method1("addsitedir", (dir.to_string_lossy().to_string(),))?;
@@ -70,18 +88,31 @@ fn add_virtualenv(py: Python<'_>) -> PyResult<()> {
 }
 
 fn python_error(py: Python<'_>, e: PyErr) -> String {
-    let kind = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Error".into());
+    let kind = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Error".into());
     format!("{kind}: {}", e.value(py))
 }
 
 fn build_request(args: &Args) -> Result<(Vec<u8>, String), String> {
     Python::with_gil(|py| {
         add_virtualenv(py).map_err(|e| python_error(py, e))?;
-        let embed = py.import("flyte._remote._embed").map_err(|e| python_error(py, e))?;
+        let embed = py
+            .import("flyte._remote._embed")
+            .map_err(|e| python_error(py, e))?;
         let out = embed
             .call_method1(
                 "create_run_request",
-                (&args.file, &args.task, &args.inputs, &args.project, &args.domain, &args.endpoint),
+                (
+                    &args.file,
+                    &args.task,
+                    &args.inputs,
+                    &args.project,
+                    &args.domain,
+                    &args.endpoint,
+                ),
             )
             .map_err(|e| python_error(py, e))?;
         let (request, task): (Vec<u8>, String) = out.extract().map_err(|e| python_error(py, e))?;
@@ -91,9 +122,14 @@ fn build_request(args: &Args) -> Result<(Vec<u8>, String), String> {
 
 fn outputs_json(args: &Args, outputs: &[u8]) -> Result<String, String> {
     Python::with_gil(|py| {
-        let embed = py.import("flyte._remote._embed").map_err(|e| python_error(py, e))?;
+        let embed = py
+            .import("flyte._remote._embed")
+            .map_err(|e| python_error(py, e))?;
         embed
-            .call_method1("outputs_json", (&args.file, &args.task, PyBytes::new(py, outputs)))
+            .call_method1(
+                "outputs_json",
+                (&args.file, &args.task, PyBytes::new(py, outputs)),
+            )
             .and_then(|v| v.extract::<String>())
             .map_err(|e| python_error(py, e))
     })
@@ -101,7 +137,11 @@ fn outputs_json(args: &Args, outputs: &[u8]) -> Result<String, String> {
 
 fn phase_name(phase: i32) -> String {
     ActionPhase::try_from(phase)
-        .map(|p| p.as_str_name().trim_start_matches("ACTION_PHASE_").to_string())
+        .map(|p| {
+            p.as_str_name()
+                .trim_start_matches("ACTION_PHASE_")
+                .to_string()
+        })
         .unwrap_or_else(|_| format!("PHASE_{phase}"))
 }
 
@@ -113,7 +153,8 @@ async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, 
     let raw = rpc::unary(client, "/flyteidl2.workflow.RunService/CreateRun", request)
         .await
         .map_err(|e| format!("creating the run failed: {e}"))?;
-    let created = CreateRunResponse::decode(raw.as_slice()).map_err(|e| format!("bad CreateRun response: {e}"))?;
+    let created = CreateRunResponse::decode(raw.as_slice())
+        .map_err(|e| format!("bad CreateRun response: {e}"))?;
     let run_id: RunIdentifier = created
         .run
         .and_then(|r| r.action)
@@ -125,13 +166,21 @@ async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, 
     let mut runs = RunServiceClient::new(client.grpc_channel().map_err(|e| e.to_string())?);
     let mut last = String::new();
     let mut stream = runs
-        .watch_run_details(WatchRunDetailsRequest { run_id: Some(run_id.clone()) })
+        .watch_run_details(WatchRunDetailsRequest {
+            run_id: Some(run_id.clone()),
+        })
         .await
         .map_err(|e| format!("watching the run failed: {e}"))?
         .into_inner();
     let mut error = None;
-    while let Some(msg) = stream.message().await.map_err(|e| format!("watching the run failed: {e}"))? {
-        let Some(action) = msg.details.and_then(|d| d.action) else { continue };
+    while let Some(msg) = stream
+        .message()
+        .await
+        .map_err(|e| format!("watching the run failed: {e}"))?
+    {
+        let Some(action) = msg.details.and_then(|d| d.action) else {
+            continue;
+        };
         let phase = phase_name(action.status.as_ref().map(|s| s.phase).unwrap_or_default());
         if phase != last {
             println!("phase {phase}");
@@ -147,12 +196,18 @@ async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, 
         }
     }
     if last != "SUCCEEDED" {
-        println!("error {}", error.unwrap_or_else(|| format!("run ended {last}")));
+        println!(
+            "error {}",
+            error.unwrap_or_else(|| format!("run ended {last}"))
+        );
         return Ok(false);
     }
     let data = runs
         .get_action_data(GetActionDataRequest {
-            action_id: Some(ActionIdentifier { run: Some(run_id), name: "a0".into() }),
+            action_id: Some(ActionIdentifier {
+                run: Some(run_id),
+                name: "a0".into(),
+            }),
         })
         .await
         .map_err(|e| format!("reading the outputs failed: {e}"))?
@@ -191,7 +246,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("flyte-submit: cannot start the async runtime: {e}");
@@ -199,7 +257,9 @@ fn main() -> ExitCode {
         }
     };
     // The GIL stays free while Rust waits on the network.
-    let outcome = Python::with_gil(|py| py.allow_threads(|| runtime.block_on(follow(&args, &client, request))));
+    let outcome = Python::with_gil(|py| {
+        py.allow_threads(|| runtime.block_on(follow(&args, &client, request)))
+    });
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -40,7 +40,9 @@ impl PyBackend {
         max_parallel: usize,
     ) -> PyResult<Self> {
         if runtime_command.is_empty() {
-            return Err(PyValueError::new_err("runtime_command must name the program that runs an action"));
+            return Err(PyValueError::new_err(
+                "runtime_command must name the program that runs an action",
+            ));
         }
         if max_parallel == 0 {
             return Err(PyValueError::new_err("max_parallel must be at least 1"));
@@ -52,7 +54,11 @@ impl PyBackend {
         let running = py
             .allow_threads(|| runtime.block_on(flyte_backend::start(config, addr)))
             .map_err(|e| PyOSError::new_err(e.to_string()))?;
-        Ok(PyBackend { endpoint: running.endpoint(), running: Mutex::new(Some(running)), stop: Arc::new(Notify::new()) })
+        Ok(PyBackend {
+            endpoint: running.endpoint(),
+            running: Mutex::new(Some(running)),
+            stop: Arc::new(Notify::new()),
+        })
     }
 
     #[getter]
@@ -67,7 +73,8 @@ impl PyBackend {
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         py.allow_threads(|| {
             runtime.block_on(async move {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {
                     _ = stop.notified() => {}
                     _ = tokio::signal::ctrl_c() => {}
@@ -85,7 +92,11 @@ impl PyBackend {
     fn shutdown(&self, py: Python<'_>) {
         // A stored permit: a wait() that starts later returns at once.
         self.stop.notify_one();
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(running) = running {
             let runtime = pyo3_async_runtimes::tokio::get_runtime();
             py.allow_threads(|| runtime.block_on(running.shutdown()));

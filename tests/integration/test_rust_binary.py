@@ -1,0 +1,85 @@
+"""`flyte-submit`, the Rust binary that embeds Python and the controller's client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+WORKFLOW = textwrap.dedent(
+    """
+    import asyncio
+    import flyte
+
+    env = flyte.TaskEnvironment(name="from_rust")
+
+    @env.task
+    async def double(x: int) -> int:
+        return 2 * x
+
+    @env.task
+    async def main(xs: list[int], label: str = "sum") -> dict[str, int]:
+        return {label: sum(await asyncio.gather(*[double(x) for x in xs]))}
+
+    @env.task
+    async def broken(x: int) -> int:
+        raise ValueError(f"bad {x}")
+    """
+)
+
+
+def submit_binary() -> Path:
+    explicit = os.environ.get("FLYTE_SUBMIT_BIN")
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    path = Path(explicit) if explicit else target / "release" / "flyte-submit"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: `make test` builds it (cargo build --release --bins)")
+    return path
+
+
+def run_binary(tmp_path: Path, endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+        "FLYTE_DATA_DIR": str(tmp_path / "client"),
+    }
+    return subprocess.run(
+        [str(submit_binary()), "--endpoint", endpoint, "--insecure", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_submits_watches_and_exits_with_the_result(tmp_path: Path, backend_endpoint: str) -> None:
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    out = run_binary(tmp_path, backend_endpoint, "wf.py", "main", "--inputs", '{"xs": [1, 2, 3]}')
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "task from_rust.main"
+    assert lines[1].startswith("run r") and lines[1].endswith("created")
+    phases = [line.split()[1] for line in lines if line.startswith("phase ")]
+    assert phases[-1] == "SUCCEEDED"
+    assert json.loads(lines[-1].removeprefix("outputs ")) == {"o0": {"sum": 12}}
+
+
+def test_failed_run_and_bad_input_exit_non_zero(tmp_path: Path, backend_endpoint: str) -> None:
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    failed = run_binary(tmp_path, backend_endpoint, "wf.py", "broken", "--inputs", '{"x": 4}')
+    assert failed.returncode == 1
+    assert "phase FAILED" in failed.stdout and "bad 4" in failed.stdout
+    bad = run_binary(tmp_path, backend_endpoint, "wf.py", "main", "--inputs", '{"xs": "nope"}')
+    assert bad.returncode == 2 and "xs" in bad.stderr
+    unknown = run_binary(tmp_path, backend_endpoint, "wf.py", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+    usage = subprocess.run([str(submit_binary())], capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage" in usage.stderr
