@@ -1,0 +1,159 @@
+"""A warm process that forks one fresh child per action attempt.
+
+Starting a Python process and importing the SDK and its protobuf modules costs far more
+CPU than running a small task. The backend therefore keeps this process: it imports
+everything an attempt needs (but no user code, and it starts no threads and no event
+loop, so forking it is safe) and forks a child per attempt. Each child is still its own
+OS process — own session and process group, own log file, own exit status — and runs the
+same entry point as ``python -m flyte._runtime``.
+
+Protocol (stdin/stdout, one JSON object per line):
+  in:   {"id": N, "args": [...], "env": {...}, "cwd": "...", "log": "..."}
+  out:  {"id": N, "pid": P}   or   {"id": N, "error": "..."}
+  out:  {"exited": P, "status": S}   (S: the raw status from waitpid)
+EOF on stdin: exit (running children carry on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sys
+import traceback
+from typing import Any
+
+
+def _warm_up() -> None:
+    """Imports what every attempt needs, so forked children start with it loaded."""
+    import asyncio  # noqa: F401
+    import asyncio.base_events  # noqa: F401
+
+    import cloudpickle  # noqa: F401
+    from flyteidl2.actions import actions_service_pb2  # noqa: F401
+    from flyteidl2.core import execution_pb2, literals_pb2, tasks_pb2  # noqa: F401
+    from flyteidl2.task import common_pb2, task_definition_pb2  # noqa: F401
+    from flyteidl2.workflow import run_definition_pb2, state_service_pb2  # noqa: F401
+
+    import flyte  # noqa: F401
+    import flyte._core  # noqa: F401 - the extension only; its runtime starts on first use
+    import flyte._internal._bundle  # noqa: F401
+    import flyte._internal._serialize  # noqa: F401
+    import flyte._remote._action_runner  # noqa: F401
+    import flyte._runtime._execute  # noqa: F401
+    import flyte._types  # noqa: F401
+
+
+def _child(request: dict[str, Any], inherited: list[int]) -> None:
+    """In the forked child: become the attempt's own process, run it, exit. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        # 0-2 now are the child's own; the server's other descriptors must not leak into it.
+        for fd in {devnull, log, *inherited} - {0, 1, 2}:
+            os.close(fd)
+        # Python's own file objects still point at the old descriptors' buffers: reopen.
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        os.chdir(request["cwd"])
+        os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+        args = [str(a) for a in request["args"]]
+        sys.argv = ["python -m flyte._runtime", *args]
+        from flyte._runtime._execute import main
+
+        code = main(args)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 - reported in the attempt's log, then a crash exit
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve() -> int:
+    _warm_up()
+    out = sys.stdout.buffer
+    in_fd = sys.stdin.fileno()
+    os.set_blocking(in_fd, False)
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    # A handler (even an empty one) makes SIGCHLD write to the wakeup fd.
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    sel = selectors.DefaultSelector()
+    sel.register(in_fd, selectors.EVENT_READ, "requests")
+    sel.register(wake_r, selectors.EVENT_READ, "children")
+    inherited = [in_fd, sys.stdout.fileno(), wake_r, wake_w, sel.fileno()]
+    pending = b""
+
+    def send(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message).encode() + b"\n")
+        out.flush()
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            send({"exited": pid, "status": status})
+
+    while True:
+        for key, _ in sel.select():
+            if key.data == "children":
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                reap()
+                continue
+            try:
+                chunk = os.read(in_fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return 0  # the backend is gone
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if not line.strip():
+                    continue
+                try:
+                    request = json.loads(line)
+                    rid = request["id"]
+                except (ValueError, KeyError, TypeError) as e:
+                    print(f"forkserver: bad request {line[:200]!r}: {e}", file=sys.stderr, flush=True)
+                    continue
+                try:
+                    pid = os.fork()
+                except OSError as e:
+                    send({"id": rid, "error": f"fork failed: {e}"})
+                    continue
+                if pid == 0:
+                    _child(request, inherited)
+                send({"id": rid, "pid": pid})
+        reap()
+
+
+if __name__ == "__main__":
+    sys.exit(serve())
