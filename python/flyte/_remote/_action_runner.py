@@ -102,7 +102,7 @@ class ActionRunner(Runner):
         self.controller = controller
         self.run_output_base = run_output_base
         self.code = code
-        self._specs: dict[str, tuple[Any, Any]] = {}
+        self._specs: dict[int, tuple[Any, Any, Any]] = {}
 
     # -- identities -----------------------------------------------------------------------
 
@@ -117,12 +117,14 @@ class ActionRunner(Runner):
         )
 
     def _spec(self, task: TaskTemplate[Any, Any]) -> tuple[Any, Any]:
-        cached = self._specs.get(task.name)
-        if cached is None:
+        # Per task object, not per name: `task.override(...)` makes a same-named task whose
+        # resources, retries or timeout differ.
+        cached = self._specs.get(id(task))
+        if cached is None or cached[0] is not task:
             kw = {"project": self.project, "domain": self.domain, "org": self.org}
-            cached = (task_identifier(task, self.code, **kw), task_spec(task, self.code, **kw))
-            self._specs[task.name] = cached
-        return cached
+            cached = (task, task_identifier(task, self.code, **kw), task_spec(task, self.code, **kw))
+            self._specs[id(task)] = cached
+        return cached[1], cached[2]
 
     def _cache_key(self, call: Call) -> str | None:
         cache = call.task.cache
