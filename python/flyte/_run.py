@@ -136,6 +136,13 @@ class _RunContext:
         return submit(task, args, kwargs, self, cfg)
 
 
+def output_values(names: Sequence[str], value: Any) -> tuple[Any, ...]:
+    """A task's return value as one entry per declared output."""
+    if not names:
+        return ()
+    return (value,) if len(names) == 1 else tuple(value)
+
+
 def with_runcontext(
     mode: Mode | None = None,
     *,
@@ -277,13 +284,7 @@ def _run_local(
         raise error
 
     names = list(task.interface.outputs)
-    values: tuple[Any, ...]
-    if len(names) == 0:
-        values = ()
-    elif len(names) == 1:
-        values = (value,)
-    else:
-        values = tuple(value)
+    values = output_values(names, value)
     _write_summary(run_dir, name, task.name, phase, started, values)
     return Run(
         name=name,

@@ -10,7 +10,9 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Request, Status, Streaming};
 
-use crate::client::{Client, ClientError};
+use tonic::service::interceptor::InterceptedService;
+
+use crate::client::{AuthInterceptor, Client, ClientError};
 
 /// A codec that passes message bytes through unchanged.
 #[derive(Clone, Copy, Debug, Default)]
@@ -80,17 +82,25 @@ fn method_path(method: &str) -> Result<PathAndQuery, RpcError> {
         .map_err(|_| RpcError::BadMethod(method.to_string()))
 }
 
-/// One unary call: request bytes in, response bytes out.
-pub async fn unary(client: &Client, method: &str, request: Vec<u8>) -> Result<Vec<u8>, RpcError> {
-    let path = method_path(method)?;
+type Channel = InterceptedService<tonic::transport::Channel, AuthInterceptor>;
+
+/// A gRPC client on the shared channel, ready to send one call.
+async fn ready(client: &Client) -> Result<tonic::client::Grpc<Channel>, RpcError> {
     let mut grpc = tonic::client::Grpc::new(client.grpc_channel()?)
         .max_decoding_message_size(64 * 1024 * 1024);
     grpc.ready()
         .await
         .map_err(|e| RpcError::Status(Status::unavailable(crate::client::error_chain(&e))))?;
+    Ok(grpc)
+}
+
+/// One unary call: request bytes in, response bytes out.
+pub async fn unary(client: &Client, method: &str, request: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+    let path = method_path(method)?;
     let mut req = Request::new(request);
     req.set_timeout(client.rpc_timeout());
-    let resp = grpc
+    let resp = ready(client)
+        .await?
         .unary(req, path, RawCodec)
         .await
         .map_err(RpcError::Status)?;
@@ -104,12 +114,8 @@ pub async fn server_stream(
     request: Vec<u8>,
 ) -> Result<Streaming<Vec<u8>>, RpcError> {
     let path = method_path(method)?;
-    let mut grpc = tonic::client::Grpc::new(client.grpc_channel()?)
-        .max_decoding_message_size(64 * 1024 * 1024);
-    grpc.ready()
-        .await
-        .map_err(|e| RpcError::Status(Status::unavailable(crate::client::error_chain(&e))))?;
-    let resp = grpc
+    let resp = ready(client)
+        .await?
         .server_streaming(Request::new(request), path, RawCodec)
         .await
         .map_err(RpcError::Status)?;

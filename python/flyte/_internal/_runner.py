@@ -100,6 +100,26 @@ class Runner:
         else:
             self.ledger.finish(name, "FAILED", f"{type(error).__name__}: {error}")
 
+    def cache_key(self, call: Call) -> str | None:
+        """The call's cache key, or None when its task does not cache.
+
+        Ignored inputs are left out; everything else that defines the task's version is in.
+        """
+        cache = call.task.cache
+        if cache.behavior == "disable":
+            return None
+        data = call.inputs_bytes
+        if cache.ignored_inputs:
+            kept = type(call.inputs_pb)()
+            kept.literals.extend(
+                lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs
+            )
+            data = kept.SerializeToString(deterministic=True)
+        task = call.task
+        return _core.cache_key(
+            task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or ""
+        )
+
     # -- preparing calls ----------------------------------------------------------------
 
     def prepare(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Call:

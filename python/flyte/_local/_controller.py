@@ -14,7 +14,6 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from flyte import _core
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
 from flyte._task_errors import as_user_error, explain_await_error
@@ -42,20 +41,7 @@ class LocalRun(Runner):
     # -- caching --------------------------------------------------------------------------
 
     def _cache_key(self, call: Call) -> str | None:
-        cache = call.task.cache
-        if cache.behavior == "disable" or self.store is None:
-            return None
-        data = call.inputs_bytes
-        if cache.ignored_inputs:
-            kept = type(call.inputs_pb)()
-            kept.literals.extend(
-                lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs
-            )
-            data = kept.SerializeToString(deterministic=True)
-        task = call.task
-        return _core.cache_key(
-            task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or ""
-        )
+        return None if self.store is None else self.cache_key(call)
 
     def _cache_lookup(self, call: Call, key: str | None) -> tuple[bool, Any]:
         if key is None or call.task.cache.behavior == "override" or self.overwrite_cache:

@@ -126,22 +126,6 @@ class ActionRunner(Runner):
             self._specs[id(task)] = cached
         return cached[1], cached[2]
 
-    def _cache_key(self, call: Call) -> str | None:
-        cache = call.task.cache
-        if cache.behavior == "disable":
-            return None
-        data = call.inputs_bytes
-        if cache.ignored_inputs:
-            kept = type(call.inputs_pb)()
-            kept.literals.extend(
-                lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs
-            )
-            data = kept.SerializeToString(deterministic=True)
-        task = call.task
-        return _core.cache_key(
-            task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or ""
-        )
-
     # -- sub-actions ----------------------------------------------------------------------
 
     async def execute_async(self, call: Call) -> Any:
@@ -158,7 +142,7 @@ class ActionRunner(Runner):
             )
         tid, spec = self._spec(task)
         task_action = run_definition_pb2.TaskAction(id=tid, spec=spec)
-        key = self._cache_key(call)
+        key = self.cache_key(call)
         if key is not None:
             task_action.cache_key.value = key
         action = actions_service_pb2.Action(

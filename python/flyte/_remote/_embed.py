@@ -68,10 +68,12 @@ def outputs_json(file: str, task_name: str, outputs: bytes) -> str:
     from flyteidl2.task import common_pb2
     from pydantic import TypeAdapter
 
+    from flyte._run import output_values
+
     task = _load(file, task_name)
     iface = task.interface
     value = iface.literals_to_outputs(common_pb2.Outputs.FromString(outputs), task.name)
     names = list(iface.outputs)
-    values = () if not names else (value,) if len(names) == 1 else tuple(value)
+    values = output_values(names, value)
     named = dict(zip(names, values, strict=True))
     return json.dumps(TypeAdapter(Any).dump_python(named, mode="json"), default=repr)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from flyte._internal import _bundle, _uris
 from flyte._internal._serialize import CodeRef, task_module, task_spec
 from flyte._remote._client import BackendClient, run_sync
-from flyte._run import Run, RunOutputs
+from flyte._run import Run, RunOutputs, output_values
 from flyte.errors import RuntimeSystemError
 
 if TYPE_CHECKING:
@@ -140,8 +140,7 @@ class RemoteRun(Run):
             iface = self._task.interface
             value = iface.literals_to_outputs(data.outputs, self._task.name)
             names = list(iface.outputs)
-            values: tuple[Any, ...] = () if not names else (value,) if len(names) == 1 else tuple(value)
-            self._outputs = RunOutputs(names, values)
+            self._outputs = RunOutputs(names, output_values(names, value))
             self._fetched = True
         return self._outputs
 

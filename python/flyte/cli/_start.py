@@ -51,7 +51,9 @@ def stop() -> None:
 
 @stop.command("local")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="The backend's data dir.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for it to exit.")
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for it to exit."
+)
 def stop_local(data_dir: Path | None, timeout: float) -> None:
     """Stop the embedded backend of a data dir (started by `flyte start local` or `flyte run`)."""
     import os
