@@ -5,8 +5,10 @@
 Starts a backend on a temporary data dir (in this process: it serves from Rust threads),
 then times, through the public API:
 
-- chain: a parent calling N trivial sub-tasks one after another. Every action is a fresh
-  Python process, so total / (N + 1) is the per-action overhead (target <= 150 ms).
+- chain: a parent calling N trivial sub-tasks one after another. Every action is its own
+  Python process (forked from a warm one with --launcher fork, the default; a fresh
+  interpreter with --launcher spawn), so total / (N + 1) is the per-action overhead
+  (target <= 150 ms).
 - fanout: a parent gathering N trivial sub-tasks; N / total is the throughput
   (target >= 20 actions/s on 2 cores).
 - import: `python -c "import flyte"`, best of 7 (target <= 120 ms), for this interpreter
@@ -75,6 +77,7 @@ def main() -> int:
     p.add_argument("--chain", type=int, default=50)
     p.add_argument("--fanout", type=int, default=1000)
     p.add_argument("--max-parallel", type=int, default=8)
+    p.add_argument("--launcher", choices=["fork", "spawn"], default="fork", help="how action processes start")
     args = p.parse_args()
 
     import flyte
@@ -134,7 +137,10 @@ def main() -> int:
     print(f"{'benchmark':<8}  {'what':<{width}}  result")
     for name, what, result in rows:
         print(f"{name:<8}  {what:<{width}}  {result}")
-    print(f"(load average {os.getloadavg()[0]:.2f}, max_parallel {args.max_parallel}, {os.cpu_count()} cpus)")
+    print(
+        f"(launcher {args.launcher}, load average {os.getloadavg()[0]:.2f}, "
+        f"max_parallel {args.max_parallel}, {os.cpu_count()} cpus)"
+    )
     return 0
 
 

@@ -97,6 +97,7 @@ class Backend:
         host: str = "127.0.0.1",
         port: int = 0,
         max_parallel: int = 8,
+        fork_server: list[str] | None = None,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

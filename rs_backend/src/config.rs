@@ -19,6 +19,12 @@ pub struct BackendConfig {
     pub system_retries: u32,
     /// Extra environment for every action process, applied before the task's own env.
     pub extra_env: Vec<(String, String)>,
+    /// Program and arguments of a fork server, e.g.
+    /// `["/path/python", "-m", "flyte._runtime._forkserver"]`. None: every attempt is a fresh
+    /// `runtime_command` process. Set: one warm server is started on the first launch (and
+    /// again whenever it dies) and forks every attempt, which receives only the task's
+    /// container args; see the executor's `forkserver` module for the protocol.
+    pub fork_server: Option<Vec<String>>,
 }
 
 impl BackendConfig {
@@ -32,6 +38,7 @@ impl BackendConfig {
             max_parallel: Self::DEFAULT_MAX_PARALLEL,
             system_retries: Self::DEFAULT_SYSTEM_RETRIES,
             extra_env: Vec::new(),
+            fork_server: None,
         }
     }
 
@@ -48,6 +55,27 @@ impl BackendConfig {
                 ))
             }
             Some(_) => {}
+        }
+        if let Some(command) = &self.fork_server {
+            match command.first() {
+                None => {
+                    return Err(BackendError::InvalidConfig(
+                        "fork_server is empty: leave it unset, or name the fork server program"
+                            .into(),
+                    ))
+                }
+                Some(program) if program.is_empty() => {
+                    return Err(BackendError::InvalidConfig(
+                        "fork_server starts with an empty program name".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+            if command.iter().any(|arg| arg.contains('\0')) {
+                return Err(BackendError::InvalidConfig(
+                    "fork_server has an argument with a NUL byte".into(),
+                ));
+            }
         }
         if self.max_parallel == 0 {
             return Err(BackendError::InvalidConfig(
@@ -92,5 +120,14 @@ mod tests {
         let mut bad_env = BackendConfig::new("/tmp/x".into(), vec!["p".into()]);
         bad_env.extra_env.push(("A=B".into(), "c".into()));
         assert!(bad_env.validate().is_err());
+
+        let mut forked = BackendConfig::new("/tmp/x".into(), vec!["p".into()]);
+        assert_eq!(forked.fork_server, None);
+        forked.fork_server = Some(vec!["python3".into(), "-m".into(), "server".into()]);
+        assert!(forked.validate().is_ok());
+        forked.fork_server = Some(vec![]);
+        assert!(forked.validate().is_err());
+        forked.fork_server = Some(vec![String::new()]);
+        assert!(forked.validate().is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! <data_dir>/backend.db                                   state (SQLite, WAL)
 //! <data_dir>/data/<org>/<project>/<domain>/<run>/         run base: inputs, outputs, raw data
 //! <data_dir>/logs/<org>/<project>/<domain>/<run>/<action>/<attempt>.log
+//! <data_dir>/logs/forkserver.log                          stderr of the fork server, if any
 //! <data_dir>/work/<run>/<action>/<attempt>/               fresh working dir of one attempt
 //! ```
 //! Empty org/project/domain segments are spelled "_" (names themselves may not be "_").
@@ -71,6 +72,10 @@ impl Layout {
         self.scoped("logs", run)
             .join(action)
             .join(format!("{attempt}.log"))
+    }
+
+    pub fn fork_server_log_path(&self) -> PathBuf {
+        self.root.join("logs").join("forkserver.log")
     }
 
     pub fn work_dir(&self, run: &RunKey, action: &str, attempt: u32) -> PathBuf {

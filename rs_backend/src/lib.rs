@@ -37,6 +37,17 @@
 //! `system_retries` times. Timeouts (`metadata.timeout`) and memory limits
 //! (`container.resources.limits`) kill the process group and count as user failures.
 
+//!
+//! # Fork server
+//!
+//! With [`BackendConfig::fork_server`] set, attempts are not spawned: a warm server process
+//! (started on the first launch, and again whenever it dies) forks each one and runs it
+//! in-process with only the task's container args. Each attempt is still its own process,
+//! session, log and exit status, with the same environment as above. Their memory is
+//! measured as private (unique) memory rather than resident size, which would count the
+//! pages they share with the server. The line-oriented JSON protocol is documented in the
+//! executor's `forkserver` module; the server's stderr goes to `<data_dir>/logs/forkserver.log`.
+
 // tonic::Status is the error type of every gRPC method; boxing it on the way there would only
 // add conversions.
 #![allow(clippy::result_large_err)]
@@ -47,6 +58,7 @@ mod datafile;
 mod engine;
 mod error;
 mod executor;
+mod json;
 mod layout;
 mod names;
 mod phase;

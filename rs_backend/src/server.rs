@@ -12,6 +12,7 @@ use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsServiceServer
 use flyteidl2::flyteidl::workflow::run_service_server::RunServiceServer;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 use crate::config::BackendConfig;
 use crate::engine::Engine;
@@ -147,9 +148,18 @@ pub async fn start(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
-    let server = tokio::spawn(
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
-    );
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(
+        // Without TCP_NODELAY a unary reply written in several pieces waits for the
+        // client's delayed ACK: ~40 ms per RPC instead of well under 1 ms.
+        TcpListenerStream::new(listener).map(|accepted| {
+            accepted.inspect(|stream| {
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(%err, "could not disable Nagle's algorithm");
+                }
+            })
+        }),
+        shutdown,
+    ));
     Ok(RunningBackend {
         addr: local_addr,
         endpoint,
@@ -223,6 +233,11 @@ impl RunningBackend {
             if let Err(err) = dispatcher.await {
                 tracing::warn!(%err, "the dispatcher failed while stopping");
             }
+        }
+        // Nothing launches any more. Closing its stdin is what a dying backend would do too,
+        // so attempts left running (abandon) live on as they would after a crash.
+        if let Some(forks) = &self.engine.forks {
+            forks.stop().await;
         }
         let Some(mut server) = self.server.take() else {
             return Ok(());

@@ -68,7 +68,8 @@ def workdir(tmp_path: Path) -> Path:
 def started_backend(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     data = tmp_path / "backend-data"
     proc = subprocess.Popen(
-        [flyte_exe(), "start", "local", "--port", "0", "--data-dir", str(data)],
+        # The other tests use the default fork server; this one covers fresh interpreters.
+        [flyte_exe(), "start", "local", "--port", "0", "--data-dir", str(data), "--launcher", "spawn"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -20,7 +20,13 @@ def backend_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from flyte import _core
 
     data = tmp_path_factory.mktemp("backend")
-    backend = _core.Backend(str(data), [sys.executable, "-m", "flyte._runtime"], port=0, max_parallel=8)
+    backend = _core.Backend(
+        str(data),
+        [sys.executable, "-m", "flyte._runtime"],
+        port=0,
+        max_parallel=8,
+        fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],
+    )
     try:
         yield backend.endpoint
     finally:

@@ -27,6 +27,11 @@ def runtime_command() -> list[str]:
     return [sys.executable, "-m", "flyte._runtime"]
 
 
+def fork_server_command() -> list[str]:
+    """The warm process that forks each action's process (see flyte._runtime._forkserver)."""
+    return [sys.executable, "-m", "flyte._runtime._forkserver"]
+
+
 def read_info(data_dir: Path) -> dict[str, Any] | None:
     try:
         info = json.loads((data_dir / INFO).read_text())
@@ -107,13 +112,16 @@ def ensure_running(data_dir: Path, timeout: float = 60.0) -> str:
     )
 
 
-def serve(data_dir: Path, host: str, port: int, max_parallel: int, announce: Any = print) -> None:
+def serve(
+    data_dir: Path, host: str, port: int, max_parallel: int, announce: Any = print, launcher: str = "fork"
+) -> None:
     """Runs the backend in this process until interrupted (``flyte start local``)."""
     from flyte import _core
 
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        backend = _core.Backend(str(data_dir), runtime_command(), host, port, max_parallel)
+        fork = fork_server_command() if launcher == "fork" else None
+        backend = _core.Backend(str(data_dir), runtime_command(), host, port, max_parallel, fork)
     except OSError as e:
         if "in use" not in str(e):
             raise

@@ -72,7 +72,8 @@ def _child(request: dict[str, Any], inherited: list[int]) -> None:
 
         code = main(args)
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
+        # Like the interpreter: sys.exit() is success, a non-int argument is failure.
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:  # noqa: BLE001 - reported in the attempt's log, then a crash exit
         traceback.print_exc()
         code = 1

@@ -25,7 +25,14 @@ def start() -> None:
 @click.option(
     "--max-parallel", type=click.IntRange(1, 4096), default=8, show_default=True, help="Concurrent actions."
 )
-def start_local(port: int, host: str, data_dir: Path | None, max_parallel: int) -> None:
+@click.option(
+    "--launcher",
+    type=click.Choice(["fork", "spawn"]),
+    default="fork",
+    show_default=True,
+    help="fork: each action's process is forked from a warm process (fast); spawn: a fresh interpreter each.",
+)
+def start_local(port: int, host: str, data_dir: Path | None, max_parallel: int, launcher: str) -> None:
     """Run the embedded backend until interrupted, printing its endpoint.
 
     Point clients at it with `flyte --endpoint HOST:PORT --insecure ...` or
@@ -41,7 +48,7 @@ def start_local(port: int, host: str, data_dir: Path | None, max_parallel: int) 
         click.echo(f"Flyte backend listening on {endpoint} (data in {directory})", err=True)
         click.echo(endpoint)
 
-    serve(directory, host, port, max_parallel, announce=announce)
+    serve(directory, host, port, max_parallel, announce=announce, launcher=launcher)
 
 
 @click.group()

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, watch};
 use tonic::Status;
 
 use crate::config::BackendConfig;
+use crate::executor::forkserver::ForkServer;
 use crate::executor::Scheduler;
 use crate::layout::Layout;
 use crate::store::{ActionRecord, Store, StoreError};
@@ -30,6 +31,8 @@ pub struct Engine {
     /// Where action processes reach this backend ("127.0.0.1:PORT").
     pub endpoint: String,
     pub scheduler: Scheduler,
+    /// Set when attempts are forked from a warm server instead of spawned.
+    pub forks: Option<ForkServer>,
     events: broadcast::Sender<Arc<ActionRecord>>,
     stop: watch::Sender<bool>,
     /// CreateRun checks for an existing run before writing its inputs file; serializing
@@ -42,12 +45,17 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (stop, _) = watch::channel(false);
         let scheduler = Scheduler::new(config.max_parallel);
+        let forks = config
+            .fork_server
+            .clone()
+            .map(|command| ForkServer::new(command, layout.fork_server_log_path()));
         Self {
             config,
             layout,
             store,
             endpoint,
             scheduler,
+            forks,
             events,
             stop,
             create_run_lock: tokio::sync::Mutex::new(()),

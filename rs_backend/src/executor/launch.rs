@@ -1,8 +1,9 @@
 //! Starting one attempt of a queued task action.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use flyteidl2::flyteidl::common::ActionPhase;
 use flyteidl2::flyteidl::core::execution_error::ErrorKind;
@@ -10,9 +11,11 @@ use flyteidl2::flyteidl::task::RunSpec;
 use prost::Message;
 use tokio::sync::watch;
 
+use super::child::{ChildProc, ForkedChild};
 use super::command::{checkpoint_prefix, substitute, Launch, Placeholders};
-use super::monitor::{supervise, Job};
-use super::outcome::{error, Verdict};
+use super::forkserver::LaunchRequest;
+use super::monitor::{conclude, supervise, Job};
+use super::outcome::{error, ExitCause, Verdict};
 use super::spec::ExecSpec;
 use super::{conclude_attempt, Control, Running};
 use crate::clock::now_ms;
@@ -60,18 +63,31 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         };
     engine.publish(record.clone());
 
-    let (job, child) = match spawn(engine, &record, attempt, &log_path) {
-        Ok(started) => started,
-        Err((verdict, retries)) => {
-            return match conclude_attempt(engine, &record, attempt, verdict, retries) {
-                Some(updated) => Launched::Failed(Box::new(updated)),
-                None => Launched::Skipped,
-            }
-        }
+    let prepared = match prepare(engine, &record, attempt, &log_path) {
+        Ok(prepared) => prepared,
+        Err((verdict, retries)) => return failed(engine, &record, attempt, verdict, retries),
     };
     let (control, control_rx) = watch::channel(Control::Run);
-    let pgid = job.pgid;
-    let task = tokio::spawn(supervise(engine.clone(), job, child, control_rx));
+    let (pgid, task) = if engine.forks.is_some() {
+        // The server answers asynchronously; until it did, the slot is taken but no group
+        // is known (an abort meanwhile reaches the task through `control`).
+        let task = tokio::spawn(fork_and_supervise(engine.clone(), prepared, control_rx));
+        (0, task)
+    } else {
+        let retries = prepared.job.retries;
+        let (job, child) = match spawn(engine, prepared) {
+            Ok(started) => started,
+            Err(verdict) => return failed(engine, &record, attempt, verdict, retries),
+        };
+        let pgid = job.pgid;
+        let task = tokio::spawn(supervise(
+            engine.clone(),
+            job,
+            ChildProc::Spawned(child),
+            control_rx,
+        ));
+        (pgid, task)
+    };
     Launched::Started(Running {
         run: record.run.clone(),
         name: record.name.clone(),
@@ -79,6 +95,19 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         control,
         task: Some(task),
     })
+}
+
+fn failed(
+    engine: &Engine,
+    record: &ActionRecord,
+    attempt: u32,
+    verdict: Verdict,
+    retries: u32,
+) -> Launched {
+    match conclude_attempt(engine, record, attempt, verdict, retries) {
+        Some(updated) => Launched::Failed(Box::new(updated)),
+        None => Launched::Skipped,
+    }
 }
 
 /// The `RunSpec.envs` of the action's run.
@@ -136,14 +165,26 @@ fn create_log(path: &Path) -> std::io::Result<fs::File> {
     fs::File::create(path)
 }
 
-/// Prepares the attempt's directories and starts its process. On failure, returns how to
-/// conclude the attempt and the task's retry budget.
-fn spawn(
+/// An attempt ready to start: directories made, log created, command line and environment
+/// worked out.
+struct Prepared {
+    /// `pgid` is still 0.
+    job: Job,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    work_dir: PathBuf,
+    log_path: PathBuf,
+    log: fs::File,
+}
+
+/// Prepares the attempt's directories, log, arguments and environment. On failure, returns
+/// how to conclude the attempt and the task's retry budget.
+fn prepare(
     engine: &Engine,
     record: &ActionRecord,
     attempt: u32,
     log_path: &Path,
-) -> Result<(Job, tokio::process::Child), (Verdict, u32)> {
+) -> Result<Prepared, (Verdict, u32)> {
     let task = views::task_action(record)
         .ok_or_else(|| invalid("the stored task spec of this action cannot be decoded".into()))?;
     let spec = ExecSpec::from_task(&task).map_err(invalid)?;
@@ -221,7 +262,48 @@ fn spawn(
     ] {
         env.push((key.to_string(), value.to_string()));
     }
+    let job = Job {
+        record: record.clone(),
+        attempt,
+        pgid: 0,
+        timeout: spec.timeout,
+        memory_limit: spec.memory_limit,
+        retries,
+        output_dir,
+        output_uri,
+    };
+    Ok(Prepared {
+        job,
+        args,
+        env,
+        work_dir,
+        log_path: log_path.to_path_buf(),
+        log,
+    })
+}
 
+/// Remembers the attempt's process, so a restarted backend can find it again.
+fn record_process(engine: &Engine, job: &Job, process: ProcessRef) {
+    if let Err(err) = engine
+        .store
+        .set_process(job.record.seq, job.attempt, process)
+    {
+        // The attempt still runs; only recovery after a crash loses the ability to find it.
+        tracing::error!(%err, action = %job.record.name, "could not record the attempt's process");
+    }
+}
+
+/// Starts the attempt as a new `runtime_command` process.
+fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Child), Verdict> {
+    let Prepared {
+        mut job,
+        args,
+        env,
+        work_dir,
+        log,
+        ..
+    } = prepared;
+    let retries = job.retries;
     let program = engine
         .config
         .runtime_command
@@ -240,36 +322,112 @@ fn spawn(
             format!("could not prepare the runtime command: {e}"),
             retries,
         )
+        .0
     })?;
     let child = command.spawn().map_err(|e| {
         launch_failed(
             format!("could not start the runtime command {program:?}: {e}"),
             retries,
         )
+        .0
     })?;
     let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
         return Err(launch_failed(
             "the runtime process ended before its pid could be read".into(),
             retries,
-        ));
+        )
+        .0);
     };
     let process = ProcessRef {
         pid,
         start_ticks: procfs::start_ticks(pid).unwrap_or_default(),
     };
-    if let Err(err) = engine.store.set_process(record.seq, attempt, process) {
-        // The attempt still runs; only recovery after a crash loses the ability to find it.
-        tracing::error!(%err, action = %record.name, "could not record the attempt's process");
-    }
-    let job = Job {
-        record: record.clone(),
-        attempt,
-        pgid: pid,
-        timeout: spec.timeout,
-        memory_limit: spec.memory_limit,
-        retries,
-        output_dir,
-        output_uri,
-    };
+    record_process(engine, &job, process);
+    job.pgid = pid;
     Ok((job, child))
+}
+
+/// How long a forked child may take to become its own process group leader.
+const SETSID_LIMIT: Duration = Duration::from_secs(2);
+
+/// Has the fork server fork the attempt, then supervises it like a spawned one.
+async fn fork_and_supervise(
+    engine: Arc<Engine>,
+    prepared: Prepared,
+    control: watch::Receiver<Control>,
+) {
+    let Prepared {
+        mut job,
+        args,
+        env,
+        work_dir,
+        log_path,
+        log,
+    } = prepared;
+    // The child appends to the log itself; it was only created (empty) here.
+    drop(log);
+    let started = match engine.forks.as_ref() {
+        Some(forks) => {
+            let request = LaunchRequest {
+                args: &args,
+                env: &env,
+                cwd: &work_dir,
+                log: &log_path,
+            };
+            match forks.launch(&request).await {
+                Ok(forked) => own_group(forked.pid)
+                    .await
+                    .map(|start_ticks| (forked, start_ticks)),
+                Err(message) => Err(message),
+            }
+        }
+        None => Err("no fork server is configured".to_string()),
+    };
+    let (forked, start_ticks) = match started {
+        Ok(started) => started,
+        Err(message) => {
+            let cause = match *control.borrow() {
+                // The backend is going down as if it crashed: leave the action as it is.
+                Control::Abandon => return,
+                Control::Abort => ExitCause::Aborted,
+                Control::Shutdown => ExitCause::Shutdown,
+                Control::Run => ExitCause::LaunchFailed(message),
+            };
+            conclude(&engine, &job, cause);
+            return;
+        }
+    };
+    let process = ProcessRef {
+        pid: forked.pid,
+        start_ticks,
+    };
+    record_process(&engine, &job, process);
+    job.pgid = forked.pid;
+    engine.scheduler.set_pgid(job.record.seq, forked.pid);
+    let child = ChildProc::Forked(ForkedChild::new(process, forked.exit));
+    // An abort or shutdown that came while forking is still unseen in `control`, so the
+    // monitor acts on it at once.
+    supervise(engine, job, child, control).await;
+}
+
+/// Waits until a forked child leads its own process group (the server's child calls setsid()
+/// first thing), so that killing the group reaches it. Returns its start time (0 if it is
+/// already gone; its exit report will tell how it ended).
+async fn own_group(pid: i32) -> Result<u64, String> {
+    let deadline = tokio::time::Instant::now() + SETSID_LIMIT;
+    loop {
+        match procfs::group_of(pid) {
+            None => return Ok(0),
+            Some((pgrp, start_ticks)) if pgrp == pid => return Ok(start_ticks),
+            Some(_) if tokio::time::Instant::now() >= deadline => {
+                procfs::kill_process(pid);
+                return Err(format!(
+                    "the fork server's child {pid} did not start its own session (setsid) \
+                     within {}s, so it could not be supervised; it was killed",
+                    SETSID_LIMIT.as_secs()
+                ));
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
 }

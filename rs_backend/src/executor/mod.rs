@@ -5,7 +5,9 @@
 //! slots; otherwise a tree deeper than `max_parallel` would deadlock with every slot held by a
 //! waiting parent.
 
+mod child;
 pub mod command;
+pub mod forkserver;
 mod launch;
 mod monitor;
 pub mod outcome;
@@ -41,6 +43,7 @@ pub enum Control {
 struct Running {
     run: RunKey,
     name: String,
+    /// 0 while a fork server has not yet answered with the process.
     pgid: i32,
     control: watch::Sender<Control>,
     task: Option<JoinHandle<()>>,
@@ -100,6 +103,13 @@ impl Scheduler {
         if let Some(running) = state.running.get(&seq) {
             procfs::kill_group(running.pgid);
             running.control.send_replace(Control::Abort);
+        }
+    }
+
+    /// A forked attempt's process group became known.
+    fn set_pgid(&self, seq: i64, pgid: i32) {
+        if let Some(running) = self.state().running.get_mut(&seq) {
+            running.pgid = pgid;
         }
     }
 

@@ -5,24 +5,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::process::Child;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::child::{ChildProc, Ended};
 use super::outcome::{classify, ExitCause};
 use super::{conclude_attempt, follow_up, Control};
 use crate::engine::Engine;
 use crate::procfs;
 use crate::store::ActionRecord;
 
-/// How often a memory-limited process group's resident memory is measured.
+/// How often a memory-limited process group's memory is measured.
 const MEMORY_POLL: Duration = Duration::from_millis(100);
 
 pub struct Job {
     /// The action as it was when this attempt started.
     pub record: ActionRecord,
     pub attempt: u32,
-    /// The process group (the process leads it).
+    /// The process group (the process leads it); 0 until a forked process is known.
     pub pgid: i32,
     pub timeout: Option<Duration>,
     pub memory_limit: Option<u64>,
@@ -34,7 +34,7 @@ pub struct Job {
 pub async fn supervise(
     engine: Arc<Engine>,
     job: Job,
-    mut child: Child,
+    mut child: ChildProc,
     mut control: watch::Receiver<Control>,
 ) {
     let Some(cause) = watch_process(&mut child, &job, &mut control).await else {
@@ -43,11 +43,16 @@ pub async fn supervise(
     };
     // Whatever the task left behind in its group goes with it.
     procfs::kill_group(job.pgid);
+    conclude(&engine, &job, cause);
+}
+
+/// Records how the attempt ended, frees its slot and starts what follows.
+pub fn conclude(engine: &Arc<Engine>, job: &Job, cause: ExitCause) {
     let verdict = classify(&cause, &job.output_dir, &job.output_uri);
-    let updated = conclude_attempt(&engine, &job.record, job.attempt, verdict, job.retries);
+    let updated = conclude_attempt(engine, &job.record, job.attempt, verdict, job.retries);
     engine.scheduler.finished(job.record.seq);
     if let Some(updated) = updated {
-        follow_up(&engine, &updated);
+        follow_up(engine, &updated);
     }
     engine.scheduler.wake();
 }
@@ -59,14 +64,14 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn kill_and_reap(child: &mut Child, pgid: i32) {
+async fn kill_and_reap(child: &mut ChildProc, pgid: i32) {
     procfs::kill_group(pgid);
     let _ = child.wait().await;
 }
 
 /// Waits for the process to end or be ended. None means "abandoned".
 async fn watch_process(
-    child: &mut Child,
+    child: &mut ChildProc,
     job: &Job,
     control: &mut watch::Receiver<Control>,
 ) -> Option<ExitCause> {
@@ -82,7 +87,8 @@ async fn watch_process(
                     (_, Control::Abandon) => None,
                     (_, Control::Abort) => Some(ExitCause::Aborted),
                     (_, Control::Shutdown) => Some(ExitCause::Shutdown),
-                    (Ok(status), Control::Run) => Some(ExitCause::Exited(status)),
+                    (Ok(Ended::Status(status)), Control::Run) => Some(ExitCause::Exited(status)),
+                    (Ok(Ended::Unknown), Control::Run) => Some(ExitCause::EndedUnknown),
                     (Err(err), Control::Run) => Some(ExitCause::LaunchFailed(format!(
                         "waiting for the task process failed: {err}"
                     ))),
@@ -94,7 +100,7 @@ async fn watch_process(
             }
             _ = ticker.tick(), if job.memory_limit.is_some() => {
                 let limit = job.memory_limit.unwrap_or(u64::MAX);
-                let used = procfs::group_rss_bytes(job.pgid);
+                let used = child.memory_bytes(job.pgid);
                 if used > limit {
                     kill_and_reap(child, job.pgid).await;
                     return Some(ExitCause::OutOfMemory { used, limit });

@@ -21,6 +21,9 @@ use crate::store::{AttemptEnd, NextStep};
 #[derive(Debug)]
 pub enum ExitCause {
     Exited(ExitStatus),
+    /// Ended with nobody able to see its exit status (the fork server that would have reaped
+    /// it had died); the files it left decide.
+    EndedUnknown,
     /// The attempt ran past the task's timeout and was killed.
     TimedOut(Duration),
     /// The process group's resident memory went past the limit and it was killed.
@@ -100,7 +103,8 @@ fn mib(bytes: u64) -> f64 {
 /// attempt's output prefix as a path and as a URI.
 pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdict {
     match cause {
-        ExitCause::Exited(status) => classify_exit(status, output_dir, output_uri),
+        ExitCause::Exited(status) => classify_exit(Some(status), output_dir, output_uri),
+        ExitCause::EndedUnknown => classify_exit(None, output_dir, output_uri),
         ExitCause::TimedOut(limit) => Verdict::UserFailure {
             error: error(
                 "TaskTimeout",
@@ -135,7 +139,12 @@ pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdi
     }
 }
 
-fn classify_exit(status: &ExitStatus, output_dir: &Path, output_uri: &str) -> Verdict {
+/// `status` is None when it could not be observed: then only the files count.
+fn classify_exit(status: Option<&ExitStatus>, output_dir: &Path, output_uri: &str) -> Verdict {
+    let described = match status {
+        Some(status) => describe_status(status),
+        None => "ended while its fork server was gone (its exit status is unknown)".to_string(),
+    };
     let error_path = output_dir.join("error.pb");
     match read_optional(&error_path) {
         Ok(Some(bytes)) => {
@@ -154,7 +163,7 @@ fn classify_exit(status: &ExitStatus, output_dir: &Path, output_uri: &str) -> Ve
                         format!(
                             "the task process {} and left {} that is not a valid \
                              ExecutionError: {err}",
-                            describe_status(status),
+                            described,
                             error_path.display()
                         ),
                     ),
@@ -173,21 +182,22 @@ fn classify_exit(status: &ExitStatus, output_dir: &Path, output_uri: &str) -> Ve
         }
     }
     let outputs_exist = output_dir.join("outputs.pb").is_file();
-    if status.success() && outputs_exist {
+    let success = status.is_none_or(ExitStatus::success);
+    if success && outputs_exist {
         return Verdict::Succeeded {
             output_uri: output_uri.to_string(),
         };
     }
-    let detail = if status.success() {
-        format!(
+    let detail = match status {
+        Some(status) if status.success() => format!(
             "the task process exited with code 0 but wrote neither outputs.pb nor error.pb to {}",
             output_dir.display()
-        )
-    } else {
-        format!(
-            "the task process {} without reporting an error",
-            describe_status(status)
-        )
+        ),
+        Some(_) => format!("the task process {described} without reporting an error"),
+        None => format!(
+            "the task process {described} and wrote neither outputs.pb nor error.pb to {}",
+            output_dir.display()
+        ),
     };
     Verdict::SystemFailure {
         error: error("ProcessCrashed", ErrorKind::System, detail),
@@ -354,6 +364,35 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unknown_status_is_judged_by_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        match classify(&ExitCause::EndedUnknown, dir.path(), "u") {
+            Verdict::SystemFailure { error } => {
+                assert_eq!(error.code, "ProcessCrashed");
+                assert!(error.message.contains("unknown"), "{}", error.message);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        std::fs::write(dir.path().join("outputs.pb"), b"").unwrap();
+        assert_eq!(
+            classify(&ExitCause::EndedUnknown, dir.path(), "u"),
+            Verdict::Succeeded {
+                output_uri: "u".into()
+            }
+        );
+        let user = ExecutionError {
+            message: "boom".into(),
+            kind: ErrorKind::User as i32,
+            ..Default::default()
+        };
+        std::fs::write(dir.path().join("error.pb"), user.encode_to_vec()).unwrap();
+        assert!(matches!(
+            classify(&ExitCause::EndedUnknown, dir.path(), "u"),
+            Verdict::UserFailure { .. }
+        ));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use prost::Message;
 use tonic::transport::Channel;
 
 const FAKE_RUNTIME: &str = include_str!("fake_runtime.py");
+const FORK_SERVER: &str = include_str!("fork_server.py");
 /// Upper bound for anything a test waits for; tests finish far sooner.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -29,6 +30,8 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub ctl: PathBuf,
     script: PathBuf,
+    /// Attempts are forked by the test fork server instead of spawned.
+    forked: bool,
     pub backend: Option<RunningBackend>,
     pub runs: RunServiceClient<Channel>,
     pub actions: ActionsServiceClient<Channel>,
@@ -43,17 +46,28 @@ impl Harness {
     }
 
     pub async fn start_with(tweak: Tweak) -> Self {
+        Self::start_mode(false, tweak).await
+    }
+
+    /// A backend whose attempts the test fork server forks (the tweak sees `fork_server` set).
+    pub async fn start_forked(tweak: Tweak) -> Self {
+        Self::start_mode(true, tweak).await
+    }
+
+    async fn start_mode(forked: bool, tweak: Tweak) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let ctl = dir.path().join("ctl");
         std::fs::create_dir_all(&ctl).expect("ctl dir");
         let script = dir.path().join("fake_runtime.py");
         std::fs::write(&script, FAKE_RUNTIME).expect("write fake runtime");
-        let backend = launch(dir.path(), &script, tweak).await;
+        std::fs::write(dir.path().join("fork_server.py"), FORK_SERVER).expect("write fork server");
+        let backend = launch(dir.path(), &script, forked, tweak).await;
         let (runs, actions, logs) = clients(&backend).await;
         Self {
             dir,
             ctl,
             script,
+            forked,
             backend: Some(backend),
             runs,
             actions,
@@ -72,7 +86,7 @@ impl Harness {
     /// Starts a new backend on the same data dir (the old one must be stopped).
     pub async fn restart(&mut self, tweak: Tweak) {
         assert!(self.backend.is_none(), "stop the backend first");
-        let backend = launch(self.dir.path(), &self.script, tweak).await;
+        let backend = launch(self.dir.path(), &self.script, self.forked, tweak).await;
         let (runs, actions, logs) = clients(&backend).await;
         self.runs = runs;
         self.actions = actions;
@@ -213,11 +227,18 @@ impl Harness {
     }
 }
 
-async fn launch(root: &Path, script: &Path, tweak: Tweak) -> RunningBackend {
+async fn launch(root: &Path, script: &Path, forked: bool, tweak: Tweak) -> RunningBackend {
     let mut config = BackendConfig::new(
         root.join("data"),
         vec!["python3".into(), script.display().to_string()],
     );
+    if forked {
+        config.fork_server = Some(vec![
+            "python3".into(),
+            root.join("fork_server.py").display().to_string(),
+            script.display().to_string(),
+        ]);
+    }
     config
         .extra_env
         .push(("EXTRA_FROM_CONFIG".into(), "yes".into()));
@@ -273,6 +294,13 @@ pub fn alive(pid: i32) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// The parent pid of a live process.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    stat[close + 1..].split_whitespace().nth(1)?.parse().ok()
 }
 
 pub async fn wait_gone(pid: i32) {

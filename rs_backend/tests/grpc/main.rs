@@ -3,5 +3,6 @@
 mod actions;
 mod common;
 mod execution;
+mod forked;
 mod recovery;
 mod runs;

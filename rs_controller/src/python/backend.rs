@@ -28,9 +28,10 @@ fn resolve(host: &str, port: u16) -> PyResult<SocketAddr> {
 #[pymethods]
 impl PyBackend {
     /// Starts serving at once (state is recovered from `data_dir` first); `endpoint` tells
-    /// where. Serving continues on background threads until `shutdown()`.
+    /// where. Serving continues on background threads until `shutdown()`. With
+    /// `fork_server`, attempts are forked from that warm process instead of started afresh.
     #[new]
-    #[pyo3(signature = (data_dir, runtime_command, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8))]
+    #[pyo3(signature = (data_dir, runtime_command, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None))]
     fn new(
         py: Python<'_>,
         data_dir: PathBuf,
@@ -38,6 +39,7 @@ impl PyBackend {
         host: String,
         port: u16,
         max_parallel: usize,
+        fork_server: Option<Vec<String>>,
     ) -> PyResult<Self> {
         if runtime_command.is_empty() {
             return Err(PyValueError::new_err(
@@ -50,6 +52,7 @@ impl PyBackend {
         let addr = resolve(&host, port)?;
         let mut config = BackendConfig::new(data_dir, runtime_command);
         config.max_parallel = max_parallel;
+        config.fork_server = fork_server;
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let running = py
             .allow_threads(|| runtime.block_on(flyte_backend::start(config, addr)))
