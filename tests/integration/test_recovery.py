@@ -3,6 +3,8 @@ re-derives the same sub-action names, and reuses what already ran."""
 
 from __future__ import annotations
 
+import os
+
 import recovery_wf
 from counters import count
 
@@ -11,7 +13,8 @@ import flyte
 
 def test_killed_parent_reuses_finished_children_and_replays_traces(backend_endpoint: str) -> None:
     flyte.init(endpoint=backend_endpoint, insecure=True)
-    run = flyte.with_runcontext(mode="remote").run(recovery_wf.parent, n=4)
+    env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+    run = flyte.with_runcontext(mode="remote", env_vars=env_vars).run(recovery_wf.parent, n=4)
     assert run.result == (0 + 10 + 20 + 30) + 1 + 1
     # The parent ran twice (the crash, then the system retry)...
     assert count("parent") == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ def run(mode: str):
     """Runs a task in the test's mode and waits for it (raising its error)."""
 
     def go(task, *args, **kwargs):
-        r = flyte.with_runcontext(mode=mode).run(task, *args, **kwargs)
+        # The counters' location travels as the run's environment, as a user's settings would.
+        env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+        r = flyte.with_runcontext(mode=mode, env_vars=env_vars).run(task, *args, **kwargs)
         return r.wait()
 
     return go

@@ -1370,14 +1370,31 @@ def converter(tp: Any) -> _Converter:
         return _cache.setdefault(key, conv)
 
 
+#: Optional libraries' classes ("module.QualName") -> the module that registers their
+#: transformers. Keyed by name so that neither pandas nor pyarrow is imported until a task
+#: actually uses one of their types.
+_LAZY_TRANSFORMERS: dict[str, str] = {
+    "pandas.DataFrame": "flyte.io._transformers",
+    "pyarrow.lib.Table": "flyte.io._transformers",
+    "polars.dataframe.frame.DataFrame": "flyte.io._transformers",
+}
+
+
 def _registered(tp: Any) -> TypeTransformer[Any] | None:
-    if not _registry:
+    if not isinstance(tp, type) or (not _registry and not _LAZY_TRANSFORMERS):
         return None
-    if isinstance(tp, type):
+    for klass in tp.__mro__:
+        found = _registry.get(klass)
+        if found is not None:
+            return found
+    if _LAZY_TRANSFORMERS:
         for klass in tp.__mro__:
-            found = _registry.get(klass)
-            if found is not None:
-                return found
+            module = _LAZY_TRANSFORMERS.pop(f"{klass.__module__}.{klass.__qualname__}", None)
+            if module is not None:
+                import importlib
+
+                importlib.import_module(module).register_frame_transformers()
+                return _registry.get(klass)
     return None
 
 

@@ -1,0 +1,216 @@
+"""flyte.io values on their own and through the type engine (no tasks)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from flyteidl2.core import types_pb2
+
+import flyte.errors
+from flyte._types import TypeEngine
+from flyte.io import DataFrame, Dir, File, new_remote_uri
+
+
+def _python(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_import_flyte_does_not_load_io_and_io_does_not_load_frames():
+    assert (
+        _python(
+            """
+        import sys, flyte
+        print("flyte.io" in sys.modules)
+        """
+        )
+        == "False"
+    )
+    assert (
+        _python(
+            """
+        import sys
+        from flyte.io import File, Dir, DataFrame
+        import flyte
+        assert flyte.io.File is File
+        print(sorted(m for m in ("pandas", "pyarrow", "polars") if m in sys.modules))
+        """
+        )
+        == "[]"
+    )
+
+
+def test_new_remote_uri_outside_task_and_with_prefix(monkeypatch):
+    uri = new_remote_uri("x.txt")
+    data = Path(os.environ["FLYTE_DATA_DIR"]).resolve()
+    assert uri.startswith((data / "raw" / "_").as_uri() + "/")
+    assert uri.endswith("/x.txt")
+    assert new_remote_uri("x.txt") != uri
+    monkeypatch.setenv("_FLYTE_RAW_DATA_PREFIX", "s3://bucket/raw/run/a0/")
+    other = new_remote_uri()
+    assert other.startswith("s3://bucket/raw/run/a0/") and "//" not in other[len("s3://") :]
+
+
+def test_file_from_string_read_and_hash():
+    f = File.from_string("hello", "h.txt")
+    g = File.from_string("hello", "h.txt")
+    assert f.path != g.path and f.hash == g.hash
+    assert f.name == "h.txt" and f.read() == "hello" and f.read_bytes() == b"hello"
+    assert f.exists()
+    assert Path(os.fspath(f)).read_text() == "hello"
+
+
+def test_file_from_local_sync_and_async(tmp_path):
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"\x00\x01")
+    f = File.from_local(src)  # no running loop: done right away
+    assert isinstance(f, File) and f.path.startswith("file://") and f.name == "a.bin"
+
+    async def main() -> File:
+        pending = File.from_local(src)
+        assert asyncio.iscoroutine(pending)
+        return await pending
+
+    g = asyncio.run(main())
+    assert g.hash == f.hash and g.path != f.path
+    assert g.read_bytes() == b"\x00\x01"
+    with pytest.raises(FileNotFoundError):
+        File.from_local_sync(tmp_path / "missing")
+
+
+def test_file_download_and_open(tmp_path):
+    f = File.new_remote("s.txt")
+    with f.open("w") as w:
+        w.write("line1\nline2\n")
+    with f.open("r") as r:
+        assert r.read().splitlines() == ["line1", "line2"]
+    target = f.download_sync(tmp_path / "copy.txt")
+    assert Path(target).read_text() == "line1\nline2\n"
+    into_dir = f.download_sync(tmp_path)
+    assert into_dir == str(tmp_path / "s.txt")
+
+    async def main() -> str:
+        return await f.download()
+
+    assert Path(asyncio.run(main())).read_text().startswith("line1")
+    with pytest.raises(ValueError):
+        f.open("a")
+
+
+def test_file_literal_round_trip_and_hash(tmp_path):
+    lt = TypeEngine.to_literal_type(File)
+    assert lt.blob.dimensionality == types_pb2.BlobType.SINGLE
+    a = TypeEngine.to_literal(File.from_string("same", "n.txt"), File)
+    b = TypeEngine.to_literal(File.from_string("same", "n.txt"), File)
+    assert a.hash and a.hash == b.hash
+    assert a.scalar.blob.uri.startswith("file://")
+    back = TypeEngine.to_python(a, File)
+    assert isinstance(back, File) and back.read() == "same" and back.hash == a.hash and back.name == "n.txt"
+
+    # a plain local path is uploaded when it becomes a literal
+    p = tmp_path / "plain.txt"
+    p.write_text("plain")
+    lit = TypeEngine.to_literal(File(path=str(p)), File)
+    assert lit.scalar.blob.uri.startswith("file://") and lit.scalar.blob.uri != p.as_uri()
+    assert TypeEngine.to_python(lit, File).read() == "plain"
+
+    with pytest.raises(flyte.errors.RuntimeDataValidationError):
+        TypeEngine.to_literal(File(path=str(tmp_path / "nope.txt")), File)
+    with pytest.raises(flyte.errors.RuntimeDataValidationError):
+        TypeEngine.to_literal("not a file", File)
+
+
+def test_file_in_containers():
+    files = [File.from_string(str(i), f"{i}.txt") for i in range(3)]
+    lit = TypeEngine.to_literal(files, list[File])
+    assert [f.read() for f in TypeEngine.to_python(lit, list[File])] == ["0", "1", "2"]
+    lit = TypeEngine.to_literal(None, File | None)
+    assert TypeEngine.to_python(lit, File | None) is None
+    lit = TypeEngine.to_literal(files[0], File | None)
+    assert TypeEngine.to_python(lit, File | None).read() == "0"
+
+
+@dataclass
+class Holder:
+    f: File
+    d: Dir
+
+
+def _tree(root: Path) -> Path:
+    (root / "b").mkdir(parents=True)
+    (root / "a.txt").write_text("A")
+    (root / "b" / "c.txt").write_text("C")
+    return root
+
+
+def test_dir_round_trip_walk_and_list(tmp_path):
+    d = Dir.from_local(_tree(tmp_path / "tree"))
+    assert isinstance(d, Dir) and d.path.startswith("file://") and d.hash
+    lit = TypeEngine.to_literal(d, Dir)
+    assert lit.scalar.blob.metadata.type.dimensionality == types_pb2.BlobType.MULTIPART
+    assert lit.hash == d.hash
+    back = TypeEngine.to_python(lit, Dir)
+    walked = list(back.walk())
+    assert [Path(p).read_text() for p in walked] == ["A", "C"]
+    assert all(os.path.isabs(p) for p in walked)
+    files = back.list_files()
+    assert [f.name for f in files] == ["a.txt", "c.txt"]
+    assert [f.read() for f in files] == ["A", "C"]
+    copy = back.download_sync(tmp_path / "copy")
+    assert (Path(copy) / "b" / "c.txt").read_text() == "C"
+    # same content, same hash
+    assert Dir.from_local(_tree(tmp_path / "tree2")).hash == d.hash
+
+    # a File literal is not a Dir
+    with pytest.raises(flyte.errors.RuntimeDataValidationError):
+        TypeEngine.to_python(TypeEngine.to_literal(File.from_string("x"), File), Dir)
+
+    # plain local directory: listed in place, uploaded when it becomes a literal
+    local = Dir(path=str(tmp_path / "tree"))
+    assert [f.name for f in local.list_files()] == ["a.txt", "c.txt"]
+    assert TypeEngine.to_literal(local, Dir).scalar.blob.uri.startswith("file://")
+
+
+def test_file_and_dir_in_dataclass(tmp_path):
+    h = Holder(f=File.from_string("x", "x.txt"), d=Dir.from_local(_tree(tmp_path / "t")))
+    back = TypeEngine.to_python(TypeEngine.to_literal(h, Holder), Holder)
+    assert back.f == h.f and back.d == h.d
+    assert back.f.read() == "x"
+
+
+def test_dataframes():
+    pdf = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    lit = TypeEngine.to_literal(pdf, pd.DataFrame)
+    assert lit.scalar.structured_dataset.metadata.structured_dataset_type.format == "parquet"
+    assert TypeEngine.to_literal_type(pd.DataFrame).structured_dataset_type.format == "parquet"
+    pd.testing.assert_frame_equal(TypeEngine.to_python(lit, pd.DataFrame), pdf)
+    table = TypeEngine.to_python(lit, pa.Table)
+    assert isinstance(table, pa.Table) and table.num_rows == 3
+    ref = TypeEngine.to_python(lit, DataFrame)
+    assert isinstance(ref, DataFrame) and ref.hash == lit.hash
+    pd.testing.assert_frame_equal(ref.open(pd.DataFrame).all(), pdf)
+    assert ref.open(pa.Table).all().num_rows == 3
+
+    tlit = TypeEngine.to_literal(pa.table({"v": [1.5]}), pa.Table)
+    assert TypeEngine.to_python(tlit, pa.Table).column("v").to_pylist() == [1.5]
+
+    ref2 = DataFrame.from_df(pa.table({"v": [1]}))
+    assert TypeEngine.to_python(TypeEngine.to_literal(ref2, DataFrame), DataFrame) == ref2
+
+    f = File.from_dataframe(pdf, "d.parquet")
+    assert f.format == "parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(f.download_sync()), pdf)
+    with pytest.raises(TypeError):
+        DataFrame.from_df([1, 2])
