@@ -68,12 +68,17 @@ pub enum RpcError {
     #[error("invalid method path '{0}': expected /package.Service/Method")]
     BadMethod(String),
     #[error("{}: {}", crate::client::code_name(.0.code()), .0.message())]
-    Status(Status),
+    Status(Box<Status>),
 }
 
 fn method_path(method: &str) -> Result<PathAndQuery, RpcError> {
-    let valid =
-        method.starts_with('/') && method.matches('/').count() == 2 && !method.ends_with('/');
+    // "/package.Service/Method": a non-empty service and a non-empty method, nothing else.
+    let valid = method
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(service, name)| {
+            !service.is_empty() && !name.is_empty() && !name.contains('/')
+        });
     if !valid {
         return Err(RpcError::BadMethod(method.to_string()));
     }
@@ -88,9 +93,11 @@ type Channel = InterceptedService<tonic::transport::Channel, AuthInterceptor>;
 async fn ready(client: &Client) -> Result<tonic::client::Grpc<Channel>, RpcError> {
     let mut grpc = tonic::client::Grpc::new(client.grpc_channel()?)
         .max_decoding_message_size(64 * 1024 * 1024);
-    grpc.ready()
-        .await
-        .map_err(|e| RpcError::Status(Status::unavailable(crate::client::error_chain(&e))))?;
+    grpc.ready().await.map_err(|e| {
+        RpcError::Status(Box::new(Status::unavailable(crate::client::error_chain(
+            &e,
+        ))))
+    })?;
     Ok(grpc)
 }
 
@@ -103,7 +110,7 @@ pub async fn unary(client: &Client, method: &str, request: Vec<u8>) -> Result<Ve
         .await?
         .unary(req, path, RawCodec)
         .await
-        .map_err(RpcError::Status)?;
+        .map_err(|s| RpcError::Status(Box::new(s)))?;
     Ok(resp.into_inner())
 }
 
@@ -118,7 +125,7 @@ pub async fn server_stream(
         .await?
         .server_streaming(Request::new(request), path, RawCodec)
         .await
-        .map_err(RpcError::Status)?;
+        .map_err(|s| RpcError::Status(Box::new(s)))?;
     Ok(resp.into_inner())
 }
 

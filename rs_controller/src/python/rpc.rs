@@ -127,7 +127,7 @@ impl PyRpcStream {
                 }
                 Err(status) => {
                     *guard = None;
-                    Err(to_py_err(RpcError::Status(status)))
+                    Err(to_py_err(RpcError::Status(Box::new(status))))
                 }
             }
         })
