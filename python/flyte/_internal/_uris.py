@@ -1,49 +1,48 @@
 """Reading and writing the small protocol files (inputs, outputs, errors) at a URI.
 
-Only local paths and ``file://`` URIs for now; object stores arrive with flyte.io.
-Writes are atomic (temp file + rename) because a reader may poll for the file.
+A thin layer over the storage module: local paths and ``file://`` are read and written
+directly (these files are small and on the hot path of every action), anything else goes
+through ``flyte._storage``. Local writes are atomic (temp file + rename) because a reader
+may be polling for the file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+
+from flyte._storage._local import atomic_write_bytes
+from flyte._storage._uri import is_remote, join, to_local_path
+
+__all__ = ["exists", "file_uri", "join", "read_bytes", "to_path", "write_bytes"]
 
 
 def to_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path) if parsed.scheme else uri)
-    raise ValueError(
-        f"unsupported storage location {uri!r}: only local paths and file:// are available in this build"
-    )
-
-
-def join(prefix: str, *names: str) -> str:
-    return prefix.rstrip("/") + "/" + "/".join(n.strip("/") for n in names)
+    return to_local_path(uri)
 
 
 def read_bytes(uri: str) -> bytes:
-    return to_path(uri).read_bytes()
+    if is_remote(uri):
+        from flyte._storage._ops import get_bytes_sync
+
+        return get_bytes_sync(uri)
+    return to_local_path(uri).read_bytes()
 
 
 def exists(uri: str) -> bool:
-    return to_path(uri).exists()
+    if is_remote(uri):
+        from flyte._storage._ops import exists_sync
+
+        return exists_sync(uri)
+    return to_local_path(uri).exists()
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    path = to_path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if is_remote(uri):
+        from flyte._storage._ops import put_bytes_sync
+
+        put_bytes_sync(data, uri)
+    else:
+        atomic_write_bytes(to_local_path(uri), data)
 
 
 def file_uri(path: Path) -> str:

@@ -6,25 +6,8 @@ Plain paths and ``file://`` URIs use the local filesystem; ``s3://``, ``gs://`` 
 Every failure is a :class:`StorageError` (an ``OSError``) whose message names the URI and the cause.
 """
 
-from flyte._storage._ops import (
-    exists,
-    exists_sync,
-    get,
-    get_bytes,
-    get_bytes_sync,
-    get_sync,
-    list_files,
-    list_files_sync,
-    open_reader,
-    open_writer,
-    put,
-    put_bytes,
-    put_bytes_sync,
-    put_sync,
-    run_sync,
-    size,
-    size_sync,
-)
+from typing import Any
+
 from flyte._storage._store import (
     BucketNotFoundError,
     ObjectNotFoundError,
@@ -33,6 +16,38 @@ from flyte._storage._store import (
     store_for,
 )
 from flyte._storage._uri import is_remote, join, to_local_path
+
+# The operations import the object-store client (~100 ms): loaded on first use.
+_OPS = frozenset(
+    [
+        "exists",
+        "exists_sync",
+        "get",
+        "get_bytes",
+        "get_bytes_sync",
+        "get_sync",
+        "list_files",
+        "list_files_sync",
+        "open_reader",
+        "open_writer",
+        "put",
+        "put_bytes",
+        "put_bytes_sync",
+        "put_sync",
+        "run_sync",
+        "size",
+        "size_sync",
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OPS:
+        from flyte._storage import _ops
+
+        return getattr(_ops, name)
+    raise AttributeError(f"module 'flyte._storage' has no attribute {name!r}")
+
 
 __all__ = [
     "BucketNotFoundError",

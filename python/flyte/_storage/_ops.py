@@ -10,7 +10,6 @@ import asyncio
 import io
 import os
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Awaitable, Coroutine, Iterable
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import obstore
 
+from flyte._storage._local import atomic_write_bytes as _atomic_write_bytes
 from flyte._storage._store import ObjectNotFoundError, StorageError, _store, map_error
 from flyte._storage._uri import RemoteLocation, is_remote, join, parse_remote, to_local_path
 
@@ -77,18 +77,6 @@ async def _bounded(aws: Iterable[Awaitable[T]], limit: int = CONCURRENCY) -> lis
                 await asyncio.gather(*pending, return_exceptions=True)
             raise t.exception()  # type: ignore[misc]
     return [t.result() for t in tasks]
-
-
-def _atomic_write_bytes(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _copy_local(src: Path, dest: Path, recursive: bool, uri: str) -> None:
