@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,7 +113,7 @@ class RemoteRun(Run):
             if self.phase in _TERMINAL:
                 self._error = details.action.error_info if details.action.HasField("error_info") else None
                 return
-            time.sleep(0.2)
+            await asyncio.sleep(0.2)
 
     def _raise_if_failed(self) -> None:
         if self.phase == "SUCCEEDED":
