@@ -115,9 +115,20 @@ async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) ->
         _current.reset(token)
 
 
+_REQUIRED_ENV = ("_FLYTE_ENDPOINT", "_FLYTE_RUN", "_FLYTE_ACTION", "_FLYTE_RUN_OUTPUT_BASE")
+
+
 def main(argv: list[str]) -> int:
     args = _parse(argv)
     env = os.environ
+    missing = [k for k in _REQUIRED_ENV if not env.get(k)]
+    if missing:
+        print(
+            f"python -m flyte._runtime runs one attempt of an action for a backend; "
+            f"it needs {', '.join(missing)} in its environment",
+            file=sys.stderr,
+        )
+        return 2
     prefix = args.outputs_path
     try:
         task = _load_task(args)
