@@ -155,6 +155,13 @@ class TaskTemplate(Generic[P, R]):
         """What makes two calls "the same task": name, interface and body — not config."""
         return f"{self.name}|{self.interface.interface_hash()}|{self.body_hash}"
 
+    @functools.cached_property
+    def inputs_have_references(self) -> bool:
+        """Whether inputs can be references to data (files, dataframes), identified by content."""
+        from flyte._internal._identity import inputs_have_references
+
+        return inputs_have_references(self.interface.to_typed_interface())
+
     @property
     def cache_version(self) -> str:
         return self.cache.version_override or self.body_hash

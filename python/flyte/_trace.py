@@ -49,7 +49,9 @@ class _TraceInfo:
     def inputs_bytes(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         iface = self.interface
         bound = iface.bind(args, kwargs, self.name)
-        return bytes(iface.inputs_to_literals(bound, self.name).SerializeToString(deterministic=True))
+        from flyte._internal._identity import identity_bytes
+
+        return identity_bytes(iface.inputs_to_literals(bound, self.name), references=True)
 
 
 def _begin(info: _TraceInfo, c: _context.ActionContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

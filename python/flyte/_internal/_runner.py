@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flyte import _core
 from flyte._aio import running_loop
 from flyte._context import ActionContext
+from flyte._internal._identity import identity_bytes
 from flyte.errors import ActionAbortedError
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Call:
     parent: ActionContext | None
     name: str
     inputs_pb: Any
+    #: What identifies the inputs (data references by content hash), for names and cache keys.
     inputs_bytes: bytes
 
 
@@ -109,13 +111,13 @@ class Runner:
         if cache.behavior == "disable":
             return None
         data = call.inputs_bytes
+        task = call.task
         if cache.ignored_inputs:
             kept = type(call.inputs_pb)()
             kept.literals.extend(
                 lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs
             )
-            data = kept.SerializeToString(deterministic=True)
-        task = call.task
+            data = identity_bytes(kept, task.inputs_have_references)
         return _core.cache_key(
             task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or ""
         )
@@ -135,7 +137,7 @@ class Runner:
             )
         iface = task.interface
         inputs_pb = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
-        data = inputs_pb.SerializeToString(deterministic=True)
+        data = identity_bytes(inputs_pb, task.inputs_have_references)
         name, _ = self.ledger.submit(parent.action_name, task.identity, data, parent.group, task.name)
         return Call(task, parent, name, inputs_pb, data)
 
@@ -143,7 +145,7 @@ class Runner:
         iface = task.interface
         inputs_pb = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
         name = self.ledger.record_root(task.name)
-        return Call(task, None, name, inputs_pb, inputs_pb.SerializeToString(deterministic=True))
+        return Call(task, None, name, inputs_pb, identity_bytes(inputs_pb, task.inputs_have_references))
 
     # -- entry points used by TaskTemplate ------------------------------------------------
 

@@ -1,0 +1,22 @@
+"""Files as task inputs: identified by content, not by where they were uploaded."""
+
+from __future__ import annotations
+
+from counters import bump
+
+import flyte
+from flyte.io import File
+
+env = flyte.TaskEnvironment(name="io_identity")
+
+
+@env.task(cache="auto")
+async def measure(f: File) -> int:
+    bump(f"measure-{f.read()}")
+    return len(f.read())
+
+
+@env.task
+async def parent(text: str) -> int:
+    # A new upload (a new URI) on every execution of the parent.
+    return await measure(File.from_string(text, "data.txt"))
