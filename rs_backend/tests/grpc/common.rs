@@ -448,3 +448,27 @@ impl Task {
         }
     }
 }
+
+/// The error info of a failed action's details.
+pub fn error_of(
+    details: &flyteidl2::flyteidl::workflow::ActionDetails,
+) -> flyteidl2::flyteidl::workflow::ErrorInfo {
+    match &details.result {
+        Some(flyteidl2::flyteidl::workflow::action_details::Result::ErrorInfo(info)) => {
+            info.clone()
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// A user-kind ExecutionError, hex-encoded for the fake runtime's `error.pb`.
+pub fn user_error_hex() -> String {
+    use flyteidl2::flyteidl::core::{execution_error::ErrorKind, ExecutionError};
+    hex(&ExecutionError {
+        code: "ValueError".into(),
+        message: "bad value".into(),
+        kind: ErrorKind::User as i32,
+        ..Default::default()
+    }
+    .encode_to_vec())
+}

@@ -2,32 +2,11 @@ use std::time::Duration;
 
 use flyteidl2::flyteidl::actions::AbortRequest;
 use flyteidl2::flyteidl::common::ActionPhase;
-use flyteidl2::flyteidl::core::{execution_error::ErrorKind, ExecutionError};
 use flyteidl2::flyteidl::task::Inputs;
-use flyteidl2::flyteidl::workflow::{
-    action_details, error_info, AbortRunRequest, ActionDetails, ErrorInfo, TailLogsRequest,
-};
-use prost::Message;
+use flyteidl2::flyteidl::workflow::{action_details, error_info, AbortRunRequest, TailLogsRequest};
 use tonic::Code;
 
 use crate::common::*;
-
-fn error_of(details: &ActionDetails) -> ErrorInfo {
-    match &details.result {
-        Some(action_details::Result::ErrorInfo(info)) => info.clone(),
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
-fn user_error_hex() -> String {
-    hex(&ExecutionError {
-        code: "ValueError".into(),
-        message: "bad value".into(),
-        kind: ErrorKind::User as i32,
-        ..Default::default()
-    }
-    .encode_to_vec())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_failures_use_the_task_retries() {

@@ -4,31 +4,10 @@ use std::time::Duration;
 
 use flyteidl2::flyteidl::actions::AbortRequest;
 use flyteidl2::flyteidl::common::ActionPhase;
-use flyteidl2::flyteidl::core::{execution_error::ErrorKind, ExecutionError};
 use flyteidl2::flyteidl::task::{Inputs, Outputs};
-use flyteidl2::flyteidl::workflow::{
-    action_details, error_info, ActionDetails, ErrorInfo, GetActionDataRequest, TailLogsRequest,
-};
-use prost::Message;
+use flyteidl2::flyteidl::workflow::{error_info, GetActionDataRequest, TailLogsRequest};
 
 use crate::common::*;
-
-fn error_of(details: &ActionDetails) -> ErrorInfo {
-    match &details.result {
-        Some(action_details::Result::ErrorInfo(info)) => info.clone(),
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
-fn user_error_hex() -> String {
-    hex(&ExecutionError {
-        code: "ValueError".into(),
-        message: "bad value".into(),
-        kind: ErrorKind::User as i32,
-        ..Default::default()
-    }
-    .encode_to_vec())
-}
 
 /// What the fake runtime recorded about its environment in one attempt.
 fn env_dump(h: &Harness, run: &str, action: &str, attempt: u32) -> String {
