@@ -19,9 +19,29 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+
+    def uri(self, *parts: str) -> str:
+        """A fresh URI under the bucket (each call gets a unique prefix)."""
+        return "/".join((f"s3://{self.bucket}", uuid.uuid4().hex[:12], *(p.strip("/") for p in parts)))
+
+
+def aws_env(endpoint: str, key: str = "testing", secret: str = "testing") -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
 
 
 @dataclass

@@ -76,6 +76,8 @@ class TaskContext:
     group: str | None
     custom_context: Mapping[str, str]
     run_dir: str
+    #: Where this action's new data (files, directories, offloaded values) goes.
+    raw_data_path: str = ""
 
     @property
     def run_name(self) -> str:
@@ -105,6 +107,7 @@ def ctx() -> TaskContext | None:
         group=c.group,
         custom_context=dict(c.custom_context),
         run_dir=str(run.run_dir),
+        raw_data_path=run.raw_data_prefix(c.action_name),
     )
 
 

@@ -164,6 +164,10 @@ def with_runcontext(
         raise ValueError(f"mode must be 'local' or 'remote', got {mode!r}")
     if name is not None and not _RUN_NAME.match(name):
         raise ValueError(f"run name {name!r} is not valid: use lowercase letters, digits and '-', at most 63")
+    if raw_data_path is not None:
+        from flyte._internal._raw_data import normalize_raw_data_path
+
+        raw_data_path = normalize_raw_data_path(raw_data_path)
     if copy_style not in ("loaded_modules", "all", "none"):
         raise ValueError(f"copy_style must be 'loaded_modules', 'all' or 'none', got {copy_style!r}")
     return _RunContext(
@@ -224,8 +228,12 @@ def _run_local(
         org=cfg.org,
         custom_context=rc.custom_context,
         overwrite_cache=rc.overwrite_cache,
+        raw_data_path=rc.raw_data_path,
     )
-    call = lr.prepare_root(task, args, kwargs)
+    from flyte._internal import _raw_data
+
+    with _raw_data.scope(_raw_data.join(lr.raw_data_base, "inputs")):
+        call = lr.prepare_root(task, args, kwargs)
     started = time.time()
 
     def drive() -> Any:

@@ -154,6 +154,44 @@ pub fn raw_data_prefix(
     Ok(dir_uri(&dir))
 }
 
+/// Schemes a run's raw data prefix may use: the backend hands the prefix to its action
+/// processes, which reach object stores themselves.
+const RAW_DATA_SCHEMES: &[&str] = &["s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "azure"];
+
+/// Checks a run's `raw_data_storage.raw_data_prefix`: an absolute `file://` URI or an object
+/// store URI with a bucket.
+pub fn check_raw_data_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.contains('\0') {
+        return Err(format!("{prefix:?} contains a NUL byte"));
+    }
+    if prefix.starts_with(FILE_SCHEME) {
+        return uri_to_path(prefix).map(|_| ());
+    }
+    let (scheme, rest) = prefix
+        .split_once("://")
+        .ok_or_else(|| format!("{prefix:?} is not a URI (expected file:///..., s3://bucket/..., gs://... or abfs://...)"))?;
+    if !RAW_DATA_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "{prefix:?} has an unsupported scheme {scheme:?} (use file, s3, gs or abfs)"
+        ));
+    }
+    if rest.split('/').next().unwrap_or("").is_empty() {
+        return Err(format!("{prefix:?} names no bucket"));
+    }
+    Ok(())
+}
+
+/// Where an attempt puts raw data when its run chose a prefix of its own:
+/// `<prefix>/<run>/<action>/<attempt>/`.
+pub fn run_raw_data_prefix(prefix: &str, run: &str, action: &str, attempt: u32) -> String {
+    let mut uri = join_uri(
+        &join_uri(&join_uri(prefix, run), action),
+        &attempt.to_string(),
+    );
+    uri.push('/');
+    uri
+}
+
 /// The file holding outputs for an output reference: a prefix gets `outputs.pb` appended; a
 /// reference that already names a `.pb` file is used as is.
 pub fn outputs_file_uri(output_uri: &str) -> String {
@@ -175,6 +213,25 @@ mod tests {
             domain: "d".into(),
             name: "r1".into(),
         }
+    }
+
+    #[test]
+    fn raw_data_prefixes_of_runs() {
+        assert!(check_raw_data_prefix("s3://bucket/some/where").is_ok());
+        assert!(check_raw_data_prefix("abfs://c@acct.dfs.core.windows.net/x").is_ok());
+        assert!(check_raw_data_prefix("file:///tmp/raw").is_ok());
+        assert!(check_raw_data_prefix("file://relative").is_err());
+        assert!(check_raw_data_prefix("s3://").is_err());
+        assert!(check_raw_data_prefix("ftp://host/x").is_err());
+        assert!(check_raw_data_prefix("/tmp/raw").is_err());
+        assert_eq!(
+            run_raw_data_prefix("s3://b/raw/", "r1", "a0", 2),
+            "s3://b/raw/r1/a0/2/"
+        );
+        assert_eq!(
+            run_raw_data_prefix("file:///tmp/x", "r1", "abc", 1),
+            "file:///tmp/x/r1/abc/1/"
+        );
     }
 
     #[test]

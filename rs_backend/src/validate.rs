@@ -11,7 +11,7 @@ use tonic::Status;
 use crate::clock::{now_ms, timestamp, timestamp_ms};
 use crate::engine::{ActionRequest, ActionSpecRequest, RunInputs, RunRequest, StatusReport};
 use crate::executor::spec::ExecSpec;
-use crate::layout::is_file_uri;
+use crate::layout::{check_raw_data_prefix, is_file_uri};
 use crate::names::{self, check_segment, generate_run_name, RunKey};
 use crate::phase;
 use crate::store::RunFilter;
@@ -93,6 +93,12 @@ pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
                     pair.key
                 )));
             }
+        }
+    }
+    if let Some(raw) = &run_spec.raw_data_storage {
+        if !raw.raw_data_prefix.is_empty() {
+            check_raw_data_prefix(&raw.raw_data_prefix)
+                .map_err(|e| invalid(format!("run_spec.raw_data_storage.raw_data_prefix: {e}")))?;
         }
     }
     if run_spec.run_start_time.is_none() {
@@ -439,6 +445,22 @@ mod tests {
         })
         .unwrap();
         assert_eq!(generated.run.name.len(), 20);
+        let bad_raw = create_run(CreateRunRequest {
+            id: Some(create_run_request::Id::ProjectId(Default::default())),
+            task: Some(create_run_request::Task::TaskSpec(
+                task_with(Container::default(), None).spec.unwrap(),
+            )),
+            run_spec: Some(flyteidl2::flyteidl::task::RunSpec {
+                raw_data_storage: Some(flyteidl2::flyteidl::task::RawDataStorage {
+                    raw_data_prefix: "ftp://nowhere/x".into(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(bad_raw.code(), Code::InvalidArgument);
+        assert!(bad_raw.message().contains("raw_data_prefix"));
         assert!(generated.run_spec.and_then(|s| s.run_start_time).is_some());
     }
 

@@ -48,3 +48,23 @@ def _counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory.mkdir()
     monkeypatch.setenv("FLYTE_TEST_COUNTERS", str(directory))
     return directory
+
+
+# -- a real S3 API (moto's server mode on 127.0.0.1) -----------------------------------------
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from s3server import S3, aws_env, moto_server  # noqa: E402
+
+BUCKET = "flyte-test-bucket"
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3]:
+    """A moto S3 server with one bucket; AWS_* env vars point at it for the whole session."""
+    with moto_server() as server, pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_REGION"):
+            mp.delenv(name, raising=False)
+        for name, value in aws_env(server.endpoint).items():
+            mp.setenv(name, value)
+        server.create_bucket(BUCKET)
+        yield S3(server.endpoint, BUCKET)

@@ -20,3 +20,14 @@ async def measure(f: File) -> int:
 async def parent(text: str) -> int:
     # A new upload (a new URI) on every execution of the parent.
     return await measure(File.from_string(text, "data.txt"))
+
+
+@env.task
+async def keyed_parent(text: str, key: str) -> int:
+    # The user's key, not the content, identifies the file.
+    import tempfile
+    from pathlib import Path
+
+    p = Path(tempfile.mkdtemp()) / "data.txt"
+    p.write_text(text)
+    return await measure(await File.from_local(p, hash_method=key))

@@ -31,3 +31,22 @@ def test_same_content_same_child_name_and_cache_hit(mode: str) -> None:
         # The embedded backend does not serve cache hits yet; local mode does.
         assert count("measure-hello") == 1
         assert count("measure-other text") == 1
+
+
+def _run_keyed(mode: str, text: str, key: str):
+    env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+    r = flyte.with_runcontext(mode=mode, env_vars=env_vars).run(wf.keyed_parent, text=text, key=key)
+    r.wait()
+    return r
+
+
+def test_user_supplied_hash_identifies_the_file(mode: str) -> None:
+    first, same_key = _run_keyed(mode, "abc", "k1"), _run_keyed(mode, "abcdef", "k1")
+    assert _children(first) == _children(same_key)
+    other_key = _run_keyed(mode, "abc", "k2")
+    assert _children(other_key) != _children(first)
+    assert first.result == 3 and other_key.result == 3
+    if mode == "local":
+        # Same key: a cache hit, although the content differs (the user said it is the same).
+        assert same_key.result == 3
+        assert count("measure-abc") == 2 and count("measure-abcdef") == 0

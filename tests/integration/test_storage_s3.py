@@ -8,9 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,46 +15,13 @@ import pytest
 from flyte import _storage as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from s3server import moto_server  # noqa: E402
-
-BUCKET = "flyte-test-bucket"
-
-
-@dataclass
-class S3:
-    endpoint: str
-    bucket: str
-
-    def uri(self, *parts: str) -> str:
-        """A fresh URI under the bucket (each call gets a unique prefix)."""
-        return st.join(f"s3://{self.bucket}", uuid.uuid4().hex[:12], *parts)
-
-
-def _aws_env(endpoint: str, key: str = "testing", secret: str = "testing") -> dict[str, str]:
-    return {
-        "AWS_ACCESS_KEY_ID": key,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-
-
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3]:
-    """A moto S3 server with one bucket; AWS_* env vars point at it for the whole session."""
-    with moto_server() as server, pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_REGION"):
-            mp.delenv(name, raising=False)
-        for name, value in _aws_env(server.endpoint).items():
-            mp.setenv(name, value)
-        server.create_bucket(BUCKET)
-        yield S3(server.endpoint, BUCKET)
+from s3server import S3, aws_env, moto_server  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _reapply_aws_env(s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
     # The root conftest's per-test monkeypatching must not hide the session's AWS settings.
-    for name, value in _aws_env(s3.endpoint).items():
+    for name, value in aws_env(s3.endpoint).items():
         monkeypatch.setenv(name, value)
 
 
@@ -225,7 +189,7 @@ def test_bad_credentials_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     # bucket creation through unauthenticated, then every request must carry a known access key.
     with moto_server(auth_after=1) as server:
         server.create_bucket("auth-bucket")
-        for name, value in _aws_env(server.endpoint, key="AKIAWRONGKEY", secret="wrong").items():
+        for name, value in aws_env(server.endpoint, key="AKIAWRONGKEY", secret="wrong").items():
             monkeypatch.setenv(name, value)
         uri = "s3://auth-bucket/k.txt"
         with pytest.raises(

@@ -4,7 +4,8 @@ A reference to data (a file, a directory, a dataframe) names where the data was 
 that place is new every time the data is uploaded: hashing the reference would give a
 re-executed parent different child names (breaking recovery) and identical content
 different cache keys. So a literal that carries a content hash is identified by that hash
-alone. Only interfaces that can hold such references pay for the walk.
+alone. Only interfaces that can hold such references pay for the walk, and inputs that were
+offloaded (their URI depends on where they were written, their hash on the content only).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _normalize(lit: Any) -> None:
 
 def identity_bytes(inputs: Any, references: bool) -> bytes:
     """Deterministic bytes of ``inputs`` (a flyteidl2 Inputs), references replaced by hashes."""
-    if not references:
+    if not references and not any(named.value.HasField("offloaded_metadata") for named in inputs.literals):
         return bytes(inputs.SerializeToString(deterministic=True))
     normalized = type(inputs)()
     normalized.CopyFrom(inputs)

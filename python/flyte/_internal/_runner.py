@@ -20,6 +20,8 @@ from flyte import _core
 from flyte._aio import running_loop
 from flyte._context import ActionContext
 from flyte._internal._identity import identity_bytes
+from flyte._internal._raw_data import run_base
+from flyte._storage._uri import join
 from flyte.errors import ActionAbortedError
 
 if TYPE_CHECKING:
@@ -57,8 +59,11 @@ class Runner:
         domain: str | None = None,
         org: str | None = None,
         custom_context: dict[str, str] | None = None,
+        raw_data_path: str | None = None,
     ) -> None:
         self.name = name
+        #: Where the run's new data goes, ``<raw_data_path or data dir/raw>/<run>``.
+        self.raw_data_base = run_base(name, raw_data_path)
         self.project = project
         self.domain = domain
         self.org = org
@@ -69,6 +74,10 @@ class Runner:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=_MAX_SYNC_THREADS, thread_name_prefix=f"flyte-{name}"
         )
+
+    def raw_data_prefix(self, action_name: str) -> str:
+        """Where an action of this run puts new data (files, offloaded values)."""
+        return join(self.raw_data_base, action_name)
 
     # -- execution, by mode ---------------------------------------------------------------
 

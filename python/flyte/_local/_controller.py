@@ -88,12 +88,16 @@ class LocalRun(Runner):
         log.info("%s (%s) attempt %d failed: %s; retrying", call.task.name, call.name, attempt, err)
         return True
 
-    def _succeeded(self, call: Call, key: str | None, result: Any) -> Any:
+    def _succeeded(self, call: Call, key: str | None, result: Any, child: ActionContext) -> Any:
         iface = call.task.interface
+        # Still the child's outputs: data they store goes under the child's raw data prefix.
+        token = _current.set(child)
         try:
             outputs_pb = iface.outputs_to_literals(result, call.task.name)
         except Exception as e:
             raise self._failed(call, e) from None
+        finally:
+            _current.reset(token)
         self._cache_store(call, key, outputs_pb)
         self.ledger.finish(call.name, "SUCCEEDED")
         return iface.literals_to_outputs(outputs_pb)
@@ -132,7 +136,7 @@ class LocalRun(Runner):
                 raise self._failed(call, err) from None
             finally:
                 _current.reset(token)
-            return self._succeeded(call, key, result)
+            return self._succeeded(call, key, result, child)
 
     def execute_sync(self, call: Call) -> Any:
         key = self._cache_key(call)
@@ -163,7 +167,7 @@ class LocalRun(Runner):
                 raise self._failed(call, e) from None
             finally:
                 _current.reset(token)
-            return self._succeeded(call, key, result)
+            return self._succeeded(call, key, result, child)
 
     async def execute_root(self, call: Call) -> Any:
         self.loop = asyncio.get_running_loop()

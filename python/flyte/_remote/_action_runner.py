@@ -104,6 +104,16 @@ class ActionRunner(Runner):
         self.code = code
         self._specs: dict[int, tuple[Any, Any, Any]] = {}
 
+    def raw_data_prefix(self, action_name: str) -> str:
+        # Everything this process runs belongs to its own action (traces included); the
+        # backend chose where that action's data goes.
+        import os
+
+        from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
+
+        prefix = os.environ.get(RAW_DATA_PREFIX_ENV)
+        return prefix.rstrip("/") if prefix else super().raw_data_prefix(action_name)
+
     # -- identities -----------------------------------------------------------------------
 
     def action_id(self, name: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from flyte._task import TaskTemplate
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
+
+#: Settings of the submitting process that its run's actions inherit (unless the run sets them).
+_FORWARDED_ENV = ("FLYTE_MAX_INLINE_BYTES",)
 
 
 def phase_name(phase: int) -> str:
@@ -183,20 +187,31 @@ def create_run_request(
     from flyteidl2.workflow import run_service_pb2
 
     from flyte._initialize import data_dir
+    from flyte._internal import _raw_data
     from flyte._run import new_run_name
 
+    run_name = rc.name or new_run_name()
     iface = task.interface
-    inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+    # Data the inputs upload (local files, offloaded values) goes where the run's data goes.
+    with _raw_data.scope(_raw_data.join(_raw_data.run_base(run_name, rc.raw_data_path), "inputs")):
+        inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
     for k, v in sorted(rc.custom_context.items()):
         inputs.context.add(key=k, value=v)
     code = prepare_code(task, rc.copy_style, cfg.root_dir, data_dir())
     project, domain, org = rc.project or cfg.project, rc.domain or cfg.domain, cfg.org
     spec = task_spec(task, code, project=project, domain=domain, org=org)
     run_id = identifier_pb2.RunIdentifier(
-        org=org or "", project=project or "", domain=domain or "", name=rc.name or new_run_name()
+        org=org or "", project=project or "", domain=domain or "", name=run_name
     )
     run_spec = run_pb2.RunSpec(overwrite_cache=rc.overwrite_cache)
-    for k, v in rc.env_vars.items():
+    if rc.raw_data_path:
+        run_spec.raw_data_storage.raw_data_prefix = rc.raw_data_path
+    env_vars = dict(rc.env_vars)
+    # The run's actions offload values like the process that started it.
+    for name in _FORWARDED_ENV:
+        if name in os.environ and name not in env_vars:
+            env_vars[name] = os.environ[name]
+    for k, v in env_vars.items():
         run_spec.envs.values.add(key=k, value=v)
     for k, v in rc.labels.items():
         run_spec.labels.values[k] = v

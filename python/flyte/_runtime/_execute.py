@@ -47,8 +47,10 @@ def _load_task(args: argparse.Namespace) -> Any:
     if args.bundle:
         from flyte._internal import _bundle
 
-        dest = Path.cwd() / "code"
-        dest.mkdir(exist_ok=True)
+        # The attempt's own work dir becomes the code root, as in a container: files that
+        # travel with the code are found by relative paths, and what the task writes next to
+        # them stays private to this attempt.
+        dest = Path.cwd()
         _bundle.extract(_uris.read_bytes(args.bundle), dest)
         sys.path.insert(0, str(dest))
     elif args.root:

@@ -872,6 +872,10 @@ def _struct_literal_type(metadata: dict[str, Any] | None) -> LiteralType:
     return lt
 
 
+#: Tells flyte.io values nested in a struct to store local paths while being dumped.
+_DUMP_CONTEXT = {"flyte.io/upload": True}
+
+
 class _StructConverter(_Converter):
     """Dataclasses, pydantic models and other shapes pydantic understands, as msgpack binaries.
 
@@ -903,7 +907,7 @@ class _StructConverter(_Converter):
             except self.validation_error as e:
                 raise _from_validation_error(e, self.label, value) from None
         try:
-            data = self.adapter.dump_python(value, mode="python", warnings="error")
+            data = self.adapter.dump_python(value, mode="python", warnings="error", context=_DUMP_CONTEXT)
         except self.serialization_error as e:
             raise self._explain_dump_error(value, e) from None
         try:

@@ -21,6 +21,7 @@ from flyte._types._engine import (
     type_label,
     warn_pickled_once,
 )
+from flyte._types._offload import load, max_inline_bytes, offload
 from flyte.errors import RuntimeDataValidationError
 
 _NoneType = type(None)
@@ -143,6 +144,7 @@ class NativeInterface:
         self._in_plan: list[tuple[str, _Converter, Any]] | None = None
         self._in_by_name: dict[str, _Converter] = {}
         self._out_plan: list[tuple[str, _Converter]] | None = None
+        self._out_by_name: dict[str, _Converter] = {}
         self._typed: interface_pb2.TypedInterface | None = None
         self._hash: str | None = None
 
@@ -278,7 +280,15 @@ class NativeInterface:
         if found != len(bound):
             unexpected = ", ".join(f"'{k}'" for k in bound if k not in self.inputs)
             raise TypeError(f"{task_name}() got unexpected inputs: {unexpected}")
+        self._offload_large(message, self._in_by_name)
         return message
+
+    def _offload_large(self, message: Any, convs: dict[str, _Converter]) -> None:
+        limit = max_inline_bytes()
+        for named in message.literals:
+            if named.value.ByteSize() > limit:
+                conv = convs.get(named.name)
+                offload(named.value, conv.literal_type if conv is not None else None)
 
     def literals_to_inputs(self, inputs: common_pb2.Inputs, task_name: str = "") -> dict[str, Any]:
         """Read an Inputs message back into keyword arguments, filling defaults for absent inputs."""
@@ -294,8 +304,11 @@ class NativeInterface:
                 raise RuntimeDataValidationError(
                     name, f"is not an input of this task (its inputs: {known})", task
                 )
+            value = named.value
+            if value.WhichOneof("value") == "offloaded_metadata":
+                value = load(value)
             try:
-                values[name] = conv.read(named.value)
+                values[name] = conv.read(value)
             except _Mismatch as e:
                 raise RuntimeDataValidationError(name, e.render(name), task) from None
         if len(values) == len(plan):
@@ -314,6 +327,7 @@ class NativeInterface:
         plan = self._out_plan
         if plan is None:
             plan = self._out_plan = [(name, converter(tp)) for name, tp in self.outputs.items()]
+            self._out_by_name = dict(plan)
         return plan
 
     def outputs_to_literals(self, value: Any, task_name: str) -> common_pb2.Outputs:
@@ -326,6 +340,7 @@ class NativeInterface:
             named = message.literals.add()
             named.name = name
             self._write(conv, value, named.value, name, "output", task_name)
+            self._offload_large(message, self._out_by_name)
             return message
         if shape is _SHAPE_NONE:
             if value is not None:
@@ -347,6 +362,7 @@ class NativeInterface:
             named = add()
             named.name = name
             self._write(conv, item, named.value, name, "output", task_name)
+        self._offload_large(message, self._out_by_name)
         return message
 
     def literals_to_outputs(self, outputs: common_pb2.Outputs, task_name: str = "") -> Any:
@@ -360,11 +376,14 @@ class NativeInterface:
             named = literals[0]
             name, conv = plan[0]
             if named.name == name:
+                value = named.value
+                if value.WhichOneof("value") == "offloaded_metadata":
+                    value = load(value)
                 try:
-                    return conv.read(named.value)
+                    return conv.read(value)
                 except _Mismatch as e:
                     raise RuntimeDataValidationError(name, e.render(name), task_name or self.name) from None
-        by_name = {named.name: named.value for named in literals}
+        by_name = {named.name: load(named.value) for named in literals}
         values = []
         for name, conv in plan:
             lit = by_name.get(name)

@@ -201,6 +201,17 @@ def _follow_or_report(run: Any, follow: bool, output_format: str) -> None:
     _print_outputs(run, output_format)
 
 
+def _check_raw_data_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from flyte._internal._raw_data import normalize_raw_data_path
+
+    try:
+        return normalize_raw_data_path(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
 def _task_command(file: Path, attr: str, task: Any) -> click.Command:
     try:
         inputs = task.interface.inputs
@@ -328,7 +339,12 @@ class _RunGroup(click.RichGroup):
 @click.option(
     "--overwrite-cache", is_flag=True, help="Re-run cached tasks and overwrite their cache entries."
 )
-@click.option("--raw-data-path", help="Where outputs are written.")
+@click.option(
+    "--raw-data-path",
+    callback=_check_raw_data_path,
+    help="Where the run's data (files, directories, data frames, offloaded values) is written: "
+    "a local path, file://, s3://, gs:// or abfs:// URI.",
+)
 @click.option("--image", "images", multiple=True, help="Image override, as [NAME=]URI.")
 @click.option("--service-account", help="Kubernetes service account for the run.")
 @click.pass_context

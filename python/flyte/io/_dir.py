@@ -9,9 +9,15 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import (
+    BaseModel,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
-from flyte.io._file import File, dual, is_uri, local_path_of, new_remote_uri, sha256_of_file
+from flyte.io._file import File, dual, is_uri, local_path_of, new_remote_uri, sha256_of_file, uploading
 
 
 def _tree_hash(root: str) -> str:
@@ -66,8 +72,26 @@ class Dir(BaseModel):
     # -- creating ---------------------------------------------------------------------------
 
     @classmethod
-    def from_existing_remote(cls, uri: str, name: str | None = None) -> Dir:
-        return cls(path=uri, name=name)
+    def from_existing_remote(cls, uri: str, name: str | None = None, dir_cache_key: str | None = None) -> Dir:
+        """A reference to a directory already in storage; ``dir_cache_key`` identifies its content."""
+        return cls(path=uri, name=name, hash=dir_cache_key)
+
+    def stored(self) -> Dir:
+        """This directory with a storage URI as its path: itself, or a stored copy of a local one."""
+        if is_uri(self.path):
+            return self
+        if not os.path.isdir(self.path):
+            raise ValueError(f"local directory {self.path!r} does not exist")
+        copy = Dir.from_local_sync(self.path)
+        copy.name = self.name or copy.name
+        if self.hash:
+            copy.hash = self.hash
+        return copy
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # See File._serialize: a local directory inside a dataclass is stored first.
+        return handler(self.stored() if uploading(info) else self)
 
     @classmethod
     def new_remote(cls, name: str | None = None) -> Dir:

@@ -6,45 +6,54 @@ import hashlib
 import io
 import os
 import tempfile
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import (
+    BaseModel,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+from flyte._internal._raw_data import new_remote_uri
 
 R = TypeVar("R")
 
-#: Set by the backend per attempt: where an action's new data goes (a URI prefix, used as is).
-RAW_DATA_PREFIX_ENV = "_FLYTE_RAW_DATA_PREFIX"
 _CHUNK = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------------
 # helpers shared by File, Dir and DataFrame
 
-
-def raw_data_prefix() -> str:
-    """The URI prefix new data of the current action (or of this process, outside tasks) goes under."""
-    env = os.environ.get(RAW_DATA_PREFIX_ENV)
-    if env:
-        return env.rstrip("/")
-    from flyte._context import ctx
-    from flyte._initialize import data_dir
-
-    raw = data_dir().expanduser().resolve() / "raw"
-    tc = ctx()
-    base = raw / tc.action.run_name / tc.action.name if tc is not None else raw / "_"
-    return base.as_uri()
+#: Pydantic serialization context key: File/Dir fields with local paths are uploaded while dumped.
+UPLOAD_CONTEXT = "flyte.io/upload"
+#: What a custom cache key / hash function of ``from_local`` may be.
+HashMethod = str | Callable[[str], str]
 
 
-def new_remote_uri(name: str | None = None) -> str:
-    """A fresh, unique URI under the current raw data prefix, ending in ``name`` if given."""
-    uri = f"{raw_data_prefix()}/{uuid.uuid4().hex}"
-    if name:
-        uri += "/" + name.strip("/")
-    return uri
+def uploading(info: SerializationInfo) -> bool:
+    """Whether a pydantic dump is the SDK's own, which must turn local paths into stored data."""
+    context = info.context
+    return isinstance(context, dict) and bool(context.get(UPLOAD_CONTEXT))
+
+
+def custom_hash(hash_method: HashMethod | None, local: str) -> str | None:
+    if hash_method is None:
+        return None
+    if isinstance(hash_method, str):
+        return hash_method
+    if callable(hash_method):
+        value = hash_method(local)
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"hash_method must return a non-empty str, got {value!r}")
+        return value
+    raise TypeError(
+        f"hash_method must be a str or a function of the local path, got {type(hash_method).__name__}"
+    )
 
 
 def local_path_of(path: str) -> str | None:
@@ -128,9 +137,15 @@ class File(BaseModel):
     # -- creating ---------------------------------------------------------------------------
 
     @classmethod
-    def from_existing_remote(cls, uri: str, name: str | None = None, format: str = "") -> File:
-        """A reference to a file already in storage (nothing is copied)."""
-        return cls(path=uri, name=name, format=format)
+    def from_existing_remote(
+        cls, uri: str, name: str | None = None, format: str = "", file_cache_key: str | None = None
+    ) -> File:
+        """A reference to a file already in storage (nothing is copied).
+
+        ``file_cache_key`` identifies the content for cache keys and action names; without it the
+        URI does (the content is not read).
+        """
+        return cls(path=uri, name=name, format=format, hash=file_cache_key)
 
     @classmethod
     def new_remote(cls, name: str | None = None, format: str = "") -> File:
@@ -139,23 +154,44 @@ class File(BaseModel):
 
     @classmethod
     def from_local_sync(
-        cls, path: str | os.PathLike[str], remote_destination: str | None = None, format: str = ""
+        cls,
+        path: str | os.PathLike[str],
+        remote_destination: str | None = None,
+        format: str = "",
+        hash_method: HashMethod | None = None,
     ) -> File:
-        """Uploads the local file at ``path`` and returns a File for the stored copy."""
+        """Uploads the local file at ``path`` and returns a File for the stored copy.
+
+        The content's SHA-256 identifies it (cache keys, action names) unless ``hash_method``
+        gives the identity instead: a string, or a function of the local path returning one.
+        """
         from flyte import _storage
 
         local = os.fspath(path)
         if not os.path.isfile(local):
             raise FileNotFoundError(f"File.from_local: {local!r} is not a file")
         name = os.path.basename(local)
-        digest = sha256_of_file(local)
         uri = remote_destination or new_remote_uri(name)
-        uri = _storage.put_sync(local, uri) or uri
+        digest = custom_hash(hash_method, local)
+        if digest is not None:
+            uri = _storage.put_sync(local, uri) or uri
+        else:
+            # Hashing reads the file a second time: done alongside the upload, not after it.
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flyte-hash") as pool:
+                hashing = pool.submit(sha256_of_file, local)
+                uri = _storage.put_sync(local, uri) or uri
+                digest = hashing.result()
         return cls(path=uri, name=name, hash=digest, format=format)
 
     @classmethod
     async def _from_local_async(
-        cls, path: str | os.PathLike[str], remote_destination: str | None = None, format: str = ""
+        cls,
+        path: str | os.PathLike[str],
+        remote_destination: str | None = None,
+        format: str = "",
+        hash_method: HashMethod | None = None,
     ) -> File:
         from flyte import _storage
 
@@ -165,14 +201,24 @@ class File(BaseModel):
         name = os.path.basename(local)
         import asyncio
 
-        digest = await asyncio.to_thread(sha256_of_file, local)
         uri = remote_destination or new_remote_uri(name)
-        uri = await _storage.put(local, uri) or uri
+        digest = custom_hash(hash_method, local)
+        if digest is not None:
+            uri = await _storage.put(local, uri) or uri
+        else:
+            digest, stored = await asyncio.gather(
+                asyncio.to_thread(sha256_of_file, local), _storage.put(local, uri)
+            )
+            uri = stored or uri
         return cls(path=uri, name=name, hash=digest, format=format)
 
     @classmethod
     def from_local(
-        cls, path: str | os.PathLike[str], remote_destination: str | None = None, format: str = ""
+        cls,
+        path: str | os.PathLike[str],
+        remote_destination: str | None = None,
+        format: str = "",
+        hash_method: HashMethod | None = None,
     ) -> Any:
         """Uploads a local file: ``await File.from_local(p)`` in async code.
 
@@ -180,8 +226,8 @@ class File(BaseModel):
         returns the File itself, so ``return File.from_local("x.txt")`` works in a sync task.
         """
         return dual(
-            lambda: cls.from_local_sync(path, remote_destination, format),
-            lambda: cls._from_local_async(path, remote_destination, format),
+            lambda: cls.from_local_sync(path, remote_destination, format, hash_method),
+            lambda: cls._from_local_async(path, remote_destination, format, hash_method),
         )
 
     @classmethod
@@ -204,6 +250,24 @@ class File(BaseModel):
         from flyte.io._dataframe import to_parquet_bytes
 
         return cls.from_bytes(to_parquet_bytes(df), name or "data.parquet", format="parquet")
+
+    def stored(self) -> File:
+        """This file with a storage URI as its path: itself, or a stored copy of a local path."""
+        if is_uri(self.path):
+            return self
+        if not os.path.isfile(self.path):
+            raise ValueError(f"local file {self.path!r} does not exist")
+        copy = File.from_local_sync(self.path, format=self.format)
+        copy.name = self.name or copy.name
+        if self.hash:
+            copy.hash = self.hash
+        return copy
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # A File inside a dataclass or model travels inside its parent's value: a local path
+        # must be stored first, as it would be for a File input or output of its own.
+        return handler(self.stored() if uploading(info) else self)
 
     # -- reading ----------------------------------------------------------------------------
 

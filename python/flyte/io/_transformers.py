@@ -9,7 +9,6 @@ one of those classes.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from typing import Any
@@ -21,7 +20,7 @@ from flyteidl2.core.types_pb2 import LiteralType
 from flyte._types import TypeEngine, TypeTransformer
 from flyte.io._dataframe import PARQUET, DataFrame, _read_parquet
 from flyte.io._dir import Dir
-from flyte.io._file import File, is_uri
+from flyte.io._file import File
 
 #: Literal.metadata key that keeps a File/Dir name that differs from the last segment of its URI.
 NAME_METADATA_KEY = "flyte.io/name"
@@ -79,13 +78,8 @@ class FileTransformer(TypeTransformer[File]):
     def to_literal(self, value: File, tp: Any) -> Literal:
         if not isinstance(value, File):
             raise TypeError("not a flyte.io.File")
-        f = value
-        if not is_uri(f.path):
-            # A local path leaves the task that made it: upload it so other actions can read it.
-            if not os.path.isfile(f.path):
-                raise ValueError(f"local file {f.path!r} does not exist")
-            f = File.from_local_sync(f.path, format=f.format)
-            f.name = value.name or f.name
+        # A local path leaves the task that made it: stored so that other actions can read it.
+        f = value.stored()
         out = Literal()
         _write_blob(f.path, types_pb2.BlobType.SINGLE, f.format, f.hash, f.name, out)
         return out
@@ -105,12 +99,7 @@ class DirTransformer(TypeTransformer[Dir]):
     def to_literal(self, value: Dir, tp: Any) -> Literal:
         if not isinstance(value, Dir):
             raise TypeError("not a flyte.io.Dir")
-        d = value
-        if not is_uri(d.path):
-            if not os.path.isdir(d.path):
-                raise ValueError(f"local directory {d.path!r} does not exist")
-            d = Dir.from_local_sync(d.path)
-            d.name = value.name or d.name
+        d = value.stored()
         out = Literal()
         _write_blob(d.path, types_pb2.BlobType.MULTIPART, d.format, d.hash, d.name, out)
         return out

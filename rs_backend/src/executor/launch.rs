@@ -20,7 +20,7 @@ use super::spec::ExecSpec;
 use super::{conclude_attempt, Control, Running};
 use crate::clock::now_ms;
 use crate::engine::Engine;
-use crate::layout::{attempt_prefix, raw_data_prefix};
+use crate::layout::{attempt_prefix, raw_data_prefix, run_raw_data_prefix};
 use crate::procfs::{self, ProcessRef};
 use crate::store::{ActionKind, ActionRecord};
 use crate::views;
@@ -111,7 +111,15 @@ fn failed(
 }
 
 /// The `RunSpec.envs` of the action's run.
-fn run_env(engine: &Engine, record: &ActionRecord) -> Vec<(String, String)> {
+/// What the run's spec says about its actions' processes: extra environment variables and,
+/// when the run chose one, where raw data goes.
+#[derive(Default)]
+struct RunSettings {
+    env: Vec<(String, String)>,
+    raw_data_prefix: Option<String>,
+}
+
+fn run_settings(engine: &Engine, record: &ActionRecord) -> RunSettings {
     let spec = match engine.store.run(&record.run) {
         Ok(Some(run)) => run.run_spec,
         Ok(None) => None,
@@ -120,15 +128,24 @@ fn run_env(engine: &Engine, record: &ActionRecord) -> Vec<(String, String)> {
             None
         }
     };
-    spec.and_then(|bytes| RunSpec::decode(bytes.as_slice()).ok())
-        .and_then(|spec| spec.envs)
-        .map(|envs| {
-            envs.values
-                .into_iter()
-                .map(|kv| (kv.key, kv.value))
-                .collect()
-        })
-        .unwrap_or_default()
+    let Some(spec) = spec.and_then(|bytes| RunSpec::decode(bytes.as_slice()).ok()) else {
+        return RunSettings::default();
+    };
+    RunSettings {
+        env: spec
+            .envs
+            .map(|envs| {
+                envs.values
+                    .into_iter()
+                    .map(|kv| (kv.key, kv.value))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        raw_data_prefix: spec
+            .raw_data_storage
+            .map(|raw| raw.raw_data_prefix)
+            .filter(|prefix| !prefix.is_empty()),
+    }
 }
 
 fn invalid(message: String) -> (Verdict, u32) {
@@ -191,7 +208,11 @@ fn prepare(
     let retries = spec.retries;
     let base = &record.run_output_base;
     let (output_dir, output_uri) = attempt_prefix(base, &record.name, attempt).map_err(invalid)?;
-    let raw_prefix = raw_data_prefix(base, &record.name, attempt).map_err(invalid)?;
+    let settings = run_settings(engine, record);
+    let raw_prefix = match &settings.raw_data_prefix {
+        Some(prefix) => run_raw_data_prefix(prefix, &record.run.name, &record.name, attempt),
+        None => raw_data_prefix(base, &record.name, attempt).map_err(invalid)?,
+    };
     let previous_checkpoint = match attempt.checked_sub(1).filter(|a| *a > 0) {
         Some(previous) => attempt_prefix(base, &record.name, previous)
             .map(|(dir, _)| checkpoint_prefix(&dir))
@@ -242,7 +263,7 @@ fn prepare(
     // time, so it overrides what the task was registered with), then the backend's variables.
     let mut env = engine.config.extra_env.clone();
     env.extend(spec.env.iter().cloned());
-    env.extend(run_env(engine, record));
+    env.extend(settings.env);
     let data_dir = engine.layout.root().display().to_string();
     for (key, value) in [
         ("_FLYTE_ENDPOINT", engine.endpoint.as_str()),

@@ -1,4 +1,5 @@
-"""flyte.io File / Dir / DataFrame and pandas / pyarrow frames passed between tasks, in local mode."""
+"""flyte.io File / Dir / DataFrame and pandas / pyarrow frames passed between tasks, in both modes
+(in "remote" mode every task is its own process on the embedded backend)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ import flyte
 import flyte.io
 from flyte.io import Dir, File
 
-env = flyte.TaskEnvironment(name="io_local")
+env = flyte.TaskEnvironment(name="io")
+
+
+@pytest.fixture
+def run(mode: str):
+    def go(task, *args, **kwargs):
+        return flyte.with_runcontext(mode=mode).run(task, *args, **kwargs).wait().result
+
+    return go
 
 
 def run_local(task, *args, **kwargs):
@@ -52,8 +61,8 @@ async def file_pipeline(text: str) -> tuple[str, str]:
     return await read_file_async(f), read_file_sync(f)
 
 
-def test_file_from_local_round_trip():
-    assert run_local(file_pipeline, "hello") == ("hello", "hello")
+def test_file_from_local_round_trip(run):
+    assert run(file_pipeline, "hello") == ("hello", "hello")
 
 
 def process_data(content: str) -> str:
@@ -86,8 +95,8 @@ def seed_file_main(text: str) -> str:
     return out.read()
 
 
-def test_seed_003_process_file():
-    assert run_local(seed_file_main, "abc") == "ABC"
+def test_seed_003_process_file(run):
+    assert run(seed_file_main, "abc") == "ABC"
 
 
 def test_seed_003_upload_local_in_sync_task(tmp_path, monkeypatch):
@@ -122,8 +131,8 @@ async def stream_main(lines: list[str]) -> list[str]:
     return stream_read(f)
 
 
-def test_file_streaming_new_remote():
-    assert run_local(stream_main, ["a", "b", "c"]) == ["a", "b", "c"]
+def test_file_streaming_new_remote(run):
+    assert run(stream_main, ["a", "b", "c"]) == ["a", "b", "c"]
 
 
 @env.task
@@ -135,8 +144,8 @@ def local_path_file(text: str) -> File:
     return File(path=str(p))  # a plain local path is uploaded on the way out
 
 
-def test_plain_local_path_is_uploaded():
-    f = run_local(local_path_file, "xyz")
+def test_plain_local_path_is_uploaded(run):
+    f = run(local_path_file, "xyz")
     assert f.path.startswith("file://") and f.path.endswith("/plain.txt")
     assert f.hash is not None
     assert f.read() == "xyz"
@@ -193,8 +202,8 @@ async def dir_main(n: int) -> tuple[int, list[str], str]:
     return int(df["z"].sum()), list_dir(d), out.format
 
 
-def test_dir_walk_list_files_and_seed_pipeline():
-    total, names, fmt = run_local(dir_main, 3)
+def test_dir_walk_list_files_and_seed_pipeline(run):
+    total, names, fmt = run(dir_main, 3)
     # x values: (0,1), (1,2), (2,3) -> sum 9, times 10
     assert total == 90
     assert names == ["part0.csv", "part1.csv", "part2.csv", "notes.txt"]
@@ -245,8 +254,8 @@ async def frames_main(n: int) -> tuple[int, int, int, int]:
     return await frame_sum(df), table_len(t), as_ref(ref), table_len(ref.to_arrow())
 
 
-def test_frames_between_tasks():
-    assert run_local(frames_main, 5) == (10, 5, 5, 5)
+def test_frames_between_tasks(run):
+    assert run(frames_main, 5) == (10, 5, 5, 5)
 
 
 # -- offloaded types inside dataclasses and pydantic models -------------------------------
@@ -287,8 +296,8 @@ def bundle_main() -> str:
     return r.title + ":" + r.attachment.read()
 
 
-def test_file_and_dir_as_fields():
-    assert run_local(bundle_main) == "bpayload1:payload"
+def test_file_and_dir_as_fields(run):
+    assert run(bundle_main) == "bpayload1:payload"
 
 
 # -- seed 000 Example 1, minus sklearn and the network --------------------------------------
@@ -348,6 +357,78 @@ async def ml_pipeline() -> float:
     return score
 
 
-def test_seed_000_ml_pipeline(tmp_path, monkeypatch):
+def test_seed_000_ml_pipeline(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run_local(ml_pipeline) == 0.75
+    assert run(ml_pipeline) == 0.75
+
+
+# -- local paths nested in values, raw data path, offloading ------------------------------
+
+
+@env.task
+def nested_local_paths() -> Bundle:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp())
+    (root / "f.txt").write_text("nested")
+    (root / "d").mkdir()
+    (root / "d" / "x.txt").write_text("x")
+    # Plain local paths inside a dataclass: stored on the way out, like top-level ones.
+    return Bundle(label="n", file=File(path=str(root / "f.txt")), folder=Dir(path=str(root / "d")))
+
+
+@env.task
+def read_nested(b: Bundle) -> str:
+    return b.file.read() + "".join(Path(p).read_text() for p in b.folder.walk())
+
+
+@env.task
+async def nested_main() -> tuple[Bundle, str]:
+    b = nested_local_paths()
+    return b, read_nested(b)
+
+
+def test_local_paths_nested_in_a_dataclass_are_stored(run):
+    b, text = run(nested_main)
+    assert text == "nestedx"
+    assert b.file.path.startswith("file://") and b.file.hash is not None
+    assert b.folder.path.startswith("file://") and b.folder.hash is not None
+    assert b.file.read() == "nested"
+
+
+@env.task
+def big_list(n: int) -> list[float]:
+    return [float(i) for i in range(n)]
+
+
+@env.task
+def total(xs: list[float]) -> float:
+    return sum(xs)
+
+
+@env.task
+async def offload_main(n: int) -> tuple[float, list[float], File]:
+    xs = big_list(n)
+    return total(xs), xs, File.from_string("raw", "r.txt")
+
+
+def test_raw_data_path_and_offloaded_values(mode, tmp_path, monkeypatch):
+    # 1 KiB inline limit: a list of 5,000 floats (~45 KB) travels as a reference. The limit
+    # set here reaches the backend's action processes through the run (see _FORWARDED_ENV).
+    monkeypatch.setenv("FLYTE_MAX_INLINE_BYTES", "1k")
+    raw = tmp_path / "raw"
+    r = flyte.with_runcontext(mode=mode, raw_data_path=str(raw)).run(offload_main, 5000).wait()
+    s, xs, f = r.result
+    assert s == sum(range(5000)) and xs == [float(i) for i in range(5000)]
+    base = (raw / r.name).as_uri()
+    assert f.path.startswith(base + "/") and f.read() == "raw"
+    offloaded = sorted(p.name for p in (raw / r.name).rglob("offloaded/*.pb"))
+    # the child's output and the parent's (the same list, so the same content-named file) + its input
+    assert offloaded and all(len(name) == len("0" * 64 + ".pb") for name in offloaded)
+
+
+def test_bad_raw_data_path_is_refused():
+    with pytest.raises(ValueError, match="unsupported scheme"):
+        flyte.with_runcontext(raw_data_path="ftp://host/x")
+    with pytest.raises(ValueError, match="no bucket"):
+        flyte.with_runcontext(raw_data_path="s3://")
