@@ -90,20 +90,21 @@ def make_source(path: Path, size_mb: int) -> None:
             f.write(i.to_bytes(8, "little") + block[8:])
 
 
-def baseline_local(src: Path, work: Path) -> float:
+def baseline_local(src: Path, work: Path) -> tuple[float, float]:
     stored = work / "baseline-store" / "data.bin"
     stored.parent.mkdir(parents=True, exist_ok=True)
     out = work / "baseline-out.bin"
     t = time.perf_counter()
     shutil.copyfile(src, stored)
+    up = time.perf_counter() - t
     shutil.copyfile(stored, out)
-    elapsed = time.perf_counter() - t
+    down = time.perf_counter() - t - up
     stored.unlink()
     out.unlink()
-    return elapsed
+    return up, down
 
 
-def baseline_s3(src: Path, work: Path, bucket: str) -> float:
+def baseline_s3(src: Path, work: Path, bucket: str) -> tuple[float, float]:
     import obstore
     from obstore.store import S3Store
 
@@ -121,13 +122,14 @@ def baseline_s3(src: Path, work: Path, bucket: str) -> float:
     out = work / "baseline-out.bin"
     t = time.perf_counter()
     obstore.put(store, key, src)
+    up = time.perf_counter() - t
     with open(out, "wb") as f:
         for chunk in obstore.get(store, key).stream():
             f.write(chunk)
-    elapsed = time.perf_counter() - t
+    down = time.perf_counter() - t - up
     out.unlink()
     obstore.delete(store, key)
-    return elapsed
+    return up, down
 
 
 def child(kind: str, src: Path, work: Path) -> int:
@@ -136,10 +138,12 @@ def child(kind: str, src: Path, work: Path) -> int:
 
     size = src.stat().st_size
     if kind == "baseline-local":
-        print(json.dumps({"elapsed": baseline_local(src, work)}))
+        up, down = baseline_local(src, work)
+        print(json.dumps({"upload_s": up, "download_s": down}))
         return 0
     if kind == "baseline-s3":
-        print(json.dumps({"elapsed": baseline_s3(src, work, "bench")}))
+        up, down = baseline_s3(src, work, "bench")
+        print(json.dumps({"upload_s": up, "download_s": down}))
         return 0
     storage = kind.removeprefix("local-")
     import flyte
@@ -222,9 +226,17 @@ def main() -> int:
     rows: list[list[str]] = []
     try:
         for storage in storages:
-            base = in_child(f"baseline-{storage}", src, work)["elapsed"]
+            b = in_child(f"baseline-{storage}", src, work)
+            base = b["upload_s"] + b["download_s"]
             base_mbs = size / base / 1e6
-            rows.append([storage, "storage library alone", f"{base:.2f}", f"{base_mbs:.0f}", "", "", "", ""])
+            rows.append(
+                [
+                    storage,
+                    "storage library alone",
+                    f"{base:.2f} ({b['upload_s']:.2f} up + {b['download_s']:.2f} down)",
+                    f"{base_mbs:.0f}",
+                ]
+            )
             raw = str(work / "raw") if storage == "local" else "s3://bench/raw"
             for mode in modes:
                 if mode == "backend":
@@ -261,7 +273,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     header = ["storage", "what", "transfer s", "MB/s", "parent MB", "producer MB", "consumer MB"]
-    table = [header] + [r[: len(header)] for r in rows]
+    table = [header] + [(r + [""] * len(header))[: len(header)] for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
