@@ -21,6 +21,7 @@ WORKFLOW = textwrap.dedent(
     from dataclasses import dataclass
 
     import flyte
+    import flyte.io
 
     env = flyte.TaskEnvironment(name="cli_env")
 
@@ -55,6 +56,10 @@ WORKFLOW = textwrap.dedent(
     @env.task
     def pair(a: int) -> tuple[int, str]:
         return a, str(a)
+
+    @env.task
+    def sizes(f: flyte.io.File, d: flyte.io.Dir) -> str:
+        return f"{len(f.read())}:{len(d.list_files())}:{f.path.split('://')[0]}"
     """
 )
 
@@ -171,3 +176,30 @@ def test_example_workflow_runs() -> None:
     assert out.returncode == 0, out.stderr
     # calculate: 7, 9, 11 -> squares 49, 81, 121 -> mean 83.666...
     assert "83.66" in out.stdout
+
+
+def test_file_and_dir_inputs_and_raw_data_path(wf: Path) -> None:
+    (wf.parent / "in.txt").write_text("12345")
+    (wf.parent / "d").mkdir()
+    for name in ("a", "b"):
+        (wf.parent / "d" / name).write_text(name)
+    raw = wf.parent / "raw"
+    args = ["run", "--local", "--raw-data-path", str(raw), str(wf), "sizes"]
+    out = run_cli(*args, "--f", "in.txt", "--d", "d", cwd=wf.parent)
+    assert out.returncode == 0, out.stderr
+    assert "5:2:file" in out.stdout
+    # The local inputs were stored under the raw data path, with the run's data.
+    assert sorted(p.name for p in raw.rglob("*") if p.is_file()) == ["a", "b", "in.txt"]
+
+    missing = run_cli(*args, "--f", "nope.txt", "--d", "d", cwd=wf.parent)
+    assert missing.returncode == 2 and "--f" in missing.stderr and "is not a file" in missing.stderr
+    not_dir = run_cli(*args, "--f", "in.txt", "--d", "in.txt", cwd=wf.parent)
+    assert not_dir.returncode == 2 and "is not a directory" in not_dir.stderr
+    bad_raw = run_cli(
+        "run", "--local", "--raw-data-path", "ftp://x/y", str(wf), "pair", "--a", "1", cwd=wf.parent
+    )
+    assert (
+        bad_raw.returncode == 2
+        and "--raw-data-path" in bad_raw.stderr
+        and "unsupported scheme" in bad_raw.stderr
+    )

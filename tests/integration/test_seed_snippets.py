@@ -850,3 +850,101 @@ def test_004_readme_examples(tmp_path: Path) -> None:
         files={"config.yaml": "image:\n  builder: local\ntask:\n  project: p\n  domain: development\n"},
     )
     assert "Result: 14.0" in out and "View at: file://" in out
+
+
+# -- 003 and 000 data snippets on the embedded backend ------------------------------------------
+
+SEED_003_FILES = """
+import flyte
+import flyte.io
+import pandas as pd
+
+env = flyte.TaskEnvironment(name="seed_003_files")
+
+
+def process_data(content: str) -> str:
+    return content.upper()
+
+
+def process_dataframe(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(z=df["x"] * 10)
+
+"""
+
+# seed 003, "Files and Directories" and "File Processing Pipeline", as written
+SEED_003_FILES += """
+@env.task
+def process_file(input_file: flyte.io.File) -> flyte.io.File:
+    # Read file content
+    content = input_file.read()
+
+    # Process content
+    result = process_data(content)
+
+    # Create output file
+    return flyte.io.File.from_string(result, "output.txt")
+
+@env.task
+def upload_local():
+    # Upload local file
+    return flyte.io.File.from_local("./local_file.txt")
+
+@env.task
+def process_dataset(input_dir: flyte.io.Dir) -> flyte.io.File:
+    results = []
+
+    # Process files in directory
+    for file_path in input_dir.walk():
+        if file_path.endswith('.csv'):
+            data = pd.read_csv(file_path)
+            processed = process_dataframe(data)
+            results.append(processed)
+
+    # Combine results
+    combined = pd.concat(results)
+
+    # Return as Flyte file
+    return flyte.io.File.from_dataframe(combined, "processed_data.parquet")
+"""
+
+
+def _stored_path(stdout: str) -> Path:
+    """The local path of the File a run printed (``--output-format json``) as its output."""
+    import json
+
+    payload = json.loads(stdout.strip().splitlines()[-1])
+    (value,) = payload["outputs"].values()
+    assert value["path"].startswith("file://"), value
+    return Path(value["path"].removeprefix("file://"))
+
+
+def test_003_file_snippets_on_the_embedded_backend(tmp_path: Path, backend_endpoint: str) -> None:
+    # Every task is its own process; `--copy-style all` ships local_file.txt with the code,
+    # and the task's working directory is the code's root, so "./local_file.txt" is found.
+    (tmp_path / "local_file.txt").write_text("shipped with the code")
+    (tmp_path / "in.txt").write_text("hello file")
+    data = tmp_path / "csvs"
+    data.mkdir()
+    for i in range(3):
+        (data / f"part{i}.csv").write_text(f"x,y\n{i},a\n{i + 1},b\n")
+    (data / "notes.txt").write_text("not a csv")
+    flyte_exe = str(Path(sys.executable).parent / "flyte")
+    remote = [flyte_exe, "--endpoint", backend_endpoint, "--insecure", "--output-format", "json", "run", "-f"]
+    remote += ["--copy-style", "all"]
+
+    out = run_snippet(
+        tmp_path, SEED_003_FILES, argv=[*remote, "snippet.py", "process_file", "--input_file", "in.txt"]
+    )
+    assert _stored_path(out).read_text() == "HELLO FILE"
+
+    out = run_snippet(tmp_path, SEED_003_FILES, argv=[*remote, "snippet.py", "upload_local"])
+    # No return annotation: the File travels pickled, and prints as its repr.
+    assert "local_file.txt" in out, out
+
+    out = run_snippet(
+        tmp_path, SEED_003_FILES, argv=[*remote, "snippet.py", "process_dataset", "--input_dir", "csvs"]
+    )
+    import pandas as pd
+
+    df = pd.read_parquet(_stored_path(out))
+    assert int(df["z"].sum()) == 90

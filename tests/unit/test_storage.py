@@ -158,3 +158,12 @@ def test_part_size_respects_s3_limits() -> None:
     assert _part_size(100 << 20) == 5 << 20
     big = 200 << 30  # 200 GB
     assert _part_size(big) % (1 << 20) == 0 and big / _part_size(big) < 10_000
+
+
+def test_a_directory_is_never_copied_into_itself(tmp_path: Path) -> None:
+    src = tmp_path / "d"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    with pytest.raises(st.StorageError, match="into itself"):
+        st.put_sync(src, str(src / "inner"), recursive=True)
+    assert sorted(p.name for p in src.iterdir()) == ["a.txt"]

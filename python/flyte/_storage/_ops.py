@@ -85,6 +85,8 @@ def _copy_local(src: Path, dest: Path, recursive: bool, uri: str) -> None:
     if src.is_dir():
         if not recursive:
             raise StorageError(f"{uri} is a directory; pass recursive=True", uri)
+        if dest.resolve().is_relative_to(src.resolve()):
+            raise StorageError(f"cannot copy the directory {src} into itself ({dest})", uri)
         shutil.copytree(src, dest, dirs_exist_ok=True)
         return
     if dest.is_dir():

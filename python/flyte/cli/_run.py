@@ -113,6 +113,50 @@ class JsonValue(click.ParamType):
                 self.fail(f"{value!r} is not a valid {self.name} ({errors})", param, ctx)
 
 
+class DataRef(click.ParamType):
+    """A ``flyte.io`` File, Dir or DataFrame input given as a local path or a storage URI.
+
+    A local path is checked here and uploaded with the run's inputs; a URI is passed as a
+    reference (nothing is read).
+    """
+
+    def __init__(self, tp: type) -> None:
+        self.tp = tp
+        self.name = {"File": "file", "Dir": "directory", "DataFrame": "parquet dataset"}[tp.__name__]
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "PATH|URI"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, self.tp):
+            return value
+        text = str(value)
+        kind = self.tp.__name__
+        if "://" in text:
+            return self.tp.from_existing_remote(text)  # type: ignore[attr-defined]
+        path = Path(text).expanduser()
+        if kind == "File" and not path.is_file():
+            self.fail(f"{text!r} is not a file", param, ctx)
+        if kind == "Dir" and not path.is_dir():
+            self.fail(f"{text!r} is not a directory", param, ctx)
+        if kind == "DataFrame":
+            if not path.exists():
+                self.fail(f"{text!r} does not exist (expected a parquet file or directory)", param, ctx)
+            return self.tp(uri=path.resolve().as_uri())
+        return self.tp(path=str(path.resolve()))
+
+
+def _data_ref_type(tp: Any) -> type | None:
+    """The flyte.io class of ``tp`` when it is one (without importing flyte.io otherwise)."""
+    if (
+        isinstance(tp, type)
+        and tp.__module__.startswith("flyte.io")
+        and tp.__name__ in ("File", "Dir", "DataFrame")
+    ):
+        return tp
+    return None
+
+
 def _param_for(name: str, tp: Any, default: Any) -> click.Option:
     required = default is inspect.Parameter.empty
     decls = [f"--{name}"]
@@ -131,6 +175,8 @@ def _param_for(name: str, tp: Any, default: Any) -> click.Option:
         kwargs["type"] = click.FLOAT
     elif tp is str:
         kwargs["type"] = click.STRING
+    elif _data_ref_type(tp) is not None:
+        kwargs["type"] = DataRef(tp)
     elif isinstance(tp, type) and issubclass(tp, enum.Enum):
         kwargs["type"] = click.Choice([str(m.value) for m in tp])
         if not required and isinstance(default, enum.Enum):
