@@ -2,8 +2,8 @@
 
 use flyteidl2::flyteidl::common::ActionPhase;
 use flyteidl2::flyteidl::core::{
-    container_context::ProcessContext, execution_error::ErrorKind, ContainerContext,
-    ExecutionError, LogContext, PodLogContext, TaskLog,
+    container_context::ProcessContext, execution_error::ErrorKind, CatalogCacheStatus,
+    ContainerContext, ExecutionError, LogContext, PodLogContext, TaskLog,
 };
 use flyteidl2::flyteidl::task::{OutputReferences, TaskIdentifier};
 use flyteidl2::flyteidl::workflow::{
@@ -173,7 +173,11 @@ pub fn action_status(record: &ActionRecord) -> ActionStatus {
         start_time: record.started_ms.map(timestamp),
         end_time: record.ended_ms.map(timestamp),
         attempts: record.attempts,
-        cache_status: 0,
+        cache_status: if record.cache_hit {
+            CatalogCacheStatus::CacheHit as i32
+        } else {
+            CatalogCacheStatus::CacheDisabled as i32
+        },
         duration_ms,
     }
 }

@@ -27,10 +27,9 @@ def test_same_content_same_child_name_and_cache_hit(mode: str) -> None:
     assert _children(first) == _children(second)
     different = _run(mode, "other text")
     assert _children(different) != _children(first)
-    if mode == "local":
-        # The embedded backend does not serve cache hits yet; local mode does.
-        assert count("measure-hello") == 1
-        assert count("measure-other text") == 1
+    # The second run's child was a cache hit: it did not run.
+    assert count("measure-hello") == 1
+    assert count("measure-other text") == 1
 
 
 def _run_keyed(mode: str, text: str, key: str):
@@ -46,7 +45,6 @@ def test_user_supplied_hash_identifies_the_file(mode: str) -> None:
     other_key = _run_keyed(mode, "abc", "k2")
     assert _children(other_key) != _children(first)
     assert first.result == 3 and other_key.result == 3
-    if mode == "local":
-        # Same key: a cache hit, although the content differs (the user said it is the same).
-        assert same_key.result == 3
-        assert count("measure-abc") == 2 and count("measure-abcdef") == 0
+    # Same key: a cache hit, although the content differs (the user said it is the same).
+    assert same_key.result == 3
+    assert count("measure-abc") == 2 and count("measure-abcdef") == 0

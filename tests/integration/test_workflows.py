@@ -482,3 +482,48 @@ async def async_maps_sync_way(n: int) -> list[int]:
 def test_sync_map_of_async_tasks_from_async_code_is_refused(run) -> None:
     with pytest.raises(RuntimeError, match=r"flyte\.map\.aio"):
         run(async_maps_sync_way, n=2)
+
+
+# -- caching -------------------------------------------------------------------------------
+
+cached_env = flyte.TaskEnvironment(name="wf_cached", cache="auto")
+
+
+@cached_env.task
+def cached_square(x: int, tag: str) -> int:
+    bump(f"square-{tag}-{x}")
+    return x * x
+
+
+@cached_env.task(cache="override")
+def always_square(x: int, tag: str) -> int:
+    bump(f"always-{tag}-{x}")
+    return x * x
+
+
+@env.task
+async def cache_parent(xs: list[int], tag: str) -> int:
+    total = 0
+    for x in xs:  # one after another: a repeated call finds the first one's outputs
+        total += await cached_square.aio(x, tag) + await always_square.aio(x, tag)
+    return total
+
+
+def test_cached_sub_tasks_hit_across_runs(run, mode):
+    import uuid
+
+    tag = uuid.uuid4().hex[:8]
+    assert run(cache_parent, [2, 2, 3], tag).result == 34
+    assert count(f"square-{tag}-2") == 1 and count(f"square-{tag}-3") == 1
+    assert count(f"always-{tag}-2") == 2  # cache="override": runs every time
+    second = run(cache_parent, [2, 3], tag)
+    assert second.result == 26
+    assert count(f"square-{tag}-2") == 1 and count(f"square-{tag}-3") == 1
+    assert count(f"always-{tag}-2") == 3
+    hits = [a for a in second.actions() if a["task_name"].endswith("cached_square")]
+    assert len(hits) == 2 and all(a["cache_hit"] for a in hits), second.actions()
+    env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+    flyte.with_runcontext(mode=mode, env_vars=env_vars, overwrite_cache=True).run(
+        cache_parent, [3], tag
+    ).wait()
+    assert count(f"square-{tag}-3") == 2

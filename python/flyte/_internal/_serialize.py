@@ -105,6 +105,10 @@ def task_version(task: TaskTemplate[Any, Any], code: CodeRef) -> str:
     return hashlib.sha256(f"{code.version}|{task.identity}".encode()).hexdigest()[:32]
 
 
+#: TaskMetadata tag of a task whose cache behavior is "override" (see rs_backend's engine/submit.rs).
+CACHE_OVERRIDE_TAG = "flyte.cache.override"
+
+
 def task_spec(
     task: TaskTemplate[Any, Any],
     code: CodeRef,
@@ -131,6 +135,9 @@ def task_spec(
         ),
         retries=literals_pb2.RetryStrategy(retries=task.retries),
     )
+    if task.cache.behavior == "override":
+        # The embedded backend runs such a task every time, refreshing its cache entry.
+        metadata.tags[CACHE_OVERRIDE_TAG] = "true"
     if task.timeout is not None:
         metadata.timeout.FromNanoseconds(int(task.timeout * 1e9))
     if task.report:

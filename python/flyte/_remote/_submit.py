@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
 
+#: flyteidl2.core.CatalogCacheStatus.CACHE_HIT
+_CACHE_HIT = 2
+
 #: Settings of the submitting process that its run's actions inherit (unless the run sets them).
 _FORWARDED_ENV = ("FLYTE_MAX_INLINE_BYTES",)
 
@@ -166,6 +169,7 @@ class RemoteRun(Run):
                 if a.metadata.HasField("task")
                 else a.metadata.trace.name,
                 "kind": "trace" if a.metadata.HasField("trace") else "task",
+                "cache_hit": a.status.cache_status == _CACHE_HIT,
             }
             for a in actions
         ]

@@ -9,7 +9,7 @@ use tonic::Status;
 use super::{internal, Engine};
 use crate::clock::{now_ms, timestamp_ms};
 use crate::datafile::write_atomic;
-use crate::layout::file_uri;
+use crate::layout::{file_uri, outputs_file_uri, uri_to_path};
 use crate::names::RunKey;
 use crate::phase;
 use crate::store::{ActionKind, ActionRecord, NewAction};
@@ -113,6 +113,7 @@ impl Engine {
             output_uri: None,
             started_ms: None,
             ended_ms: None,
+            cache_hit: false,
         };
         let run_spec = request.run_spec.as_ref().map(Message::encode_to_vec);
         let record = self
@@ -190,6 +191,7 @@ impl Engine {
             output_uri: None,
             started_ms: None,
             ended_ms: None,
+            cache_hit: false,
         };
         let now = now_ms();
         match &request.spec {
@@ -198,6 +200,13 @@ impl Engine {
                 action.spec = task.encode_to_vec();
                 action.task_name = name;
                 action.task_version = version;
+                if let Some(output_uri) = self.cached_outputs(run, task) {
+                    action.phase = ActionPhase::Succeeded;
+                    action.output_uri = Some(output_uri);
+                    action.started_ms = Some(now);
+                    action.ended_ms = Some(now);
+                    action.cache_hit = true;
+                }
             }
             ActionSpecRequest::Trace(trace) => {
                 // Validation guarantees a known, specified phase.
@@ -237,12 +246,84 @@ impl Engine {
         // None: a concurrent Enqueue of the same id won the race; it is the same action.
         if let Some(record) = inserted {
             let seq = record.seq;
-            let kind = record.kind;
+            let queued = record.kind == ActionKind::Task && record.phase == ActionPhase::Queued;
             self.publish(record);
-            if kind == ActionKind::Task {
+            if queued {
                 self.scheduler.enqueue(seq);
             }
         }
         Ok(())
     }
+
+    /// Outputs a cached task can reuse: its key has an entry whose outputs still exist, and
+    /// neither the run nor the task asked to run again.
+    fn cached_outputs(&self, run: &RunKey, task: &TaskAction) -> Option<String> {
+        let key = cache_key(task)?;
+        if overwrites_cache(task) || self.run_overwrites_cache(run) {
+            return None;
+        }
+        let output_uri = match self.store.cache_get(key) {
+            Ok(found) => found?,
+            Err(err) => {
+                tracing::warn!(%err, "cache lookup failed; running the task");
+                return None;
+            }
+        };
+        let outputs = uri_to_path(&outputs_file_uri(&output_uri)).ok()?;
+        outputs.is_file().then_some(output_uri)
+    }
+
+    fn run_overwrites_cache(&self, run: &RunKey) -> bool {
+        let spec = match self.store.run(run) {
+            Ok(Some(record)) => record.run_spec,
+            _ => None,
+        };
+        spec.and_then(|bytes| RunSpec::decode(bytes.as_slice()).ok())
+            .is_some_and(|spec| {
+                #[allow(deprecated)]
+                let run_level = spec.overwrite_cache;
+                run_level || spec.cache_config.is_some_and(|c| c.overwrite_cache)
+            })
+    }
+
+    /// Remembers a successful cached task's outputs under its cache key.
+    pub fn cache_outputs(&self, record: &ActionRecord) {
+        if record.phase != ActionPhase::Succeeded || record.cache_hit {
+            return;
+        }
+        let Some(output_uri) = &record.output_uri else {
+            return;
+        };
+        let Some(task) = crate::views::task_action(record) else {
+            return;
+        };
+        let Some(key) = cache_key(&task) else {
+            return;
+        };
+        if let Err(err) = self
+            .store
+            .cache_put(key, &record.task_name, output_uri, now_ms())
+        {
+            tracing::warn!(%err, action = %record.name, "could not record a cache entry");
+        }
+    }
+}
+
+/// Tag with which a task asks to always run and refresh its cache entry (`cache="override"`).
+pub const CACHE_OVERRIDE_TAG: &str = "flyte.cache.override";
+
+fn cache_key(task: &TaskAction) -> Option<&str> {
+    task.cache_key
+        .as_ref()
+        .map(|k| k.value.as_str())
+        .filter(|k| !k.is_empty())
+}
+
+fn overwrites_cache(task: &TaskAction) -> bool {
+    task.spec
+        .as_ref()
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.tags.get(CACHE_OVERRIDE_TAG))
+        .is_some_and(|v| v == "true")
 }

@@ -219,6 +219,9 @@ fn conclude_attempt(
     let end = decide(verdict, budget, now_ms());
     match engine.store.finish_attempt(record.seq, attempt, &end) {
         Ok(Some(updated)) => {
+            // Recorded before the success is published: a caller that sees it and calls the
+            // task again gets the cached outputs.
+            engine.cache_outputs(&updated);
             engine.publish(updated.clone());
             Some(updated)
         }

@@ -358,6 +358,7 @@ mod tests {
             output_uri: None,
             started_ms: None,
             ended_ms: None,
+            cache_hit: false,
         }
     }
 

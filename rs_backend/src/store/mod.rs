@@ -1,8 +1,9 @@
-//! Durable state: runs, actions and attempts in SQLite (WAL).
+//! Durable state: runs, actions, attempts and the task cache in SQLite (WAL).
 //!
 //! Every method is one short transaction on a single connection behind a mutex, so each change
 //! is committed before the caller acknowledges an RPC or notifies watchers.
 
+mod cache;
 mod reads;
 mod records;
 mod schema;
@@ -83,7 +84,8 @@ impl Store {
 
 const ACTION_COLUMNS: &str = "seq, org, project, domain, run, name, parent, grp, kind, spec, \
      task_name, task_version, input_uri, run_output_base, phase, attempts, system_retries, \
-     error, output_uri, abort_reason, created_ms, started_ms, ended_ms, pid, proc_start, version";
+     error, output_uri, abort_reason, created_ms, started_ms, ended_ms, pid, proc_start, version, \
+     cache_hit";
 
 /// The same columns qualified with a table alias, for joins.
 fn action_columns_of(alias: &str) -> String {
@@ -123,6 +125,7 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
         started_ms: row.get(at + 21)?,
         ended_ms: row.get(at + 22)?,
         version: row.get(at + 25)?,
+        cache_hit: row.get::<_, i64>(at + 26)? != 0,
         process: match (pid, proc_start) {
             (Some(pid), Some(start)) => Some(ProcessRef {
                 pid,

@@ -70,6 +70,8 @@ pub struct ActionRecord {
     pub process: Option<ProcessRef>,
     /// Bumped by every change, so a watcher can tell an older state from a newer one.
     pub version: u64,
+    /// Succeeded from the cache, without running.
+    pub cache_hit: bool,
 }
 
 impl ActionRecord {
@@ -109,6 +111,7 @@ pub struct NewAction {
     pub output_uri: Option<String>,
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
+    pub cache_hit: bool,
 }
 
 /// How an attempt ended and what happens to its action next.

@@ -4,9 +4,9 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
-const CREATE: &str = "
+const CREATE: &str = r#"
 CREATE TABLE runs (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     org         TEXT NOT NULL,
@@ -45,6 +45,7 @@ CREATE TABLE actions (
     pid             INTEGER,
     proc_start      INTEGER,
     version         INTEGER NOT NULL DEFAULT 0,
+    cache_hit       INTEGER NOT NULL DEFAULT 0,
     UNIQUE (org, project, domain, run, name)
 );
 CREATE INDEX actions_by_parent ON actions (org, project, domain, run, parent);
@@ -61,6 +62,16 @@ CREATE TABLE attempts (
     log_path    TEXT NOT NULL,
     PRIMARY KEY (action_seq, attempt)
 );
+"#;
+
+/// Outputs of successful cached tasks, by the cache key their callers computed.
+const CREATE_CACHE: &str = "
+CREATE TABLE IF NOT EXISTS cache (
+    key         TEXT PRIMARY KEY,
+    task_name   TEXT NOT NULL,
+    output_uri  TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
 ";
 
 pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
@@ -71,9 +82,22 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
         0 => {
             let tx = conn.transaction().ctx("begin schema creation")?;
             tx.execute_batch(CREATE).ctx("create schema")?;
+            tx.execute_batch(CREATE_CACHE).ctx("create cache table")?;
             tx.pragma_update(None, "user_version", VERSION)
                 .ctx("record schema version")?;
             tx.commit().ctx("commit schema creation")
+        }
+        1 => {
+            // Version 2 added the cache: a column on actions and a table of entries.
+            let tx = conn.transaction().ctx("begin schema migration to 2")?;
+            tx.execute_batch(
+                "ALTER TABLE actions ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
+            )
+            .ctx("add actions.cache_hit")?;
+            tx.execute_batch(CREATE_CACHE).ctx("create cache table")?;
+            tx.pragma_update(None, "user_version", VERSION)
+                .ctx("record schema version")?;
+            tx.commit().ctx("commit schema migration to 2")
         }
         VERSION => Ok(()),
         newer => Err(StoreError::NewerSchema(newer)),

@@ -28,6 +28,7 @@ fn new_action(run: &RunKey, name: &str, parent: Option<&str>, kind: ActionKind) 
         output_uri: None,
         started_ms: None,
         ended_ms: None,
+        cache_hit: false,
     }
 }
 
@@ -368,4 +369,59 @@ fn refuses_newer_schemas() {
         Store::open(&path),
         Err(StoreError::NewerSchema(99))
     ));
+}
+
+#[test]
+fn cache_entries_are_kept_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("backend.db")).unwrap();
+    assert_eq!(store.cache_get("k").unwrap(), None);
+    store.cache_put("k", "t", "file:///a/", 1).unwrap();
+    assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///a/"));
+    store.cache_put("k", "t", "file:///b/", 2).unwrap();
+    assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///b/"));
+    drop(store);
+    let reopened = Store::open(&dir.path().join("backend.db")).unwrap();
+    assert_eq!(reopened.cache_get("k").unwrap().as_deref(), Some("file:///b/"));
+}
+
+#[test]
+fn a_version_1_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backend.db");
+    {
+        // Version 1: no cache table, no actions.cache_hit column.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE runs (seq INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL,
+                 project TEXT NOT NULL, domain TEXT NOT NULL, name TEXT NOT NULL, run_spec BLOB,
+                 created_ms INTEGER NOT NULL, UNIQUE (org, project, domain, name));
+             CREATE TABLE actions (seq INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL,
+                 project TEXT NOT NULL, domain TEXT NOT NULL, run TEXT NOT NULL, name TEXT NOT NULL,
+                 parent TEXT, grp TEXT NOT NULL, kind INTEGER NOT NULL, spec BLOB NOT NULL,
+                 task_name TEXT NOT NULL, task_version TEXT NOT NULL, input_uri TEXT NOT NULL,
+                 run_output_base TEXT NOT NULL, phase INTEGER NOT NULL, attempts INTEGER NOT NULL,
+                 system_retries INTEGER NOT NULL DEFAULT 0, error BLOB, output_uri TEXT,
+                 abort_reason TEXT, created_ms INTEGER NOT NULL, started_ms INTEGER,
+                 ended_ms INTEGER, pid INTEGER, proc_start INTEGER,
+                 version INTEGER NOT NULL DEFAULT 0, UNIQUE (org, project, domain, run, name));
+             CREATE TABLE attempts (action_seq INTEGER NOT NULL REFERENCES actions (seq),
+                 attempt INTEGER NOT NULL, phase INTEGER NOT NULL, started_ms INTEGER NOT NULL,
+                 ended_ms INTEGER, error BLOB, output_uri TEXT, log_path TEXT NOT NULL,
+                 PRIMARY KEY (action_seq, attempt));
+             INSERT INTO runs (org, project, domain, name, created_ms) VALUES ('', 'p', 'd', 'r', 1);
+             INSERT INTO actions (org, project, domain, run, name, grp, kind, spec, task_name,
+                 task_version, input_uri, run_output_base, phase, attempts, created_ms)
+             VALUES ('', 'p', 'd', 'r', 'a0', '', 1, x'', 't', 'v', 'file:///in.pb',
+                 'file:///base/', 1, 0, 1);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let action = store.action(&run_key("r"), "a0").unwrap().unwrap();
+    assert_eq!(action.task_name, "t");
+    assert!(!action.cache_hit);
+    store.cache_put("k", "t", "file:///o/", 1).unwrap();
+    assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///o/"));
 }

@@ -49,9 +49,9 @@ fn insert(tx: &Transaction<'_>, action: &NewAction, now_ms: i64) -> Result<i64, 
     tx.execute(
         "INSERT INTO actions (org, project, domain, run, name, parent, grp, kind, spec,
              task_name, task_version, input_uri, run_output_base, phase, attempts,
-             output_uri, created_ms, started_ms, ended_ms)
+             output_uri, created_ms, started_ms, ended_ms, cache_hit)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-             ?18, ?19)",
+             ?18, ?19, ?20)",
         params![
             action.run.org,
             action.run.project,
@@ -72,6 +72,7 @@ fn insert(tx: &Transaction<'_>, action: &NewAction, now_ms: i64) -> Result<i64, 
             now_ms,
             action.started_ms,
             action.ended_ms,
+            i64::from(action.cache_hit),
         ],
     )
     .ctx("insert action")?;
