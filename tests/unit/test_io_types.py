@@ -214,3 +214,24 @@ def test_dataframes():
     pd.testing.assert_frame_equal(pd.read_parquet(f.download_sync()), pdf)
     with pytest.raises(TypeError):
         DataFrame.from_df([1, 2])
+
+
+def test_user_supplied_hashes(tmp_path):
+    p = tmp_path / "x.txt"
+    p.write_text("content")
+    assert File.from_local_sync(p).hash == File.from_string("content", "x.txt").hash
+    assert File.from_local_sync(p, hash_method="v1").hash == "v1"
+    assert File.from_local_sync(p, hash_method=lambda path: "len" + str(os.path.getsize(path))).hash == "len7"
+    with pytest.raises(TypeError, match="hash_method"):
+        File.from_local_sync(p, hash_method=lambda path: "")
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a").write_text("a")
+    same = tmp_path / "e"
+    same.mkdir()
+    (same / "a").write_text("a")
+    assert Dir.from_local_sync(d).hash == Dir.from_local_sync(same).hash
+    assert Dir.from_local_sync(d, hash_method="dir-v1").hash == "dir-v1"
+    assert File.from_existing_remote("s3://b/k", file_cache_key="k1").hash == "k1"
+    assert Dir.from_existing_remote("s3://b/p", dir_cache_key="k2").hash == "k2"
+    assert File.from_existing_remote("s3://b/k").hash is None

@@ -17,7 +17,17 @@ from pydantic import (
     model_serializer,
 )
 
-from flyte.io._file import File, dual, is_uri, local_path_of, new_remote_uri, sha256_of_file, uploading
+from flyte.io._file import (
+    File,
+    HashMethod,
+    custom_hash,
+    dual,
+    is_uri,
+    local_path_of,
+    new_remote_uri,
+    sha256_of_file,
+    uploading,
+)
 
 
 def _tree_hash(root: str) -> str:
@@ -39,6 +49,13 @@ def _files_under(root: str) -> list[tuple[str, str]]:
             full = os.path.join(dirpath, fn)
             found.append((os.path.relpath(full, root), full))
     return found
+
+
+def _checked_dir(path: str | os.PathLike[str]) -> str:
+    local = os.path.abspath(os.fspath(path))
+    if not os.path.isdir(local):
+        raise NotADirectoryError(f"Dir.from_local: {local!r} is not a directory")
+    return local
 
 
 class Dir(BaseModel):
@@ -107,42 +124,70 @@ class Dir(BaseModel):
         return os.path.join(self.path, relative)
 
     @classmethod
-    def from_local_sync(cls, path: str | os.PathLike[str], remote_destination: str | None = None) -> Dir:
-        """Uploads the local directory ``path`` (recursively) and returns a Dir for the stored copy."""
+    def from_local_sync(
+        cls,
+        path: str | os.PathLike[str],
+        remote_destination: str | None = None,
+        hash_method: HashMethod | None = None,
+    ) -> Dir:
+        """Uploads the local directory ``path`` (recursively) and returns a Dir for the stored copy.
+
+        Its identity (cache keys, action names) is a hash of the relative paths and contents of
+        its files, unless ``hash_method`` gives one: a string, or a function of the local path.
+        """
         from flyte import _storage
 
-        local = os.path.abspath(os.fspath(path))
-        if not os.path.isdir(local):
-            raise NotADirectoryError(f"Dir.from_local: {local!r} is not a directory")
+        local = _checked_dir(path)
         name = os.path.basename(local.rstrip(os.sep))
-        digest = _tree_hash(local)
         uri = remote_destination or new_remote_uri(name)
-        uri = _storage.put_sync(local, uri, recursive=True) or uri
+        digest = custom_hash(hash_method, local)
+        if digest is not None:
+            uri = _storage.put_sync(local, uri, recursive=True) or uri
+        else:
+            # Hashing reads every file a second time: done alongside the upload.
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flyte-hash") as pool:
+                hashing = pool.submit(_tree_hash, local)
+                uri = _storage.put_sync(local, uri, recursive=True) or uri
+                digest = hashing.result()
         return cls(path=uri, name=name, hash=digest)
 
     @classmethod
     async def _from_local_async(
-        cls, path: str | os.PathLike[str], remote_destination: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        remote_destination: str | None = None,
+        hash_method: HashMethod | None = None,
     ) -> Dir:
         import asyncio
 
         from flyte import _storage
 
-        local = os.path.abspath(os.fspath(path))
-        if not os.path.isdir(local):
-            raise NotADirectoryError(f"Dir.from_local: {local!r} is not a directory")
+        local = _checked_dir(path)
         name = os.path.basename(local.rstrip(os.sep))
-        digest = await asyncio.to_thread(_tree_hash, local)
         uri = remote_destination or new_remote_uri(name)
-        uri = await _storage.put(local, uri, recursive=True) or uri
+        digest = custom_hash(hash_method, local)
+        if digest is not None:
+            uri = await _storage.put(local, uri, recursive=True) or uri
+        else:
+            digest, stored = await asyncio.gather(
+                asyncio.to_thread(_tree_hash, local), _storage.put(local, uri, recursive=True)
+            )
+            uri = stored or uri
         return cls(path=uri, name=name, hash=digest)
 
     @classmethod
-    def from_local(cls, path: str | os.PathLike[str], remote_destination: str | None = None) -> Any:
+    def from_local(
+        cls,
+        path: str | os.PathLike[str],
+        remote_destination: str | None = None,
+        hash_method: HashMethod | None = None,
+    ) -> Any:
         """Uploads a local directory: ``await Dir.from_local(p)``; synchronous where nothing can await."""
         return dual(
-            lambda: cls.from_local_sync(path, remote_destination),
-            lambda: cls._from_local_async(path, remote_destination),
+            lambda: cls.from_local_sync(path, remote_destination, hash_method),
+            lambda: cls._from_local_async(path, remote_destination, hash_method),
         )
 
     # -- reading ----------------------------------------------------------------------------
