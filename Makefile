@@ -10,6 +10,12 @@ PIP := $(PY) -m pip
 CARGO_FEATURES := --no-default-features --features extension-module
 CARGO_PROFILE := --release
 export PYO3_PYTHON := $(abspath $(PY))
+# What maturin sets when it builds the wheel. cargo test gets the same, or pyo3's build
+# configuration (and everything above it, flyteidl2 included) would be rebuilt between the two.
+export PYO3_BUILD_EXTENSION_MODULE := 1
+export PYTHON_SYS_EXECUTABLE := $(abspath $(PY))
+export PYO3_ENVIRONMENT_SIGNATURE = $(shell test -x $(PY) && $(PY) -c 'import platform, struct, sys; \
+	print("%s-%d.%d-%dbit" % (platform.python_implementation().lower(), *sys.version_info[:2], struct.calcsize("P") * 8))')
 STAMP := $(VENV)/.deps-stamp
 
 .PHONY: demo test venv wheel install test-rust test-python bench lint fmt clean
@@ -39,9 +45,10 @@ demo: install
 	$(VENV)/bin/flyte run -f examples/hello.py main --numbers '[1,2,3]'; status=$$?; \
 		$(VENV)/bin/flyte stop local; exit $$status
 
+# cargo test also builds the flyte-submit binary (the controller's integration tests need it),
+# which tests/integration/test_rust_binary.py runs.
 test-rust: $(STAMP)
 	cargo test $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace
-	cargo build $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace --bins
 
 test-python: install
 	$(VENV)/bin/pytest -q tests

@@ -382,7 +382,10 @@ fn cache_entries_are_kept_and_replaced() {
     assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///b/"));
     drop(store);
     let reopened = Store::open(&dir.path().join("backend.db")).unwrap();
-    assert_eq!(reopened.cache_get("k").unwrap().as_deref(), Some("file:///b/"));
+    assert_eq!(
+        reopened.cache_get("k").unwrap().as_deref(),
+        Some("file:///b/")
+    );
 }
 
 #[test]
