@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from counters import bump
 
 import flyte
@@ -31,3 +33,21 @@ async def keyed_parent(text: str, key: str) -> int:
     p = Path(tempfile.mkdtemp()) / "data.txt"
     p.write_text(text)
     return await measure(await File.from_local(p, hash_method=key))
+
+
+@dataclass
+class Holder:
+    label: str
+    f: File
+
+
+@env.task(cache="auto")
+async def measure_holder(h: Holder) -> int:
+    bump(f"holder-{h.f.read()}")
+    return len(h.f.read())
+
+
+@env.task
+async def holder_parent(text: str) -> int:
+    # A new upload on every execution, inside a dataclass this time.
+    return await measure_holder(Holder(label="x", f=File.from_string(text, "data.txt")))

@@ -48,3 +48,17 @@ def test_user_supplied_hash_identifies_the_file(mode: str) -> None:
     # Same key: a cache hit, although the content differs (the user said it is the same).
     assert same_key.result == 3
     assert count("measure-abc") == 2 and count("measure-abcdef") == 0
+
+
+def test_files_inside_dataclasses_are_identified_by_content(mode: str) -> None:
+    env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+
+    def go(text: str):
+        r = flyte.with_runcontext(mode=mode, env_vars=env_vars).run(wf.holder_parent, text=text)
+        r.wait()
+        return r
+
+    first, second, other = go("same"), go("same"), go("different")
+    assert first.result == second.result == 4 and other.result == 9
+    assert _children(first) == _children(second) != _children(other)
+    assert count("holder-same") == 1 and count("holder-different") == 1

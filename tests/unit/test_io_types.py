@@ -235,3 +235,35 @@ def test_user_supplied_hashes(tmp_path):
     assert File.from_existing_remote("s3://b/k", file_cache_key="k1").hash == "k1"
     assert Dir.from_existing_remote("s3://b/p", dir_cache_key="k2").hash == "k2"
     assert File.from_existing_remote("s3://b/k").hash is None
+
+
+@dataclass
+class _Holder:
+    label: str
+    f: File
+    frames: list[DataFrame]
+
+
+_id_env = flyte.TaskEnvironment(name="io_identity_unit")
+
+
+@_id_env.task
+def _takes_holder(h: _Holder) -> str:
+    return h.label
+
+
+def test_references_inside_dataclasses_are_identified_by_hash():
+    from flyte._internal._identity import identity_bytes
+
+    task = _takes_holder
+    assert task.inputs_have_references
+
+    def ident(path: str, digest: str | None, uri: str = "s3://b/df") -> bytes:
+        h = _Holder("x", File(path=path, hash=digest), [DataFrame(uri=uri, hash="d1")])
+        inputs = task.interface.inputs_to_literals({"h": h}, task.name)
+        return identity_bytes(inputs, task.inputs_have_references)
+
+    assert ident("s3://b/one", "h1") == ident("s3://b/two", "h1", uri="s3://b/other")
+    assert ident("s3://b/one", "h1") != ident("s3://b/one", "h2")
+    # Without a hash, the location is all there is to tell files apart.
+    assert ident("s3://b/one", None) != ident("s3://b/two", None)
