@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 from pydantic import BaseModel
@@ -252,6 +253,29 @@ async def frames_main(n: int) -> tuple[int, int, int, int]:
     ref = make_ref(n)
     # a pandas frame read where a reference is declared, and a reference read as a pyarrow table
     return await frame_sum(df), table_len(t), as_ref(ref), table_len(ref.to_arrow())
+
+
+@env.task
+def make_polars(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"a": list(range(n)), "b": [str(i) for i in range(n)]})
+
+
+@env.task
+def polars_sum(df: pl.DataFrame) -> int:
+    assert isinstance(df, pl.DataFrame)
+    return int(df["a"].sum())
+
+
+@env.task
+async def polars_main(n: int) -> tuple[int, int, int]:
+    df = make_polars(n)
+    # a polars frame as a reference, read back as polars and as pandas
+    ref = flyte.io.DataFrame.from_df(df)
+    return polars_sum(df), len(ref.open(pl.DataFrame).all()), await frame_sum(ref.to_pandas())
+
+
+def test_polars_frames_between_tasks(run):
+    assert run(polars_main, 4) == (6, 4, 6)
 
 
 def test_frames_between_tasks(run):
