@@ -17,6 +17,7 @@ WORKFLOW = textwrap.dedent(
     """
     import asyncio
     import flyte
+    import flyte.io
 
     env = flyte.TaskEnvironment(name="from_rust")
 
@@ -31,6 +32,10 @@ WORKFLOW = textwrap.dedent(
     @env.task
     async def broken(x: int) -> int:
         raise ValueError(f"bad {x}")
+
+    @env.task
+    def shout(f: flyte.io.File) -> flyte.io.File:
+        return flyte.io.File.from_string(f.read().upper(), "loud.txt")
     """
 )
 
@@ -40,7 +45,7 @@ def submit_binary() -> Path:
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     path = Path(explicit) if explicit else target / "release" / "flyte-submit"
     if not path.exists():
-        pytest.fail(f"{path} is missing: `make test` builds it (cargo build --release --bins)")
+        pytest.fail(f"{path} is missing: `make test` builds it (cargo test --release builds the binary)")
     return path
 
 
@@ -83,3 +88,15 @@ def test_failed_run_and_bad_input_exit_non_zero(tmp_path: Path, backend_endpoint
     assert unknown.returncode == 2 and "nope" in unknown.stderr
     usage = subprocess.run([str(submit_binary())], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+def test_file_inputs_and_outputs(tmp_path: Path, backend_endpoint: str) -> None:
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    (tmp_path / "quiet.txt").write_text("hush")
+    out = run_binary(tmp_path, backend_endpoint, "wf.py", "shout", "--inputs", '{"f": "quiet.txt"}')
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1].removeprefix("outputs "))["o0"]
+    assert result["name"] == "loud.txt" and result["path"].startswith("file://")
+    assert Path(result["path"].removeprefix("file://")).read_text() == "HUSH"
+    missing = run_binary(tmp_path, backend_endpoint, "wf.py", "shout", "--inputs", '{"f": "absent.txt"}')
+    assert missing.returncode == 2 and "absent.txt" in missing.stderr

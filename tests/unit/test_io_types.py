@@ -267,3 +267,13 @@ def test_references_inside_dataclasses_are_identified_by_hash():
     assert ident("s3://b/one", "h1") != ident("s3://b/one", "h2")
     # Without a hash, the location is all there is to tell files apart.
     assert ident("s3://b/one", None) != ident("s3://b/two", None)
+
+
+def test_a_bare_path_or_uri_validates_as_a_reference():
+    from pydantic import TypeAdapter
+
+    assert TypeAdapter(File).validate_python("s3://b/k.txt") == File(path="s3://b/k.txt")
+    assert TypeAdapter(Dir).validate_python(Path("/tmp/x")).path == "/tmp/x"
+    assert TypeAdapter(DataFrame).validate_python("s3://b/df").uri == "s3://b/df"
+    held = TypeAdapter(_Holder).validate_json('{"label": "l", "f": "data.txt", "frames": ["s3://b/f"]}')
+    assert held.f.name == "data.txt" and held.frames[0].uri == "s3://b/f"

@@ -6,10 +6,11 @@ pandas, pyarrow and polars are imported only when a data frame is actually writt
 from __future__ import annotations
 
 import io
+import os
 import sys
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from flyte.io._file import is_uri, local_path_of, new_remote_uri
 
@@ -90,6 +91,14 @@ class DataFrame(BaseModel):
     format: str = PARQUET
     #: Content hash of the written parquet bytes, when known.
     hash: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, data: Any) -> Any:
+        # A bare path or URI (JSON inputs, dataclass fields given as strings) names the dataset.
+        if isinstance(data, (str, os.PathLike)):
+            return {"uri": os.fspath(data)}
+        return data
 
     @classmethod
     def from_df(cls, df: Any, uri: str | None = None) -> DataFrame:

@@ -15,6 +15,7 @@ from pydantic import (
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
+    model_validator,
 )
 
 from flyte.io._file import (
@@ -71,6 +72,14 @@ class Dir(BaseModel):
     format: str = ""
 
     _local: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, data: Any) -> Any:
+        # A bare path or URI (JSON inputs, dataclass fields given as strings) names the directory.
+        if isinstance(data, (str, os.PathLike)):
+            return {"path": os.fspath(data)}
+        return data
 
     def model_post_init(self, context: Any, /) -> None:
         if self.name is None:

@@ -17,6 +17,7 @@ from pydantic import (
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
+    model_validator,
 )
 
 from flyte._internal._raw_data import new_remote_uri
@@ -129,6 +130,14 @@ class File(BaseModel):
     format: str = ""
 
     _local: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, data: Any) -> Any:
+        # A bare path or URI (JSON inputs, dataclass fields given as strings) names the file.
+        if isinstance(data, (str, os.PathLike)):
+            return {"path": os.fspath(data)}
+        return data
 
     def model_post_init(self, context: Any, /) -> None:
         if self.name is None:
