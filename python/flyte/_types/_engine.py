@@ -872,8 +872,10 @@ def _struct_literal_type(metadata: dict[str, Any] | None) -> LiteralType:
     return lt
 
 
-#: Tells flyte.io values nested in a struct to store local paths while being dumped.
-_DUMP_CONTEXT = {"flyte.io/upload": True}
+#: Pydantic serialization context key that tells flyte.io values nested in a struct to store
+#: local paths while being dumped (see flyte.io._file.Reference).
+UPLOAD_CONTEXT = "flyte.io/upload"
+_DUMP_CONTEXT = {UPLOAD_CONTEXT: True}
 
 
 class _StructConverter(_Converter):

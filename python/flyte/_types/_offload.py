@@ -74,19 +74,6 @@ def offload(lit: Literal, literal_type: Any = None) -> None:
     lit.hash = digest
 
 
-def offload_large(literals: Any, types: dict[str, Any] | None = None) -> None:
-    """Offloads every named literal of ``literals`` (Inputs/Outputs ``.literals``) above the limit."""
-    limit = max_inline_bytes()
-    for named in literals:
-        value = named.value
-        if value.ByteSize() > limit:
-            offload(value, (types or {}).get(named.name))
-
-
-def is_offloaded(lit: Literal) -> bool:
-    return lit.WhichOneof("value") == "offloaded_metadata"
-
-
 def load(lit: Literal) -> Literal:
     """The literal an offloaded reference points to (``lit`` itself when it is not offloaded)."""
     if lit.WhichOneof("value") != "offloaded_metadata":

@@ -9,25 +9,17 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    PrivateAttr,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
-)
-
 from flyte.io._file import (
     File,
     HashMethod,
-    custom_hash,
+    Reference,
     dual,
     is_uri,
     local_path_of,
     new_remote_uri,
     sha256_of_file,
-    uploading,
+    upload_hashed,
+    upload_hashed_sync,
 )
 
 
@@ -52,48 +44,27 @@ def _files_under(root: str) -> list[tuple[str, str]]:
     return found
 
 
-def _checked_dir(path: str | os.PathLike[str]) -> str:
+def _checked_dir(path: str | os.PathLike[str]) -> tuple[str, str]:
     local = os.path.abspath(os.fspath(path))
     if not os.path.isdir(local):
         raise NotADirectoryError(f"Dir.from_local: {local!r} is not a directory")
-    return local
+    return local, os.path.basename(local.rstrip(os.sep))
 
 
-class Dir(BaseModel):
+class Dir(Reference):
     """A directory, by reference: ``path`` is a storage URI prefix or a local directory.
 
     ``walk()`` yields local paths of the files (downloading the whole directory once, files
     concurrently); ``list_files()`` gives them as ``File`` references without downloading.
     """
 
-    path: str
-    name: str | None = None
-    hash: str | None = None
-    format: str = ""
-
-    _local: str | None = PrivateAttr(default=None)
-
-    @model_validator(mode="before")
     @classmethod
-    def _from_path(cls, data: Any) -> Any:
-        # A bare path or URI (JSON inputs, dataclass fields given as strings) names the directory.
-        if isinstance(data, (str, os.PathLike)):
-            return {"path": os.fspath(data)}
-        return data
+    def _local_exists(cls, path: str) -> bool:
+        return os.path.isdir(path)
 
-    def model_post_init(self, context: Any, /) -> None:
-        if self.name is None:
-            self.name = self.path.rstrip("/").rsplit("/", 1)[-1] or None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Dir):
-            return NotImplemented
-        return (self.path, self.name, self.hash, self.format) == (
-            other.path,
-            other.name,
-            other.hash,
-            other.format,
-        )
+    @classmethod
+    def _store_local(cls, path: str) -> Dir:
+        return cls.from_local_sync(path)
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -101,23 +72,6 @@ class Dir(BaseModel):
     def from_existing_remote(cls, uri: str, name: str | None = None, dir_cache_key: str | None = None) -> Dir:
         """A reference to a directory already in storage; ``dir_cache_key`` identifies its content."""
         return cls(path=uri, name=name, hash=dir_cache_key)
-
-    def stored(self) -> Dir:
-        """This directory with a storage URI as its path: itself, or a stored copy of a local one."""
-        if is_uri(self.path):
-            return self
-        if not os.path.isdir(self.path):
-            raise ValueError(f"local directory {self.path!r} does not exist")
-        copy = Dir.from_local_sync(self.path)
-        copy.name = self.name or copy.name
-        if self.hash:
-            copy.hash = self.hash
-        return copy
-
-    @model_serializer(mode="wrap")
-    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # See File._serialize: a local directory inside a dataclass is stored first.
-        return handler(self.stored() if uploading(info) else self)
 
     @classmethod
     def new_remote(cls, name: str | None = None) -> Dir:
@@ -144,22 +98,9 @@ class Dir(BaseModel):
         Its identity (cache keys, action names) is a hash of the relative paths and contents of
         its files, unless ``hash_method`` gives one: a string, or a function of the local path.
         """
-        from flyte import _storage
-
-        local = _checked_dir(path)
-        name = os.path.basename(local.rstrip(os.sep))
+        local, name = _checked_dir(path)
         uri = remote_destination or new_remote_uri(name)
-        digest = custom_hash(hash_method, local)
-        if digest is not None:
-            uri = _storage.put_sync(local, uri, recursive=True) or uri
-        else:
-            # Hashing reads every file a second time: done alongside the upload.
-            import concurrent.futures
-
-            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flyte-hash") as pool:
-                hashing = pool.submit(_tree_hash, local)
-                uri = _storage.put_sync(local, uri, recursive=True) or uri
-                digest = hashing.result()
+        uri, digest = upload_hashed_sync(local, uri, _tree_hash, hash_method, recursive=True)
         return cls(path=uri, name=name, hash=digest)
 
     @classmethod
@@ -169,21 +110,9 @@ class Dir(BaseModel):
         remote_destination: str | None = None,
         hash_method: HashMethod | None = None,
     ) -> Dir:
-        import asyncio
-
-        from flyte import _storage
-
-        local = _checked_dir(path)
-        name = os.path.basename(local.rstrip(os.sep))
+        local, name = _checked_dir(path)
         uri = remote_destination or new_remote_uri(name)
-        digest = custom_hash(hash_method, local)
-        if digest is not None:
-            uri = await _storage.put(local, uri, recursive=True) or uri
-        else:
-            digest, stored = await asyncio.gather(
-                asyncio.to_thread(_tree_hash, local), _storage.put(local, uri, recursive=True)
-            )
-            uri = stored or uri
+        uri, digest = await upload_hashed(local, uri, _tree_hash, hash_method, recursive=True)
         return cls(path=uri, name=name, hash=digest)
 
     @classmethod

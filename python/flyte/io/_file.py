@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from flyte._internal._raw_data import new_remote_uri
+from flyte._types._engine import UPLOAD_CONTEXT
 
 R = TypeVar("R")
 
@@ -30,8 +31,6 @@ _CHUNK = 1 << 20
 # --------------------------------------------------------------------------------------------------
 # helpers shared by File, Dir and DataFrame
 
-#: Pydantic serialization context key: File/Dir fields with local paths are uploaded while dumped.
-UPLOAD_CONTEXT = "flyte.io/upload"
 #: What a custom cache key / hash function of ``from_local`` may be.
 HashMethod = str | Callable[[str], str]
 
@@ -110,17 +109,58 @@ def _basename(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-# --------------------------------------------------------------------------------------------------
-# File
+def _checked_file(path: str | os.PathLike[str]) -> tuple[str, str]:
+    local = os.fspath(path)
+    if not os.path.isfile(local):
+        raise FileNotFoundError(f"File.from_local: {local!r} is not a file")
+    return local, os.path.basename(local)
 
 
-class File(BaseModel):
-    """A file, by reference: ``path`` is a storage URI (``file://``, ``s3://``, ...) or a local path.
+def upload_hashed_sync(
+    local: str,
+    uri: str,
+    hasher: Callable[[str], str],
+    hash_method: HashMethod | None,
+    recursive: bool = False,
+) -> tuple[str, str]:
+    """Stores ``local`` at ``uri``; returns where it went and its identity (``hash_method``'s, or
+    ``hasher``'s, which reads the data a second time: alongside the upload, not after it)."""
+    from flyte import _storage
 
-    Tasks take and return ``File`` values; only the reference travels between actions, and the
-    content is read where it is needed (``read``, ``open``, ``download``). A local path is uploaded
-    when the value leaves the task that made it.
-    """
+    digest = custom_hash(hash_method, local)
+    if digest is not None:
+        return _storage.put_sync(local, uri, recursive=recursive) or uri, digest
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flyte-hash") as pool:
+        hashing = pool.submit(hasher, local)
+        stored = _storage.put_sync(local, uri, recursive=recursive) or uri
+        return stored, hashing.result()
+
+
+async def upload_hashed(
+    local: str,
+    uri: str,
+    hasher: Callable[[str], str],
+    hash_method: HashMethod | None,
+    recursive: bool = False,
+) -> tuple[str, str]:
+    """``upload_hashed_sync`` for async code."""
+    import asyncio
+
+    from flyte import _storage
+
+    digest = custom_hash(hash_method, local)
+    if digest is not None:
+        return await _storage.put(local, uri, recursive=recursive) or uri, digest
+    computed, stored = await asyncio.gather(
+        asyncio.to_thread(hasher, local), _storage.put(local, uri, recursive=recursive)
+    )
+    return stored or uri, computed
+
+
+class Reference(BaseModel):
+    """What File and Dir share: a ``path`` (a storage URI or a local path) and its identity."""
 
     path: str
     name: str | None = None
@@ -134,7 +174,7 @@ class File(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_path(cls, data: Any) -> Any:
-        # A bare path or URI (JSON inputs, dataclass fields given as strings) names the file.
+        # A bare path or URI (JSON inputs, dataclass fields given as strings) names the data.
         if isinstance(data, (str, os.PathLike)):
             return {"path": os.fspath(data)}
         return data
@@ -142,6 +182,65 @@ class File(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         if self.name is None:
             self.name = _basename(self.path) or None
+
+    @classmethod
+    def _local_exists(cls, path: str) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def _store_local(cls, path: str) -> Any:
+        raise NotImplementedError
+
+    def stored(self) -> Any:
+        """This value with a storage URI as its path: itself, or a stored copy of a local path."""
+        if is_uri(self.path):
+            return self
+        if not self._local_exists(self.path):
+            raise ValueError(f"local {type(self).__name__.lower()} {self.path!r} does not exist")
+        copy = self._store_local(self.path)
+        copy.name = self.name or copy.name
+        copy.format = self.format
+        if self.hash:
+            copy.hash = self.hash
+        return copy
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # Inside a dataclass or model the value travels inside its parent's: a local path must be
+        # stored first, as it would be for an input or output of its own.
+        return handler(self.stored() if uploading(info) else self)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Reference)
+        return (self.path, self.name, self.hash, self.format) == (
+            other.path,
+            other.name,
+            other.hash,
+            other.format,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# File
+
+
+class File(Reference):
+    """A file, by reference: ``path`` is a storage URI (``file://``, ``s3://``, ...) or a local path.
+
+    Tasks take and return ``File`` values; only the reference travels between actions, and the
+    content is read where it is needed (``read``, ``open``, ``download``). A local path is uploaded
+    when the value leaves the task that made it.
+    """
+
+    @classmethod
+    def _local_exists(cls, path: str) -> bool:
+        return os.path.isfile(path)
+
+    @classmethod
+    def _store_local(cls, path: str) -> File:
+        return cls.from_local_sync(path)
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -174,24 +273,11 @@ class File(BaseModel):
         The content's SHA-256 identifies it (cache keys, action names) unless ``hash_method``
         gives the identity instead: a string, or a function of the local path returning one.
         """
-        from flyte import _storage
 
-        local = os.fspath(path)
-        if not os.path.isfile(local):
-            raise FileNotFoundError(f"File.from_local: {local!r} is not a file")
-        name = os.path.basename(local)
-        uri = remote_destination or new_remote_uri(name)
-        digest = custom_hash(hash_method, local)
-        if digest is not None:
-            uri = _storage.put_sync(local, uri) or uri
-        else:
-            # Hashing reads the file a second time: done alongside the upload, not after it.
-            import concurrent.futures
-
-            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flyte-hash") as pool:
-                hashing = pool.submit(sha256_of_file, local)
-                uri = _storage.put_sync(local, uri) or uri
-                digest = hashing.result()
+        local, name = _checked_file(path)
+        uri, digest = upload_hashed_sync(
+            local, remote_destination or new_remote_uri(name), sha256_of_file, hash_method
+        )
         return cls(path=uri, name=name, hash=digest, format=format)
 
     @classmethod
@@ -202,23 +288,10 @@ class File(BaseModel):
         format: str = "",
         hash_method: HashMethod | None = None,
     ) -> File:
-        from flyte import _storage
-
-        local = os.fspath(path)
-        if not os.path.isfile(local):
-            raise FileNotFoundError(f"File.from_local: {local!r} is not a file")
-        name = os.path.basename(local)
-        import asyncio
-
-        uri = remote_destination or new_remote_uri(name)
-        digest = custom_hash(hash_method, local)
-        if digest is not None:
-            uri = await _storage.put(local, uri) or uri
-        else:
-            digest, stored = await asyncio.gather(
-                asyncio.to_thread(sha256_of_file, local), _storage.put(local, uri)
-            )
-            uri = stored or uri
+        local, name = _checked_file(path)
+        uri, digest = await upload_hashed(
+            local, remote_destination or new_remote_uri(name), sha256_of_file, hash_method
+        )
         return cls(path=uri, name=name, hash=digest, format=format)
 
     @classmethod
@@ -259,24 +332,6 @@ class File(BaseModel):
         from flyte.io._dataframe import to_parquet_bytes
 
         return cls.from_bytes(to_parquet_bytes(df), name or "data.parquet", format="parquet")
-
-    def stored(self) -> File:
-        """This file with a storage URI as its path: itself, or a stored copy of a local path."""
-        if is_uri(self.path):
-            return self
-        if not os.path.isfile(self.path):
-            raise ValueError(f"local file {self.path!r} does not exist")
-        copy = File.from_local_sync(self.path, format=self.format)
-        copy.name = self.name or copy.name
-        if self.hash:
-            copy.hash = self.hash
-        return copy
-
-    @model_serializer(mode="wrap")
-    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # A File inside a dataclass or model travels inside its parent's value: a local path
-        # must be stored first, as it would be for a File input or output of its own.
-        return handler(self.stored() if uploading(info) else self)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -383,16 +438,6 @@ class File(BaseModel):
         if "b" in mode:
             return raw  # type: ignore[no-any-return]
         return io.TextIOWrapper(raw, encoding=encoding or "utf-8")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, File):
-            return NotImplemented
-        return (self.path, self.name, self.hash, self.format) == (
-            other.path,
-            other.name,
-            other.hash,
-            other.format,
-        )
 
     def __fspath__(self) -> str:
         return self.download_sync()

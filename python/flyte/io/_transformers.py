@@ -68,45 +68,28 @@ def _write_blob(
         out.metadata[NAME_METADATA_KEY] = name
 
 
-class FileTransformer(TypeTransformer[File]):
-    def __init__(self) -> None:
-        super().__init__("File", File)
+class BlobTransformer(TypeTransformer[Any]):
+    """File (a single-file blob) or Dir (a multipart blob): a local path is stored on the way out."""
+
+    def __init__(self, python_type: type[File] | type[Dir], dimensionality: int) -> None:
+        super().__init__(python_type.__name__, python_type)
+        self.dimensionality = dimensionality
 
     def get_literal_type(self, tp: Any) -> LiteralType:
-        return _blob_type(types_pb2.BlobType.SINGLE)
+        return _blob_type(self.dimensionality)
 
-    def to_literal(self, value: File, tp: Any) -> Literal:
-        if not isinstance(value, File):
-            raise TypeError("not a flyte.io.File")
+    def to_literal(self, value: Any, tp: Any) -> Literal:
+        if not isinstance(value, self.python_type):
+            raise TypeError(f"not a flyte.io.{self.name}")
         # A local path leaves the task that made it: stored so that other actions can read it.
-        f = value.stored()
+        ref = value.stored()
         out = Literal()
-        _write_blob(f.path, types_pb2.BlobType.SINGLE, f.format, f.hash, f.name, out)
+        _write_blob(ref.path, self.dimensionality, ref.format, ref.hash, ref.name, out)
         return out
 
-    def to_python(self, lit: Literal, tp: Any) -> File:
-        uri, fmt, digest, name = _read_blob(lit, types_pb2.BlobType.SINGLE, "File")
-        return File(path=uri, name=name, hash=digest, format=fmt)
-
-
-class DirTransformer(TypeTransformer[Dir]):
-    def __init__(self) -> None:
-        super().__init__("Dir", Dir)
-
-    def get_literal_type(self, tp: Any) -> LiteralType:
-        return _blob_type(types_pb2.BlobType.MULTIPART)
-
-    def to_literal(self, value: Dir, tp: Any) -> Literal:
-        if not isinstance(value, Dir):
-            raise TypeError("not a flyte.io.Dir")
-        d = value.stored()
-        out = Literal()
-        _write_blob(d.path, types_pb2.BlobType.MULTIPART, d.format, d.hash, d.name, out)
-        return out
-
-    def to_python(self, lit: Literal, tp: Any) -> Dir:
-        uri, fmt, digest, name = _read_blob(lit, types_pb2.BlobType.MULTIPART, "Dir")
-        return Dir(path=uri, name=name, hash=digest, format=fmt)
+    def to_python(self, lit: Literal, tp: Any) -> Any:
+        uri, fmt, digest, name = _read_blob(lit, self.dimensionality, self.name)
+        return self.python_type(path=uri, name=name, hash=digest, format=fmt)
 
 
 def _dataset_type() -> LiteralType:
@@ -184,8 +167,8 @@ class FrameTransformer(TypeTransformer[Any]):
         return table
 
 
-FILE_TRANSFORMER = FileTransformer()
-DIR_TRANSFORMER = DirTransformer()
+FILE_TRANSFORMER = BlobTransformer(File, types_pb2.BlobType.SINGLE)
+DIR_TRANSFORMER = BlobTransformer(Dir, types_pb2.BlobType.MULTIPART)
 DATAFRAME_TRANSFORMER = DataFrameTransformer()
 
 _frames_lock = threading.Lock()

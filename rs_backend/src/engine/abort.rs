@@ -27,14 +27,7 @@ impl Engine {
     }
 
     pub fn abort_run(&self, run: &RunKey, reason: &str) -> Result<(), Status> {
-        if self
-            .store
-            .run(run)
-            .map_err(|e| internal("look up run", e))?
-            .is_none()
-        {
-            return Err(Status::not_found(format!("run {run} does not exist")));
-        }
+        self.require_run(run)?;
         self.abort_action(run, ROOT_ACTION, reason)
     }
 

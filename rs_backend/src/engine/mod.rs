@@ -16,7 +16,8 @@ use crate::config::BackendConfig;
 use crate::executor::forkserver::ForkServer;
 use crate::executor::Scheduler;
 use crate::layout::Layout;
-use crate::store::{ActionRecord, Store, StoreError};
+use crate::names::RunKey;
+use crate::store::{ActionRecord, RunRecord, Store, StoreError};
 
 pub use report::StatusReport;
 pub use submit::{ActionRequest, ActionSpecRequest, RunInputs, RunRequest, ROOT_ACTION};
@@ -87,6 +88,16 @@ impl Engine {
 
     pub fn is_stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+}
+
+impl Engine {
+    /// The run's record, or NOT_FOUND naming it.
+    pub fn require_run(&self, run: &RunKey) -> Result<RunRecord, Status> {
+        self.store
+            .run(run)
+            .map_err(|e| internal("look up run", e))?
+            .ok_or_else(|| Status::not_found(format!("run {run} does not exist")))
     }
 }
 

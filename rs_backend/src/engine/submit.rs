@@ -12,7 +12,7 @@ use crate::datafile::write_atomic;
 use crate::layout::{file_uri, outputs_file_uri, uri_to_path};
 use crate::names::RunKey;
 use crate::phase;
-use crate::store::{ActionKind, ActionRecord, NewAction};
+use crate::store::{ActionKind, ActionRecord, NewAction, RunRecord};
 
 /// Name of the root action of every run.
 pub const ROOT_ACTION: &str = "a0";
@@ -131,14 +131,7 @@ impl Engine {
     /// re-executed after a crash re-enqueues the children it already started.
     pub fn enqueue(&self, request: ActionRequest) -> Result<(), Status> {
         let run = &request.run;
-        if self
-            .store
-            .run(run)
-            .map_err(|e| internal("look up run", e))?
-            .is_none()
-        {
-            return Err(Status::not_found(format!("run {run} does not exist")));
-        }
+        let run_record = self.require_run(run)?;
         if self
             .store
             .action(run, &request.name)
@@ -200,7 +193,7 @@ impl Engine {
                 action.spec = task.encode_to_vec();
                 action.task_name = name;
                 action.task_version = version;
-                if let Some(output_uri) = self.cached_outputs(run, task) {
+                if let Some(output_uri) = self.cached_outputs(&run_record, task) {
                     action.phase = ActionPhase::Succeeded;
                     action.output_uri = Some(output_uri);
                     action.started_ms = Some(now);
@@ -257,9 +250,9 @@ impl Engine {
 
     /// Outputs a cached task can reuse: its key has an entry whose outputs still exist, and
     /// neither the run nor the task asked to run again.
-    fn cached_outputs(&self, run: &RunKey, task: &TaskAction) -> Option<String> {
+    fn cached_outputs(&self, run: &RunRecord, task: &TaskAction) -> Option<String> {
         let key = cache_key(task)?;
-        if overwrites_cache(task) || self.run_overwrites_cache(run) {
+        if overwrites_cache(task) || run_overwrites_cache(run) {
             return None;
         }
         let output_uri = match self.store.cache_get(key) {
@@ -271,19 +264,6 @@ impl Engine {
         };
         let outputs = uri_to_path(&outputs_file_uri(&output_uri)).ok()?;
         outputs.is_file().then_some(output_uri)
-    }
-
-    fn run_overwrites_cache(&self, run: &RunKey) -> bool {
-        let spec = match self.store.run(run) {
-            Ok(Some(record)) => record.run_spec,
-            _ => None,
-        };
-        spec.and_then(|bytes| RunSpec::decode(bytes.as_slice()).ok())
-            .is_some_and(|spec| {
-                #[allow(deprecated)]
-                let run_level = spec.overwrite_cache;
-                run_level || spec.cache_config.is_some_and(|c| c.overwrite_cache)
-            })
     }
 
     /// Remembers a successful cached task's outputs under its cache key.
@@ -317,6 +297,17 @@ fn cache_key(task: &TaskAction) -> Option<&str> {
         .as_ref()
         .map(|k| k.value.as_str())
         .filter(|k| !k.is_empty())
+}
+
+fn run_overwrites_cache(run: &RunRecord) -> bool {
+    run.run_spec
+        .as_deref()
+        .and_then(|bytes| RunSpec::decode(bytes).ok())
+        .is_some_and(|spec| {
+            #[allow(deprecated)]
+            let run_level = spec.overwrite_cache;
+            run_level || spec.cache_config.is_some_and(|c| c.overwrite_cache)
+        })
 }
 
 fn overwrites_cache(task: &TaskAction) -> bool {

@@ -38,14 +38,6 @@ impl RunsApi {
                 Status::not_found(format!("action {name:?} does not exist in run {run}"))
             })
     }
-
-    fn require_run(&self, run: &RunKey) -> Result<crate::store::RunRecord, Status> {
-        self.engine
-            .store
-            .run(run)
-            .map_err(|e| internal("look up run", e))?
-            .ok_or_else(|| Status::not_found(format!("run {run} does not exist")))
-    }
 }
 
 fn action_details(engine: &Engine, record: &ActionRecord) -> Result<ActionDetails, Status> {
@@ -57,11 +49,7 @@ fn action_details(engine: &Engine, record: &ActionRecord) -> Result<ActionDetail
 }
 
 fn run_details(engine: &Engine, root: &ActionRecord) -> Result<RunDetails, Status> {
-    let run = engine
-        .store
-        .run(&root.run)
-        .map_err(|e| internal("read run", e))?
-        .ok_or_else(|| Status::not_found(format!("run {} does not exist", root.run)))?;
+    let run = engine.require_run(&root.run)?;
     Ok(views::run_details(&run, action_details(engine, root)?))
 }
 
@@ -117,7 +105,7 @@ impl RunService for RunsApi {
         request: Request<GetRunDetailsRequest>,
     ) -> Result<Response<GetRunDetailsResponse>, Status> {
         let run = validate::run_id(request.into_inner().run_id.as_ref(), "run_id")?;
-        self.require_run(&run)?;
+        self.engine.require_run(&run)?;
         let root = self.action(&run, ROOT_ACTION)?;
         Ok(Response::new(GetRunDetailsResponse {
             details: Some(run_details(&self.engine, &root)?),
@@ -131,7 +119,7 @@ impl RunService for RunsApi {
         request: Request<WatchRunDetailsRequest>,
     ) -> Result<Response<Self::WatchRunDetailsStream>, Status> {
         let run = validate::run_id(request.into_inner().run_id.as_ref(), "run_id")?;
-        self.require_run(&run)?;
+        self.engine.require_run(&run)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(streams::action_changes(
             self.engine.clone(),
@@ -255,7 +243,7 @@ impl RunService for RunsApi {
         let request = request.into_inner();
         let run = validate::run_id(request.run_id.as_ref(), "run_id")?;
         let page = validate::page(request.request.as_ref())?;
-        self.require_run(&run)?;
+        self.engine.require_run(&run)?;
         let actions = self
             .engine
             .store
