@@ -89,15 +89,20 @@ class RpcClient:
     async def unary(self, method: str, request: bytes) -> bytes: ...
     def stream(self, method: str, request: bytes) -> RpcStream: ...
 
+RUNTIME_PROGRAM: str
+EXTRA_ENV_DATA_DIR: str
+EXTRA_ENV_ATTEMPT: str
+
 class Backend:
     def __init__(
         self,
         data_dir: str,
-        runtime_command: list[str],
+        bin_dir: str,
         host: str = "127.0.0.1",
         port: int = 0,
         max_parallel: int = 8,
         fork_server: list[str] | None = None,
+        images: list[tuple[str, str]] = ...,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

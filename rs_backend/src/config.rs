@@ -9,9 +9,13 @@ use crate::error::BackendError;
 pub struct BackendConfig {
     /// All state lives here: `backend.db` (SQLite, WAL), `data/`, `logs/`, `work/`.
     pub data_dir: PathBuf,
-    /// Program and leading arguments that run one action, e.g.
-    /// `["/path/python", "-m", "flyte._runtime"]`. The task's container args are appended.
-    pub runtime_command: Vec<String>,
+    /// Where the programs of a task's image are found unless `images` maps the image
+    /// elsewhere: the bin directory of a Python environment (e.g. a virtualenv's `bin`). A
+    /// task's `container.args[0]` is looked up here first, then on PATH.
+    pub bin_dir: PathBuf,
+    /// Image name (or prefix of one) -> bin directory of the environment that stands in for
+    /// it. The longest matching prefix wins.
+    pub images: Vec<(String, PathBuf)>,
     /// Most processes that may compute at once. Parents blocked on children do not count.
     pub max_parallel: usize,
     /// Relaunches after crashes (lost processes, signals, missing results), separate from the
@@ -21,9 +25,10 @@ pub struct BackendConfig {
     pub extra_env: Vec<(String, String)>,
     /// Program and arguments of a fork server, e.g.
     /// `["/path/python", "-m", "flyte._runtime._forkserver"]`. None: every attempt is a fresh
-    /// `runtime_command` process. Set: one warm server is started on the first launch (and
-    /// again whenever it dies) and forks every attempt, which receives only the task's
-    /// container args; see the executor's `forkserver` module for the protocol.
+    /// process. Set: one warm server is started on the first launch (and again whenever it
+    /// dies) and forks every attempt whose program is [`crate::RUNTIME_PROGRAM`] in
+    /// `bin_dir`; the attempt receives the rest of the container args. See the executor's
+    /// `forkserver` module for the protocol.
     pub fork_server: Option<Vec<String>>,
 }
 
@@ -31,10 +36,11 @@ impl BackendConfig {
     pub const DEFAULT_MAX_PARALLEL: usize = 8;
     pub const DEFAULT_SYSTEM_RETRIES: u32 = 3;
 
-    pub fn new(data_dir: PathBuf, runtime_command: Vec<String>) -> Self {
+    pub fn new(data_dir: PathBuf, bin_dir: PathBuf) -> Self {
         Self {
             data_dir,
-            runtime_command,
+            bin_dir,
+            images: Vec::new(),
             max_parallel: Self::DEFAULT_MAX_PARALLEL,
             system_retries: Self::DEFAULT_SYSTEM_RETRIES,
             extra_env: Vec::new(),
@@ -43,18 +49,24 @@ impl BackendConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), BackendError> {
-        match self.runtime_command.first() {
-            None => {
+        if self.bin_dir.as_os_str().is_empty() {
+            return Err(BackendError::InvalidConfig(
+                "bin_dir is empty: it must name the directory of the default environment's programs"
+                    .into(),
+            ));
+        }
+        for (image, dir) in &self.images {
+            if image.is_empty() {
                 return Err(BackendError::InvalidConfig(
-                    "runtime_command is empty: it must name the program that runs an action".into(),
-                ))
+                    "an image mapping has an empty image name".into(),
+                ));
             }
-            Some(program) if program.is_empty() => {
-                return Err(BackendError::InvalidConfig(
-                    "runtime_command starts with an empty program name".into(),
-                ))
+            if !dir.is_dir() {
+                return Err(BackendError::InvalidConfig(format!(
+                    "image {image} is mapped to {}, which is not a directory",
+                    dir.display()
+                )));
             }
-            Some(_) => {}
         }
         if let Some(command) = &self.fork_server {
             match command.first() {
@@ -102,26 +114,36 @@ mod tests {
 
     #[test]
     fn defaults_and_validation() {
-        let config = BackendConfig::new("/tmp/x".into(), vec!["python3".into()]);
+        let config = BackendConfig::new("/tmp/x".into(), "/usr/bin".into());
         assert_eq!(config.max_parallel, 8);
         assert_eq!(config.system_retries, 3);
         assert!(config.validate().is_ok());
 
-        let empty = BackendConfig::new("/tmp/x".into(), vec![]);
+        let empty = BackendConfig::new("/tmp/x".into(), "".into());
         assert!(matches!(
             empty.validate(),
             Err(BackendError::InvalidConfig(_))
         ));
 
-        let mut zero = BackendConfig::new("/tmp/x".into(), vec!["p".into()]);
+        let mut unmapped = BackendConfig::new("/tmp/x".into(), "/usr/bin".into());
+        unmapped
+            .images
+            .push(("ghcr.io/x".into(), "/no/such/dir".into()));
+        assert!(unmapped.validate().is_err());
+        unmapped.images = vec![(String::new(), "/usr".into())];
+        assert!(unmapped.validate().is_err());
+        unmapped.images = vec![("ghcr.io/x".into(), "/usr".into())];
+        assert!(unmapped.validate().is_ok());
+
+        let mut zero = BackendConfig::new("/tmp/x".into(), "/usr/bin".into());
         zero.max_parallel = 0;
         assert!(zero.validate().is_err());
 
-        let mut bad_env = BackendConfig::new("/tmp/x".into(), vec!["p".into()]);
+        let mut bad_env = BackendConfig::new("/tmp/x".into(), "/usr/bin".into());
         bad_env.extra_env.push(("A=B".into(), "c".into()));
         assert!(bad_env.validate().is_err());
 
-        let mut forked = BackendConfig::new("/tmp/x".into(), vec!["p".into()]);
+        let mut forked = BackendConfig::new("/tmp/x".into(), "/usr/bin".into());
         assert_eq!(forked.fork_server, None);
         forked.fork_server = Some(vec!["python3".into(), "-m".into(), "server".into()]);
         assert!(forked.validate().is_ok());
@@ -129,5 +151,42 @@ mod tests {
         assert!(forked.validate().is_err());
         forked.fork_server = Some(vec![String::new()]);
         assert!(forked.validate().is_err());
+    }
+}
+
+impl BackendConfig {
+    /// The bin directory standing in for `image`: the longest mapped prefix, else `bin_dir`.
+    pub fn bin_dir_for(&self, image: &str) -> &std::path::Path {
+        self.images
+            .iter()
+            .filter(|(prefix, _)| image.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.bin_dir.as_path(), |(_, dir)| dir.as_path())
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn longest_image_prefix_wins() {
+        let mut config = BackendConfig::new("/tmp/x".into(), "/default/bin".into());
+        config.images = vec![
+            ("ghcr.io/flyteorg/flyte".into(), "/ref/bin".into()),
+            ("ghcr.io/flyteorg/flyte:py3.11".into(), "/ref311/bin".into()),
+        ];
+        assert_eq!(
+            config.bin_dir_for("ghcr.io/flyteorg/flyte:py3.11-v2.12.1"),
+            std::path::Path::new("/ref311/bin")
+        );
+        assert_eq!(
+            config.bin_dir_for("ghcr.io/flyteorg/flyte:py3.12-v2.12.1"),
+            std::path::Path::new("/ref/bin")
+        );
+        assert_eq!(
+            config.bin_dir_for("docker.io/other"),
+            std::path::Path::new("/default/bin")
+        );
     }
 }

@@ -42,6 +42,15 @@ impl Layout {
         self.root.join("backend.db")
     }
 
+    /// The backend's object storage: everything a signed URL may name lives under it.
+    pub fn storage_root(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.root.join("signing.key")
+    }
+
     pub fn lock_path(&self) -> PathBuf {
         self.root.join("backend.lock")
     }

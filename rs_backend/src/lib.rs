@@ -10,7 +10,7 @@
 //! use flyte_backend::{start, BackendConfig};
 //! let config = BackendConfig::new(
 //!     "/tmp/flyte-data".into(),
-//!     vec!["python3".into(), "-m".into(), "flyte._runtime".into()],
+//!     "/path/to/venv/bin".into(),
 //! );
 //! let backend = start(config, "127.0.0.1:0".parse().unwrap()).await?;
 //! println!("serving on {}", backend.endpoint());
@@ -18,25 +18,28 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # The runtime contract
+//! # The task contract
 //!
-//! An attempt runs `runtime_command` followed by the task's `container.args`, in which
-//! `{{.input}}`, `{{.inputPrefix}}`, `{{.outputPrefix}}`, `{{.rawOutputDataPrefix}}`,
+//! An attempt runs the task's `container.args` as a Flyte 2 cluster runs a pod's container:
+//! `args[0]` is the program, looked up in the bin directory that stands in for the task's
+//! `container.image` ([`BackendConfig::images`], else [`BackendConfig::bin_dir`]), then on
+//! PATH. `{{.input}}` (the inputs file; offloaded inputs are a directory holding `inputs.pb`),
+//! `{{.inputPrefix}}`, `{{.outputPrefix}}`, `{{.rawOutputDataPrefix}}`,
 //! `{{.checkpointOutputPrefix}}`, `{{.prevCheckpointPrefix}}`, `{{.runName}}`,
-//! `{{.actionName}}` and `{{.attempt}}` are filled in. It runs in its own process group, in a
-//! fresh work dir, with stdout and stderr going to the attempt's log, and with
-//! `_FLYTE_ENDPOINT`, `_FLYTE_INSECURE`, `_FLYTE_ORG`, `_FLYTE_PROJECT`, `_FLYTE_DOMAIN`,
-//! `_FLYTE_RUN`, `_FLYTE_ACTION`, `_FLYTE_ATTEMPT` (1-based), `_FLYTE_RUN_OUTPUT_BASE`,
-//! `_FLYTE_DATA_DIR`, `_FLYTE_INPUT_URI`, `_FLYTE_OUTPUT_PREFIX`, `_FLYTE_RAW_DATA_PREFIX`
-//! and `PYTHONUNBUFFERED=1` set (over the backend's environment, `extra_env`, the task's env
-//! and the run's env, in that order).
+//! `{{.actionName}}`, `{{.attempt}}` and `{{.runStartTime}}` are filled in. It runs in its own
+//! process group, in a fresh work dir, with stdout and stderr going to the attempt's log, and
+//! with the variables a cluster sets on a task pod (`ACTION_NAME`, `RUN_NAME`, `_U_RUN_BASE`,
+//! `_U_ORG_NAME`, `_U_EP_OVERRIDE`, `_U_INSECURE`, `_U_USE_ACTIONS`,
+//! `FLYTE_INTERNAL_EXECUTION_{ID,PROJECT,DOMAIN}`, `FLYTE_ATTEMPT_NUMBER` (0-based),
+//! `FLYTE_INTERNAL_TASK_*`, `_F_PN`) over the backend's `extra_env`, the task's env and the
+//! run's env. [`EXTRA_ENV_DATA_DIR`] and [`EXTRA_ENV_ATTEMPT`] are extras a task may use but
+//! must not need.
 //!
-//! The attempt succeeded if it exits 0 having written `<output prefix>outputs.pb`; it failed
-//! if it wrote `<output prefix>error.pb` (a `core.ExecutionError`: kind USER uses the task's
-//! retries, SYSTEM is treated as a crash). Anything else is a crash, relaunched up to
-//! `system_retries` times. Timeouts (`metadata.timeout`) and memory limits
-//! (`container.resources.limits`) kill the process group and count as user failures.
-
+//! The attempt failed if it wrote `<output prefix>error.pb` (a `core.ErrorDocument`: origin
+//! USER uses the task's retries when the error is RECOVERABLE, SYSTEM is treated as a crash);
+//! it succeeded if it exits 0 having written `<output prefix>outputs.pb`. Anything else is a
+//! crash, relaunched up to `system_retries` times. Timeouts (`metadata.timeout`) and memory
+//! limits (`container.resources.limits`) kill the process group and count as user failures.
 //!
 //! # Fork server
 //!
@@ -58,19 +61,31 @@ mod datafile;
 mod engine;
 mod error;
 mod executor;
+mod idl;
 mod json;
 mod layout;
 mod names;
 mod phase;
 mod procfs;
+mod protocol;
 mod quantity;
 mod recovery;
 mod server;
 mod services;
+mod signing;
 mod store;
 mod validate;
 mod views;
 
 pub use config::BackendConfig;
+
+/// The console script of this SDK's wheel that runs one attempt of a task action: the first
+/// container arg of every task it serializes. Attempts of it in the default environment are
+/// forked from the warm fork server, when there is one.
+pub const RUNTIME_PROGRAM: &str = "flyte-action";
+/// The backend's data dir, for tasks that want to find local state (an extra, not contract).
+pub const EXTRA_ENV_DATA_DIR: &str = "_FLYTE_DATA_DIR";
+/// The 1-based attempt number (an extra; the contract's FLYTE_ATTEMPT_NUMBER is 0-based).
+pub const EXTRA_ENV_ATTEMPT: &str = "_FLYTE_ATTEMPT";
 pub use error::BackendError;
 pub use server::{start, RunningBackend, ShutdownHandle};

@@ -12,7 +12,10 @@ use sha2::{Digest, Sha256};
 
 const MAX_SEGMENT_LEN: usize = 255;
 
-/// Identifies a run: org / project / domain / name.
+/// Identifies a run: org / project / domain / name. The org of a request is checked but not
+/// kept: like a single-tenant Flyte 2 cluster, the backend drops it from run identifiers, so
+/// clients that derive an org from their endpoint (or get one from `_U_ORG_NAME`) all reach
+/// the same runs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RunKey {
     pub org: String,
@@ -29,7 +32,7 @@ impl RunKey {
         check_segment(&format!("{field}.domain"), &id.domain, false)?;
         check_segment(&format!("{field}.name"), &id.name, true)?;
         Ok(Self {
-            org: id.org.clone(),
+            org: String::new(),
             project: id.project.clone(),
             domain: id.domain.clone(),
             name: id.name.clone(),

@@ -7,9 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flyteidl2::flyteidl::actions::actions_service_server::ActionsServiceServer;
-use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsServiceServer;
-use flyteidl2::flyteidl::workflow::run_service_server::RunServiceServer;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
@@ -19,12 +16,13 @@ use crate::engine::Engine;
 use crate::error::BackendError;
 use crate::executor::{run_dispatcher, Control};
 use crate::layout::Layout;
+use crate::protocol::ProtocolLayer;
 use crate::recovery::recover;
-use crate::services::{actions::ActionsApi, logs::LogsApi, runs::RunsApi};
+use crate::services::http::{self, Files};
+use crate::services::{self, projects};
+use crate::signing::UrlSigner;
 use crate::store::Store;
 
-/// Largest gRPC message accepted or sent; task specs with big interfaces exceed tonic's 4 MiB.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// How long a graceful stop waits for clients to let go before connections are dropped.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -132,22 +130,20 @@ pub async fn start(
     let shutdown = async move {
         let _ = stop.wait_for(|stopping| *stopping).await;
     };
-    let router = tonic::transport::Server::builder()
-        .add_service(
-            ActionsServiceServer::new(ActionsApi::new(engine.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            RunServiceServer::new(RunsApi::new(engine.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            RunLogsServiceServer::new(LogsApi::new(engine.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    projects::seed(&engine)?;
+    let files = Arc::new(Files {
+        root: engine.layout.storage_root(),
+        signer: UrlSigner::load_or_create(&engine.layout.signing_key_path())?,
+    });
+    let mut builder = tonic::transport::Server::builder()
+        // Connect and gRPC-Web clients speak HTTP/1.1; gRPC clients HTTP/2. One port for all.
+        .accept_http1(true)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(ProtocolLayer::new(http::routes(files.clone())))
+                .layer(tonic_web::GrpcWebLayer::new()),
         );
+    let router = services::add_all(&mut builder, &engine, &files, false);
     let server = tokio::spawn(router.serve_with_incoming_shutdown(
         // Without TCP_NODELAY a unary reply written in several pieces waits for the
         // client's delayed ACK: ~40 ms per RPC instead of well under 1 ms.

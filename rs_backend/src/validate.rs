@@ -44,7 +44,7 @@ pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
             check_segment("project_id.name", &project.name, false).map_err(invalid)?;
             check_segment("project_id.domain", &project.domain, false).map_err(invalid)?;
             RunKey {
-                org: project.organization.clone(),
+                org: String::new(),
                 project: project.name.clone(),
                 domain: project.domain.clone(),
                 name: generate_run_name(),
@@ -265,12 +265,10 @@ pub fn run_filter(request: &ListRunsRequest) -> Option<RunFilter> {
     let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
     match &request.scope_by {
         None => Some(RunFilter::default()),
-        Some(list_runs_request::ScopeBy::Org(org)) => Some(RunFilter {
-            org: Some(org.clone()),
-            ..Default::default()
-        }),
+        // Runs are not kept per org (see RunKey): every org sees every run.
+        Some(list_runs_request::ScopeBy::Org(_)) => Some(RunFilter::default()),
         Some(list_runs_request::ScopeBy::ProjectId(project)) => Some(RunFilter {
-            org: Some(project.organization.clone()),
+            org: None,
             project: Some(project.name.clone()),
             domain: non_empty(&project.domain),
             ..Default::default()
@@ -278,14 +276,14 @@ pub fn run_filter(request: &ListRunsRequest) -> Option<RunFilter> {
         // The embedded backend has no triggers, so no run was created by one.
         Some(list_runs_request::ScopeBy::TriggerName(_)) => None,
         Some(list_runs_request::ScopeBy::TaskName(task)) => Some(RunFilter {
-            org: Some(task.org.clone()),
+            org: None,
             project: Some(task.project.clone()),
             domain: Some(task.domain.clone()),
             task_name: Some(task.name.clone()),
             task_version: None,
         }),
         Some(list_runs_request::ScopeBy::TaskId(task)) => Some(RunFilter {
-            org: Some(task.org.clone()),
+            org: None,
             project: Some(task.project.clone()),
             domain: Some(task.domain.clone()),
             task_name: Some(task.name.clone()),
@@ -304,6 +302,13 @@ mod tests {
     use flyteidl2::flyteidl::workflow::{ActionStatus, TraceAction};
     use tonic::Code;
 
+    fn program() -> Container {
+        Container {
+            args: vec!["flyte-action".into()],
+            ..Default::default()
+        }
+    }
+
     fn run_identifier() -> RunIdentifier {
         RunIdentifier {
             org: "o".into(),
@@ -321,7 +326,7 @@ mod tests {
             }),
             parent_action_name: Some("a0".into()),
             input_uri: "file:///tmp/in.pb".into(),
-            spec: Some(action::Spec::Task(task_with(Container::default(), None))),
+            spec: Some(action::Spec::Task(task_with(program(), None))),
             ..Default::default()
         }
     }
@@ -437,7 +442,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(by_id.code(), Code::Unimplemented);
 
-        let spec = task_with(Container::default(), None).spec.unwrap();
+        let spec = task_with(program(), None).spec.unwrap();
         let generated = create_run(CreateRunRequest {
             id: Some(create_run_request::Id::ProjectId(Default::default())),
             task: Some(create_run_request::Task::TaskSpec(spec)),
@@ -448,7 +453,7 @@ mod tests {
         let bad_raw = create_run(CreateRunRequest {
             id: Some(create_run_request::Id::ProjectId(Default::default())),
             task: Some(create_run_request::Task::TaskSpec(
-                task_with(Container::default(), None).spec.unwrap(),
+                task_with(program(), None).spec.unwrap(),
             )),
             run_spec: Some(flyteidl2::flyteidl::task::RunSpec {
                 raw_data_storage: Some(flyteidl2::flyteidl::task::RawDataStorage {

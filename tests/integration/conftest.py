@@ -22,7 +22,7 @@ def backend_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("backend")
     backend = _core.Backend(
         str(data),
-        [sys.executable, "-m", "flyte._runtime"],
+        str(Path(sys.executable).parent),
         port=0,
         max_parallel=8,
         fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],

@@ -1,7 +1,8 @@
 """A task as the backend sees it: a flyteidl2 ``TaskSpec``.
 
-The container's args are the runtime's command line (``python -m flyte._runtime ...``),
-with the placeholders a backend fills in per attempt ({{.input}}, {{.outputPrefix}}, ...).
+The container's args are the runtime's command line (``flyte-action ...``, a program the
+wheel installs, as a cluster runs ``args[0]`` in the task's image), with the placeholders a
+backend fills in per attempt ({{.input}}, {{.outputPrefix}}, ...).
 """
 
 from __future__ import annotations
@@ -43,14 +44,25 @@ def task_module(task: TaskTemplate[Any, Any]) -> tuple[str, str]:
 
 
 def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
+    from flyte import _core
+
     module, qualname = task_module(task)
     args = [
+        _core.RUNTIME_PROGRAM,
         "--inputs",
         "{{.input}}",
         "--outputs-path",
         "{{.outputPrefix}}",
         "--raw-data-path",
         "{{.rawOutputDataPrefix}}",
+        "--checkpoint-path",
+        "{{.checkpointOutputPrefix}}",
+        "--prev-checkpoint",
+        "{{.prevCheckpointPrefix}}",
+        "--run-name",
+        "{{.runName}}",
+        "--name",
+        "{{.actionName}}",
         "--task",
         f"{module}:{qualname}",
         "--version",

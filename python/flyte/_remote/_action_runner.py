@@ -47,7 +47,10 @@ def error_from_update(task_name: str, phase_name: str, err: Any) -> BaseExceptio
         try:
             import cloudpickle
 
-            exc = cloudpickle.loads(_uris.read_bytes(err.error_uri))
+            # The backend points at the attempt's error.pb; the runtime pickles the exception
+            # beside it.
+            pickled = _uris.join(err.error_uri.rsplit("/", 1)[0], "error.pkl")
+            exc = cloudpickle.loads(_uris.read_bytes(pickled))
             if isinstance(exc, BaseException):
                 return as_user_error(exc, task_name)
         except Exception:  # noqa: BLE001 - the code and message below still say what happened

@@ -22,9 +22,23 @@ INFO = "backend.json"
 LOG = "backend.log"
 
 
-def runtime_command() -> list[str]:
-    """How the backend starts an action: this interpreter running the SDK's runtime."""
-    return [sys.executable, "-m", "flyte._runtime"]
+def default_bin_dir() -> Path:
+    """The environment that stands in for every image not mapped elsewhere: this one."""
+    return Path(sys.executable).parent
+
+
+def image_mapping(spec: str) -> tuple[str, Path]:
+    """``NAME=DIR`` -> (image name or prefix, bin directory). DIR may be an environment (its
+    ``bin`` is used) or a bin directory."""
+    name, sep, directory = spec.partition("=")
+    if not sep or not name or not directory:
+        raise ValueError(f"--image {spec!r}: expected NAME=DIR (an image name or prefix, and an environment)")
+    path = Path(directory).expanduser().resolve()
+    if (path / "bin").is_dir():
+        path = path / "bin"
+    if not path.is_dir():
+        raise ValueError(f"--image {spec!r}: {directory} is not a directory")
+    return name, path
 
 
 def fork_server_command() -> list[str]:
@@ -113,7 +127,13 @@ def ensure_running(data_dir: Path, timeout: float = 60.0) -> str:
 
 
 def serve(
-    data_dir: Path, host: str, port: int, max_parallel: int, announce: Any = print, launcher: str = "fork"
+    data_dir: Path,
+    host: str,
+    port: int,
+    max_parallel: int,
+    announce: Any = print,
+    launcher: str = "fork",
+    images: list[tuple[str, Path]] | None = None,
 ) -> None:
     """Runs the backend in this process until interrupted (``flyte start local``)."""
     from flyte import _core
@@ -121,7 +141,15 @@ def serve(
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fork = fork_server_command() if launcher == "fork" else None
-        backend = _core.Backend(str(data_dir), runtime_command(), host, port, max_parallel, fork)
+        backend = _core.Backend(
+            str(data_dir),
+            str(default_bin_dir()),
+            host,
+            port,
+            max_parallel,
+            fork,
+            [(name, str(path)) for name, path in images or []],
+        )
     except OSError as e:
         if "in use" not in str(e):
             raise

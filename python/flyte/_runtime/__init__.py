@@ -1,1 +1,1 @@
-"""The program a backend runs for each attempt of a task action: ``python -m flyte._runtime``."""
+"""The program a backend runs for each attempt of a task action: ``flyte-action`` (also ``python -m flyte._runtime``)."""

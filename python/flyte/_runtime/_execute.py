@@ -1,10 +1,15 @@
-"""One attempt of one task action, as a backend runs it.
+"""One attempt of one task action, as a backend runs it (the ``flyte-action`` program).
 
-The backend passes the locations (``--inputs``, ``--outputs-path``), the code
-(``--bundle`` or ``--root``, ``--task module:qualname``) and the identity of the action
-(``_FLYTE_*`` environment variables). The protocol back is two files under the outputs
-path: ``outputs.pb`` (a flyteidl2 ``Outputs``) on success, or ``error.pb`` (a flyteidl2
-``ExecutionError``, plus ``error.pkl`` with the pickled exception when it pickles).
+This is the first container arg of every task the SDK serializes, so it needs nothing but
+what a Flyte 2 cluster gives a task pod: the locations as arguments (``--inputs``, the
+inputs file; ``--outputs-path``; ``--raw-data-path``), the code (``--bundle`` or ``--root``,
+``--task module:qualname``), and the identity of the action and the controller endpoint in
+the pod's environment (``RUN_NAME``, ``ACTION_NAME``, ``_U_RUN_BASE``, ``_U_EP_OVERRIDE``,
+``_U_INSECURE``, ``_U_ORG_NAME``, ``FLYTE_INTERNAL_EXECUTION_PROJECT`` / ``_DOMAIN``,
+``FLYTE_ATTEMPT_NUMBER``). The protocol back is two files under the outputs path:
+``outputs.pb`` (a flyteidl2 ``Outputs``) on success, or ``error.pb`` (a flyteidl2
+``core.ErrorDocument``, plus ``error.pkl`` with the pickled exception when it pickles); a
+reported failure still exits 0, as a cluster expects.
 """
 
 from __future__ import annotations
@@ -24,10 +29,16 @@ class _LoadError(Exception):
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m flyte._runtime", description=__doc__)
+    from flyte import _core
+
+    p = argparse.ArgumentParser(prog=_core.RUNTIME_PROGRAM, description=__doc__)
     p.add_argument("--inputs", required=True)
     p.add_argument("--outputs-path", required=True)
     p.add_argument("--raw-data-path", default="")
+    p.add_argument("--checkpoint-path", default="")
+    p.add_argument("--prev-checkpoint", default="")
+    p.add_argument("--run-name", default="")
+    p.add_argument("--name", default="")
     p.add_argument("--task", required=True, help="module:qualname")
     p.add_argument("--version", default="")
     p.add_argument("--bundle", default="")
@@ -70,30 +81,35 @@ def _load_task(args: argparse.Namespace) -> Any:
     return obj
 
 
-def _write_error(prefix: str, exc: BaseException, *, system: bool = False) -> None:
+def _write_error(prefix: str, exc: BaseException, *, recoverable: bool = True) -> None:
+    """Reports the failure as a cluster reads it: ``error.pb``, a ``core.ErrorDocument``.
+
+    ``recoverable`` says whether another attempt could help (the task's retries apply).
+    The exception itself goes to ``error.pkl`` beside it, for a caller that can unpickle it.
+    """
     from flyteidl2.core import execution_pb2
 
     from flyte.errors import BaseRuntimeError
 
-    kind = execution_pb2.ExecutionError.ErrorKind
-    is_system = system or (isinstance(exc, BaseRuntimeError) and exc.kind == "system")
+    is_system = isinstance(exc, BaseRuntimeError) and exc.kind == "system"
     code = getattr(exc, "code", None) if isinstance(exc, BaseRuntimeError) else type(exc).__name__
-    err = execution_pb2.ExecutionError(
-        code=str(code or type(exc).__name__),
-        message=str(exc) or type(exc).__name__,
-        kind=kind.SYSTEM if is_system else kind.USER,
-        worker=os.uname().nodename,
+    kind = execution_pb2.ContainerError.Kind
+    origin = execution_pb2.ExecutionError.ErrorKind
+    doc = execution_pb2.ErrorDocument(
+        error=execution_pb2.ContainerError(
+            code=str(code or type(exc).__name__),
+            message=str(exc) or type(exc).__name__,
+            kind=kind.RECOVERABLE if recoverable else kind.NON_RECOVERABLE,
+            origin=origin.SYSTEM if is_system else origin.USER,
+        )
     )
-    err.timestamp.GetCurrentTime()
     try:
         import cloudpickle
 
-        pickled = cloudpickle.dumps(exc)
-        _uris.write_bytes(_uris.join(prefix, "error.pkl"), pickled)
-        err.error_uri = _uris.join(prefix, "error.pkl")
+        _uris.write_bytes(_uris.join(prefix, "error.pkl"), cloudpickle.dumps(exc))
     except Exception:  # noqa: BLE001 - the code and message still travel
         pass
-    _uris.write_bytes(_uris.join(prefix, "error.pb"), err.SerializeToString())
+    _uris.write_bytes(_uris.join(prefix, "error.pb"), doc.SerializeToString())
 
 
 async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) -> Any:
@@ -117,35 +133,57 @@ async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) ->
         _current.reset(token)
 
 
-_REQUIRED_ENV = ("_FLYTE_ENDPOINT", "_FLYTE_RUN", "_FLYTE_ACTION", "_FLYTE_RUN_OUTPUT_BASE")
+#: What a cluster's executor and charts set on every task pod; the runtime needs no more.
+_REQUIRED_ENV = ("_U_EP_OVERRIDE", "_U_RUN_BASE")
+
+
+def _placeholder(value: str) -> bool:
+    """An argument a backend left unsubstituted (a cluster does not fill in every one)."""
+    return not value or value.startswith("{{")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def main(argv: list[str]) -> int:
+    from flyte import _core
+
     args = _parse(argv)
     env = os.environ
     missing = [k for k in _REQUIRED_ENV if not env.get(k)]
+    run_name = args.run_name if not _placeholder(args.run_name) else env.get("RUN_NAME", "")
+    action_name = args.name if not _placeholder(args.name) else env.get("ACTION_NAME", "")
+    missing += [k for k, v in (("RUN_NAME", run_name), ("ACTION_NAME", action_name)) if not v]
     if missing:
         print(
-            f"python -m flyte._runtime runs one attempt of an action for a backend; "
-            f"it needs {', '.join(missing)} in its environment",
+            f"{_core.RUNTIME_PROGRAM} runs one attempt of an action for a backend; "
+            f"it needs {', '.join(missing)} in its environment (a Flyte backend sets them)",
             file=sys.stderr,
         )
         return 2
     prefix = args.outputs_path
+    if args.raw_data_path and not _placeholder(args.raw_data_path):
+        from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
+
+        os.environ[RAW_DATA_PREFIX_ENV] = args.raw_data_path
     try:
         task = _load_task(args)
         from flyteidl2.task import common_pb2
 
         inputs = common_pb2.Inputs.FromString(_uris.read_bytes(args.inputs))
         kwargs = task.interface.literals_to_inputs(inputs, task.name)
+    except _LoadError as e:
+        traceback.print_exc()
+        _write_error(prefix, e, recoverable=False)
+        return 0
     except Exception as e:
         traceback.print_exc()
         _write_error(prefix, e)
-        return 1
+        return 0
 
     import asyncio
 
-    from flyte import _core
     from flyte._context import ActionContext
     from flyte._internal._serialize import CodeRef
     from flyte._remote._action_runner import ActionRunner
@@ -154,25 +192,25 @@ def main(argv: list[str]) -> int:
     if env.get("FLYTE_API_KEY"):
         headers.append(("authorization", f"Bearer {env['FLYTE_API_KEY']}"))
     controller = _core.Controller(
-        env["_FLYTE_ENDPOINT"], insecure=env.get("_FLYTE_INSECURE") == "1", headers=headers
+        env["_U_EP_OVERRIDE"], insecure=_truthy(env.get("_U_INSECURE")), headers=headers
     )
-    action_name = env["_FLYTE_ACTION"]
+    org = env.get("_U_ORG_NAME") or None
     runner = ActionRunner(
-        env["_FLYTE_RUN"],
+        run_name,
         action_name=action_name,
         controller=controller,
-        run_output_base=env["_FLYTE_RUN_OUTPUT_BASE"],
+        run_output_base=env["_U_RUN_BASE"],
         code=CodeRef(bundle_uri=args.bundle, root=args.root, version=args.version),
         run_dir=_uris.to_path(prefix),
-        project=env.get("_FLYTE_PROJECT") or None,
-        domain=env.get("_FLYTE_DOMAIN") or None,
-        org=env.get("_FLYTE_ORG") or None,
+        project=env.get("FLYTE_INTERNAL_EXECUTION_PROJECT") or None,
+        domain=env.get("FLYTE_INTERNAL_EXECUTION_DOMAIN") or None,
+        org=org,
     )
     ctx = ActionContext(
         run=runner,
         action_name=action_name,
         task=task,
-        attempt=int(env.get("_FLYTE_ATTEMPT", "1")),
+        attempt=int(env.get("FLYTE_ATTEMPT_NUMBER", "0")) + 1,
         custom_context={kv.key: kv.value for kv in inputs.context},
     )
     try:
@@ -181,9 +219,14 @@ def main(argv: list[str]) -> int:
     except Exception as e:
         traceback.print_exc()
         _write_error(prefix, e)
-        return 1
+        return 0
     finally:
         runner.close()
         controller.close()
     _uris.write_bytes(_uris.join(prefix, "outputs.pb"), outputs.SerializeToString())
     return 0
+
+
+def entry() -> None:
+    """The ``flyte-action`` console script."""
+    sys.exit(main(sys.argv[1:]))

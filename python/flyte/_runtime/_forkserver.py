@@ -5,7 +5,7 @@ CPU than running a small task. The backend therefore keeps this process: it impo
 everything an attempt needs (but no user code, and it starts no threads and no event
 loop, so forking it is safe) and forks a child per attempt. Each child is still its own
 OS process — own session and process group, own log file, own exit status — and runs the
-same entry point as ``python -m flyte._runtime``.
+same entry point as the ``flyte-action`` program.
 
 Protocol (stdin/stdout, one JSON object per line):
   in:   {"id": N, "args": [...], "env": {...}, "cwd": "...", "log": "..."}
@@ -67,8 +67,10 @@ def _child(request: dict[str, Any], inherited: list[int]) -> None:
         os.chdir(request["cwd"])
         os.environ.update({str(k): str(v) for k, v in request["env"].items()})
         args = [str(a) for a in request["args"]]
-        sys.argv = ["python -m flyte._runtime", *args]
+        from flyte import _core
         from flyte._runtime._execute import main
+
+        sys.argv = [_core.RUNTIME_PROGRAM, *args]
 
         code = main(args)
     except SystemExit as e:

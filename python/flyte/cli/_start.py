@@ -32,7 +32,17 @@ def start() -> None:
     show_default=True,
     help="fork: each action's process is forked from a warm process (fast); spawn: a fresh interpreter each.",
 )
-def start_local(port: int, host: str, data_dir: Path | None, max_parallel: int, launcher: str) -> None:
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="NAME=DIR",
+    help="Run tasks whose image is NAME (or starts with NAME) with the programs of the environment "
+    "DIR (a virtualenv or its bin directory). Repeatable. Default: this environment.",
+)
+def start_local(
+    port: int, host: str, data_dir: Path | None, max_parallel: int, launcher: str, images: tuple[str, ...]
+) -> None:
     """Run the embedded backend until interrupted, printing its endpoint.
 
     Point clients at it with `flyte --endpoint HOST:PORT --insecure ...` or
@@ -40,15 +50,19 @@ def start_local(port: int, host: str, data_dir: Path | None, max_parallel: int, 
     starts one in the background on its own.
     """
     from flyte._initialize import data_dir as default_data_dir
-    from flyte._remote._local_backend import serve
+    from flyte._remote._local_backend import image_mapping, serve
 
+    try:
+        mapped = [image_mapping(spec) for spec in images]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--image") from None
     directory = (data_dir or default_data_dir()).expanduser().resolve()
 
     def announce(endpoint: str) -> None:
         click.echo(f"Flyte backend listening on {endpoint} (data in {directory})", err=True)
         click.echo(endpoint)
 
-    serve(directory, host, port, max_parallel, announce=announce, launcher=launcher)
+    serve(directory, host, port, max_parallel, announce=announce, launcher=launcher, images=mapped)
 
 
 @click.group()

@@ -1,16 +1,20 @@
 //! The command line and environment of one attempt.
 //!
-//! The program is the configured runtime command; the task's `container.args` follow with
-//! Flyte's `{{.name}}` placeholders filled in (matched case-insensitively, with optional spaces,
-//! and `$` accepted for `.`, as Flyte's own executor does). Unknown placeholders stay verbatim.
+//! The task's `container.args` are run as given, as a cluster runs a pod's container: `args[0]`
+//! is the program, found in the bin directory that stands in for the task's image (then on
+//! PATH). Flyte's `{{.name}}` placeholders are filled in (matched case-insensitively, with
+//! optional spaces, and `$` accepted for `.`, as Flyte's own executor does). Unknown
+//! placeholders stay verbatim.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::layout::dir_uri;
 
 /// Values the placeholders stand for.
 pub struct Placeholders<'a> {
+    /// The action's input reference: the inputs file, or (offloaded inputs) the directory
+    /// holding `inputs.pb`.
     pub input: &'a str,
     pub output_prefix: &'a str,
     pub raw_output_prefix: &'a str,
@@ -19,12 +23,14 @@ pub struct Placeholders<'a> {
     pub run_name: &'a str,
     pub action_name: &'a str,
     pub attempt: u32,
+    /// RFC 3339, UTC.
+    pub run_start_time: &'a str,
 }
 
 impl Placeholders<'_> {
     fn lookup(&self, name: &str) -> Option<String> {
         Some(match name.to_ascii_lowercase().as_str() {
-            "input" => self.input.to_string(),
+            "input" => input_file(self.input),
             "inputprefix" => input_prefix(self.input),
             "outputprefix" => self.output_prefix.to_string(),
             "rawoutputdataprefix" => self.raw_output_prefix.to_string(),
@@ -33,17 +39,71 @@ impl Placeholders<'_> {
             "runname" => self.run_name.to_string(),
             "actionname" => self.action_name.to_string(),
             "attempt" => self.attempt.to_string(),
+            "runstarttime" => self.run_start_time.to_string(),
             _ => return None,
         })
     }
 }
 
-/// The directory URI holding the input file.
-fn input_prefix(input: &str) -> String {
-    match input.rfind('/') {
-        Some(i) => input[..=i].to_string(),
-        None => String::new(),
+const INPUTS_FILE: &str = "inputs.pb";
+
+fn names_a_file(input: &str) -> bool {
+    input
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.ends_with(".pb"))
+}
+
+/// The inputs file: the reference itself, or `inputs.pb` in the directory it names.
+pub fn input_file(input: &str) -> String {
+    if input.is_empty() || names_a_file(input) {
+        input.to_string()
+    } else {
+        crate::layout::join_uri(input, INPUTS_FILE)
     }
+}
+
+/// The directory holding the inputs file, without a trailing '/'.
+fn input_prefix(input: &str) -> String {
+    if names_a_file(input) {
+        match input.rfind('/') {
+            Some(i) => input[..i].to_string(),
+            None => String::new(),
+        }
+    } else {
+        input.trim_end_matches('/').to_string()
+    }
+}
+
+/// Where the program of an image's container lives: `bin_dir/program`, else PATH. A program
+/// given as a path is used as it is.
+pub fn resolve_program(bin_dir: &Path, program: &str) -> Result<PathBuf, String> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let candidate = bin_dir.join(program);
+    if is_executable(&candidate) {
+        return Ok(candidate);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(program);
+            if is_executable(&candidate) {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!(
+        "the task's program {program:?} (container.args[0]) is neither in {} nor on PATH; \
+         map the task's image to an environment that has it (flyte start local --image \
+         NAME=DIR)",
+        bin_dir.display()
+    ))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Replaces every known `{{.name}}` in `arg`.
@@ -73,8 +133,9 @@ pub fn substitute(arg: &str, values: &Placeholders<'_>) -> String {
 
 /// Everything needed to start one attempt's process.
 pub struct Launch<'a> {
-    pub runtime_command: &'a [String],
-    pub args: Vec<String>,
+    pub program: &'a Path,
+    /// The container args after the program.
+    pub args: &'a [String],
     /// In increasing precedence: extra_env, the task's env, then the backend's own variables.
     pub env: Vec<(String, String)>,
     pub work_dir: &'a Path,
@@ -83,13 +144,9 @@ pub struct Launch<'a> {
 
 impl Launch<'_> {
     pub fn command(self) -> std::io::Result<tokio::process::Command> {
-        let (program, leading) = self.runtime_command.split_first().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty runtime command")
-        })?;
-        let mut command = tokio::process::Command::new(program);
+        let mut command = tokio::process::Command::new(self.program);
         command
-            .args(leading)
-            .args(&self.args)
+            .args(self.args)
             .envs(self.env)
             .current_dir(self.work_dir)
             .stdin(Stdio::null())
@@ -112,10 +169,13 @@ impl Launch<'_> {
     }
 }
 
-/// `<output prefix>checkpoint/`: where an attempt may leave a checkpoint for the next one.
+/// `<output prefix>_flytecheckpoints/`: where an attempt may leave a checkpoint for the next.
 pub fn checkpoint_prefix(output_dir: &Path) -> String {
-    dir_uri(&output_dir.join("checkpoint"))
+    dir_uri(&output_dir.join("_flytecheckpoints"))
 }
+
+/// What `{{.prevCheckpointPrefix}}` is on a first attempt: a cluster passes two quote marks.
+pub const NO_PREVIOUS_CHECKPOINT: &str = "\"\"";
 
 #[cfg(test)]
 mod tests {
@@ -131,6 +191,7 @@ mod tests {
             run_name: "r",
             action_name: "a1",
             attempt: 2,
+            run_start_time: "2026-01-02T03:04:05Z",
         }
     }
 
@@ -150,7 +211,20 @@ mod tests {
             substitute("{{.runName}}/{{.actionName}}/{{.attempt}}", &v),
             "r/a1/2"
         );
-        assert_eq!(substitute("{{.inputPrefix}}", &v), "file:///d/r/a1/");
+        assert_eq!(substitute("{{.inputPrefix}}", &v), "file:///d/r/a1");
+        assert_eq!(substitute("{{.runStartTime}}", &v), "2026-01-02T03:04:05Z");
+        let offloaded = Placeholders {
+            input: "file:///u/offloaded-inputs/h/",
+            ..values()
+        };
+        assert_eq!(
+            substitute("{{.input}}", &offloaded),
+            "file:///u/offloaded-inputs/h/inputs.pb"
+        );
+        assert_eq!(
+            substitute("{{.inputPrefix}}", &offloaded),
+            "file:///u/offloaded-inputs/h"
+        );
         assert_eq!(
             substitute("{{.checkpointOutputPrefix}}|{{.prevCheckpointPrefix}}", &v),
             "file:///d/r/a1/2/checkpoint/|file:///d/r/a1/1/checkpoint/"
@@ -173,6 +247,29 @@ mod tests {
         assert_eq!(
             substitute("{{.input}} {{", &v),
             "file:///d/r/a1/inputs.pb {{"
+        );
+    }
+}
+
+#[cfg(test)]
+mod program_tests {
+    use super::*;
+
+    #[test]
+    fn programs_come_from_the_image_environment_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("a0");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(resolve_program(dir.path(), "a0").unwrap(), program);
+        // Not in the environment: PATH.
+        assert!(resolve_program(dir.path(), "sh").unwrap().ends_with("sh"));
+        let missing = resolve_program(dir.path(), "no-such-program-x").unwrap_err();
+        assert!(missing.contains("no-such-program-x") && missing.contains("--image"));
+        assert_eq!(
+            resolve_program(dir.path(), "/bin/true").unwrap(),
+            PathBuf::from("/bin/true")
         );
     }
 }

@@ -12,7 +12,9 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::child::{ChildProc, ForkedChild};
-use super::command::{checkpoint_prefix, substitute, Launch, Placeholders};
+use super::command::{
+    checkpoint_prefix, resolve_program, substitute, Launch, Placeholders, NO_PREVIOUS_CHECKPOINT,
+};
 use super::forkserver::LaunchRequest;
 use super::monitor::{conclude, supervise, Job};
 use super::outcome::{error, ExitCause, Verdict};
@@ -24,6 +26,7 @@ use crate::layout::{attempt_prefix, raw_data_prefix, run_raw_data_prefix};
 use crate::procfs::{self, ProcessRef};
 use crate::store::{ActionKind, ActionRecord};
 use crate::views;
+use crate::RUNTIME_PROGRAM;
 
 pub enum Launched {
     Started(Running),
@@ -68,7 +71,7 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         Err((verdict, retries)) => return failed(engine, &record, attempt, verdict, retries),
     };
     let (control, control_rx) = watch::channel(Control::Run);
-    let (pgid, task) = if engine.forks.is_some() {
+    let (pgid, task) = if engine.forks.is_some() && prepared.forkable {
         // The server answers asynchronously; until it did, the slot is taken but no group
         // is known (an abort meanwhile reaches the task through `control`).
         let task = tokio::spawn(fork_and_supervise(engine.clone(), prepared, control_rx));
@@ -117,21 +120,26 @@ fn failed(
 struct RunSettings {
     env: Vec<(String, String)>,
     raw_data_prefix: Option<String>,
+    created_ms: i64,
 }
 
 fn run_settings(engine: &Engine, record: &ActionRecord) -> RunSettings {
-    let spec = match engine.store.run(&record.run) {
-        Ok(Some(run)) => run.run_spec,
-        Ok(None) => None,
+    let (spec, created_ms) = match engine.store.run(&record.run) {
+        Ok(Some(run)) => (run.run_spec, run.created_ms),
+        Ok(None) => (None, 0),
         Err(err) => {
             tracing::warn!(%err, run = %record.run, "could not read the run spec");
-            None
+            (None, 0)
         }
     };
     let Some(spec) = spec.and_then(|bytes| RunSpec::decode(bytes.as_slice()).ok()) else {
-        return RunSettings::default();
+        return RunSettings {
+            created_ms,
+            ..Default::default()
+        };
     };
     RunSettings {
+        created_ms,
         env: spec
             .envs
             .map(|envs| {
@@ -187,6 +195,11 @@ fn create_log(path: &Path) -> std::io::Result<fs::File> {
 struct Prepared {
     /// `pgid` is still 0.
     job: Job,
+    program: PathBuf,
+    /// Whether the program is this SDK's runtime in the default environment, which the fork
+    /// server can run in-process.
+    forkable: bool,
+    /// The container args after the program.
     args: Vec<String>,
     env: Vec<(String, String)>,
     work_dir: PathBuf,
@@ -217,8 +230,15 @@ fn prepare(
         Some(previous) => attempt_prefix(base, &record.name, previous)
             .map(|(dir, _)| checkpoint_prefix(&dir))
             .unwrap_or_default(),
-        None => String::new(),
+        None => NO_PREVIOUS_CHECKPOINT.to_string(),
     };
+    let bin_dir = engine.config.bin_dir_for(&spec.image).to_path_buf();
+    let (program_name, rest) = spec
+        .args
+        .split_first()
+        .ok_or_else(|| invalid("task_template.container.args is empty".into()))?;
+    let program = resolve_program(&bin_dir, program_name).map_err(invalid)?;
+    let forkable = program_name == RUNTIME_PROGRAM && bin_dir == engine.config.bin_dir;
     let work_dir = engine.layout.work_dir(&record.run, &record.name, attempt);
 
     fs::create_dir_all(&output_dir).map_err(|e| {
@@ -244,6 +264,7 @@ fn prepare(
     })?;
 
     let checkpoint = checkpoint_prefix(&output_dir);
+    let run_start_time = rfc3339(settings.created_ms);
     let placeholders = Placeholders {
         input: &record.input_uri,
         output_prefix: &output_uri,
@@ -253,36 +274,23 @@ fn prepare(
         run_name: &record.run.name,
         action_name: &record.name,
         attempt,
+        run_start_time: &run_start_time,
     };
-    let args = spec
-        .args
+    let args = rest
         .iter()
         .map(|arg| substitute(arg, &placeholders))
         .collect();
-    // Increasing precedence: backend config, the task's env, the run's env (set at execution
-    // time, so it overrides what the task was registered with), then the backend's variables.
-    let mut env = engine.config.extra_env.clone();
-    env.extend(spec.env.iter().cloned());
-    env.extend(settings.env);
-    let data_dir = engine.layout.root().display().to_string();
-    for (key, value) in [
-        ("_FLYTE_ENDPOINT", engine.endpoint.as_str()),
-        ("_FLYTE_INSECURE", "1"),
-        ("_FLYTE_ORG", record.run.org.as_str()),
-        ("_FLYTE_PROJECT", record.run.project.as_str()),
-        ("_FLYTE_DOMAIN", record.run.domain.as_str()),
-        ("_FLYTE_RUN", record.run.name.as_str()),
-        ("_FLYTE_ACTION", record.name.as_str()),
-        ("_FLYTE_ATTEMPT", attempt.to_string().as_str()),
-        ("_FLYTE_RUN_OUTPUT_BASE", record.run_output_base.as_str()),
-        ("_FLYTE_DATA_DIR", data_dir.as_str()),
-        ("_FLYTE_INPUT_URI", record.input_uri.as_str()),
-        ("_FLYTE_OUTPUT_PREFIX", output_uri.as_str()),
-        ("_FLYTE_RAW_DATA_PREFIX", raw_prefix.as_str()),
-        ("PYTHONUNBUFFERED", "1"),
-    ] {
-        env.push((key.to_string(), value.to_string()));
-    }
+    let env = contract_env(
+        engine,
+        record,
+        &task,
+        ContractEnv {
+            task_env: &spec.env,
+            run_env: settings.env,
+            attempt,
+            bin_dir: &bin_dir,
+        },
+    );
     let job = Job {
         record: record.clone(),
         attempt,
@@ -295,12 +303,112 @@ fn prepare(
     };
     Ok(Prepared {
         job,
+        program,
+        forkable,
         args,
         env,
         work_dir,
         log_path: log_path.to_path_buf(),
         log,
     })
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What varies per attempt in the environment.
+struct ContractEnv<'a> {
+    task_env: &'a [(String, String)],
+    run_env: Vec<(String, String)>,
+    attempt: u32,
+    bin_dir: &'a Path,
+}
+
+/// The environment of an attempt, as a cluster gives a task pod. In increasing precedence:
+/// the backend's extra variables, the task's env, the run's env (set at execution time, so it
+/// overrides what the task was registered with), then what the cluster itself sets.
+fn contract_env(
+    engine: &Engine,
+    record: &ActionRecord,
+    task: &flyteidl2::flyteidl::workflow::TaskAction,
+    per: ContractEnv<'_>,
+) -> Vec<(String, String)> {
+    let mut env = engine.config.extra_env.clone();
+    env.extend(per.task_env.iter().cloned());
+    env.extend(per.run_env);
+    let (task_project, task_domain, task_name, task_version) = task
+        .spec
+        .as_ref()
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.id.as_ref())
+        .map(|t| {
+            (
+                t.project.clone(),
+                t.domain.clone(),
+                t.name.clone(),
+                t.version.clone(),
+            )
+        })
+        .unwrap_or_default();
+    let run = &record.run;
+    // The org of identifiers is dropped (see names::RunKey); tasks still need one to name
+    // their children, and a cluster's executor passes "local".
+    let org = if run.org.is_empty() {
+        "local"
+    } else {
+        run.org.as_str()
+    };
+    let mut path = per.bin_dir.display().to_string();
+    if let Some(inherited) = std::env::var_os("PATH") {
+        path.push(':');
+        path.push_str(&inherited.to_string_lossy());
+    }
+    let pod_name = format!(
+        "{}-{}-{}",
+        run.name,
+        record.name,
+        per.attempt.saturating_sub(1)
+    );
+    let contract: [(&str, String); 21] = [
+        ("FLYTE_INTERNAL_EXECUTION_ID", run.name.clone()),
+        ("FLYTE_INTERNAL_EXECUTION_PROJECT", run.project.clone()),
+        ("FLYTE_INTERNAL_EXECUTION_DOMAIN", run.domain.clone()),
+        (
+            "FLYTE_ATTEMPT_NUMBER",
+            per.attempt.saturating_sub(1).to_string(),
+        ),
+        ("FLYTE_INTERNAL_TASK_PROJECT", task_project),
+        ("FLYTE_INTERNAL_TASK_DOMAIN", task_domain),
+        ("FLYTE_INTERNAL_TASK_NAME", task_name),
+        ("FLYTE_INTERNAL_TASK_VERSION", task_version),
+        ("_F_PN", pod_name),
+        ("ACTION_NAME", record.name.clone()),
+        ("RUN_NAME", run.name.clone()),
+        ("_U_RUN_BASE", record.run_output_base.clone()),
+        ("_U_ORG_NAME", org.to_string()),
+        ("_U_EP_OVERRIDE", engine.endpoint.clone()),
+        ("_U_INSECURE", "true".into()),
+        ("_U_USE_ACTIONS", "1".into()),
+        // Local storage stands in for an object store, where writing a key needs no
+        // directory; fsspec's local files need this to behave the same.
+        ("FSSPEC_FILE", r#"{"auto_mkdir": true}"#.into()),
+        ("PATH", path),
+        ("PYTHONUNBUFFERED", "1".into()),
+        // Extras only the embedded backend sets; a task must not need them.
+        (
+            crate::EXTRA_ENV_DATA_DIR,
+            engine.layout.root().display().to_string(),
+        ),
+        (crate::EXTRA_ENV_ATTEMPT, per.attempt.to_string()),
+    ];
+    for (key, value) in contract {
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value));
+    }
+    env
 }
 
 /// Remembers the attempt's process, so a restarted backend can find it again.
@@ -314,10 +422,11 @@ fn record_process(engine: &Engine, job: &Job, process: ProcessRef) {
     }
 }
 
-/// Starts the attempt as a new `runtime_command` process.
+/// Starts the attempt as a new process running the container's program.
 fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Child), Verdict> {
     let Prepared {
         mut job,
+        program,
         args,
         env,
         work_dir,
@@ -325,29 +434,23 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         ..
     } = prepared;
     let retries = job.retries;
-    let program = engine
-        .config
-        .runtime_command
-        .first()
-        .cloned()
-        .unwrap_or_default();
     let launch = Launch {
-        runtime_command: &engine.config.runtime_command,
-        args,
+        program: &program,
+        args: &args,
         env,
         work_dir: &work_dir,
         log,
     };
     let mut command = launch.command().map_err(|e| {
         launch_failed(
-            format!("could not prepare the runtime command: {e}"),
+            format!("could not prepare {}: {e}", program.display()),
             retries,
         )
         .0
     })?;
     let child = command.spawn().map_err(|e| {
         launch_failed(
-            format!("could not start the runtime command {program:?}: {e}"),
+            format!("could not start {}: {e}", program.display()),
             retries,
         )
         .0
@@ -384,6 +487,7 @@ async fn fork_and_supervise(
         work_dir,
         log_path,
         log,
+        ..
     } = prepared;
     // The child appends to the log itself; it was only created (empty) here.
     drop(log);

@@ -1,7 +1,8 @@
 //! How an attempt ended (the facts) and what that means for its action (the decision).
 //!
 //! Classification reads the files the runtime leaves in the attempt's output prefix:
-//! `outputs.pb` (success, with exit code 0) or `error.pb` (a serialized `core.ExecutionError`).
+//! `error.pb` (a serialized `core.ErrorDocument`, whatever the exit code: a cluster task
+//! reports its failure that way and exits 0) or `outputs.pb` (success, with exit code 0).
 //! Anything else is a crash and earns a system retry.
 
 use std::os::unix::process::ExitStatusExt;
@@ -10,7 +11,9 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use flyteidl2::flyteidl::common::ActionPhase;
-use flyteidl2::flyteidl::core::{execution_error::ErrorKind, ExecutionError};
+use flyteidl2::flyteidl::core::{
+    container_error, execution_error::ErrorKind, ContainerError, ErrorDocument, ExecutionError,
+};
 use prost::Message;
 
 use crate::clock::{now_ms, timestamp};
@@ -47,11 +50,12 @@ pub enum Verdict {
     Succeeded {
         output_uri: String,
     },
-    /// The task's own failure: retried within its retry budget. `phase` is the final phase if
-    /// no retry is left (FAILED or TIMED_OUT).
+    /// The task's own failure: retried within its retry budget if `retryable`. `phase` is
+    /// the final phase if no retry is left (FAILED or TIMED_OUT).
     UserFailure {
         error: ExecutionError,
         phase: ActionPhase,
+        retryable: bool,
     },
     /// Not the task's fault: retried within the backend's system retry budget.
     SystemFailure {
@@ -115,6 +119,7 @@ pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdi
                 ),
             ),
             phase: ActionPhase::TimedOut,
+            retryable: true,
         },
         ExitCause::OutOfMemory { used, limit } => Verdict::UserFailure {
             error: error(
@@ -127,6 +132,7 @@ pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdi
                 ),
             ),
             phase: ActionPhase::Failed,
+            retryable: true,
         },
         ExitCause::Aborted => Verdict::Aborted,
         ExitCause::Shutdown => Verdict::Interrupted,
@@ -148,13 +154,20 @@ fn classify_exit(status: Option<&ExitStatus>, output_dir: &Path, output_uri: &st
     let error_path = output_dir.join("error.pb");
     match read_optional(&error_path) {
         Ok(Some(bytes)) => {
-            return match ExecutionError::decode(bytes.as_slice()) {
-                Ok(reported) if reported.kind == ErrorKind::System as i32 => {
-                    Verdict::SystemFailure { error: reported }
-                }
-                Ok(reported) => Verdict::UserFailure {
-                    error: reported,
-                    phase: ActionPhase::Failed,
+            let error_uri = crate::layout::join_uri(output_uri, "error.pb");
+            return match ErrorDocument::decode(bytes.as_slice()) {
+                Ok(ErrorDocument {
+                    error: Some(reported),
+                }) => reported_failure(reported, error_uri),
+                Ok(ErrorDocument { error: None }) => Verdict::SystemFailure {
+                    error: error(
+                        "BadErrorFile",
+                        ErrorKind::System,
+                        format!(
+                            "the task process {described} and left {} without an error in it",
+                            error_path.display()
+                        ),
+                    ),
                 },
                 Err(err) => Verdict::SystemFailure {
                     error: error(
@@ -162,7 +175,7 @@ fn classify_exit(status: Option<&ExitStatus>, output_dir: &Path, output_uri: &st
                         ErrorKind::System,
                         format!(
                             "the task process {} and left {} that is not a valid \
-                             ExecutionError: {err}",
+                             ErrorDocument: {err}",
                             described,
                             error_path.display()
                         ),
@@ -204,6 +217,32 @@ fn classify_exit(status: Option<&ExitStatus>, output_dir: &Path, output_uri: &st
     }
 }
 
+/// A failure the task reported: its origin says whose fault it is, its kind whether another
+/// attempt could help.
+fn reported_failure(reported: ContainerError, error_uri: String) -> Verdict {
+    let recoverable = reported.kind == container_error::Kind::Recoverable as i32;
+    let system = reported.origin == ErrorKind::System as i32;
+    let mut converted = error(
+        &reported.code,
+        if system {
+            ErrorKind::System
+        } else {
+            ErrorKind::User
+        },
+        reported.message,
+    );
+    converted.error_uri = error_uri;
+    if system && recoverable {
+        Verdict::SystemFailure { error: converted }
+    } else {
+        Verdict::UserFailure {
+            error: converted,
+            phase: ActionPhase::Failed,
+            retryable: recoverable,
+        }
+    }
+}
+
 /// Budgets that decide between retrying and giving up.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryBudget {
@@ -233,9 +272,13 @@ pub fn decide(verdict: Verdict, budget: RetryBudget, ended_ms: i64) -> AttemptEn
             Some(output_uri),
             NextStep::Finish(ActionPhase::Succeeded),
         ),
-        Verdict::UserFailure { error, phase } => {
+        Verdict::UserFailure {
+            error,
+            phase,
+            retryable,
+        } => {
             let allowed = budget.task_retries.saturating_add(1);
-            let next = if budget.user_attempts < allowed {
+            let next = if retryable && budget.user_attempts < allowed {
                 NextStep::Retry { system: false }
             } else {
                 NextStep::Finish(phase)
@@ -321,33 +364,71 @@ mod tests {
         ));
     }
 
+    fn document(origin: ErrorKind, kind: container_error::Kind) -> Vec<u8> {
+        ErrorDocument {
+            error: Some(ContainerError {
+                code: "ValueError".into(),
+                message: "boom".into(),
+                kind: kind as i32,
+                origin: origin as i32,
+            }),
+        }
+        .encode_to_vec()
+    }
+
     #[test]
     fn error_file_decides_the_kind() {
         let dir = tempfile::tempdir().unwrap();
-        let user = ExecutionError {
-            code: "ValueError".into(),
-            message: "boom".into(),
-            kind: ErrorKind::User as i32,
-            ..Default::default()
-        };
-        std::fs::write(dir.path().join("error.pb"), user.encode_to_vec()).unwrap();
-        match classify(&exited(1), dir.path(), "u") {
-            Verdict::UserFailure { error, phase } => {
-                assert_eq!(error.message, "boom");
-                assert_eq!(phase, ActionPhase::Failed);
+        let error_pb = dir.path().join("error.pb");
+        std::fs::write(
+            &error_pb,
+            document(ErrorKind::User, container_error::Kind::Recoverable),
+        )
+        .unwrap();
+        // Reported failures count whatever the exit code (cluster tasks exit 0).
+        for status in [exited(0), exited(1)] {
+            match classify(&status, dir.path(), "file:///o/") {
+                Verdict::UserFailure {
+                    error,
+                    phase,
+                    retryable,
+                } => {
+                    assert_eq!(error.message, "boom");
+                    assert_eq!(error.code, "ValueError");
+                    assert_eq!(error.error_uri, "file:///o/error.pb");
+                    assert_eq!(phase, ActionPhase::Failed);
+                    assert!(retryable);
+                }
+                other => panic!("unexpected {other:?}"),
             }
-            other => panic!("unexpected {other:?}"),
         }
-        let system = ExecutionError {
-            kind: ErrorKind::System as i32,
-            ..user
-        };
-        std::fs::write(dir.path().join("error.pb"), system.encode_to_vec()).unwrap();
+        std::fs::write(
+            &error_pb,
+            document(ErrorKind::User, container_error::Kind::NonRecoverable),
+        )
+        .unwrap();
         assert!(matches!(
-            classify(&exited(1), dir.path(), "u"),
+            classify(&exited(0), dir.path(), "u"),
+            Verdict::UserFailure {
+                retryable: false,
+                ..
+            }
+        ));
+        std::fs::write(
+            &error_pb,
+            document(ErrorKind::System, container_error::Kind::Recoverable),
+        )
+        .unwrap();
+        assert!(matches!(
+            classify(&exited(0), dir.path(), "u"),
             Verdict::SystemFailure { .. }
         ));
-        std::fs::write(dir.path().join("error.pb"), b"\xff\xff\xff").unwrap();
+        std::fs::write(&error_pb, b"\xff\xff\xff").unwrap();
+        match classify(&exited(1), dir.path(), "u") {
+            Verdict::SystemFailure { error } => assert_eq!(error.code, "BadErrorFile"),
+            other => panic!("unexpected {other:?}"),
+        }
+        std::fs::write(&error_pb, b"").unwrap();
         match classify(&exited(1), dir.path(), "u") {
             Verdict::SystemFailure { error } => assert_eq!(error.code, "BadErrorFile"),
             other => panic!("unexpected {other:?}"),
@@ -383,12 +464,11 @@ mod tests {
                 output_uri: "u".into()
             }
         );
-        let user = ExecutionError {
-            message: "boom".into(),
-            kind: ErrorKind::User as i32,
-            ..Default::default()
-        };
-        std::fs::write(dir.path().join("error.pb"), user.encode_to_vec()).unwrap();
+        std::fs::write(
+            dir.path().join("error.pb"),
+            document(ErrorKind::User, container_error::Kind::Recoverable),
+        )
+        .unwrap();
         assert!(matches!(
             classify(&ExitCause::EndedUnknown, dir.path(), "u"),
             Verdict::UserFailure { .. }
@@ -403,7 +483,7 @@ mod tests {
             dir.path(),
             "u",
         ) {
-            Verdict::UserFailure { error, phase } => {
+            Verdict::UserFailure { error, phase, .. } => {
                 assert_eq!(error.code, "TaskTimeout");
                 assert_eq!(phase, ActionPhase::TimedOut);
             }
@@ -428,6 +508,7 @@ mod tests {
         Verdict::UserFailure {
             error: ExecutionError::default(),
             phase: ActionPhase::Failed,
+            retryable: true,
         }
     }
 
@@ -454,7 +535,17 @@ mod tests {
         let timeout = Verdict::UserFailure {
             error: ExecutionError::default(),
             phase: ActionPhase::TimedOut,
+            retryable: true,
         };
+        let final_error = Verdict::UserFailure {
+            error: ExecutionError::default(),
+            phase: ActionPhase::Failed,
+            retryable: false,
+        };
+        assert_eq!(
+            decide(final_error, budget(1, 2, 0, 3), 0).next,
+            NextStep::Finish(ActionPhase::Failed)
+        );
         assert_eq!(
             decide(timeout, budget(1, 0, 0, 3), 0).next,
             NextStep::Finish(ActionPhase::TimedOut)

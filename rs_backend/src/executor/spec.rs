@@ -11,7 +11,9 @@ use crate::quantity::parse_memory;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecSpec {
-    /// `container.args`, placeholders not yet substituted.
+    /// `container.image`: which environment runs the task.
+    pub image: String,
+    /// `container.args`, placeholders not yet substituted; `args[0]` is the program.
     pub args: Vec<String>,
     /// `container.env`.
     pub env: Vec<(String, String)>,
@@ -47,6 +49,15 @@ impl ExecSpec {
             }
             None => return Err("task_template.container is required".into()),
         };
+        if container
+            .args
+            .first()
+            .is_none_or(|program| program.trim().is_empty())
+        {
+            return Err(
+                "task_template.container.args must start with the program to run (args[0])".into(),
+            );
+        }
         for (i, arg) in container.args.iter().enumerate() {
             if arg.contains('\0') {
                 return Err(format!(
@@ -98,6 +109,7 @@ impl ExecSpec {
             .and_then(|m| m.retries.as_ref())
             .map_or(0, |r| r.retries);
         Ok(Self {
+            image: container.image.clone(),
             args: container.args.clone(),
             env,
             timeout,
@@ -184,6 +196,7 @@ pub(crate) mod tests {
             .contains("container is required"));
 
         let bad_memory = Container {
+            args: vec!["p".into()],
             resources: Some(Resources {
                 requests: vec![],
                 limits: vec![ResourceEntry {
@@ -204,13 +217,24 @@ pub(crate) mod tests {
             }),
             ..Default::default()
         };
-        assert!(
-            ExecSpec::from_task(&task_with(Container::default(), Some(bad_timeout)))
-                .unwrap_err()
-                .contains("timeout")
-        );
+        let program = Container {
+            args: vec!["p".into()],
+            ..Default::default()
+        };
+        assert!(ExecSpec::from_task(&task_with(program, Some(bad_timeout)))
+            .unwrap_err()
+            .contains("timeout"));
+
+        let no_program = Container {
+            args: vec![],
+            ..Default::default()
+        };
+        assert!(ExecSpec::from_task(&task_with(no_program, None))
+            .unwrap_err()
+            .contains("args[0]"));
 
         let bad_env = Container {
+            args: vec!["p".into()],
             env: vec![KeyValuePair {
                 key: "A=B".into(),
                 value: String::new(),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use flyteidl2::flyteidl::common::ActionIdentifier;
 use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsService;
 use flyteidl2::flyteidl::workflow::{TailLogsRequest, TailLogsResponse};
 use tokio::sync::mpsc;
@@ -24,6 +25,47 @@ impl LogsApi {
     }
 }
 
+/// Where an attempt's log is: (action seq, attempt, log file). Attempt 0 means the latest.
+pub fn locate(
+    engine: &Engine,
+    action_id: Option<&ActionIdentifier>,
+    attempt: u32,
+) -> Result<(i64, u32, PathBuf), Status> {
+    let (run, name) = validate::action_id(action_id, "action_id")?;
+    let record = engine
+        .store
+        .action(&run, &name)
+        .map_err(|e| internal("look up action", e))?
+        .ok_or_else(|| Status::not_found(format!("action {name:?} does not exist in run {run}")))?;
+    if record.kind == ActionKind::Trace {
+        return Err(Status::not_found(format!(
+            "action {name:?} is a trace; traces run inside their parent and have no logs of \
+             their own"
+        )));
+    }
+    let attempt = if attempt == 0 {
+        record.attempts
+    } else {
+        attempt
+    };
+    if attempt == 0 {
+        return Err(Status::not_found(format!(
+            "action {name:?} has not started yet, so it has no logs"
+        )));
+    }
+    let row = engine
+        .store
+        .attempt(record.seq, attempt)
+        .map_err(|e| internal("look up attempt", e))?
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "action {name:?} has no attempt {attempt} (it has {})",
+                record.attempts
+            ))
+        })?;
+    Ok((record.seq, attempt, PathBuf::from(row.log_path)))
+}
+
 #[tonic::async_trait]
 impl RunLogsService for LogsApi {
     type TailLogsStream = ServerStream<TailLogsResponse>;
@@ -33,50 +75,16 @@ impl RunLogsService for LogsApi {
         request: Request<TailLogsRequest>,
     ) -> Result<Response<Self::TailLogsStream>, Status> {
         let request = request.into_inner();
-        let (run, name) = validate::action_id(request.action_id.as_ref(), "action_id")?;
-        let record = self
-            .engine
-            .store
-            .action(&run, &name)
-            .map_err(|e| internal("look up action", e))?
-            .ok_or_else(|| {
-                Status::not_found(format!("action {name:?} does not exist in run {run}"))
-            })?;
-        if record.kind == ActionKind::Trace {
-            return Err(Status::not_found(format!(
-                "action {name:?} is a trace; traces run inside their parent and have no logs of \
-                 their own"
-            )));
-        }
-        // Attempt 0 means the latest.
-        let attempt = if request.attempt == 0 {
-            record.attempts
-        } else {
-            request.attempt
-        };
-        if attempt == 0 {
-            return Err(Status::not_found(format!(
-                "action {name:?} has not started yet, so it has no logs"
-            )));
-        }
-        let row = self
-            .engine
-            .store
-            .attempt(record.seq, attempt)
-            .map_err(|e| internal("look up attempt", e))?
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "action {name:?} has no attempt {attempt} (it has {})",
-                    record.attempts
-                ))
-            })?;
+        let (seq, attempt, path) =
+            locate(&self.engine, request.action_id.as_ref(), request.attempt)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(streams::tail_log(
             self.engine.clone(),
-            record.seq,
+            seq,
             attempt,
-            PathBuf::from(row.log_path),
+            path,
             tx,
+            streams::run_logs_message,
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -1,10 +1,33 @@
-//! The gRPC services: ActionsService (what a parent task's controller talks to), RunService
-//! (what `flyte run` and the remote API talk to) and RunLogsService.
+//! The services a Flyte 2 cluster serves, as far as the embedded backend has them:
+//! ActionsService (what a parent task's controller talks to), RunService (what `flyte run`
+//! and the remote API talk to), RunLogsService, DataProxyService, ClusterService,
+//! ProjectService, IdentityService and AuthMetadataService; and the plain HTTP routes.
 
 pub mod actions;
+pub mod cluster;
+pub mod dataproxy;
+pub mod http;
+pub mod identity;
 pub mod logs;
+pub mod projects;
 pub mod runs;
 mod streams;
+
+use std::sync::Arc;
+
+use flyteidl2::flyteidl::actions::actions_service_server::ActionsServiceServer;
+use flyteidl2::flyteidl::auth::auth_metadata_service_server::AuthMetadataServiceServer;
+use flyteidl2::flyteidl::auth::identity_service_server::IdentityServiceServer;
+use flyteidl2::flyteidl::project::project_service_server::ProjectServiceServer;
+use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsServiceServer;
+use flyteidl2::flyteidl::workflow::run_service_server::RunServiceServer;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::{Router, Server};
+
+use crate::engine::Engine;
+use crate::idl::flyteidl::cluster::cluster_service_server::ClusterServiceServer;
+use crate::idl::flyteidl::dataproxy::data_proxy_service_server::DataProxyServiceServer;
+use crate::protocol::MAX_MESSAGE_BYTES;
 
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -16,4 +39,50 @@ type ServerStream<T> = ReceiverStream<Result<T, Status>>;
 
 fn unsupported(method: &str) -> Status {
     Status::unimplemented(format!("{method} is not supported by the embedded backend"))
+}
+
+/// Every service, each taking gzip and large messages, on `server`.
+pub fn add_all<L: Clone>(
+    server: &mut Server<L>,
+    engine: &Arc<Engine>,
+    files: &Arc<http::Files>,
+    tls: bool,
+) -> Router<L> {
+    // The same settings for every generated server type.
+    macro_rules! configured {
+        ($server:expr) => {
+            $server
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+        };
+    }
+    let endpoint = engine.endpoint.clone();
+    let scheme = if tls { "https" } else { "http" };
+    server
+        .add_service(configured!(ActionsServiceServer::new(
+            actions::ActionsApi::new(engine.clone())
+        )))
+        .add_service(configured!(RunServiceServer::new(runs::RunsApi::new(
+            engine.clone()
+        ))))
+        .add_service(configured!(RunLogsServiceServer::new(logs::LogsApi::new(
+            engine.clone()
+        ))))
+        .add_service(configured!(DataProxyServiceServer::new(
+            dataproxy::DataProxyApi::new(engine.clone(), files.clone(), tls)
+        )))
+        .add_service(configured!(ClusterServiceServer::new(
+            cluster::ClusterApi::new(tls, endpoint.clone())
+        )))
+        .add_service(configured!(ProjectServiceServer::new(
+            projects::ProjectsApi::new(engine.clone())
+        )))
+        .add_service(configured!(IdentityServiceServer::new(
+            identity::IdentityApi
+        )))
+        .add_service(configured!(AuthMetadataServiceServer::new(
+            identity::AuthMetadataApi::new(format!("{scheme}://{endpoint}"))
+        )))
 }

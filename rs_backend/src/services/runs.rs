@@ -70,6 +70,51 @@ fn read_message<M: Message + Default>(uri: &str, what: &str) -> Result<Option<M>
     })
 }
 
+/// An action's inputs, and its outputs once it succeeded, with where each was read from.
+pub struct ActionData {
+    pub inputs: Option<Inputs>,
+    pub outputs: Option<Outputs>,
+    pub inputs_uri: String,
+    pub outputs_uri: String,
+}
+
+/// The input file of an action: offloaded inputs arrive as the directory holding inputs.pb.
+pub fn inputs_file_uri(input_uri: &str) -> String {
+    if input_uri.ends_with(".pb") {
+        input_uri.to_string()
+    } else {
+        crate::layout::join_uri(input_uri, "inputs.pb")
+    }
+}
+
+pub fn action_data(record: &ActionRecord) -> Result<ActionData, Status> {
+    let mut data = ActionData {
+        inputs: None,
+        outputs: None,
+        inputs_uri: String::new(),
+        outputs_uri: String::new(),
+    };
+    if !record.input_uri.is_empty() {
+        let uri = inputs_file_uri(&record.input_uri);
+        data.inputs = read_message::<Inputs>(&uri, "inputs")?;
+        if data.inputs.is_some() {
+            data.inputs_uri = uri;
+        }
+    }
+    let succeeded = matches!(
+        record.phase,
+        ActionPhase::Succeeded | ActionPhase::Recovered
+    );
+    if let (Some(output_uri), true) = (&record.output_uri, succeeded) {
+        let uri = outputs_file_uri(output_uri);
+        data.outputs = read_message::<Outputs>(&uri, "outputs")?;
+        if data.outputs.is_some() {
+            data.outputs_uri = uri;
+        }
+    }
+    Ok(data)
+}
+
 fn reason_or_default(reason: Option<String>) -> String {
     reason
         .filter(|r| !r.is_empty())
@@ -178,21 +223,8 @@ impl RunService for RunsApi {
         let (run, name) =
             validate::action_id(request.into_inner().action_id.as_ref(), "action_id")?;
         let record = self.action(&run, &name)?;
-        let inputs = if record.input_uri.is_empty() {
-            None
-        } else {
-            read_message::<Inputs>(&record.input_uri, "inputs")?
-        };
-        let succeeded = matches!(
-            record.phase,
-            ActionPhase::Succeeded | ActionPhase::Recovered
-        );
-        let outputs = match (&record.output_uri, succeeded) {
-            (Some(output_uri), true) => {
-                read_message::<Outputs>(&outputs_file_uri(output_uri), "outputs")?
-            }
-            _ => None,
-        };
+        let data = action_data(&record)?;
+        let (inputs, outputs) = (data.inputs, data.outputs);
         Ok(Response::new(GetActionDataResponse { inputs, outputs }))
     }
 

@@ -250,26 +250,35 @@ fn attempt_finished(engine: &Engine, seq: i64, attempt: u32) -> bool {
     }
 }
 
-async fn send_lines(
+/// How one batch of log lines becomes a message of a particular TailLogs stream.
+pub type WrapLines<T> = fn(Vec<LogLine>) -> T;
+
+/// RunLogsService's message.
+pub fn run_logs_message(lines: Vec<LogLine>) -> TailLogsResponse {
+    TailLogsResponse {
+        logs: vec![tail_logs_response::Logs { lines }],
+    }
+}
+
+async fn send_lines<T>(
     lines: Vec<String>,
-    tx: &Tx<TailLogsResponse>,
+    tx: &Tx<T>,
     stop: &mut watch::Receiver<bool>,
+    wrap: WrapLines<T>,
 ) -> bool {
     for chunk in lines.chunks(LINES_PER_MESSAGE) {
         let ts = timestamp(now_ms());
-        let message = TailLogsResponse {
-            logs: vec![tail_logs_response::Logs {
-                lines: chunk
-                    .iter()
-                    .map(|line| LogLine {
-                        timestamp: Some(ts),
-                        message: line.clone(),
-                        originator: LogLineOriginator::User as i32,
-                        short_pod_name: String::new(),
-                    })
-                    .collect(),
-            }],
-        };
+        let message = wrap(
+            chunk
+                .iter()
+                .map(|line| LogLine {
+                    timestamp: Some(ts),
+                    message: line.clone(),
+                    originator: LogLineOriginator::User as i32,
+                    short_pod_name: String::new(),
+                })
+                .collect(),
+        );
         if !deliver(tx, Ok(message), stop).await {
             return false;
         }
@@ -278,12 +287,13 @@ async fn send_lines(
 }
 
 /// TailLogs: the attempt's log from the start; while the attempt runs, new lines as they come.
-pub async fn tail_log(
+pub async fn tail_log<T>(
     engine: Arc<Engine>,
     seq: i64,
     attempt: u32,
     path: std::path::PathBuf,
-    tx: Tx<TailLogsResponse>,
+    tx: Tx<T>,
+    wrap: WrapLines<T>,
 ) {
     use std::io::{Read, Seek, SeekFrom};
 
@@ -317,7 +327,7 @@ pub async fn tail_log(
         let got_data = !fresh.is_empty();
         pending.extend_from_slice(&fresh);
         let lines = take_lines(&mut pending, finished);
-        if !lines.is_empty() && !send_lines(lines, &tx, &mut stop).await {
+        if !lines.is_empty() && !send_lines(lines, &tx, &mut stop, wrap).await {
             return;
         }
         if finished {
@@ -388,7 +398,7 @@ mod tests {
             .insert_action(&new_action(&run, "c1", Some("a0")), 0)
             .unwrap()
             .unwrap();
-        let config = BackendConfig::new(dir.path().into(), vec!["true".into()]);
+        let config = BackendConfig::new(dir.path().into(), "/usr/bin".into());
         let engine = Arc::new(Engine::new(
             config,
             Layout::new(dir.path().into()),

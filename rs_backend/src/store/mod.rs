@@ -4,6 +4,7 @@
 //! is committed before the caller acknowledges an RPC or notifies watchers.
 
 mod cache;
+mod projects;
 mod reads;
 mod records;
 mod schema;
@@ -136,12 +137,13 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
     })
 }
 
-const RUN_COLUMNS: &str = "seq, run_spec";
+const RUN_COLUMNS: &str = "seq, run_spec, created_ms";
 
 fn run_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         seq: row.get(at)?,
         run_spec: row.get(at + 1)?,
+        created_ms: row.get(at + 2)?,
     })
 }
 

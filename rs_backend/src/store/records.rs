@@ -35,6 +35,7 @@ pub struct RunRecord {
     pub seq: i64,
     /// Serialized `flyteidl2.task.RunSpec`, when the client sent one.
     pub run_spec: Option<Vec<u8>>,
+    pub created_ms: i64,
 }
 
 #[derive(Clone, Debug)]

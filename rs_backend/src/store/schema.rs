@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const CREATE: &str = r#"
 CREATE TABLE runs (
@@ -74,6 +74,17 @@ CREATE TABLE IF NOT EXISTS cache (
 );
 ";
 
+/// Projects (ProjectService). Each row is one flyteidl2 `project.Project`, kept whole.
+const CREATE_PROJECTS: &str = "
+CREATE TABLE IF NOT EXISTS projects (
+    org         TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    project     BLOB NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    PRIMARY KEY (org, id)
+);
+";
+
 pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -83,6 +94,8 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
             let tx = conn.transaction().ctx("begin schema creation")?;
             tx.execute_batch(CREATE).ctx("create schema")?;
             tx.execute_batch(CREATE_CACHE).ctx("create cache table")?;
+            tx.execute_batch(CREATE_PROJECTS)
+                .ctx("create projects table")?;
             tx.pragma_update(None, "user_version", VERSION)
                 .ctx("record schema version")?;
             tx.commit().ctx("commit schema creation")
@@ -95,9 +108,20 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
             )
             .ctx("add actions.cache_hit")?;
             tx.execute_batch(CREATE_CACHE).ctx("create cache table")?;
+            tx.execute_batch(CREATE_PROJECTS)
+                .ctx("create projects table")?;
             tx.pragma_update(None, "user_version", VERSION)
                 .ctx("record schema version")?;
-            tx.commit().ctx("commit schema migration to 2")
+            tx.commit().ctx("commit schema migration to 3")
+        }
+        2 => {
+            // Version 3 added projects.
+            let tx = conn.transaction().ctx("begin schema migration to 3")?;
+            tx.execute_batch(CREATE_PROJECTS)
+                .ctx("create projects table")?;
+            tx.pragma_update(None, "user_version", VERSION)
+                .ctx("record schema version")?;
+            tx.commit().ctx("commit schema migration to 3")
         }
         VERSION => Ok(()),
         newer => Err(StoreError::NewerSchema(newer)),

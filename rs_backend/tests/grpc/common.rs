@@ -58,8 +58,18 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let ctl = dir.path().join("ctl");
         std::fs::create_dir_all(&ctl).expect("ctl dir");
-        let script = dir.path().join("fake_runtime.py");
-        std::fs::write(&script, FAKE_RUNTIME).expect("write fake runtime");
+        // The fake runtime is the default environment's `flyte-action` program, so it is
+        // both spawned and (with a fork server) forked like the SDK's runtime.
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin dir");
+        let script = bin.join(flyte_backend::RUNTIME_PROGRAM);
+        std::fs::write(&script, format!("#!/usr/bin/env python3\n{FAKE_RUNTIME}"))
+            .expect("write fake runtime");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .expect("make the fake runtime executable");
+        }
         std::fs::write(dir.path().join("fork_server.py"), FORK_SERVER).expect("write fork server");
         let backend = launch(dir.path(), &script, forked, tweak).await;
         let (runs, actions, logs) = clients(&backend).await;
@@ -126,6 +136,7 @@ impl Harness {
     pub fn task(&self, mode: &str) -> Task {
         Task {
             args: vec![
+                flyte_backend::RUNTIME_PROGRAM.into(),
                 "--mode".into(),
                 mode.into(),
                 "--out".into(),
@@ -230,7 +241,7 @@ impl Harness {
 async fn launch(root: &Path, script: &Path, forked: bool, tweak: Tweak) -> RunningBackend {
     let mut config = BackendConfig::new(
         root.join("data"),
-        vec!["python3".into(), script.display().to_string()],
+        script.parent().expect("the script is in bin").to_path_buf(),
     );
     if forked {
         config.fork_server = Some(vec![
@@ -463,12 +474,16 @@ pub fn error_of(
 
 /// A user-kind ExecutionError, hex-encoded for the fake runtime's `error.pb`.
 pub fn user_error_hex() -> String {
-    use flyteidl2::flyteidl::core::{execution_error::ErrorKind, ExecutionError};
-    hex(&ExecutionError {
-        code: "ValueError".into(),
-        message: "bad value".into(),
-        kind: ErrorKind::User as i32,
-        ..Default::default()
+    use flyteidl2::flyteidl::core::{
+        container_error, execution_error::ErrorKind, ContainerError, ErrorDocument,
+    };
+    hex(&ErrorDocument {
+        error: Some(ContainerError {
+            code: "ValueError".into(),
+            message: "bad value".into(),
+            kind: container_error::Kind::Recoverable as i32,
+            origin: ErrorKind::User as i32,
+        }),
     }
     .encode_to_vec())
 }

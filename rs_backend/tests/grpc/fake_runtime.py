@@ -14,8 +14,8 @@ opts = dict(zip(argv[0::2], argv[1::2]))
 mode = opts.get("--mode", "succeed")
 out_dir = opts["--out"][len("file://"):]
 ctl = opts["--ctl"]
-run = os.environ.get("_FLYTE_RUN", "?")
-action = os.environ.get("_FLYTE_ACTION", "?")
+run = os.environ.get("RUN_NAME", "?")
+action = os.environ.get("ACTION_NAME", "?")
 attempt = int(os.environ.get("_FLYTE_ATTEMPT", "0"))
 os.makedirs(out_dir, exist_ok=True)
 
@@ -53,7 +53,11 @@ def wait_release():
 
 with open(os.path.join(out_dir, "env.txt"), "w") as f:
     for key in sorted(os.environ):
-        if key.startswith(("_FLYTE", "FAKE_", "EXTRA_", "PYTHONUNBUFFERED")):
+        if key.startswith(("_FLYTE", "_U_", "FLYTE_", "_F_", "FAKE_", "EXTRA_", "PYTHONUNBUFFERED")) or key in (
+            "ACTION_NAME",
+            "RUN_NAME",
+            "FSSPEC_FILE",
+        ):
             f.write(f"{key}={os.environ[key]}\n")
     f.write(f"CWD={os.getcwd()}\n")
     f.write("ARGS=" + "|".join(argv) + "\n")

@@ -72,9 +72,9 @@ async fn forked_attempts_run_in_their_own_session_and_succeed() {
     let env = env_dump(&h, "r1", "a0", 1);
     let data_dir = std::fs::canonicalize(h.data_dir()).expect("data dir");
     for expected in [
-        format!("_FLYTE_ENDPOINT={}", h.endpoint()),
-        "_FLYTE_RUN=r1".to_string(),
-        "_FLYTE_ACTION=a0".to_string(),
+        format!("_U_EP_OVERRIDE={}", h.endpoint()),
+        "RUN_NAME=r1".to_string(),
+        "ACTION_NAME=a0".to_string(),
         "_FLYTE_ATTEMPT=1".to_string(),
         "EXTRA_FROM_CONFIG=yes".to_string(),
         "PYTHONUNBUFFERED=1".to_string(),

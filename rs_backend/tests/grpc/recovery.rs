@@ -94,7 +94,7 @@ async fn a_graceful_shutdown_requeues_without_using_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_serves_one_backend_at_a_time() {
     let h = Harness::start().await;
-    let config = flyte_backend::BackendConfig::new(h.data_dir(), vec!["python3".into()]);
+    let config = flyte_backend::BackendConfig::new(h.data_dir(), "/usr/bin".into());
     let second = flyte_backend::start(config, "127.0.0.1:0".parse().expect("addr")).await;
     assert!(matches!(
         second,

@@ -29,6 +29,7 @@ async fn run_succeeds_with_outputs_and_details() {
         .task("succeed")
         .env("FAKE_OUTPUTS", &outputs_hex(&outputs))
         .arg("--input", "{{.input}}")
+        .arg("--input-prefix", "{{.inputPrefix}}")
         .arg("--raw", "{{.rawOutputDataPrefix}}")
         .arg("--names", "{{.runName}}/{{.actionName}}/{{.attempt}}");
     let created = h
@@ -116,14 +117,19 @@ async fn run_succeeds_with_outputs_and_details() {
     let env = std::fs::read_to_string(data_dir.join("data/_/proj/dev/r1/a0/1/env.txt"))
         .expect("env dump");
     for expected in [
-        format!("_FLYTE_ENDPOINT={}", h.endpoint()),
-        "_FLYTE_INSECURE=1".to_string(),
-        "_FLYTE_PROJECT=proj".to_string(),
-        "_FLYTE_DOMAIN=dev".to_string(),
-        "_FLYTE_RUN=r1".to_string(),
-        "_FLYTE_ACTION=a0".to_string(),
+        format!("_U_EP_OVERRIDE={}", h.endpoint()),
+        "_U_INSECURE=true".to_string(),
+        "_U_USE_ACTIONS=1".to_string(),
+        "_U_ORG_NAME=local".to_string(),
+        "FLYTE_INTERNAL_EXECUTION_PROJECT=proj".to_string(),
+        "FLYTE_INTERNAL_EXECUTION_DOMAIN=dev".to_string(),
+        "FLYTE_INTERNAL_EXECUTION_ID=r1".to_string(),
+        "RUN_NAME=r1".to_string(),
+        "ACTION_NAME=a0".to_string(),
+        "FLYTE_ATTEMPT_NUMBER=0".to_string(),
+        "_F_PN=r1-a0-0".to_string(),
         "_FLYTE_ATTEMPT=1".to_string(),
-        format!("_FLYTE_RUN_OUTPUT_BASE={base}"),
+        format!("_U_RUN_BASE={base}"),
         format!("_FLYTE_DATA_DIR={}", data_dir.display()),
         "PYTHONUNBUFFERED=1".to_string(),
         "EXTRA_FROM_CONFIG=yes".to_string(),
@@ -131,6 +137,7 @@ async fn run_succeeds_with_outputs_and_details() {
         format!("CWD={}/work/r1/a0/1", data_dir.display()),
         format!("--out|{base}a0/1/"),
         format!("--input|{base}a0/inputs.pb"),
+        format!("--input-prefix|{base}a0"),
         format!("--raw|{base}raw/a0/1/"),
         "--names|r1/a0/1".to_string(),
     ] {

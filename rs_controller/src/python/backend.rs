@@ -31,26 +31,24 @@ impl PyBackend {
     /// where. Serving continues on background threads until `shutdown()`. With
     /// `fork_server`, attempts are forked from that warm process instead of started afresh.
     #[new]
-    #[pyo3(signature = (data_dir, runtime_command, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None))]
+    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         data_dir: PathBuf,
-        runtime_command: Vec<String>,
+        bin_dir: PathBuf,
         host: String,
         port: u16,
         max_parallel: usize,
         fork_server: Option<Vec<String>>,
+        images: Vec<(String, PathBuf)>,
     ) -> PyResult<Self> {
-        if runtime_command.is_empty() {
-            return Err(PyValueError::new_err(
-                "runtime_command must name the program that runs an action",
-            ));
-        }
         if max_parallel == 0 {
             return Err(PyValueError::new_err("max_parallel must be at least 1"));
         }
         let addr = resolve(&host, port)?;
-        let mut config = BackendConfig::new(data_dir, runtime_command);
+        let mut config = BackendConfig::new(data_dir, bin_dir);
+        config.images = images;
         config.max_parallel = max_parallel;
         config.fork_server = fork_server;
         let runtime = pyo3_async_runtimes::tokio::get_runtime();

@@ -285,6 +285,9 @@ fn sha256_hex(data: &[u8]) -> String {
 #[pyo3(name = "_core")]
 fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ROOT_ACTION", ledger::ROOT_ACTION)?;
+    m.add("RUNTIME_PROGRAM", flyte_backend::RUNTIME_PROGRAM)?;
+    m.add("EXTRA_ENV_DATA_DIR", flyte_backend::EXTRA_ENV_DATA_DIR)?;
+    m.add("EXTRA_ENV_ATTEMPT", flyte_backend::EXTRA_ENV_ATTEMPT)?;
     m.add_class::<PyLedger>()?;
     m.add_class::<PyLocalStore>()?;
     aio::register(m)?;

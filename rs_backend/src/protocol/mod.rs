@@ -1,0 +1,177 @@
+//! One port for every protocol a Flyte 2 manager serves: gRPC (HTTP/2, cleartext or TLS),
+//! gRPC-Web (tonic-web), Connect (HTTP/1.1 and HTTP/2, see [`connect`]), and plain HTTP
+//! routes (signed upload/download URLs, health) for everything that is not an RPC.
+//!
+//! The layer sits in front of the tonic services: RPC paths (`/pkg.Service/Method`) with a
+//! Connect content type are translated into gRPC calls; other RPC requests go to the
+//! services as they are (tonic-web handles gRPC-Web); anything else goes to the HTTP routes.
+
+pub mod connect;
+mod frames;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use tonic::body::BoxBody;
+use tower::ServiceExt;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Largest message accepted or sent; task specs with big interfaces exceed tonic's 4 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// `/package.Service/Method`: the path shape of every RPC, whatever the protocol.
+pub fn is_rpc_path(path: &str) -> bool {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(service), Some(method), None) => {
+            service.contains('.') && !service.starts_with('.') && !method.is_empty()
+        }
+        _ => false,
+    }
+}
+
+/// Puts [`ProtocolService`] in front of the gRPC services.
+#[derive(Clone)]
+pub struct ProtocolLayer {
+    http: axum::Router,
+}
+
+impl ProtocolLayer {
+    pub fn new(http: axum::Router) -> Self {
+        Self { http }
+    }
+}
+
+impl<S> Layer<S> for ProtocolLayer {
+    type Service = ProtocolService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ProtocolService {
+            inner,
+            http: self.http.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ProtocolService<S> {
+    inner: S,
+    http: axum::Router,
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+
+impl<S> Service<Request<BoxBody>> for ProtocolService<S>
+where
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is checked per call (oneshot) on a clone, so one slow route never
+        // holds back the others.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<BoxBody>) -> Self::Future {
+        let path = request.uri().path().to_string();
+        // HTTP/2 carries the host as :authority, which services cannot see; they answer with
+        // URLs on the address the client used, so it travels as the `host` header everywhere.
+        if !request.headers().contains_key(http::header::HOST) {
+            if let Some(authority) = request.uri().authority() {
+                if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                    request.headers_mut().insert(http::header::HOST, value);
+                }
+            }
+        }
+        if !is_rpc_path(&path) {
+            let http = self.http.clone();
+            return Box::pin(async move {
+                let Ok(response) = http.oneshot(request).await;
+                Ok(response.map(|body| {
+                    tonic::body::boxed(http_body_util::BodyExt::map_err(body, |e| {
+                        tonic::Status::internal(e.to_string())
+                    }))
+                }))
+            });
+        }
+        let inner = NameUnimplemented {
+            inner: self.inner.clone(),
+            path,
+        };
+        match connect::classify(request.headers(), request.method()) {
+            Some(kind) => Box::pin(async move { Ok(connect::serve(inner, request, kind).await) }),
+            None => Box::pin(inner.oneshot(request)),
+        }
+    }
+}
+
+/// Says which method is not implemented: tonic answers an unknown service or method with a
+/// bare UNIMPLEMENTED, which leaves a client guessing what it called.
+#[derive(Clone)]
+struct NameUnimplemented<S> {
+    inner: S,
+    path: String,
+}
+
+impl<S> Service<Request<BoxBody>> for NameUnimplemented<S>
+where
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
+        let call = self.inner.call(request);
+        let path = self.path.clone();
+        Box::pin(async move {
+            let mut response = call.await?;
+            let headers = response.headers_mut();
+            let unimplemented = headers
+                .get("grpc-status")
+                .is_some_and(|s| s == HeaderValue::from_static("12"));
+            let silent = headers.get("grpc-message").is_none_or(|m| m.is_empty());
+            if unimplemented && silent {
+                let message = format!(
+                    "{} is not implemented by the embedded backend",
+                    path.trim_start_matches('/')
+                );
+                if let Ok(value) = HeaderValue::from_str(&message) {
+                    headers.insert("grpc-message", value);
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_rpc_paths() {
+        assert!(is_rpc_path("/flyteidl2.workflow.RunService/CreateRun"));
+        assert!(!is_rpc_path("/files/a/b"));
+        assert!(!is_rpc_path("/healthz"));
+        assert!(!is_rpc_path("/a.b/c/d"));
+        assert!(!is_rpc_path("/a.b/"));
+        assert!(!is_rpc_path("/"));
+    }
+}

@@ -1,0 +1,86 @@
+//! flyteidl2.auth.IdentityService and AuthMetadataService. Authentication is off on the
+//! embedded backend (it listens on loopback): every caller is the local user, and there is
+//! no OAuth2 server to describe.
+
+use tonic::{Request, Response, Status};
+
+use flyteidl2::flyteidl::auth::auth_metadata_service_server::AuthMetadataService;
+use flyteidl2::flyteidl::auth::identity_service_server::IdentityService;
+use flyteidl2::flyteidl::auth::{
+    GetOAuth2MetadataRequest, GetOAuth2MetadataResponse, GetPublicClientConfigRequest,
+    GetPublicClientConfigResponse, UserInfoRequest, UserInfoResponse,
+};
+
+/// The user this backend runs as: name from the password database, else $USER.
+fn local_user() -> (String, String) {
+    // SAFETY: getuid cannot fail; getpwuid returns NULL or a pointer to static storage that
+    // stays valid until the next getpw* call, and the strings are copied out right away.
+    let uid = unsafe { libc::getuid() };
+    let name = unsafe {
+        let entry = libc::getpwuid(uid);
+        if entry.is_null() || (*entry).pw_name.is_null() {
+            None
+        } else {
+            Some(
+                std::ffi::CStr::from_ptr((*entry).pw_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    let name = name
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| format!("uid{uid}"));
+    (uid.to_string(), name)
+}
+
+pub struct IdentityApi;
+
+#[tonic::async_trait]
+impl IdentityService for IdentityApi {
+    async fn user_info(
+        &self,
+        _request: Request<UserInfoRequest>,
+    ) -> Result<Response<UserInfoResponse>, Status> {
+        let (uid, name) = local_user();
+        Ok(Response::new(UserInfoResponse {
+            subject: uid,
+            name: name.clone(),
+            preferred_username: name,
+            ..Default::default()
+        }))
+    }
+}
+
+pub struct AuthMetadataApi {
+    endpoint: String,
+}
+
+impl AuthMetadataApi {
+    pub fn new(endpoint: String) -> Self {
+        Self { endpoint }
+    }
+}
+
+#[tonic::async_trait]
+impl AuthMetadataService for AuthMetadataApi {
+    async fn get_o_auth2_metadata(
+        &self,
+        _request: Request<GetOAuth2MetadataRequest>,
+    ) -> Result<Response<GetOAuth2MetadataResponse>, Status> {
+        Err(Status::unimplemented(
+            "authentication is off on the embedded backend: there is no OAuth2 server",
+        ))
+    }
+
+    async fn get_public_client_config(
+        &self,
+        _request: Request<GetPublicClientConfigRequest>,
+    ) -> Result<Response<GetPublicClientConfigResponse>, Status> {
+        Ok(Response::new(GetPublicClientConfigResponse {
+            authorization_metadata_key: "authorization".into(),
+            dataplane_domain: self.endpoint.clone(),
+            ..Default::default()
+        }))
+    }
+}
