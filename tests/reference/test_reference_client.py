@@ -1,0 +1,74 @@
+"""The unmodified reference SDK against our embedded backend: over its default Connect
+transport, through its Python API and its CLI; its task containers run under its own
+virtualenv (the image mapping of `flyte start local --image`). Each test asserts on what
+came back, not on exit codes alone."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+PROJECT = ["--project", "flytesnacks", "--domain", "development"]
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _result(proc) -> dict:  # type: ignore[no-untyped-def]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, (
+        f"no result (exit {proc.returncode})\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-3000:]}"
+    )
+    return json.loads(lines[-1])
+
+
+def test_async_fan_out_of_fifty_children(reference) -> None:  # type: ignore[no-untyped-def]
+    out = _result(reference.python("workflows.py", reference.endpoint, "fan"))
+    assert out == {"out": sum(2 * i for i in range(50))}
+
+
+def test_sync_chain(reference) -> None:  # type: ignore[no-untyped-def]
+    assert _result(reference.python("workflows.py", reference.endpoint, "chain")) == {"out": 24}
+
+
+def test_a_child_error_reaches_its_caller_with_type_and_message(reference) -> None:  # type: ignore[no-untyped-def]
+    out = _result(reference.python("workflows.py", reference.endpoint, "catches"))
+    kind, code, message = out["out"].split("|")
+    assert kind == "RuntimeUserError"
+    assert code == "ValueError"
+    assert message == "bad input 7"
+
+
+def test_failed_run_and_cli_views(reference) -> None:  # type: ignore[no-untyped-def]
+    out = _result(reference.python("workflows.py", reference.endpoint, "boom"))
+    assert out["phase"].endswith("FAILED")
+    name = out["name"]
+
+    run = reference.cli("get", "run", name, *PROJECT)
+    assert name in run.stdout and "FAILED" in run.stdout, run.stdout + run.stderr
+
+    listed = reference.cli("get", "run", *PROJECT)
+    assert name in listed.stdout, listed.stdout + listed.stderr
+
+    actions = reference.cli("get", "action", name, *PROJECT)
+    assert "a0" in actions.stdout and "cases.boom" in actions.stdout, actions.stdout + actions.stderr
+
+    action = reference.cli("get", "action", name, "a0", *PROJECT)
+    assert "a0" in action.stdout and "FAILED" in action.stdout, action.stdout + action.stderr
+
+    logs = reference.cli("get", "logs", name, *PROJECT)
+    assert "ValueError" in logs.stdout and "bad input 7" in logs.stdout, logs.stdout + logs.stderr
+
+
+def test_abort_run(reference) -> None:  # type: ignore[no-untyped-def]
+    name = _result(reference.python("workflows.py", reference.endpoint, "sleeper"))["name"]
+    aborted = reference.cli("abort", "run", name, *PROJECT)
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    deadline = time.monotonic() + 60
+    while True:
+        run = reference.cli("get", "run", name, *PROJECT)
+        if "ABORTED" in run.stdout:
+            break
+        assert time.monotonic() < deadline, run.stdout + run.stderr
+        time.sleep(1)

@@ -1,0 +1,69 @@
+"""Workflows written for the reference SDK (flyte 2.12.1), run by it, unmodified, against our
+backend. Invoked as ``python workflows.py ENDPOINT CASE``; prints one JSON line."""
+
+import asyncio
+import json
+import sys
+
+import flyte
+
+env = flyte.TaskEnvironment(name="cases")
+
+
+@env.task
+def double(x: int) -> int:
+    return x * 2
+
+
+@env.task
+def chain(x: int) -> int:
+    return double(double(double(x)))
+
+
+@env.task
+async def boom(x: int) -> int:
+    raise ValueError(f"bad input {x}")
+
+
+@env.task
+async def catches(x: int) -> str:
+    try:
+        await boom(x)
+    except Exception as e:
+        return f"{type(e).__name__}|{getattr(e, 'code', '')}|{e}"
+    return "no error"
+
+
+@env.task
+async def fan(n: int) -> int:
+    return sum(await asyncio.gather(*[double.aio(i) for i in range(n)]))
+
+
+@env.task
+async def sleeper(s: int) -> int:
+    await asyncio.sleep(s)
+    return s
+
+
+if __name__ == "__main__":
+    flyte.init(endpoint=sys.argv[1], insecure=True, project="flytesnacks", domain="development")
+    case = sys.argv[2]
+    if case == "chain":
+        r = flyte.run(chain, x=3)
+        r.wait()
+        print(json.dumps({"out": r.outputs()[0]}))
+    elif case == "fan":
+        r = flyte.run(fan, n=50)
+        r.wait()
+        print(json.dumps({"out": r.outputs()[0]}))
+    elif case == "catches":
+        r = flyte.run(catches, x=7)
+        r.wait()
+        print(json.dumps({"out": r.outputs()[0]}))
+    elif case == "boom":
+        r = flyte.run(boom, x=7)
+        r.wait()
+        print(json.dumps({"name": r.name, "phase": str(r.phase)}))
+    elif case == "sleeper":
+        r = flyte.run(sleeper, s=600)
+        print(json.dumps({"name": r.name}))
