@@ -266,28 +266,21 @@ impl DataProxyService for DataProxyApi {
         };
         let digest = Sha256::digest(hashed.encode_to_vec());
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
-        let dir = if request.base_dir.is_empty() {
-            let mut dir = self.files.root.join("uploads");
-            for part in [&org, &project, &domain] {
-                if !part.is_empty() {
-                    dir = dir.join(segment(part, "id")?);
-                }
-            }
-            dir.join("offloaded-inputs").join(&hash)
+        let mut dir = if request.base_dir.is_empty() {
+            self.files.root.join("uploads")
         } else {
-            let base = crate::layout::uri_to_path(&request.base_dir).map_err(|e| {
+            crate::layout::uri_to_path(&request.base_dir).map_err(|e| {
                 Status::invalid_argument(format!(
                     "base_dir: {e}; the embedded backend writes inputs to local storage"
                 ))
-            })?;
-            let mut dir = base;
-            for part in [&org, &project, &domain] {
-                if !part.is_empty() {
-                    dir = dir.join(segment(part, "id")?);
-                }
-            }
-            dir.join("offloaded-inputs").join(&hash)
+            })?
         };
+        for part in [&org, &project, &domain] {
+            if !part.is_empty() {
+                dir = dir.join(segment(part, "id")?);
+            }
+        }
+        let dir = dir.join("offloaded-inputs").join(&hash);
         let file = dir.join("inputs.pb");
         write_atomic(&file, &inputs.encode_to_vec())
             .map_err(|e| Status::internal(format!("write {}: {e}", file.display())))?;

@@ -71,6 +71,18 @@ fn check_id(id: &str) -> Result<(), Status> {
     }
 }
 
+/// A project as a caller sent it, checked and ready to store: named after its id when
+/// unnamed, without domains (they are the cluster's, not the caller's).
+fn from_request(project: Option<Project>) -> Result<Project, Status> {
+    let mut project = project.ok_or_else(|| Status::invalid_argument("project is required"))?;
+    check_id(&project.id)?;
+    if project.name.is_empty() {
+        project.name = project.id.clone();
+    }
+    project.domains.clear();
+    Ok(project)
+}
+
 pub struct ProjectsApi {
     engine: Arc<Engine>,
 }
@@ -108,16 +120,7 @@ impl ProjectService for ProjectsApi {
         &self,
         request: Request<CreateProjectRequest>,
     ) -> Result<Response<CreateProjectResponse>, Status> {
-        let mut project = request
-            .into_inner()
-            .project
-            .ok_or_else(|| Status::invalid_argument("project is required"))?;
-        check_id(&project.id)?;
-        if project.name.is_empty() {
-            project.name = project.id.clone();
-        }
-        // Domains are the cluster's, not the caller's.
-        project.domains.clear();
+        let project = from_request(request.into_inner().project)?;
         let added = self
             .engine
             .store
@@ -141,15 +144,7 @@ impl ProjectService for ProjectsApi {
         &self,
         request: Request<UpdateProjectRequest>,
     ) -> Result<Response<UpdateProjectResponse>, Status> {
-        let mut project = request
-            .into_inner()
-            .project
-            .ok_or_else(|| Status::invalid_argument("project is required"))?;
-        check_id(&project.id)?;
-        if project.name.is_empty() {
-            project.name = project.id.clone();
-        }
-        project.domains.clear();
+        let project = from_request(request.into_inner().project)?;
         let updated = self
             .engine
             .store
