@@ -53,7 +53,8 @@ test-rust: $(STAMP)
 test-python: install
 	$(VENV)/bin/pytest -q tests
 
-test: test-rust test-python
+# Style and types are part of the test: CI runs `make test` and nothing else.
+test: lint test-rust test-python
 
 bench: install
 	$(PY) benchmarks/local_mode/run.py
@@ -61,6 +62,7 @@ bench: install
 lint: $(STAMP)
 	$(VENV)/bin/ruff check python tests benchmarks examples
 	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	$(VENV)/bin/mypy python/flyte
 	cargo fmt --all -- --check
 	cargo clippy $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace --all-targets -- -D warnings
 

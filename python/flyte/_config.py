@@ -74,6 +74,8 @@ class Config:
     org: str | None = None
     image_builder: str = "local"
     image_registry: str | None = None
+    #: ``flyte start local``: image name (or prefix) -> the environment that runs it.
+    local_images: tuple[tuple[str, str], ...] = ()
     path: Path | None = None
     # Excluded from hashing because mappings are unhashable; still part of equality.
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
@@ -200,7 +202,27 @@ def _parse_builder(value: Any, where: str) -> str | None:
     return text
 
 
+def _parse_images(value: Any, where: str, base: Path | None = None) -> tuple[tuple[str, str], ...]:
+    """``{image name or prefix: environment dir}``; relative dirs are taken from ``base``."""
+    if not isinstance(value, Mapping):
+        raise _error(f"{where} must be a mapping of image name to environment directory, got {value!r}")
+    out: list[tuple[str, str]] = []
+    for name, directory in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise _error(f"{where}: image names must be non-empty strings, got {name!r}")
+        text = _parse_str(directory, f"{where}: '{name}'")
+        if text is None:
+            raise _error(f"{where}: '{name}' needs an environment directory")
+        path = Path(text).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+        out.append((name.strip(), str(path)))
+    return tuple(out)
+
+
 def _parse_setting(name: str, value: Any, where: str) -> Any:
+    if name == "local_images":
+        return _parse_images(value, where)
     if name == "insecure":
         return _parse_bool(value, where)
     if name == "image_builder":
@@ -243,10 +265,11 @@ def _settings_from_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise _error(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
 
-    sections = {name: _section(data, name, path) for name in ("admin", "task", "image")}
+    sections = {name: _section(data, name, path) for name in ("admin", "task", "image", "local")}
     known_by_section: dict[str, set[str]] = {name: set() for name in sections}
     for section, key in _NESTED_KEYS.values():
         known_by_section[section].add(key)
+    known_by_section["local"].add("images")
     for section, mapping in sections.items():
         for key in mapping:
             if key not in known_by_section[section]:
@@ -271,6 +294,9 @@ def _settings_from_file(path: Path) -> dict[str, Any]:
         value = nested if nested is not None else flat
         if value is not None:
             values[name] = value
+    images = sections["local"].get("images")
+    if images is not None:
+        values["local_images"] = _parse_images(images, f"{path}: 'local.images'", path.parent)
     return values
 
 

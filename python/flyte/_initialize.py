@@ -98,6 +98,53 @@ def is_initialized() -> bool:
     return _config is not None
 
 
+#: What a run on a backend belongs to when nothing is configured: the project and domain a
+#: fresh Flyte 2 cluster (and the embedded backend) starts with.
+DEFAULT_PROJECT = "flytesnacks"
+DEFAULT_DOMAIN = "development"
+#: The org of a single-tenant cluster, which ignores it (identifiers still need one).
+DEFAULT_ORG = "local"
+#: Set by a cluster's executor in every task pod: the org the action runs under.
+ORG_ENV = "_U_ORG_NAME"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a run on a backend lives: org, project, domain (all non-empty, as a cluster requires)."""
+
+    org: str
+    project: str
+    domain: str
+
+
+def org_from_endpoint(endpoint: str | None) -> str | None:
+    """A multi-tenant cluster's org is the first label of its host name (``acme.cloud.example.com``)."""
+    if not endpoint:
+        return None
+    host = endpoint.split("://", 1)[-1].lstrip("/").split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    labels = host.split(".")
+    if len(labels) < 3 or all(label.isdigit() for label in labels):
+        return None  # localhost, an IP address, or a bare domain: no org in it
+    return labels[0]
+
+
+def scope(
+    project: str | None = None,
+    domain: str | None = None,
+    org: str | None = None,
+    endpoint: str | None = None,
+) -> Scope:
+    """The org, project and domain a backend call uses: the arguments (the caller's, else the
+    configuration's), else (inside a task) what the executor set, else a fresh cluster's."""
+    cfg = current_config()
+    org = org or cfg.org or os.environ.get(ORG_ENV) or org_from_endpoint(endpoint or cfg.endpoint)
+    return Scope(
+        org=org or DEFAULT_ORG,
+        project=project or cfg.project or DEFAULT_PROJECT,
+        domain=domain or cfg.domain or DEFAULT_DOMAIN,
+    )
+
+
 def data_dir() -> Path:
     """Where local state lives: ``init(data_dir=...)``, else ``$FLYTE_DATA_DIR``, else ``~/.flyte/local``."""
     cfg = current_config()

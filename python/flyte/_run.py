@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import threading
 import time
@@ -18,7 +17,6 @@ from flyte.errors import InitializationError
 
 Mode = Literal["local", "remote"]
 
-_RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -162,8 +160,10 @@ def with_runcontext(
     """Settings for the next run: ``flyte.with_runcontext(mode="local").run(main, x=1)``."""
     if mode not in (None, "local", "remote"):
         raise ValueError(f"mode must be 'local' or 'remote', got {mode!r}")
-    if name is not None and not _RUN_NAME.match(name):
-        raise ValueError(f"run name {name!r} is not valid: use lowercase letters, digits and '-', at most 63")
+    if name is not None:
+        from flyte import _core
+
+        _core.check_run_name(name)  # the cluster's rule, shared with the backend
     if raw_data_path is not None:
         from flyte._internal._raw_data import normalize_raw_data_path
 

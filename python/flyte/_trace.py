@@ -46,21 +46,25 @@ class _TraceInfo:
             self._identity = f"trace|{self.name}|{body_hash(self.func)}"
         return self._identity
 
-    def inputs_bytes(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    def inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The call's inputs as a flyteidl2 ``Inputs`` message."""
         iface = self.interface
-        bound = iface.bind(args, kwargs, self.name)
-        from flyte._internal._identity import identity_bytes
-
-        return identity_bytes(iface.inputs_to_literals(bound, self.name), references=True)
+        return iface.inputs_to_literals(iface.bind(args, kwargs, self.name), self.name)
 
 
-def _begin(info: _TraceInfo, c: _context.ActionContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def _begin(
+    info: _TraceInfo, c: _context.ActionContext, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, Any]:
+    """Names the call in the ledger; returns the name and the call's inputs."""
+    from flyte._internal._identity import identity_bytes
+
+    inputs = info.inputs(args, kwargs)
     ledger = c.run.ledger
     name, _ = ledger.submit(
-        c.action_name, info.identity, info.inputs_bytes(args, kwargs), c.group, info.name, "trace"
+        c.action_name, info.identity, identity_bytes(inputs, references=True), c.group, info.name, "trace"
     )
     ledger.start_attempt(name)
-    return name
+    return name, inputs
 
 
 def _replayed(c: _context.ActionContext, name: str) -> None:
@@ -80,7 +84,7 @@ def trace(func: F) -> F:
             c = _context.current()
             if c is None:
                 return await func(*args, **kwargs)
-            name = _begin(info, c, args, kwargs)
+            name, inputs = _begin(info, c, args, kwargs)
             found, value = await c.run.trace_replay(c, name, info)
             if found:
                 _replayed(c, name)
@@ -88,9 +92,9 @@ def trace(func: F) -> F:
             try:
                 result = await func(*args, **kwargs)
             except Exception as e:
-                await c.run.trace_record(c, name, info, None, e)
+                await c.run.trace_record(c, name, info, inputs, None, e)
                 raise
-            await c.run.trace_record(c, name, info, result, None)
+            await c.run.trace_record(c, name, info, inputs, result, None)
             return result
 
         return async_wrapper  # type: ignore[return-value]
@@ -100,7 +104,7 @@ def trace(func: F) -> F:
         c = _context.current()
         if c is None:
             return func(*args, **kwargs)
-        name = _begin(info, c, args, kwargs)
+        name, inputs = _begin(info, c, args, kwargs)
         found, value = c.run.trace_replay_sync(c, name, info)
         if found:
             _replayed(c, name)
@@ -108,9 +112,9 @@ def trace(func: F) -> F:
         try:
             result = func(*args, **kwargs)
         except Exception as e:
-            c.run.trace_record_sync(c, name, info, None, e)
+            c.run.trace_record_sync(c, name, info, inputs, None, e)
             raise
-        c.run.trace_record_sync(c, name, info, result, None)
+        c.run.trace_record_sync(c, name, info, inputs, result, None)
         return result
 
     return wrapper  # type: ignore[return-value]

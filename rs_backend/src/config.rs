@@ -30,6 +30,21 @@ pub struct BackendConfig {
     /// `bin_dir`; the attempt receives the rest of the container args. See the executor's
     /// `forkserver` module for the protocol.
     pub fork_server: Option<Vec<String>>,
+    /// Serve TLS (gRPC over HTTP/2) with this certificate chain and private key, both PEM.
+    /// Tasks then reach the backend over TLS too, so the certificate must be one they trust
+    /// (the system's roots, or `SSL_CERT_FILE` in the backend's environment, which they inherit).
+    pub tls: Option<TlsFiles>,
+    /// Append every RPC request this backend receives to this file, one JSON object per line
+    /// (`{"method": "/pkg.Service/Method", "message": "<base64 protobuf>"}`): what a client
+    /// really sent, e.g. to check it against the API's validation rules.
+    pub request_log: Option<PathBuf>,
+}
+
+/// PEM files of a TLS server identity.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl BackendConfig {
@@ -45,6 +60,8 @@ impl BackendConfig {
             system_retries: Self::DEFAULT_SYSTEM_RETRIES,
             extra_env: Vec::new(),
             fork_server: None,
+            tls: None,
+            request_log: None,
         }
     }
 

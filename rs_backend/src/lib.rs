@@ -61,7 +61,7 @@ mod datafile;
 mod engine;
 mod error;
 mod executor;
-mod idl;
+pub mod idl;
 mod json;
 mod layout;
 mod names;
@@ -74,10 +74,11 @@ mod server;
 mod services;
 mod signing;
 mod store;
+mod tls;
 mod validate;
 mod views;
 
-pub use config::BackendConfig;
+pub use config::{BackendConfig, TlsFiles};
 
 /// The console script of this SDK's wheel that runs one attempt of a task action: the first
 /// container arg of every task it serializes. Attempts of it in the default environment are
@@ -88,4 +89,5 @@ pub const EXTRA_ENV_DATA_DIR: &str = "_FLYTE_DATA_DIR";
 /// The 1-based attempt number (an extra; the contract's FLYTE_ATTEMPT_NUMBER is 0-based).
 pub const EXTRA_ENV_ATTEMPT: &str = "_FLYTE_ATTEMPT";
 pub use error::BackendError;
+pub use names::{check_run_name, MAX_RUN_NAME_LEN};
 pub use server::{start, RunningBackend, ShutdownHandle};

@@ -110,6 +110,29 @@ pub fn check_segment(field: &str, value: &str, required: bool) -> Result<(), Str
     Ok(())
 }
 
+/// Longest run name a Flyte 2 cluster accepts (`RunIdentifier.name`): it becomes part of
+/// Kubernetes object names, together with action names.
+pub const MAX_RUN_NAME_LEN: usize = 30;
+
+/// A run name a cluster accepts: a DNS-1035 label (lowercase letters, digits and '-', starting
+/// with a letter, not ending with '-') of at most [`MAX_RUN_NAME_LEN`] characters.
+pub fn check_run_name(name: &str) -> Result<(), String> {
+    let rule = "a run name must be 1-30 characters: lowercase letters, digits and '-', \
+                starting with a letter and not ending with '-'";
+    let valid = !name.is_empty()
+        && name.len() <= MAX_RUN_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("invalid run name {name:?}: {rule}"))
+    }
+}
+
 /// A fresh run name: "r" followed by 19 characters from [a-z0-9].
 pub fn generate_run_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -140,6 +163,26 @@ pub fn generate_run_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_names_follow_the_cluster_rule() {
+        for good in ["a", "r0", "my-run-1", &"a".repeat(30), &generate_run_name()] {
+            assert!(check_run_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "-a",
+            "a-",
+            "My-run",
+            "a_b",
+            "a.b",
+            &"a".repeat(31),
+        ] {
+            let err = check_run_name(bad).unwrap_err();
+            assert!(err.contains("1-30 characters"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn segments() {

@@ -16,12 +16,13 @@ use crate::engine::Engine;
 use crate::error::BackendError;
 use crate::executor::{run_dispatcher, Control};
 use crate::layout::Layout;
-use crate::protocol::ProtocolLayer;
+use crate::protocol::{ProtocolLayer, RequestLog};
 use crate::recovery::recover;
 use crate::services::http::{self, Files};
 use crate::services::{self, projects};
 use crate::signing::UrlSigner;
 use crate::store::Store;
+use crate::tls;
 
 /// How long a graceful stop waits for clients to let go before connections are dropped.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -135,27 +136,40 @@ pub async fn start(
         root: engine.layout.storage_root(),
         signer: UrlSigner::load_or_create(&engine.layout.signing_key_path())?,
     });
+    let request_log = match &engine.config.request_log {
+        Some(path) => Some(Arc::new(RequestLog::open(path)?)),
+        None => None,
+    };
+    let acceptor = match &engine.config.tls {
+        Some(files) => Some(tls::acceptor(files)?),
+        None => None,
+    };
     let mut builder = tonic::transport::Server::builder()
         // Connect and gRPC-Web clients speak HTTP/1.1; gRPC clients HTTP/2. One port for all.
         .accept_http1(true)
         .layer(
             tower::ServiceBuilder::new()
-                .layer(ProtocolLayer::new(http::routes(files.clone())))
+                .layer(ProtocolLayer::new(http::routes(files.clone()), request_log))
                 .layer(tonic_web::GrpcWebLayer::new()),
         );
-    let router = services::add_all(&mut builder, &engine, &files, false);
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(
-        // Without TCP_NODELAY a unary reply written in several pieces waits for the
-        // client's delayed ACK: ~40 ms per RPC instead of well under 1 ms.
-        TcpListenerStream::new(listener).map(|accepted| {
-            accepted.inspect(|stream| {
-                if let Err(err) = stream.set_nodelay(true) {
-                    tracing::debug!(%err, "could not disable Nagle's algorithm");
-                }
-            })
-        }),
-        shutdown,
-    ));
+    let router = services::add_all(&mut builder, &engine, &files, acceptor.is_some());
+    let server = match acceptor {
+        Some(acceptor) => tokio::spawn(
+            router.serve_with_incoming_shutdown(tls::incoming(listener, acceptor), shutdown),
+        ),
+        None => tokio::spawn(router.serve_with_incoming_shutdown(
+            // Without TCP_NODELAY a unary reply written in several pieces waits for the
+            // client's delayed ACK: ~40 ms per RPC instead of well under 1 ms.
+            TcpListenerStream::new(listener).map(|accepted| {
+                accepted.inspect(|stream| {
+                    if let Err(err) = stream.set_nodelay(true) {
+                        tracing::debug!(%err, "could not disable Nagle's algorithm");
+                    }
+                })
+            }),
+            shutdown,
+        )),
+    };
     Ok(RunningBackend {
         addr: local_addr,
         endpoint,

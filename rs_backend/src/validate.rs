@@ -36,6 +36,7 @@ pub fn action_id(id: Option<&ActionIdentifier>, field: &str) -> Result<(RunKey, 
 pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
     let run = match &request.id {
         Some(create_run_request::Id::RunId(id)) => {
+            names::check_run_name(&id.name).map_err(|e| invalid(format!("run_id.name: {e}")))?;
             RunKey::from_proto(id, "run_id").map_err(invalid)?
         }
         Some(create_run_request::Id::ProjectId(project)) => {

@@ -186,6 +186,7 @@ def test_create_then_get_round_trip(isolated: Path) -> None:
         "org": None,
         "image_builder": "local",
         "image_registry": None,
+        "local_images": [],
     }
     assert data["sources"]["endpoint"] == f"file {target}"
     assert data["sources"]["project"] == f"file {target}"

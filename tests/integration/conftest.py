@@ -14,23 +14,35 @@ import pytest
 
 import flyte
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 
 @pytest.fixture(scope="session")
 def backend_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's backend. It logs every request it receives; when the session ends, each
+    one (all sent by this SDK: the client and the controller inside tasks) must pass
+    flyteidl2's validation rules, as a Flyte 2 cluster would check them."""
     from flyte import _core
 
     data = tmp_path_factory.mktemp("backend")
+    log = data / "requests.jsonl"
     backend = _core.Backend(
         str(data),
         str(Path(sys.executable).parent),
         port=0,
         max_parallel=8,
         fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],
+        request_log=str(log),
     )
     try:
         yield backend.endpoint
     finally:
         backend.shutdown()
+    from protovalidation import violations
+
+    checked, found = violations(log)
+    assert checked > 0, "the backend logged no requests"
+    assert not found, f"requests that break flyteidl2's rules, of {checked}:\n" + "\n".join(found)
 
 
 @pytest.fixture(params=["local", "remote"])
@@ -52,7 +64,6 @@ def _counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # -- a real S3 API (moto's server mode on 127.0.0.1) -----------------------------------------
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from s3server import S3, aws_env, moto_server  # noqa: E402
 
 BUCKET = "flyte-test-bucket"

@@ -23,6 +23,16 @@ def _result(proc) -> dict:  # type: ignore[no-untyped-def]
     return json.loads(lines[-1])
 
 
+def test_hello_through_the_cli_then_the_remote_api(reference) -> None:  # type: ignore[no-untyped-def]
+    started = reference.cli(
+        "run", *PROJECT, "--name", "hello-ref-cli", "workflows.py", "hello", "--who", "world"
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    out = _result(reference.python("workflows.py", reference.endpoint, "fetch", "hello-ref-cli"))
+    assert out["out"] == "hello world"
+    assert out["phase"].endswith("SUCCEEDED") and out["action"].endswith("SUCCEEDED"), out
+
+
 def test_async_fan_out_of_fifty_children(reference) -> None:  # type: ignore[no-untyped-def]
     out = _result(reference.python("workflows.py", reference.endpoint, "fan"))
     assert out == {"out": sum(2 * i for i in range(50))}

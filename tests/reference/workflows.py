@@ -11,6 +11,11 @@ env = flyte.TaskEnvironment(name="cases")
 
 
 @env.task
+def hello(who: str) -> str:
+    return f"hello {who}"
+
+
+@env.task
 def double(x: int) -> int:
     return x * 2
 
@@ -64,6 +69,12 @@ if __name__ == "__main__":
         r = flyte.run(boom, x=7)
         r.wait()
         print(json.dumps({"name": r.name, "phase": str(r.phase)}))
+    elif case == "fetch":
+        # A run started elsewhere (e.g. by `flyte run`), looked up through the remote API.
+        run = flyte.remote.Run.get(sys.argv[3])
+        run.wait(quiet=True)
+        action = flyte.remote.Action.get(run_name=sys.argv[3], name="a0")
+        print(json.dumps({"out": run.outputs()[0], "phase": str(run.phase), "action": str(action.phase)}))
     elif case == "sleeper":
         r = flyte.run(sleeper, s=600)
         print(json.dumps({"name": r.name}))

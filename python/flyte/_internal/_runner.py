@@ -99,12 +99,24 @@ class Runner:
         return False, None
 
     async def trace_record(
-        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+        self,
+        c: ActionContext,
+        name: str,
+        info: Any,
+        inputs: Any,
+        result: Any,
+        error: BaseException | None,
     ) -> None:
-        self.trace_record_sync(c, name, info, result, error)
+        self.trace_record_sync(c, name, info, inputs, result, error)
 
     def trace_record_sync(
-        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+        self,
+        c: ActionContext,
+        name: str,
+        info: Any,
+        inputs: Any,
+        result: Any,
+        error: BaseException | None,
     ) -> None:
         if error is None:
             self.ledger.finish(name, "SUCCEEDED")

@@ -230,15 +230,24 @@ class ActionRunner(Runner):
             return asyncio.run_coroutine_threadsafe(self.trace_replay(c, name, info), loop).result()
 
     async def trace_record(
-        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+        self,
+        c: ActionContext,
+        name: str,
+        info: Any,
+        inputs: Any,
+        result: Any,
+        error: BaseException | None,
     ) -> None:
         from flyteidl2.actions import actions_service_pb2
         from flyteidl2.common import phase_pb2
         from flyteidl2.task import common_pb2, task_definition_pb2
         from flyteidl2.workflow import run_definition_pb2
 
-        super().trace_record_sync(c, name, info, result, error)
+        super().trace_record_sync(c, name, info, inputs, result, error)
         prefix = _uris.join(self.run_output_base, name, "trace") + "/"
+        # As for a task action, the inputs the trace was called with are kept beside it.
+        input_uri = prefix + "inputs.pb"
+        _uris.write_bytes(input_uri, inputs.SerializeToString())
         phase = phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED
         if error is None:
             try:
@@ -259,6 +268,7 @@ class ActionRunner(Runner):
         action = actions_service_pb2.Action(
             action_id=self.action_id(name),
             parent_action_name=c.action_name,
+            input_uri=input_uri,
             run_output_base=self.run_output_base,
             group=c.group or "",
             trace=trace,
@@ -270,12 +280,19 @@ class ActionRunner(Runner):
             pass
 
     def trace_record_sync(
-        self, c: ActionContext, name: str, info: Any, result: Any, error: BaseException | None
+        self,
+        c: ActionContext,
+        name: str,
+        info: Any,
+        inputs: Any,
+        result: Any,
+        error: BaseException | None,
     ) -> None:
         import asyncio
 
         with self.blocking_loop() as loop:
-            asyncio.run_coroutine_threadsafe(self.trace_record(c, name, info, result, error), loop).result()
+            record = self.trace_record(c, name, info, inputs, result, error)
+            asyncio.run_coroutine_threadsafe(record, loop).result()
 
 
 def _raise(err: BaseException) -> Any:

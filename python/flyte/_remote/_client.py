@@ -1,4 +1,4 @@
-"""Run-level calls to a backend (RunService, RunLogsService) over the Rust gRPC client.
+"""Run-level calls to a backend (RunService, DataProxyService) over the Rust gRPC client.
 
 Messages are built and decoded here with the flyteidl2 ``_pb2`` modules; the Rust side
 only moves bytes, so every call speaks the real protocol.
@@ -17,7 +17,7 @@ from flyte.errors import ActionNotFoundError, InitializationError, RuntimeSystem
 T = TypeVar("T")
 
 _RUNS = "/flyteidl2.workflow.RunService/"
-_LOGS = "/flyteidl2.workflow.RunLogsService/"
+_DATA = "/flyteidl2.dataproxy.DataProxyService/"
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -153,9 +153,42 @@ class BackendClient:
             _RUNS + "AbortRun", req, run_service_pb2.AbortRunResponse, f"aborting run {run_id.name}"
         )
 
-    def tail_logs(self, action_id: Any, attempt: int = 0) -> AsyncIterator[Any]:
-        from flyteidl2.workflow import run_logs_service_pb2
+    async def tail_logs(self, action_id: Any, attempt: int = 0) -> AsyncIterator[Any]:
+        """Log lines of an attempt (1-based; 0: the latest), then new ones until it ends."""
+        from flyteidl2.dataproxy import dataproxy_service_pb2
 
-        req = run_logs_service_pb2.TailLogsRequest(action_id=action_id, attempt=attempt)
+        if attempt == 0:
+            attempt = await self._latest_attempt(action_id)
+        req = dataproxy_service_pb2.TailLogsRequest(action_id=action_id, attempt=attempt)
         what = f"logs of action {action_id.name} of run {action_id.run.name}"
-        return self._stream(_LOGS + "TailLogs", req, run_logs_service_pb2.TailLogsResponse, what)
+        async for resp in self._stream(_DATA + "TailLogs", req, dataproxy_service_pb2.TailLogsResponse, what):
+            yield resp
+
+    async def _latest_attempt(self, action_id: Any) -> int:
+        """The action's latest attempt (the service names them from 1 and has no "latest"),
+        waiting for the first one if the action has not started yet."""
+        from flyteidl2.common import phase_pb2
+
+        terminal = {
+            phase_pb2.ACTION_PHASE_SUCCEEDED,
+            phase_pb2.ACTION_PHASE_FAILED,
+            phase_pb2.ACTION_PHASE_ABORTED,
+            phase_pb2.ACTION_PHASE_TIMED_OUT,
+        }
+        while True:
+            status = (await self.get_action_details(action_id)).status
+            if status.attempts > 0 or status.phase in terminal:
+                return max(status.attempts, 1)
+            await asyncio.sleep(0.2)
+
+    # -- data -----------------------------------------------------------------------------
+
+    async def create_upload_location(self, request: Any) -> Any:
+        from flyteidl2.dataproxy import dataproxy_service_pb2
+
+        return await self._unary(
+            _DATA + "CreateUploadLocation",
+            request,
+            dataproxy_service_pb2.CreateUploadLocationResponse,
+            f"asking where to upload {request.filename}",
+        )

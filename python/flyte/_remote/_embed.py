@@ -53,13 +53,14 @@ def create_run_request(
     """(serialized CreateRunRequest, full task name)."""
     import flyte
     from flyte._initialize import current_config
+    from flyte._remote._client import BackendClient
     from flyte._remote._submit import create_run_request as build
 
     flyte.init(endpoint=endpoint, insecure=True, project=project or None, domain=domain or None)
     task = _load(file, task_name)
-    request = build(
-        task, (), _inputs(task, inputs_json), flyte.with_runcontext(mode="remote"), current_config()
-    )
+    rc = flyte.with_runcontext(mode="remote")
+    client = BackendClient(endpoint, insecure=True)
+    request = build(task, (), _inputs(task, inputs_json), rc, current_config(), client)
     return request.SerializeToString(), str(task.name)
 
 

@@ -134,8 +134,10 @@ def serve(
     announce: Any = print,
     launcher: str = "fork",
     images: list[tuple[str, Path]] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> None:
-    """Runs the backend in this process until interrupted (``flyte start local``)."""
+    """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
+    (certificate, private key), PEM files."""
     from flyte import _core
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +151,8 @@ def serve(
             max_parallel,
             fork,
             [(name, str(path)) for name, path in images or []],
+            tls_cert=str(tls[0]) if tls else None,
+            tls_key=str(tls[1]) if tls else None,
         )
     except OSError as e:
         if "in use" not in str(e):

@@ -9,14 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flyte._internal import _bundle, _uris
+from flyte._internal import _bundle
 from flyte._internal._serialize import CodeRef, task_module, task_spec
 from flyte._remote._client import BackendClient, run_sync
+from flyte._remote._upload import upload_bytes
 from flyte._run import Run, RunOutputs, output_values
 from flyte.errors import RuntimeSystemError
 
 if TYPE_CHECKING:
-    from flyte._initialize import InitConfig
+    from flyte._initialize import InitConfig, Scope
     from flyte._run import _RunContext
     from flyte._task import TaskTemplate
 
@@ -46,10 +47,19 @@ def _code_root(task: TaskTemplate[Any, Any], root_dir: Path | None) -> Path:
     return _bundle.module_root(module)
 
 
+#: Bundles already uploaded by this process: (endpoint, digest) -> the URL tasks read.
+_uploaded: dict[tuple[str, str], str] = {}
+
+
 def prepare_code(
-    task: TaskTemplate[Any, Any], copy_style: str, root_dir: Path | None, data_dir: Path
+    task: TaskTemplate[Any, Any],
+    copy_style: str,
+    root_dir: Path | None,
+    client: BackendClient,
+    where: Scope,
 ) -> CodeRef:
-    """Freezes the task's code for the run: a bundle under the data dir, or its place on disk."""
+    """Freezes the task's code for the run: a bundle uploaded through the backend's data
+    proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
     root = _code_root(task, root_dir)
     bundle = _bundle.build(root, copy_style)  # type: ignore[arg-type]
     if bundle is None:
@@ -61,10 +71,10 @@ def prepare_code(
             root=str(root),
             version=hashlib.sha256(f"{root}|{module}".encode()).hexdigest()[:32],
         )
-    path = data_dir / "bundles" / f"{bundle.digest}.tar.gz"
-    if not path.exists():
-        _uris.write_bytes(str(path), bundle.data)
-    return CodeRef(bundle_uri=path.resolve().as_uri(), root="", version=bundle.digest)
+    key = (client.endpoint, bundle.digest)
+    if key not in _uploaded:
+        _uploaded[key] = run_sync(upload_bytes(client, bundle.data, f"{bundle.digest}.tar.gz", where))
+    return CodeRef(bundle_uri=_uploaded[key], root="", version=bundle.digest)
 
 
 class RemoteRun(Run):
@@ -184,13 +194,15 @@ def create_run_request(
     kwargs: dict[str, Any],
     rc: _RunContext,
     cfg: InitConfig,
+    client: BackendClient,
 ) -> Any:
-    """The CreateRunRequest for a run of ``task``: inputs, frozen code, task spec."""
+    """The CreateRunRequest for a run of ``task``: inputs, code uploaded through ``client``,
+    task spec."""
     from flyteidl2.common import identifier_pb2
     from flyteidl2.task import run_pb2
     from flyteidl2.workflow import run_service_pb2
 
-    from flyte._initialize import data_dir
+    from flyte._initialize import scope
     from flyte._internal import _raw_data
     from flyte._run import new_run_name
 
@@ -201,11 +213,11 @@ def create_run_request(
         inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
     for k, v in sorted(rc.custom_context.items()):
         inputs.context.add(key=k, value=v)
-    code = prepare_code(task, rc.copy_style, cfg.root_dir, data_dir())
-    project, domain, org = rc.project or cfg.project, rc.domain or cfg.domain, cfg.org
-    spec = task_spec(task, code, project=project, domain=domain, org=org)
+    where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
+    code = prepare_code(task, rc.copy_style, cfg.root_dir, client, where)
+    spec = task_spec(task, code, project=where.project, domain=where.domain, org=where.org)
     run_id = identifier_pb2.RunIdentifier(
-        org=org or "", project=project or "", domain=domain or "", name=run_name
+        org=where.org, project=where.project, domain=where.domain, name=run_name
     )
     run_spec = run_pb2.RunSpec(overwrite_cache=rc.overwrite_cache)
     if rc.raw_data_path:
@@ -233,8 +245,11 @@ def submit(
 ) -> RemoteRun:
     """Creates a run of ``task`` on the configured backend."""
     assert cfg.endpoint is not None
-    request = create_run_request(task, args, kwargs, rc, cfg)
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, api_key=cfg.api_key)
+    request = create_run_request(task, args, kwargs, rc, cfg, client)
     run = run_sync(client.create_run(request))
-    run_id = run.action.id.run if run.action.id.run.name else request.run_id
+    # Our own identifier (with its org), named as the backend named the run.
+    run_id = type(request.run_id)()
+    run_id.CopyFrom(request.run_id)
+    run_id.name = run.action.id.run.name or request.run_id.name
     return RemoteRun(client, run_id, task, f"flyte://{cfg.endpoint}/runs/{run_id.name}")

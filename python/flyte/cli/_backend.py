@@ -34,7 +34,7 @@ def resolve(
     ctx: click.Context, project: str | None = None, domain: str | None = None, start: bool = False
 ) -> Target:
     """The configured endpoint; otherwise the local backend (started if ``start``)."""
-    from flyte._initialize import data_dir
+    from flyte._initialize import data_dir, scope
     from flyte._remote._client import BackendClient
     from flyte._remote._local_backend import ensure_running, running_endpoint
 
@@ -47,9 +47,10 @@ def resolve(
             raise click.ClickException(
                 "no endpoint is configured and no local backend is running; start one with `flyte start local`"
             )
+    where = scope(project or cfg.project, domain or cfg.domain, cfg.org, endpoint)
     return Target(
         client=BackendClient(endpoint, insecure=insecure),
-        project=project or cfg.project,
-        domain=domain or cfg.domain,
-        org=cfg.org,
+        project=where.project,
+        domain=where.domain,
+        org=where.org,
     )

@@ -366,9 +366,24 @@ class _RunGroup(click.RichGroup):
         )
 
 
+def _check_run_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        from flyte import _core
+
+        try:
+            _core.check_run_name(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
 @click.group(cls=_RunGroup, subcommand_metavar="FILE TASK [INPUTS]...")
 @click.option("--local", is_flag=True, help="Run in this process instead of on a backend.")
-@click.option("--name", help="Name of the run (default: generated).")
+@click.option(
+    "--name",
+    callback=_check_run_name,
+    help="Name of the run (default: generated): at most 30 lowercase letters, digits and '-'.",
+)
 @click.option("--project", "-p", help="Project to run in.")
 @click.option("--domain", "-d", help="Domain to run in.")
 @click.option(

@@ -38,10 +38,30 @@ def start() -> None:
     multiple=True,
     metavar="NAME=DIR",
     help="Run tasks whose image is NAME (or starts with NAME) with the programs of the environment "
-    "DIR (a virtualenv or its bin directory). Repeatable. Default: this environment.",
+    "DIR (a virtualenv or its bin directory). Repeatable; adds to (and overrides) the config file's "
+    "local.images. Default: this environment.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve TLS with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The PEM private key of --tls-cert.",
+)
+@click.pass_context
 def start_local(
-    port: int, host: str, data_dir: Path | None, max_parallel: int, launcher: str, images: tuple[str, ...]
+    ctx: click.Context,
+    port: int,
+    host: str,
+    data_dir: Path | None,
+    max_parallel: int,
+    launcher: str,
+    images: tuple[str, ...],
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Run the embedded backend until interrupted, printing its endpoint.
 
@@ -51,18 +71,32 @@ def start_local(
     """
     from flyte._initialize import data_dir as default_data_dir
     from flyte._remote._local_backend import image_mapping, serve
+    from flyte.cli._get import config_from_context
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    mapping: dict[str, Path] = {}
     try:
-        mapped = [image_mapping(spec) for spec in images]
+        for name, env_dir in config_from_context(ctx).local_images:
+            image, path = image_mapping(f"{name}={env_dir}")
+            mapping[image] = path
+    except ValueError as e:
+        raise click.ClickException(f"config file, local.images: {e}") from None
+    try:
+        for spec in images:
+            image, path = image_mapping(spec)
+            mapping[image] = path
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--image") from None
+    mapped = list(mapping.items())
     directory = (data_dir or default_data_dir()).expanduser().resolve()
 
     def announce(endpoint: str) -> None:
         click.echo(f"Flyte backend listening on {endpoint} (data in {directory})", err=True)
         click.echo(endpoint)
 
-    serve(directory, host, port, max_parallel, announce=announce, launcher=launcher, images=mapped)
+    tls = (tls_cert.resolve(), tls_key.resolve()) if tls_cert is not None and tls_key is not None else None
+    serve(directory, host, port, max_parallel, announce=announce, launcher=launcher, images=mapped, tls=tls)
 
 
 @click.group()

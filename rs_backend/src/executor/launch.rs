@@ -390,7 +390,7 @@ fn contract_env(
         ("_U_RUN_BASE", record.run_output_base.clone()),
         ("_U_ORG_NAME", org.to_string()),
         ("_U_EP_OVERRIDE", engine.endpoint.clone()),
-        ("_U_INSECURE", "true".into()),
+        ("_U_INSECURE", engine.config.tls.is_none().to_string()),
         ("_U_USE_ACTIONS", "1".into()),
         // Local storage stands in for an object store, where writing a key needs no
         // directory; fsspec's local files need this to behave the same.

@@ -100,7 +100,7 @@ fn error_json(status: &Status) -> serde_json::Value {
     error
 }
 
-fn boxed(body: impl Into<Bytes>) -> BoxBody {
+pub(super) fn boxed(body: impl Into<Bytes>) -> BoxBody {
     tonic::body::boxed(
         Full::new(body.into()).map_err(|never: Infallible| -> Status { match never {} }),
     )
@@ -223,7 +223,7 @@ fn grpc_request(
     Ok(request)
 }
 
-async fn read_body(body: BoxBody) -> Result<Bytes, Status> {
+pub(super) async fn read_body(body: BoxBody) -> Result<Bytes, Status> {
     match Limited::new(body, MAX_MESSAGE_BYTES + 5).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) => {
@@ -246,10 +246,11 @@ fn grpc_status(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Option<Stat
     trailers
         .and_then(Status::from_header_map)
         .or_else(|| Status::from_header_map(headers))
+        .map(super::undecodable_is_invalid)
 }
 
 /// Decompresses one gRPC message the tonic service compressed (only if asked, never here).
-fn grpc_message(frame: frames::Frame, headers: &HeaderMap) -> Result<Bytes, Status> {
+pub(super) fn grpc_message(frame: frames::Frame, headers: &HeaderMap) -> Result<Bytes, Status> {
     if frame.flags & COMPRESSED == 0 {
         return Ok(frame.data);
     }

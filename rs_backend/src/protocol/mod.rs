@@ -8,9 +8,13 @@
 
 pub mod connect;
 mod frames;
+mod request_log;
+
+pub use request_log::RequestLog;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response};
@@ -21,6 +25,19 @@ use tower_service::Service;
 
 /// Largest message accepted or sent; task specs with big interfaces exceed tonic's 4 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How tonic's codec begins the message of a request it cannot decode.
+const UNDECODABLE: &str = "failed to decode Protobuf message";
+
+/// tonic reports a request it cannot decode as INTERNAL; the request is what is wrong, and a
+/// Flyte 2 cluster (connect-go) answers INVALID_ARGUMENT.
+pub fn undecodable_is_invalid(status: tonic::Status) -> tonic::Status {
+    if status.code() == tonic::Code::Internal && status.message().starts_with(UNDECODABLE) {
+        tonic::Status::invalid_argument(status.message())
+    } else {
+        status
+    }
+}
 
 /// `/package.Service/Method`: the path shape of every RPC, whatever the protocol.
 pub fn is_rpc_path(path: &str) -> bool {
@@ -37,11 +54,12 @@ pub fn is_rpc_path(path: &str) -> bool {
 #[derive(Clone)]
 pub struct ProtocolLayer {
     http: axum::Router,
+    log: Option<Arc<RequestLog>>,
 }
 
 impl ProtocolLayer {
-    pub fn new(http: axum::Router) -> Self {
-        Self { http }
+    pub fn new(http: axum::Router, log: Option<Arc<RequestLog>>) -> Self {
+        Self { http, log }
     }
 }
 
@@ -52,6 +70,7 @@ impl<S> Layer<S> for ProtocolLayer {
         ProtocolService {
             inner,
             http: self.http.clone(),
+            log: self.log.clone(),
         }
     }
 }
@@ -60,6 +79,7 @@ impl<S> Layer<S> for ProtocolLayer {
 pub struct ProtocolService<S> {
     inner: S,
     http: axum::Router,
+    log: Option<Arc<RequestLog>>,
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -105,9 +125,10 @@ where
                 }))
             });
         }
-        let inner = NameUnimplemented {
+        let inner = RpcCall {
             inner: self.inner.clone(),
             path,
+            log: self.log.clone(),
         };
         match connect::classify(request.headers(), request.method()) {
             Some(kind) => Box::pin(async move { Ok(connect::serve(inner, request, kind).await) }),
@@ -116,17 +137,22 @@ where
     }
 }
 
-/// Says which method is not implemented: tonic answers an unknown service or method with a
-/// bare UNIMPLEMENTED, which leaves a client guessing what it called.
+/// One RPC, by now in gRPC form whatever the client spoke: logged if a request log is kept,
+/// and an UNIMPLEMENTED answer names the method (tonic answers an unknown service or method
+/// with a bare UNIMPLEMENTED, which leaves a client guessing what it called).
 #[derive(Clone)]
-struct NameUnimplemented<S> {
+struct RpcCall<S> {
     inner: S,
     path: String,
+    log: Option<Arc<RequestLog>>,
 }
 
-impl<S> Service<Request<BoxBody>> for NameUnimplemented<S>
+impl<S> Service<Request<BoxBody>> for RpcCall<S>
 where
-    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = BoxError>,
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response<BoxBody>;
@@ -138,11 +164,29 @@ where
     }
 
     fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
-        let call = self.inner.call(request);
         let path = self.path.clone();
+        let call = match &self.log {
+            Some(log) if RequestLog::records(request.headers()) => {
+                // The instance polled ready answers this call; a fresh clone stays behind.
+                let fresh = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, fresh);
+                let (log, path) = (log.clone(), path.clone());
+                Box::pin(async move {
+                    let request = log.record(&path, request).await;
+                    ready.call(request).await
+                }) as BoxFuture
+            }
+            _ => Box::pin(self.inner.call(request)),
+        };
         Box::pin(async move {
             let mut response = call.await?;
             let headers = response.headers_mut();
+            let undecodable = headers
+                .get("grpc-message")
+                .is_some_and(|m| m.as_bytes().starts_with(UNDECODABLE.as_bytes()));
+            if undecodable && headers.get("grpc-status") == Some(&HeaderValue::from_static("13")) {
+                headers.insert("grpc-status", HeaderValue::from_static("3"));
+            }
             let unimplemented = headers
                 .get("grpc-status")
                 .is_some_and(|s| s == HeaderValue::from_static("12"));

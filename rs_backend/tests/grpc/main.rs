@@ -4,5 +4,6 @@ mod actions;
 mod common;
 mod execution;
 mod forked;
+mod protocol;
 mod recovery;
 mod runs;

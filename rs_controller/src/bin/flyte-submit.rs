@@ -16,7 +16,8 @@ use flyteidl2::flyteidl::common::{ActionIdentifier, ActionPhase, RunIdentifier};
 use flyteidl2::flyteidl::workflow::action_details::Result as DetailsResult;
 use flyteidl2::flyteidl::workflow::run_service_client::RunServiceClient;
 use flyteidl2::flyteidl::workflow::{
-    CreateRunResponse, GetActionDataRequest, WatchRunDetailsRequest,
+    create_run_request, CreateRunRequest, CreateRunResponse, GetActionDataRequest,
+    WatchRunDetailsRequest,
 };
 use prost::Message;
 use pyo3::prelude::*;
@@ -150,17 +151,28 @@ fn is_terminal(phase: &str) -> bool {
 }
 
 async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, String> {
+    let sent = CreateRunRequest::decode(request.as_slice())
+        .map_err(|e| format!("the SDK built a bad CreateRun request: {e}"))?;
     let raw = rpc::unary(client, "/flyteidl2.workflow.RunService/CreateRun", request)
         .await
         .map_err(|e| format!("creating the run failed: {e}"))?;
     let created = CreateRunResponse::decode(raw.as_slice())
         .map_err(|e| format!("bad CreateRun response: {e}"))?;
-    let run_id: RunIdentifier = created
+    let created_id: RunIdentifier = created
         .run
         .and_then(|r| r.action)
         .and_then(|a| a.id)
         .and_then(|id| id.run)
         .ok_or("the backend did not say which run it created")?;
+    // Our own identifier (org included, which a backend may leave out of its answer), named
+    // as the backend named the run.
+    let run_id = match sent.id {
+        Some(create_run_request::Id::RunId(mut id)) => {
+            id.name = created_id.name;
+            id
+        }
+        _ => created_id,
+    };
     println!("run {} created", run_id.name);
 
     let mut runs = RunServiceClient::new(client.grpc_channel().map_err(|e| e.to_string())?);

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use flyte_backend::{BackendConfig, RunningBackend};
+use flyte_backend::{BackendConfig, RunningBackend, TlsFiles};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use tokio::sync::Notify;
@@ -31,7 +31,7 @@ impl PyBackend {
     /// where. Serving continues on background threads until `shutdown()`. With
     /// `fork_server`, attempts are forked from that warm process instead of started afresh.
     #[new]
-    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new()))]
+    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), tls_cert = None, tls_key = None, request_log = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -42,15 +42,29 @@ impl PyBackend {
         max_parallel: usize,
         fork_server: Option<Vec<String>>,
         images: Vec<(String, PathBuf)>,
+        tls_cert: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
+        request_log: Option<PathBuf>,
     ) -> PyResult<Self> {
         if max_parallel == 0 {
             return Err(PyValueError::new_err("max_parallel must be at least 1"));
         }
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "TLS needs both a certificate and its private key",
+                ))
+            }
+        };
         let addr = resolve(&host, port)?;
         let mut config = BackendConfig::new(data_dir, bin_dir);
         config.images = images;
         config.max_parallel = max_parallel;
         config.fork_server = fork_server;
+        config.tls = tls;
+        config.request_log = request_log;
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let running = py
             .allow_threads(|| runtime.block_on(flyte_backend::start(config, addr)))

@@ -281,6 +281,12 @@ fn sha256_hex(data: &[u8]) -> String {
     ledger::sha256_hex(data)
 }
 
+/// Raises ValueError unless a cluster would accept `name` as a run name.
+#[pyfunction]
+fn check_run_name(name: &str) -> PyResult<()> {
+    flyte_backend::check_run_name(name).map_err(PyValueError::new_err)
+}
+
 #[pymodule]
 #[pyo3(name = "_core")]
 fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -297,5 +303,6 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(action_name, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_hex, m)?)?;
+    m.add_function(wrap_pyfunction!(check_run_name, m)?)?;
     Ok(())
 }
