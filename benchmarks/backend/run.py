@@ -101,6 +101,7 @@ def main() -> int:
 
     import flyte
     from flyte import _core
+    from flyte._remote._local_backend import default_bin_dir
 
     work = Path(tempfile.mkdtemp(prefix="flyte-bench-"))
     os.environ["FLYTE_DATA_DIR"] = str(work / "client")
@@ -111,7 +112,7 @@ def main() -> int:
     fork = [sys.executable, "-m", "flyte._runtime._forkserver"] if args.launcher == "fork" else None
     backend = _core.Backend(
         str(work / "backend"),
-        [sys.executable, "-m", "flyte._runtime"],
+        str(default_bin_dir()),
         port=0,
         max_parallel=args.max_parallel,
         fork_server=fork,

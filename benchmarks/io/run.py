@@ -210,13 +210,14 @@ def main() -> int:
 
     import flyte
     from flyte import _core
+    from flyte._remote._local_backend import default_bin_dir
 
     backend = None
     if "backend" in modes:
         # Started after the AWS settings are in the environment: its action processes inherit them.
         backend = _core.Backend(
             str(work / "backend"),
-            [sys.executable, "-m", "flyte._runtime"],
+            str(default_bin_dir()),
             port=0,
             max_parallel=4,
             fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],

@@ -54,7 +54,7 @@ class Runner:
         self,
         name: str,
         *,
-        run_dir: Path,
+        run_dir: str | Path,
         project: str | None = None,
         domain: str | None = None,
         org: str | None = None,
@@ -68,12 +68,17 @@ class Runner:
         self.domain = domain
         self.org = org
         self.custom_context = dict(custom_context or {})
-        self.run_dir = run_dir
+        #: The run's directory (a local path, or a URI such as ``s3://...`` on a cluster).
+        self.run_dir = str(run_dir)
         self.ledger = _core.Ledger(name)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=_MAX_SYNC_THREADS, thread_name_prefix=f"flyte-{name}"
         )
+
+    def report_uri(self, action_name: str) -> str:
+        """Where an action's report (``flyte.report``) is written."""
+        return join(self.run_dir, action_name, "report.html")
 
     def raw_data_prefix(self, action_name: str) -> str:
         """Where an action of this run puts new data (files, offloaded values)."""

@@ -9,7 +9,6 @@ memory limits are the backend's job; this side only names, submits and decodes.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyte import _core
@@ -95,17 +94,25 @@ class ActionRunner(Runner):
         controller: Any,
         run_output_base: str,
         code: CodeRef,
-        run_dir: Path,
+        outputs_prefix: str,
         project: str | None,
         domain: str | None,
         org: str | None,
     ) -> None:
-        super().__init__(run_name, run_dir=run_dir, project=project, domain=domain, org=org)
+        super().__init__(run_name, run_dir=run_output_base, project=project, domain=domain, org=org)
         self.action_name = action_name
+        self.outputs_prefix = outputs_prefix
         self.controller = controller
         self.run_output_base = run_output_base
         self.code = code
         self._specs: dict[int, tuple[Any, Any, Any]] = {}
+
+    def report_uri(self, action_name: str) -> str:
+        # This process runs one action; its report goes beside its outputs, where the
+        # backend (and a cluster's console) looks for it.
+        if action_name == self.action_name:
+            return _uris.join(self.outputs_prefix, "report.html")
+        return super().report_uri(action_name)
 
     def raw_data_prefix(self, action_name: str) -> str:
         # Everything this process runs belongs to its own action (traces included); the

@@ -201,7 +201,7 @@ def main(argv: list[str]) -> int:
         controller=controller,
         run_output_base=env["_U_RUN_BASE"],
         code=CodeRef(bundle_uri=args.bundle, root=args.root, version=args.version),
-        run_dir=_uris.to_path(prefix),
+        outputs_prefix=prefix,
         project=env.get("FLYTE_INTERNAL_EXECUTION_PROJECT") or None,
         domain=env.get("FLYTE_INTERNAL_EXECUTION_DOMAIN") or None,
         org=org,

@@ -3,7 +3,6 @@ from __future__ import annotations
 import html
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flyte import _context
 
@@ -38,7 +37,8 @@ class Report:
     name: str
     tabs: dict[str, Tab] = field(default_factory=dict)
     enabled: bool = False
-    path: Path | None = None
+    #: Where ``flush`` writes it: a local path or a storage URI.
+    uri: str | None = None
 
     def get_tab(self, name: str, create_if_missing: bool = True) -> Tab:
         tab = self.tabs.get(name)
@@ -76,8 +76,8 @@ def current_report() -> Report:
         report = _reports.get(key)
         if report is None:
             enabled = bool(c.task is not None and c.task.report)
-            path = Path(c.run.run_dir) / c.action_name / "report.html"
-            report = _reports[key] = Report(f"{c.run.name}/{c.action_name}", enabled=enabled, path=path)
+            uri = c.run.report_uri(c.action_name)
+            report = _reports[key] = Report(f"{c.run.name}/{c.action_name}", enabled=enabled, uri=uri)
         return report
 
 
@@ -102,9 +102,8 @@ def replace(content: str, do_flush: bool = False) -> None:
 def flush() -> None:
     """Writes the current report out, if its task was declared with ``report=True``."""
     report = current_report()
-    if not report.enabled or report.path is None:
+    if not report.enabled or report.uri is None:
         return
-    report.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report.path.with_suffix(".tmp")
-    tmp.write_text(report.get_final_report(), encoding="utf-8")
-    tmp.replace(report.path)
+    from flyte._internal import _uris
+
+    _uris.write_bytes(report.uri, report.get_final_report().encode("utf-8"))
