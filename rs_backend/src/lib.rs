@@ -62,7 +62,6 @@ mod engine;
 mod error;
 mod executor;
 pub mod idl;
-mod json;
 mod layout;
 mod names;
 mod phase;

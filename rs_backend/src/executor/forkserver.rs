@@ -21,8 +21,7 @@
 //! If the server dies, the exit statuses of its running children can no longer come; their
 //! handles notice and fall back to watching the pid (see the `child` module).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt::Write as _;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::os::unix::process::ExitStatusExt;
@@ -36,7 +35,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{oneshot, watch, Notify};
 
-use crate::json::{write_string, Json};
+use serde_json::Value;
+
 use crate::procfs;
 
 /// Longest wait for the answer to one launch request. A server that takes longer is hung:
@@ -304,38 +304,20 @@ fn encode_request(id: u64, request: &LaunchRequest<'_>) -> Result<String, String
     let cwd = utf8("work dir", request.cwd)?;
     let log = utf8("log file", request.log)?;
     // Later entries win, as they would when set one after another on a command.
-    let mut seen = HashSet::new();
-    let mut env: Vec<&(String, String)> = request
+    let env: serde_json::Map<String, Value> = request
         .env
         .iter()
-        .rev()
-        .filter(|(key, _)| seen.insert(key.as_str()))
+        .map(|(key, value)| (key.clone(), Value::String(value.clone())))
         .collect();
-    env.reverse();
-
-    let mut out = String::with_capacity(512);
-    let _ = write!(out, "{{\"id\":{id},\"args\":[");
-    for (i, arg) in request.args.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_string(&mut out, arg);
-    }
-    out.push_str("],\"env\":{");
-    for (i, (key, value)) in env.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_string(&mut out, key);
-        out.push(':');
-        write_string(&mut out, value);
-    }
-    out.push_str("},\"cwd\":");
-    write_string(&mut out, &cwd);
-    out.push_str(",\"log\":");
-    write_string(&mut out, &log);
-    out.push_str("}\n");
-    Ok(out)
+    let message = serde_json::json!({
+        "id": id,
+        "args": request.args,
+        "env": env,
+        "cwd": cwd,
+        "log": log,
+    });
+    // serde_json escapes control characters, so the message stays on one line.
+    Ok(format!("{message}\n"))
 }
 
 /// Why the reader stopped reading.
@@ -442,10 +424,10 @@ fn excerpt(text: &str) -> String {
     format!("{:?}...", &text[..end])
 }
 
-fn small_int<T: TryFrom<i64>>(message: &Json, key: &str) -> Option<T> {
+fn small_int<T: TryFrom<i64>>(message: &Value, key: &str) -> Option<T> {
     message
         .get(key)
-        .and_then(Json::as_i64)
+        .and_then(Value::as_i64)
         .and_then(|v| T::try_from(v).ok())
 }
 
@@ -525,8 +507,11 @@ impl Shared {
         if text.is_empty() {
             return Ok(());
         }
-        let message = Json::parse(text).map_err(|e| format!("{e} in {}", excerpt(text)))?;
-        if !matches!(message, Json::Object(_)) {
+        // The server's replies are its JSON library's output; serde_json bounds nesting
+        // itself, so whatever another process writes cannot exhaust the stack.
+        let message: Value =
+            serde_json::from_str(text).map_err(|e| format!("{e} in {}", excerpt(text)))?;
+        if !message.is_object() {
             return Err(format!("not a JSON object: {}", excerpt(text)));
         }
         if message.get("exited").is_some() {
@@ -538,7 +523,7 @@ impl Shared {
             self.child_exited(pid, ExitStatus::from_raw(status));
             return Ok(());
         }
-        let Some(id) = message.get("id").and_then(Json::as_u64) else {
+        let Some(id) = message.get("id").and_then(Value::as_u64) else {
             return Err(format!(
                 "a message that is neither a reply nor an exit report: {}",
                 excerpt(text)
@@ -552,7 +537,7 @@ impl Shared {
             self.forked(id, pid);
             return Ok(());
         }
-        match message.get("error").and_then(Json::as_str) {
+        match message.get("error").and_then(Value::as_str) {
             Some(error) => {
                 self.refused(id, error);
                 Ok(())
@@ -704,24 +689,12 @@ mod tests {
         .unwrap();
         assert!(line.ends_with('\n'));
         assert_eq!(line.matches('\n').count(), 1);
-        let parsed = Json::parse(&line).unwrap();
-        assert_eq!(parsed.get("id").and_then(Json::as_u64), Some(9));
-        assert_eq!(
-            parsed.get("args"),
-            Some(&Json::Array(vec![
-                Json::String("--out".into()),
-                Json::String("a \"b\"\n".into())
-            ]))
-        );
-        assert_eq!(
-            parsed.get("env"),
-            Some(&Json::Object(vec![
-                ("B".into(), Json::String("x".into())),
-                ("A".into(), Json::String("2".into())),
-            ]))
-        );
-        assert_eq!(parsed.get("cwd").and_then(Json::as_str), Some("/w/d"));
-        assert_eq!(parsed.get("log").and_then(Json::as_str), Some("/l/1.log"));
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["id"], 9);
+        assert_eq!(parsed["args"], serde_json::json!(["--out", "a \"b\"\n"]));
+        assert_eq!(parsed["env"], serde_json::json!({"B": "x", "A": "2"}));
+        assert_eq!(parsed["cwd"], "/w/d");
+        assert_eq!(parsed["log"], "/l/1.log");
     }
 
     #[tokio::test]
