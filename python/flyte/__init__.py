@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from flyte import errors, report
 from flyte._cache import Cache
 from flyte._context import TaskContext, ctx, custom_context, get_custom_context, group
+from flyte._deploy import Deployment, deploy
 from flyte._environment import TaskEnvironment
 from flyte._initialize import init, init_from_config
 from flyte._map import map
@@ -31,6 +32,7 @@ __all__ = [
     "GPU",
     "Cache",
     "Cron",
+    "Deployment",
     "FixedRate",
     "Image",
     "Resources",
@@ -44,6 +46,7 @@ __all__ = [
     "__version__",
     "ctx",
     "custom_context",
+    "deploy",
     "errors",
     "get_custom_context",
     "group",

@@ -9,11 +9,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flyte._aio import loop_running_here as _loop_running_here
 from flyte._task import TaskTemplate
 from flyte.errors import InitializationError
+
+if TYPE_CHECKING:
+    from flyte.remote._task import RemoteTask
 
 Mode = Literal["local", "remote"]
 
@@ -103,10 +106,15 @@ class _RunContext:
     raw_data_path: str | None = None
     log_level: Any = None
 
-    def run(self, task: TaskTemplate[Any, Any], *args: Any, **kwargs: Any) -> Run:
+    def run(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
+        from flyte.remote._task import RemoteTask
+
+        if isinstance(task, RemoteTask):
+            return self._run_deployed(task, args, kwargs)
         if not isinstance(task, TaskTemplate):
             raise TypeError(
-                f"flyte.run expects a task (a function decorated with @env.task), got {type(task).__name__}"
+                f"flyte.run expects a task (a function decorated with @env.task, or a deployed task from "
+                f"flyte.remote.Task.get), got {type(task).__name__}"
             )
         import sys
 
@@ -132,6 +140,18 @@ class _RunContext:
         from flyte._remote._submit import submit
 
         return submit(task, args, kwargs, self, cfg)
+
+    def _run_deployed(self, task: RemoteTask, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
+        from flyte._initialize import current_config
+        from flyte._remote._submit import submit_deployed
+
+        cfg = current_config()
+        if self.mode == "local" or not cfg.endpoint:
+            raise InitializationError(
+                message=f"{task.name} is a deployed task: it runs on the backend it was deployed to; "
+                "flyte.init(endpoint=...) (or a config file) names that backend, and mode must not be 'local'"
+            )
+        return submit_deployed(task, args, kwargs, self, cfg)
 
 
 def output_values(names: Sequence[str], value: Any) -> tuple[Any, ...]:
@@ -187,7 +207,7 @@ def with_runcontext(
     )
 
 
-def run(task: TaskTemplate[Any, Any], *args: Any, **kwargs: Any) -> Run:
+def run(task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
     """Runs a task: locally when no endpoint is configured, else on the configured backend."""
     return _RunContext().run(task, *args, **kwargs)
 

@@ -3,6 +3,8 @@
 
 use flyteidl2::flyteidl::actions::{action, EnqueueRequest, UpdateRequest};
 use flyteidl2::flyteidl::common::{ActionIdentifier, ListRequest, RunIdentifier};
+use flyteidl2::flyteidl::core::parameter;
+use flyteidl2::flyteidl::task::{Inputs, NamedLiteral, TaskIdentifier, TaskSpec};
 use flyteidl2::flyteidl::workflow::{
     create_run_request, list_runs_request, CreateRunRequest, ListRunsRequest, TaskAction,
 };
@@ -33,7 +35,30 @@ pub fn action_id(id: Option<&ActionIdentifier>, field: &str) -> Result<(RunKey, 
     names::action_key(id, field).map_err(invalid)
 }
 
-pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
+/// Checks a CreateRun request; `deployed` finds the spec of a deployed task (`task_id`).
+/// Inline inputs with the task's declared defaults added for the inputs not given, as a
+/// cluster fills them in (offloaded inputs are taken as they are).
+fn with_defaults(mut inputs: Inputs, spec: &TaskSpec) -> Inputs {
+    for default in &spec.default_inputs {
+        let given = inputs.literals.iter().any(|l| l.name == default.name);
+        let value = default.parameter.as_ref().and_then(|p| match &p.behavior {
+            Some(parameter::Behavior::Default(literal)) => Some(literal.clone()),
+            _ => None,
+        });
+        if let (false, Some(value)) = (given, value) {
+            inputs.literals.push(NamedLiteral {
+                name: default.name.clone(),
+                value: Some(value),
+            });
+        }
+    }
+    inputs
+}
+
+pub fn create_run(
+    request: CreateRunRequest,
+    deployed: impl FnOnce(&TaskIdentifier) -> Result<TaskSpec, Status>,
+) -> Result<RunRequest, Status> {
     let run = match &request.id {
         Some(create_run_request::Id::RunId(id)) => {
             names::check_run_name(&id.name).map_err(|e| invalid(format!("run_id.name: {e}")))?;
@@ -53,13 +78,11 @@ pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
         }
         None => return Err(invalid("run_id or project_id is required")),
     };
-    let spec = match request.task {
-        Some(create_run_request::Task::TaskSpec(spec)) => spec,
-        Some(create_run_request::Task::TaskId(_)) => {
-            return Err(Status::unimplemented(
-                "creating a run from a registered task_id is not supported by the embedded \
-                 backend; send task_spec instead",
-            ))
+    let (spec, task_id) = match request.task {
+        Some(create_run_request::Task::TaskSpec(spec)) => (spec, None),
+        Some(create_run_request::Task::TaskId(id)) => {
+            let id = crate::services::tasks::check_task_id(Some(&id), "task_id")?;
+            (deployed(&id)?, Some(id))
         }
         Some(create_run_request::Task::TriggerName(_)) => {
             return Err(Status::unimplemented(
@@ -70,14 +93,16 @@ pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
     };
     ExecSpec::from_task_spec(&spec).map_err(|e| invalid(format!("task_spec.{e}")))?;
     let inputs = match request.input_wrapper {
-        Some(create_run_request::InputWrapper::Inputs(inputs)) => RunInputs::Inline(inputs),
+        Some(create_run_request::InputWrapper::Inputs(inputs)) => {
+            RunInputs::Inline(with_defaults(inputs, &spec))
+        }
         Some(create_run_request::InputWrapper::OffloadedInputData(offloaded)) => {
             if offloaded.uri.is_empty() {
                 return Err(invalid("offloaded_input_data.uri is required"));
             }
             RunInputs::Offloaded(offloaded.uri)
         }
-        None => RunInputs::Inline(Default::default()),
+        None => RunInputs::Inline(with_defaults(Default::default(), &spec)),
     };
     let start_ms = match &request.run_start_time {
         Some(ts) => {
@@ -108,7 +133,7 @@ pub fn create_run(request: CreateRunRequest) -> Result<RunRequest, Status> {
     Ok(RunRequest {
         run,
         task: TaskAction {
-            id: None,
+            id: task_id,
             spec: Some(spec),
             cache_key: None,
             queue: run_spec.queue.clone(),
@@ -425,45 +450,105 @@ mod tests {
 
     #[test]
     fn create_run_validation() {
-        let missing_id = create_run(CreateRunRequest::default()).unwrap_err();
+        let nothing_deployed = |_: &TaskIdentifier| -> Result<TaskSpec, Status> {
+            Err(Status::not_found("nothing is deployed"))
+        };
+        let missing_id = create_run(CreateRunRequest::default(), nothing_deployed).unwrap_err();
         assert!(missing_id.message().contains("run_id or project_id"));
 
-        let no_task = create_run(CreateRunRequest {
-            id: Some(create_run_request::Id::RunId(run_identifier())),
-            ..Default::default()
-        })
+        let no_task = create_run(
+            CreateRunRequest {
+                id: Some(create_run_request::Id::RunId(run_identifier())),
+                ..Default::default()
+            },
+            nothing_deployed,
+        )
         .unwrap_err();
         assert!(no_task.message().contains("task_spec is required"));
 
-        let by_id = create_run(CreateRunRequest {
-            id: Some(create_run_request::Id::RunId(run_identifier())),
-            task: Some(create_run_request::Task::TaskId(Default::default())),
-            ..Default::default()
-        })
+        let incomplete_id = create_run(
+            CreateRunRequest {
+                id: Some(create_run_request::Id::RunId(run_identifier())),
+                task: Some(create_run_request::Task::TaskId(Default::default())),
+                ..Default::default()
+            },
+            nothing_deployed,
+        )
         .unwrap_err();
-        assert_eq!(by_id.code(), Code::Unimplemented);
+        assert!(incomplete_id
+            .message()
+            .contains("task_id.project is required"));
+        let deployed_id = TaskIdentifier {
+            org: String::new(),
+            project: "p".into(),
+            domain: "d".into(),
+            name: "env.t".into(),
+            version: "v1".into(),
+        };
+        let missing = create_run(
+            CreateRunRequest {
+                id: Some(create_run_request::Id::RunId(run_identifier())),
+                task: Some(create_run_request::Task::TaskId(deployed_id.clone())),
+                ..Default::default()
+            },
+            nothing_deployed,
+        )
+        .unwrap_err();
+        assert_eq!(missing.code(), Code::NotFound);
+
+        // A deployed task's declared defaults fill the inputs that were not given.
+        let mut deployed = task_with(program(), None).spec.unwrap();
+        deployed
+            .default_inputs
+            .push(flyteidl2::flyteidl::task::NamedParameter {
+                name: "x".into(),
+                parameter: Some(flyteidl2::flyteidl::core::Parameter {
+                    behavior: Some(parameter::Behavior::Default(Default::default())),
+                    ..Default::default()
+                }),
+            });
+        let by_id = create_run(
+            CreateRunRequest {
+                id: Some(create_run_request::Id::RunId(run_identifier())),
+                task: Some(create_run_request::Task::TaskId(deployed_id.clone())),
+                ..Default::default()
+            },
+            |_| Ok(deployed.clone()),
+        )
+        .unwrap();
+        assert_eq!(by_id.task.id, Some(deployed_id));
+        match by_id.inputs {
+            RunInputs::Inline(inputs) => assert_eq!(inputs.literals[0].name, "x"),
+            RunInputs::Offloaded(uri) => panic!("inline inputs expected, got {uri}"),
+        }
 
         let spec = task_with(program(), None).spec.unwrap();
-        let generated = create_run(CreateRunRequest {
-            id: Some(create_run_request::Id::ProjectId(Default::default())),
-            task: Some(create_run_request::Task::TaskSpec(spec)),
-            ..Default::default()
-        })
+        let generated = create_run(
+            CreateRunRequest {
+                id: Some(create_run_request::Id::ProjectId(Default::default())),
+                task: Some(create_run_request::Task::TaskSpec(spec)),
+                ..Default::default()
+            },
+            nothing_deployed,
+        )
         .unwrap();
         assert_eq!(generated.run.name.len(), 20);
-        let bad_raw = create_run(CreateRunRequest {
-            id: Some(create_run_request::Id::ProjectId(Default::default())),
-            task: Some(create_run_request::Task::TaskSpec(
-                task_with(program(), None).spec.unwrap(),
-            )),
-            run_spec: Some(flyteidl2::flyteidl::task::RunSpec {
-                raw_data_storage: Some(flyteidl2::flyteidl::task::RawDataStorage {
-                    raw_data_prefix: "ftp://nowhere/x".into(),
+        let bad_raw = create_run(
+            CreateRunRequest {
+                id: Some(create_run_request::Id::ProjectId(Default::default())),
+                task: Some(create_run_request::Task::TaskSpec(
+                    task_with(program(), None).spec.unwrap(),
+                )),
+                run_spec: Some(flyteidl2::flyteidl::task::RunSpec {
+                    raw_data_storage: Some(flyteidl2::flyteidl::task::RawDataStorage {
+                        raw_data_prefix: "ftp://nowhere/x".into(),
+                    }),
+                    ..Default::default()
                 }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        })
+            },
+            nothing_deployed,
+        )
         .unwrap_err();
         assert_eq!(bad_raw.code(), Code::InvalidArgument);
         assert!(bad_raw.message().contains("raw_data_prefix"));

@@ -33,6 +33,30 @@ def test_hello_through_the_cli_then_the_remote_api(reference) -> None:  # type: 
     assert out["phase"].endswith("SUCCEEDED") and out["action"].endswith("SUCCEEDED"), out
 
 
+def test_deploy_list_and_run_a_deployed_task(reference) -> None:  # type: ignore[no-untyped-def]
+    deployed = reference.cli("deploy", *PROJECT, "--version", "ref-1", "workflows.py", "env")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    listed = reference.cli("get", "task", *PROJECT)
+    assert "cases.hello" in listed.stdout and "ref-1" in listed.stdout, listed.stdout + listed.stderr
+    started = reference.cli(
+        "run",
+        *PROJECT,
+        "--name",
+        "hello-deployed",
+        "--run-project",
+        "flytesnacks",
+        "--run-domain",
+        "development",
+        "deployed-task",
+        "cases.hello:ref-1",
+        "--who",
+        "deployed",
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    out = _result(reference.python("workflows.py", reference.endpoint, "fetch", "hello-deployed"))
+    assert out["out"] == "hello deployed"
+
+
 def test_async_fan_out_of_fifty_children(reference) -> None:  # type: ignore[no-untyped-def]
     out = _result(reference.python("workflows.py", reference.endpoint, "fan"))
     assert out == {"out": sum(2 * i for i in range(50))}

@@ -7,7 +7,7 @@ backend fills in per attempt ({{.input}}, {{.outputPrefix}}, ...).
 
 from __future__ import annotations
 
-import hashlib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,7 @@ def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
     return args
 
 
-def _image_uri(task: TaskTemplate[Any, Any]) -> str:
+def image_uri(task: TaskTemplate[Any, Any]) -> str:
     from flyte._image import Image
 
     image = task.image
@@ -114,7 +114,20 @@ def _resources(task: TaskTemplate[Any, Any]) -> Any:
 
 
 def task_version(task: TaskTemplate[Any, Any], code: CodeRef) -> str:
-    return hashlib.sha256(f"{code.version}|{task.identity}".encode()).hexdigest()[:32]
+    """Every task of one bundle (one run's code, or one deployment) has the bundle's version."""
+    return code.version
+
+
+#: What a version may look like: it names a deployment in commands (``env.task:VERSION``).
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def check_version(version: str) -> None:
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise ValueError(
+            f"version {version!r} is not valid: use 1-63 letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit (e.g. v1.0.0)"
+        )
 
 
 #: TaskMetadata tag of a task whose cache behavior is "override" (see rs_backend's engine/submit.rs).
@@ -155,7 +168,7 @@ def task_spec(
     if task.report:
         metadata.generates_deck.value = True
     container = tasks_pb2.Container(
-        image=_image_uri(task),
+        image=image_uri(task),
         args=runtime_args(task, code),
         resources=_resources(task),
         env=[literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(task.env_vars.items())],

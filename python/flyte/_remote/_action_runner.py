@@ -141,6 +141,11 @@ class ActionRunner(Runner):
         # resources, retries or timeout differ.
         cached = self._specs.get(id(task))
         if cached is None or cached[0] is not task:
+            from flyte.remote._task import RemoteTask
+
+            if isinstance(task, RemoteTask):
+                # A deployed task runs its own code, as deployed: its id and spec as found.
+                return task.task_id, task.spec
             kw = {"project": self.project, "domain": self.domain, "org": self.org}
             cached = (task, task_identifier(task, self.code, **kw), task_spec(task, self.code, **kw))
             self._specs[id(task)] = cached

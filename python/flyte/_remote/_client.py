@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 _RUNS = "/flyteidl2.workflow.RunService/"
 _DATA = "/flyteidl2.dataproxy.DataProxyService/"
+_TASKS = "/flyteidl2.task.TaskService/"
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -180,6 +181,62 @@ class BackendClient:
             if status.attempts > 0 or status.phase in terminal:
                 return max(status.attempts, 1)
             await asyncio.sleep(0.2)
+
+    # -- deployed tasks -------------------------------------------------------------------
+
+    async def deploy_task(self, task_id: Any, spec: Any, triggers: list[Any]) -> None:
+        from flyteidl2.task import task_service_pb2
+
+        req = task_service_pb2.DeployTaskRequest(task_id=task_id, spec=spec, triggers=triggers)
+        await self._unary(
+            _TASKS + "DeployTask", req, task_service_pb2.DeployTaskResponse, f"deploying {task_id.name}"
+        )
+
+    async def get_task_details(self, task_id: Any) -> Any:
+        from flyteidl2.task import task_service_pb2
+
+        req = task_service_pb2.GetTaskDetailsRequest(task_id=task_id)
+        what = f"task {task_id.name} version {task_id.version}"
+        resp = await self._unary(
+            _TASKS + "GetTaskDetails", req, task_service_pb2.GetTaskDetailsResponse, what
+        )
+        return resp.details
+
+    async def list_tasks(
+        self, project_id: Any, name: str | None = None, name_contains: str | None = None, limit: int = 100
+    ) -> list[Any]:
+        """The latest version of each task (newest first), optionally of one name or with names
+        containing some text."""
+        from flyteidl2.common import list_pb2
+        from flyteidl2.task import task_service_pb2
+
+        request = list_pb2.ListRequest(limit=min(limit, 1000))
+        request.sort_by_fields.add(key="created_at", direction=list_pb2.Sort.DESCENDING)
+        if name is not None:
+            request.filters.add(function=list_pb2.Filter.EQUAL, field="name", values=[name])
+        if name_contains is not None:
+            request.filters.add(function=list_pb2.Filter.CONTAINS, field="name", values=[name_contains])
+        out: list[Any] = []
+        while True:
+            req = task_service_pb2.ListTasksRequest(request=request, project_id=project_id)
+            resp = await self._unary(
+                _TASKS + "ListTasks", req, task_service_pb2.ListTasksResponse, "listing tasks"
+            )
+            out.extend(resp.tasks)
+            if not resp.token or len(out) >= limit:
+                return out[:limit]
+            request.token = resp.token
+
+    async def list_versions(self, task_name: Any, limit: int = 100) -> list[Any]:
+        from flyteidl2.common import list_pb2
+        from flyteidl2.task import task_service_pb2
+
+        req = task_service_pb2.ListVersionsRequest(
+            request=list_pb2.ListRequest(limit=limit), task_name=task_name
+        )
+        what = f"versions of {task_name.name}"
+        resp = await self._unary(_TASKS + "ListVersions", req, task_service_pb2.ListVersionsResponse, what)
+        return list(resp.versions)
 
     # -- data -----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from flyte._initialize import InitConfig, Scope
     from flyte._run import _RunContext
     from flyte._task import TaskTemplate
+    from flyte.remote._task import RemoteTask
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
 
@@ -36,7 +37,8 @@ def phase_name(phase: int) -> str:
     return phase_pb2.ActionPhase.Name(phase).removeprefix("ACTION_PHASE_")
 
 
-def _code_root(task: TaskTemplate[Any, Any], root_dir: Path | None) -> Path:
+def code_root(task: TaskTemplate[Any, Any], root_dir: Path | None) -> Path:
+    """The directory whose code travels with ``task``: ``root_dir``, else its module's root."""
     if root_dir is not None:
         return root_dir
     module = sys.modules.get(task.func.__module__)
@@ -60,7 +62,7 @@ def prepare_code(
 ) -> CodeRef:
     """Freezes the task's code for the run: a bundle uploaded through the backend's data
     proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
-    root = _code_root(task, root_dir)
+    root = code_root(task, root_dir)
     bundle = _bundle.build(root, copy_style)  # type: ignore[arg-type]
     if bundle is None:
         import hashlib
@@ -71,16 +73,25 @@ def prepare_code(
             root=str(root),
             version=hashlib.sha256(f"{root}|{module}".encode()).hexdigest()[:32],
         )
+    # Versions are at most 63 characters (TaskIdentifier.version); 128 bits of the digest name it.
+    return CodeRef(bundle_uri=upload_bundle(client, bundle, where), root="", version=bundle.digest[:32])
+
+
+def upload_bundle(client: BackendClient, bundle: _bundle.Bundle, where: Scope) -> str:
+    """Uploads a code bundle through the backend's data proxy (once per process); the URL tasks
+    fetch it from."""
     key = (client.endpoint, bundle.digest)
     if key not in _uploaded:
         _uploaded[key] = run_sync(upload_bytes(client, bundle.data, f"{bundle.digest}.tar.gz", where))
-    return CodeRef(bundle_uri=_uploaded[key], root="", version=bundle.digest)
+    return _uploaded[key]
 
 
 class RemoteRun(Run):
     """A run on a backend; ``wait()`` follows it until it finishes."""
 
-    def __init__(self, client: BackendClient, run_id: Any, task: TaskTemplate[Any, Any], url: str) -> None:
+    def __init__(
+        self, client: BackendClient, run_id: Any, task: TaskTemplate[Any, Any] | RemoteTask, url: str
+    ) -> None:
         super().__init__(
             name=run_id.name,
             task_name=task.name,
@@ -199,7 +210,6 @@ def create_run_request(
     """The CreateRunRequest for a run of ``task``: inputs, code uploaded through ``client``,
     task spec."""
     from flyteidl2.common import identifier_pb2
-    from flyteidl2.task import run_pb2
     from flyteidl2.workflow import run_service_pb2
 
     from flyte._initialize import scope
@@ -219,6 +229,14 @@ def create_run_request(
     run_id = identifier_pb2.RunIdentifier(
         org=where.org, project=where.project, domain=where.domain, name=run_name
     )
+    run_spec = _run_spec(rc)
+    return run_service_pb2.CreateRunRequest(run_id=run_id, task_spec=spec, inputs=inputs, run_spec=run_spec)
+
+
+def _run_spec(rc: _RunContext) -> Any:
+    """The RunSpec of a run: its settings, env vars, labels and annotations."""
+    from flyteidl2.task import run_pb2
+
     run_spec = run_pb2.RunSpec(overwrite_cache=rc.overwrite_cache)
     if rc.raw_data_path:
         run_spec.raw_data_storage.raw_data_prefix = rc.raw_data_path
@@ -233,7 +251,7 @@ def create_run_request(
         run_spec.labels.values[k] = v
     for k, v in rc.annotations.items():
         run_spec.annotations.values[k] = v
-    return run_service_pb2.CreateRunRequest(run_id=run_id, task_spec=spec, inputs=inputs, run_spec=run_spec)
+    return run_spec
 
 
 def submit(
@@ -252,4 +270,35 @@ def submit(
     run_id = type(request.run_id)()
     run_id.CopyFrom(request.run_id)
     run_id.name = run.action.id.run.name or request.run_id.name
+    return RemoteRun(client, run_id, task, f"flyte://{cfg.endpoint}/runs/{run_id.name}")
+
+
+def submit_deployed(
+    task: RemoteTask, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext, cfg: InitConfig
+) -> RemoteRun:
+    """Creates a run of a deployed task, by its id: the backend runs the deployed code."""
+    from flyteidl2.common import identifier_pb2
+    from flyteidl2.workflow import run_service_pb2
+
+    from flyte._initialize import scope
+    from flyte._internal import _raw_data
+    from flyte._run import new_run_name
+
+    assert cfg.endpoint is not None
+    client = BackendClient(cfg.endpoint, insecure=cfg.insecure, api_key=cfg.api_key)
+    where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
+    run_name = rc.name or new_run_name()
+    iface = task.interface
+    with _raw_data.scope(_raw_data.join(_raw_data.run_base(run_name, rc.raw_data_path), "inputs")):
+        inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+    for k, v in sorted(rc.custom_context.items()):
+        inputs.context.add(key=k, value=v)
+    run_id = identifier_pb2.RunIdentifier(
+        org=where.org, project=where.project, domain=where.domain, name=run_name
+    )
+    request = run_service_pb2.CreateRunRequest(
+        run_id=run_id, task_id=task.task_id, inputs=inputs, run_spec=_run_spec(rc)
+    )
+    run = run_sync(client.create_run(request))
+    run_id.name = run.action.id.run.name or run_name
     return RemoteRun(client, run_id, task, f"flyte://{cfg.endpoint}/runs/{run_id.name}")

@@ -283,6 +283,23 @@ class NativeInterface:
         self._offload_large(message, self._in_by_name)
         return message
 
+    def partial_inputs_to_literals(self, values: dict[str, Any], where: str) -> common_pb2.Inputs:
+        """Some inputs (e.g. a trigger's), converted with their declared types, plus the defaults
+        of the inputs not given; required inputs may be missing."""
+        unknown = sorted(set(values) - set(self.inputs))
+        if unknown:
+            raise TypeError(f"{where}: {', '.join(unknown)} not among the inputs ({', '.join(self.inputs)})")
+        message = common_pb2.Inputs()
+        for name, conv, default in self._inputs_plan():
+            value = values.get(name, default)
+            if value is _EMPTY:
+                continue
+            named = message.literals.add()
+            named.name = name
+            self._write(conv, value, named.value, name, "input", where)
+        self._offload_large(message, self._in_by_name)
+        return message
+
     def _offload_large(self, message: Any, convs: dict[str, _Converter]) -> None:
         limit = max_inline_bytes()
         for named in message.literals:

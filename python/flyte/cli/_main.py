@@ -88,15 +88,20 @@ def main(
 
 
 def _register() -> None:
-    from flyte.cli import _get_runs  # noqa: F401 - adds `get run|action|logs` to `get`
+    from flyte.cli import (
+        _get_runs,  # noqa: F401 - adds `get run|action|logs` to `get`
+        _get_tasks,  # noqa: F401 - adds `get task` to `get`
+    )
     from flyte.cli._abort import abort
     from flyte.cli._create import create
+    from flyte.cli._deploy import deploy
     from flyte.cli._get import get
     from flyte.cli._run import run
     from flyte.cli._start import start, stop
 
     main.add_command(run)
     main.add_command(create)
+    main.add_command(deploy)
     main.add_command(get)
     main.add_command(start)
     main.add_command(abort)

@@ -258,6 +258,76 @@ def _check_raw_data_path(ctx: click.Context, param: click.Parameter, value: str 
         raise click.BadParameter(str(e), ctx=ctx, param=param) from None
 
 
+def _init_backend(ctx: click.Context, opts: RunOptions) -> None:
+    """Points this process at the configured backend, else the local one (started if needed)."""
+    import flyte
+    from flyte.cli._get import config_from_context
+
+    cfg = config_from_context(ctx)
+    endpoint, insecure = cfg.endpoint, cfg.insecure
+    if not endpoint:
+        from flyte._initialize import data_dir
+        from flyte._remote._local_backend import ensure_running
+
+        endpoint, insecure = ensure_running(data_dir()), True
+    flyte.init(
+        endpoint=endpoint,
+        insecure=insecure,
+        project=opts.project or cfg.project,
+        domain=opts.domain or cfg.domain,
+        org=cfg.org,
+        root_dir=opts.root_dir,
+    )
+
+
+def _deployed_command(ctx: click.Context, ref: str) -> click.Command:
+    """``flyte run deployed-task ENV.TASK[:VERSION] --input value ...``."""
+    import flyte
+    from flyte.remote import Task
+
+    name, _, version = ref.partition(":")
+    if "." not in name:
+        raise click.UsageError(f"{ref!r}: name a deployed task as ENV.TASK or ENV.TASK:VERSION")
+    opts: RunOptions = ctx.find_object(RunOptions)  # type: ignore[assignment]
+    if opts.local:
+        raise click.UsageError("deployed tasks run on a backend; drop --local")
+    _init_backend(ctx, opts)
+    task = Task.get(name, version=version or None, auto_version=None if version else "latest").fetch()
+    inputs = task.interface.inputs
+    params: list[click.Parameter] = [_param_for(n, tp, default) for n, (tp, default) in inputs.items()]
+
+    @click.pass_context
+    def callback(ctx: click.Context, **values: Any) -> None:
+        output_format = getattr(ctx.find_root().obj, "output_format", "table")
+        run = flyte.with_runcontext(
+            mode="remote",
+            name=opts.name,
+            project=opts.project,
+            domain=opts.domain,
+            overwrite_cache=opts.overwrite_cache,
+            raw_data_path=opts.raw_data_path,
+        ).run(task, **values)
+        _follow_or_report(run, opts.follow, output_format)
+
+    return click.RichCommand(
+        name=ref,
+        params=params,
+        callback=callback,
+        help=f"Run the deployed task {task.name}, version {task.version}.",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+class _DeployedGroup(click.RichGroup):
+    """``flyte run deployed-task``: tasks deployed to the backend, by name."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return []
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return _deployed_command(ctx, cmd_name)
+
+
 def _task_command(file: Path, attr: str, task: Any) -> click.Command:
     try:
         inputs = task.interface.inputs
@@ -288,20 +358,7 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
             run = flyte.with_runcontext(mode="local", **common).run(task, **values)
             _print_outputs(run, output_format)
             return
-        endpoint, insecure = cfg.endpoint, cfg.insecure
-        if not endpoint:
-            from flyte._initialize import data_dir
-            from flyte._remote._local_backend import ensure_running
-
-            endpoint, insecure = ensure_running(data_dir()), True
-        flyte.init(
-            endpoint=endpoint,
-            insecure=insecure,
-            project=opts.project or cfg.project,
-            domain=opts.domain or cfg.domain,
-            org=cfg.org,
-            root_dir=opts.root_dir,
-        )
+        _init_backend(ctx, opts)
         run = flyte.with_runcontext(mode="remote", **common).run(task, **values)
         _follow_or_report(run, opts.follow, output_format)
 
@@ -351,6 +408,13 @@ class _RunGroup(click.RichGroup):
         return []
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "deployed-task":
+            return _DeployedGroup(
+                name=cmd_name,
+                help="Run a deployed task: flyte run deployed-task ENV.TASK[:VERSION] --input value ...",
+                subcommand_metavar="ENV.TASK[:VERSION] [INPUTS]...",
+                context_settings={"help_option_names": ["-h", "--help"]},
+            )
         path = Path(cmd_name)
         if not path.exists():
             raise click.BadParameter(f"no such file: {cmd_name}", ctx=ctx, param_hint="FILE")

@@ -31,7 +31,7 @@ use flyteidl2::flyteidl::logs::dataplane::LogLine;
 use flyteidl2::flyteidl::task::Inputs;
 
 use super::http::{Files, MAX_UPLOAD_BYTES};
-use super::{logs, projects, runs, streams, ServerStream, STREAM_BUFFER};
+use super::{logs, projects, runs, streams, tasks, ServerStream, STREAM_BUFFER};
 
 /// Longest a signed URL may live, and how long one lives when the caller does not say.
 const MAX_EXPIRY: Duration = Duration::from_secs(3600);
@@ -60,23 +60,6 @@ impl DataProxyApi {
             .filter(|h| !h.is_empty())
             .unwrap_or(&self.engine.endpoint);
         format!("{}://{host}", self.scheme)
-    }
-
-    fn require_project(&self, org: &str, project: &str) -> Result<(), Status> {
-        if project.is_empty() {
-            return Err(Status::invalid_argument("project is required"));
-        }
-        // Projects are kept per org; an org the backend does not know falls back to the
-        // default one, as a single-tenant cluster ignores it.
-        if projects::exists(&self.engine, org, project)?
-            || projects::exists(&self.engine, "", project)?
-        {
-            Ok(())
-        } else {
-            Err(Status::not_found(format!(
-                "project {project:?} not found; create it with ProjectService.CreateProject"
-            )))
-        }
     }
 }
 
@@ -162,7 +145,7 @@ impl DataProxyService for DataProxyApi {
             )));
         }
         let expires_in = expiry(request.expires_in.as_ref())?;
-        self.require_project(&request.org, &request.project)?;
+        projects::require(&self.engine, &request.org, &request.project)?;
         let domain = segment(&request.domain, "domain")?;
         let filename = segment(&request.filename, "filename")?;
         let directory = if request.filename_root.is_empty() {
@@ -229,16 +212,16 @@ impl DataProxyService for DataProxyApi {
             Some(upload_inputs_request::Id::ProjectId(id)) => (id.organization, id.name, id.domain),
             None => return Err(Status::invalid_argument("id is required")),
         };
-        self.require_project(&org, &project)?;
+        projects::require(&self.engine, &org, &project)?;
         let template = match request.task {
             Some(upload_inputs_request::Task::TaskSpec(spec)) => spec
                 .task_template
                 .ok_or_else(|| Status::invalid_argument("task_spec.task_template is required"))?,
             Some(upload_inputs_request::Task::TaskId(id)) => {
-                return Err(Status::not_found(format!(
-                    "task {}:{} is not deployed on this backend; send task_spec instead",
-                    id.name, id.version
-                )))
+                let id = tasks::check_task_id(Some(&id), "task_id")?;
+                tasks::deployed_spec(&self.engine, &id)?
+                    .task_template
+                    .ok_or_else(|| Status::internal("a deployed task has no task_template"))?
             }
             Some(upload_inputs_request::Task::TriggerName(name)) => {
                 return Err(Status::not_found(format!(

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod projects;
 pub mod runs;
 mod streams;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use flyteidl2::flyteidl::actions::actions_service_server::ActionsServiceServer;
 use flyteidl2::flyteidl::auth::auth_metadata_service_server::AuthMetadataServiceServer;
 use flyteidl2::flyteidl::auth::identity_service_server::IdentityServiceServer;
 use flyteidl2::flyteidl::project::project_service_server::ProjectServiceServer;
+use flyteidl2::flyteidl::task::task_service_server::TaskServiceServer;
 use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsServiceServer;
 use flyteidl2::flyteidl::workflow::run_service_server::RunServiceServer;
 use tonic::codec::CompressionEncoding;
@@ -76,6 +78,9 @@ pub fn add_all<L: Clone>(
         .add_service(configured!(ClusterServiceServer::new(
             cluster::ClusterApi::new(tls, endpoint.clone())
         )))
+        .add_service(configured!(TaskServiceServer::new(tasks::TasksApi::new(
+            engine.clone()
+        ))))
         .add_service(configured!(ProjectServiceServer::new(
             projects::ProjectsApi::new(engine.clone())
         )))

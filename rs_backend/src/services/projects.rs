@@ -114,6 +114,23 @@ pub fn exists(engine: &Engine, org: &str, id: &str) -> Result<bool, Status> {
         .map_err(|e| internal("read project", e))
 }
 
+/// Ok if the project exists; NOT_FOUND naming it otherwise. Projects are kept per org; an org
+/// the backend does not know falls back to the default one, as a single-tenant cluster
+/// ignores it.
+pub fn require(engine: &Engine, org: &str, project: &str) -> Result<(), Status> {
+    if project.is_empty() {
+        return Err(Status::invalid_argument("project is required"));
+    }
+    if exists(engine, org, project)? || exists(engine, "", project)? {
+        Ok(())
+    } else {
+        Err(Status::not_found(format!(
+            "project {project:?} not found; create it with `flyte create project` \
+             (ProjectService.CreateProject)"
+        )))
+    }
+}
+
 #[tonic::async_trait]
 impl ProjectService for ProjectsApi {
     async fn create_project(

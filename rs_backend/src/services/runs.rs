@@ -17,6 +17,7 @@ use crate::datafile::read_optional;
 use crate::engine::{internal, Engine, ROOT_ACTION};
 use crate::layout::{outputs_file_uri, uri_to_path};
 use crate::names::RunKey;
+use crate::services::tasks;
 use crate::store::ActionRecord;
 use crate::{validate, views};
 
@@ -127,7 +128,9 @@ impl RunService for RunsApi {
         &self,
         request: Request<CreateRunRequest>,
     ) -> Result<Response<CreateRunResponse>, Status> {
-        let request = validate::create_run(request.into_inner())?;
+        let engine = &self.engine;
+        let request =
+            validate::create_run(request.into_inner(), |id| tasks::deployed_spec(engine, id))?;
         let root = self.engine.create_run(request).await?;
         Ok(Response::new(CreateRunResponse {
             run: Some(views::run_summary(&root)),

@@ -8,6 +8,7 @@ mod projects;
 mod reads;
 mod records;
 mod schema;
+mod tasks;
 mod writes;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ use crate::phase;
 use crate::procfs::ProcessRef;
 
 pub use records::*;
+pub use tasks::{TaskQuery, TaskRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const CREATE: &str = r#"
 CREATE TABLE runs (
@@ -85,45 +85,63 @@ CREATE TABLE IF NOT EXISTS projects (
 );
 ";
 
+/// Deployed tasks (TaskService): one serialized `task.TaskSpec` per (project, domain, name,
+/// version). `created_ms` is the first deploy of that version: a redeploy replaces the spec
+/// but keeps its place in "latest" order, as a cluster does.
+const CREATE_TASKS: &str = "
+CREATE TABLE IF NOT EXISTS tasks (
+    project     TEXT NOT NULL,
+    domain      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    spec        BLOB NOT NULL,
+    env_name    TEXT NOT NULL,
+    short_name  TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (project, domain, name, version)
+);
+CREATE INDEX IF NOT EXISTS tasks_by_age ON tasks (project, domain, name, created_ms);
+";
+
+/// Tables added after the first schema: every migration creates whichever are missing.
+const ADDED_TABLES: &[(&str, &str)] = &[
+    (CREATE_CACHE, "create cache table"),
+    (CREATE_PROJECTS, "create projects table"),
+    (CREATE_TASKS, "create tasks table"),
+];
+
+fn add_tables(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    for (sql, what) in ADDED_TABLES {
+        tx.execute_batch(sql).ctx(what)?;
+    }
+    Ok(())
+}
+
 pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .ctx("read schema version")?;
     match version {
-        0 => {
-            let tx = conn.transaction().ctx("begin schema creation")?;
-            tx.execute_batch(CREATE).ctx("create schema")?;
-            tx.execute_batch(CREATE_CACHE).ctx("create cache table")?;
-            tx.execute_batch(CREATE_PROJECTS)
-                .ctx("create projects table")?;
-            tx.pragma_update(None, "user_version", VERSION)
-                .ctx("record schema version")?;
-            tx.commit().ctx("commit schema creation")
-        }
-        1 => {
-            // Version 2 added the cache: a column on actions and a table of entries.
-            let tx = conn.transaction().ctx("begin schema migration to 2")?;
-            tx.execute_batch(
-                "ALTER TABLE actions ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
-            )
-            .ctx("add actions.cache_hit")?;
-            tx.execute_batch(CREATE_CACHE).ctx("create cache table")?;
-            tx.execute_batch(CREATE_PROJECTS)
-                .ctx("create projects table")?;
-            tx.pragma_update(None, "user_version", VERSION)
-                .ctx("record schema version")?;
-            tx.commit().ctx("commit schema migration to 3")
-        }
-        2 => {
-            // Version 3 added projects.
-            let tx = conn.transaction().ctx("begin schema migration to 3")?;
-            tx.execute_batch(CREATE_PROJECTS)
-                .ctx("create projects table")?;
-            tx.pragma_update(None, "user_version", VERSION)
-                .ctx("record schema version")?;
-            tx.commit().ctx("commit schema migration to 3")
-        }
         VERSION => Ok(()),
-        newer => Err(StoreError::NewerSchema(newer)),
+        newer if newer > VERSION => Err(StoreError::NewerSchema(newer)),
+        older => {
+            let tx = conn.transaction().ctx("begin schema migration")?;
+            match older {
+                0 => tx.execute_batch(CREATE).ctx("create schema")?,
+                // Version 2 added actions.cache_hit (and the cache table).
+                1 => tx
+                    .execute_batch(
+                        "ALTER TABLE actions ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
+                    )
+                    .ctx("add actions.cache_hit")?,
+                // Versions 3 and 4 only added tables.
+                _ => {}
+            }
+            add_tables(&tx)?;
+            tx.pragma_update(None, "user_version", VERSION)
+                .ctx("record schema version")?;
+            tx.commit().ctx("commit schema migration")
+        }
     }
 }

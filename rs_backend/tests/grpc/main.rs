@@ -7,3 +7,4 @@ mod forked;
 mod protocol;
 mod recovery;
 mod runs;
+mod tasks;

@@ -1,0 +1,179 @@
+"""Deploying environments and using deployed tasks, on the embedded backend: the Python API
+(`flyte.deploy`, `flyte.remote.Task.get`, `flyte.run` of a deployed task, a task calling a
+deployed task) and the CLI (`flyte deploy`, `flyte get task`, `flyte run deployed-task`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flyte
+from flyte import remote
+from flyte.errors import RemoteTaskError
+
+WORKFLOW = """
+import flyte
+from flyte import remote
+
+env_2 = flyte.TaskEnvironment(name="{prefix}_two")
+env_1 = flyte.TaskEnvironment(name="{prefix}_one")
+env_1.add_dependency(env_2)
+
+
+@env_2.task
+async def remote_task(x: str) -> str:
+    return f"remote {{x}}"
+
+
+@env_2.task
+async def add(a: int, b: int = 5) -> int:
+    return a + b
+
+
+@env_1.task
+async def main(x: str) -> str:
+    ref = remote.Task.get("{prefix}_two.remote_task", auto_version="latest")
+    return await ref(x=x)
+
+
+@env_1.task
+async def positional(n: int) -> int:
+    ref = remote.Task.get("{prefix}_two.add", auto_version="latest")
+    return await ref(n)
+"""
+
+
+@pytest.fixture
+def deployed_module(tmp_path: Path, backend_endpoint: str) -> Any:
+    """A fresh module (unique environment names) and this process pointed at the backend."""
+    from flyte.cli._run import load_module
+
+    prefix = "d" + uuid.uuid4().hex[:8]
+    path = tmp_path / f"{prefix}_wf.py"
+    path.write_text(textwrap.dedent(WORKFLOW.format(prefix=prefix)))
+    module = load_module(path, tmp_path)
+    flyte.init(endpoint=backend_endpoint, insecure=True, root_dir=tmp_path)
+    module.prefix = prefix
+    return module
+
+
+def test_deploy_then_call_and_run_deployed_tasks(deployed_module: Any) -> None:
+    m = deployed_module
+    deployments = flyte.deploy(m.env_1)
+    assert len(deployments) == 1
+    d = deployments[0]
+    summary = d.summary_repr()
+    assert f"Deployment(env=[{m.prefix}_one]" in summary and f"Deployment(env=[{m.prefix}_two]" in summary
+    assert f"DeployedTask(name={m.prefix}_two.remote_task, version={d.version})" in summary
+    assert len(d.version) == 32
+    # The same code again is the same version: a no-op.
+    assert flyte.deploy(m.env_1)[0].version == d.version
+
+    # A task calling a deployed task (keyword and positional inputs; a default filled in).
+    assert flyte.run(m.main, x="Hello").wait().result == "remote Hello"
+    assert flyte.run(m.positional, n=1).wait().result == 6
+
+    # A deployed task run by name from outside, latest or pinned.
+    latest = remote.Task.get(f"{m.prefix}_two.add", auto_version="latest")
+    assert flyte.run(latest, a=2).wait().result == 7
+    pinned = remote.Task.get(f"{m.prefix}_two.add", version=d.version)
+    assert flyte.run(pinned, a=2, b=3).wait().result == 5
+
+
+def test_missing_deployed_tasks_are_clear_errors(deployed_module: Any) -> None:
+    m = deployed_module
+    d = flyte.deploy(m.env_2)[0]
+    with pytest.raises(RemoteTaskError) as missing:
+        remote.Task.get(f"{m.prefix}_two.nope", auto_version="latest").fetch()
+    assert f"{m.prefix}_two.add" in str(missing.value) and f"{m.prefix}_two.remote_task" in str(missing.value)
+    with pytest.raises(RemoteTaskError) as bad_version:
+        remote.Task.get(f"{m.prefix}_two.add", version="v0").fetch()
+    assert "v0" in str(bad_version.value) and d.version in str(bad_version.value)
+    with pytest.raises(RemoteTaskError, match="only be called inside a task"):
+        remote.Task.get(f"{m.prefix}_two.add", version=d.version)(a=1)
+    with pytest.raises(ValueError, match="auto_version"):
+        remote.Task.get(f"{m.prefix}_two.add")
+
+
+def test_an_explicit_version_and_a_dry_run(deployed_module: Any) -> None:
+    m = deployed_module
+    dry = flyte.deploy(m.env_2, dry_run=True, version="v1.0.0")[0]
+    assert dry.dry_run and {t.name for t in dry.tasks} == {
+        f"{m.prefix}_two.add",
+        f"{m.prefix}_two.remote_task",
+    }
+    with pytest.raises(RemoteTaskError):
+        remote.Task.get(f"{m.prefix}_two.add", version="v1.0.0").fetch()
+    flyte.deploy(m.env_2, version="v1.0.0")
+    assert flyte.run(remote.Task.get(f"{m.prefix}_two.add", version="v1.0.0"), a=1).wait().result == 6
+    with pytest.raises(ValueError, match="version"):
+        flyte.deploy(m.env_2, version="has space")
+
+
+def _cli(endpoint: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "flyte"), "--endpoint", endpoint, "--insecure", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"},
+    )
+
+
+def test_the_cli_deploys_lists_and_runs_deployed_tasks(deployed_module: Any, backend_endpoint: str) -> None:
+    m = deployed_module
+    cwd = Path(m.__file__).parent
+    file = Path(m.__file__).name
+    dry = _cli(backend_endpoint, cwd, "deploy", "--dry-run", file, "env_1")
+    assert dry.returncode == 0, dry.stderr
+    assert "Would deploy" in dry.stdout and f"{m.prefix}_two.add" in dry.stdout
+
+    out = _cli(backend_endpoint, cwd, "-of", "json", "deploy", "--version", "cli-1", file)
+    assert out.returncode == 0, out.stderr
+    deployed = json.loads(out.stdout)
+    assert {t["task"] for t in deployed["tasks"]} == {
+        f"{m.prefix}_two.remote_task",
+        f"{m.prefix}_two.add",
+        f"{m.prefix}_one.main",
+        f"{m.prefix}_one.positional",
+    }
+    assert {t["version"] for t in deployed["tasks"]} == {"cli-1"}
+
+    listed = _cli(backend_endpoint, cwd, "-of", "json", "get", "task")
+    assert listed.returncode == 0, listed.stderr
+    assert {"name": f"{m.prefix}_two.add", "version": "cli-1"}.items() <= next(
+        t for t in json.loads(listed.stdout) if t["name"] == f"{m.prefix}_two.add"
+    ).items()
+    versions = _cli(backend_endpoint, cwd, "-of", "json", "get", "task", f"{m.prefix}_two.add")
+    assert [v["version"] for v in json.loads(versions.stdout)] == ["cli-1"]
+
+    ran = _cli(backend_endpoint, cwd, "run", "--follow", "deployed-task", f"{m.prefix}_two.add", "--a", "3")
+    assert ran.returncode == 0, ran.stderr
+    assert "8" in ran.stdout
+    pinned = _cli(
+        backend_endpoint,
+        cwd,
+        "run",
+        "--follow",
+        "deployed-task",
+        f"{m.prefix}_two.add:cli-1",
+        "--a",
+        "1",
+        "--b",
+        "1",
+    )
+    assert pinned.returncode == 0, pinned.stderr
+    assert "2" in pinned.stdout
+    missing = _cli(backend_endpoint, cwd, "run", "deployed-task", f"{m.prefix}_two.add:nope", "--a", "1")
+    assert missing.returncode != 0 and "cli-1" in missing.stderr
+    bad_env = _cli(backend_endpoint, cwd, "deploy", file, "no_such_env")
+    assert bad_env.returncode != 0 and "env_1" in bad_env.stderr
