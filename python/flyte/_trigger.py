@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any, Union
 
-_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
-_FIELD_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_MONTH_NAMES = {n: i + 1 for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
-_DAY_NAMES = {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())}
-_NAMES: tuple[dict[str, int], ...] = ({}, {}, {}, _MONTH_NAMES, _DAY_NAMES)
 _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -23,10 +18,6 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-# The Gregorian calendar repeats every 400 years (146097 days), so a schedule that has not fired
-# within one cycle never will.
-_SEARCH_DAYS = 146097
 _TRIGGER_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _ENV_VAR_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -58,52 +49,6 @@ def _cron_error(schedule: str, detail: str) -> ValueError:
     )
 
 
-def _parse_value(schedule: str, index: int, text: str) -> int:
-    names = _NAMES[index]
-    low, high = _FIELD_BOUNDS[index]
-    upper = text.upper()
-    if upper in names:
-        return names[upper]
-    if not text.isdecimal():
-        known = f" (names: {', '.join(names)})" if names else ""
-        raise _cron_error(schedule, f"{_FIELD_NAMES[index]} value {text!r} is not a number{known}")
-    value = int(text)
-    if not low <= value <= high:
-        raise _cron_error(schedule, f"{_FIELD_NAMES[index]} value {value} is out of range {low}-{high}")
-    return value
-
-
-def _parse_field(schedule: str, index: int, text: str) -> frozenset[int]:
-    low, high = _FIELD_BOUNDS[index]
-    values: set[int] = set()
-    for part in text.split(","):
-        if not part:
-            raise _cron_error(schedule, f"empty list item in {_FIELD_NAMES[index]} field {text!r}")
-        base, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdecimal() or int(step_text) == 0:
-                raise _cron_error(schedule, f"step {step_text!r} in {part!r} must be a positive number")
-            step = int(step_text)
-        if base == "*":
-            start, end = low, high
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            start = _parse_value(schedule, index, first)
-            end = _parse_value(schedule, index, last)
-            if start > end:
-                raise _cron_error(schedule, f"range {base!r} in {_FIELD_NAMES[index]} runs backwards")
-        else:
-            start = _parse_value(schedule, index, base)
-            # "5/15" means every 15 starting at 5, as in Vixie cron.
-            end = high if slash else start
-        values.update(range(start, end + 1, step))
-    if index == 4 and 7 in values:
-        values.discard(7)
-        values.add(0)
-    return frozenset(values)
-
-
 def _resolve_timezone(name: str) -> tzinfo:
     import zoneinfo
 
@@ -115,97 +60,81 @@ def _resolve_timezone(name: str) -> tzinfo:
         ) from None
 
 
-def _exists(wall: datetime, tz: tzinfo) -> bool:
-    """False for wall times skipped by a DST jump, which round-trip through UTC to a different time."""
-    aware = wall.replace(tzinfo=tz)
-    return aware.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) == wall
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Cron:
     """A cron schedule, ``Cron("0 9 * * MON-FRI", timezone="America/New_York")``.
 
     Standard 5-field syntax with ``*``, lists, ranges, steps and month/day names. As in Vixie cron,
-    when both day-of-month and day-of-week are restricted a day matching either one fires.
+    when both day-of-month and day-of-week are restricted a day matching either one fires. The
+    schedule is evaluated by the same code as the backend's trigger scheduler.
     """
 
     schedule: str
     timezone: str | None = None
-    _fields: tuple[frozenset[int], ...] = field(init=False, repr=False, compare=False)
-    _dom_or_dow: bool = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.schedule, str):
-            raise TypeError(f"Cron(schedule={self.schedule!r}) must be a string such as '0 * * * *'")
-        text = self.schedule.strip()
+    def __init__(
+        self, schedule: str | None = None, timezone: str | None = None, *, expression: str | None = None
+    ):
+        # ``expression=`` is the reference SDK's name for the schedule.
+        if schedule is None:
+            schedule = expression
+        elif expression is not None and expression != schedule:
+            raise TypeError(f"Cron got schedule={schedule!r} and expression={expression!r}; give one")
+        if not isinstance(schedule, str):
+            raise TypeError(f"Cron(schedule={schedule!r}) must be a string such as '0 * * * *'")
+        text = schedule.strip()
         if text.lower() in _MACROS:
             raise ValueError(
-                f"Cron({self.schedule!r}): shortcuts are not supported; use Cron({_MACROS[text.lower()]!r})"
+                f"Cron({schedule!r}): shortcuts are not supported; use Cron({_MACROS[text.lower()]!r})"
             )
-        parts = text.split()
-        if len(parts) != 5:
-            extra = " (a seconds or year field is not supported)" if len(parts) == 6 else ""
-            raise _cron_error(
-                self.schedule,
-                f"expected 5 fields 'minute hour day-of-month month day-of-week', found {len(parts)}{extra}",
-            )
-        parsed = tuple(_parse_field(self.schedule, i, p) for i, p in enumerate(parts))
-        object.__setattr__(self, "_fields", parsed)
-        dom_star, dow_star = parts[2].startswith("*"), parts[4].startswith("*")
-        object.__setattr__(self, "_dom_or_dow", not dom_star and not dow_star)
-        if not self._dom_or_dow and not any(d <= _DAYS_IN_MONTH[m - 1] for m in parsed[3] for d in parsed[2]):
-            raise _cron_error(
-                self.schedule, "no month in the schedule has that day of the month, so it never fires"
-            )
-        if self.timezone is not None:
-            if not isinstance(self.timezone, str):
-                raise TypeError(f"Cron(timezone={self.timezone!r}) must be an IANA name such as 'UTC'")
-            _resolve_timezone(self.timezone)
+        if timezone is not None:
+            if not isinstance(timezone, str):
+                raise TypeError(f"Cron(timezone={timezone!r}) must be an IANA name such as 'UTC'")
+            _resolve_timezone(timezone)
+        from flyte import _core
 
-    def _day_matches(self, day: date) -> bool:
-        _, _, doms, months, dows = self._fields
-        if day.month not in months:
-            return False
-        dom_hit = day.day in doms
-        dow_hit = (day.isoweekday() % 7) in dows
-        return (dom_hit or dow_hit) if self._dom_or_dow else (dom_hit and dow_hit)
+        try:
+            _core.check_cron(text, timezone or "")
+        except ValueError as e:
+            raise _cron_error(schedule, str(e)) from None
+        object.__setattr__(self, "schedule", schedule)
+        object.__setattr__(self, "timezone", timezone)
+
+    @property
+    def expression(self) -> str:
+        return self.schedule
 
     def next_after(self, dt: datetime) -> datetime:
         """The first time strictly after ``dt`` at which the schedule fires.
 
         With a ``timezone`` the schedule is read in that zone: an aware ``dt`` is converted to it, a naive
-        ``dt`` is taken as wall time there, and the result is aware. Without one the schedule is read on
-        ``dt``'s own clock and the result has ``dt``'s tzinfo. Wall times skipped by DST never fire; wall
-        times repeated by DST fire once, at their first occurrence.
+        ``dt`` is taken as wall time there, and the result is aware. Without one, a naive ``dt`` is read
+        as UTC wall time (and the result is naive) and an aware ``dt`` on its own zone's clock. A wall
+        time skipped by DST fires at the first valid time after the change; one repeated by DST fires
+        once, at its first occurrence.
         """
-        tz = _resolve_timezone(self.timezone) if self.timezone else dt.tzinfo
-        if self.timezone and dt.tzinfo is not None:
-            dt = dt.astimezone(tz)
-        elif self.timezone:
-            dt = dt.replace(tzinfo=tz)
-        minutes, hours = sorted(self._fields[0]), sorted(self._fields[1])
-        start = dt.replace(tzinfo=None, second=0, microsecond=0) + timedelta(minutes=1)
-        after = dt.astimezone(timezone.utc) if tz is not None else None
-        day = start.date()
-        for _ in range(_SEARCH_DAYS):
-            if self._day_matches(day):
-                for h in hours:
-                    if day == start.date() and h < start.hour:
-                        continue
-                    for m in minutes:
-                        wall = datetime.combine(day, time(h, m))
-                        if wall < start:
-                            continue
-                        if tz is None or after is None:
-                            return wall
-                        if not _exists(wall, tz):
-                            continue
-                        candidate = wall.replace(tzinfo=tz)
-                        # Same-tzinfo comparisons ignore fold, so compare in UTC to get DST repeats right.
-                        if candidate.astimezone(timezone.utc) > after:
-                            return candidate
-            day += timedelta(days=1)
-        raise ValueError(f"Cron({self.schedule!r}) does not fire within {_SEARCH_DAYS} days after {dt}")
+        from flyte import _core
+
+        if self.timezone:
+            zone_name, tz = self.timezone, _resolve_timezone(self.timezone)
+            aware = dt.astimezone(tz) if dt.tzinfo is not None else dt.replace(tzinfo=tz)
+        elif dt.tzinfo is None:
+            zone_name, tz, aware = "UTC", None, dt.replace(tzinfo=timezone.utc)
+        else:
+            zone_name = getattr(dt.tzinfo, "key", None) or ("UTC" if dt.utcoffset() == timedelta(0) else "")
+            if not zone_name:
+                raise ValueError(
+                    f"Cron({self.schedule!r}).next_after: {dt!r} has a fixed-offset timezone; give the Cron a "
+                    "timezone, or pass a ZoneInfo or UTC datetime"
+                )
+            tz, aware = dt.tzinfo, dt
+        ms = _core.cron_next_after(
+            self.schedule.strip(), zone_name, int(aware.timestamp() * 1000) // 1000 * 1000
+        )
+        fired = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+        if tz is None:
+            return fired.replace(tzinfo=None)
+        return fired.astimezone(tz)
 
     def __str__(self) -> str:
         return f"{self.schedule} ({self.timezone})" if self.timezone else self.schedule
@@ -222,6 +151,9 @@ class FixedRate:
     start_time: datetime | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.interval, int) and not isinstance(self.interval, bool):
+            # A whole number of minutes, as the reference SDK's FixedRate(interval_minutes) takes.
+            object.__setattr__(self, "interval", timedelta(minutes=self.interval))
         if not isinstance(self.interval, timedelta):
             raise TypeError(
                 f"FixedRate(interval={self.interval!r}) must be a timedelta, e.g. FixedRate(timedelta(minutes=30))"

@@ -22,7 +22,7 @@ use crate::services::http::{self, Files};
 use crate::services::{self, projects};
 use crate::signing::UrlSigner;
 use crate::store::Store;
-use crate::tls;
+use crate::{firing, tls};
 
 /// How long a graceful stop waits for clients to let go before connections are dropped.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -127,6 +127,7 @@ pub async fn start(
     tracing::info!(?recovered, %endpoint, "embedded backend starting");
 
     let dispatcher = tokio::spawn(run_dispatcher(engine.clone()));
+    tokio::spawn(firing::run(engine.clone()));
     let mut stop = engine.stop_signal();
     let shutdown = async move {
         let _ = stop.wait_for(|stopping| *stopping).await;
@@ -181,6 +182,13 @@ pub async fn start(
 }
 
 impl RunningBackend {
+    /// Fires the triggers due at `now_ms` (the scheduler does this every second with the
+    /// wall clock); for tests that drive time themselves. Returns the runs started.
+    #[doc(hidden)]
+    pub async fn fire_due_triggers(&self, now_ms: i64) -> usize {
+        firing::fire_due(&self.engine, now_ms).await
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

@@ -38,7 +38,7 @@ pub fn action_id(id: Option<&ActionIdentifier>, field: &str) -> Result<(RunKey, 
 /// Checks a CreateRun request; `deployed` finds the spec of a deployed task (`task_id`).
 /// Inline inputs with the task's declared defaults added for the inputs not given, as a
 /// cluster fills them in (offloaded inputs are taken as they are).
-fn with_defaults(mut inputs: Inputs, spec: &TaskSpec) -> Inputs {
+pub fn with_defaults(mut inputs: Inputs, spec: &TaskSpec) -> Inputs {
     for default in &spec.default_inputs {
         let given = inputs.literals.iter().any(|l| l.name == default.name);
         let value = default.parameter.as_ref().and_then(|p| match &p.behavior {

@@ -177,3 +177,82 @@ def test_the_cli_deploys_lists_and_runs_deployed_tasks(deployed_module: Any, bac
     assert missing.returncode != 0 and "cli-1" in missing.stderr
     bad_env = _cli(backend_endpoint, cwd, "deploy", file, "no_such_env")
     assert bad_env.returncode != 0 and "env_1" in bad_env.stderr
+
+
+SCHEDULED = """
+import datetime
+import flyte
+
+env = flyte.TaskEnvironment(name="{prefix}_sched")
+
+
+@env.task(triggers=flyte.Trigger.minutely("when", inputs={{"label": "scheduled"}}))
+async def tick(when: datetime.datetime, label: str = "default") -> str:
+    return f"{{label}} at {{when.isoformat()}}"
+
+
+@env.task(triggers=flyte.Trigger.hourly())
+async def no_inputs() -> int:
+    return 1
+"""
+
+
+def test_a_deployed_minutely_trigger_fires(tmp_path: Path, backend_endpoint: str) -> None:
+    """A real trigger on the real clock: deployed with its task, it starts a run within a
+    minute, with its inputs and the kick-off time; deactivated, it shows as inactive."""
+    import time
+
+    from flyteidl2.common import identifier_pb2
+
+    from flyte._remote._client import BackendClient, run_sync
+    from flyte.cli._run import load_module
+
+    prefix = "t" + uuid.uuid4().hex[:8]
+    path = tmp_path / f"{prefix}_wf.py"
+    path.write_text(textwrap.dedent(SCHEDULED.format(prefix=prefix)))
+    module = load_module(path, tmp_path)
+    flyte.init(endpoint=backend_endpoint, insecure=True, root_dir=tmp_path)
+    deployed = flyte.deploy(module.env)[0]
+    assert {t.name: t.triggers for t in deployed.tasks} == {
+        f"{prefix}_sched.tick": ("minutely",),
+        f"{prefix}_sched.no_inputs": ("hourly",),
+    }
+
+    listed = _cli(backend_endpoint, tmp_path, "-of", "json", "get", "trigger")
+    assert listed.returncode == 0, listed.stderr
+    mine = {t["name"]: t for t in json.loads(listed.stdout) if t["task"].startswith(prefix)}
+    assert mine["minutely"]["automation"] == "cron * * * * * (UTC)" and mine["minutely"]["active"] == "true"
+
+    client = BackendClient(backend_endpoint, insecure=True)
+    pid = identifier_pb2.ProjectIdentifier(organization="local", domain="development", name="flytesnacks")
+    deadline = time.monotonic() + 150
+    fired = None
+    while fired is None and time.monotonic() < deadline:
+        for r in run_sync(client.list_runs(pid, 200)):
+            if r.action.metadata.task.id.name == f"{prefix}_sched.tick":
+                fired = r.action.id.run.name
+        time.sleep(1)
+    assert fired is not None, "the minutely trigger did not fire within 150 s"
+    result = flyte.remote.Task.get(f"{prefix}_sched.tick", auto_version="latest")  # the run is of this task
+    assert result.version == deployed.version
+    from flyte._remote._submit import RemoteRun
+
+    run_id = identifier_pb2.RunIdentifier(
+        org="local", project="flytesnacks", domain="development", name=fired
+    )
+    out = RemoteRun(client, run_id, result, "").wait().result
+    label, _, when = out.partition(" at ")
+    assert label == "scheduled" and when.endswith(":00+00:00"), out
+
+    off = _cli(
+        backend_endpoint, tmp_path, "update", "trigger", "minutely", f"{prefix}_sched.tick", "--deactivate"
+    )
+    assert off.returncode == 0, off.stderr
+    shown = _cli(
+        backend_endpoint, tmp_path, "-of", "json", "get", "trigger", f"{prefix}_sched.tick", "minutely"
+    )
+    assert {"field": "active", "value": "false"} in json.loads(shown.stdout)
+    missing = _cli(
+        backend_endpoint, tmp_path, "update", "trigger", "nope", f"{prefix}_sched.tick", "--activate"
+    )
+    assert missing.returncode != 0 and "nope" in missing.stderr

@@ -54,6 +54,9 @@ def task_trigger(task: TaskTemplate[Any, Any], trigger: Trigger) -> Any:
     from flyte._trigger import TriggerTime
 
     kickoff = trigger.trigger_time_input
+    if kickoff not in task.interface.inputs:
+        # The firing time is only delivered to a task that takes it.
+        kickoff = None
     given = {k: v for k, v in (trigger.inputs or {}).items() if v is not TriggerTime}
     inputs = task.interface.partial_inputs_to_literals(given, f"{task.name} trigger {trigger.name}")
     if kickoff:

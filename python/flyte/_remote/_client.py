@@ -19,6 +19,7 @@ T = TypeVar("T")
 _RUNS = "/flyteidl2.workflow.RunService/"
 _DATA = "/flyteidl2.dataproxy.DataProxyService/"
 _TASKS = "/flyteidl2.task.TaskService/"
+_TRIGGERS = "/flyteidl2.trigger.TriggerService/"
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -237,6 +238,47 @@ class BackendClient:
         what = f"versions of {task_name.name}"
         resp = await self._unary(_TASKS + "ListVersions", req, task_service_pb2.ListVersionsResponse, what)
         return list(resp.versions)
+
+    # -- triggers ---------------------------------------------------------------------------
+
+    async def list_triggers(self, scope: Any, limit: int = 100) -> list[Any]:
+        """Triggers of a project (``ProjectIdentifier``) or of one task (``TaskName``)."""
+        from flyteidl2.common import identifier_pb2, list_pb2
+        from flyteidl2.trigger import trigger_service_pb2
+
+        request = list_pb2.ListRequest(limit=min(limit, 1000))
+        if isinstance(scope, identifier_pb2.ProjectIdentifier):
+            req = trigger_service_pb2.ListTriggersRequest(request=request, project_id=scope)
+        else:
+            req = trigger_service_pb2.ListTriggersRequest(request=request, task_name=scope)
+        resp = await self._unary(
+            _TRIGGERS + "ListTriggers", req, trigger_service_pb2.ListTriggersResponse, "listing triggers"
+        )
+        return list(resp.triggers)
+
+    async def get_trigger(self, name: Any) -> Any:
+        from flyteidl2.trigger import trigger_service_pb2
+
+        req = trigger_service_pb2.GetTriggerDetailsRequest(name=name)
+        what = f"trigger {name.name} of {name.task_name}"
+        resp = await self._unary(
+            _TRIGGERS + "GetTriggerDetails", req, trigger_service_pb2.GetTriggerDetailsResponse, what
+        )
+        return resp.trigger
+
+    async def set_triggers_active(self, names: list[Any], active: bool) -> None:
+        from flyteidl2.trigger import trigger_service_pb2
+
+        req = trigger_service_pb2.UpdateTriggersRequest(names=names, active=active)
+        what = ("activating " if active else "deactivating ") + ", ".join(n.name for n in names)
+        await self._unary(_TRIGGERS + "UpdateTriggers", req, trigger_service_pb2.UpdateTriggersResponse, what)
+
+    async def delete_triggers(self, names: list[Any]) -> None:
+        from flyteidl2.trigger import trigger_service_pb2
+
+        req = trigger_service_pb2.DeleteTriggersRequest(names=names)
+        what = "deleting " + ", ".join(n.name for n in names)
+        await self._unary(_TRIGGERS + "DeleteTriggers", req, trigger_service_pb2.DeleteTriggersResponse, what)
 
     # -- data -----------------------------------------------------------------------------
 

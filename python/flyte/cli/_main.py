@@ -98,10 +98,13 @@ def _register() -> None:
     from flyte.cli._get import get
     from flyte.cli._run import run
     from flyte.cli._start import start, stop
+    from flyte.cli._triggers import delete, update
 
     main.add_command(run)
     main.add_command(create)
     main.add_command(deploy)
+    main.add_command(update)
+    main.add_command(delete)
     main.add_command(get)
     main.add_command(start)
     main.add_command(abort)

@@ -13,6 +13,7 @@ pub mod projects;
 pub mod runs;
 mod streams;
 pub mod tasks;
+pub mod triggers;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use flyteidl2::flyteidl::auth::auth_metadata_service_server::AuthMetadataService
 use flyteidl2::flyteidl::auth::identity_service_server::IdentityServiceServer;
 use flyteidl2::flyteidl::project::project_service_server::ProjectServiceServer;
 use flyteidl2::flyteidl::task::task_service_server::TaskServiceServer;
+use flyteidl2::flyteidl::trigger::trigger_service_server::TriggerServiceServer;
 use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsServiceServer;
 use flyteidl2::flyteidl::workflow::run_service_server::RunServiceServer;
 use tonic::codec::CompressionEncoding;
@@ -81,6 +83,9 @@ pub fn add_all<L: Clone>(
         .add_service(configured!(TaskServiceServer::new(tasks::TasksApi::new(
             engine.clone()
         ))))
+        .add_service(configured!(TriggerServiceServer::new(
+            triggers::TriggersApi::new(engine.clone())
+        )))
         .add_service(configured!(ProjectServiceServer::new(
             projects::ProjectsApi::new(engine.clone())
         )))

@@ -21,7 +21,7 @@ use crate::clock::{now_ms, timestamp};
 use crate::engine::{internal, Engine};
 use crate::executor::spec::ExecSpec;
 use crate::names::check_segment;
-use crate::services::projects;
+use crate::services::{projects, triggers};
 use crate::store::{TaskQuery, TaskRow};
 
 /// Page size when a listing does not say.
@@ -112,7 +112,7 @@ pub fn deployed_spec(engine: &Engine, id: &TaskIdentifier) -> Result<TaskSpec, S
 }
 
 /// Offset and size of a page; tokens are decimal offsets.
-fn offset_page(request: Option<&ListRequest>) -> Result<(u32, u32), Status> {
+pub(crate) fn offset_page(request: Option<&ListRequest>) -> Result<(u32, u32), Status> {
     let Some(request) = request else {
         return Ok((0, DEFAULT_PAGE));
     };
@@ -138,7 +138,7 @@ fn offset_page(request: Option<&ListRequest>) -> Result<(u32, u32), Status> {
     Ok((offset, limit))
 }
 
-fn next_token(offset: u32, limit: u32, got: usize) -> String {
+pub(crate) fn next_token(offset: u32, limit: u32, got: usize) -> String {
     if got == limit as usize {
         (offset + limit).to_string()
     } else {
@@ -213,12 +213,7 @@ impl TaskService for TasksApi {
         let spec = request.spec.ok_or_else(|| invalid("spec is required"))?;
         // A deployed task must be runnable as it is: the same checks as a run's task spec.
         ExecSpec::from_task_spec(&spec).map_err(|e| invalid(format!("spec.{e}")))?;
-        if !request.triggers.is_empty() {
-            return Err(Status::unimplemented(
-                "deploying triggers is not supported by the embedded backend yet; deploy the \
-                 task without them",
-            ));
-        }
+        let triggers = triggers::check_task_triggers(&id, &request.triggers)?;
         let short_name = if spec.short_name.is_empty() {
             id.name.rsplit('.').next().unwrap_or(&id.name).to_string()
         } else {
@@ -242,6 +237,7 @@ impl TaskService for TasksApi {
             .store
             .task_upsert(&row, now_ms())
             .map_err(|e| internal("deploy task", e))?;
+        triggers::deploy_task_triggers(&self.engine, triggers)?;
         Ok(Response::new(DeployTaskResponse {}))
     }
 

@@ -9,6 +9,7 @@ mod reads;
 mod records;
 mod schema;
 mod tasks;
+mod triggers;
 mod writes;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ use crate::procfs::ProcessRef;
 
 pub use records::*;
 pub use tasks::{TaskQuery, TaskRow};
+pub use triggers::{TriggerKey, TriggerQuery, TriggerRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 const CREATE: &str = r#"
 CREATE TABLE runs (
@@ -104,11 +104,36 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_age ON tasks (project, domain, name, created_ms);
 ";
 
+/// Triggers (TriggerService) of deployed tasks. `spec` is a `trigger.TriggerSpec` (inputs,
+/// run spec, task version), `automation` a `task.TriggerAutomationSpec`. The scheduler fires
+/// ticks after `since_ms`: the later of the last activation and `last_tick_ms`, the scheduled
+/// time of the last run it created. Deleted triggers are kept, marked by `deleted_ms`.
+const CREATE_TRIGGERS: &str = "
+CREATE TABLE IF NOT EXISTS triggers (
+    project       TEXT NOT NULL,
+    domain        TEXT NOT NULL,
+    task_name     TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    spec          BLOB NOT NULL,
+    automation    BLOB NOT NULL,
+    active        INTEGER NOT NULL,
+    revision      INTEGER NOT NULL,
+    deployed_ms   INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    activated_ms  INTEGER NOT NULL,
+    last_tick_ms  INTEGER,
+    triggered_ms  INTEGER,
+    deleted_ms    INTEGER,
+    PRIMARY KEY (project, domain, task_name, name)
+);
+";
+
 /// Tables added after the first schema: every migration creates whichever are missing.
 const ADDED_TABLES: &[(&str, &str)] = &[
     (CREATE_CACHE, "create cache table"),
     (CREATE_PROJECTS, "create projects table"),
     (CREATE_TASKS, "create tasks table"),
+    (CREATE_TRIGGERS, "create triggers table"),
 ];
 
 fn add_tables(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
@@ -135,7 +160,7 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
                         "ALTER TABLE actions ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
                     )
                     .ctx("add actions.cache_hit")?,
-                // Versions 3 and 4 only added tables.
+                // Versions 3 to 5 only added tables.
                 _ => {}
             }
             add_tables(&tx)?;

@@ -8,3 +8,4 @@ mod protocol;
 mod recovery;
 mod runs;
 mod tasks;
+mod triggers;

@@ -287,6 +287,27 @@ fn check_run_name(name: &str) -> PyResult<()> {
     flyte_backend::check_run_name(name).map_err(PyValueError::new_err)
 }
 
+/// Checks a cron schedule (5 fields, an IANA time zone or ""), raising ValueError.
+#[pyfunction]
+#[pyo3(signature = (expression, timezone = ""))]
+fn check_cron(expression: &str, timezone: &str) -> PyResult<()> {
+    flyte_backend::schedule::parse_cron(expression, timezone)
+        .map(|_| ())
+        .map_err(PyValueError::new_err)
+}
+
+/// The first time (epoch ms) strictly after `after_ms` at which a cron schedule fires: the
+/// same rule the backend's trigger scheduler uses.
+#[pyfunction]
+#[pyo3(signature = (expression, timezone, after_ms))]
+fn cron_next_after(expression: &str, timezone: &str, after_ms: i64) -> PyResult<i64> {
+    let schedule =
+        flyte_backend::schedule::parse_cron(expression, timezone).map_err(PyValueError::new_err)?;
+    schedule
+        .next_after(after_ms)
+        .ok_or_else(|| PyValueError::new_err(format!("{expression:?} does not fire again")))
+}
+
 #[pymodule]
 #[pyo3(name = "_core")]
 fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -304,5 +325,7 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_hex, m)?)?;
     m.add_function(wrap_pyfunction!(check_run_name, m)?)?;
+    m.add_function(wrap_pyfunction!(check_cron, m)?)?;
+    m.add_function(wrap_pyfunction!(cron_next_after, m)?)?;
     Ok(())
 }
