@@ -51,6 +51,11 @@ impl Layout {
         self.root.join("signing.key")
     }
 
+    /// The key that seals secret values (never leaves the data dir).
+    pub fn secrets_key_path(&self) -> PathBuf {
+        self.root.join("secrets.key")
+    }
+
     pub fn lock_path(&self) -> PathBuf {
         self.root.join("backend.lock")
     }

@@ -18,6 +18,7 @@ use crate::executor::{run_dispatcher, Control};
 use crate::layout::Layout;
 use crate::protocol::{ProtocolLayer, RequestLog};
 use crate::recovery::recover;
+use crate::secrets::SecretBox;
 use crate::services::http::{self, Files};
 use crate::services::{self, projects};
 use crate::signing::UrlSigner;
@@ -122,7 +123,8 @@ pub async fn start(
         .map_err(|e| BackendError::io("read the listening address", e))?;
     let endpoint = endpoint_of(local_addr);
 
-    let engine = Arc::new(Engine::new(config, layout, store, endpoint.clone()));
+    let sealer = SecretBox::load_or_create(&layout.secrets_key_path())?;
+    let engine = Arc::new(Engine::new(config, layout, store, endpoint.clone(), sealer));
     let recovered = recover(&engine).await?;
     tracing::info!(?recovered, %endpoint, "embedded backend starting");
 

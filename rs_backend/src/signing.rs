@@ -3,18 +3,15 @@
 //! the content's MD5; its signature is an HMAC-SHA256 under a key kept in the data dir, so
 //! URLs handed out before a restart keep working until they expire.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::BackendError;
+use crate::keyfile::{self, OnDamage, KEY_BYTES};
 
 type HmacSha256 = Hmac<Sha256>;
-const KEY_BYTES: usize = 32;
 
 pub struct UrlSigner {
     key: [u8; KEY_BYTES],
@@ -43,44 +40,8 @@ impl Grant<'_> {
 impl UrlSigner {
     /// Loads the key from `path`, creating it (readable by the owner only) on first use.
     pub fn load_or_create(path: &Path) -> Result<Self, BackendError> {
-        match fs::read(path) {
-            Ok(bytes) if bytes.len() == KEY_BYTES => {
-                let mut key = [0u8; KEY_BYTES];
-                key.copy_from_slice(&bytes);
-                return Ok(Self { key });
-            }
-            Ok(_) => {
-                tracing::warn!(path = %path.display(), "signing key has the wrong size; making a new one");
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => {
-                return Err(BackendError::io(
-                    format!("read signing key {}", path.display()),
-                    err,
-                ))
-            }
-        }
-        let mut key = [0u8; KEY_BYTES];
-        getrandom::getrandom(&mut key).map_err(|e| {
-            BackendError::io(
-                "generate a signing key",
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut file = fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&key)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)
-        };
-        write()
-            .map_err(|e| BackendError::io(format!("write signing key {}", path.display()), e))?;
+        // A lost signing key only invalidates URLs already handed out.
+        let key = keyfile::load_or_create(path, "signing key", OnDamage::Replace)?;
         Ok(Self { key })
     }
 

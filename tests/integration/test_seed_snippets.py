@@ -735,6 +735,22 @@ if __name__ == "__main__":
 
 
 def test_003_caching_secrets_dataclasses_reports_groups(tmp_path: Path) -> None:
+    # As seed 003 does first: `flyte create secret MY_SECRET_KEY my_secret_value` (the local
+    # backend of the data dir keeps it; local runs read it from there).
+    flyte_exe = str(Path(sys.executable).parent / "flyte")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "FLYTE_DATA_DIR": str(tmp_path / "data")}
+    try:
+        made = subprocess.run(
+            [flyte_exe, "create", "secret", "MY_SECRET_KEY", "my_secret_value"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stderr
+    finally:
+        subprocess.run([flyte_exe, "stop", "local"], cwd=tmp_path, capture_output=True, env=env, timeout=60)
     out = run_snippet(tmp_path, AUTHORING)
     assert "[{'model': 'm', 'n': 2}]" in out
     assert "['report.html']" in out

@@ -57,6 +57,16 @@ def test_deploy_list_and_run_a_deployed_task(reference) -> None:  # type: ignore
     assert out["out"] == "hello deployed"
 
 
+def test_secrets_through_the_reference_cli(reference) -> None:  # type: ignore[no-untyped-def]
+    made = reference.cli("create", "secret", "ref-token", "--value", "very-secret")
+    assert made.returncode == 0, made.stdout + made.stderr
+    listed = reference.cli("get", "secret")
+    assert "ref-token" in listed.stdout and "very-secret" not in listed.stdout, listed.stdout + listed.stderr
+    deleted = reference.cli("delete", "secret", "ref-token")
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert "ref-token" not in reference.cli("get", "secret").stdout
+
+
 def test_async_fan_out_of_fifty_children(reference) -> None:  # type: ignore[no-untyped-def]
     out = _result(reference.python("workflows.py", reference.endpoint, "fan"))
     assert out == {"out": sum(2 * i for i in range(50))}

@@ -143,7 +143,7 @@ def task_spec(
     org: str | None,
 ) -> Any:
     """The flyteidl2 ``task.TaskSpec`` of ``task``."""
-    from flyteidl2.core import identifier_pb2, literals_pb2, tasks_pb2
+    from flyteidl2.core import identifier_pb2, literals_pb2, security_pb2, tasks_pb2
     from flyteidl2.task import environment_pb2, task_definition_pb2
 
     from flyte._version import __version__
@@ -187,6 +187,16 @@ def task_spec(
         interface=iface.to_typed_interface(),
         container=container,
     )
+    for secret in task.secrets:
+        # The secrets the task gets, and how: an env var (its name decided here) or a file.
+        template.security_context.secrets.add(
+            group=secret.group or "",
+            key=secret.key,
+            mount_requirement=security_pb2.Secret.MountType.FILE
+            if secret.mount is not None
+            else security_pb2.Secret.MountType.ENV_VAR,
+            env_var=secret.env_var_name() or "",
+        )
     return task_definition_pb2.TaskSpec(
         task_template=template,
         default_inputs=iface.default_inputs(),

@@ -102,6 +102,15 @@ class LocalRun(Runner):
         self.ledger.finish(call.name, "SUCCEEDED")
         return iface.literals_to_outputs(outputs_pb)
 
+    def _provide_secrets(self, call: Call) -> None:
+        from flyte._local._secrets import provide
+
+        try:
+            provide(call.task, self.project, self.domain)
+        except Exception as e:
+            self.ledger.finish(call.name, "FAILED", str(e))
+            raise
+
     async def execute_async(self, call: Call) -> Any:
         key = self._cache_key(call)
         if key is not None and call.task.cache.serialize:
@@ -115,6 +124,7 @@ class LocalRun(Runner):
             self.ledger.finish(call.name, "SUCCEEDED", None, True)
             return value
         task = call.task
+        self._provide_secrets(call)
         attempt = 0
         while True:
             attempt = self.ledger.start_attempt(call.name)
@@ -151,6 +161,7 @@ class LocalRun(Runner):
             self.ledger.finish(call.name, "SUCCEEDED", None, True)
             return value
         task = call.task
+        self._provide_secrets(call)
         while True:
             attempt = self.ledger.start_attempt(call.name)
             child = self._child(call, attempt)

@@ -20,6 +20,7 @@ _RUNS = "/flyteidl2.workflow.RunService/"
 _DATA = "/flyteidl2.dataproxy.DataProxyService/"
 _TASKS = "/flyteidl2.task.TaskService/"
 _TRIGGERS = "/flyteidl2.trigger.TriggerService/"
+_SECRETS = "/flyteidl2.secret.SecretService/"
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -279,6 +280,60 @@ class BackendClient:
         req = trigger_service_pb2.DeleteTriggersRequest(names=names)
         what = "deleting " + ", ".join(n.name for n in names)
         await self._unary(_TRIGGERS + "DeleteTriggers", req, trigger_service_pb2.DeleteTriggersResponse, what)
+
+    # -- secrets ----------------------------------------------------------------------------
+
+    async def create_secret(self, secret_id: Any, value: bytes, image_pull: bool = False) -> None:
+        from flyteidl2.secret import definition_pb2, payload_pb2
+
+        kind = (
+            definition_pb2.SECRET_TYPE_IMAGE_PULL_SECRET if image_pull else definition_pb2.SECRET_TYPE_GENERIC
+        )
+        spec = definition_pb2.SecretSpec(binary_value=value, type=kind)
+        req = payload_pb2.CreateSecretRequest(id=secret_id, secret_spec=spec)
+        await self._unary(
+            _SECRETS + "CreateSecret",
+            req,
+            payload_pb2.CreateSecretResponse,
+            f"creating secret {secret_id.name}",
+        )
+
+    async def get_secret(self, secret_id: Any) -> Any:
+        from flyteidl2.secret import payload_pb2
+
+        req = payload_pb2.GetSecretRequest(id=secret_id)
+        resp = await self._unary(
+            _SECRETS + "GetSecret", req, payload_pb2.GetSecretResponse, f"secret {secret_id.name}"
+        )
+        return resp.secret
+
+    async def list_secrets(self, org: str, project: str, domain: str, limit: int = 1000) -> list[Any]:
+        from flyteidl2.secret import payload_pb2
+
+        out: list[Any] = []
+        token = ""
+        while True:
+            req = payload_pb2.ListSecretsRequest(
+                organization=org, project=project, domain=domain, limit=min(limit, 1000), token=token
+            )
+            resp = await self._unary(
+                _SECRETS + "ListSecrets", req, payload_pb2.ListSecretsResponse, "listing secrets"
+            )
+            out.extend(resp.secrets)
+            token = resp.token
+            if not token or len(out) >= limit:
+                return out[:limit]
+
+    async def delete_secret(self, secret_id: Any) -> None:
+        from flyteidl2.secret import payload_pb2
+
+        req = payload_pb2.DeleteSecretRequest(id=secret_id)
+        await self._unary(
+            _SECRETS + "DeleteSecret",
+            req,
+            payload_pb2.DeleteSecretResponse,
+            f"deleting secret {secret_id.name}",
+        )
 
     # -- data -----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ use crate::executor::forkserver::ForkServer;
 use crate::executor::Scheduler;
 use crate::layout::Layout;
 use crate::names::RunKey;
+use crate::secrets::SecretBox;
 use crate::store::{ActionRecord, RunRecord, Store, StoreError};
 
 pub use report::StatusReport;
@@ -32,6 +33,8 @@ pub struct Engine {
     /// Where action processes reach this backend ("127.0.0.1:PORT").
     pub endpoint: String,
     pub scheduler: Scheduler,
+    /// Seals and opens secret values (its key lives in the data dir).
+    pub sealer: SecretBox,
     /// Set when attempts are forked from a warm server instead of spawned.
     pub forks: Option<ForkServer>,
     events: broadcast::Sender<Arc<ActionRecord>>,
@@ -42,7 +45,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: BackendConfig, layout: Layout, store: Store, endpoint: String) -> Self {
+    pub fn new(
+        config: BackendConfig,
+        layout: Layout,
+        store: Store,
+        endpoint: String,
+        sealer: SecretBox,
+    ) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (stop, _) = watch::channel(false);
         let scheduler = Scheduler::new(config.max_parallel);
@@ -56,6 +65,7 @@ impl Engine {
             store,
             endpoint,
             scheduler,
+            sealer,
             forks,
             events,
             stop,

@@ -24,6 +24,7 @@ use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::layout::{attempt_prefix, raw_data_prefix, run_raw_data_prefix};
 use crate::procfs::{self, ProcessRef};
+use crate::secrets;
 use crate::store::{ActionKind, ActionRecord};
 use crate::views;
 use crate::RUNTIME_PROGRAM;
@@ -291,6 +292,34 @@ fn prepare(
             bin_dir: &bin_dir,
         },
     );
+    let mut env = env;
+    let declared = task
+        .spec
+        .as_ref()
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.security_context.as_ref())
+        .map(|c| c.secrets.clone())
+        .unwrap_or_default();
+    if !declared.is_empty() {
+        // A declared secret that does not exist fails the action before its code runs.
+        let delivered = secrets::deliver(
+            &engine.store,
+            &engine.sealer,
+            &record.run.project,
+            &record.run.domain,
+            &declared,
+            &work_dir,
+        )
+        .map_err(|message| {
+            (
+                Verdict::Invalid {
+                    error: error("BadRequest", ErrorKind::User, message),
+                },
+                0,
+            )
+        })?;
+        env.extend(delivered.env);
+    }
     let job = Job {
         record: record.clone(),
         attempt,

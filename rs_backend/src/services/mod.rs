@@ -11,6 +11,7 @@ pub mod identity;
 pub mod logs;
 pub mod projects;
 pub mod runs;
+pub mod secrets;
 mod streams;
 pub mod tasks;
 pub mod triggers;
@@ -21,6 +22,7 @@ use flyteidl2::flyteidl::actions::actions_service_server::ActionsServiceServer;
 use flyteidl2::flyteidl::auth::auth_metadata_service_server::AuthMetadataServiceServer;
 use flyteidl2::flyteidl::auth::identity_service_server::IdentityServiceServer;
 use flyteidl2::flyteidl::project::project_service_server::ProjectServiceServer;
+use flyteidl2::flyteidl::secret::secret_service_server::SecretServiceServer;
 use flyteidl2::flyteidl::task::task_service_server::TaskServiceServer;
 use flyteidl2::flyteidl::trigger::trigger_service_server::TriggerServiceServer;
 use flyteidl2::flyteidl::workflow::run_logs_service_server::RunLogsServiceServer;
@@ -85,6 +87,9 @@ pub fn add_all<L: Clone>(
         ))))
         .add_service(configured!(TriggerServiceServer::new(
             triggers::TriggersApi::new(engine.clone())
+        )))
+        .add_service(configured!(SecretServiceServer::new(
+            secrets::SecretsApi::new(engine.clone())
         )))
         .add_service(configured!(ProjectServiceServer::new(
             projects::ProjectsApi::new(engine.clone())

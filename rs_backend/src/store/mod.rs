@@ -8,6 +8,7 @@ mod projects;
 mod reads;
 mod records;
 mod schema;
+mod secrets;
 mod tasks;
 mod triggers;
 mod writes;
@@ -25,6 +26,7 @@ use crate::phase;
 use crate::procfs::ProcessRef;
 
 pub use records::*;
+pub use secrets::SecretRow;
 pub use tasks::{TaskQuery, TaskRow};
 pub use triggers::{TriggerKey, TriggerQuery, TriggerRow};
 

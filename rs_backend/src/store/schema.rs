@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 const CREATE: &str = r#"
 CREATE TABLE runs (
@@ -128,12 +128,27 @@ CREATE TABLE IF NOT EXISTS triggers (
 );
 ";
 
+/// Secrets (SecretService), scoped to a project and domain, a domain, or everything (empty
+/// strings). `value` is sealed (see the secrets module); plain values never reach the database.
+const CREATE_SECRETS: &str = "
+CREATE TABLE IF NOT EXISTS secrets (
+    project     TEXT NOT NULL,
+    domain      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    kind        INTEGER NOT NULL,
+    value       BLOB NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    PRIMARY KEY (project, domain, name)
+);
+";
+
 /// Tables added after the first schema: every migration creates whichever are missing.
 const ADDED_TABLES: &[(&str, &str)] = &[
     (CREATE_CACHE, "create cache table"),
     (CREATE_PROJECTS, "create projects table"),
     (CREATE_TASKS, "create tasks table"),
     (CREATE_TRIGGERS, "create triggers table"),
+    (CREATE_SECRETS, "create secrets table"),
 ];
 
 fn add_tables(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
@@ -160,7 +175,7 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
                         "ALTER TABLE actions ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
                     )
                     .ctx("add actions.cache_hit")?,
-                // Versions 3 to 5 only added tables.
+                // Versions 3 to 6 only added tables.
                 _ => {}
             }
             add_tables(&tx)?;

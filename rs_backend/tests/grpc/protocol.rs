@@ -128,7 +128,7 @@ async fn connect_errors_are_json_with_the_method_named() {
     let h = Harness::start().await;
     let addr = addr(&h);
 
-    let unknown = "/flyteidl2.task.TaskService/DeployTask";
+    let unknown = "/flyteidl2.app.AppService/Create";
     let request = post(addr, unknown, "application/proto")
         .body(Full::new(Bytes::new()))
         .expect("request");
@@ -141,7 +141,7 @@ async fn connect_errors_are_json_with_the_method_named() {
         error["message"]
             .as_str()
             .unwrap_or("")
-            .contains("TaskService/DeployTask"),
+            .contains("AppService/Create"),
         "{error}"
     );
 

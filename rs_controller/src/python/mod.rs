@@ -308,6 +308,21 @@ fn cron_next_after(expression: &str, timezone: &str, after_ms: i64) -> PyResult<
         .ok_or_else(|| PyValueError::new_err(format!("{expression:?} does not fire again")))
 }
 
+/// A secret's value from a backend's data dir (local mode's source of secrets), or None.
+#[pyfunction]
+fn read_secret(
+    py: Python<'_>,
+    data_dir: std::path::PathBuf,
+    project: &str,
+    domain: &str,
+    key: &str,
+) -> PyResult<Option<Py<PyBytes>>> {
+    let value = py
+        .allow_threads(|| flyte_backend::read_secret(&data_dir, project, domain, key))
+        .map_err(PyOSError::new_err)?;
+    Ok(value.map(|v: Vec<u8>| PyBytes::new(py, v.as_slice()).unbind()))
+}
+
 #[pymodule]
 #[pyo3(name = "_core")]
 fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -326,6 +341,8 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sha256_hex, m)?)?;
     m.add_function(wrap_pyfunction!(check_run_name, m)?)?;
     m.add_function(wrap_pyfunction!(check_cron, m)?)?;
+    m.add_function(wrap_pyfunction!(read_secret, m)?)?;
+    m.add("SECRETS_DIR_ENV", flyte_backend::SECRETS_DIR_ENV)?;
     m.add_function(wrap_pyfunction!(cron_next_after, m)?)?;
     Ok(())
 }
