@@ -256,3 +256,47 @@ def test_a_deployed_minutely_trigger_fires(tmp_path: Path, backend_endpoint: str
         backend_endpoint, tmp_path, "update", "trigger", "nope", f"{prefix}_sched.tick", "--activate"
     )
     assert missing.returncode != 0 and "nope" in missing.stderr
+
+
+def test_projects_scope_deployed_tasks(deployed_module: Any, backend_endpoint: str) -> None:
+    m = deployed_module
+    cwd = Path(m.__file__).parent
+    file = Path(m.__file__).name
+    project = f"team-{m.prefix}"
+    made = _cli(backend_endpoint, cwd, "create", "project", "--id", project, "--description", "a team")
+    assert made.returncode == 0, made.stderr
+    again = _cli(backend_endpoint, cwd, "create", "project", "--id", project)
+    assert again.returncode != 0 and "exists" in again.stderr
+    shown = _cli(backend_endpoint, cwd, "-of", "json", "get", "project", project)
+    assert json.loads(shown.stdout)[0]["domains"] == "development, staging, production"
+    listed = _cli(backend_endpoint, cwd, "-of", "json", "get", "project")
+    assert {project, "flytesnacks"} <= {p["id"] for p in json.loads(listed.stdout)}
+
+    out = _cli(backend_endpoint, cwd, "deploy", "-p", project, "-d", "staging", file, "env_2")
+    assert out.returncode == 0, out.stderr
+    in_project = _cli(backend_endpoint, cwd, "-of", "json", "get", "task", "-p", project, "-d", "staging")
+    assert {t["name"] for t in json.loads(in_project.stdout)} == {
+        f"{m.prefix}_two.add",
+        f"{m.prefix}_two.remote_task",
+    }
+    elsewhere = _cli(backend_endpoint, cwd, "-of", "json", "get", "task", "-d", "staging")
+    assert not any(t["name"].startswith(m.prefix) for t in json.loads(elsewhere.stdout))
+    ran = _cli(
+        backend_endpoint,
+        cwd,
+        "run",
+        "-p",
+        project,
+        "-d",
+        "staging",
+        "--follow",
+        "deployed-task",
+        f"{m.prefix}_two.add",
+        "--a",
+        "4",
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "9" in ran.stdout
+
+    unknown = _cli(backend_endpoint, cwd, "deploy", "-p", "no-such-project", file, "env_2")
+    assert unknown.returncode != 0 and "no-such-project" in unknown.stderr

@@ -21,6 +21,7 @@ _DATA = "/flyteidl2.dataproxy.DataProxyService/"
 _TASKS = "/flyteidl2.task.TaskService/"
 _TRIGGERS = "/flyteidl2.trigger.TriggerService/"
 _SECRETS = "/flyteidl2.secret.SecretService/"
+_PROJECTS = "/flyteidl2.project.ProjectService/"
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -280,6 +281,40 @@ class BackendClient:
         req = trigger_service_pb2.DeleteTriggersRequest(names=names)
         what = "deleting " + ", ".join(n.name for n in names)
         await self._unary(_TRIGGERS + "DeleteTriggers", req, trigger_service_pb2.DeleteTriggersResponse, what)
+
+    # -- projects ---------------------------------------------------------------------------
+
+    async def create_project(self, project: Any) -> None:
+        from flyteidl2.project import project_service_pb2 as ps
+
+        req = ps.CreateProjectRequest(project=project)
+        await self._unary(
+            _PROJECTS + "CreateProject", req, ps.CreateProjectResponse, f"creating project {project.id}"
+        )
+
+    async def get_project(self, project_id: str, org: str) -> Any:
+        from flyteidl2.project import project_service_pb2 as ps
+
+        req = ps.GetProjectRequest(id=project_id, org=org)
+        resp = await self._unary(
+            _PROJECTS + "GetProject", req, ps.GetProjectResponse, f"project {project_id}"
+        )
+        return resp.project
+
+    async def list_projects(self, org: str) -> list[Any]:
+        from flyteidl2.project import project_service_pb2 as ps
+
+        out: list[Any] = []
+        token = ""
+        while True:
+            req = ps.ListProjectsRequest(limit=100, token=token, org=org)
+            resp = await self._unary(
+                _PROJECTS + "ListProjects", req, ps.ListProjectsResponse, "listing projects"
+            )
+            out.extend(resp.projects.projects)
+            token = resp.projects.token
+            if not token:
+                return out
 
     # -- secrets ----------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ def _register() -> None:
     from flyte.cli import (
         _get_runs,  # noqa: F401 - adds `get run|action|logs` to `get`
         _get_tasks,  # noqa: F401 - adds `get task` to `get`
+        _projects,  # noqa: F401 - adds `create|get project`
         _secrets,  # noqa: F401 - adds `create|get|delete secret`
     )
     from flyte.cli._abort import abort

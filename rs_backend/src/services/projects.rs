@@ -114,14 +114,13 @@ pub fn exists(engine: &Engine, org: &str, id: &str) -> Result<bool, Status> {
         .map_err(|e| internal("read project", e))
 }
 
-/// Ok if the project exists; NOT_FOUND naming it otherwise. Projects are kept per org; an org
-/// the backend does not know falls back to the default one, as a single-tenant cluster
-/// ignores it.
-pub fn require(engine: &Engine, org: &str, project: &str) -> Result<(), Status> {
+/// Ok if the project exists; NOT_FOUND naming it otherwise. The org is ignored, as a
+/// single-tenant cluster ignores it (projects, like runs, are not kept per org).
+pub fn require(engine: &Engine, _org: &str, project: &str) -> Result<(), Status> {
     if project.is_empty() {
         return Err(Status::invalid_argument("project is required"));
     }
-    if exists(engine, org, project)? || exists(engine, "", project)? {
+    if exists(engine, "", project)? {
         Ok(())
     } else {
         Err(Status::not_found(format!(
@@ -142,7 +141,8 @@ impl ProjectService for ProjectsApi {
             .engine
             .store
             .project_insert(
-                &project.org,
+                // Single-tenant, like runs and tasks: projects are not kept per org.
+                "",
                 &project.id,
                 &project.encode_to_vec(),
                 now_ms(),
@@ -165,7 +165,7 @@ impl ProjectService for ProjectsApi {
         let updated = self
             .engine
             .store
-            .project_update(&project.org, &project.id, &project.encode_to_vec())
+            .project_update("", &project.id, &project.encode_to_vec())
             .map_err(|e| internal("update project", e))?;
         if !updated {
             return Err(Status::not_found(format!(
@@ -185,7 +185,7 @@ impl ProjectService for ProjectsApi {
             return Err(Status::invalid_argument("id is required"));
         }
         Ok(Response::new(GetProjectResponse {
-            project: Some(self.stored(&request.org, &request.id)?),
+            project: Some(self.stored("", &request.id)?),
         }))
     }
 
@@ -206,7 +206,7 @@ impl ProjectService for ProjectsApi {
         let rows = self
             .engine
             .store
-            .project_page(&request.org, &request.token, limit + 1)
+            .project_page("", &request.token, limit + 1)
             .map_err(|e| internal("list projects", e))?;
         let more = rows.len() > limit as usize;
         let mut projects = Vec::new();

@@ -179,6 +179,9 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
                 _ => {}
             }
             add_tables(&tx)?;
+            // Version 6 stopped keeping projects per org (the backend is single-tenant).
+            tx.execute_batch("UPDATE OR IGNORE projects SET org = '' WHERE org != '';")
+                .ctx("move projects out of orgs")?;
             tx.pragma_update(None, "user_version", VERSION)
                 .ctx("record schema version")?;
             tx.commit().ctx("commit schema migration")
