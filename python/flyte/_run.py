@@ -105,6 +105,8 @@ class _RunContext:
     copy_style: str = "loaded_modules"
     raw_data_path: str | None = None
     log_level: Any = None
+    #: The identity a cluster runs the run's pods as (a Kubernetes service account).
+    service_account: str | None = None
 
     def run(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
         from flyte.remote._task import RemoteTask
@@ -176,6 +178,7 @@ def with_runcontext(
     copy_style: str = "loaded_modules",
     raw_data_path: str | None = None,
     log_level: Any = None,
+    service_account: str | None = None,
 ) -> _RunContext:
     """Settings for the next run: ``flyte.with_runcontext(mode="local").run(main, x=1)``."""
     if mode not in (None, "local", "remote"):
@@ -190,6 +193,8 @@ def with_runcontext(
         raw_data_path = normalize_raw_data_path(raw_data_path)
     if copy_style not in ("loaded_modules", "all", "none"):
         raise ValueError(f"copy_style must be 'loaded_modules', 'all' or 'none', got {copy_style!r}")
+    if service_account is not None and (not isinstance(service_account, str) or not service_account.strip()):
+        raise ValueError(f"service_account must be a non-empty name, got {service_account!r}")
     return _RunContext(
         mode=mode,
         name=name,
@@ -203,6 +208,7 @@ def with_runcontext(
         interruptible=interruptible,
         copy_style=copy_style,
         raw_data_path=raw_data_path,
+        service_account=service_account,
         log_level=log_level,
     )
 

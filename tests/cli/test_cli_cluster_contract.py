@@ -28,6 +28,10 @@ WORKFLOW = textwrap.dedent(
     async def add(a: int, b: int) -> int:
         return a + b
 
+    @env.task
+    async def plain_environment() -> str:
+        return os.environ.get("STAND_IN_ENV", "default")
+
     @custom.task
     async def which_environment() -> str:
         return os.environ.get("STAND_IN_ENV", "default")
@@ -228,6 +232,36 @@ def test_image_mapping_from_the_config_file(workdir: Path, stand_in_environment:
         mapped = cli(*base, "which_environment", cwd=workdir, env=env)
         assert mapped.returncode == 0, mapped.stderr
         assert "stand-in" in mapped.stdout
+        # `flyte run --image` gives environments without an image of their own one.
+        default = cli(*base, "plain_environment", cwd=workdir, env=env)
+        assert default.returncode == 0 and "default" in default.stdout, default.stderr
+        overridden = [
+            "--endpoint",
+            endpoint,
+            "--insecure",
+            "run",
+            "--image",
+            "registry.example.com/team/x:1",
+            "-f",
+        ]
+        imaged = cli(*overridden, "wf.py", "plain_environment", cwd=workdir, env=env)
+        assert imaged.returncode == 0, imaged.stderr
+        assert "stand-in" in imaged.stdout
+        bad = cli(
+            *base[:4],
+            "--image",
+            "nosuchenv=x:1",
+            "-f",
+            "wf.py",
+            "add",
+            "--a",
+            "1",
+            "--b",
+            "2",
+            cwd=workdir,
+            env=env,
+        )
+        assert bad.returncode != 0 and "nosuchenv" in bad.stderr
     finally:
         stop(proc)
 

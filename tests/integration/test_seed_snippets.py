@@ -964,3 +964,41 @@ def test_003_file_snippets_on_the_embedded_backend(tmp_path: Path, backend_endpo
 
     df = pd.read_parquet(_stored_path(out))
     assert int(df["z"].sum()) == 90
+
+
+REMOTE_EXAMPLE = """
+import flyte
+from flyte import remote
+
+env_1 = flyte.TaskEnvironment(name="env_1")
+env_2 = flyte.TaskEnvironment(name="env_2")
+env_1.add_dependency(env_2)
+
+@env_2.task
+async def remote_task(x: str) -> str:
+    return "Remote task processed: " + x
+
+@env_1.task
+async def main() -> str:
+    remote_task_ref = remote.Task.get("env_2.remote_task", auto_version="latest")
+    r = await remote_task_ref(x="Hello")
+    return "main called remote and recieved: " + r
+
+if __name__ == "__main__":
+    flyte.init_from_config()
+    d = flyte.deploy(env_1)
+    print(d[0].summary_repr())
+    r = flyte.run(main)
+    print(r.name)
+    print(r.url)
+    r.wait()
+    print(r.outputs()[0])
+"""
+
+
+def test_001_remote_tasks_deploy_and_call(tmp_path: Path, backend_endpoint: str) -> None:
+    """Seed 001's remote example, as written, with a config file naming the embedded backend."""
+    (tmp_path / "config.yaml").write_text(f"admin:\n  endpoint: {backend_endpoint}\n  insecure: true\n")
+    out = run_snippet(tmp_path, REMOTE_EXAMPLE)
+    assert "DeployedTask(name=env_2.remote_task, version=" in out and "Deployment(env=[env_1]" in out
+    assert "main called remote and recieved: Remote task processed: Hello" in out

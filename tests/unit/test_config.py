@@ -464,3 +464,16 @@ def test_write_overwrites(env: SimpleNamespace) -> None:
     target = write_config(env.tmp / "c.yaml", project="one")
     write_config(target, project="two")
     assert load_config(target).project == "two"
+
+
+def test_a_runs_service_account_travels_in_its_run_spec() -> None:
+    import flyte
+    from flyte._remote._submit import _run_spec
+
+    rc = flyte.with_runcontext(mode="remote", service_account="pipelines")
+    assert _run_spec(rc).security_context.run_as.k8s_service_account == "pipelines"
+    assert not _run_spec(flyte.with_runcontext(mode="remote")).HasField("security_context")
+    import pytest
+
+    with pytest.raises(ValueError, match="service_account"):
+        flyte.with_runcontext(service_account=" ")

@@ -251,6 +251,9 @@ def _run_spec(rc: _RunContext) -> Any:
         run_spec.labels.values[k] = v
     for k, v in rc.annotations.items():
         run_spec.annotations.values[k] = v
+    if rc.service_account:
+        # A cluster runs the run's pods as this Kubernetes service account.
+        run_spec.security_context.run_as.k8s_service_account = rc.service_account
     return run_spec
 
 

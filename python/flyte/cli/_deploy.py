@@ -42,7 +42,7 @@ def _pick(envs: dict[str, TaskEnvironment], name: str) -> TaskEnvironment:
     return env
 
 
-def _apply_images(envs: list[TaskEnvironment], images: tuple[str, ...]) -> None:
+def apply_images(envs: list[TaskEnvironment], images: tuple[str, ...]) -> None:
     """``--image URI`` for every environment without an image of its own, ``--image ENV=URI``
     for one environment."""
     by_name = {e.name: e for e in envs}
@@ -53,7 +53,8 @@ def _apply_images(envs: list[TaskEnvironment], images: tuple[str, ...]) -> None:
         targets = [by_name[name]] if name in by_name else []
         if name and not targets:
             raise click.BadParameter(
-                f"{spec!r}: no environment named {name!r} is being deployed", param_hint="--image"
+                f"{spec!r}: no environment named {name!r} here (environments: {', '.join(by_name)})",
+                param_hint="--image",
             )
         if not name:
             targets = [e for e in envs if e.image in ("auto", None)]
@@ -124,7 +125,7 @@ def deploy(
     envs = [_pick(found, env_name)] if env_name else list({id(e): e for e in found.values()}.values())
     if not envs:
         raise click.UsageError(f"no TaskEnvironment found in {path}")
-    _apply_images(envs, images)
+    apply_images(envs, images)
     try:
         deployments = deploy_envs(*envs, dry_run=dry_run, version=version, copy_style=copy_style)
     except ValueError as e:

@@ -306,6 +306,7 @@ def _deployed_command(ctx: click.Context, ref: str) -> click.Command:
             domain=opts.domain,
             overwrite_cache=opts.overwrite_cache,
             raw_data_path=opts.raw_data_path,
+            service_account=opts.service_account,
         ).run(task, **values)
         _follow_or_report(run, opts.follow, output_format)
 
@@ -342,6 +343,13 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
         from flyte.cli._get import config_from_context
 
         values = _coerce_enums(task, values)
+        if opts.images:
+            from flyte._environment import _ENVIRONMENTS
+            from flyte.cli._deploy import apply_images
+
+            apply_images(list(_ENVIRONMENTS.values()), opts.images)
+        if opts.service_account and opts.local:
+            raise click.UsageError("--service-account is for runs on a cluster, not --local")
         cfg = config_from_context(ctx)
         root = ctx.find_root()
         output_format = getattr(root.obj, "output_format", "table")
@@ -359,7 +367,9 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
             _print_outputs(run, output_format)
             return
         _init_backend(ctx, opts)
-        run = flyte.with_runcontext(mode="remote", **common).run(task, **values)
+        run = flyte.with_runcontext(mode="remote", service_account=opts.service_account, **common).run(
+            task, **values
+        )
         _follow_or_report(run, opts.follow, output_format)
 
     doc = (task.docs or "").strip().splitlines()
@@ -470,8 +480,18 @@ def _check_run_name(_ctx: click.Context, _param: click.Parameter, value: str | N
     help="Where the run's data (files, directories, data frames, offloaded values) is written: "
     "a local path, file://, s3://, gs:// or abfs:// URI.",
 )
-@click.option("--image", "images", multiple=True, help="Image override, as [NAME=]URI.")
-@click.option("--service-account", help="Kubernetes service account for the run.")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="[ENV=]URI",
+    help="Image of an environment (ENV=URI), or of every environment without one of its own (URI).",
+)
+@click.option(
+    "--service-account",
+    help="Kubernetes service account a cluster runs the run's pods as (the embedded backend runs "
+    "everything as its own user).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
