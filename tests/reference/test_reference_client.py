@@ -56,6 +56,15 @@ def test_deploy_list_and_run_a_deployed_task(reference) -> None:  # type: ignore
     out = _result(reference.python("workflows.py", reference.endpoint, "fetch", "hello-deployed"))
     assert out["out"] == "hello deployed"
 
+    # The trigger deployed with cases.greet_later, seen and switched off through the reference CLI.
+    triggers = reference.cli("get", "trigger", *PROJECT)
+    assert "nightly" in triggers.stdout and "0 3 * * *" in triggers.stdout, triggers.stdout + triggers.stderr
+    off = reference.cli("update", "trigger", "nightly", "cases.greet_later", "--deactivate", *PROJECT)
+    assert off.returncode == 0, off.stdout + off.stderr
+    shown = reference.cli("get", "trigger", "cases.greet_later", "nightly", *PROJECT)
+    assert 'task_version: "ref-1"' in shown.stdout, shown.stdout + shown.stderr
+    assert "active: true" not in shown.stdout, shown.stdout
+
 
 def test_secrets_through_the_reference_cli(reference) -> None:  # type: ignore[no-untyped-def]
     made = reference.cli("create", "secret", "ref-token", "--value", "very-secret")

@@ -15,6 +15,11 @@ def hello(who: str) -> str:
     return f"hello {who}"
 
 
+@env.task(triggers=flyte.Trigger(name="nightly", automation=flyte.Cron("0 3 * * *"), inputs={"who": "night"}))
+def greet_later(who: str) -> str:
+    return f"good night {who}"
+
+
 @env.task
 def double(x: int) -> int:
     return x * 2
