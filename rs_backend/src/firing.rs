@@ -73,14 +73,14 @@ fn run_request(
         Some(trigger_spec::InputWrapper::OffloadedInputData(offloaded)) => {
             RunInputs::Offloaded(offloaded.uri)
         }
-        Some(trigger_spec::InputWrapper::Inputs(inputs)) => {
-            RunInputs::Inline(with_kickoff(inputs, automation, tick_ms))
+        inline => {
+            let given = match inline {
+                Some(trigger_spec::InputWrapper::Inputs(inputs)) => inputs,
+                _ => Inputs::default(),
+            };
+            let inputs = with_kickoff(given, automation, tick_ms);
+            RunInputs::Inline(with_defaults(inputs, &task_spec))
         }
-        None => RunInputs::Inline(with_kickoff(Inputs::default(), automation, tick_ms)),
-    };
-    let inputs = match inputs {
-        RunInputs::Inline(inputs) => RunInputs::Inline(with_defaults(inputs, &task_spec)),
-        offloaded => offloaded,
     };
     let mut run_spec = spec.run_spec.unwrap_or_default();
     run_spec.run_start_time = Some(timestamp(tick_ms));

@@ -4,8 +4,6 @@ or files; a declared secret that does not exist fails the action before its code
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_deploy import _cli
 
 import flyte
 
@@ -64,17 +63,6 @@ def backend(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield b.endpoint, data
     finally:
         b.shutdown()
-
-
-def _cli(endpoint: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "flyte"), "--endpoint", endpoint, "--insecure", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"},
-    )
 
 
 def _module(tmp_path: Path, endpoint: str) -> Any:

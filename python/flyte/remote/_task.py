@@ -62,6 +62,7 @@ class RemoteTask:
         self._project, self._domain = project, domain
         self._version, self._auto_version = version, auto_version
         self._details: Any = None
+        self._scope: Any = None  # where it was found (org, project, domain)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -86,6 +87,7 @@ class RemoteTask:
         from flyte.errors import ActionNotFoundError
 
         client, where = _client_and_scope(self._project, self._domain)
+        self._scope = where
         version = self._version
         if version is None:
             pid = identifier_pb2.ProjectIdentifier(
@@ -121,15 +123,18 @@ class RemoteTask:
     def version(self) -> str:
         return str(self.details.task_id.version)
 
-    @property
+    @functools.cached_property
     def task_id(self) -> Any:
         """The identifier to run the task by (with the org of this client)."""
         from flyteidl2.task import task_definition_pb2
 
         found = self.details.task_id
-        _, where = _client_and_scope(self._project, self._domain)
         return task_definition_pb2.TaskIdentifier(
-            org=where.org, project=found.project, domain=found.domain, name=found.name, version=found.version
+            org=self._scope.org,
+            project=found.project,
+            domain=found.domain,
+            name=found.name,
+            version=found.version,
         )
 
     @property

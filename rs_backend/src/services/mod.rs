@@ -43,6 +43,52 @@ const STREAM_BUFFER: usize = 64;
 
 type ServerStream<T> = ReceiverStream<Result<T, Status>>;
 
+/// Largest page a listing (tasks, triggers, secrets) may ask for.
+const MAX_PAGE: u32 = 1000;
+
+/// Offset and size of a page (`limit` 0: `default`); tokens are decimal offsets.
+pub(crate) fn offset_page(limit: u32, token: &str, default: u32) -> Result<(u32, u32), Status> {
+    let limit = match limit {
+        0 => default,
+        n if n > MAX_PAGE => {
+            return Err(Status::invalid_argument(format!(
+                "request.limit {n} is larger than the maximum of {MAX_PAGE}"
+            )))
+        }
+        n => n,
+    };
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token.parse::<u32>().map_err(|_| {
+            Status::invalid_argument(format!(
+                "request.token {token:?} is not a page token issued by this backend"
+            ))
+        })?
+    };
+    Ok((offset, limit))
+}
+
+/// The page of a `ListRequest` (none: the first page of `default` entries).
+pub(crate) fn list_page(
+    request: Option<&flyteidl2::flyteidl::common::ListRequest>,
+    default: u32,
+) -> Result<(u32, u32), Status> {
+    match request {
+        Some(r) => offset_page(r.limit, &r.token, default),
+        None => Ok((0, default)),
+    }
+}
+
+/// The token of the page after one that returned `got` entries (none after a short page).
+pub(crate) fn next_token(offset: u32, limit: u32, got: usize) -> String {
+    if got == limit as usize {
+        (offset + limit).to_string()
+    } else {
+        String::new()
+    }
+}
+
 fn unsupported(method: &str) -> Status {
     Status::unimplemented(format!("{method} is not supported by the embedded backend"))
 }

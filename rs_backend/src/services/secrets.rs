@@ -16,13 +16,12 @@ use flyteidl2::flyteidl::secret::{
 use crate::clock::{now_ms, timestamp};
 use crate::engine::{internal, Engine};
 use crate::names::check_segment;
-use crate::services::projects;
+use crate::services::{next_token, offset_page, projects};
 use crate::store::SecretRow;
 
 /// Largest secret value accepted.
 const MAX_VALUE_BYTES: usize = 1024 * 1024;
 const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
 
 fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message.into())
@@ -203,21 +202,8 @@ impl SecretService for SecretsApi {
         request: Request<ListSecretsRequest>,
     ) -> Result<Response<ListSecretsResponse>, Status> {
         let request = request.into_inner();
-        let limit = match request.limit {
-            n if n <= 0 => DEFAULT_PAGE,
-            n if n as u32 > MAX_PAGE => {
-                return Err(invalid(format!("limit may be at most {MAX_PAGE}")))
-            }
-            n => n as u32,
-        };
-        let offset = if request.token.is_empty() {
-            0
-        } else {
-            request
-                .token
-                .parse::<u32>()
-                .map_err(|_| invalid("token is not a page token issued by this backend"))?
-        };
+        let limit = u32::try_from(request.limit).unwrap_or(0);
+        let (offset, limit) = offset_page(limit, &request.token, DEFAULT_PAGE)?;
         // An empty scope lists every secret, as a cluster does for an org-wide listing.
         let project = (!request.project.is_empty()).then_some(request.project.as_str());
         let domain = (!request.domain.is_empty()).then_some(request.domain.as_str());
@@ -226,11 +212,7 @@ impl SecretService for SecretsApi {
             .store
             .secret_list(project, domain, offset, limit)
             .map_err(|e| internal("list secrets", e))?;
-        let token = if rows.len() == limit as usize {
-            (offset + limit).to_string()
-        } else {
-            String::new()
-        };
+        let token = next_token(offset, limit, rows.len());
         Ok(Response::new(ListSecretsResponse {
             secrets: rows
                 .iter()

@@ -21,13 +21,11 @@ use crate::clock::{now_ms, timestamp};
 use crate::engine::{internal, Engine};
 use crate::executor::spec::ExecSpec;
 use crate::names::check_segment;
-use crate::services::{projects, triggers};
+use crate::services::{list_page, next_token, projects, triggers};
 use crate::store::{TaskQuery, TaskRow};
 
 /// Page size when a listing does not say.
 const DEFAULT_PAGE: u32 = 50;
-/// Largest page a listing may ask for.
-const MAX_PAGE: u32 = 1000;
 
 fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message.into())
@@ -108,41 +106,6 @@ pub fn deployed_spec(engine: &Engine, id: &TaskIdentifier) -> Result<TaskSpec, S
                 id.name, id.version, id.project, id.domain
             )))
         }
-    }
-}
-
-/// Offset and size of a page; tokens are decimal offsets.
-pub(crate) fn offset_page(request: Option<&ListRequest>) -> Result<(u32, u32), Status> {
-    let Some(request) = request else {
-        return Ok((0, DEFAULT_PAGE));
-    };
-    let limit = match request.limit {
-        0 => DEFAULT_PAGE,
-        n if n > MAX_PAGE => {
-            return Err(invalid(format!(
-                "request.limit {n} is larger than the maximum of {MAX_PAGE}"
-            )))
-        }
-        n => n,
-    };
-    let offset = if request.token.is_empty() {
-        0
-    } else {
-        request.token.parse::<u32>().map_err(|_| {
-            invalid(format!(
-                "request.token {:?} is not a page token issued by this backend",
-                request.token
-            ))
-        })?
-    };
-    Ok((offset, limit))
-}
-
-pub(crate) fn next_token(offset: u32, limit: u32, got: usize) -> String {
-    if got == limit as usize {
-        (offset + limit).to_string()
-    } else {
-        String::new()
     }
 }
 
@@ -279,7 +242,7 @@ impl TaskService for TasksApi {
         // Known filters (deployed_by, is_entrypoint) select everything here: there is one
         // local user, and nothing marks entrypoints; a cluster ignores is_entrypoint too.
         apply_list_request(&mut query, request.request.as_ref())?;
-        let (offset, limit) = offset_page(request.request.as_ref())?;
+        let (offset, limit) = list_page(request.request.as_ref(), DEFAULT_PAGE)?;
         let rows = self
             .engine
             .store
@@ -316,7 +279,7 @@ impl TaskService for TasksApi {
         ] {
             check_segment(&format!("task_name.{part}"), value, true).map_err(invalid)?;
         }
-        let (offset, limit) = offset_page(request.request.as_ref())?;
+        let (offset, limit) = list_page(request.request.as_ref(), DEFAULT_PAGE)?;
         let rows = self
             .engine
             .store

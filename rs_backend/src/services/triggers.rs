@@ -25,8 +25,11 @@ use crate::clock::{now_ms, timestamp};
 use crate::engine::{internal, Engine};
 use crate::names::check_segment;
 use crate::schedule;
-use crate::services::{projects, tasks};
+use crate::services::{list_page, next_token, projects, tasks};
 use crate::store::{TriggerKey, TriggerQuery, TriggerRow};
+
+/// Page size when a listing does not say.
+const TRIGGER_PAGE: u32 = 50;
 
 fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message.into())
@@ -222,6 +225,18 @@ impl TriggersApi {
         Self { engine }
     }
 
+    /// The keys of `names`, all of which must exist: checked before anything changes.
+    fn existing_keys(&self, names: &[TriggerName]) -> Result<Vec<TriggerKey>, Status> {
+        let keys = names
+            .iter()
+            .map(|n| key_of(Some(n), "names[]"))
+            .collect::<Result<Vec<_>, _>>()?;
+        for key in &keys {
+            self.existing(key)?;
+        }
+        Ok(keys)
+    }
+
     fn existing(&self, key: &TriggerKey) -> Result<TriggerRow, Status> {
         self.engine
             .store
@@ -340,14 +355,14 @@ impl TriggerService for TriggersApi {
                 task_name: non_empty(&t.name),
             },
         };
-        let (offset, limit) = tasks::offset_page(request.request.as_ref())?;
+        let (offset, limit) = list_page(request.request.as_ref(), TRIGGER_PAGE)?;
         let rows = self
             .engine
             .store
             .trigger_list(&query, offset, limit)
             .map_err(|e| internal("list triggers", e))?;
         Ok(Response::new(ListTriggersResponse {
-            token: tasks::next_token(offset, limit, rows.len()),
+            token: next_token(offset, limit, rows.len()),
             triggers: rows.iter().map(summary).collect::<Result<_, _>>()?,
         }))
     }
@@ -366,15 +381,7 @@ impl TriggerService for TriggersApi {
         request: Request<UpdateTriggersRequest>,
     ) -> Result<Response<UpdateTriggersResponse>, Status> {
         let request = request.into_inner();
-        let keys = request
-            .names
-            .iter()
-            .map(|n| key_of(Some(n), "names[]"))
-            .collect::<Result<Vec<_>, _>>()?;
-        for key in &keys {
-            self.existing(key)?;
-        }
-        for key in &keys {
+        for key in &self.existing_keys(&request.names)? {
             self.engine
                 .store
                 .trigger_set_active(key, request.active, now_ms())
@@ -387,16 +394,7 @@ impl TriggerService for TriggersApi {
         &self,
         request: Request<DeleteTriggersRequest>,
     ) -> Result<Response<DeleteTriggersResponse>, Status> {
-        let keys = request
-            .into_inner()
-            .names
-            .iter()
-            .map(|n| key_of(Some(n), "names[]"))
-            .collect::<Result<Vec<_>, _>>()?;
-        for key in &keys {
-            self.existing(key)?;
-        }
-        for key in &keys {
+        for key in &self.existing_keys(&request.into_inner().names)? {
             self.engine
                 .store
                 .trigger_delete(key, now_ms())
