@@ -27,12 +27,14 @@ from flyte._version import __version__
 
 if TYPE_CHECKING:
     from flyte._image import Image
+    from flyte.io import File
 
 __all__ = [
     "GPU",
     "Cache",
     "Cron",
     "Deployment",
+    "File",
     "FixedRate",
     "Image",
     "Resources",
@@ -66,6 +68,11 @@ def __getattr__(name: str) -> Any:
         from flyte._image import Image
 
         return Image
+    if name == "File":
+        # Seed 004 writes `flyte.File`; it is flyte.io.File.
+        from flyte.io import File
+
+        return File
     if name in ("io", "remote", "types"):
         import importlib
 

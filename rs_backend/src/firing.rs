@@ -26,7 +26,7 @@ use crate::engine::{Engine, RunInputs, RunRequest};
 use crate::names::RunKey;
 use crate::schedule;
 use crate::services::tasks::deployed_spec;
-use crate::store::{TriggerKey, TriggerRow};
+use crate::store::{RunTrigger, TriggerKey, TriggerRow};
 use crate::validate::with_defaults;
 
 /// How often due triggers are looked for.
@@ -99,6 +99,11 @@ fn run_request(
         },
         inputs,
         run_spec: Some(run_spec),
+        trigger: Some(RunTrigger {
+            task_name: key.task_name.clone(),
+            name: key.name.clone(),
+            revision: row.revision,
+        }),
     })
 }
 

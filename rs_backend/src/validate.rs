@@ -140,6 +140,7 @@ pub fn create_run(
         },
         inputs,
         run_spec: Some(run_spec),
+        trigger: None,
     })
 }
 
@@ -286,35 +287,40 @@ pub fn page(request: Option<&ListRequest>) -> Result<Page, Status> {
     })
 }
 
-/// The runs a ListRuns scope selects; None when it can select nothing (triggers).
-pub fn run_filter(request: &ListRunsRequest) -> Option<RunFilter> {
+/// The runs a ListRuns scope selects.
+pub fn run_filter(request: &ListRunsRequest) -> RunFilter {
     let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
     match &request.scope_by {
-        None => Some(RunFilter::default()),
+        None => RunFilter::default(),
         // Runs are not kept per org (see RunKey): every org sees every run.
-        Some(list_runs_request::ScopeBy::Org(_)) => Some(RunFilter::default()),
-        Some(list_runs_request::ScopeBy::ProjectId(project)) => Some(RunFilter {
+        Some(list_runs_request::ScopeBy::Org(_)) => RunFilter::default(),
+        Some(list_runs_request::ScopeBy::ProjectId(project)) => RunFilter {
             org: None,
             project: Some(project.name.clone()),
             domain: non_empty(&project.domain),
             ..Default::default()
-        }),
-        // The embedded backend has no triggers, so no run was created by one.
-        Some(list_runs_request::ScopeBy::TriggerName(_)) => None,
-        Some(list_runs_request::ScopeBy::TaskName(task)) => Some(RunFilter {
+        },
+        Some(list_runs_request::ScopeBy::TriggerName(trigger)) => RunFilter {
+            project: Some(trigger.project.clone()),
+            domain: Some(trigger.domain.clone()),
+            trigger: Some((trigger.task_name.clone(), trigger.name.clone())),
+            ..Default::default()
+        },
+        Some(list_runs_request::ScopeBy::TaskName(task)) => RunFilter {
             org: None,
             project: Some(task.project.clone()),
             domain: Some(task.domain.clone()),
             task_name: Some(task.name.clone()),
-            task_version: None,
-        }),
-        Some(list_runs_request::ScopeBy::TaskId(task)) => Some(RunFilter {
+            ..Default::default()
+        },
+        Some(list_runs_request::ScopeBy::TaskId(task)) => RunFilter {
             org: None,
             project: Some(task.project.clone()),
             domain: Some(task.domain.clone()),
             task_name: Some(task.name.clone()),
             task_version: Some(task.version.clone()),
-        }),
+            ..Default::default()
+        },
     }
 }
 

@@ -1,6 +1,6 @@
 //! Stored records rendered as the flyteidl2 messages clients see.
 
-use flyteidl2::flyteidl::common::ActionPhase;
+use flyteidl2::flyteidl::common::{ActionPhase, TriggerIdentifier, TriggerName};
 use flyteidl2::flyteidl::core::{
     container_context::ProcessContext, execution_error::ErrorKind, CatalogCacheStatus,
     ContainerContext, ExecutionError, LogContext, PodLogContext, TaskLog,
@@ -8,7 +8,7 @@ use flyteidl2::flyteidl::core::{
 use flyteidl2::flyteidl::task::{OutputReferences, TaskIdentifier};
 use flyteidl2::flyteidl::workflow::{
     self as wf, action_details, action_metadata, error_info, AbortInfo, ActionAttempt,
-    ActionDetails, ActionMetadata, ActionStatus, ActionType, ActionUpdate, ErrorInfo,
+    ActionDetails, ActionMetadata, ActionStatus, ActionType, ActionUpdate, ErrorInfo, RunSource,
     TaskActionMetadata, TraceActionMetadata,
 };
 use prost::Message;
@@ -190,9 +190,32 @@ pub fn action_summary(record: &ActionRecord) -> wf::Action {
     }
 }
 
-pub fn run_summary(root: &ActionRecord) -> wf::Run {
+/// Marks a root action's metadata with the trigger that started its run.
+fn with_trigger(metadata: &mut ActionMetadata, root: &ActionRecord, run: &RunRecord) {
+    if let Some(trigger) = &run.trigger {
+        metadata.trigger_name = trigger.name.clone();
+        metadata.trigger_id = Some(TriggerIdentifier {
+            name: Some(TriggerName {
+                org: root.run.org.clone(),
+                project: root.run.project.clone(),
+                domain: root.run.domain.clone(),
+                name: trigger.name.clone(),
+                task_name: trigger.task_name.clone(),
+            }),
+            revision: u64::try_from(trigger.revision).unwrap_or_default(),
+        });
+        metadata.source = RunSource::ScheduleTrigger as i32;
+    }
+}
+
+/// A run as listed; `run` (when at hand) tells whether a trigger started it.
+pub fn run_summary(run: Option<&RunRecord>, root: &ActionRecord) -> wf::Run {
+    let mut action = action_summary(root);
+    if let (Some(run), Some(metadata)) = (run, action.metadata.as_mut()) {
+        with_trigger(metadata, root, run);
+    }
     wf::Run {
-        action: Some(action_summary(root)),
+        action: Some(action),
         labels: Default::default(),
     }
 }
@@ -299,7 +322,14 @@ pub fn action_details(record: &ActionRecord, attempts: &[AttemptRecord]) -> Acti
     }
 }
 
-pub fn run_details(run: &RunRecord, root: ActionDetails) -> wf::RunDetails {
+pub fn run_details(
+    run: &RunRecord,
+    root_record: &ActionRecord,
+    mut root: ActionDetails,
+) -> wf::RunDetails {
+    if let Some(metadata) = root.metadata.as_mut() {
+        with_trigger(metadata, root_record, run);
+    }
     wf::RunDetails {
         run_spec: run
             .run_spec

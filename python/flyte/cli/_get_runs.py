@@ -77,10 +77,11 @@ def get_run(
                 phase_name(r.action.status.phase),
                 _fmt_time(r.action.status.start_time),
                 _duration(r.action.status),
+                r.action.metadata.trigger_name,
             ]
             for r in runs
         ]
-        _emit(ctx, "Runs", ["run", "task", "phase", "started", "duration"], rows)
+        _emit(ctx, "Runs", ["run", "task", "phase", "started", "duration", "trigger"], rows)
         return
     details = run_sync(target.client.get_run_details(target.run_id(name)))
     action = details.action
@@ -92,6 +93,8 @@ def get_run(
         ["ended", _fmt_time(action.status.end_time)],
         ["attempts", str(action.status.attempts)],
     ]
+    if action.metadata.trigger_name:
+        rows.append(["trigger", action.metadata.trigger_name])
     if action.HasField("error_info") and action.error_info.message:
         rows.append(["error", f"{action.error_info.code}: {action.error_info.message}".strip(": ")])
     if phase_name(action.status.phase) == "SUCCEEDED":

@@ -98,6 +98,7 @@ def _register() -> None:
     from flyte.cli._create import create
     from flyte.cli._deploy import deploy
     from flyte.cli._get import get
+    from flyte.cli._get_runs import get_logs
     from flyte.cli._run import run
     from flyte.cli._start import start, stop
     from flyte.cli._triggers import delete, update
@@ -111,6 +112,8 @@ def _register() -> None:
     main.add_command(start)
     main.add_command(abort)
     main.add_command(stop)
+    # Seed 004 writes `flyte logs <execution-id>`: the same command as `flyte get logs`.
+    main.add_command(get_logs, name="logs")
 
 
 _register()

@@ -427,7 +427,10 @@ class _RunGroup(click.RichGroup):
             )
         path = Path(cmd_name)
         if not path.exists():
-            raise click.BadParameter(f"no such file: {cmd_name}", ctx=ctx, param_hint="FILE")
+            hint = ""
+            if "/" not in cmd_name and not cmd_name.endswith(".py"):
+                hint = "; to run a deployed task: flyte run deployed-task ENV.TASK (see `flyte get task`)"
+            raise click.BadParameter(f"no such file: {cmd_name}{hint}", ctx=ctx, param_hint="FILE")
         if path.is_dir() or path.suffix != ".py":
             raise click.BadParameter(f"{cmd_name} is not a Python file", ctx=ctx, param_hint="FILE")
         opts = ctx.find_object(RunOptions)

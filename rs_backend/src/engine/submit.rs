@@ -12,7 +12,7 @@ use crate::datafile::write_atomic;
 use crate::layout::{file_uri, outputs_file_uri, uri_to_path};
 use crate::names::RunKey;
 use crate::phase;
-use crate::store::{ActionKind, ActionRecord, NewAction, RunRecord};
+use crate::store::{ActionKind, ActionRecord, NewAction, RunRecord, RunTrigger};
 
 /// Name of the root action of every run.
 pub const ROOT_ACTION: &str = "a0";
@@ -24,6 +24,8 @@ pub struct RunRequest {
     pub task: TaskAction,
     pub inputs: RunInputs,
     pub run_spec: Option<RunSpec>,
+    /// The trigger starting the run, when one is.
+    pub trigger: Option<RunTrigger>,
 }
 
 #[derive(Debug)]
@@ -118,7 +120,12 @@ impl Engine {
         let run_spec = request.run_spec.as_ref().map(Message::encode_to_vec);
         let record = self
             .store
-            .create_run(run_spec.as_deref(), &root, now_ms())
+            .create_run(
+                run_spec.as_deref(),
+                request.trigger.as_ref(),
+                &root,
+                now_ms(),
+            )
             .map_err(|e| internal("create run", e))?
             .ok_or_else(|| Status::already_exists(format!("run {run} already exists")))?;
         let seq = record.seq;

@@ -51,7 +51,11 @@ fn action_details(engine: &Engine, record: &ActionRecord) -> Result<ActionDetail
 
 fn run_details(engine: &Engine, root: &ActionRecord) -> Result<RunDetails, Status> {
     let run = engine.require_run(&root.run)?;
-    Ok(views::run_details(&run, action_details(engine, root)?))
+    Ok(views::run_details(
+        &run,
+        root,
+        action_details(engine, root)?,
+    ))
 }
 
 /// Reads a protobuf file behind a `file://` URI; None if it does not exist.
@@ -133,7 +137,7 @@ impl RunService for RunsApi {
             validate::create_run(request.into_inner(), |id| tasks::deployed_spec(engine, id))?;
         let root = self.engine.create_run(request).await?;
         Ok(Response::new(CreateRunResponse {
-            run: Some(views::run_summary(&root)),
+            run: Some(views::run_summary(None, &root)),
         }))
     }
 
@@ -241,9 +245,7 @@ impl RunService for RunsApi {
             // No action of this backend ever pauses (conditions are not supported).
             return Ok(Response::new(ListRunsResponse::default()));
         }
-        let Some(filter) = validate::run_filter(&request) else {
-            return Ok(Response::new(ListRunsResponse::default()));
-        };
+        let filter = validate::run_filter(&request);
         let rows = self
             .engine
             .store
@@ -256,7 +258,7 @@ impl RunService for RunsApi {
         Ok(Response::new(ListRunsResponse {
             runs: rows
                 .iter()
-                .map(|(_, root)| views::run_summary(root))
+                .map(|(run, root)| views::run_summary(Some(run), root))
                 .collect(),
             token,
         }))

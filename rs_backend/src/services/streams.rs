@@ -392,7 +392,7 @@ mod tests {
             name: "r".into(),
         };
         store
-            .create_run(None, &new_action(&run, "a0", None), 0)
+            .create_run(None, None, &new_action(&run, "a0", None), 0)
             .unwrap();
         let child = store
             .insert_action(&new_action(&run, "c1", Some("a0")), 0)

@@ -143,13 +143,36 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
     })
 }
 
-const RUN_COLUMNS: &str = "seq, run_spec, created_ms";
+const RUN_COLUMNS: &str = "seq, run_spec, created_ms, trigger_task, trigger_name, trigger_revision";
+
+fn run_columns_of(alias: &str) -> String {
+    RUN_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many columns [`run_from_row`] reads.
+const RUN_COLUMN_COUNT: usize = 6;
 
 fn run_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRecord> {
+    let trigger = match (
+        row.get::<_, Option<String>>(at + 3)?,
+        row.get::<_, Option<String>>(at + 4)?,
+    ) {
+        (Some(task_name), Some(name)) => Some(RunTrigger {
+            task_name,
+            name,
+            revision: row.get::<_, Option<i64>>(at + 5)?.unwrap_or_default(),
+        }),
+        _ => None,
+    };
     Ok(RunRecord {
         seq: row.get(at)?,
         run_spec: row.get(at + 1)?,
         created_ms: row.get(at + 2)?,
+        trigger,
     })
 }
 

@@ -3,8 +3,8 @@
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
 use super::{
-    action_columns_of, action_from_row, attempt_from_row, run_from_row, terminal_phase_list, Ctx,
-    Store, StoreError, ACTION_COLUMNS, RUN_COLUMNS,
+    action_columns_of, action_from_row, attempt_from_row, run_columns_of, run_from_row,
+    terminal_phase_list, Ctx, Store, StoreError, ACTION_COLUMNS, RUN_COLUMNS, RUN_COLUMN_COUNT,
 };
 use crate::names::RunKey;
 use crate::store::{ActionKind, ActionRecord, AttemptRecord, RunFilter, RunRecord};
@@ -108,6 +108,14 @@ impl Store {
             ("r.domain", &filter.domain),
             ("a.task_name", &filter.task_name),
             ("a.task_version", &filter.task_version),
+            (
+                "r.trigger_task",
+                &filter.trigger.as_ref().map(|t| t.0.clone()),
+            ),
+            (
+                "r.trigger_name",
+                &filter.trigger.as_ref().map(|t| t.1.clone()),
+            ),
         ];
         for (column, value) in columns {
             if let Some(value) = value {
@@ -117,12 +125,13 @@ impl Store {
         }
         values.push(limit.map_or(-1, i64::from).into());
         let sql = format!(
-            "SELECT r.seq, r.run_spec, {}
+            "SELECT {}, {}
              FROM runs r JOIN actions a
                ON a.org = r.org AND a.project = r.project AND a.domain = r.domain
               AND a.run = r.name AND a.parent IS NULL
              WHERE {}
              ORDER BY r.seq DESC LIMIT ?",
+            run_columns_of("r"),
             action_columns_of("a"),
             conditions.join(" AND ")
         );
@@ -130,7 +139,10 @@ impl Store {
         let mut stmt = conn.prepare(&sql).ctx("prepare run listing")?;
         let rows = stmt
             .query_map(params_from_iter(values), |row| {
-                Ok((run_from_row(row, 0)?, action_from_row(row, 2)?))
+                Ok((
+                    run_from_row(row, 0)?,
+                    action_from_row(row, RUN_COLUMN_COUNT)?,
+                ))
             })
             .ctx("list runs")?;
         rows.collect::<Result<Vec<_>, _>>().ctx("read run listing")

@@ -36,6 +36,17 @@ pub struct RunRecord {
     /// Serialized `flyteidl2.task.RunSpec`, when the client sent one.
     pub run_spec: Option<Vec<u8>>,
     pub created_ms: i64,
+    /// The trigger that started the run, if one did.
+    pub trigger: Option<RunTrigger>,
+}
+
+/// A trigger that started a run: its task's name, its own name and its revision then (the
+/// run's project and domain are the trigger's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunTrigger {
+    pub task_name: String,
+    pub name: String,
+    pub revision: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -161,4 +172,6 @@ pub struct RunFilter {
     pub domain: Option<String>,
     pub task_name: Option<String>,
     pub task_version: Option<String>,
+    /// Runs a trigger started: (its task's name, its name).
+    pub trigger: Option<(String, String)>,
 }

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 const CREATE: &str = r#"
 CREATE TABLE runs (
@@ -15,6 +15,9 @@ CREATE TABLE runs (
     name        TEXT NOT NULL,
     run_spec    BLOB,
     created_ms  INTEGER NOT NULL,
+    trigger_task     TEXT,
+    trigger_name     TEXT,
+    trigger_revision INTEGER,
     UNIQUE (org, project, domain, name)
 );
 
@@ -167,16 +170,24 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
         newer if newer > VERSION => Err(StoreError::NewerSchema(newer)),
         older => {
             let tx = conn.transaction().ctx("begin schema migration")?;
-            match older {
-                0 => tx.execute_batch(CREATE).ctx("create schema")?,
-                // Version 2 added actions.cache_hit (and the cache table).
-                1 => tx
-                    .execute_batch(
-                        "ALTER TABLE actions ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
-                    )
-                    .ctx("add actions.cache_hit")?,
-                // Versions 3 to 6 only added tables.
-                _ => {}
+            if older == 0 {
+                tx.execute_batch(CREATE).ctx("create schema")?;
+            }
+            // Version 2 added actions.cache_hit (and the cache table).
+            if older == 1 {
+                tx.execute_batch(
+                    "ALTER TABLE actions ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0;",
+                )
+                .ctx("add actions.cache_hit")?;
+            }
+            // Versions 3 to 6 only added tables; 7 records which trigger started a run.
+            if (1..7).contains(&older) {
+                tx.execute_batch(
+                    "ALTER TABLE runs ADD COLUMN trigger_task TEXT;
+                     ALTER TABLE runs ADD COLUMN trigger_name TEXT;
+                     ALTER TABLE runs ADD COLUMN trigger_revision INTEGER;",
+                )
+                .ctx("add runs.trigger_*")?;
             }
             add_tables(&tx)?;
             // Version 6 stopped keeping projects per org (the backend is single-tenant).

@@ -52,6 +52,7 @@ fn create(store: &Store, name: &str) -> ActionRecord {
     store
         .create_run(
             Some(b"spec"),
+            None,
             &new_action(&run, "a0", None, ActionKind::Task),
             1,
         )
@@ -78,6 +79,7 @@ fn runs_are_unique() {
     assert_eq!(root.phase, ActionPhase::Queued);
     let again = store
         .create_run(
+            None,
             None,
             &new_action(&run_key("r1"), "a0", None, ActionKind::Task),
             2,
@@ -425,6 +427,7 @@ fn a_version_1_database_is_migrated() {
     let action = store.action(&run_key("r"), "a0").unwrap().unwrap();
     assert_eq!(action.task_name, "t");
     assert!(!action.cache_hit);
+    assert!(store.run(&run_key("r")).unwrap().unwrap().trigger.is_none());
     store.cache_put("k", "t", "file:///o/", 1).unwrap();
     assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///o/"));
 }

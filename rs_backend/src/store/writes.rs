@@ -8,7 +8,9 @@ use super::{action_from_row, Ctx, Store, StoreError, ACTION_COLUMNS};
 use crate::names::RunKey;
 use crate::phase::{self, Transition};
 use crate::procfs::ProcessRef;
-use crate::store::{ActionRecord, AttemptEnd, NewAction, NextStep, PhaseUpdate, ReportedPhase};
+use crate::store::{
+    ActionRecord, AttemptEnd, NewAction, NextStep, PhaseUpdate, ReportedPhase, RunTrigger,
+};
 
 fn load(tx: &Transaction<'_>, seq: i64) -> Result<Option<ActionRecord>, StoreError> {
     tx.query_row(
@@ -84,6 +86,7 @@ impl Store {
     pub fn create_run(
         &self,
         run_spec: Option<&[u8]>,
+        trigger: Option<&RunTrigger>,
         root: &NewAction,
         now_ms: i64,
     ) -> Result<Option<ActionRecord>, StoreError> {
@@ -92,10 +95,21 @@ impl Store {
         let run = &root.run;
         let inserted = tx
             .execute(
-                "INSERT INTO runs (org, project, domain, name, run_spec, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO runs (org, project, domain, name, run_spec, created_ms,
+                                   trigger_task, trigger_name, trigger_revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (org, project, domain, name) DO NOTHING",
-                params![run.org, run.project, run.domain, run.name, run_spec, now_ms],
+                params![
+                    run.org,
+                    run.project,
+                    run.domain,
+                    run.name,
+                    run_spec,
+                    now_ms,
+                    trigger.map(|t| &t.task_name),
+                    trigger.map(|t| &t.name),
+                    trigger.map(|t| t.revision),
+                ],
             )
             .ctx("insert run")?;
         if inserted == 0 {

@@ -1,8 +1,8 @@
 //! Triggers deployed with a task, fired by the scheduler on a clock the test drives: one run
 //! per due tick, the latest missed tick only, nothing twice across a restart, nothing while
-//! inactive; the kick-off time reaches the named input.
+//! inactive; the kick-off time reaches the named input; runs are listed by their trigger.
 
-use flyteidl2::flyteidl::common::{ListRequest, ProjectIdentifier, TriggerName};
+use flyteidl2::flyteidl::common::{ListRequest, TriggerName};
 use flyteidl2::flyteidl::core::{literal, primitive, scalar};
 use flyteidl2::flyteidl::task::task_service_client::TaskServiceClient;
 use flyteidl2::flyteidl::task::{
@@ -11,7 +11,7 @@ use flyteidl2::flyteidl::task::{
 };
 use flyteidl2::flyteidl::trigger::trigger_service_client::TriggerServiceClient;
 use flyteidl2::flyteidl::trigger::{GetTriggerDetailsRequest, UpdateTriggersRequest};
-use flyteidl2::flyteidl::workflow::{list_runs_request, ListRunsRequest};
+use flyteidl2::flyteidl::workflow::{list_runs_request, ListRunsRequest, RunSource};
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -73,16 +73,18 @@ async fn run_names(h: &mut Harness) -> Vec<String> {
                 limit: 100,
                 ..Default::default()
             }),
-            scope_by: Some(list_runs_request::ScopeBy::ProjectId(ProjectIdentifier {
-                organization: String::new(),
-                domain: "development".into(),
-                name: "flytesnacks".into(),
-            })),
+            scope_by: Some(list_runs_request::ScopeBy::TriggerName(trigger_name())),
             ..Default::default()
         })
         .await
         .expect("list runs")
         .into_inner();
+    for run in &runs.runs {
+        let metadata = run.action.as_ref().and_then(|a| a.metadata.as_ref());
+        let metadata = metadata.expect("metadata");
+        assert_eq!(metadata.trigger_name, "every_hour");
+        assert_eq!(metadata.source, RunSource::ScheduleTrigger as i32);
+    }
     runs.runs
         .iter()
         .filter_map(|r| r.action.as_ref()?.id.as_ref()?.run.as_ref())

@@ -103,6 +103,18 @@ impl PyBackend {
         Ok(())
     }
 
+    /// Fires the triggers due at `now_ms` (ms since the epoch) and returns how many runs
+    /// started. The scheduler does this every second on the wall clock; tests that need a
+    /// schedule's later ticks now call it with the time they want.
+    fn _fire_due_triggers(&self, py: Python<'_>, now_ms: i64) -> PyResult<usize> {
+        let guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = guard
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("the backend is shut down"))?;
+        let runtime = pyo3_async_runtimes::tokio::get_runtime();
+        Ok(py.allow_threads(|| runtime.block_on(running.fire_due_triggers(now_ms))))
+    }
+
     /// Stops serving and the action processes' supervision; idempotent.
     fn shutdown(&self, py: Python<'_>) {
         // A stored permit: a wait() that starts later returns at once.
