@@ -193,6 +193,19 @@ def test_000_deploy_commands_as_written(workspace: Workspace) -> None:
     w.sh("flyte deploy --dry-run my_module.py my_env")
     assert task_versions(w, "my_env.my_task") == before
 
+    # The other flags of the seed's option list: an image per environment, and code that
+    # is not bundled (read where it is, so the version must be given).
+    w.sh("flyte deploy --image my_env=registry.local/team/my-image:1 --version img-1 my_module.py my_env")
+    shown = {r["field"]: r["value"] for r in w.json("flyte get task my_env.my_task img-1")}
+    assert shown["image"] == "registry.local/team/my-image:1" and shown["code"].startswith("bundle "), shown
+    unversioned = w.sh("flyte deploy --copy-style none my_module.py my_env", ok=False)
+    assert unversioned.returncode != 0 and "--version" in unversioned.stderr, unversioned.stderr
+    w.sh("flyte deploy --copy-style none --version in-place my_module.py my_env")
+    shown = {r["field"]: r["value"] for r in w.json("flyte get task my_env.my_task in-place")}
+    assert shown["code"] == f"read in place from {w.root}", shown
+    in_place = started_run(w.sh("flyte run deployed-task my_env.my_task:in-place --arg1 here"))
+    assert "my_task got here" in w.wait_run(in_place)["output o0"]
+
     # v2: Run a deployed task (the latest version), and a specific version
     latest = started_run(w.sh("flyte run deployed-task my_env.my_task --arg1 value1"))
     fields = w.wait_run(latest)

@@ -70,7 +70,16 @@ def get_task(
         ["environment", details.metadata.environment_name],
         ["deployed", _fmt_time(details.metadata.deployed_at)],
         ["image", template.container.image],
+        ["code", _code_location(list(template.container.args))],
         ["inputs", ", ".join(v.key for v in template.interface.inputs.variables)],
         ["outputs", ", ".join(v.key for v in template.interface.outputs.variables)],
     ]
     _emit(ctx, f"Task {name}", ["field", "value"], rows)
+
+
+def _code_location(args: list[str]) -> str:
+    """Where a deployed task's code comes from, read off its container arguments."""
+    for flag, describe in (("--bundle", "bundle {}"), ("--root", "read in place from {}")):
+        if flag in args[:-1]:
+            return describe.format(args[args.index(flag) + 1])
+    return "in the image"
