@@ -18,7 +18,7 @@ export PYO3_ENVIRONMENT_SIGNATURE = $(shell test -x $(PY) && $(PY) -c 'import pl
 	print("%s-%d.%d-%dbit" % (platform.python_implementation().lower(), *sys.version_info[:2], struct.calcsize("P") * 8))')
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test venv wheel install test-rust test-python bench lint fmt clean
+.PHONY: demo test venv wheel install test-rust test-python test-images image-tools bench lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,8 +51,22 @@ demo: install
 test-rust: $(STAMP)
 	cargo test $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace
 
-test-python: install
+# Debian packages the image tests use: buildah (builds without a daemon), docker-registry (a
+# real OCI registry on 127.0.0.1), mmdebstrap (a Debian base image from Debian's packages).
+IMAGE_TOOLS := buildah docker-registry mmdebstrap
+image-tools:
+	@missing=$$(for t in $(IMAGE_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(IMAGE_TOOLS); \
+	fi
+
+test-python: install image-tools
 	$(VENV)/bin/pytest -q tests
+
+# Build, push, pull and run task images against a registry on 127.0.0.1.
+test-images: install image-tools
+	$(VENV)/bin/pytest -q tests/images
 
 # Style and types are part of the test: CI runs `make test` and nothing else.
 test: lint test-rust test-python

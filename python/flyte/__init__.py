@@ -26,6 +26,7 @@ from flyte._trigger import Cron, FixedRate, Trigger
 from flyte._version import __version__
 
 if TYPE_CHECKING:
+    from flyte._build import ImageBuild, build
     from flyte._image import Image
     from flyte.io import File
 
@@ -37,6 +38,7 @@ __all__ = [
     "File",
     "FixedRate",
     "Image",
+    "ImageBuild",
     "Resources",
     "ReusePolicy",
     "Run",
@@ -46,6 +48,7 @@ __all__ = [
     "TaskTemplate",
     "Trigger",
     "__version__",
+    "build",
     "ctx",
     "custom_context",
     "deploy",
@@ -68,6 +71,10 @@ def __getattr__(name: str) -> Any:
         from flyte._image import Image
 
         return Image
+    if name in ("build", "ImageBuild"):
+        from flyte import _build
+
+        return getattr(_build, name)
     if name == "File":
         # Seed 004 writes `flyte.File`; it is flyte.io.File.
         from flyte.io import File

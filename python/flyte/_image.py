@@ -1,9 +1,10 @@
 """Container images described as a base plus an ordered list of layers.
 
-An :class:`Image` is only a description: defining one never touches the file system or a registry, so
-task modules that declare images import cleanly inside the container too (where the source files of
-``with_requirements`` and friends usually do not exist). Builders read the layers later; file contents
-are read only when :attr:`Image.uri` is computed or :meth:`Image.validate` is called.
+An :class:`Image` is a description: defining one never touches a registry. A layer that reads a local
+file (``with_requirements``, ``with_source_folder``, ...) checks that the file exists when it is added,
+so a typo fails where it was written, except inside a running task: there the module is imported again
+in the built image, where those build inputs usually do not exist. File contents are read only when
+:attr:`Image.uri` is computed or the image is built.
 """
 
 from __future__ import annotations
@@ -214,6 +215,12 @@ def content_digest(path: Path) -> dict[str, str]:
                 hasher.update(b"\0")
         return {"dir": hasher.hexdigest()}
     return {"missing": path.as_posix()}
+
+
+def _in_task_container() -> bool:
+    """True inside a task's execution, where build inputs are not expected to exist. Both a
+    cluster and the embedded backend set this variable on every task."""
+    return "FLYTE_INTERNAL_EXECUTION_ID" in os.environ
 
 
 def _require_file(path: Path, what: str) -> None:
@@ -529,6 +536,7 @@ class Image:
             name = DEFAULT_IMAGE_NAME
         layers: list[Layer] = [
             AptPackages(("build-essential", "ca-certificates")),
+            Commands(("python -m venv /opt/venv",)),
             Env(
                 (
                     ("VIRTUAL_ENV", "/opt/venv"),
@@ -577,8 +585,11 @@ class Image:
         No layers can be added: Flyte does not interpret the Dockerfile.
         """
         where = "Image.from_dockerfile()"
+        path = _as_path(where, file)
+        if not _in_task_container():
+            _require_file(path, "Dockerfile")
         return cls(
-            dockerfile=_as_path(where, file),
+            dockerfile=path,
             registry=_check_registry(where, registry),
             name=_check_name(where, name),
             platform=_check_platform(where, platform) if platform is not None else ("linux/amd64",),  # type: ignore[arg-type]
@@ -627,6 +638,8 @@ class Image:
                 f"{where}: an image with layers needs a name; call "
                 f"Image.from_base({self.base_image!r}).clone(name='my-image', registry='ghcr.io/myorg') first"
             )
+        if not _in_task_container():
+            layer.validate()
         return dataclasses.replace(self, layers=(*self.layers, layer))
 
     def clone(

@@ -17,6 +17,7 @@ import pytest
 from flyte import _storage as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from podspec import pod_for  # noqa: E402
 from s3server import S3, aws_env  # noqa: E402
 
 MODULE = textwrap.dedent(
@@ -50,65 +51,18 @@ def _load(tmp_path: Path, name: str) -> Any:
 
 def _run_pod(task: Any, tmp_path: Path, s3: S3) -> tuple[subprocess.CompletedProcess[str], str]:
     """Uploads the bundle and inputs to S3, runs the container, returns (process, output prefix)."""
-    from flyteidl2.task import common_pb2
-
-    from flyte._internal import _bundle
-    from flyte._internal._serialize import CodeRef, task_spec
-
-    bundle = _bundle.build(tmp_path, "all")
-    assert bundle is not None
-    bundle_uri = s3.uri("bundles", f"{bundle.digest}.tar.gz")
-    st.put_bytes_sync(bundle.data, bundle_uri)
-    spec = task_spec(
-        task,
-        CodeRef(bundle_uri=bundle_uri, root="", version=bundle.digest),
-        project="flytesnacks",
-        domain="development",
-        org="local",
-    )
-    iface = task.interface
-    inputs = iface.inputs_to_literals(iface.bind((), {"who": "pod", "times": 2}, task.name), task.name)
-    # The cluster keeps inputs in a directory, as inputs.pb; {{.input}} names that file.
-    input_dir = s3.uri("run", "a0", "inputs")
-    st.put_bytes_sync(inputs.SerializeToString(), input_dir + "/inputs.pb")
-    assert isinstance(inputs, common_pb2.Inputs)
-    out_prefix = s3.uri("run", "a0", "attempt1") + "/"
-    values = {
-        "{{.input}}": input_dir + "/inputs.pb",
-        "{{.inputPrefix}}": input_dir,
-        "{{.outputPrefix}}": out_prefix,
-        "{{.rawOutputDataPrefix}}": s3.uri("raw"),
-        "{{.checkpointOutputPrefix}}": s3.uri("checkpoints"),
-        "{{.prevCheckpointPrefix}}": "",
-        "{{.runName}}": "rpodlike",
-        "{{.actionName}}": "a0",
-    }
-    args = []
-    for arg in spec.task_template.container.args:
-        for placeholder, value in values.items():
-            arg = arg.replace(placeholder, value)
-        args.append(arg)
-    assert "{{" not in " ".join(args), args
-    # What the cluster's executor sets, and the pod's image environment (PATH, credentials).
+    pod = pod_for(task, tmp_path, {"who": "pod", "times": 2}, s3.uri)
+    # The pod's image environment (PATH, credentials) beside what the cluster's executor sets.
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": str(tmp_path),
-        "ACTION_NAME": "a0",
-        "RUN_NAME": "rpodlike",
-        "_U_RUN_BASE": s3.uri("run"),
-        "_U_ORG_NAME": "local",
-        "_U_EP_OVERRIDE": "127.0.0.1:9",
-        "_U_INSECURE": "true",
-        "_U_USE_ACTIONS": "1",
-        "FLYTE_INTERNAL_EXECUTION_PROJECT": "flytesnacks",
-        "FLYTE_INTERNAL_EXECUTION_DOMAIN": "development",
-        "FLYTE_ATTEMPT_NUMBER": "0",
+        **pod.env,
         **aws_env(s3.endpoint),
     }
     work = tmp_path / "pod"
     work.mkdir()
-    proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=120)
-    return proc, out_prefix
+    proc = subprocess.run(pod.args, cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    return proc, pod.output_prefix
 
 
 def test_a_task_runs_from_its_container_args_with_code_and_data_on_s3(s3: S3, tmp_path: Path) -> None:

@@ -34,6 +34,26 @@ from flyte.errors import InvalidImageNameError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _make(root: Path, *paths: str) -> None:
+    """Creates the files (and, with a trailing '/', folders) a definition refers to."""
+    for name in paths:
+        path = root / name
+        if name.endswith("/"):
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's project folder, the working directory, with the files the seeds name."""
+    monkeypatch.chdir(tmp_path)
+    _make(tmp_path, "requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "config.yaml")
+    _make(tmp_path, "src/", ".dockerignore")
+    return tmp_path
+
+
 def _user_layers(image: Image) -> tuple[object, ...]:
     """The layers added after the debian base's own ones."""
     base = Image.from_debian_base(python_version=image.python_version)
@@ -64,10 +84,8 @@ def test_seed_basic_migration_image() -> None:
     )
 
 
-def test_seed_full_builder_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The chain from seed 000 section 3, run in a folder where none of the files exist: defining an
-    # image must not need them.
-    monkeypatch.chdir(tmp_path)
+def test_seed_full_builder_chain(project: Path) -> None:
+    # The chain from seed 000 section 3, in a project that has the files it names.
     image = (
         Image.from_debian_base(
             python_version=(3, 12),
@@ -111,8 +129,26 @@ def test_seed_full_builder_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         WorkDir("/app"),
     )
     assert image.uri.startswith("ghcr.io/myorg/my-image:")
+    (project / "requirements.txt").unlink()
     with pytest.raises(FileNotFoundError, match="requirements file requirements.txt does not exist"):
         image.validate()
+
+
+def test_missing_build_inputs_fail_where_they_are_written(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = Image.from_debian_base(name="x")
+    with pytest.raises(FileNotFoundError, match="requirements file reqs.txt does not exist"):
+        base.with_requirements("reqs.txt")
+    with pytest.raises(FileNotFoundError, match="source folder lib does not exist"):
+        base.with_source_folder("lib")
+    with pytest.raises(FileNotFoundError, match="uv.lock file other/uv.lock"):
+        base.with_uv_project("pyproject.toml", uvlock="other/uv.lock")
+    with pytest.raises(FileNotFoundError, match="Dockerfile Dockerfile.gpu"):
+        Image.from_dockerfile("Dockerfile.gpu", registry="r.io", name="gpu")
+    # A task's module is imported again inside the built image, where build inputs are gone.
+    monkeypatch.setenv("FLYTE_INTERNAL_EXECUTION_ID", "r1")
+    assert base.with_requirements("reqs.txt").layers[-1] == Requirements(Path("reqs.txt"))
 
 
 def test_seed_private_registry() -> None:
@@ -355,7 +391,8 @@ def test_pip_validation() -> None:
     assert many.layers[-1].options.extra_index_urls == ("https://e1", "https://e2")  # type: ignore[attr-defined]
 
 
-def test_requirements_dispatch() -> None:
+def test_requirements_dispatch(project: Path) -> None:
+    _make(project, "reqs/dev.txt", "proj/pyproject.toml", "proj/uv.lock", "proj/poetry.lock")
     base = Image.from_debian_base()
     assert base.with_requirements("reqs/dev.txt").layers[-1] == Requirements(Path("reqs/dev.txt"))
     assert base.with_requirements("proj/uv.lock").layers[-1] == UVProject(
@@ -372,7 +409,8 @@ def test_requirements_dispatch() -> None:
         base.with_requirements("")
 
 
-def test_project_layers() -> None:
+def test_project_layers(project: Path) -> None:
+    _make(project, "p/pyproject.toml", "locks/uv.lock")
     base = Image.from_debian_base()
     uv = base.with_uv_project(
         "p/pyproject.toml", uvlock=Path("locks/uv.lock"), project_install_mode="install_project"
@@ -418,7 +456,8 @@ def test_apt_commands_env_workdir_validation() -> None:
     assert base.with_env_vars({"A": "1"}).layers[-1].as_dict() == {"A": "1"}  # type: ignore[attr-defined]
 
 
-def test_source_folder_destinations() -> None:
+def test_source_folder_destinations(project: Path) -> None:
+    _make(project, "pkg/lib/", "a.cfg")
     base = Image.from_debian_base()
     assert base.with_source_folder(Path("src")).layers[-1] == CopyConfig(Path("src"), "./src", is_dir=True)
     assert base.with_source_folder("pkg/lib", copy_contents_only=True).layers[-1] == CopyConfig(
@@ -460,7 +499,8 @@ def test_validate_checks_local_files(tmp_path: Path) -> None:
 # ---- immutability ---------------------------------------------------------------------------------
 
 
-def test_builders_never_modify_the_original(tmp_path: Path) -> None:
+def test_builders_never_modify_the_original(project: Path) -> None:
+    _make(project, "r.txt", "f", "d/")
     base = Image.from_debian_base(name="x", registry="ghcr.io/me")
     snapshot = dataclasses.replace(base)
     uri = base.uri

@@ -95,6 +95,7 @@ def _register() -> None:
         _secrets,  # noqa: F401 - adds `create|get|delete secret`
     )
     from flyte.cli._abort import abort
+    from flyte.cli._build import build
     from flyte.cli._create import create
     from flyte.cli._deploy import deploy
     from flyte.cli._get import get
@@ -104,6 +105,7 @@ def _register() -> None:
     from flyte.cli._triggers import delete, update
 
     main.add_command(run)
+    main.add_command(build)
     main.add_command(create)
     main.add_command(deploy)
     main.add_command(update)

@@ -1,0 +1,1 @@
+"""Turning Image descriptions into built, pushed container images."""

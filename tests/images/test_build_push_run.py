@@ -1,0 +1,171 @@
+"""An image built from its definition, pushed, pulled back and running one of our tasks.
+
+`flyte build` renders the environment's image (Flyte's Debian base, apt and pip packages, an
+environment variable, this SDK's wheel) into a Dockerfile, builds it with buildah and pushes it
+to the test registry; a second build finds the tag there and builds nothing. Then the image is
+deleted locally, pulled back, and a task runs inside it the way a cluster runs a pod: its
+container args, with code and data under a folder the container sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flyte import _storage as st
+from flyte._imagebuild import _registry
+from flyte._imagebuild._wheel import host_platform
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from containers import PYTHON, Registry, buildah  # noqa: E402
+from podspec import pod_for  # noqa: E402
+
+MODULE = """
+import os
+import subprocess
+
+import flyte
+
+image = (
+    flyte.Image.from_debian_base(
+        python_version={python},
+        registry="{registry}",
+        name="flyte-task",
+        platform="{platform}",
+    )
+    .with_apt_packages("jq")
+    .with_pip_packages("six==1.16.0")
+    .with_env_vars({{"GREETING": "hello"}})
+)
+
+env = flyte.TaskEnvironment(name="imaged", image=image)
+
+
+@env.task
+async def inside(who: str) -> str:
+    import six
+
+    jq = subprocess.run(
+        ["jq", "-r", ".v"], input='{{"v": "jq works"}}', capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return f"{{os.environ['GREETING']}} {{who}}, six {{six.__version__}}, {{jq}}"
+"""
+
+
+def _flyte(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "flyte"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+
+
+def _load(path: Path) -> Any:
+    from flyte.cli._run import load_module
+
+    return load_module(path, path.parent)
+
+
+def test_build_push_pull_and_run_a_task_inside(
+    registry: Registry, debian_python: str, tmp_path: Path
+) -> None:
+    platform = host_platform()
+    assert platform is not None, "these tests build for this machine's platform"
+    work = tmp_path / "project"
+    work.mkdir()
+    wf = work / "imaged_wf.py"
+    wf.write_text(textwrap.dedent(MODULE.format(python=PYTHON, registry=registry.host, platform=platform)))
+
+    started = time.monotonic()
+    built = _flyte(work, "-of", "json", "build", wf.name, "imaged")
+    cold = time.monotonic() - started
+    assert built.returncode == 0, built.stderr[-5000:]
+    (row,) = json.loads(built.stdout)
+    uri = row["image"]
+    assert row["status"].startswith("built"), row
+    assert uri.startswith(f"{registry.host}/flyte-task:")
+    assert _registry.manifest_exists(uri)
+
+    # The same definition again: the tag is in the registry, nothing is built.
+    again = _flyte(work, "-of", "json", "build", wf.name, "imaged")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)[0]["status"] == "in the registry already"
+
+    # A change to the last layer rebuilds from there on; the earlier steps come from the cache.
+    wf.write_text(wf.read_text().replace('"GREETING": "hello"', '"GREETING": "hi"'))
+    started = time.monotonic()
+    changed = _flyte(work, "-of", "json", "build", wf.name, "imaged")
+    cached = time.monotonic() - started
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert "Using cache" in changed.stderr, changed.stderr[-3000:]
+    new_uri = json.loads(changed.stdout)[0]["image"]
+    assert new_uri != uri
+    print(f"\nimage build: cold {cold:.0f}s, last layer changed {cached:.0f}s")
+
+    # Pulled back from the registry, the image runs a task the way a pod does.
+    buildah("rmi", "-f", new_uri)
+    ctr = buildah("from", "--tls-verify=false", new_uri).stdout.strip()
+    try:
+        size = buildah("images", "--format", "{{.Size}}", new_uri).stdout.strip()
+        print(f"image size: {size}")
+        module = _load(wf)
+        data = tmp_path / "data"
+        counter = iter(range(1000))
+
+        def uri_for(*parts: str) -> str:
+            return "file://" + "/".join([str(data), str(next(counter)), *parts])
+
+        pod = pod_for(module.inside, work, {"who": "pod"}, uri_for)
+        (tmp_path / "pod").mkdir()
+        env = [f"--env={k}={v}" for k, v in pod.env.items()]
+        run = buildah(
+            "run",
+            f"--volume={tmp_path}:{tmp_path}",
+            f"--workingdir={tmp_path / 'pod'}",
+            *env,
+            ctr,
+            "--",
+            *pod.args,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        buildah("rm", ctr, check=False)
+    from flyteidl2.core import literals_pb2
+
+    outputs = literals_pb2.LiteralMap.FromString(st.get_bytes_sync(pod.output_prefix + "outputs.pb"))
+    assert outputs.literals["o0"].scalar.primitive.string_value == "hi pod, six 1.16.0, jq works"
+
+
+def test_a_definition_with_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    wf = tmp_path / "bad_wf.py"
+    wf.write_text(
+        "import flyte\n"
+        "image = flyte.Image.from_debian_base(name='x', registry='127.0.0.1:1')"
+        ".with_requirements('requirements.txt')\n"
+        "env = flyte.TaskEnvironment(name='bad', image=image)\n"
+    )
+    out = _flyte(tmp_path, "build", wf.name)
+    assert out.returncode != 0
+    assert "requirements file requirements.txt does not exist" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("builder", ["remote"])
+def test_an_unavailable_builder_is_refused(tmp_path: Path, builder: str) -> None:
+    wf = tmp_path / "wf.py"
+    wf.write_text("import flyte\nenv = flyte.TaskEnvironment(name='e')\n")
+    (tmp_path / "config.yaml").write_text(f"image:\n  builder: {builder}\n")
+    out = _flyte(tmp_path, "--config", "config.yaml", "build", wf.name)
+    assert out.returncode != 0 and "only the local builder" in out.stderr, out.stderr
