@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet "maturin>=1.7,<2.0" "flyteidl2==2.0.53" "protobuf>=5" "click>=8.1" "rich-click>=1.8" \
 		"rich>=13" "pyyaml>=6" "cloudpickle>=3" "msgpack>=1.0" "pydantic>=2" "obstore>=0.12" \
 		"pytest>=8" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" pandas pyarrow polars "moto[server]>=5.1" \
-		"cryptography>=42" "protovalidate>=1.0"
+		"cryptography>=42" "protovalidate>=1.0" uv
 	touch $(STAMP)
 
 venv: $(STAMP)

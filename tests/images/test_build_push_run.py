@@ -32,6 +32,7 @@ from podspec import pod_for  # noqa: E402
 MODULE = """
 import os
 import subprocess
+from pathlib import Path
 
 import flyte
 
@@ -44,21 +45,83 @@ image = (
     )
     .with_apt_packages("jq")
     .with_pip_packages("six==1.16.0")
+    .with_requirements("requirements.txt")
+    .with_uv_project("uvproj/pyproject.toml")
+    .with_commands(["mkdir -p /app/data", "echo made-at-build > /app/data/marker"])
+    .with_source_file("settings.toml", dst="/app/settings.toml")
+    .with_source_folder("assets", dst="/app/assets")
+    .with_dockerignore(".dockerignore")
+    .with_workdir("/app")
     .with_env_vars({{"GREETING": "hello"}})
 )
 
 env = flyte.TaskEnvironment(name="imaged", image=image)
 
+script_env = flyte.TaskEnvironment(
+    name="scripted",
+    image=flyte.Image.from_uv_script(
+        "job.py", name="uv-job", registry="{registry}", python_version={python}, platform="{platform}"
+    ),
+)
+
 
 @env.task
 async def inside(who: str) -> str:
+    import attrs
+    import idna
     import six
 
     jq = subprocess.run(
         ["jq", "-r", ".v"], input='{{"v": "jq works"}}', capture_output=True, text=True, check=True
     ).stdout.strip()
-    return f"{{os.environ['GREETING']}} {{who}}, six {{six.__version__}}, {{jq}}"
+    assets = sorted(p.name for p in Path("/app/assets").iterdir())
+    return (
+        f"{{os.environ['GREETING']}} {{who}}, six {{six.__version__}}, attrs {{attrs.__version__}}, "
+        f"idna {{idna.__version__}}, {{jq}}, {{Path('/app/data/marker').read_text().strip()}}, "
+        f"{{Path('/app/settings.toml').read_text().strip()}}, assets {{assets}}, cwd {{os.getcwd()}}"
+    )
 """
+
+JOB = """\
+# /// script
+# requires-python = ">=3.10"
+# dependencies = ["six==1.16.0"]
+# ///
+print("job")
+"""
+
+UV_PROJECT = """\
+[project]
+name = "uvproj"
+version = "0.1.0"
+requires-python = ">=3.10"
+dependencies = ["idna==3.7"]
+"""
+
+
+def _project(work: Path, registry: Registry, platform: str) -> Path:
+    """A user's project: the workflow module and every file its images read."""
+    work.mkdir()
+    (work / "requirements.txt").write_text("attrs==23.2.0\n")
+    (work / "settings.toml").write_text("mode = 'image'\n")
+    (work / "assets").mkdir()
+    (work / "assets" / "model.bin").write_text("weights")
+    (work / "assets" / "scratch.tmp").write_text("left out by .dockerignore")
+    (work / ".dockerignore").write_text("*.tmp\n")
+    (work / "job.py").write_text(JOB)
+    (work / "uvproj").mkdir()
+    (work / "uvproj" / "pyproject.toml").write_text(UV_PROJECT)
+    lock = subprocess.run(
+        [str(Path(sys.executable).parent / "uv"), "lock", "--native-tls"],
+        cwd=work / "uvproj",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert lock.returncode == 0, lock.stderr
+    wf = work / "imaged_wf.py"
+    wf.write_text(textwrap.dedent(MODULE.format(python=PYTHON, registry=registry.host, platform=platform)))
+    return wf
 
 
 def _flyte(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,24 +142,22 @@ def _load(path: Path) -> Any:
 
 
 def test_build_push_pull_and_run_a_task_inside(
-    registry: Registry, debian_python: str, tmp_path: Path
+    registry: Registry, debian_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     platform = host_platform()
     assert platform is not None, "these tests build for this machine's platform"
     work = tmp_path / "project"
-    work.mkdir()
-    wf = work / "imaged_wf.py"
-    wf.write_text(textwrap.dedent(MODULE.format(python=PYTHON, registry=registry.host, platform=platform)))
+    wf = _project(work, registry, platform)
 
     started = time.monotonic()
-    built = _flyte(work, "-of", "json", "build", wf.name, "imaged")
+    built = _flyte(work, "-of", "json", "build", wf.name, "--all")
     cold = time.monotonic() - started
     assert built.returncode == 0, built.stderr[-5000:]
-    (row,) = json.loads(built.stdout)
-    uri = row["image"]
-    assert row["status"].startswith("built"), row
+    rows = {row["environment"]: row for row in json.loads(built.stdout)}
+    assert all(row["status"].startswith("built") for row in rows.values()), rows
+    uri = rows["imaged"]["image"]
     assert uri.startswith(f"{registry.host}/flyte-task:")
-    assert _registry.manifest_exists(uri)
+    assert _registry.manifest_exists(uri) and _registry.manifest_exists(rows["scripted"]["image"])
 
     # The same definition again: the tag is in the registry, nothing is built.
     again = _flyte(work, "-of", "json", "build", wf.name, "imaged")
@@ -120,6 +181,7 @@ def test_build_push_pull_and_run_a_task_inside(
     try:
         size = buildah("images", "--format", "{{.Size}}", new_uri).stdout.strip()
         print(f"image size: {size}")
+        monkeypatch.chdir(work)  # the image's files are named relative to the project
         module = _load(wf)
         data = tmp_path / "data"
         counter = iter(range(1000))
@@ -146,7 +208,10 @@ def test_build_push_pull_and_run_a_task_inside(
     from flyteidl2.core import literals_pb2
 
     outputs = literals_pb2.LiteralMap.FromString(st.get_bytes_sync(pod.output_prefix + "outputs.pb"))
-    assert outputs.literals["o0"].scalar.primitive.string_value == "hi pod, six 1.16.0, jq works"
+    assert outputs.literals["o0"].scalar.primitive.string_value == (
+        "hi pod, six 1.16.0, attrs 23.2.0, idna 3.7, jq works, made-at-build, mode = 'image', "
+        f"assets ['model.bin'], cwd {tmp_path / 'pod'}"
+    )
 
 
 def test_a_definition_with_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,211 @@
+"""Images rendered as Dockerfiles: one step per layer, in order, with the files each reads staged
+in the build context; this SDK's wheel packed from the running installation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from flyte import Image
+from flyte._imagebuild._dockerfile import render, script_dependencies
+from flyte._imagebuild._registry import is_loopback, parse, qualified
+from flyte._imagebuild._wheel import WheelError, fits, repack_installed, sdk_wheels
+
+
+def _no_wheels(_version: str) -> list[Path]:
+    return []
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "requirements.txt").write_text("six==1.16.0\n")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\nversion = '0'\n")
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    (tmp_path / "poetry.lock").write_text("")
+    (tmp_path / "config.yaml").write_text("a: 1\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "mod.py").write_text("X = 1\n")
+    (tmp_path / "src" / "junk.tmp").write_text("")
+    (tmp_path / ".dockerignore").write_text("# comment\n*.tmp\n!keep.tmp\n/build\n")
+    return tmp_path
+
+
+def test_every_seed_builder_method_is_one_step_in_order(project: Path) -> None:
+    # seed 000 section 3's chain
+    image = (
+        Image.from_debian_base(python_version=(3, 12), registry="ghcr.io/myorg", name="my-image")
+        .with_pip_packages("pandas", "numpy>=1.24.0", pre=True)
+        .with_requirements(Path("requirements.txt"))
+        .with_uv_project(Path("pyproject.toml"))
+        .with_poetry_project(Path("pyproject.toml"))
+        .with_apt_packages("curl", "git", "build-essential")
+        .with_commands(["mkdir -p /app/data", "chmod +x /app/scripts/*.sh"])
+        .with_source_file(Path("config.yaml"), dst="/app/config.yaml")
+        .with_source_folder(Path("./src"), dst="/app/src")
+        .with_dockerignore(Path(".dockerignore"))
+        .with_env_vars({"LOG_LEVEL": "INFO", "WORKERS": "4"})
+        .with_workdir("/app")
+    )
+    built = render(image, _no_wheels)
+    steps = [line.split(" ", 1)[0] for line in built.dockerfile.splitlines()]
+    assert steps[0] == "FROM"
+    text = built.dockerfile
+    assert text.startswith("FROM docker.io/library/python:3.12-slim-bookworm\n")
+    order = [
+        "apt-get install -y --no-install-recommends build-essential ca-certificates",
+        "RUN python -m venv /opt/venv",
+        'ENV VIRTUAL_ENV="/opt/venv"',
+        "WORKDIR /root",
+        "--no-index --no-deps flyte==",
+        "--pre pandas 'numpy>=1.24.0'",
+        "-r /tmp/flyte-build/",
+        "uv export --frozen --no-hashes --no-emit-project",
+        "POETRY_VIRTUALENVS_CREATE=false poetry install --no-interaction --no-root",
+        "--no-install-recommends curl git build-essential",
+        "RUN mkdir -p /app/data",
+        "RUN chmod +x /app/scripts/*.sh",
+        "config.yaml /app/config.yaml",
+        "/src/ /app/src/",
+        'ENV LOG_LEVEL="INFO" WORKERS="4"',
+        "WORKDIR /app",
+    ]
+    positions = [text.index(fragment) for fragment in order]
+    assert positions == sorted(positions), "steps are out of order"
+    # pip steps share a cache mount, so a rebuilt step does not download everything again.
+    assert "--mount=type=cache,target=/root/.cache/pip" in text
+    # Staged inputs, and the .dockerignore applied to the copied folder only.
+    staged = {Path(k).name for k in built.files}
+    assert {"requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "config.yaml"} <= staged
+    folder = next(k for k, v in built.files.items() if v == Path("src"))
+    assert built.ignore == [f"{folder}/*.tmp", f"!{folder}/keep.tmp", f"{folder}/build"]
+
+
+def test_the_context_is_laid_out_with_the_ignore_file(project: Path, tmp_path: Path) -> None:
+    image = (
+        Image.from_base("python:3.11-slim")
+        .clone(name="ctx", registry="r.io")
+        .with_source_folder("src", dst="/app")
+        .with_dockerignore(".dockerignore")
+    )
+    out = render(image, _no_wheels).write(tmp_path / "context")
+    assert (out / "Dockerfile").read_text().startswith("FROM docker.io/library/python:3.11-slim\n")
+    copied = list(out.glob("_flyte/*/src/mod.py"))
+    assert len(copied) == 1
+    assert "*.tmp" in (out / ".dockerignore").read_text()
+
+
+def test_uv_scripts_install_their_declared_dependencies(project: Path) -> None:
+    script = project / "job.py"
+    script.write_text(
+        '# /// script\n# requires-python = ">=3.10"\n# dependencies = ["requests>=2", "rich"]\n# ///\nprint(1)\n'
+    )
+    assert script_dependencies(script) == ["requests>=2", "rich"]
+    text = render(Image.from_uv_script(script, name="job", registry="r.io"), _no_wheels).dockerfile
+    assert "'requests>=2' rich" in text
+    (project / "bad.py").write_text("# /// script\n# dependencies = [\n")
+    with pytest.raises(ValueError, match="not closed"):
+        script_dependencies(project / "bad.py")
+    (project / "none.py").write_text("print(1)\n")
+    with pytest.raises(ValueError, match="no '# /// script' metadata block"):
+        script_dependencies(project / "none.py")
+
+
+def test_pip_options_and_project_installs(project: Path) -> None:
+    base = Image.from_base("python:3.11-slim").clone(name="o", registry="r.io")
+    text = render(
+        base.with_pip_packages(
+            "torch", index_url="https://i.example/simple", extra_index_urls=["https://e1", "https://e2"]
+        )
+        .with_uv_project("pyproject.toml", project_install_mode="install_project")
+        .with_poetry_project(
+            "pyproject.toml", extra_args="--only main", project_install_mode="install_project"
+        ),
+        _no_wheels,
+    ).dockerfile
+    assert (
+        "--index-url https://i.example/simple --extra-index-url https://e1 --extra-index-url https://e2 torch"
+        in text
+    )
+    assert "python -m pip install --no-deps /tmp/flyte-build/" in text
+    assert "poetry install --no-interaction --only main" in text and "--no-root" not in text
+
+
+def test_a_dockerfile_image_is_built_from_its_own_file(project: Path) -> None:
+    (project / "Dockerfile.gpu").write_text("FROM scratch\n")
+    image = Image.from_dockerfile("Dockerfile.gpu", registry="r.io", name="gpu")
+    assert render(image, _no_wheels).dockerfile == "FROM scratch\n"
+
+
+def test_a_file_removed_after_definition_stops_the_render(project: Path) -> None:
+    image = (
+        Image.from_base("python:3.11").clone(name="x", registry="r.io").with_requirements("requirements.txt")
+    )
+    (project / "requirements.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="requirements file requirements.txt"):
+        render(image, _no_wheels)
+
+
+def test_references_are_read_as_docker_reads_them() -> None:
+    assert qualified("python:3.11") == "docker.io/library/python:3.11"
+    assert qualified("ghcr.io/org/img:1") == "ghcr.io/org/img:1"
+    assert qualified("localhost:5000/a/b") == "localhost:5000/a/b:latest"
+    assert qualified("org/img@sha256:" + "a" * 64) == "docker.io/org/img@sha256:" + "a" * 64
+    assert parse("127.0.0.1:5000/x:t").insecure and parse("[::1]:5000/x:t").insecure
+    assert not parse("registry.example.com/x:t").insecure
+    assert is_loopback("localhost") and not is_loopback("10.0.0.1:5000")
+
+
+def test_the_installed_sdk_packs_into_an_installable_wheel(tmp_path: Path) -> None:
+    wheel = repack_installed(tmp_path / "wheels")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        record = z.read(next(n for n in names if n.endswith(".dist-info/RECORD"))).decode()
+    assert "flyte/__init__.py" in names and any(n.startswith("flyte/_core") for n in names)
+    assert not any("__pycache__" in n for n in names)
+    assert all(n in record for n in names)
+    # pip accepts it (hashes and metadata are consistent) into a fresh target folder.
+    target = tmp_path / "target"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (target / "flyte" / "_image.py").exists()
+
+
+def test_wheels_for_other_platforms_come_from_the_wheelhouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    version = metadata.version("flyte")
+    assert fits(Path(f"flyte-{version}-cp310-abi3-manylinux_2_34_aarch64.whl"), "linux/arm64")
+    assert not fits(Path(f"flyte-{version}-cp310-abi3-manylinux_2_34_x86_64.whl"), "linux/arm64")
+    monkeypatch.delenv("FLYTE_WHEELHOUSE", raising=False)
+    with pytest.raises(WheelError, match="FLYTE_WHEELHOUSE"):
+        sdk_wheels(version, ("linux/amd64", "linux/arm64"), tmp_path / "out")
+    house = tmp_path / "house"
+    house.mkdir()
+    for machine in ("x86_64", "aarch64"):
+        (house / f"flyte-{version}-cp310-abi3-manylinux_2_34_{machine}.whl").write_bytes(b"wheel")
+    monkeypatch.setenv("FLYTE_WHEELHOUSE", str(house))
+    chosen = sdk_wheels(version, ("linux/amd64", "linux/arm64"), tmp_path / "out")
+    assert sorted(w.name for w in chosen) == sorted(p.name for p in house.iterdir())
+    with pytest.raises(WheelError, match="no flyte 9.9.9 wheel"):
+        sdk_wheels("9.9.9", ("linux/amd64",), tmp_path / "out")
