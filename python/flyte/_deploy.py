@@ -173,6 +173,10 @@ def deploy(
     root = Path(root_dir).resolve() if root_dir is not None else cfg.root_dir
     client = None if dry_run else _client()
     where = scope(project, domain, cfg.org, client.endpoint if client else cfg.endpoint)
+    if client is not None:
+        from flyte._imagebuild._ensure import ensure_built
+
+        run_sync(ensure_built(envs, client))
     deployments = []
     for envs_of_plan in plan(envs):
         code = _code(envs_of_plan, version, copy_style, root, client, where)

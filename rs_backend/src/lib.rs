@@ -91,6 +91,12 @@ pub const RUNTIME_PROGRAM: &str = "flyte-action";
 pub const EXTRA_ENV_DATA_DIR: &str = "_FLYTE_DATA_DIR";
 /// The 1-based attempt number (an extra; the contract's FLYTE_ATTEMPT_NUMBER is 0-based).
 pub const EXTRA_ENV_ATTEMPT: &str = "_FLYTE_ATTEMPT";
+/// A header on every RPC answer of this backend, naming what answered (a cluster sends none).
+/// It runs tasks in environments on this machine, so clients need not build and push images
+/// for it.
+pub const BACKEND_KIND_HEADER: &str = "x-flyte-backend";
+/// The value of [`BACKEND_KIND_HEADER`] this backend sends.
+pub const EMBEDDED_BACKEND_KIND: &str = "embedded";
 pub use error::BackendError;
 pub use names::{check_run_name, MAX_RUN_NAME_LEN};
 pub use secrets::{read_from_data_dir as read_secret, MOUNT_DIR_ENV as SECRETS_DIR_ENV};

@@ -103,6 +103,15 @@ async fn ready(client: &Client) -> Result<tonic::client::Grpc<Channel>, RpcError
 
 /// One unary call: request bytes in, response bytes out.
 pub async fn unary(client: &Client, method: &str, request: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+    Ok(unary_with_headers(client, method, request).await?.0)
+}
+
+/// One unary call that also returns the response's headers (ASCII values only), lowercased.
+pub async fn unary_with_headers(
+    client: &Client,
+    method: &str,
+    request: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<(String, String)>), RpcError> {
     let path = method_path(method)?;
     let mut req = Request::new(request);
     req.set_timeout(client.rpc_timeout());
@@ -111,7 +120,17 @@ pub async fn unary(client: &Client, method: &str, request: Vec<u8>) -> Result<Ve
         .unary(req, path, RawCodec)
         .await
         .map_err(|s| RpcError::Status(Box::new(s)))?;
-    Ok(resp.into_inner())
+    let headers = resp
+        .metadata()
+        .iter()
+        .filter_map(|entry| match entry {
+            tonic::metadata::KeyAndValueRef::Ascii(key, value) => {
+                Some((key.as_str().to_string(), value.to_str().ok()?.to_string()))
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .collect();
+    Ok((resp.into_inner(), headers))
 }
 
 /// Opens a server stream; messages are read with `Streaming::message`.

@@ -82,6 +82,19 @@ class BackendClient:
         finally:
             stream.cancel()
 
+    async def runs_images(self) -> bool:
+        """Whether the backend runs tasks in the images they name (a cluster), so they must be
+        built and pushed first; the embedded backend says it runs them on its own machine."""
+        from flyteidl2.auth import identity_pb2
+
+        try:
+            _, headers = await self._rpc.unary_with_headers(
+                "/flyteidl2.auth.IdentityService/UserInfo", identity_pb2.UserInfoRequest().SerializeToString()
+            )
+        except _core.ControllerError as e:
+            raise _translate(e, "asking the backend what it is") from None
+        return headers.get(_core.BACKEND_KIND_HEADER) != _core.EMBEDDED_BACKEND_KIND
+
     # -- runs -----------------------------------------------------------------------------
 
     async def create_run(self, request: Any) -> Any:

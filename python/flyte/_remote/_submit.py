@@ -267,6 +267,11 @@ def submit(
     """Creates a run of ``task`` on the configured backend."""
     assert cfg.endpoint is not None
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, api_key=cfg.api_key)
+    env = getattr(task, "env", None)
+    if env is not None:
+        from flyte._imagebuild._ensure import ensure_built
+
+        run_sync(ensure_built([env], client))
     request = create_run_request(task, args, kwargs, rc, cfg, client)
     run = run_sync(client.create_run(request))
     # Our own identifier (with its org), named as the backend named the run.

@@ -81,10 +81,18 @@ def main(
         verbose=verbose,
         output_format=output_format,
     )
-    if verbose:
-        import logging
+    import logging
 
+    if verbose:
         logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO)
+    # Image builds that run or deploy start report their progress here, live.
+    build_log = logging.getLogger("flyte.build")
+    if not build_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        build_log.addHandler(handler)
+        build_log.setLevel(logging.INFO)
+        build_log.propagate = False
 
 
 def _register() -> None:

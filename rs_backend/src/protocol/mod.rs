@@ -181,6 +181,10 @@ where
         Box::pin(async move {
             let mut response = call.await?;
             let headers = response.headers_mut();
+            headers.insert(
+                crate::BACKEND_KIND_HEADER,
+                HeaderValue::from_static(crate::EMBEDDED_BACKEND_KIND),
+            );
             let undecodable = headers
                 .get("grpc-message")
                 .is_some_and(|m| m.as_bytes().starts_with(UNDECODABLE.as_bytes()));

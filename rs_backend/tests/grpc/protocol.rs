@@ -103,6 +103,11 @@ async fn connect_unary_over_http1_plain_and_gzipped() {
     let (status, headers, body) = http1(addr, request).await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
     assert_eq!(headers["content-type"], "application/proto");
+    // Every answer says what answered: clients build no images for this backend.
+    assert_eq!(
+        headers[flyte_backend::BACKEND_KIND_HEADER],
+        flyte_backend::EMBEDDED_BACKEND_KIND
+    );
     let answer = SelectClusterResponse::decode(body).expect("a SelectClusterResponse");
     assert_eq!(answer.cluster_endpoint, format!("http://{addr}"));
 

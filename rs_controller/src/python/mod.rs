@@ -343,6 +343,11 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_cron, m)?)?;
     m.add_function(wrap_pyfunction!(read_secret, m)?)?;
     m.add("SECRETS_DIR_ENV", flyte_backend::SECRETS_DIR_ENV)?;
+    m.add("BACKEND_KIND_HEADER", flyte_backend::BACKEND_KIND_HEADER)?;
+    m.add(
+        "EMBEDDED_BACKEND_KIND",
+        flyte_backend::EMBEDDED_BACKEND_KIND,
+    )?;
     m.add_function(wrap_pyfunction!(cron_next_after, m)?)?;
     Ok(())
 }

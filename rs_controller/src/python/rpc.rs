@@ -72,6 +72,28 @@ impl PyRpcClient {
         })
     }
 
+    /// As `unary`, but the awaitable gives (response bytes, {header: value}).
+    fn unary_with_headers<'py>(
+        &self,
+        py: Python<'py>,
+        method: String,
+        request: Vec<u8>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        crate::python::aio::future_into_py(py, async move {
+            let (out, headers) = rpc::unary_with_headers(&client, &method, request)
+                .await
+                .map_err(to_py_err)?;
+            Python::with_gil(|py| {
+                let dict = pyo3::types::PyDict::new(py);
+                for (key, value) in headers {
+                    dict.set_item(key, value)?;
+                }
+                Ok((bytes_of(out), dict.unbind()))
+            })
+        })
+    }
+
     /// Opens a server stream lazily; iterate it with `async for`.
     fn stream(&self, method: String, request: Vec<u8>) -> PyRpcStream {
         PyRpcStream {

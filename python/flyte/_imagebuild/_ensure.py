@@ -1,0 +1,61 @@
+"""Images built before the tasks that name them are sent to a backend that pulls them.
+
+``flyte run`` (on a backend) and ``flyte deploy`` call this with the environments they send. A
+cluster pulls each task's image, so every Image that is not in its registry yet is built and
+pushed first; the embedded backend runs tasks in environments on its own machine (it says so
+in a response header), so nothing is built for it. Progress goes to the ``flyte.build`` logger,
+which the CLI shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flyte._environment import TaskEnvironment
+    from flyte._image import Image
+    from flyte._remote._client import BackendClient
+
+log = logging.getLogger("flyte.build")
+
+
+def with_dependencies(envs: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
+    found: dict[int, TaskEnvironment] = {}
+    stack = list(envs)
+    while stack:
+        env = stack.pop()
+        if id(env) not in found:
+            found[id(env)] = env
+            stack.extend(env.depends_on)
+    return list(found.values())
+
+
+def images_of(envs: Iterable[TaskEnvironment]) -> list[Image]:
+    """The images these environments' tasks run in that are built from a definition."""
+    from flyte._image import Image
+
+    images: dict[str, Image] = {}
+    for env in envs:
+        for image in [env.image, *(getattr(t, "image", None) for t in env.tasks.values())]:
+            if isinstance(image, Image) and image.name is not None:
+                images.setdefault(image.uri, image)
+    return list(images.values())
+
+
+async def ensure_built(envs: Iterable[TaskEnvironment], client: BackendClient) -> list[str]:
+    """Builds and pushes what is missing; returns the URIs built."""
+    from flyte._build import _check_builder
+    from flyte._imagebuild._builder import build_image
+
+    images = images_of(with_dependencies(envs))
+    if not images or not await client.runs_images():
+        return []
+    _check_builder()
+    built = []
+    for image in images:
+        outcome = build_image(image, progress=log.info)
+        if outcome.built:
+            built.append(outcome.uri)
+    return built

@@ -1,0 +1,111 @@
+"""`flyte deploy` and `flyte run` on a backend build what is missing before sending tasks that
+name it; the embedded backend, which runs tasks in environments on its own machine, needs no
+image and gets none built."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flyte
+from flyte._imagebuild import _registry
+from flyte._imagebuild._ensure import ensure_built, images_of, with_dependencies
+from flyte._imagebuild._wheel import host_platform
+from flyte._remote._client import BackendClient, run_sync
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from containers import PYTHON, Registry  # noqa: E402
+
+MODULE = """
+import flyte
+
+base = flyte.Image.from_debian_base(
+    python_version={python}, registry="{registry}", name="{name}", platform="{platform}"
+)
+shared = flyte.TaskEnvironment(name="shared_{name}", image=base.with_env_vars({{"ROLE": "shared"}}))
+main_env = flyte.TaskEnvironment(name="main_{name}", image=base.with_env_vars({{"ROLE": "main"}}))
+main_env.add_dependency(shared)
+published = flyte.TaskEnvironment(name="published_{name}", image="registry.example.com/team/ready:1")
+
+
+@shared.task
+async def helper(x: int) -> int:
+    return x + 1
+
+
+@main_env.task
+async def entry(x: int) -> int:
+    return await helper(x)
+
+
+@published.task
+async def other() -> int:
+    return 0
+"""
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[str]:
+    from flyte import _core
+
+    b = _core.Backend(str(tmp_path / "backend"), str(Path(sys.executable).parent), port=0)
+    try:
+        yield b.endpoint
+    finally:
+        b.shutdown()
+
+
+def _module(tmp_path: Path, registry_host: str, name: str) -> Any:
+    from flyte.cli._run import load_module
+
+    platform = host_platform()
+    path = tmp_path / f"{name}_wf.py"
+    path.write_text(
+        textwrap.dedent(MODULE.format(python=PYTHON, registry=registry_host, name=name, platform=platform))
+    )
+    return load_module(path, tmp_path)
+
+
+def test_the_images_an_environment_needs(tmp_path: Path) -> None:
+    m = _module(tmp_path, "127.0.0.1:1", "needs")
+    envs = with_dependencies([m.main_env])
+    assert {e.name for e in envs} == {"main_needs", "shared_needs"}
+    uris = {i.uri for i in images_of(envs)}
+    assert uris == {m.main_env.image.uri, m.shared.image.uri}
+    # A published image (a URI string) is never built.
+    assert images_of([m.published]) == []
+
+
+def test_the_embedded_backend_needs_no_images(tmp_path: Path, backend: str) -> None:
+    # The registry named here does not exist: deploying and running never go near it.
+    m = _module(tmp_path, "127.0.0.1:1", "embedded")
+    client = BackendClient(backend, insecure=True)
+    assert run_sync(client.runs_images()) is False
+    assert run_sync(ensure_built([m.main_env], client)) == []
+    flyte.init(endpoint=backend, insecure=True, root_dir=tmp_path)
+    assert flyte.deploy(m.main_env)[0].version
+    assert flyte.run(m.entry, x=1).wait().result == 2
+
+
+class PullingBackend(BackendClient):
+    """The embedded backend answering as a cluster would: it pulls the images tasks name."""
+
+    async def runs_images(self) -> bool:
+        return True
+
+
+def test_a_backend_that_pulls_images_gets_them_built_first(
+    tmp_path: Path, backend: str, registry: Registry, debian_python: str
+) -> None:
+    m = _module(tmp_path, registry.host, "pulled")
+    client = PullingBackend(backend, insecure=True)
+    built = run_sync(ensure_built([m.main_env], client))
+    assert set(built) == {m.main_env.image.uri, m.shared.image.uri}
+    assert all(_registry.manifest_exists(uri) for uri in built)
+    # Everything is in the registry now: the next submission builds nothing.
+    assert run_sync(ensure_built([m.main_env], client)) == []
