@@ -18,7 +18,7 @@ export PYO3_ENVIRONMENT_SIGNATURE = $(shell test -x $(PY) && $(PY) -c 'import pl
 	print("%s-%d.%d-%dbit" % (platform.python_implementation().lower(), *sys.version_info[:2], struct.calcsize("P") * 8))')
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test venv wheel install test-rust test-python test-images image-tools bench lint fmt clean
+.PHONY: demo test venv wheel install test-rust test-python test-images test-tools bench lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet "maturin>=1.7,<2.0" "flyteidl2==2.0.53" "protobuf>=5" "click>=8.1" "rich-click>=1.8" \
 		"rich>=13" "pyyaml>=6" "cloudpickle>=3" "msgpack>=1.0" "pydantic>=2" "obstore>=0.12" \
 		"pytest>=8" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" pandas pyarrow polars "moto[server]>=5.1" \
-		"cryptography>=42" "protovalidate>=1.0" uv
+		"cryptography>=42" "protovalidate>=1.0" uv authlib flask
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -51,21 +51,22 @@ demo: install
 test-rust: $(STAMP)
 	cargo test $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace
 
-# Debian packages the image tests use: buildah (builds without a daemon), docker-registry (a
-# real OCI registry on 127.0.0.1), mmdebstrap (a Debian base image from Debian's packages).
-IMAGE_TOOLS := buildah docker-registry mmdebstrap
-image-tools:
-	@missing=$$(for t in $(IMAGE_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+# Debian packages the tests use (each command is named after its package): buildah (builds
+# images without a daemon), docker-registry (a real OCI registry on 127.0.0.1), mmdebstrap (a
+# Debian base image from Debian's packages), chromium (the browser of the PKCE sign-in test).
+TEST_TOOLS := buildah docker-registry mmdebstrap chromium
+test-tools:
+	@missing=$$(for t in $(TEST_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
 	if [ -n "$$missing" ]; then \
-		echo "installing $$missing"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(IMAGE_TOOLS); \
+		echo "installing" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-test-python: install image-tools
+test-python: install test-tools
 	$(VENV)/bin/pytest -q tests
 
 # Build, push, pull and run task images against a registry on 127.0.0.1.
-test-images: install image-tools
+test-images: install test-tools
 	$(VENV)/bin/pytest -q tests/images
 
 # Style and types are part of the test: CI runs `make test` and nothing else.

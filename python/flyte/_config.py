@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,8 +33,19 @@ ENV_VARS: Mapping[str, str] = MappingProxyType(
         "project": "FLYTE_PROJECT",
         "domain": "FLYTE_DOMAIN",
         "org": "FLYTE_ORG",
+        "auth_type": "FLYTE_AUTH_TYPE",
+        "client_id": "FLYTE_ADMIN_CLIENTID",
+        "client_secret_location": "FLYTE_ADMIN_CLIENTSECRETLOCATION",
+        "client_secret_env_var": "FLYTE_ADMIN_CLIENTSECRETENVVAR",
+        "scopes": "FLYTE_ADMIN_SCOPES",
+        "auth_command": "FLYTE_AUTH_COMMAND",
+        "ca_cert_file_path": "FLYTE_ADMIN_CACERTFILEPATH",
+        "disable_token_cache": "FLYTE_ADMIN_DISABLEKEYRING",
     }
 )
+
+#: How a client signs in (``admin.authType``), as the reference SDK spells them.
+AUTH_TYPES = ("Pkce", "DeviceFlow", "ClientSecret", "ExternalCommand", "Passthrough")
 
 # Where each setting lives in the nested file layout: (section, key).
 _NESTED_KEYS: Mapping[str, tuple[str, str]] = MappingProxyType(
@@ -45,6 +57,14 @@ _NESTED_KEYS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "org": ("task", "org"),
         "image_builder": ("image", "builder"),
         "image_registry": ("image", "registry"),
+        "auth_type": ("admin", "authType"),
+        "client_id": ("admin", "clientId"),
+        "client_secret_location": ("admin", "clientSecretLocation"),
+        "client_secret_env_var": ("admin", "clientSecretEnvVar"),
+        "scopes": ("admin", "scopes"),
+        "auth_command": ("admin", "command"),
+        "ca_cert_file_path": ("admin", "caCertFilePath"),
+        "disable_token_cache": ("admin", "disableKeyring"),
     }
 )
 
@@ -74,6 +94,17 @@ class Config:
     org: str | None = None
     image_builder: str = "local"
     image_registry: str | None = None
+    #: Signing in to a backend that requires it (see ``flyte._remote._auth``).
+    auth_type: str | None = None
+    client_id: str | None = None
+    client_secret_location: str | None = None
+    client_secret_env_var: str | None = None
+    scopes: tuple[str, ...] = ()
+    auth_command: tuple[str, ...] = ()
+    #: A PEM bundle of CAs to trust for the endpoint (a private CA).
+    ca_cert_file_path: str | None = None
+    #: Keep tokens in memory only, not in ``~/.flyte/tokens``.
+    disable_token_cache: bool = False
     #: ``flyte start local``: image name (or prefix) -> the environment that runs it.
     local_images: tuple[tuple[str, str], ...] = ()
     path: Path | None = None
@@ -220,11 +251,52 @@ def _parse_images(value: Any, where: str, base: Path | None = None) -> tuple[tup
     return tuple(out)
 
 
+def _parse_words(value: Any, where: str, *, shell: bool) -> tuple[str, ...]:
+    """A list, or a string: a JSON array, else words (split like a shell, or at commas and
+    spaces)."""
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, str) for v in value):
+            raise _error(f"{where} must be a list of strings, got {value!r}")
+        return tuple(v for v in value if v.strip())
+    text = _parse_str(value, where)
+    if text is None:
+        return ()
+    if text.startswith("["):
+        import json
+
+        try:
+            parsed = json.loads(text)
+        except ValueError as e:
+            raise _error(f"{where} is not a JSON list: {e}") from None
+        return _parse_words(parsed, where, shell=shell)
+    if shell:
+        import shlex
+
+        return tuple(shlex.split(text))
+    return tuple(w for w in re.split(r"[,\s]+", text) if w)
+
+
+def _parse_auth_type(value: Any, where: str) -> str | None:
+    text = _parse_str(value, where)
+    if text is None:
+        return None
+    for known in AUTH_TYPES:
+        if text.lower() == known.lower():
+            return known
+    raise _error(f"{where} must be one of {', '.join(AUTH_TYPES)}, got {value!r}")
+
+
 def _parse_setting(name: str, value: Any, where: str) -> Any:
     if name == "local_images":
         return _parse_images(value, where)
-    if name == "insecure":
+    if name in ("insecure", "disable_token_cache"):
         return _parse_bool(value, where)
+    if name == "auth_type":
+        return _parse_auth_type(value, where)
+    if name == "scopes":
+        return _parse_words(value, where, shell=False)
+    if name == "auth_command":
+        return _parse_words(value, where, shell=True)
     if name == "image_builder":
         return _parse_builder(value, where)
     return _parse_str(value, where)

@@ -58,6 +58,10 @@ def read_secret(data_dir: str, project: str, domain: str, key: str) -> bytes | N
 
 SECRETS_DIR_ENV: str
 BACKEND_KIND_HEADER: str
+EXTRA_ENV_ACTION_TOKEN: str
+
+def decode_api_key(key: str) -> tuple[str, str, str, str]: ...
+
 EMBEDDED_BACKEND_KIND: str
 
 def cron_next_after(expression: str, timezone: str, after_ms: int) -> int: ...
@@ -74,6 +78,7 @@ class Controller:
         headers: list[tuple[str, str]] = ...,
         max_in_flight: int = 64,
         ca_cert: bytes | None = None,
+        auth: dict[str, Any] | None = None,
     ) -> None: ...
     async def submit(self, action: bytes) -> bytes: ...
     async def enqueue(self, action: bytes) -> None: ...
@@ -94,6 +99,7 @@ class RpcClient:
         insecure: bool = False,
         headers: list[tuple[str, str]] = ...,
         ca_cert: bytes | None = None,
+        auth: dict[str, Any] | None = None,
     ) -> None: ...
     async def unary(self, method: str, request: bytes) -> bytes: ...
     async def unary_with_headers(self, method: str, request: bytes) -> tuple[bytes, dict[str, str]]: ...
@@ -116,6 +122,10 @@ class Backend:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         request_log: str | None = None,
+        auth_issuer: str | None = None,
+        auth_audience: str | None = None,
+        auth_client_id: str | None = None,
+        auth_scopes: list[str] = ...,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

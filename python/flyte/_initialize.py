@@ -21,6 +21,8 @@ class InitConfig:
     root_dir: Path | None = None
     image_builder: str = "local"
     api_key: str | None = None
+    #: How clients sign in to the endpoint (``flyte._remote._auth``); None: they do not.
+    auth: dict[str, Any] | None = None
     data_dir: Path | None = None
     storage: Any = None
     sources: dict[str, str] = field(default_factory=dict)
@@ -42,9 +44,19 @@ def init(
     api_key: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     storage: Any = None,
+    *,
+    _auth_from: Any = None,
 ) -> None:
-    """Configures this process. With no endpoint, runs execute locally."""
+    """Configures this process. With no endpoint, runs execute locally.
+
+    ``api_key`` (or ``$FLYTE_API_KEY``) signs in with an application's credentials; without
+    one, a TLS endpoint that requires authentication gets a browser sign-in."""
+    from flyte._config import Config
+    from flyte._remote._auth import API_KEY_ENV, settings_for
+
     global _config
+    key = api_key or os.environ.get(API_KEY_ENV) or None
+    auth = settings_for(_auth_from or Config(), insecure=bool(insecure), api_key=key) if endpoint else None
     if image_builder not in ("local", "remote"):
         raise InitializationError(message=f"image_builder must be 'local' or 'remote', got {image_builder!r}")
     if log_level is not None:
@@ -61,6 +73,7 @@ def init(
             root_dir=Path(root_dir).resolve() if root_dir is not None else None,
             image_builder=image_builder,
             api_key=api_key,
+            auth=auth,
             data_dir=Path(data_dir).expanduser() if data_dir is not None else None,
             storage=storage,
         )
@@ -86,6 +99,7 @@ def init_from_config(
         root_dir=root_dir,
         log_level=log_level,
         image_builder=image_builder or cfg.image_builder,
+        _auth_from=cfg,
     )
 
 

@@ -38,6 +38,9 @@ pub struct BackendConfig {
     /// (`{"method": "/pkg.Service/Method", "message": "<base64 protobuf>"}`): what a client
     /// really sent, e.g. to check it against the API's validation rules.
     pub request_log: Option<PathBuf>,
+    /// Require every caller to authenticate with an access token from this OAuth2
+    /// authorization server (see [`crate::auth`]); off when None.
+    pub auth: Option<crate::auth::AuthSettings>,
 }
 
 /// PEM files of a TLS server identity.
@@ -62,6 +65,7 @@ impl BackendConfig {
             fork_server: None,
             tls: None,
             request_log: None,
+            auth: None,
         }
     }
 

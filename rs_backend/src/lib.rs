@@ -55,6 +55,7 @@
 // add conversions.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 mod clock;
 mod config;
 mod datafile;
@@ -81,6 +82,7 @@ mod tls;
 mod validate;
 mod views;
 
+pub use auth::AuthSettings;
 pub use config::{BackendConfig, TlsFiles};
 
 /// The console script of this SDK's wheel that runs one attempt of a task action: the first
@@ -95,6 +97,9 @@ pub const EXTRA_ENV_ATTEMPT: &str = "_FLYTE_ATTEMPT";
 /// It runs tasks in environments on this machine, so clients need not build and push images
 /// for it.
 pub const BACKEND_KIND_HEADER: &str = "x-flyte-backend";
+/// The bearer token the action processes of a backend that requires authentication use to
+/// call it back (an extra; on a cluster, pods get their own credentials).
+pub const EXTRA_ENV_ACTION_TOKEN: &str = "_FLYTE_ACTION_TOKEN";
 /// The value of [`BACKEND_KIND_HEADER`] this backend sends.
 pub const EMBEDDED_BACKEND_KIND: &str = "embedded";
 pub use error::BackendError;

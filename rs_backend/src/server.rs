@@ -105,6 +105,13 @@ pub async fn start(
     addr: SocketAddr,
 ) -> Result<RunningBackend, BackendError> {
     config.validate()?;
+    if config.auth.is_none() && !addr.ip().is_loopback() {
+        return Err(BackendError::InvalidConfig(format!(
+            "refusing to serve on {addr} without authentication: anyone who reaches it could run \
+             code as you. Configure an authorization server (flyte start local --auth-issuer URL \
+             --auth-audience AUDIENCE), or listen on 127.0.0.1"
+        )));
+    }
     fs::create_dir_all(&config.data_dir).map_err(|e| {
         BackendError::io(format!("create data dir {}", config.data_dir.display()), e)
     })?;
@@ -124,7 +131,16 @@ pub async fn start(
     let endpoint = endpoint_of(local_addr);
 
     let sealer = SecretBox::load_or_create(&layout.secrets_key_path())?;
-    let engine = Arc::new(Engine::new(config, layout, store, endpoint.clone(), sealer));
+    let auth = match &config.auth {
+        Some(settings) => Some(
+            crate::auth::Authenticator::discover(settings.clone())
+                .await
+                .map_err(BackendError::InvalidConfig)?,
+        ),
+        None => None,
+    };
+    let engine =
+        Arc::new(Engine::new(config, layout, store, endpoint.clone(), sealer).with_auth(auth));
     let recovered = recover(&engine).await?;
     tracing::info!(?recovered, %endpoint, "embedded backend starting");
 
@@ -152,7 +168,11 @@ pub async fn start(
         .accept_http1(true)
         .layer(
             tower::ServiceBuilder::new()
-                .layer(ProtocolLayer::new(http::routes(files.clone()), request_log))
+                .layer(ProtocolLayer::new(
+                    http::routes(files.clone()),
+                    request_log,
+                    engine.auth.clone(),
+                ))
                 .layer(tonic_web::GrpcWebLayer::new()),
         );
     let router = services::add_all(&mut builder, &engine, &files, acceptor.is_some());

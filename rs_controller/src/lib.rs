@@ -2,12 +2,13 @@
 //!
 //! - [`ledger`]: deterministic action IDs and the per-run record of actions.
 //! - [`store`]: local state in SQLite (task cache, run records).
-//! - [`client`]: channels, TLS and auth to a backend.
+//! - [`client`]: channels, TLS and auth to a backend; [`auth`]: signing in with OAuth2.
 //! - [`informer`] and [`controller`]: submitting actions and watching them finish.
 //! - [`rpc`]: any other flyteidl2 call, with serialized messages.
 //! - `python`: the pyo3 module `flyte._core`, a narrow bridge over the above (and over the
 //!   embedded backend of the `flyte-backend` crate).
 
+pub mod auth;
 pub mod client;
 pub mod controller;
 pub mod informer;

@@ -113,13 +113,24 @@ pub async fn unary_with_headers(
     request: Vec<u8>,
 ) -> Result<(Vec<u8>, Vec<(String, String)>), RpcError> {
     let path = method_path(method)?;
-    let mut req = Request::new(request);
-    req.set_timeout(client.rpc_timeout());
-    let resp = ready(client)
-        .await?
-        .unary(req, path, RawCodec)
-        .await
-        .map_err(|s| RpcError::Status(Box::new(s)))?;
+    let call = |request: Vec<u8>, path: PathAndQuery| async move {
+        let mut req = Request::new(request);
+        req.set_timeout(client.rpc_timeout());
+        ready(client)
+            .await?
+            .unary(req, path, RawCodec)
+            .await
+            .map_err(|s| RpcError::Status(Box::new(s)))
+    };
+    let resp = match call(request.clone(), path.clone()).await {
+        // Rejected credentials: sign in again (or renew) and try once more.
+        Err(RpcError::Status(s))
+            if s.code() == tonic::Code::Unauthenticated && client.refresh_credentials().await =>
+        {
+            call(request, path).await?
+        }
+        other => other?,
+    };
     let headers = resp
         .metadata()
         .iter()
@@ -140,11 +151,21 @@ pub async fn server_stream(
     request: Vec<u8>,
 ) -> Result<Streaming<Vec<u8>>, RpcError> {
     let path = method_path(method)?;
-    let resp = ready(client)
-        .await?
-        .server_streaming(Request::new(request), path, RawCodec)
-        .await
-        .map_err(|s| RpcError::Status(Box::new(s)))?;
+    let call = |request: Vec<u8>, path: PathAndQuery| async move {
+        ready(client)
+            .await?
+            .server_streaming(Request::new(request), path, RawCodec)
+            .await
+            .map_err(|s| RpcError::Status(Box::new(s)))
+    };
+    let resp = match call(request.clone(), path.clone()).await {
+        Err(RpcError::Status(s))
+            if s.code() == tonic::Code::Unauthenticated && client.refresh_credentials().await =>
+        {
+            call(request, path).await?
+        }
+        other => other?,
+    };
     Ok(resp.into_inner())
 }
 

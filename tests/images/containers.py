@@ -17,7 +17,7 @@ BASE_PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates"
 def need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        pytest.fail(f"{tool} is not installed; `make image-tools` installs what these tests need")
+        pytest.fail(f"{tool} is not installed; `make test-tools` installs what these tests need")
     return path
 
 

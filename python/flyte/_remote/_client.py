@@ -59,11 +59,11 @@ def _translate(e: Exception, what: str) -> Exception:
 class BackendClient:
     """A connection to one backend endpoint."""
 
-    def __init__(self, endpoint: str, insecure: bool = False, api_key: str | None = None) -> None:
-        headers = [("authorization", f"Bearer {api_key}")] if api_key else []
+    def __init__(self, endpoint: str, insecure: bool = False, auth: dict[str, Any] | None = None) -> None:
+        """``auth``: how to sign in (``flyte._remote._auth.settings_for``), None for not at all."""
         self.endpoint = endpoint
         self.insecure = insecure
-        self._rpc = _core.RpcClient(endpoint, insecure=insecure, headers=headers)
+        self._rpc = _core.RpcClient(endpoint, insecure=insecure, auth=auth)
 
     async def _unary(self, method: str, request: Any, response_type: Any, what: str) -> Any:
         try:

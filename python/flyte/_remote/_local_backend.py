@@ -135,9 +135,11 @@ def serve(
     launcher: str = "fork",
     images: list[tuple[str, Path]] | None = None,
     tls: tuple[Path, Path] | None = None,
+    auth: dict[str, Any] | None = None,
 ) -> None:
     """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
-    (certificate, private key), PEM files."""
+    (certificate, private key), PEM files; ``auth`` requires callers to sign in (keys
+    ``issuer``, ``audience``, ``client_id``, ``scopes``)."""
     from flyte import _core
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -153,10 +155,14 @@ def serve(
             [(name, str(path)) for name, path in images or []],
             tls_cert=str(tls[0]) if tls else None,
             tls_key=str(tls[1]) if tls else None,
+            auth_issuer=(auth or {}).get("issuer"),
+            auth_audience=(auth or {}).get("audience"),
+            auth_client_id=(auth or {}).get("client_id"),
+            auth_scopes=list((auth or {}).get("scopes", [])),
         )
     except OSError as e:
         if "in use" not in str(e):
-            raise
+            raise InitializationError(message=str(e)) from None
         # The backend holds an exclusive lock on its data dir for as long as it runs.
         known = read_info(data_dir) or {}
         where = f" at {known['endpoint']}" if "endpoint" in known else ""

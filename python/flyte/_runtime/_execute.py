@@ -187,12 +187,18 @@ def main(argv: list[str]) -> int:
     from flyte._context import ActionContext
     from flyte._internal._serialize import CodeRef
     from flyte._remote._action_runner import ActionRunner
+    from flyte._remote._auth import API_KEY_ENV, from_api_key
 
+    # The embedded backend gives its actions a token of their own; elsewhere an API key
+    # (an application's credentials) signs the action in.
     headers = []
-    if env.get("FLYTE_API_KEY"):
-        headers.append(("authorization", f"Bearer {env['FLYTE_API_KEY']}"))
+    auth = None
+    if env.get(_core.EXTRA_ENV_ACTION_TOKEN):
+        headers.append(("authorization", f"Bearer {env[_core.EXTRA_ENV_ACTION_TOKEN]}"))
+    elif env.get(API_KEY_ENV):
+        auth = from_api_key(env[API_KEY_ENV])
     controller = _core.Controller(
-        env["_U_EP_OVERRIDE"], insecure=_truthy(env.get("_U_INSECURE")), headers=headers
+        env["_U_EP_OVERRIDE"], insecure=_truthy(env.get("_U_INSECURE")), headers=headers, auth=auth
     )
     org = env.get("_U_ORG_NAME") or None
     runner = ActionRunner(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +49,11 @@ def resolve(
                 "no endpoint is configured and no local backend is running; start one with `flyte start local`"
             )
     where = scope(project or cfg.project, domain or cfg.domain, cfg.org, endpoint)
+    from flyte._remote._auth import API_KEY_ENV, settings_for
+
+    auth = settings_for(cfg, insecure=insecure, api_key=os.environ.get(API_KEY_ENV)) if cfg.endpoint else None
     return Target(
-        client=BackendClient(endpoint, insecure=insecure),
+        client=BackendClient(endpoint, insecure=insecure, auth=auth),
         project=where.project,
         domain=where.domain,
         org=where.org,

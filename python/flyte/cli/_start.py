@@ -51,6 +51,20 @@ def start() -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The PEM private key of --tls-cert.",
 )
+@click.option(
+    "--auth-issuer",
+    metavar="URL",
+    help="Require callers to sign in with access tokens from this OAuth2 authorization server "
+    "(its metadata at URL/.well-known/...). Needed to listen on anything but loopback.",
+)
+@click.option("--auth-audience", help="The audience access tokens must be issued for (with --auth-issuer).")
+@click.option(
+    "--auth-client-id",
+    default="flyte-cli",
+    show_default=True,
+    help="The public client the CLI signs in as (browser or device sign-in).",
+)
+@click.option("--auth-scope", "auth_scopes", multiple=True, help="A scope clients ask for (repeatable).")
 @click.pass_context
 def start_local(
     ctx: click.Context,
@@ -62,6 +76,10 @@ def start_local(
     images: tuple[str, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
+    auth_issuer: str | None,
+    auth_audience: str | None,
+    auth_client_id: str,
+    auth_scopes: tuple[str, ...],
 ) -> None:
     """Run the embedded backend until interrupted, printing its endpoint.
 
@@ -75,6 +93,13 @@ def start_local(
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if (auth_issuer is None) != (auth_audience is None):
+        raise click.UsageError("--auth-issuer and --auth-audience go together")
+    auth = (
+        {"issuer": auth_issuer, "audience": auth_audience, "client_id": auth_client_id, "scopes": auth_scopes}
+        if auth_issuer
+        else None
+    )
     mapping: dict[str, Path] = {}
     try:
         for name, env_dir in config_from_context(ctx).local_images:
@@ -96,7 +121,17 @@ def start_local(
         click.echo(endpoint)
 
     tls = (tls_cert.resolve(), tls_key.resolve()) if tls_cert is not None and tls_key is not None else None
-    serve(directory, host, port, max_parallel, announce=announce, launcher=launcher, images=mapped, tls=tls)
+    serve(
+        directory,
+        host,
+        port,
+        max_parallel,
+        announce=announce,
+        launcher=launcher,
+        images=mapped,
+        tls=tls,
+        auth=auth,
+    )
 
 
 @click.group()

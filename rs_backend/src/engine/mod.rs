@@ -37,6 +37,8 @@ pub struct Engine {
     pub sealer: SecretBox,
     /// Set when attempts are forked from a warm server instead of spawned.
     pub forks: Option<ForkServer>,
+    /// Set when callers must authenticate.
+    pub auth: Option<Arc<crate::auth::Authenticator>>,
     events: broadcast::Sender<Arc<ActionRecord>>,
     stop: watch::Sender<bool>,
     /// CreateRun checks for an existing run before writing its inputs file; serializing
@@ -45,6 +47,12 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The same engine, requiring callers to authenticate with `auth`.
+    pub fn with_auth(mut self, auth: Option<Arc<crate::auth::Authenticator>>) -> Self {
+        self.auth = auth;
+        self
+    }
+
     pub fn new(
         config: BackendConfig,
         layout: Layout,
@@ -67,6 +75,7 @@ impl Engine {
             scheduler,
             sealer,
             forks,
+            auth: None,
             events,
             stop,
             create_run_lock: tokio::sync::Mutex::new(()),

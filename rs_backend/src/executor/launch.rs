@@ -437,6 +437,13 @@ fn contract_env(
         env.retain(|(k, _)| k != key);
         env.push((key.to_string(), value));
     }
+    env.retain(|(k, _)| k != crate::EXTRA_ENV_ACTION_TOKEN);
+    if let Some(auth) = &engine.auth {
+        env.push((
+            crate::EXTRA_ENV_ACTION_TOKEN.to_string(),
+            auth.action_token().to_string(),
+        ));
+    }
     env
 }
 

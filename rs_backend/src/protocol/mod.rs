@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response};
+
+use crate::auth::Authenticator;
 use tonic::body::BoxBody;
 use tower::ServiceExt;
 use tower_layer::Layer;
@@ -55,11 +57,16 @@ pub fn is_rpc_path(path: &str) -> bool {
 pub struct ProtocolLayer {
     http: axum::Router,
     log: Option<Arc<RequestLog>>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl ProtocolLayer {
-    pub fn new(http: axum::Router, log: Option<Arc<RequestLog>>) -> Self {
-        Self { http, log }
+    pub fn new(
+        http: axum::Router,
+        log: Option<Arc<RequestLog>>,
+        auth: Option<Arc<Authenticator>>,
+    ) -> Self {
+        Self { http, log, auth }
     }
 }
 
@@ -71,6 +78,7 @@ impl<S> Layer<S> for ProtocolLayer {
             inner,
             http: self.http.clone(),
             log: self.log.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -80,6 +88,7 @@ pub struct ProtocolService<S> {
     inner: S,
     http: axum::Router,
     log: Option<Arc<RequestLog>>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -129,6 +138,7 @@ where
             inner: self.inner.clone(),
             path,
             log: self.log.clone(),
+            auth: self.auth.clone(),
         };
         match connect::classify(request.headers(), request.method()) {
             Some(kind) => Box::pin(async move { Ok(connect::serve(inner, request, kind).await) }),
@@ -145,6 +155,7 @@ struct RpcCall<S> {
     inner: S,
     path: String,
     log: Option<Arc<RequestLog>>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl<S> Service<Request<BoxBody>> for RpcCall<S>
@@ -165,6 +176,36 @@ where
 
     fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
         let path = self.path.clone();
+        if let Some(auth) = self.auth.clone().filter(|_| !Authenticator::is_open(&path)) {
+            // Checked before anything else sees the request; the answer to a caller without
+            // a valid token says why, and nothing more.
+            let fresh = self.inner.clone();
+            let mut ready = std::mem::replace(&mut self.inner, fresh);
+            let mut next = RpcCall {
+                inner: ready.clone(),
+                path: path.clone(),
+                log: self.log.clone(),
+                auth: None,
+            };
+            return Box::pin(async move {
+                let header = request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                if let Err(status) = auth.check(header.as_deref()).await {
+                    let mut response = status.into_http();
+                    response.headers_mut().insert(
+                        crate::BACKEND_KIND_HEADER,
+                        HeaderValue::from_static(crate::EMBEDDED_BACKEND_KIND),
+                    );
+                    return Ok(response);
+                }
+                futures::future::poll_fn(|cx| ready.poll_ready(cx)).await?;
+                next.inner = ready;
+                next.call(request).await
+            });
+        }
         let call = match &self.log {
             Some(log) if RequestLog::records(request.headers()) => {
                 // The instance polled ready answers this call; a fresh clone stays behind.

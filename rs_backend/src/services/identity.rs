@@ -1,15 +1,10 @@
-//! flyteidl2.auth.IdentityService and AuthMetadataService. Authentication is off on the
-//! embedded backend (it listens on loopback): every caller is the local user, and there is
-//! no OAuth2 server to describe.
+//! flyteidl2.auth.IdentityService: who the caller is. (AuthMetadataService, how to sign in,
+//! is in the auth module.)
 
 use tonic::{Request, Response, Status};
 
-use flyteidl2::flyteidl::auth::auth_metadata_service_server::AuthMetadataService;
 use flyteidl2::flyteidl::auth::identity_service_server::IdentityService;
-use flyteidl2::flyteidl::auth::{
-    GetOAuth2MetadataRequest, GetOAuth2MetadataResponse, GetPublicClientConfigRequest,
-    GetPublicClientConfigResponse, UserInfoRequest, UserInfoResponse,
-};
+use flyteidl2::flyteidl::auth::{UserInfoRequest, UserInfoResponse};
 
 /// The user this backend runs as: name from the password database, else $USER.
 fn local_user() -> (String, String) {
@@ -47,39 +42,6 @@ impl IdentityService for IdentityApi {
             subject: uid,
             name: name.clone(),
             preferred_username: name,
-            ..Default::default()
-        }))
-    }
-}
-
-pub struct AuthMetadataApi {
-    endpoint: String,
-}
-
-impl AuthMetadataApi {
-    pub fn new(endpoint: String) -> Self {
-        Self { endpoint }
-    }
-}
-
-#[tonic::async_trait]
-impl AuthMetadataService for AuthMetadataApi {
-    async fn get_o_auth2_metadata(
-        &self,
-        _request: Request<GetOAuth2MetadataRequest>,
-    ) -> Result<Response<GetOAuth2MetadataResponse>, Status> {
-        Err(Status::unimplemented(
-            "authentication is off on the embedded backend: there is no OAuth2 server",
-        ))
-    }
-
-    async fn get_public_client_config(
-        &self,
-        _request: Request<GetPublicClientConfigRequest>,
-    ) -> Result<Response<GetPublicClientConfigResponse>, Status> {
-        Ok(Response::new(GetPublicClientConfigResponse {
-            authorization_metadata_key: "authorization".into(),
-            dataplane_domain: self.endpoint.clone(),
             ..Default::default()
         }))
     }

@@ -144,6 +144,9 @@ pub fn add_all<L: Clone>(
             identity::IdentityApi
         )))
         .add_service(configured!(AuthMetadataServiceServer::new(
-            identity::AuthMetadataApi::new(format!("{scheme}://{endpoint}"))
+            crate::auth::AuthMetadataApi::new(
+                engine.auth.clone(),
+                format!("{scheme}://{endpoint}")
+            )
         )))
 }

@@ -31,7 +31,7 @@ impl PyBackend {
     /// where. Serving continues on background threads until `shutdown()`. With
     /// `fork_server`, attempts are forked from that warm process instead of started afresh.
     #[new]
-    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), tls_cert = None, tls_key = None, request_log = None))]
+    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), tls_cert = None, tls_key = None, request_log = None, auth_issuer = None, auth_audience = None, auth_client_id = None, auth_scopes = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -45,6 +45,10 @@ impl PyBackend {
         tls_cert: Option<PathBuf>,
         tls_key: Option<PathBuf>,
         request_log: Option<PathBuf>,
+        auth_issuer: Option<String>,
+        auth_audience: Option<String>,
+        auth_client_id: Option<String>,
+        auth_scopes: Vec<String>,
     ) -> PyResult<Self> {
         if max_parallel == 0 {
             return Err(PyValueError::new_err("max_parallel must be at least 1"));
@@ -58,6 +62,21 @@ impl PyBackend {
                 ))
             }
         };
+        let auth = match (auth_issuer, auth_audience) {
+            (Some(issuer), Some(audience)) => Some(flyte_backend::AuthSettings {
+                issuer,
+                audience,
+                client_id: auth_client_id.unwrap_or_else(|| "flyte-cli".to_string()),
+                scopes: auth_scopes,
+                redirect_uri: flyte_backend::auth::DEFAULT_REDIRECT_URI.to_string(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "authentication needs both the authorization server (auth_issuer) and the audience of its tokens (auth_audience)",
+                ))
+            }
+        };
         let addr = resolve(&host, port)?;
         let mut config = BackendConfig::new(data_dir, bin_dir);
         config.images = images;
@@ -65,6 +84,7 @@ impl PyBackend {
         config.fork_server = fork_server;
         config.tls = tls;
         config.request_log = request_log;
+        config.auth = auth;
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let running = py
             .allow_threads(|| runtime.block_on(flyte_backend::start(config, addr)))

@@ -65,18 +65,25 @@ struct PyController {
 #[pymethods]
 impl PyController {
     #[new]
-    #[pyo3(signature = (endpoint, insecure = false, headers = Vec::new(), max_in_flight = 64, ca_cert = None))]
+    #[pyo3(signature = (endpoint, insecure = false, headers = Vec::new(), max_in_flight = 64, ca_cert = None, auth = None))]
     fn new(
         endpoint: String,
         insecure: bool,
         headers: Vec<(String, String)>,
         max_in_flight: usize,
         ca_cert: Option<&[u8]>,
+        auth: Option<Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Self> {
         let mut client = ClientConfig::new(endpoint);
         client.insecure = insecure;
         client.headers = headers;
         client.ca_cert_pem = ca_cert.map(<[u8]>::to_vec);
+        if let Some(auth) = auth {
+            crate::python::signin::attach(
+                &mut client,
+                crate::python::signin::settings_from(&auth)?,
+            )?;
+        }
         let mut config = ControllerConfig::new(client);
         config.max_in_flight = max_in_flight;
         let inner = Controller::new(config).map_err(|e| PyValueError::new_err(e.to_string()))?;

@@ -7,6 +7,7 @@ mod aio;
 mod backend;
 mod controller;
 mod rpc;
+mod signin;
 
 use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -345,9 +346,21 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SECRETS_DIR_ENV", flyte_backend::SECRETS_DIR_ENV)?;
     m.add("BACKEND_KIND_HEADER", flyte_backend::BACKEND_KIND_HEADER)?;
     m.add(
+        "EXTRA_ENV_ACTION_TOKEN",
+        flyte_backend::EXTRA_ENV_ACTION_TOKEN,
+    )?;
+    m.add_function(wrap_pyfunction!(decode_api_key, m)?)?;
+    m.add(
         "EMBEDDED_BACKEND_KIND",
         flyte_backend::EMBEDDED_BACKEND_KIND,
     )?;
     m.add_function(wrap_pyfunction!(cron_next_after, m)?)?;
     Ok(())
+}
+
+/// An API key (base64 of `endpoint:client_id:client_secret:org`) as (endpoint, client id,
+/// secret, org); ValueError if it is not one.
+#[pyfunction]
+fn decode_api_key(key: &str) -> PyResult<(String, String, String, String)> {
+    crate::auth::decode_api_key(key).map_err(pyo3::exceptions::PyValueError::new_err)
 }

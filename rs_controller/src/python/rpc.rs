@@ -38,17 +38,24 @@ pub struct PyRpcClient {
 #[pymethods]
 impl PyRpcClient {
     #[new]
-    #[pyo3(signature = (endpoint, insecure = false, headers = Vec::new(), ca_cert = None))]
+    #[pyo3(signature = (endpoint, insecure = false, headers = Vec::new(), ca_cert = None, auth = None))]
     fn new(
         endpoint: String,
         insecure: bool,
         headers: Vec<(String, String)>,
         ca_cert: Option<Vec<u8>>,
+        auth: Option<Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Self> {
         let mut config = ClientConfig::new(endpoint);
         config.insecure = insecure;
         config.headers = headers;
         config.ca_cert_pem = ca_cert;
+        if let Some(auth) = auth {
+            crate::python::signin::attach(
+                &mut config,
+                crate::python::signin::settings_from(&auth)?,
+            )?;
+        }
         let client = Client::new(&config).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyRpcClient {
             client: Arc::new(client),
