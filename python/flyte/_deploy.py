@@ -192,7 +192,7 @@ def _client() -> BackendClient:
 
     cfg = current_config()
     if cfg.endpoint:
-        return BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth)
+        return BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)
     return BackendClient(ensure_running(data_dir()), insecure=True)
 
 

@@ -23,6 +23,8 @@ class InitConfig:
     api_key: str | None = None
     #: How clients sign in to the endpoint (``flyte._remote._auth``); None: they do not.
     auth: dict[str, Any] | None = None
+    #: PEM certificates of a private CA for the endpoint (``admin.caCertFilePath``).
+    ca_cert: bytes | None = None
     data_dir: Path | None = None
     storage: Any = None
     sources: dict[str, str] = field(default_factory=dict)
@@ -52,7 +54,7 @@ def init(
     ``api_key`` (or ``$FLYTE_API_KEY``) signs in with an application's credentials; without
     one, a TLS endpoint that requires authentication gets a browser sign-in."""
     from flyte._config import Config
-    from flyte._remote._auth import API_KEY_ENV, settings_for
+    from flyte._remote._auth import API_KEY_ENV, ca_cert_of, settings_for
 
     global _config
     key = api_key or os.environ.get(API_KEY_ENV) or None
@@ -74,6 +76,7 @@ def init(
             image_builder=image_builder,
             api_key=api_key,
             auth=auth,
+            ca_cert=ca_cert_of(_auth_from) if _auth_from is not None else None,
             data_dir=Path(data_dir).expanduser() if data_dir is not None else None,
             storage=storage,
         )

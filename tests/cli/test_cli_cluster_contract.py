@@ -181,6 +181,10 @@ def test_grpc_over_tls(workdir: Path) -> None:
         untrusted_env = {k: v for k, v in env.items() if k != "SSL_CERT_FILE"}
         untrusted = cli("--endpoint", endpoint, "get", "run", cwd=workdir, env=untrusted_env, timeout=60)
         assert untrusted.returncode != 0
+        # ... unless the config names it (admin.caCertFilePath).
+        private_ca = {**untrusted_env, "FLYTE_ADMIN_CACERTFILEPATH": str(ca)}
+        trusted = cli("--endpoint", endpoint, "get", "run", cwd=workdir, env=private_ca, timeout=60)
+        assert trusted.returncode == 0, trusted.stderr
     finally:
         stop(proc)
 

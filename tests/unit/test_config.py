@@ -207,12 +207,12 @@ def test_unknown_keys_are_ignored_with_a_debug_log(
     env: SimpleNamespace, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = _write(env.tmp / "c.yaml", NESTED + "union:\n  connection: {}\nadmin_extra: 1\n")
-    path.write_text(path.read_text().replace("  insecure: false\n", "  insecure: false\n  authType: Pkce\n"))
+    path.write_text(path.read_text().replace("  insecure: false\n", "  insecure: false\n  httpProxyURL: x\n"))
     with caplog.at_level(logging.DEBUG, logger="flyte._config"):
         cfg = load_config(path)
     assert cfg.project == "your-project"
     messages = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
-    for key in ("'union'", "'admin_extra'", "'admin.authType'"):
+    for key in ("'union'", "'admin_extra'", "'admin.httpProxyURL'"):
         assert key in messages
 
 
@@ -477,3 +477,82 @@ def test_a_runs_service_account_travels_in_its_run_spec() -> None:
 
     with pytest.raises(ValueError, match="service_account"):
         flyte.with_runcontext(service_account=" ")
+
+
+# --- signing in ------------------------------------------------------------------------------
+
+
+def test_sign_in_settings_from_the_file_and_the_environment(
+    env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flyte._remote._auth import settings_for
+
+    secret = _write(env.tmp / "secret", "s3cret\n")
+    _write(
+        env.work / "config.yaml",
+        "admin:\n  endpoint: dns:///c.example.com\n  authType: deviceflow\n  clientId: cli\n"
+        "  scopes: [all, offline]\n  command: ['get-token', '--for', 'flyte']\n",
+    )
+    cfg = load_config()
+    assert (cfg.auth_type, cfg.client_id, cfg.scopes) == ("DeviceFlow", "cli", ("all", "offline"))
+    assert cfg.auth_command == ("get-token", "--for", "flyte")
+    device = settings_for(cfg, insecure=False)
+    assert device is not None and device["flow"] == "DeviceFlow" and device["scopes"] == ["all", "offline"]
+    assert device["cache_dir"] == str(env.home / ".flyte" / "tokens")
+    # Strings from the environment: JSON lists, or words.
+    monkeypatch.setenv("FLYTE_ADMIN_SCOPES", "a, b c")
+    monkeypatch.setenv("FLYTE_AUTH_COMMAND", "get-token --quiet")
+    monkeypatch.setenv("FLYTE_AUTH_TYPE", "ExternalCommand")
+    cfg = load_config()
+    assert cfg.scopes == ("a", "b", "c") and cfg.auth_command == ("get-token", "--quiet")
+    assert settings_for(cfg, insecure=False) == {
+        "flow": "ExternalCommand",
+        "command": ["get-token", "--quiet"],
+        "scopes": ["a", "b", "c"],
+        "client_id": "cli",
+        "cache_dir": None,
+    }
+    # A client secret means the client-credentials flow, whatever authType says.
+    monkeypatch.setenv("FLYTE_ADMIN_CLIENTSECRETLOCATION", str(secret))
+    with_secret = settings_for(load_config(), insecure=False)
+    assert with_secret is not None
+    assert (with_secret["flow"], with_secret["client_secret"]) == ("ClientSecret", "s3cret")
+    # Nothing is sent over plaintext unless a sign-in is configured; Passthrough sends nothing.
+    monkeypatch.delenv("FLYTE_ADMIN_CLIENTSECRETLOCATION")
+    monkeypatch.delenv("FLYTE_AUTH_TYPE")
+    bare = load_config(auth_type=None)
+    assert settings_for(Config(), insecure=True) is None
+    assert settings_for(Config(), insecure=False) == {
+        "flow": "Pkce",
+        "scopes": [],
+        "client_id": None,
+        "cache_dir": str(env.home / ".flyte" / "tokens"),
+    }
+    assert settings_for(Config(auth_type="Passthrough"), insecure=False) is None
+    assert bare.auth_type == "DeviceFlow"
+    monkeypatch.setenv("FLYTE_AUTH_TYPE", "magic")
+    with pytest.raises(ConfigError, match="must be one of Pkce, DeviceFlow"):
+        load_config()
+
+
+def test_api_keys_and_bad_secrets_are_clear_errors(env: SimpleNamespace) -> None:
+    import base64
+
+    from flyte._remote._auth import from_api_key, settings_for
+    from flyte.errors import InitializationError
+
+    key = base64.b64encode(b"flyte.example.com:bot:pa ss:org").decode()
+    assert from_api_key(key) == {
+        "flow": "ClientSecret",
+        "client_id": "bot",
+        "client_secret": "pa ss",
+        "cache_dir": None,
+    }
+    with pytest.raises(InitializationError, match="FLYTE_API_KEY"):
+        from_api_key("nope")
+    with pytest.raises(InitializationError, match="cannot read"):
+        settings_for(Config(client_id="x", client_secret_location=str(env.tmp / "missing")), insecure=False)
+    with pytest.raises(InitializationError, match="NOT_SET_ANYWHERE"):
+        settings_for(Config(client_id="x", client_secret_env_var="NOT_SET_ANYWHERE"), insecure=False)
+    with pytest.raises(InitializationError, match="admin.clientId"):
+        settings_for(Config(client_secret_env_var="HOME"), insecure=False)

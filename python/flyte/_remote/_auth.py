@@ -73,3 +73,14 @@ def settings_for(cfg: Config, *, insecure: bool, api_key: str | None = None) -> 
     if flow == "ExternalCommand":
         return {**common, "flow": flow, "command": list(cfg.auth_command), "cache_dir": None}
     return {**common, "flow": flow or "Pkce"}
+
+
+def ca_cert_of(cfg: Config) -> bytes | None:
+    """The PEM bundle ``admin.caCertFilePath`` names, read now so a wrong path fails early."""
+    if not cfg.ca_cert_file_path:
+        return None
+    path = Path(cfg.ca_cert_file_path).expanduser()
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InitializationError("InvalidCaCert", f"admin.caCertFilePath: cannot read {path}: {e}") from None

@@ -59,11 +59,18 @@ def _translate(e: Exception, what: str) -> Exception:
 class BackendClient:
     """A connection to one backend endpoint."""
 
-    def __init__(self, endpoint: str, insecure: bool = False, auth: dict[str, Any] | None = None) -> None:
-        """``auth``: how to sign in (``flyte._remote._auth.settings_for``), None for not at all."""
+    def __init__(
+        self,
+        endpoint: str,
+        insecure: bool = False,
+        auth: dict[str, Any] | None = None,
+        ca_cert: bytes | None = None,
+    ) -> None:
+        """``auth``: how to sign in (``flyte._remote._auth.settings_for``), None for not at all;
+        ``ca_cert``: PEM certificates of a private CA to trust besides the system's."""
         self.endpoint = endpoint
         self.insecure = insecure
-        self._rpc = _core.RpcClient(endpoint, insecure=insecure, auth=auth)
+        self._rpc = _core.RpcClient(endpoint, insecure=insecure, auth=auth, ca_cert=ca_cert)
 
     async def _unary(self, method: str, request: Any, response_type: Any, what: str) -> Any:
         try:

@@ -266,7 +266,7 @@ def submit(
 ) -> RemoteRun:
     """Creates a run of ``task`` on the configured backend."""
     assert cfg.endpoint is not None
-    client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth)
+    client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)
     env = getattr(task, "env", None)
     if env is not None:
         from flyte._imagebuild._ensure import ensure_built
@@ -293,7 +293,7 @@ def submit_deployed(
     from flyte._run import new_run_name
 
     assert cfg.endpoint is not None
-    client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth)
+    client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)
     where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
     run_name = rc.name or new_run_name()
     iface = task.interface

@@ -49,11 +49,12 @@ def resolve(
                 "no endpoint is configured and no local backend is running; start one with `flyte start local`"
             )
     where = scope(project or cfg.project, domain or cfg.domain, cfg.org, endpoint)
-    from flyte._remote._auth import API_KEY_ENV, settings_for
+    from flyte._remote._auth import API_KEY_ENV, ca_cert_of, settings_for
 
     auth = settings_for(cfg, insecure=insecure, api_key=os.environ.get(API_KEY_ENV)) if cfg.endpoint else None
+    ca_cert = ca_cert_of(cfg) if cfg.endpoint else None
     return Target(
-        client=BackendClient(endpoint, insecure=insecure, auth=auth),
+        client=BackendClient(endpoint, insecure=insecure, auth=auth, ca_cert=ca_cert),
         project=where.project,
         domain=where.domain,
         org=where.org,

@@ -39,7 +39,7 @@ def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any
             )
     project = project or os.environ.get("FLYTE_INTERNAL_EXECUTION_PROJECT") or None
     domain = domain or os.environ.get("FLYTE_INTERNAL_EXECUTION_DOMAIN") or None
-    return BackendClient(endpoint, insecure=insecure, auth=cfg.auth), scope(
+    return BackendClient(endpoint, insecure=insecure, auth=cfg.auth, ca_cert=cfg.ca_cert), scope(
         project, domain, cfg.org, endpoint
     )
 
