@@ -18,7 +18,7 @@ export PYO3_ENVIRONMENT_SIGNATURE = $(shell test -x $(PY) && $(PY) -c 'import pl
 	print("%s-%d.%d-%dbit" % (platform.python_implementation().lower(), *sys.version_info[:2], struct.calcsize("P") * 8))')
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test venv wheel install test-rust test-python test-images test-tools bench lint fmt clean
+.PHONY: demo test venv wheel install test-rust test-python test-images test-tools image bench lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,20 @@ test-tools:
 test-python: install test-tools
 	$(VENV)/bin/pytest -q tests
 
+# The default task image (docker/default_image.py: Flyte's Debian base with this SDK), built with
+# `flyte build` and pushed to $(REGISTRY), for $(PLATFORMS) (default: this machine's). Platforms
+# other than this machine's need this SDK's wheel for them in $$FLYTE_WHEELHOUSE.
+REGISTRY ?= localhost:5000
+PLATFORMS ?= linux/$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
+image: install
+	@command -v buildah >/dev/null || command -v docker >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah)
+	REGISTRY=$(REGISTRY) PLATFORMS=$(PLATFORMS) $(VENV)/bin/flyte build docker/default_image.py
+
+# docker/Dockerfile is the default image's definition rendered; regenerate it after changing it.
+docker/Dockerfile: docker/default_image.py python/flyte/_image.py python/flyte/_imagebuild/_dockerfile.py
+	REGISTRY= PLATFORMS=linux/amd64 $(VENV)/bin/flyte build --dry-run docker/default_image.py > $@
+
 # Build, push, pull and run task images against a registry on 127.0.0.1.
 test-images: install test-tools
 	$(VENV)/bin/pytest -q tests/images
@@ -76,14 +90,14 @@ bench: install
 	$(PY) benchmarks/local_mode/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check python tests benchmarks examples
-	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	$(VENV)/bin/ruff check python tests benchmarks examples docker
+	$(VENV)/bin/ruff format --check python tests benchmarks examples docker
 	$(VENV)/bin/mypy python/flyte
 	cargo fmt --all -- --check
 	cargo clippy $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace --all-targets -- -D warnings
 
 fmt: $(STAMP)
-	$(VENV)/bin/ruff format python tests benchmarks examples
+	$(VENV)/bin/ruff format python tests benchmarks examples docker
 	cargo fmt --all
 
 clean:

@@ -186,6 +186,14 @@ def test_create_then_get_round_trip(isolated: Path) -> None:
         "org": None,
         "image_builder": "local",
         "image_registry": None,
+        "auth_type": None,
+        "client_id": None,
+        "client_secret_location": None,
+        "client_secret_env_var": None,
+        "scopes": [],
+        "auth_command": [],
+        "ca_cert_file_path": None,
+        "disable_token_cache": False,
         "local_images": [],
     }
     assert data["sources"]["endpoint"] == f"file {target}"

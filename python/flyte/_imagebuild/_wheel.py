@@ -3,7 +3,8 @@
 An image must run the SDK that defined its tasks, not whatever ``flyte`` a package index offers
 (on PyPI that name is another SDK). So the wheel comes from here: the running installation
 packed back into a wheel for this machine's platform, and for other platforms, wheels built
-for them and left in the folder ``$FLYTE_WHEELHOUSE`` names (``make wheel`` builds them).
+for them (``maturin build`` on, or for, that platform) and left in the folder
+``$FLYTE_WHEELHOUSE`` names.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ def sdk_wheels(version: str, platforms: tuple[str, ...], dest: Path) -> list[Pat
     if missing:
         where = f"in {house}" if house else f"(set {WHEELHOUSE_ENV} to a folder of wheels)"
         raise WheelError(
-            f"no flyte {version} wheel for {', '.join(missing)} {where}; build one with "
-            f"`make wheel PLATFORM={missing[0]}`, or build the image for {host_platform()} only"
+            f"no flyte {version} wheel for {', '.join(missing)} {where}; build one for that platform "
+            f"(`maturin build` there, or cross-compiled) into it, or build the image for {host_platform()} only"
         )
     chosen = [w for w in found if any(fits(w, p) for p in platforms)]
     copies: list[Path] = []

@@ -81,9 +81,9 @@ def build(
             continue
         if dry_run:
             dockerfile = render(image, lambda version: []).dockerfile
-            err.print(f"[bold]{env.name}[/bold]: {image.uri}")
-            click.echo(dockerfile, err=True)
-            results.append({"environment": env.name, "image": image.uri, "status": "dry run"})
+            results.append(
+                {"environment": env.name, "image": image.uri, "status": "dry run", "dockerfile": dockerfile}
+            )
             continue
         try:
             outcome = build_image(image, force=force, progress=lambda line: err.print(f"[dim]{line}[/dim]"))
@@ -93,6 +93,12 @@ def build(
         results.append({"environment": env.name, "image": outcome.uri, "status": status})
     if getattr(ctx.find_root().obj, "output_format", "table") == "json":
         click.echo(json.dumps(results, indent=2))
+        return
+    if dry_run:
+        # The Dockerfiles are the output (`flyte build --dry-run wf.py ENV > Dockerfile`).
+        for row in results:
+            if "dockerfile" in row:
+                click.echo(f"# {row['environment']}: {row['image']}\n{row['dockerfile']}", nl=False)
         return
     for row in results:
         Console().print(f"{row['environment']}: {row['image']} ({row['status']})")
