@@ -41,6 +41,7 @@ ENV_VARS: Mapping[str, str] = MappingProxyType(
         "auth_command": "FLYTE_AUTH_COMMAND",
         "ca_cert_file_path": "FLYTE_ADMIN_CACERTFILEPATH",
         "disable_token_cache": "FLYTE_ADMIN_DISABLEKEYRING",
+        "image_platforms": "FLYTE_IMAGE_PLATFORMS",
     }
 )
 
@@ -57,6 +58,7 @@ _NESTED_KEYS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "org": ("task", "org"),
         "image_builder": ("image", "builder"),
         "image_registry": ("image", "registry"),
+        "image_platforms": ("image", "platforms"),
         "auth_type": ("admin", "authType"),
         "client_id": ("admin", "clientId"),
         "client_secret_location": ("admin", "clientSecretLocation"),
@@ -94,6 +96,8 @@ class Config:
     org: str | None = None
     image_builder: str = "local"
     image_registry: str | None = None
+    #: The platforms the default image is built for (default: linux/amd64 and linux/arm64).
+    image_platforms: tuple[str, ...] = ()
     #: Signing in to a backend that requires it (see ``flyte._remote._auth``).
     auth_type: str | None = None
     client_id: str | None = None
@@ -293,7 +297,7 @@ def _parse_setting(name: str, value: Any, where: str) -> Any:
         return _parse_bool(value, where)
     if name == "auth_type":
         return _parse_auth_type(value, where)
-    if name == "scopes":
+    if name in ("scopes", "image_platforms"):
         return _parse_words(value, where, shell=False)
     if name == "auth_command":
         return _parse_words(value, where, shell=True)

@@ -829,6 +829,33 @@ class Image:
             layer.validate()
 
 
+#: Set in every task container this SDK serializes: the URI tasks without an image of their own
+#: ("auto") resolved to where the run was submitted, so child tasks name the same image.
+DEFAULT_IMAGE_ENV = "_F_DEFAULT_IMAGE"
+
+
+def default_image() -> Image:
+    """The image of tasks that name none: Flyte's Debian base with this SDK, in the configured
+    registry (``image.registry``) when there is one, for the configured platforms
+    (``image.platforms``; both linux/amd64 and linux/arm64 by default)."""
+    from flyte._initialize import current_config
+
+    cfg = current_config()
+    platforms = tuple(cfg.image_platforms) or None
+    if cfg.image_registry:
+        return Image.from_debian_base(registry=cfg.image_registry, platform=platforms)  # type: ignore[arg-type]
+    return Image.from_debian_base(platform=platforms)  # type: ignore[arg-type]
+
+
+def default_image_uri() -> str:
+    return os.environ.get(DEFAULT_IMAGE_ENV) or default_image().uri
+
+
+def is_unpublished_default(image: Image) -> bool:
+    """Whether ``image`` is the default image under the name this SDK does not publish."""
+    return image.registry == DEFAULT_REGISTRY and image.name == DEFAULT_IMAGE_NAME
+
+
 def _check_flyte_version(where: str, version: str | None) -> str:
     if version is None:
         from flyte._version import __version__
@@ -883,4 +910,6 @@ __all__ = [
     "UVScript",
     "WorkDir",
     "content_digest",
+    "default_image",
+    "default_image_uri",
 ]

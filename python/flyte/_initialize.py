@@ -25,6 +25,11 @@ class InitConfig:
     auth: dict[str, Any] | None = None
     #: PEM certificates of a private CA for the endpoint (``admin.caCertFilePath``).
     ca_cert: bytes | None = None
+    #: Where images without a registry of their own, the default image included, are pushed
+    #: (``image.registry``).
+    image_registry: str | None = None
+    #: The platforms the default image is built for (``image.platforms``); empty: both.
+    image_platforms: tuple[str, ...] = ()
     data_dir: Path | None = None
     storage: Any = None
     sources: dict[str, str] = field(default_factory=dict)
@@ -47,7 +52,7 @@ def init(
     data_dir: str | os.PathLike[str] | None = None,
     storage: Any = None,
     *,
-    _auth_from: Any = None,
+    _from_config: Any = None,
 ) -> None:
     """Configures this process. With no endpoint, runs execute locally.
 
@@ -58,7 +63,7 @@ def init(
 
     global _config
     key = api_key or os.environ.get(API_KEY_ENV) or None
-    auth = settings_for(_auth_from or Config(), insecure=bool(insecure), api_key=key) if endpoint else None
+    auth = settings_for(_from_config or Config(), insecure=bool(insecure), api_key=key) if endpoint else None
     if image_builder not in ("local", "remote"):
         raise InitializationError(message=f"image_builder must be 'local' or 'remote', got {image_builder!r}")
     if log_level is not None:
@@ -76,7 +81,9 @@ def init(
             image_builder=image_builder,
             api_key=api_key,
             auth=auth,
-            ca_cert=ca_cert_of(_auth_from) if _auth_from is not None else None,
+            ca_cert=ca_cert_of(_from_config) if _from_config is not None else None,
+            image_registry=_from_config.image_registry if _from_config is not None else None,
+            image_platforms=_from_config.image_platforms if _from_config is not None else (),
             data_dir=Path(data_dir).expanduser() if data_dir is not None else None,
             storage=storage,
         )
@@ -102,7 +109,7 @@ def init_from_config(
         root_dir=root_dir,
         log_level=log_level,
         image_builder=image_builder or cfg.image_builder,
-        _auth_from=cfg,
+        _from_config=cfg,
     )
 
 

@@ -109,3 +109,60 @@ def test_a_backend_that_pulls_images_gets_them_built_first(
     assert all(_registry.manifest_exists(uri) for uri in built)
     # Everything is in the registry now: the next submission builds nothing.
     assert run_sync(ensure_built([m.main_env], client)) == []
+
+
+DEFAULT_MODULE = """
+import flyte
+
+env = flyte.TaskEnvironment(name="plain_{name}")
+
+
+@env.task
+async def hello() -> str:
+    return "hi"
+"""
+
+
+def _plain(tmp_path: Path, name: str) -> Any:
+    from flyte.cli._run import load_module
+
+    path = tmp_path / f"plain_{name}.py"
+    path.write_text(textwrap.dedent(DEFAULT_MODULE.format(name=name)))
+    return load_module(path, tmp_path)
+
+
+def test_tasks_without_an_image_get_the_default_one_from_the_configured_registry(
+    tmp_path: Path, backend: str, registry: Registry, debian_python: str
+) -> None:
+    from flyte._image import DEFAULT_IMAGE_ENV
+    from flyte._imagebuild._builder import ImageBuildError
+    from flyte._internal._serialize import CodeRef, task_spec
+
+    m = _plain(tmp_path, "default")
+    client = PullingBackend(backend, insecure=True)
+    # Not configured: the default image is not published for this SDK, which is said up front.
+    flyte.init(endpoint=backend, insecure=True)
+    with pytest.raises(ImageBuildError, match="image.registry"):
+        run_sync(ensure_built([m.env], client))
+
+    # image.registry: the default image is built and pushed there, and tasks name it.
+    config = tmp_path / "config.yaml"
+    platform = host_platform()
+    # This machine's platform only (the test registry's base has no other), as for a cluster
+    # of this architecture.
+    config.write_text(
+        f"admin:\n  endpoint: {backend}\n  insecure: true\n"
+        f"image:\n  registry: {registry.host}\n  platforms: [{platform}]\n"
+    )
+    flyte.init_from_config(str(config))
+    from flyte._image import default_image
+
+    expected = default_image().uri
+    assert expected.startswith(f"{registry.host}/flyte:")
+    assert run_sync(ensure_built([m.env], client)) == [expected]
+    code = CodeRef(bundle_uri="", root=str(tmp_path), version="v1")
+    spec = task_spec(m.hello, code, project="p", domain="d", org="o")
+    container = spec.task_template.container
+    assert container.image == expected
+    # The container knows what "auto" meant, so child tasks it submits name the same image.
+    assert {kv.key: kv.value for kv in container.env}[DEFAULT_IMAGE_ENV] == expected

@@ -34,11 +34,13 @@ def with_dependencies(envs: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
 
 def images_of(envs: Iterable[TaskEnvironment]) -> list[Image]:
     """The images these environments' tasks run in that are built from a definition."""
-    from flyte._image import Image
+    from flyte._image import Image, default_image
 
     images: dict[str, Image] = {}
     for env in envs:
         for image in [env.image, *(getattr(t, "image", None) for t in env.tasks.values())]:
+            if image in (None, "auto"):
+                image = default_image()
             if isinstance(image, Image) and image.name is not None:
                 images.setdefault(image.uri, image)
     return list(images.values())
@@ -53,6 +55,15 @@ async def ensure_built(envs: Iterable[TaskEnvironment], client: BackendClient) -
     if not images or not await client.runs_images():
         return []
     _check_builder()
+    from flyte._image import is_unpublished_default
+    from flyte._imagebuild._builder import ImageBuildError
+
+    if any(is_unpublished_default(i) for i in images):
+        raise ImageBuildError(
+            "tasks that name no image run in the default image (Flyte's Debian base with this SDK), "
+            "which is not published for this SDK: set image.registry in the config to have it built "
+            "and pushed there, or give the tasks an image (flyte run/deploy --image URI)"
+        )
     built = []
     for image in images:
         outcome = build_image(image, progress=log.info)

@@ -75,6 +75,12 @@ def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
     return args
 
 
+def _container_env(task: TaskTemplate[Any, Any]) -> dict[str, str]:
+    from flyte._image import DEFAULT_IMAGE_ENV, default_image_uri
+
+    return {**task.env_vars, DEFAULT_IMAGE_ENV: default_image_uri()}
+
+
 def image_uri(task: TaskTemplate[Any, Any]) -> str:
     from flyte._image import Image
 
@@ -83,7 +89,9 @@ def image_uri(task: TaskTemplate[Any, Any]) -> str:
         return image.uri
     if isinstance(image, str) and image != "auto":
         return image
-    return Image.from_debian_base().uri
+    from flyte._image import default_image_uri
+
+    return default_image_uri()
 
 
 def _resources(task: TaskTemplate[Any, Any]) -> Any:
@@ -171,7 +179,7 @@ def task_spec(
         image=image_uri(task),
         args=runtime_args(task, code),
         resources=_resources(task),
-        env=[literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(task.env_vars.items())],
+        env=[literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(_container_env(task).items())],
     )
     template = tasks_pb2.TaskTemplate(
         id=identifier_pb2.Identifier(

@@ -21,7 +21,9 @@ def env_image(env: TaskEnvironment) -> Image | str:
     if isinstance(image, Image):
         return image
     if image in (None, "auto"):
-        return Image.from_debian_base()
+        from flyte._image import default_image
+
+        return default_image()
     return str(image)
 
 

@@ -120,7 +120,7 @@ def deploy(
         domain=domain or cfg.domain,
         org=cfg.org,
         root_dir=root_dir,
-        _auth_from=cfg,
+        _from_config=cfg,
     )
     found = _environments_in(path, root_dir, recursive)
     envs = [_pick(found, env_name)] if env_name else list({id(e): e for e in found.values()}.values())

@@ -277,7 +277,7 @@ def _init_backend(ctx: click.Context, opts: RunOptions) -> None:
         domain=opts.domain or cfg.domain,
         org=cfg.org,
         root_dir=opts.root_dir,
-        _auth_from=cfg if cfg.endpoint else None,
+        _from_config=cfg if cfg.endpoint else None,
     )
 
 
