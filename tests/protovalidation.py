@@ -7,10 +7,12 @@ the rules a Flyte 2 cluster's services apply to what they receive.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
 import pkgutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +53,29 @@ def violations(log: Path) -> tuple[int, list[str]]:
                 field = ".".join(el.field_name for el in v.proto.field.elements) or "(message)"
                 found[f"{method}: {field}: {v.proto.rule_id}: {v.proto.message}"] += 1
     return checked, [f"{what} (x{count})" for what, count in sorted(found.items())]
+
+
+@contextlib.contextmanager
+def checked_backend(data: Path, max_parallel: int = 8) -> Iterator[Any]:
+    """The embedded backend on `data`, logging every request it receives; when it stops, each
+    one must pass flyteidl2's validation rules, as a Flyte 2 cluster checks them."""
+    import sys
+
+    from flyte import _core
+
+    log = data / "requests.jsonl"
+    backend = _core.Backend(
+        str(data),
+        str(Path(sys.executable).parent),
+        port=0,
+        max_parallel=max_parallel,
+        fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],
+        request_log=str(log),
+    )
+    try:
+        yield backend
+    finally:
+        backend.shutdown()
+    checked, found = violations(log)
+    assert checked > 0, "the backend logged no requests"
+    assert not found, f"requests that break flyteidl2's rules, of {checked}:\n" + "\n".join(found)

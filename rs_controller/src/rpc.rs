@@ -101,6 +101,23 @@ async fn ready(client: &Client) -> Result<tonic::client::Grpc<Channel>, RpcError
     Ok(grpc)
 }
 
+/// Runs `call`; when the credentials it carried are rejected, signs in again (or renews) and
+/// runs it once more.
+async fn signed_in<T, F, Fut>(client: &Client, call: F) -> Result<T, RpcError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RpcError>>,
+{
+    match call().await {
+        Err(RpcError::Status(s))
+            if s.code() == tonic::Code::Unauthenticated && client.refresh_credentials().await =>
+        {
+            call().await
+        }
+        other => other,
+    }
+}
+
 /// One unary call: request bytes in, response bytes out.
 pub async fn unary(client: &Client, method: &str, request: Vec<u8>) -> Result<Vec<u8>, RpcError> {
     Ok(unary_with_headers(client, method, request).await?.0)
@@ -122,15 +139,7 @@ pub async fn unary_with_headers(
             .await
             .map_err(|s| RpcError::Status(Box::new(s)))
     };
-    let resp = match call(request.clone(), path.clone()).await {
-        // Rejected credentials: sign in again (or renew) and try once more.
-        Err(RpcError::Status(s))
-            if s.code() == tonic::Code::Unauthenticated && client.refresh_credentials().await =>
-        {
-            call(request, path).await?
-        }
-        other => other?,
-    };
+    let resp = signed_in(client, || call(request.clone(), path.clone())).await?;
     let headers = resp
         .metadata()
         .iter()
@@ -158,14 +167,7 @@ pub async fn server_stream(
             .await
             .map_err(|s| RpcError::Status(Box::new(s)))
     };
-    let resp = match call(request.clone(), path.clone()).await {
-        Err(RpcError::Status(s))
-            if s.code() == tonic::Code::Unauthenticated && client.refresh_credentials().await =>
-        {
-            call(request, path).await?
-        }
-        other => other?,
-    };
+    let resp = signed_in(client, || call(request.clone(), path.clone())).await?;
     Ok(resp.into_inner())
 }
 

@@ -22,27 +22,10 @@ def backend_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The session's backend. It logs every request it receives; when the session ends, each
     one (all sent by this SDK: the client and the controller inside tasks) must pass
     flyteidl2's validation rules, as a Flyte 2 cluster would check them."""
-    from flyte import _core
+    from protovalidation import checked_backend
 
-    data = tmp_path_factory.mktemp("backend")
-    log = data / "requests.jsonl"
-    backend = _core.Backend(
-        str(data),
-        str(Path(sys.executable).parent),
-        port=0,
-        max_parallel=8,
-        fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],
-        request_log=str(log),
-    )
-    try:
+    with checked_backend(tmp_path_factory.mktemp("backend")) as backend:
         yield backend.endpoint
-    finally:
-        backend.shutdown()
-    from protovalidation import violations
-
-    checked, found = violations(log)
-    assert checked > 0, "the backend logged no requests"
-    assert not found, f"requests that break flyteidl2's rules, of {checked}:\n" + "\n".join(found)
 
 
 @pytest.fixture(params=["local", "remote"])

@@ -77,29 +77,14 @@ class Workspace:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    from flyte import _core
+    from protovalidation import checked_backend
 
     data = tmp_path / "backend"
-    log = data / "requests.jsonl"
     data.mkdir()
-    backend = _core.Backend(
-        str(data),
-        str(Path(sys.executable).parent),
-        port=0,
-        max_parallel=4,
-        fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],
-        request_log=str(log),
-    )
     work = tmp_path / "work"
     work.mkdir()
-    try:
+    with checked_backend(data, max_parallel=4) as backend:
         yield Workspace(work, backend)
-    finally:
-        backend.shutdown()
-    from protovalidation import violations
-
-    checked, found = violations(log)
-    assert not found, f"requests that break flyteidl2's rules, of {checked}:\n" + "\n".join(found)
 
 
 def started_run(proc: subprocess.CompletedProcess[str]) -> str:

@@ -199,6 +199,21 @@ class RemoteRun(Run):
         return f"RemoteRun(name={self.name!r}, task={self.task_name!r}, phase={self.phase}, url={self.url!r})"
 
 
+def _run_inputs(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext) -> tuple[str, Any]:
+    """The run's name and its inputs as literals, with the run context's custom context."""
+    from flyte._internal import _raw_data
+    from flyte._run import new_run_name
+
+    run_name = rc.name or new_run_name()
+    iface = task.interface
+    # Data the inputs upload (local files, offloaded values) goes where the run's data goes.
+    with _raw_data.scope(_raw_data.join(_raw_data.run_base(run_name, rc.raw_data_path), "inputs")):
+        inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+    for k, v in sorted(rc.custom_context.items()):
+        inputs.context.add(key=k, value=v)
+    return run_name, inputs
+
+
 def create_run_request(
     task: TaskTemplate[Any, Any],
     args: tuple[Any, ...],
@@ -213,16 +228,8 @@ def create_run_request(
     from flyteidl2.workflow import run_service_pb2
 
     from flyte._initialize import scope
-    from flyte._internal import _raw_data
-    from flyte._run import new_run_name
 
-    run_name = rc.name or new_run_name()
-    iface = task.interface
-    # Data the inputs upload (local files, offloaded values) goes where the run's data goes.
-    with _raw_data.scope(_raw_data.join(_raw_data.run_base(run_name, rc.raw_data_path), "inputs")):
-        inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
-    for k, v in sorted(rc.custom_context.items()):
-        inputs.context.add(key=k, value=v)
+    run_name, inputs = _run_inputs(task, args, kwargs, rc)
     where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
     code = prepare_code(task, rc.copy_style, cfg.root_dir, client, where)
     spec = task_spec(task, code, project=where.project, domain=where.domain, org=where.org)
@@ -289,18 +296,11 @@ def submit_deployed(
     from flyteidl2.workflow import run_service_pb2
 
     from flyte._initialize import scope
-    from flyte._internal import _raw_data
-    from flyte._run import new_run_name
 
     assert cfg.endpoint is not None
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)
     where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
-    run_name = rc.name or new_run_name()
-    iface = task.interface
-    with _raw_data.scope(_raw_data.join(_raw_data.run_base(run_name, rc.raw_data_path), "inputs")):
-        inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
-    for k, v in sorted(rc.custom_context.items()):
-        inputs.context.add(key=k, value=v)
+    run_name, inputs = _run_inputs(task, args, kwargs, rc)
     run_id = identifier_pb2.RunIdentifier(
         org=where.org, project=where.project, domain=where.domain, name=run_name
     )

@@ -16,6 +16,19 @@ pub struct SecretRow {
     pub created_ms: i64,
 }
 
+const COLUMNS: &str = "project, domain, name, kind, value, created_ms";
+
+fn secret_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
+    Ok(SecretRow {
+        project: row.get(0)?,
+        domain: row.get(1)?,
+        name: row.get(2)?,
+        kind: row.get(3)?,
+        sealed: row.get(4)?,
+        created_ms: row.get(5)?,
+    })
+}
+
 impl Store {
     /// Adds a secret; false if one with this name exists in this scope.
     pub fn secret_insert(&self, row: &SecretRow) -> Result<bool, StoreError> {
@@ -58,19 +71,11 @@ impl Store {
     ) -> Result<Option<SecretRow>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT project, domain, name, kind, value, created_ms FROM secrets
-                 WHERE project = ?1 AND domain = ?2 AND name = ?3",
+                &format!(
+                    "SELECT {COLUMNS} FROM secrets WHERE project = ?1 AND domain = ?2 AND name = ?3"
+                ),
                 params![project, domain, name],
-                |row| {
-                    Ok(SecretRow {
-                        project: row.get(0)?,
-                        domain: row.get(1)?,
-                        name: row.get(2)?,
-                        kind: row.get(3)?,
-                        sealed: row.get(4)?,
-                        created_ms: row.get(5)?,
-                    })
-                },
+                secret_row,
             )
             .optional()
             .ctx("read secret")
@@ -102,23 +107,14 @@ impl Store {
     ) -> Result<Vec<SecretRow>, StoreError> {
         let conn = self.conn();
         let mut statement = conn
-            .prepare_cached(
-                "SELECT project, domain, name, kind, value, created_ms FROM secrets
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM secrets
                  WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR domain = ?2)
-                 ORDER BY name, domain, project LIMIT ?3 OFFSET ?4",
-            )
+                 ORDER BY name, domain, project LIMIT ?3 OFFSET ?4"
+            ))
             .ctx("prepare secret listing")?;
         let rows = statement
-            .query_map(params![project, domain, limit, offset], |row| {
-                Ok(SecretRow {
-                    project: row.get(0)?,
-                    domain: row.get(1)?,
-                    name: row.get(2)?,
-                    kind: row.get(3)?,
-                    sealed: row.get(4)?,
-                    created_ms: row.get(5)?,
-                })
-            })
+            .query_map(params![project, domain, limit, offset], secret_row)
             .ctx("list secrets")?;
         rows.collect::<Result<Vec<_>, _>>().ctx("read secret row")
     }
