@@ -18,7 +18,7 @@ export PYO3_ENVIRONMENT_SIGNATURE = $(shell test -x $(PY) && $(PY) -c 'import pl
 	print("%s-%d.%d-%dbit" % (platform.python_implementation().lower(), *sys.version_info[:2], struct.calcsize("P") * 8))')
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test venv wheel install test-rust test-python test-images test-tools image bench lint fmt clean
+.PHONY: demo test venv wheel install test-rust test-python test-images test-tools image wheelhouse bench lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,12 +51,14 @@ demo: install
 test-rust: $(STAMP)
 	cargo test $(CARGO_PROFILE) $(CARGO_FEATURES) --workspace
 
-# Debian packages the tests use (each command is named after its package): buildah (builds
-# images without a daemon), docker-registry (a real OCI registry on 127.0.0.1), mmdebstrap (a
-# Debian base image from Debian's packages), chromium (the browser of the PKCE sign-in test).
-TEST_TOOLS := buildah docker-registry mmdebstrap chromium
+# Debian packages the tests use, as package:command: buildah (builds images without a daemon),
+# docker-registry (a real OCI registry on 127.0.0.1), mmdebstrap (a Debian base image from
+# Debian's packages), chromium (the browser of the PKCE sign-in test), qemu-user-static (runs
+# arm64 programs here through binfmt_misc: the RUN steps of an arm64 image).
+TEST_TOOLS := buildah:buildah docker-registry:docker-registry mmdebstrap:mmdebstrap chromium:chromium \
+	qemu-user-static:qemu-aarch64-static
 test-tools:
-	@missing=$$(for t in $(TEST_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	@missing=$$(for t in $(TEST_TOOLS); do command -v $${t#*:} >/dev/null || echo $${t%%:*}; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing" $$missing; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
@@ -67,13 +69,32 @@ test-python: install test-tools
 
 # The default task image (docker/default_image.py: Flyte's Debian base with this SDK), built with
 # `flyte build` and pushed to $(REGISTRY), for $(PLATFORMS) (default: this machine's). Platforms
-# other than this machine's need this SDK's wheel for them in $$FLYTE_WHEELHOUSE.
+# other than this machine's take this SDK's wheels from $(FLYTE_WHEELHOUSE) (`make wheelhouse`)
+# and run their RUN steps under qemu-user-static.
 REGISTRY ?= localhost:5000
-PLATFORMS ?= linux/$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
+HOST_PLATFORM := linux/$(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
+PLATFORMS ?= $(HOST_PLATFORM)
+FLYTE_WHEELHOUSE ?= $(abspath dist/wheelhouse)
 image: install
 	@command -v buildah >/dev/null || command -v docker >/dev/null || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah)
-	REGISTRY=$(REGISTRY) PLATFORMS=$(PLATFORMS) $(VENV)/bin/flyte build docker/default_image.py
+	@if [ "$(PLATFORMS)" != "$(HOST_PLATFORM)" ] && ! command -v qemu-aarch64-static >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user-static; fi
+	REGISTRY=$(REGISTRY) PLATFORMS=$(PLATFORMS) FLYTE_WHEELHOUSE=$(FLYTE_WHEELHOUSE) \
+		$(VENV)/bin/flyte build docker/default_image.py
+
+# This SDK's manylinux_2_28 wheels for linux/amd64 and linux/arm64 (docker/wheel.Dockerfile:
+# cross-built with Debian's Rust and zig), into $(FLYTE_WHEELHOUSE).
+wheelhouse:
+	@command -v buildah >/dev/null || command -v docker >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah)
+	mkdir -p $(FLYTE_WHEELHOUSE)
+	if docker info >/dev/null 2>&1; then \
+		docker buildx build -f docker/wheel.Dockerfile -o $(FLYTE_WHEELHOUSE) . ; \
+	else \
+		BUILDAH_ISOLATION=$${BUILDAH_ISOLATION:-chroot} buildah build --layers -f docker/wheel.Dockerfile \
+			-o type=local,dest=$(FLYTE_WHEELHOUSE) . ; \
+	fi
 
 # docker/Dockerfile is the default image's definition rendered; regenerate it after changing it.
 docker/Dockerfile: docker/default_image.py python/flyte/_image.py python/flyte/_imagebuild/_dockerfile.py

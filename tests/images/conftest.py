@@ -98,15 +98,18 @@ def containers(
                 os.environ[key] = value
 
 
-def _rootfs(cache_dir: Path) -> Path:
-    """A Debian bookworm root file system with Python, made once and kept in the cache."""
-    tar = cache_dir / f"debian-bookworm-{BASE_PACKAGES.replace(',', '+')}.tar"
+def _rootfs(cache_dir: Path, arch: str = "amd64") -> Path:
+    """A Debian bookworm root file system with Python for ``arch``, made once and kept in the
+    cache. A foreign architecture's packages are configured under qemu-user-static."""
+    suffix = "" if arch == "amd64" else f"-{arch}"
+    tar = cache_dir / f"debian-bookworm-{BASE_PACKAGES.replace(',', '+')}{suffix}.tar"
     if tar.exists():
         return tar
     partial = tar.with_suffix(".partial")
     argv = [
         need("mmdebstrap"),
         "--variant=minbase",
+        f"--arch={arch}",
         f"--include={BASE_PACKAGES}",
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-exclude=/usr/share/man/*",
@@ -115,17 +118,15 @@ def _rootfs(cache_dir: Path) -> Path:
         str(partial),
         "http://deb.debian.org/debian",
     ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"mmdebstrap failed:\n{proc.stderr[-3000:]}"
     partial.rename(tar)
     return tar
 
 
-@pytest.fixture(scope="session")
-def debian_python(registry: Registry, containers: dict[str, str], cache_dir: Path) -> str:
-    """`python:3.11-slim-bookworm` as the test registry serves it (Debian's Python 3.11), with
-    this machine's extra CA certificates, which its HTTPS traffic may need."""
-    tar = _rootfs(cache_dir)
+def _base_image(tar: Path, uri: str, arch: str = "amd64") -> None:
+    """Commits a root file system as ``uri`` for ``arch``, with this machine's extra CA
+    certificates (its HTTPS traffic may need them), and pushes it."""
     ctr = buildah("from", "scratch").stdout.strip()
     try:
         buildah("add", ctr, str(tar), "/")
@@ -135,11 +136,42 @@ def debian_python(registry: Registry, containers: dict[str, str], cache_dir: Pat
             buildah("run", ctr, "--", "update-ca-certificates")
         path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         bundle = "/etc/ssl/certs/ca-certificates.crt"
-        buildah("config", "--env", f"PATH={path}", "--env", f"PIP_CERT={bundle}", ctr)
-        uri = f"{registry.host}/library/python:{PYTHON[0]}.{PYTHON[1]}-slim-bookworm"
+        buildah("config", "--arch", arch, "--os", "linux", "--env", f"PATH={path}", ctr)
+        buildah("config", "--env", f"PIP_CERT={bundle}", ctr)
         buildah("commit", "--rm", ctr, uri)
     except BaseException:
         buildah("rm", ctr, check=False)
         raise
     buildah("push", "--tls-verify=false", uri, f"docker://{uri}")
+
+
+@pytest.fixture(scope="session")
+def debian_python(registry: Registry, containers: dict[str, str], cache_dir: Path) -> str:
+    """`python:3.11-slim-bookworm` as the test registry serves it (Debian's Python 3.11), with
+    this machine's extra CA certificates, which its HTTPS traffic may need."""
+    uri = f"{registry.host}/library/python:{PYTHON[0]}.{PYTHON[1]}-slim-bookworm"
+    _base_image(_rootfs(cache_dir), uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def debian_python_multiarch(registry: Registry, containers: dict[str, str], cache_dir: Path) -> str:
+    """The same Debian Python for linux/amd64 and linux/arm64, as one manifest list. arm64's
+    programs (its packages' scripts, an image's RUN steps) run here under qemu-user-static."""
+    need("qemu-aarch64-static")
+    binfmt = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    if not binfmt.exists() or "enabled" not in binfmt.read_text():
+        pytest.fail(
+            "no binfmt_misc entry runs arm64 programs here (/proc/sys/fs/binfmt_misc/qemu-aarch64); "
+            "installing qemu-user-static (`make test-tools`) registers one"
+        )
+    repo = f"{registry.host}/library/debian-python"
+    listed = f"{repo}:bookworm"
+    buildah("manifest", "rm", listed, check=False)
+    buildah("manifest", "create", listed)
+    for arch in ("amd64", "arm64"):
+        one = f"{repo}:bookworm-{arch}"
+        _base_image(_rootfs(cache_dir, arch), one, arch)
+        buildah("manifest", "add", "--tls-verify=false", listed, f"docker://{one}")
+    buildah("manifest", "push", "--all", "--tls-verify=false", listed, f"docker://{listed}")
+    return listed
