@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 wheel: $(STAMP)
-	rm -rf dist
+	rm -f dist/*.whl
 	$(VENV)/bin/maturin build $(CARGO_PROFILE) --out dist --interpreter $(PY)
 
 install: wheel

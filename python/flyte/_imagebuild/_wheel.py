@@ -94,13 +94,20 @@ def host_platform() -> str | None:
 def sdk_wheels(version: str, platforms: tuple[str, ...], dest: Path) -> list[Path]:
     """A wheel of this SDK at ``version`` for each platform, copied or packed into ``dest``."""
     found: list[Path] = []
+    host = host_platform()
+    # This machine's platform gets the running installation itself: a wheelhouse of the same
+    # version number may hold an older build of it.
+    if host in platforms and version == metadata.version("flyte"):
+        found.append(repack_installed(dest))
     house = os.environ.get(WHEELHOUSE_ENV)
     if house:
-        found += sorted(Path(house).glob(f"flyte-{version}-*.whl"))
+        covered = [p for p in platforms if any(fits(w, p) for w in found)]
+        found += [
+            w
+            for w in sorted(Path(house).glob(f"flyte-{version}-*.whl"))
+            if not any(fits(w, p) for p in covered)
+        ]
     missing = [p for p in platforms if not any(fits(w, p) for w in found)]
-    if host_platform() in missing and version == metadata.version("flyte"):
-        found.append(repack_installed(dest))
-        missing.remove(host_platform())  # type: ignore[arg-type]
     if missing:
         where = f"in {house}" if house else f"(set {WHEELHOUSE_ENV} to a folder of wheels)"
         raise WheelError(
