@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from flyte._aio import loop_running_here as _loop_running_here
 from flyte._task import TaskTemplate
-from flyte.errors import InitializationError
+from flyte.errors import InitializationError, RunConflictError
 
 if TYPE_CHECKING:
     from flyte.remote._task import RemoteTask
@@ -218,39 +218,23 @@ def run(task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) ->
     return _RunContext().run(task, *args, **kwargs)
 
 
-_stores: dict[Path, Any] = {}
-_stores_lock = threading.Lock()
-
-
-def local_store(data_dir: Path) -> Any:
-    """The process-wide store for a data dir (opened once)."""
-    from flyte import _core
-
-    path = (data_dir / "local.db").resolve()
-    with _stores_lock:
-        store = _stores.get(path)
-        if store is None:
-            store = _core.LocalStore(str(path))
-            _stores[path] = store
-        return store
-
-
 def _run_local(
     task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext
 ) -> Run:
-    from flyte._initialize import current_config, data_dir
+    from flyte import _core
+    from flyte._initialize import current_config, data_dir, scope
     from flyte._local._controller import LocalRun
 
     cfg = current_config()
     base = data_dir()
     name = rc.name or new_run_name()
     run_dir = base / "runs" / name
+    where = scope(rc.project, rc.domain)
     lr = LocalRun(
         name,
-        store=local_store(base),
         run_dir=run_dir,
-        project=rc.project or cfg.project,
-        domain=rc.domain or cfg.domain,
+        project=where.project,
+        domain=where.domain,
         org=cfg.org,
         custom_context=rc.custom_context,
         overwrite_cache=rc.overwrite_cache,
@@ -260,6 +244,16 @@ def _run_local(
 
     with _raw_data.scope(_raw_data.join(lr.raw_data_base, "inputs")):
         call = lr.prepare_root(task, args, kwargs)
+    # The run is recorded in the data dir like a backend run (the backend keeps no org); a
+    # run of the same name whose process is gone is resumed.
+    try:
+        journal, resumed = _core.RunJournal.open(
+            str(base), "", where.project, where.domain, name, task.name, call.inputs_pb.SerializeToString()
+        )
+    except _core.RunConflictError as e:
+        lr.close()
+        raise RunConflictError(message=str(e)) from None
+    lr.record_in(journal, dict(resumed or ()))
     started = time.time()
 
     def drive() -> Any:
@@ -297,23 +291,18 @@ def _run_local(
             value = drive()
     except BaseException as e:
         error = e
-    finally:
-        lr.close()
-
     phase = (
         "SUCCEEDED" if error is None else ("ABORTED" if isinstance(error, KeyboardInterrupt) else "FAILED")
     )
     if error is not None and getattr(error, "code", None) == "TaskTimeout":
         phase = "TIMED_OUT"
-    lr.ledger.save(
-        lr.store,
-        task.name,
-        "local",
-        phase,
-        started,
-        time.time(),
-        None if error is None else f"{type(error).__name__}: {error}",
-    )
+    try:
+        root = lr.ledger.get(call.name)
+        if error is not None and root is not None and root["phase"] in ("QUEUED", "RUNNING"):
+            # Ended before its root action could say so (interrupted, or failed outside it).
+            lr.ledger.finish(call.name, phase, str(error), error_code=type(error).__name__)
+    finally:
+        lr.close()
     if error is not None:
         raise error
 

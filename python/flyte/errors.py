@@ -65,6 +65,13 @@ class TaskInterruptedError(RuntimeSystemError):
     code = "Interrupted"
 
 
+class RunConflictError(RuntimeUserError, ValueError):
+    """A local run cannot use the name it was given: another process is running it, it is a
+    backend run, or it was started with other inputs."""
+
+    code = "RunConflict"
+
+
 class RetriesExhaustedError(RuntimeUserError):
     """Every attempt of a task failed."""
 
@@ -204,6 +211,7 @@ __all__ = [
     "RemoteTaskError",
     "ReportError",
     "RetriesExhaustedError",
+    "RunConflictError",
     "RuntimeDataValidationError",
     "RuntimeSystemError",
     "RuntimeUnknownError",

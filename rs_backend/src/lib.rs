@@ -64,6 +64,7 @@ mod error;
 mod executor;
 mod firing;
 pub mod idl;
+pub mod journal;
 mod keyfile;
 mod layout;
 mod names;
@@ -102,6 +103,7 @@ pub const BACKEND_KIND_HEADER: &str = "x-flyte-backend";
 pub const EXTRA_ENV_ACTION_TOKEN: &str = "_FLYTE_ACTION_TOKEN";
 /// The value of [`BACKEND_KIND_HEADER`] this backend sends.
 pub const EMBEDDED_BACKEND_KIND: &str = "embedded";
+pub use engine::ROOT_ACTION;
 pub use error::BackendError;
 pub use names::{check_run_name, MAX_RUN_NAME_LEN};
 pub use secrets::{read_from_data_dir as read_secret, MOUNT_DIR_ENV as SECRETS_DIR_ENV};

@@ -42,6 +42,10 @@ async fn stop_leftover(process: &procfs::ProcessRef) -> bool {
 
 pub async fn recover(engine: &Engine) -> Result<Recovered, BackendError> {
     let mut summary = Recovered::default();
+    // Local runs whose process died show as failed, not as running forever.
+    engine
+        .store
+        .fail_orphaned_local_runs(&crate::journal::interrupted_error(), crate::clock::now_ms())?;
     // Aborted just before the previous instance died, but perhaps not yet killed.
     for record in engine.store.finished_actions_with_process()? {
         if let Some(process) = record.process {

@@ -7,9 +7,10 @@
 //! is what lets recovery find children that already ran.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use flyte_backend::journal::{self, RunJournal};
 use sha2::{Digest, Sha256};
 
 /// Length of a derived action name. 20 base-36 characters carry ~103 bits of the hash,
@@ -17,73 +18,17 @@ use sha2::{Digest, Sha256};
 pub const ACTION_NAME_LEN: usize = 20;
 
 /// Name of the root action of every run.
-pub const ROOT_ACTION: &str = "a0";
+pub use flyte_backend::ROOT_ACTION;
 
 const DOMAIN_TAG: &[u8] = b"flyte-action-id/v1";
 
-/// What kind of work an action record describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActionKind {
-    Task,
-    Trace,
-}
+/// What kind of work an action record describes (one definition, the store's).
+pub use flyte_backend::journal::ActionKind;
 
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Task => "task",
-            ActionKind::Trace => "trace",
-        }
-    }
+/// Phases are flyteidl2's `common.ActionPhase`, everywhere.
+pub use flyteidl2::flyteidl::common::ActionPhase as Phase;
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "task" => Some(ActionKind::Task),
-            "trace" => Some(ActionKind::Trace),
-            _ => None,
-        }
-    }
-}
-
-/// Lifecycle of an action, named as in flyteidl2's `common.ActionPhase`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Aborted,
-    TimedOut,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Queued => "QUEUED",
-            Phase::Running => "RUNNING",
-            Phase::Succeeded => "SUCCEEDED",
-            Phase::Failed => "FAILED",
-            Phase::Aborted => "ABORTED",
-            Phase::TimedOut => "TIMED_OUT",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "QUEUED" => Phase::Queued,
-            "RUNNING" => Phase::Running,
-            "SUCCEEDED" => Phase::Succeeded,
-            "FAILED" => Phase::Failed,
-            "ABORTED" => Phase::Aborted,
-            "TIMED_OUT" => Phase::TimedOut,
-            _ => return None,
-        })
-    }
-
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, Phase::Queued | Phase::Running)
-    }
-}
+pub use flyte_backend::journal::{parse_phase, phase_name};
 
 /// Everything the ledger knows about one action of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -206,6 +151,8 @@ struct Inner {
 pub struct Ledger {
     run_name: String,
     inner: Mutex<Inner>,
+    /// Where an in-process run records its actions durably (local mode).
+    journal: Option<Arc<RunJournal>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -228,6 +175,15 @@ impl Ledger {
         Ledger {
             run_name: run_name.into(),
             inner: Mutex::new(Inner::default()),
+            journal: None,
+        }
+    }
+
+    /// A ledger whose actions are also recorded in `journal`.
+    pub fn with_journal(run_name: impl Into<String>, journal: Arc<RunJournal>) -> Self {
+        Ledger {
+            journal: Some(journal),
+            ..Ledger::new(run_name)
         }
     }
 
@@ -259,11 +215,22 @@ impl Ledger {
 
     /// Derives a name for the call and records the action as queued. A name that is already
     /// recorded (a replayed call) keeps its record.
-    pub fn submit(&self, s: &Submission<'_>) -> (String, bool) {
+    /// `literals` (a serialized `task.Inputs`) is what the journal records as the inputs.
+    pub fn submit(&self, s: &Submission<'_>, literals: Option<Vec<u8>>) -> (String, bool) {
         let name = self.derive(s.parent, s.task_identity, s.inputs_hash, s.group);
         let mut inner = self.lock();
         if inner.index.contains_key(&name) {
             return (name, false);
+        }
+        if let Some(journal) = &self.journal {
+            journal.queued(
+                &name,
+                Some(s.parent),
+                s.group,
+                s.kind,
+                s.task_name,
+                literals,
+            );
         }
         let record = ActionRecord {
             name: name.clone(),
@@ -322,24 +289,53 @@ impl Ledger {
 
     /// Marks the start of a new attempt.
     pub fn start_attempt(&self, name: &str) -> Result<u32, LedgerError> {
-        self.with_record(name, |r| {
+        let attempt = self.with_record(name, |r| {
             r.attempts += 1;
             r.phase = Phase::Running;
             r.attempts
-        })
+        })?;
+        if let Some(journal) = &self.journal {
+            journal.started(name, attempt);
+        }
+        Ok(attempt)
     }
 
+    /// Ends an action. `outputs` (a serialized `task.Outputs`) is recorded in the journal;
+    /// `error` is `(code, message)`.
     pub fn finish(
         &self,
         name: &str,
         phase: Phase,
-        error: Option<String>,
+        error: Option<(String, String)>,
         cache_hit: bool,
+        outputs: Option<Vec<u8>>,
     ) -> Result<(), LedgerError> {
+        let recorded = error
+            .as_ref()
+            .map(|(code, message)| journal::user_error(code, message));
         self.with_record(name, |r| {
             r.phase = phase;
-            r.error = error;
+            r.error = error.map(|(code, message)| {
+                if code.is_empty() {
+                    message
+                } else {
+                    format!("{code}: {message}")
+                }
+            });
             r.cache_hit = cache_hit;
+            r.ended_at = Some(now());
+        })?;
+        if let Some(journal) = &self.journal {
+            journal.finished(name, phase, recorded, outputs, cache_hit);
+        }
+        Ok(())
+    }
+
+    /// Marks an action as succeeded by an earlier process of a resumed run (nothing to
+    /// record: the journal has it).
+    pub fn replayed(&self, name: &str) -> Result<(), LedgerError> {
+        self.with_record(name, |r| {
+            r.phase = Phase::Succeeded;
             r.ended_at = Some(now());
         })
     }
@@ -457,11 +453,11 @@ mod tests {
         let l = Ledger::new("r");
         let root = l.record_root("env.main");
         assert_eq!(root, ROOT_ACTION);
-        let (n1, new1) = l.submit(&sub("a0", "t", "i", Some("g")));
+        let (n1, new1) = l.submit(&sub("a0", "t", "i", Some("g")), None);
         assert!(new1);
         assert_eq!(l.start_attempt(&n1).unwrap(), 1);
         assert_eq!(l.start_attempt(&n1).unwrap(), 2);
-        l.finish(&n1, Phase::Succeeded, None, false).unwrap();
+        l.finish(&n1, Phase::Succeeded, None, false, None).unwrap();
         let r = l.get(&n1).unwrap();
         assert_eq!(r.phase, Phase::Succeeded);
         assert_eq!(r.attempts, 2);
@@ -470,7 +466,7 @@ mod tests {
         assert!(r.ended_at.is_some());
         assert_eq!(l.len(), 2);
         assert_eq!(
-            l.finish("nope", Phase::Failed, None, false),
+            l.finish("nope", Phase::Failed, None, false, None),
             Err(LedgerError::UnknownAction("nope".into()))
         );
     }

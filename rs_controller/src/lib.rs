@@ -1,7 +1,6 @@
 //! Core of the flyte SDK.
 //!
 //! - [`ledger`]: deterministic action IDs and the per-run record of actions.
-//! - [`store`]: local state in SQLite (task cache, run records).
 //! - [`client`]: channels, TLS and auth to a backend; [`auth`]: signing in with OAuth2.
 //! - [`informer`] and [`controller`]: submitting actions and watching them finish.
 //! - [`rpc`]: any other flyteidl2 call, with serialized messages.
@@ -14,6 +13,5 @@ pub mod controller;
 pub mod informer;
 pub mod ledger;
 pub mod rpc;
-pub mod store;
 
 mod python;

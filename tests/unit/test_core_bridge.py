@@ -1,4 +1,4 @@
-"""The Rust module as Python sees it: ledger, action names, cache keys, local store."""
+"""The Rust module as Python sees it: ledger, action names, cache keys, run journal."""
 
 from __future__ import annotations
 
@@ -62,22 +62,33 @@ def test_cache_keys() -> None:
     )
 
 
-def test_store_round_trip_and_runs(tmp_path: Path) -> None:
-    store = _core.LocalStore(tmp_path / "s" / "local.db")
-    assert store.cache_get("k") is None
-    store.cache_put("k", "env.t", b"\x00value")
-    assert store.cache_get("k") == b"\x00value"
-    assert _core.LocalStore(tmp_path / "s" / "local.db").cache_get("k") == b"\x00value"
-    ledger = _core.Ledger("run1")
+def test_a_journal_records_a_run_and_caches(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    journal, resumed = _core.RunJournal.open(data, "", "p", "d", "run1", "env.main", b"in")
+    assert resumed is None
+    ledger = _core.Ledger("run1", journal)
     ledger.record_root("env.main")
-    ledger.save(store, "env.main", "local", "SUCCEEDED", 1.0, 2.0)
-    assert store.get_run("run1")["phase"] == "SUCCEEDED"
-    assert [a["name"] for a in store.run_actions("run1")] == ["a0"]
-    assert store.cache_clear() == 1
+    ledger.start_attempt("a0")
+    child, _ = ledger.submit("a0", "t", b"x", None, "env.child", "task", b"child-in")
+    ledger.start_attempt(child)
+    ledger.finish(child, "SUCCEEDED", outputs=b"child-out")
+    assert journal.cache_get("k") is None
+    journal.cache_put("k", "env.t", b"\x00value")
+    assert journal.cache_get("k") == b"\x00value"
+    journal.close()
+    assert (data / "backend.db").exists()
+
+    # Reopened by name: what succeeded comes back; other inputs are refused.
+    with pytest.raises(_core.RunConflictError, match="other inputs"):
+        _core.RunJournal.open(data, "", "p", "d", "run1", "env.main", b"other")
+    again, resumed = _core.RunJournal.open(data, "", "p", "d", "run1", "env.main", b"in")
+    assert resumed == [(child, b"child-out")]
+    assert again.cache_get("k") == b"\x00value"
+    again.close()
 
 
-def test_store_in_unwritable_place_is_an_os_error(tmp_path: Path) -> None:
+def test_a_journal_in_an_unwritable_place_is_an_os_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(OSError, match="local.db"):
-        _core.LocalStore(blocker / "local.db")
+    with pytest.raises(OSError, match="file"):
+        _core.RunJournal.open(blocker / "data", "", "p", "d", "r", "env.main", b"")

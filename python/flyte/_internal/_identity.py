@@ -98,6 +98,19 @@ def identity_bytes(inputs: Any, references: bool) -> bytes:
     """Deterministic bytes of ``inputs`` (a flyteidl2 Inputs), references replaced by hashes."""
     if not references and not any(named.value.HasField("offloaded_metadata") for named in inputs.literals):
         return bytes(inputs.SerializeToString(deterministic=True))
+    return _normalized_bytes(inputs)
+
+
+def identity_and_serialized(inputs: Any, references: bool) -> tuple[bytes, bytes]:
+    """:func:`identity_bytes` and ``inputs`` serialized: one serialization when they are the same
+    (no references to replace), which is the common case."""
+    if not references and not any(named.value.HasField("offloaded_metadata") for named in inputs.literals):
+        serialized = bytes(inputs.SerializeToString(deterministic=True))
+        return serialized, serialized
+    return _normalized_bytes(inputs), bytes(inputs.SerializeToString())
+
+
+def _normalized_bytes(inputs: Any) -> bytes:
     normalized = type(inputs)()
     normalized.CopyFrom(inputs)
     for named in normalized.literals:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flyte import _core
 from flyte._aio import running_loop
 from flyte._context import ActionContext
-from flyte._internal._identity import identity_bytes
+from flyte._internal._identity import identity_and_serialized, identity_bytes
 from flyte._internal._raw_data import run_base
 from flyte._storage._uri import join
 from flyte.errors import ActionAbortedError
@@ -49,6 +49,8 @@ class Runner:
     """State of one run (or, on a backend, of one action's process)."""
 
     mode = "local"
+    #: Where the run's actions are recorded durably, when it keeps such a record (local runs).
+    journal: Any = None
 
     def __init__(
         self,
@@ -126,7 +128,7 @@ class Runner:
         if error is None:
             self.ledger.finish(name, "SUCCEEDED")
         else:
-            self.ledger.finish(name, "FAILED", f"{type(error).__name__}: {error}")
+            self.ledger.finish(name, "FAILED", str(error), error_code=type(error).__name__)
 
     def cache_key(self, call: Call) -> str | None:
         """The call's cache key, or None when its task does not cache.
@@ -163,8 +165,12 @@ class Runner:
             )
         iface = task.interface
         inputs_pb = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
-        data = identity_bytes(inputs_pb, task.inputs_have_references)
-        name, _ = self.ledger.submit(parent.action_name, task.identity, data, parent.group, task.name)
+        data, serialized = identity_and_serialized(inputs_pb, task.inputs_have_references)
+        # A run with a journal records each action's inputs with it.
+        literals = serialized if self.journal is not None else None
+        name, _ = self.ledger.submit(
+            parent.action_name, task.identity, data, parent.group, task.name, "task", literals
+        )
         return Call(task, parent, name, inputs_pb, data)
 
     def prepare_root(self, task: TaskTemplate[Any, Any], args: Any, kwargs: Any) -> Call:

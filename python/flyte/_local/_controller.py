@@ -8,6 +8,7 @@ what it would see on a backend, and a wrong input type fails before the task run
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextvars
 import logging
@@ -25,28 +26,68 @@ if TYPE_CHECKING:
 log = logging.getLogger("flyte")
 
 
+@atexit.register
+def _finish_recording() -> None:
+    from flyte import _core
+
+    for failure in _core.drain_journals():
+        log.warning("%s", failure)
+
+
 class LocalRun(Runner):
     """State of one run in local mode."""
 
     mode = "local"
 
-    def __init__(self, name: str, *, store: Any, overwrite_cache: bool = False, **kwargs: Any) -> None:
+    def __init__(self, name: str, *, overwrite_cache: bool = False, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self.overwrite_cache = overwrite_cache
-        self.store = store
+        #: The run's durable record (and the data dir's cache); None until :meth:`record_in`.
+        self.journal: Any = None
+        #: Outputs of the actions an earlier process of this run finished, by action name.
+        self.replayed: dict[str, bytes] = {}
         self._async_locks: dict[str, asyncio.Lock] = {}
         self._sync_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
-    # -- caching --------------------------------------------------------------------------
+    def record_in(self, journal: Any, replayed: dict[str, bytes]) -> None:
+        """Records the run's actions in ``journal`` from now on; ``replayed`` holds what an
+        earlier process of the same run finished (a resumed run does not run it again)."""
+        from flyte import _core
+
+        root = self.ledger.get(_core.ROOT_ACTION)
+        self.journal = journal
+        self.replayed = replayed
+        self.ledger = _core.Ledger(self.name, journal)
+        if root is not None:
+            self.ledger.record_root(root["task_name"])
+
+    def close(self) -> None:
+        super().close()
+        if self.journal is not None:
+            # The run is over once its outputs are known; the last of its record is committed
+            # behind the caller's back (and waited for when the interpreter exits).
+            self.journal.close(wait=False)
+
+    # -- resuming and caching --------------------------------------------------------------
+
+    def _recorded(self, call: Call) -> tuple[bool, Any]:
+        """The outputs of an action an earlier process of this run finished, if any."""
+        raw = self.replayed.pop(call.name, None)
+        if raw is None:
+            return False, None
+        from flyteidl2.task import common_pb2
+
+        self.ledger.replayed(call.name)
+        return True, call.task.interface.literals_to_outputs(common_pb2.Outputs.FromString(raw))
 
     def _cache_key(self, call: Call) -> str | None:
-        return None if self.store is None else self.cache_key(call)
+        return None if self.journal is None else self.cache_key(call)
 
     def _cache_lookup(self, call: Call, key: str | None) -> tuple[bool, Any]:
         if key is None or call.task.cache.behavior == "override" or self.overwrite_cache:
             return False, None
-        raw = self.store.cache_get(key)
+        raw = self.journal.cache_get(key)
         if raw is None:
             return False, None
         try:
@@ -57,9 +98,9 @@ class LocalRun(Runner):
             log.warning("ignoring unreadable cache entry for %s: %s", call.task.name, e)
             return False, None
 
-    def _cache_store(self, call: Call, key: str | None, outputs_pb: Any) -> None:
+    def _cache_store(self, call: Call, key: str | None, outputs: bytes) -> None:
         if key is not None:
-            self.store.cache_put(key, call.task.name, outputs_pb.SerializeToString())
+            self.journal.cache_put(key, call.task.name, outputs)
 
     def _sync_lock(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -79,7 +120,7 @@ class LocalRun(Runner):
 
     def _failed(self, call: Call, err: BaseException) -> BaseException:
         phase = "TIMED_OUT" if isinstance(err, TaskTimeoutError) else "FAILED"
-        self.ledger.finish(call.name, phase, f"{type(err).__name__}: {err}")
+        self.ledger.finish(call.name, phase, str(err), error_code=type(err).__name__)
         return as_user_error(err, call.task.name)
 
     def _should_retry(self, call: Call, attempt: int, err: BaseException) -> bool:
@@ -98,8 +139,9 @@ class LocalRun(Runner):
             raise self._failed(call, e) from None
         finally:
             _current.reset(token)
-        self._cache_store(call, key, outputs_pb)
-        self.ledger.finish(call.name, "SUCCEEDED")
+        outputs = outputs_pb.SerializeToString()
+        self._cache_store(call, key, outputs)
+        self.ledger.finish(call.name, "SUCCEEDED", outputs=outputs)
         return iface.literals_to_outputs(outputs_pb)
 
     def _provide_secrets(self, call: Call) -> None:
@@ -108,7 +150,7 @@ class LocalRun(Runner):
         try:
             provide(call.task, self.project, self.domain)
         except Exception as e:
-            self.ledger.finish(call.name, "FAILED", str(e))
+            self.ledger.finish(call.name, "FAILED", str(e), error_code=type(e).__name__)
             raise
 
     async def execute_async(self, call: Call) -> Any:
@@ -119,6 +161,9 @@ class LocalRun(Runner):
         return await self._execute_async(call, key)
 
     async def _execute_async(self, call: Call, key: str | None) -> Any:
+        done, value = self._recorded(call)
+        if done:
+            return value
         hit, value = self._cache_lookup(call, key)
         if hit:
             self.ledger.finish(call.name, "SUCCEEDED", None, True)
@@ -137,7 +182,7 @@ class LocalRun(Runner):
                 else:
                     result = await _async_with_timeout(task.func(**kwargs), child)
             except asyncio.CancelledError:
-                self.ledger.finish(call.name, "ABORTED", "cancelled")
+                self.ledger.finish(call.name, "ABORTED", "cancelled", error_code="Cancelled")
                 raise
             except Exception as e:
                 err = explain_await_error(e, child)
@@ -156,6 +201,9 @@ class LocalRun(Runner):
         return self._execute_sync(call, key)
 
     def _execute_sync(self, call: Call, key: str | None) -> Any:
+        done, value = self._recorded(call)
+        if done:
+            return value
         hit, value = self._cache_lookup(call, key)
         if hit:
             self.ledger.finish(call.name, "SUCCEEDED", None, True)

@@ -182,7 +182,7 @@ class ActionRunner(Runner):
         try:
             raw = await self.controller.submit(action.SerializeToString())
         except _core.ControllerError as e:
-            self.ledger.finish(call.name, "FAILED", str(e))
+            self.ledger.finish(call.name, "FAILED", str(e), error_code=e.code)
             raise RuntimeSystemError(
                 e.code, f"submitting {task.name} ({call.name}) failed: {e.message}"
             ) from None
@@ -194,7 +194,12 @@ class ActionRunner(Runner):
         from flyteidl2.task import common_pb2
 
         phase = phase_pb2.ActionPhase.Name(update.phase)
-        if update.phase == phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED:
+        # A recovered action succeeded in an earlier attempt of its parent: its outputs stand.
+        succeeded = (
+            phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED,
+            phase_pb2.ActionPhase.ACTION_PHASE_RECOVERED,
+        )
+        if update.phase in succeeded:
             outputs = common_pb2.Outputs.FromString(
                 _uris.read_bytes(_uris.join(update.output_uri, "outputs.pb"))
             )
@@ -205,7 +210,8 @@ class ActionRunner(Runner):
         self.ledger.finish(
             call.name,
             short if short in ("FAILED", "ABORTED", "TIMED_OUT") else "FAILED",
-            f"{type(err).__name__}: {err}",
+            str(err),
+            error_code=type(err).__name__,
         )
         return _raise(err)
 

@@ -44,10 +44,23 @@ def parse_size(text: str) -> int:
     return int(digits) * _SUFFIXES[suffix]
 
 
+# Read for every value a task takes or returns: os.environ.get costs microseconds (it encodes
+# the key and goes through a mapping wrapper), a look-up in the table behind it does not.
+_RAW_ENVIRON: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)
+_RAW_KEY = os.fsencode(MAX_INLINE_ENV)
+
+
+def _limit_text() -> str | None:
+    if _RAW_ENVIRON is not None:
+        raw = _RAW_ENVIRON.get(_RAW_KEY)
+        return None if raw is None else os.fsdecode(raw)
+    return os.environ.get(MAX_INLINE_ENV)
+
+
 def max_inline_bytes() -> int:
     """The current inline limit (the environment variable is re-read when it changes)."""
     global _parsed
-    text = os.environ.get(MAX_INLINE_ENV)
+    text = _limit_text()
     cached_text, value = _parsed
     if text == cached_text:
         return value

@@ -353,7 +353,7 @@ impl DataProxyService for DataProxyApi {
             .ok_or_else(|| {
                 Status::not_found(format!("action {name:?} does not exist in run {run}"))
             })?;
-        let data = runs::action_data(&record)?;
+        let data = runs::action_data(&record, &self.engine.store)?;
         Ok(Response::new(GetActionDataResponse {
             inputs: Some(data.inputs.unwrap_or_default()),
             outputs: Some(data.outputs.unwrap_or_default()),

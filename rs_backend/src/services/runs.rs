@@ -18,7 +18,7 @@ use crate::engine::{internal, Engine, ROOT_ACTION};
 use crate::layout::{outputs_file_uri, uri_to_path};
 use crate::names::RunKey;
 use crate::services::tasks;
-use crate::store::ActionRecord;
+use crate::store::{ActionRecord, Store};
 use crate::{validate, views};
 
 pub struct RunsApi {
@@ -92,13 +92,31 @@ pub fn inputs_file_uri(input_uri: &str) -> String {
     }
 }
 
-pub fn action_data(record: &ActionRecord) -> Result<ActionData, Status> {
+fn decode_inline<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, Status> {
+    M::decode(bytes)
+        .map_err(|e| Status::data_loss(format!("the recorded {what} are not valid: {e}")))
+}
+
+/// An action's inputs and outputs: from the files its URIs name, or, for a local run's
+/// actions, from the copies recorded with them.
+pub fn action_data(record: &ActionRecord, store: &Store) -> Result<ActionData, Status> {
     let mut data = ActionData {
         inputs: None,
         outputs: None,
         inputs_uri: String::new(),
         outputs_uri: String::new(),
     };
+    if record.input_uri.is_empty() || record.output_uri.is_none() {
+        let (inputs, outputs) = store
+            .inline_data(record.seq)
+            .map_err(|e| internal("read recorded inputs and outputs", e))?;
+        if let Some(bytes) = inputs {
+            data.inputs = Some(decode_inline(&bytes, "inputs")?);
+        }
+        if let Some(bytes) = outputs {
+            data.outputs = Some(decode_inline(&bytes, "outputs")?);
+        }
+    }
     if !record.input_uri.is_empty() {
         let uri = inputs_file_uri(&record.input_uri);
         data.inputs = read_message::<Inputs>(&uri, "inputs")?;
@@ -230,7 +248,7 @@ impl RunService for RunsApi {
         let (run, name) =
             validate::action_id(request.into_inner().action_id.as_ref(), "action_id")?;
         let record = self.action(&run, &name)?;
-        let data = action_data(&record)?;
+        let data = action_data(&record, &self.engine.store)?;
         let (inputs, outputs) = (data.inputs, data.outputs);
         Ok(Response::new(GetActionDataResponse { inputs, outputs }))
     }

@@ -38,4 +38,51 @@ impl Store {
             .ctx("write cache entry")?;
         Ok(())
     }
+
+    /// What is cached under `key` for an in-process run: the outputs themselves when recorded
+    /// inline, else the reference to a backend action's outputs.
+    pub fn cache_entry(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT output_uri, outputs FROM cache WHERE key = ?1",
+                params![key],
+                |row| {
+                    let uri: String = row.get(0)?;
+                    let outputs: Option<Vec<u8>> = row.get(1)?;
+                    Ok(match outputs {
+                        Some(bytes) => CacheEntry::Inline(bytes),
+                        None => CacheEntry::Uri(uri),
+                    })
+                },
+            )
+            .optional()
+            .ctx("read cache entry")
+    }
+
+    /// Records (or replaces) outputs cached under `key`, kept inline.
+    pub fn cache_put_inline(
+        &self,
+        key: &str,
+        task_name: &str,
+        outputs: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO cache (key, task_name, output_uri, created_ms, outputs)
+                 VALUES (?1, ?2, '', ?4, ?3)
+                 ON CONFLICT (key) DO UPDATE SET task_name = ?2, output_uri = '', outputs = ?3,
+                     created_ms = ?4",
+                params![key, task_name, outputs, now_ms],
+            )
+            .ctx("write cache entry")?;
+        Ok(())
+    }
+}
+
+/// A cache entry as an in-process run reads it.
+#[derive(Debug, PartialEq)]
+pub enum CacheEntry {
+    Inline(Vec<u8>),
+    Uri(String),
 }

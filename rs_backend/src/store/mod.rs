@@ -4,6 +4,7 @@
 //! is committed before the caller acknowledges an RPC or notifies watchers.
 
 mod cache;
+mod journal;
 mod projects;
 mod reads;
 mod records;
@@ -25,6 +26,10 @@ use crate::names::RunKey;
 use crate::phase;
 use crate::procfs::ProcessRef;
 
+pub use cache::CacheEntry;
+pub use journal::{
+    ActionChange, JournalEvent, NewInProcessRun, OpenError, Opened, EXECUTOR_IN_PROCESS,
+};
 pub use records::*;
 pub use secrets::SecretRow;
 pub use tasks::{TaskQuery, TaskRow};
@@ -54,6 +59,14 @@ impl<T> Ctx<T> for Result<T, rusqlite::Error> {
     fn ctx(self, context: &'static str) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Sqlite { context, source })
     }
+}
+
+/// A transaction that takes the write lock at once. Local runs write the same file from other
+/// processes; a deferred transaction that read first could not upgrade to a writer once another
+/// connection committed (SQLite answers "database is locked" without waiting), so every write
+/// transaction starts as a writer and waits its turn (the busy timeout).
+fn write_transaction(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 pub struct Store {

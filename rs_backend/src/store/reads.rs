@@ -179,8 +179,12 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT {ACTION_COLUMNS} FROM actions WHERE phase NOT IN ({}) ORDER BY seq",
-                terminal_phase_list()
+                "SELECT {ACTION_COLUMNS} FROM actions a WHERE phase NOT IN ({}) AND NOT EXISTS (
+                     SELECT 1 FROM runs r WHERE r.org = a.org AND r.project = a.project
+                         AND r.domain = a.domain AND r.name = a.run AND r.executor = {})
+                 ORDER BY seq",
+                terminal_phase_list(),
+                super::EXECUTOR_IN_PROCESS
             ))
             .ctx("prepare unfinished actions query")?;
         let rows = stmt

@@ -13,6 +13,22 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// The kind's name as the SDK spells it ("task", "trace").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Task => "task",
+            ActionKind::Trace => "trace",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "task" => Some(ActionKind::Task),
+            "trace" => Some(ActionKind::Trace),
+            _ => None,
+        }
+    }
+
     pub(super) fn to_db(self) -> i64 {
         match self {
             ActionKind::Task => 1,

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 const CREATE: &str = r#"
 CREATE TABLE runs (
@@ -67,13 +67,15 @@ CREATE TABLE attempts (
 );
 "#;
 
-/// Outputs of successful cached tasks, by the cache key their callers computed.
+/// Outputs of successful cached tasks, by the cache key their callers computed: a reference to
+/// the producing action's outputs, or (local runs, `output_uri` empty) the outputs themselves.
 const CREATE_CACHE: &str = "
 CREATE TABLE IF NOT EXISTS cache (
     key         TEXT PRIMARY KEY,
     task_name   TEXT NOT NULL,
     output_uri  TEXT NOT NULL,
-    created_ms  INTEGER NOT NULL
+    created_ms  INTEGER NOT NULL,
+    outputs     BLOB
 );
 ";
 
@@ -168,8 +170,16 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
     match version {
         VERSION => Ok(()),
         newer if newer > VERSION => Err(StoreError::NewerSchema(newer)),
-        older => {
-            let tx = conn.transaction().ctx("begin schema migration")?;
+        _ => {
+            // Another process may be migrating the same file: read the version again once
+            // this one holds the write lock.
+            let tx = super::write_transaction(conn).ctx("begin schema migration")?;
+            let older: i64 = tx
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .ctx("read schema version")?;
+            if older == VERSION {
+                return Ok(());
+            }
             if older == 0 {
                 tx.execute_batch(CREATE).ctx("create schema")?;
             }
@@ -189,7 +199,35 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
                 )
                 .ctx("add runs.trigger_*")?;
             }
+            // Version 8 records runs executed in-process (local mode): who runs them, and
+            // their actions' inputs and outputs inline.
+            if older < 8 {
+                tx.execute_batch(
+                    "ALTER TABLE runs ADD COLUMN executor INTEGER NOT NULL DEFAULT 0;
+                     ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+                     ALTER TABLE runs ADD COLUMN owner_start INTEGER;
+                     ALTER TABLE actions ADD COLUMN inputs BLOB;
+                     ALTER TABLE actions ADD COLUMN outputs BLOB;",
+                )
+                .ctx("add in-process run columns")?;
+                // Only unfinished actions (and those still naming a process) are looked up
+                // by phase; indexing every finished one made each insert pay for nothing.
+                tx.execute_batch(&format!(
+                    "DROP INDEX IF EXISTS actions_by_phase;
+                     CREATE INDEX IF NOT EXISTS actions_unfinished ON actions (phase)
+                         WHERE phase NOT IN ({terminal});
+                     CREATE INDEX IF NOT EXISTS actions_with_process ON actions (pid)
+                         WHERE pid IS NOT NULL;",
+                    terminal = super::terminal_phase_list()
+                ))
+                .ctx("index unfinished actions")?;
+            }
             add_tables(&tx)?;
+            // The cache table (version 2 on) gained inline outputs in version 8.
+            if (2..8).contains(&older) {
+                tx.execute_batch("ALTER TABLE cache ADD COLUMN outputs BLOB;")
+                    .ctx("add cache.outputs")?;
+            }
             // Version 6 stopped keeping projects per org (the backend is single-tenant).
             tx.execute_batch("UPDATE OR IGNORE projects SET org = '' WHERE org != '';")
                 .ctx("move projects out of orgs")?;

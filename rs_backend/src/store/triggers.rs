@@ -79,7 +79,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<TriggerRow, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("begin trigger deploy")?;
+        let tx = super::write_transaction(&mut conn).ctx("begin trigger deploy")?;
         let existing = tx
             .query_row(
                 &format!(

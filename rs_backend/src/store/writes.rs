@@ -91,7 +91,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<ActionRecord>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("begin create run")?;
+        let tx = super::write_transaction(&mut conn).ctx("begin create run")?;
         let run = &root.run;
         let inserted = tx
             .execute(
@@ -129,7 +129,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<ActionRecord>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("begin insert action")?;
+        let tx = super::write_transaction(&mut conn).ctx("begin insert action")?;
         if load_by_name(&tx, &action.run, &action.name)?.is_some() {
             return Ok(None);
         }
@@ -149,7 +149,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<ActionRecord>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("begin start attempt")?;
+        let tx = super::write_transaction(&mut conn).ctx("begin start attempt")?;
         let Some(current) = load(&tx, seq)? else {
             return Ok(None);
         };
@@ -219,7 +219,7 @@ impl Store {
         end: &AttemptEnd,
     ) -> Result<Option<ActionRecord>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("begin finish attempt")?;
+        let tx = super::write_transaction(&mut conn).ctx("begin finish attempt")?;
         tx.execute(
             "UPDATE attempts SET phase = ?3, ended_ms = ?4, error = ?5, output_uri = ?6
              WHERE action_seq = ?1 AND attempt = ?2 AND ended_ms IS NULL",
@@ -298,7 +298,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<ActionRecord>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("begin abort")?;
+        let tx = super::write_transaction(&mut conn).ctx("begin abort")?;
         let Some(current) = load(&tx, seq)? else {
             return Ok(None);
         };
@@ -331,7 +331,7 @@ impl Store {
     ) -> Result<Option<PhaseUpdate>, StoreError> {
         let new_phase = report.phase;
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("begin phase update")?;
+        let tx = super::write_transaction(&mut conn).ctx("begin phase update")?;
         let Some(current) = load(&tx, seq)? else {
             return Ok(None);
         };

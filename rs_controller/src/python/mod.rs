@@ -13,16 +13,36 @@ use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use std::sync::Arc;
+
+use flyte_backend::journal::{JournalError, OpenError, Opened, RunJournal, RunKey};
+
 use crate::ledger::{self, ActionKind, ActionRecord, Ledger, Phase, Submission};
-use crate::store::{LocalStore, RunRecord};
+
+pyo3::create_exception!(
+    flyte._core,
+    RunConflictError,
+    PyValueError,
+    "A local run cannot be opened under the name it was given (it is being run elsewhere, it \
+     is not a local run, or it was started with other inputs)."
+);
 
 fn parse_phase(phase: &str) -> PyResult<Phase> {
-    Phase::parse(phase).ok_or_else(|| PyValueError::new_err(format!("unknown phase '{phase}'")))
+    ledger::parse_phase(phase)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown phase '{phase}'")))
 }
 
 fn parse_kind(kind: &str) -> PyResult<ActionKind> {
     ActionKind::parse(kind)
         .ok_or_else(|| PyValueError::new_err(format!("unknown action kind '{kind}'")))
+}
+
+fn journal_err(e: JournalError) -> PyErr {
+    match e {
+        JournalError::Open(OpenError::Store(source)) => PyOSError::new_err(source.to_string()),
+        JournalError::Open(conflict) => RunConflictError::new_err(conflict.to_string()),
+        other => PyOSError::new_err(other.to_string()),
+    }
 }
 
 fn record_to_dict<'py>(py: Python<'py>, r: &ActionRecord) -> PyResult<Bound<'py, PyDict>> {
@@ -32,7 +52,7 @@ fn record_to_dict<'py>(py: Python<'py>, r: &ActionRecord) -> PyResult<Bound<'py,
     d.set_item("task_name", &r.task_name)?;
     d.set_item("kind", r.kind.as_str())?;
     d.set_item("group", &r.group)?;
-    d.set_item("phase", r.phase.as_str())?;
+    d.set_item("phase", ledger::phase_name(r.phase))?;
     d.set_item("attempts", r.attempts)?;
     d.set_item("started_at", r.started_at)?;
     d.set_item("ended_at", r.ended_at)?;
@@ -41,16 +61,98 @@ fn record_to_dict<'py>(py: Python<'py>, r: &ActionRecord) -> PyResult<Bound<'py,
     Ok(d)
 }
 
-fn run_to_dict<'py>(py: Python<'py>, r: &RunRecord) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("name", &r.name)?;
-    d.set_item("task_name", &r.task_name)?;
-    d.set_item("mode", &r.mode)?;
-    d.set_item("phase", r.phase.as_str())?;
-    d.set_item("started_at", r.started_at)?;
-    d.set_item("ended_at", r.ended_at)?;
-    d.set_item("error", &r.error)?;
-    Ok(d)
+/// The durable record of a run executed in this process (local mode), kept in the data dir's
+/// backend database; also the data dir's task cache for such runs.
+#[pyclass(name = "RunJournal", module = "flyte._core", frozen)]
+struct PyRunJournal {
+    inner: Arc<RunJournal>,
+}
+
+#[pymethods]
+impl PyRunJournal {
+    /// Opens run `name` (creating it, or resuming it when its previous process is gone) with
+    /// its root action running `task_name` on `inputs` (a serialized `task.Inputs`). Returns the
+    /// journal and, for a resumed run, the outputs of every action that succeeded, by name.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::type_complexity)]
+    fn open(
+        py: Python<'_>,
+        data_dir: std::path::PathBuf,
+        org: String,
+        project: String,
+        domain: String,
+        name: String,
+        task_name: &str,
+        inputs: &[u8],
+    ) -> PyResult<(PyRunJournal, Option<Vec<(String, Py<PyBytes>)>>)> {
+        let key = RunKey {
+            org,
+            project,
+            domain,
+            name,
+        };
+        let (journal, opened) = py
+            .allow_threads(|| RunJournal::open(&data_dir, key, task_name, inputs))
+            .map_err(journal_err)?;
+        let resumed = match opened {
+            Opened::Created => None,
+            Opened::Resumed { succeeded } => Some(
+                succeeded
+                    .into_iter()
+                    .map(|(name, bytes)| (name, PyBytes::new(py, &bytes).unbind()))
+                    .collect(),
+            ),
+        };
+        Ok((
+            PyRunJournal {
+                inner: Arc::new(journal),
+            },
+            resumed,
+        ))
+    }
+
+    /// Waits until everything recorded so far is committed.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.allow_threads(|| self.inner.flush()).map_err(journal_err)
+    }
+
+    /// Commits what is left and stops recording; with `wait=False` the commit finishes in the
+    /// background (`drain_journals` waits for it).
+    #[pyo3(signature = (wait = true))]
+    fn close(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
+        if wait {
+            py.allow_threads(|| self.inner.close()).map_err(journal_err)
+        } else {
+            self.inner.close_in_background();
+            Ok(())
+        }
+    }
+
+    /// Serialized `task.Outputs` cached under `key`, if any.
+    fn cache_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let found = py
+            .allow_threads(|| self.inner.cache_get(key))
+            .map_err(journal_err)?;
+        Ok(found.map(|bytes| PyBytes::new(py, &bytes)))
+    }
+
+    fn cache_put(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        task_name: &str,
+        outputs: &[u8],
+    ) -> PyResult<()> {
+        py.allow_threads(|| self.inner.cache_put(key, task_name, outputs))
+            .map_err(journal_err)
+    }
+}
+
+/// Waits for the journals closed without waiting; returns what failed to be recorded.
+#[pyfunction]
+fn drain_journals(py: Python<'_>) -> Vec<String> {
+    py.allow_threads(flyte_backend::journal::drain_closing)
 }
 
 /// The ledger of one run.
@@ -61,11 +163,15 @@ struct PyLedger {
 
 #[pymethods]
 impl PyLedger {
+    /// A run's ledger; with a journal, every action is also recorded durably.
     #[new]
-    fn new(run_name: String) -> Self {
-        PyLedger {
-            inner: Ledger::new(run_name),
-        }
+    #[pyo3(signature = (run_name, journal = None))]
+    fn new(run_name: String, journal: Option<&PyRunJournal>) -> Self {
+        let inner = match journal {
+            Some(journal) => Ledger::with_journal(run_name, journal.inner.clone()),
+            None => Ledger::new(run_name),
+        };
+        PyLedger { inner }
     }
 
     #[getter]
@@ -78,9 +184,11 @@ impl PyLedger {
         self.inner.record_root(task_name)
     }
 
-    /// Derives the name of a call from the hash of its serialized inputs, records it as
-    /// queued and returns `(name, is_new)`.
-    #[pyo3(signature = (parent, task_identity, inputs, group, task_name, kind = "task"))]
+    /// Derives the name of a call from the hash of `inputs` (the bytes that identify its
+    /// inputs), records it as queued and returns `(name, is_new)`. `literals` (a serialized
+    /// `task.Inputs`) is what the journal keeps as the action's inputs.
+    #[pyo3(signature = (parent, task_identity, inputs, group, task_name, kind = "task", literals = None))]
+    #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
         parent: &str,
@@ -89,16 +197,20 @@ impl PyLedger {
         group: Option<&str>,
         task_name: &str,
         kind: &str,
+        literals: Option<Vec<u8>>,
     ) -> PyResult<(String, bool)> {
         let inputs_hash = ledger::sha256_hex(inputs);
-        Ok(self.inner.submit(&Submission {
-            parent,
-            task_identity,
-            inputs_hash: &inputs_hash,
-            group,
-            task_name,
-            kind: parse_kind(kind)?,
-        }))
+        Ok(self.inner.submit(
+            &Submission {
+                parent,
+                task_identity,
+                inputs_hash: &inputs_hash,
+                group,
+                task_name,
+                kind: parse_kind(kind)?,
+            },
+            literals,
+        ))
     }
 
     /// Starts a new attempt of an action; returns the attempt number (1-based).
@@ -108,16 +220,28 @@ impl PyLedger {
             .map_err(|e| PyKeyError::new_err(e.to_string()))
     }
 
-    #[pyo3(signature = (name, phase, error = None, cache_hit = false))]
+    /// Ends an action. `error` is its message, `error_code` what kind of error it was (the
+    /// exception's class); `outputs` a serialized `task.Outputs`.
+    #[pyo3(signature = (name, phase, error = None, cache_hit = false, outputs = None, error_code = None))]
     fn finish(
         &self,
         name: &str,
         phase: &str,
         error: Option<String>,
         cache_hit: bool,
+        outputs: Option<Vec<u8>>,
+        error_code: Option<String>,
     ) -> PyResult<()> {
+        let error = error.map(|message| (error_code.unwrap_or_default(), message));
         self.inner
-            .finish(name, parse_phase(phase)?, error, cache_hit)
+            .finish(name, parse_phase(phase)?, error, cache_hit, outputs)
+            .map_err(|e| PyKeyError::new_err(e.to_string()))
+    }
+
+    /// Marks an action as succeeded by an earlier process of this (resumed) run.
+    fn replayed(&self, name: &str) -> PyResult<()> {
+        self.inner
+            .replayed(name)
             .map_err(|e| PyKeyError::new_err(e.to_string()))
     }
 
@@ -138,105 +262,6 @@ impl PyLedger {
 
     fn __len__(&self) -> usize {
         self.inner.len()
-    }
-
-    /// Persists the run and its actions.
-    #[pyo3(signature = (store, task_name, mode, phase, started_at, ended_at = None, error = None))]
-    #[allow(clippy::too_many_arguments)]
-    fn save(
-        &self,
-        py: Python<'_>,
-        store: &PyLocalStore,
-        task_name: String,
-        mode: String,
-        phase: &str,
-        started_at: f64,
-        ended_at: Option<f64>,
-        error: Option<String>,
-    ) -> PyResult<()> {
-        let run = RunRecord {
-            name: self.inner.run_name().to_string(),
-            task_name,
-            mode,
-            phase: parse_phase(phase)?,
-            started_at,
-            ended_at,
-            error,
-        };
-        let records = self.inner.records();
-        py.allow_threads(|| store.inner.save_run(&run, &records))
-            .map_err(|e| PyOSError::new_err(e.to_string()))
-    }
-}
-
-/// Local state: the task cache and run records, in one SQLite file.
-#[pyclass(name = "LocalStore", module = "flyte._core", frozen)]
-struct PyLocalStore {
-    inner: LocalStore,
-}
-
-fn os_err(e: crate::store::StoreError) -> PyErr {
-    PyOSError::new_err(e.to_string())
-}
-
-#[pymethods]
-impl PyLocalStore {
-    #[new]
-    fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
-        let inner = py
-            .allow_threads(|| LocalStore::open(&path))
-            .map_err(os_err)?;
-        Ok(PyLocalStore { inner })
-    }
-
-    #[getter]
-    fn path(&self) -> &str {
-        self.inner.path()
-    }
-
-    fn cache_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let value = py
-            .allow_threads(|| self.inner.cache_get(key))
-            .map_err(os_err)?;
-        Ok(value.map(|v| PyBytes::new(py, &v)))
-    }
-
-    fn cache_put(&self, py: Python<'_>, key: &str, task: &str, value: &[u8]) -> PyResult<()> {
-        py.allow_threads(|| self.inner.cache_put(key, task, value))
-            .map_err(os_err)
-    }
-
-    fn cache_delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
-        py.allow_threads(|| self.inner.cache_delete(key))
-            .map_err(os_err)
-    }
-
-    #[pyo3(signature = (task = None))]
-    fn cache_clear(&self, py: Python<'_>, task: Option<&str>) -> PyResult<usize> {
-        py.allow_threads(|| self.inner.cache_clear(task))
-            .map_err(os_err)
-    }
-
-    #[pyo3(signature = (limit = 50))]
-    fn list_runs<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let runs = py
-            .allow_threads(|| self.inner.list_runs(limit))
-            .map_err(os_err)?;
-        runs.iter().map(|r| run_to_dict(py, r)).collect()
-    }
-
-    fn get_run<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let run = py
-            .allow_threads(|| self.inner.get_run(name))
-            .map_err(os_err)?;
-        run.map(|r| run_to_dict(py, &r)).transpose()
-    }
-
-    fn run_actions<'py>(&self, py: Python<'py>, run: &str) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let actions = py
-            .allow_threads(|| self.inner.run_actions(run))
-            .map_err(os_err)?;
-        actions.iter().map(|r| record_to_dict(py, r)).collect()
     }
 }
 
@@ -332,7 +357,9 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EXTRA_ENV_DATA_DIR", flyte_backend::EXTRA_ENV_DATA_DIR)?;
     m.add("EXTRA_ENV_ATTEMPT", flyte_backend::EXTRA_ENV_ATTEMPT)?;
     m.add_class::<PyLedger>()?;
-    m.add_class::<PyLocalStore>()?;
+    m.add_class::<PyRunJournal>()?;
+    m.add_function(wrap_pyfunction!(drain_journals, m)?)?;
+    m.add("RunConflictError", m.py().get_type::<RunConflictError>())?;
     aio::register(m)?;
     controller::register(m)?;
     backend::register(m)?;
