@@ -78,6 +78,7 @@ def test_dockerfile_image_for_two_platforms(
 
     # The manifest list's tag is in the registry: building again builds nothing.
     assert _registry.manifest_exists(image.uri)
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="flyte.build"):
         again = flyte.build(image)
     assert again.uri == image.uri

@@ -109,10 +109,13 @@ def sdk_wheels(version: str, platforms: tuple[str, ...], dest: Path) -> list[Pat
         ]
     missing = [p for p in platforms if not any(fits(w, p) for w in found)]
     if missing:
-        where = f"in {house}" if house else f"(set {WHEELHOUSE_ENV} to a folder of wheels)"
+        where = (
+            f"in {house} (${WHEELHOUSE_ENV})" if house else f"(set {WHEELHOUSE_ENV} to a folder of wheels)"
+        )
         raise WheelError(
             f"no flyte {version} wheel for {', '.join(missing)} {where}; build one for that platform "
-            f"(`maturin build` there, or cross-compiled) into it, or build the image for {host_platform()} only"
+            "(`maturin build` there, or cross-compiled: `make wheelhouse` in the SDK's source) into it, "
+            f"or build the image for {host_platform()} only"
         )
     chosen = [w for w in found if any(fits(w, p) for p in platforms)]
     copies: list[Path] = []

@@ -32,9 +32,14 @@ class Target:
 
 
 def resolve(
-    ctx: click.Context, project: str | None = None, domain: str | None = None, start: bool = False
+    ctx: click.Context,
+    project: str | None = None,
+    domain: str | None = None,
+    start: bool = False,
+    start_for_records: bool = False,
 ) -> Target:
-    """The configured endpoint; otherwise the local backend (started if ``start``)."""
+    """The configured endpoint; otherwise the local backend: started if ``start``, or if
+    ``start_for_records`` and the data dir holds records (local runs are kept there too)."""
     from flyte._initialize import data_dir, scope
     from flyte._remote._client import BackendClient
     from flyte._remote._local_backend import ensure_running, running_endpoint
@@ -42,6 +47,7 @@ def resolve(
     cfg = config_from_context(ctx)
     endpoint, insecure = cfg.endpoint, cfg.insecure
     if not endpoint:
+        start = start or (start_for_records and (data_dir() / "backend.db").exists())
         endpoint = ensure_running(data_dir()) if start else running_endpoint(data_dir())
         insecure = True
         if endpoint is None:

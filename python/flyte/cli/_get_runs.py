@@ -64,7 +64,7 @@ def get_run(
     from flyte._remote._submit import phase_name
     from flyte.cli._backend import resolve
 
-    target = resolve(ctx, project, domain)
+    target = resolve(ctx, project, domain, start_for_records=True)
     if name is None:
         pid = identifier_pb2.ProjectIdentifier(
             organization=target.org or "", domain=target.domain or "", name=target.project or ""
@@ -125,7 +125,7 @@ def get_action(
     from flyte._remote._submit import phase_name
     from flyte.cli._backend import resolve
 
-    target = resolve(ctx, project, domain)
+    target = resolve(ctx, project, domain, start_for_records=True)
     if action is None:
         actions = run_sync(target.client.list_actions(target.run_id(run)))
         rows = [
@@ -177,7 +177,7 @@ def get_logs(
     from flyte._remote._client import run_sync
     from flyte.cli._backend import resolve
 
-    target = resolve(ctx, project, domain)
+    target = resolve(ctx, project, domain, start_for_records=True)
     run_sync(print_logs(target.client, target.action_id(run, action), attempt))
 
 
