@@ -239,6 +239,7 @@ def _run_local(
         custom_context=rc.custom_context,
         overwrite_cache=rc.overwrite_cache,
         raw_data_path=rc.raw_data_path,
+        env_vars=rc.env_vars,
     )
     from flyte._internal import _raw_data
 

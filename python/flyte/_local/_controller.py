@@ -12,6 +12,7 @@ import atexit
 import concurrent.futures
 import contextvars
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +40,21 @@ class LocalRun(Runner):
 
     mode = "local"
 
-    def __init__(self, name: str, *, overwrite_cache: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        overwrite_cache: bool = False,
+        env_vars: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name, **kwargs)
         self.overwrite_cache = overwrite_cache
+        #: The run's environment variables (``with_runcontext(env_vars=...)``): over a task's own,
+        #: as on a backend.
+        self.env_vars = dict(env_vars or {})
+        #: What the process environment held before this run set variables, to put back.
+        self._saved_env: dict[str, str | None] = {}
         #: The run's durable record (and the data dir's cache); None until :meth:`record_in`.
         self.journal: Any = None
         #: Outputs of the actions an earlier process of this run finished, by action name.
@@ -62,7 +75,26 @@ class LocalRun(Runner):
         if root is not None:
             self.ledger.record_root(root["task_name"])
 
+    def _set_env(self, call: Call) -> None:
+        """A task's environment variables (its TaskEnvironment's, then the run's), set in this
+        process: local tasks share one environment, so concurrent tasks of environments that
+        disagree on a variable see the last one set."""
+        for variables in (call.task.env_vars, self.env_vars):
+            for key, value in variables.items():
+                if key not in self._saved_env:
+                    self._saved_env[key] = os.environ.get(key)
+                os.environ[key] = value
+
+    def _restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
     def close(self) -> None:
+        self._restore_env()
         super().close()
         if self.journal is not None:
             # The run is over once its outputs are known; the last of its record is committed
@@ -170,6 +202,7 @@ class LocalRun(Runner):
             return value
         task = call.task
         self._provide_secrets(call)
+        self._set_env(call)
         attempt = 0
         while True:
             attempt = self.ledger.start_attempt(call.name)
@@ -210,6 +243,7 @@ class LocalRun(Runner):
             return value
         task = call.task
         self._provide_secrets(call)
+        self._set_env(call)
         while True:
             attempt = self.ledger.start_attempt(call.name)
             child = self._child(call, attempt)
