@@ -452,25 +452,24 @@ fn write_batches(store: &Store, key: &RunKey, run_output_base: &str, shared: &Sh
                 .1
                 .fold(event);
         }
-        let due: Vec<String> = held
-            .iter()
-            .filter(|(_, (since, change))| {
+        let (due, kept): (HashMap<_, _>, HashMap<_, _>) = std::mem::take(&mut held)
+            .into_iter()
+            .partition(|(_, (since, change))| {
                 everything || change.is_finished() || now.duration_since(*since) >= HOLD
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        let mut batch: Vec<ActionChange> = Vec::with_capacity(due.len());
-        for name in due {
-            if let Some((_, mut change)) = held.remove(&name) {
+            });
+        held = kept;
+        let batch: Vec<ActionChange> = due
+            .into_values()
+            .map(|(_, mut change)| {
                 change.fill_spec(|task| {
                     specs
                         .entry(task.to_string())
                         .or_insert_with(|| task_spec(task))
                         .clone()
                 });
-                batch.push(change);
-            }
-        }
+                change
+            })
+            .collect();
         commit(store, key, run_output_base, &batch, shared);
 
         let mut pending = shared.lock();
@@ -524,14 +523,13 @@ pub fn parse_phase(name: &str) -> Option<ActionPhase> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewAction;
+    use crate::store::tests::{new_action, run_key as key};
 
-    fn key(name: &str) -> RunKey {
-        RunKey {
-            org: String::new(),
-            project: "p".into(),
-            domain: "d".into(),
-            name: name.into(),
+    /// The succeeded actions a reopened run hands back.
+    fn resumed(opened: Opened) -> Vec<(String, Vec<u8>)> {
+        match opened {
+            Opened::Resumed { succeeded } => succeeded,
+            Opened::Created => panic!("the run exists"),
         }
     }
 
@@ -602,12 +600,10 @@ mod tests {
             Err(JournalError::Open(OpenError::OtherInputs(_)))
         ));
         let (again, opened) = RunJournal::open(dir.path(), run.clone(), "env.main", b"in").unwrap();
-        match opened {
-            Opened::Resumed { succeeded } => {
-                assert_eq!(succeeded, vec![("c1".to_string(), b"c1-out".to_vec())])
-            }
-            Opened::Created => panic!("the run exists"),
-        }
+        assert_eq!(
+            resumed(opened),
+            vec![("c1".to_string(), b"c1-out".to_vec())]
+        );
         // What the previous process left unfinished is failed, until queued again.
         assert_eq!(phase_of(&store, &run, "c2"), ActionPhase::Failed);
         again.queued(
@@ -650,24 +646,7 @@ mod tests {
         assert_eq!(store.fail_orphaned_local_runs(b"gone", 3).unwrap(), 0);
 
         let backend_run = key("remote");
-        let root = NewAction {
-            run: backend_run.clone(),
-            name: crate::ROOT_ACTION.into(),
-            parent: None,
-            group: String::new(),
-            kind: ActionKind::Task,
-            spec: vec![],
-            task_name: "t".into(),
-            task_version: "v".into(),
-            input_uri: "file:///in.pb".into(),
-            run_output_base: "file:///base/".into(),
-            phase: ActionPhase::Queued,
-            attempts: 0,
-            output_uri: None,
-            started_ms: None,
-            ended_ms: None,
-            cache_hit: false,
-        };
+        let root = new_action(&backend_run, crate::ROOT_ACTION, None, ActionKind::Task);
         store.create_run(None, None, &root, 1).unwrap();
         assert!(matches!(
             RunJournal::open(dir.path(), backend_run, "t", b""),
@@ -691,12 +670,7 @@ mod tests {
         journal.close_in_background();
         // Opening the run again waits for its previous writer, which released it.
         let (again, opened) = RunJournal::open(dir.path(), run.clone(), "env.main", b"").unwrap();
-        match opened {
-            Opened::Resumed { succeeded } => {
-                assert_eq!(succeeded, vec![("a0".to_string(), b"out".to_vec())])
-            }
-            Opened::Created => panic!("the run exists"),
-        }
+        assert_eq!(resumed(opened), vec![("a0".to_string(), b"out".to_vec())]);
         again.close_in_background();
         assert!(drain_closing().is_empty());
         let store = Store::open(&dir.path().join("backend.db")).unwrap();

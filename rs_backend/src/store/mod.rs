@@ -15,7 +15,7 @@ mod triggers;
 mod writes;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

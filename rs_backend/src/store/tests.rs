@@ -2,7 +2,7 @@ use flyteidl2::flyteidl::common::ActionPhase;
 
 use super::*;
 
-fn run_key(name: &str) -> RunKey {
+pub(crate) fn run_key(name: &str) -> RunKey {
     RunKey {
         org: String::new(),
         project: "p".into(),
@@ -11,7 +11,12 @@ fn run_key(name: &str) -> RunKey {
     }
 }
 
-fn new_action(run: &RunKey, name: &str, parent: Option<&str>, kind: ActionKind) -> NewAction {
+pub(crate) fn new_action(
+    run: &RunKey,
+    name: &str,
+    parent: Option<&str>,
+    kind: ActionKind,
+) -> NewAction {
     NewAction {
         run: run.clone(),
         name: name.into(),
