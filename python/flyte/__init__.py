@@ -17,10 +17,12 @@ from flyte._environment import TaskEnvironment
 from flyte._initialize import init, init_from_config
 from flyte._map import map
 from flyte._resources import GPU, Resources
+from flyte._retry import Backoff, RetryStrategy
 from flyte._reusable import ReusePolicy
 from flyte._run import Run, run, with_runcontext
 from flyte._secret import Secret
 from flyte._task import TaskTemplate
+from flyte._timeout import Timeout, TimeoutType
 from flyte._trace import trace
 from flyte._trigger import Cron, FixedRate, Trigger
 from flyte._version import __version__
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GPU",
+    "Backoff",
     "Cache",
     "Cron",
     "Deployment",
@@ -40,12 +43,15 @@ __all__ = [
     "Image",
     "ImageBuild",
     "Resources",
+    "RetryStrategy",
     "ReusePolicy",
     "Run",
     "Secret",
     "TaskContext",
     "TaskEnvironment",
     "TaskTemplate",
+    "Timeout",
+    "TimeoutType",
     "Trigger",
     "__version__",
     "build",

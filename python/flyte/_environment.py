@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from flyte._cache import Cache, normalize_cache
 from flyte._resources import Resources
+from flyte._retry import RetryStrategy
 from flyte._reusable import ReusePolicy
 from flyte._secret import normalize_secrets
 from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES, TaskTemplate
+from flyte._timeout import TimeoutType
 from flyte._trigger import Trigger
 
 if TYPE_CHECKING:
@@ -106,8 +107,8 @@ class TaskEnvironment:
         short_name: str | None = None,
         cache: str | Cache | None = None,
         cache_version: str | None = None,
-        retries: int = 0,
-        timeout: float | int | timedelta | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | float | None = None,
         report: bool = False,
         docs: str | None = None,
         pod_template: Any = None,
@@ -125,8 +126,8 @@ class TaskEnvironment:
         short_name: str | None = None,
         cache: str | Cache | None = None,
         cache_version: str | None = None,
-        retries: int = 0,
-        timeout: float | int | timedelta | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | float | None = None,
         report: bool = False,
         docs: str | None = None,
         pod_template: Any = None,

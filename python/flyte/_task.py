@@ -15,12 +15,13 @@ import inspect
 import marshal
 import textwrap
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from flyte import _context
 from flyte._aio import running_loop as _running_loop
 from flyte._cache import Cache, normalize_cache
+from flyte._retry import RetryStrategy, normalize_retries
+from flyte._timeout import Timeout, TimeoutType, timeout_from_request
 
 if TYPE_CHECKING:
     from flyte._environment import TaskEnvironment
@@ -36,29 +37,6 @@ R = TypeVar("R")
 
 #: Above this many bytes, inputs and outputs are offloaded to storage instead of inlined.
 DEFAULT_MAX_INLINE_IO_BYTES = 10 * 1024 * 1024
-
-
-def timeout_seconds(timeout: float | int | timedelta | None, what: str = "timeout") -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool):
-        raise TypeError(f"{what} must be seconds (int/float) or a timedelta, got {timeout!r}")
-    if isinstance(timeout, timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, int | float):
-        seconds = float(timeout)
-    else:
-        raise TypeError(f"{what} must be seconds (int/float) or a timedelta, got {type(timeout).__name__}")
-    if seconds <= 0:
-        raise ValueError(f"{what} must be positive, got {timeout!r}")
-    return seconds
-
-
-def retry_count(retries: Any) -> int:
-    count = getattr(retries, "count", retries)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ValueError(f"retries must be a non-negative int, got {retries!r}")
-    return count
 
 
 def body_hash(func: Callable[..., Any]) -> str:
@@ -93,8 +71,8 @@ class TaskTemplate(Generic[P, R]):
         *,
         short_name: str | None = None,
         cache: str | Cache | None = None,
-        retries: int = 0,
-        timeout: float | int | timedelta | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | float | None = None,
         report: bool = False,
         docs: str | None = None,
         pod_template: Any = None,
@@ -115,8 +93,8 @@ class TaskTemplate(Generic[P, R]):
         self.name = f"{env.name}.{func.__name__}"
         self.short_name = short_name or func.__name__
         self.cache: Cache = normalize_cache(cache if cache is not None else env.cache)
-        self.retries = retry_count(retries)
-        self.timeout = timeout_seconds(timeout)
+        self.retries: RetryStrategy = normalize_retries(retries)
+        self.timeout: Timeout | None = timeout_from_request(timeout)
         self.report = bool(report)
         self.docs = docs if docs is not None else inspect.getdoc(func)
         self.pod_template = pod_template if pod_template is not None else env.pod_template
@@ -212,9 +190,9 @@ class TaskTemplate(Generic[P, R]):
             if key == "cache":
                 value = normalize_cache(value)
             elif key == "retries":
-                value = retry_count(value)
+                value = normalize_retries(value)
             elif key == "timeout":
-                value = timeout_seconds(value)
+                value = timeout_from_request(value)
             elif key == "resources":
                 from flyte._resources import Resources
 
@@ -227,6 +205,8 @@ class TaskTemplate(Generic[P, R]):
             elif key == "env_vars":
                 value = dict(value or {})
             setattr(new, key, value)
+        # The core's policy object was made from the original's retries and timeout.
+        new.__dict__.pop("_policy", None)
         return new
 
     def __copy__(self) -> TaskTemplate[P, R]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from flyte.errors import BaseRuntimeError, RuntimeUserError
+from flyte.errors import BaseRuntimeError, NonRecoverableError, RuntimeUserError
 
 if TYPE_CHECKING:
     from flyte._context import ActionContext
@@ -34,6 +34,12 @@ def _combined_class(cls: type[BaseException]) -> type[BaseException] | None:
             new = None
         _combined[cls] = new
         return new
+
+
+def is_recoverable(exc: BaseException) -> bool:
+    """Whether another attempt could help: the task's retries apply to every failure of its
+    own except a :class:`NonRecoverableError`."""
+    return not isinstance(exc, NonRecoverableError)
 
 
 def as_user_error(exc: BaseException, task_name: str, worker: str | None = None) -> BaseException:

@@ -72,6 +72,14 @@ class RunConflictError(RuntimeUserError, ValueError):
     code = "RunConflict"
 
 
+class NonRecoverableError(RuntimeUserError):
+    """Raise this from a task to fail it for good: no retry is tried, whatever is left of its
+    ``retries``."""
+
+    def __init__(self, message: str, code: str = "NonRecoverableError") -> None:
+        super().__init__(code, message)
+
+
 class RetriesExhaustedError(RuntimeUserError):
     """Every attempt of a task failed."""
 

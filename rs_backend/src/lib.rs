@@ -56,6 +56,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod cache_gate;
 mod clock;
 mod config;
 mod datafile;
@@ -69,6 +70,7 @@ mod keyfile;
 mod layout;
 mod names;
 mod phase;
+pub mod policy;
 mod procfs;
 mod protocol;
 mod quantity;

@@ -5,6 +5,7 @@
 //! is killed first; then the attempt is concluded as a crash, which relaunches it as a system
 //! retry. A re-executed parent re-enqueues its children and finds their recorded state.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use flyteidl2::flyteidl::common::ActionPhase;
@@ -40,7 +41,7 @@ async fn stop_leftover(process: &procfs::ProcessRef) -> bool {
     true
 }
 
-pub async fn recover(engine: &Engine) -> Result<Recovered, BackendError> {
+pub async fn recover(engine: &Arc<Engine>) -> Result<Recovered, BackendError> {
     let mut summary = Recovered::default();
     // Local runs whose process died show as failed, not as running forever.
     engine

@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flyte_backend::journal::{self, RunJournal};
+use flyte_backend::policy::{After, AttemptLimit, Budget, Failure, TaskPolicy};
 use sha2::{Digest, Sha256};
 
 /// Length of a derived action name. 20 base-36 characters carry ~103 bits of the hash,
@@ -129,6 +130,10 @@ pub fn cache_key(
     field(&mut h, inputs_hash.as_bytes());
     field(&mut h, salt.as_bytes());
     hex(&h.finalize())
+}
+
+fn seconds_to_ms(seconds: f64) -> i64 {
+    (seconds * 1000.0) as i64
 }
 
 pub fn now() -> f64 {
@@ -300,6 +305,47 @@ impl Ledger {
         Ok(attempt)
     }
 
+    /// How long the current attempt of an action may run, by the task's policy: its timeout or
+    /// what is left of its deadline, whichever ends first.
+    pub fn attempt_limit(
+        &self,
+        name: &str,
+        policy: &TaskPolicy,
+    ) -> Result<Option<AttemptLimit>, LedgerError> {
+        let queued = self.with_record(name, |r| r.started_at)?;
+        Ok(policy.attempt_limit(seconds_to_ms(queued), seconds_to_ms(now())))
+    }
+
+    /// Records a failed attempt of an in-process action and decides, by the task's policy,
+    /// what follows: `Some(delay)` means try again after `delay`; `None` means the action
+    /// ended (and is recorded as ended). `error` is `(code, message)`.
+    pub fn attempt_failed(
+        &self,
+        name: &str,
+        policy: &TaskPolicy,
+        failure: Failure,
+        error: (String, String),
+    ) -> Result<Option<Duration>, LedgerError> {
+        let (attempts, queued) = self.with_record(name, |r| (r.attempts, r.started_at))?;
+        let budget = Budget {
+            user_attempts: attempts,
+            deadline_left: policy.deadline_left(seconds_to_ms(queued), seconds_to_ms(now())),
+            ..Budget::default()
+        };
+        let (code, message) = error;
+        let (phase, message) = match policy.after_failure(failure, budget) {
+            After::Retry { delay, .. } => return Ok(Some(delay)),
+            After::Finish(phase) => (phase, message),
+            After::DeadlineWouldPass => (
+                Phase::TimedOut,
+                format!("{message} (the action's deadline leaves no time for another attempt)"),
+            ),
+            After::SystemBudgetSpent => (Phase::Failed, message),
+        };
+        self.finish(name, phase, Some((code, message)), false, None)?;
+        Ok(None)
+    }
+
     /// Ends an action. `outputs` (a serialized `task.Outputs`) is recorded in the journal;
     /// `error` is `(code, message)`.
     pub fn finish(
@@ -469,6 +515,71 @@ mod tests {
             l.finish("nope", Phase::Failed, None, false, None),
             Err(LedgerError::UnknownAction("nope".into()))
         );
+    }
+
+    #[test]
+    fn failed_attempts_follow_the_task_policy() {
+        use flyte_backend::policy::Backoff;
+        let l = Ledger::new("r");
+        let (name, _) = l.submit(&sub("a0", "t", "i", None), None);
+        let policy = TaskPolicy {
+            retries: 2,
+            backoff: Some(
+                Backoff::new(
+                    Duration::from_millis(100),
+                    2.0,
+                    Some(Duration::from_secs(1)),
+                )
+                .unwrap(),
+            ),
+            max_runtime: Some(Duration::from_secs(30)),
+            ..TaskPolicy::default()
+        };
+        let failed = |l: &Ledger| {
+            l.attempt_failed(
+                &name,
+                &policy,
+                Failure::User {
+                    retryable: true,
+                    phase: Phase::Failed,
+                },
+                ("ValueError".into(), "boom".into()),
+            )
+            .unwrap()
+        };
+        l.start_attempt(&name).unwrap();
+        assert_eq!(
+            l.attempt_limit(&name, &policy).unwrap().unwrap().limit,
+            Duration::from_secs(30)
+        );
+        assert_eq!(failed(&l), Some(Duration::from_millis(100)));
+        l.start_attempt(&name).unwrap();
+        assert_eq!(failed(&l), Some(Duration::from_millis(200)));
+        l.start_attempt(&name).unwrap();
+        assert_eq!(failed(&l), None);
+        let record = l.get(&name).unwrap();
+        assert_eq!(record.phase, Phase::Failed);
+        assert_eq!(record.error.as_deref(), Some("ValueError: boom"));
+
+        // A deadline already spent ends the action TIMED_OUT with retries left.
+        let (late, _) = l.submit(&sub("a0", "t", "j", None), None);
+        let strict = TaskPolicy {
+            retries: 5,
+            deadline: Some(Duration::from_millis(1)),
+            ..TaskPolicy::default()
+        };
+        l.start_attempt(&late).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let user = Failure::User {
+            retryable: true,
+            phase: Phase::Failed,
+        };
+        assert_eq!(
+            l.attempt_failed(&late, &strict, user, (String::new(), "slow".into()))
+                .unwrap(),
+            None
+        );
+        assert_eq!(l.get(&late).unwrap().phase, Phase::TimedOut);
     }
 
     #[test]

@@ -21,6 +21,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from containers import BASE_PACKAGES, PYTHON, Registry, buildah, need  # noqa: E402
 
+# Session fixtures are set up inside the first test that asks for them, and on a clean machine
+# (no FLYTE_TEST_CACHE_DIR) that test pays for a Debian rootfs per platform, arm64's under qemu:
+# far beyond the suite's default per-test limit.
+COLD_BUILD_TIMEOUT = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(item.path).resolve().parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(COLD_BUILD_TIMEOUT))
+
 
 def _free_port() -> int:
     with socket.socket() as s:

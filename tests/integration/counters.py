@@ -24,3 +24,22 @@ def bump(key: str) -> int:
 def count(key: str) -> int:
     path = Path(os.environ["FLYTE_TEST_COUNTERS"]) / key
     return int(path.read_text() or 0) if path.exists() else 0
+
+
+def stamp(key: str) -> list[float]:
+    """Appends the current time to a list shared by every process of the test; returns it."""
+    import fcntl
+    import time
+
+    path = Path(os.environ["FLYTE_TEST_COUNTERS"]) / f"{key}.stamps"
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(f"{time.time()}\n")
+        f.flush()
+        f.seek(0)
+        return [float(line) for line in f.read().split()]
+
+
+def stamps(key: str) -> list[float]:
+    path = Path(os.environ["FLYTE_TEST_COUNTERS"]) / f"{key}.stamps"
+    return [float(line) for line in path.read_text().split()] if path.exists() else []

@@ -77,3 +77,16 @@ def test_code_is_taken_as_of_submission(tmp_path: Path, backend_endpoint: str) -
     assert _run_editing_midway(tmp_path, backend_endpoint, "loaded_modules") == "RESULT v1"
     # Without a bundle, actions read the files in place, and see the edit.
     assert _run_editing_midway(tmp_path, backend_endpoint, "none") == "RESULT v2"
+
+
+def test_an_attempt_that_cannot_start_in_time_times_out(tmp_path: Path) -> None:
+    """`Timeout(max_queued_time=...)`: an attempt waiting for a free slot longer than that ends
+    TIMED_OUT (a backend with one slot, held by another task)."""
+    from protovalidation import checked_backend
+
+    with checked_backend(tmp_path / "backend", max_parallel=1) as backend:
+        flyte.init(endpoint=backend.endpoint, insecure=True)
+        run = flyte.with_runcontext(mode="remote").run(backend_wf.jam)
+        occupied, outcome = run.result.split("; ")
+        assert occupied == "occupied"
+        assert outcome.startswith("timed out: ") and "max_queued_time" in outcome, outcome

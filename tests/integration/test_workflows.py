@@ -10,9 +10,10 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
-from counters import bump, count
+from counters import bump, count, stamp, stamps
 
 import flyte
 import flyte.errors
@@ -320,6 +321,74 @@ def test_timedelta_timeout_and_override(run) -> None:
         sleeps_async.override(timeout=-1)
     with pytest.raises(TypeError, match="unexpected settings"):
         sleeps_async.override(colour="red")
+
+
+# Retry pacing and deadlines are the core's rules (rs_backend/src/policy.rs), for both modes.
+
+
+@env.task(
+    retries=flyte.RetryStrategy(
+        count=3, backoff=flyte.Backoff(base=timedelta(milliseconds=300), factor=2.0, cap=timedelta(seconds=5))
+    )
+)
+def paced(key: str) -> int:
+    n = len(stamp(key))
+    if n <= 2:
+        raise RuntimeError(f"attempt {n} failed")
+    return n
+
+
+def test_retries_wait_their_backoff(run) -> None:
+    assert run(paced, key="p").result == 3
+    first, second, third = stamps("p")
+    # Lower bounds only: a retry may start late on a busy machine, never early.
+    assert second - first >= 0.3
+    assert third - second >= 0.6
+
+
+@env.task(retries=3)
+def gives_up(key: str) -> int:
+    bump(key)
+    raise flyte.errors.NonRecoverableError(f"no point retrying {key}")
+
+
+def test_a_non_recoverable_error_is_not_retried(run) -> None:
+    with pytest.raises(flyte.errors.RuntimeUserError, match="no point retrying nr"):
+        run(gives_up, key="nr")
+    assert count("nr") == 1
+
+
+@env.task(retries=5, timeout=flyte.Timeout(max_runtime=timedelta(seconds=1), deadline=timedelta(seconds=2.5)))
+async def always_slow(key: str) -> str:
+    bump(key)
+    await asyncio.sleep(30)
+    return "never"
+
+
+def test_the_deadline_ends_the_action_with_retries_left(run) -> None:
+    with pytest.raises(flyte.errors.TaskTimeoutError, match="deadline"):
+        run(always_slow, key="dl")
+    # Each attempt is cut at 1 s and the action at 2.5 s: three attempts at most, of six allowed.
+    assert 2 <= count("dl") <= 3
+
+
+@env.task(cache=flyte.Cache(behavior="auto", serialize=True))
+async def serialized_square(key: str, x: int) -> int:
+    bump(key)
+    await asyncio.sleep(0.3)
+    return x * x
+
+
+@env.task
+async def same_call_four_times(key: str) -> list[int]:
+    return list(await asyncio.gather(*[serialized_square(key, 9) for _ in range(4)]))
+
+
+def test_serialized_cache_runs_identical_concurrent_calls_once(run) -> None:
+    # The key is an input too, so each test run starts with an empty cache entry.
+    key = f"ser-{random.randrange(1 << 30)}"
+    assert run(same_call_four_times, key=key).result == [81] * 4
+    assert count(key) == 1
 
 
 @env.task

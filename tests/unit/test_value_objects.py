@@ -456,3 +456,106 @@ def test_seed_value_objects_via_flyte_namespace() -> None:
     assert image.uri == flyte.Image.from_debian_base().with_pip_packages("requests").uri
     assert flyte.Trigger.hourly().automation == flyte.Cron("0 * * * *")
     assert flyte.FixedRate(timedelta(minutes=30)).interval == timedelta(minutes=30)
+
+
+# ---- RetryStrategy, Backoff, Timeout ----------------------------------------------------------
+
+
+def test_backoff_delays_are_the_cores() -> None:
+    import flyte
+
+    b = flyte.Backoff(base=timedelta(seconds=10), factor=2.0, cap=timedelta(minutes=5))
+    assert [b.compute_delay(n).total_seconds() for n in range(7)] == [10, 20, 40, 80, 160, 300, 300]
+    # Far past any float: still the cap.
+    assert b.compute_delay(10_000) == timedelta(minutes=5)
+    assert flyte.Backoff(base=timedelta(seconds=3)).compute_delay(40) == timedelta(seconds=3)
+    with pytest.raises(ValueError, match="retry index"):
+        b.compute_delay(-1)
+
+
+def test_backoff_validation() -> None:
+    import flyte
+
+    with pytest.raises(ValueError, match="cap is required"):
+        flyte.Backoff(base=timedelta(seconds=1), factor=2.0)
+    with pytest.raises(ValueError, match=">= 1.0"):
+        flyte.Backoff(base=timedelta(seconds=1), factor=0.5)
+    with pytest.raises(ValueError, match="finite"):
+        flyte.Backoff(base=timedelta(seconds=1), factor=float("inf"), cap=timedelta(seconds=2))
+    with pytest.raises(ValueError, match=">= 0"):
+        flyte.Backoff(base=timedelta(seconds=-1))
+    with pytest.raises(TypeError, match="timedelta"):
+        flyte.Backoff(base=5)  # type: ignore[arg-type]
+
+
+def test_retry_strategy_and_task_retries() -> None:
+    import flyte
+
+    with pytest.raises(ValueError, match="must be an int"):
+        flyte.RetryStrategy(count=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        flyte.RetryStrategy(count=-1)
+    env = flyte.TaskEnvironment(name="vo_retries")
+    backoff = flyte.Backoff(base=timedelta(seconds=1))
+
+    @env.task(retries=3)
+    def counted() -> None: ...
+
+    @env.task(retries=flyte.RetryStrategy(count=2, backoff=backoff))
+    def paced() -> None: ...
+
+    assert counted.retries == flyte.RetryStrategy(count=3)
+    assert paced.retries.count == 2 and paced.retries.backoff == backoff
+    assert counted.override(retries=5).retries.count == 5
+    with pytest.raises(ValueError, match="retries must be an int"):
+        counted.override(retries="3")
+
+
+def test_timeouts_normalize_like_the_reference() -> None:
+    import flyte
+    from flyte._timeout import timeout_from_request
+
+    assert timeout_from_request(30) == flyte.Timeout(max_runtime=30)
+    assert timeout_from_request(timedelta(minutes=1)) == flyte.Timeout(max_runtime=timedelta(minutes=1))
+    full = flyte.Timeout(max_runtime=10, max_queued_time=timedelta(seconds=5), deadline=60)
+    assert timeout_from_request(full) is full
+    # Zero is "no bound", as unset is.
+    assert timeout_from_request(0) is None
+    assert timeout_from_request(flyte.Timeout()) is None
+    with pytest.raises(ValueError, match="must not be negative"):
+        flyte.Timeout(deadline=-1)
+    with pytest.raises(ValueError, match="timeout must be"):
+        timeout_from_request("10")  # type: ignore[arg-type]
+
+
+def test_retries_and_timeouts_reach_the_task_metadata_and_the_core() -> None:
+    """The TaskMetadata a cluster gets, and the policy local mode asks the core for, agree."""
+    import flyte
+    from flyte._internal._serialize import CodeRef, task_spec
+    from flyte._policy import task_policy
+
+    env = flyte.TaskEnvironment(name="vo_policy")
+
+    @env.task(
+        retries=flyte.RetryStrategy(
+            count=4, backoff=flyte.Backoff(base=timedelta(seconds=2), factor=3.0, cap=timedelta(seconds=50))
+        ),
+        timeout=flyte.Timeout(
+            max_runtime=timedelta(minutes=2), max_queued_time=7, deadline=timedelta(hours=1)
+        ),
+    )
+    def bounded() -> None: ...
+
+    code = CodeRef(bundle_uri="", root=str(Path(__file__).parent), version="v1")
+    metadata = task_spec(bounded, code, project="p", domain="d", org=None).task_template.metadata
+    assert metadata.retries.retries == 4
+    assert metadata.retries.backoff.base.seconds == 2
+    assert metadata.retries.backoff.factor == 3.0
+    assert metadata.retries.backoff.cap.seconds == 50
+    assert metadata.timeout.seconds == 120
+    assert metadata.timeouts.queued_timeout.seconds == 7
+    assert metadata.timeouts.deadline.seconds == 3600
+    policy = task_policy(bounded)
+    assert (policy.retries, policy.max_runtime, policy.deadline) == (4, 120.0, 3600.0)
+    # An override is a new policy.
+    assert task_policy(bounded.override(retries=1)).retries == 1

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flyte._policy import policy_metadata
+
 if TYPE_CHECKING:
     from flyte._task import TaskTemplate
 
@@ -166,13 +168,12 @@ def task_spec(
         runtime=tasks_pb2.RuntimeMetadata(
             type=tasks_pb2.RuntimeMetadata.RuntimeType.FLYTE_SDK, version=__version__, flavor="python"
         ),
-        retries=literals_pb2.RetryStrategy(retries=task.retries),
     )
+    # Retries, backoff and time limits: the fields local mode's policy is made from, too.
+    metadata.MergeFrom(policy_metadata(task.retries, task.timeout))
     if task.cache.behavior == "override":
         # The embedded backend runs such a task every time, refreshing its cache entry.
         metadata.tags[CACHE_OVERRIDE_TAG] = "true"
-    if task.timeout is not None:
-        metadata.timeout.FromNanoseconds(int(task.timeout * 1e9))
     if task.report:
         metadata.generates_deck.value = True
     container = tasks_pb2.Container(

@@ -14,23 +14,21 @@ import contextvars
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any
 
+from flyte import _core
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
-from flyte._task_errors import as_user_error, explain_await_error
+from flyte._policy import task_policy
+from flyte._task_errors import as_user_error, explain_await_error, is_recoverable
 from flyte.errors import TaskTimeoutError
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("flyte")
 
 
 @atexit.register
 def _finish_recording() -> None:
-    from flyte import _core
-
     for failure in _core.drain_journals():
         log.warning("%s", failure)
 
@@ -59,15 +57,10 @@ class LocalRun(Runner):
         self.journal: Any = None
         #: Outputs of the actions an earlier process of this run finished, by action name.
         self.replayed: dict[str, bytes] = {}
-        self._async_locks: dict[str, asyncio.Lock] = {}
-        self._sync_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
 
     def record_in(self, journal: Any, replayed: dict[str, bytes]) -> None:
         """Records the run's actions in ``journal`` from now on; ``replayed`` holds what an
         earlier process of the same run finished (a resumed run does not run it again)."""
-        from flyte import _core
-
         root = self.ledger.get(_core.ROOT_ACTION)
         self.journal = journal
         self.replayed = replayed
@@ -134,14 +127,6 @@ class LocalRun(Runner):
         if key is not None:
             self.journal.cache_put(key, call.task.name, outputs)
 
-    def _sync_lock(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._sync_locks.setdefault(key, threading.Lock())
-
-    def _async_lock(self, key: str) -> asyncio.Lock:
-        with self._locks_guard:
-            return self._async_locks.setdefault(key, asyncio.Lock())
-
     # -- execution --------------------------------------------------------------------
 
     def _child(self, call: Call, attempt: int) -> ActionContext:
@@ -151,15 +136,39 @@ class LocalRun(Runner):
         )
 
     def _failed(self, call: Call, err: BaseException) -> BaseException:
-        phase = "TIMED_OUT" if isinstance(err, TaskTimeoutError) else "FAILED"
-        self.ledger.finish(call.name, phase, str(err), error_code=type(err).__name__)
+        """Ends an action whose attempt cannot be retried (its outputs are unusable)."""
+        self.ledger.finish(call.name, "FAILED", str(err), error_code=type(err).__name__)
         return as_user_error(err, call.task.name)
 
-    def _should_retry(self, call: Call, attempt: int, err: BaseException) -> bool:
-        if attempt > call.task.retries:
-            return False
-        log.info("%s (%s) attempt %d failed: %s; retrying", call.task.name, call.name, attempt, err)
-        return True
+    def _limit(self, call: Call) -> tuple[float, bool] | None:
+        """How long this attempt may run, by the core's rules (None: no bound)."""
+        if call.task.timeout is None:
+            return None
+        return self.ledger.attempt_limit(call.name, task_policy(call.task))
+
+    def _attempt_failed(self, call: Call, attempt: int, err: BaseException) -> float | None:
+        """Hands a failed attempt to the core: seconds until the next attempt, or None when the
+        action ended (the core recorded it FAILED or TIMED_OUT)."""
+        ours = isinstance(err, _AttemptTimedOut) and err.action_name == call.name
+        delay = self.ledger.attempt_failed(
+            call.name,
+            task_policy(call.task),
+            type(err).__name__,
+            str(err),
+            retryable=is_recoverable(err),
+            timed_out=ours,
+            deadline=ours and isinstance(err, _AttemptTimedOut) and err.deadline,
+        )
+        if delay is not None:
+            log.info(
+                "%s (%s) attempt %d failed: %s; retrying in %.3gs",
+                call.task.name,
+                call.name,
+                attempt,
+                err,
+                delay,
+            )
+        return delay
 
     def _succeeded(self, call: Call, key: str | None, result: Any, child: ActionContext) -> Any:
         iface = call.task.interface
@@ -187,10 +196,16 @@ class LocalRun(Runner):
 
     async def execute_async(self, call: Call) -> Any:
         key = self._cache_key(call)
-        if key is not None and call.task.cache.serialize:
-            async with self._async_lock(key):
-                return await self._execute_async(call, key)
-        return await self._execute_async(call, key)
+        if key is None or not call.task.cache.serialize:
+            return await self._execute_async(call, key)
+        # Serialized: the core's cache gate lets one call per key run; the others wait for it
+        # and then find its outputs in the cache.
+        ticket = _core.cache_ticket()
+        try:
+            await _core.cache_turn(key, ticket)
+            return await self._execute_async(call, key)
+        finally:
+            _core.cache_done(key, ticket)
 
     async def _execute_async(self, call: Call, key: str | None) -> Any:
         done, value = self._recorded(call)
@@ -203,35 +218,42 @@ class LocalRun(Runner):
         task = call.task
         self._provide_secrets(call)
         self._set_env(call)
-        attempt = 0
         while True:
             attempt = self.ledger.start_attempt(call.name)
+            limit = self._limit(call)
             child = self._child(call, attempt)
             kwargs = task.interface.literals_to_inputs(call.inputs_pb)
             token = _current.set(child)
             try:
-                if task.timeout is None:
+                if limit is None:
                     result = await task.func(**kwargs)
                 else:
-                    result = await _async_with_timeout(task.func(**kwargs), child)
+                    result = await _async_with_timeout(task.func(**kwargs), child, limit)
             except asyncio.CancelledError:
                 self.ledger.finish(call.name, "ABORTED", "cancelled", error_code="Cancelled")
                 raise
             except Exception as e:
                 err = explain_await_error(e, child)
-                if self._should_retry(call, attempt, err):
-                    continue
-                raise self._failed(call, err) from None
+                delay = self._attempt_failed(call, attempt, err)
+                if delay is None:
+                    raise as_user_error(err, task.name) from None
+                if delay:
+                    await asyncio.sleep(delay)
+                continue
             finally:
                 _current.reset(token)
             return self._succeeded(call, key, result, child)
 
     def execute_sync(self, call: Call) -> Any:
         key = self._cache_key(call)
-        if key is not None and call.task.cache.serialize:
-            with self._sync_lock(key):
-                return self._execute_sync(call, key)
-        return self._execute_sync(call, key)
+        if key is None or not call.task.cache.serialize:
+            return self._execute_sync(call, key)
+        ticket = _core.cache_ticket()
+        try:
+            _core.cache_turn_blocking(key, ticket)
+            return self._execute_sync(call, key)
+        finally:
+            _core.cache_done(key, ticket)
 
     def _execute_sync(self, call: Call, key: str | None) -> Any:
         done, value = self._recorded(call)
@@ -246,18 +268,22 @@ class LocalRun(Runner):
         self._set_env(call)
         while True:
             attempt = self.ledger.start_attempt(call.name)
+            limit = self._limit(call)
             child = self._child(call, attempt)
             kwargs = task.interface.literals_to_inputs(call.inputs_pb)
             token = _current.set(child)
             try:
-                if task.timeout is None:
+                if limit is None:
                     result = task.func(**kwargs)
                 else:
-                    result = _sync_with_timeout(task.func, kwargs, child)
+                    result = _sync_with_timeout(task.func, kwargs, child, limit)
             except Exception as e:
-                if self._should_retry(call, attempt, e):
-                    continue
-                raise self._failed(call, e) from None
+                delay = self._attempt_failed(call, attempt, e)
+                if delay is None:
+                    raise as_user_error(e, task.name) from None
+                if delay:
+                    time.sleep(delay)
+                continue
             finally:
                 _current.reset(token)
             return self._succeeded(call, key, result, child)
@@ -269,12 +295,23 @@ class LocalRun(Runner):
         return await self.execute_sync_in_thread(call)
 
 
-async def _async_with_timeout(coro: Any, child: ActionContext) -> Any:
-    task = child.task
-    assert task is not None and task.timeout is not None
+class _AttemptTimedOut(TaskTimeoutError):
+    """An attempt of ``action_name`` ran past its limit (``deadline``: the action's deadline)."""
+
+    def __init__(self, child: ActionContext, limit: tuple[float, bool]) -> None:
+        seconds, deadline = limit
+        task = child.task
+        assert task is not None
+        what = "reached its deadline" if deadline else "timed out"
+        super().__init__(message=f"{task.name} ({child.action_name}) {what} after {seconds:g}s")
+        self.action_name = child.action_name
+        self.deadline = deadline
+
+
+async def _async_with_timeout(coro: Any, child: ActionContext, limit: tuple[float, bool]) -> Any:
     inner = asyncio.ensure_future(coro)
     try:
-        done, _ = await asyncio.wait({inner}, timeout=task.timeout)
+        done, _ = await asyncio.wait({inner}, timeout=limit[0])
     except asyncio.CancelledError:
         inner.cancel()
         raise
@@ -283,17 +320,17 @@ async def _async_with_timeout(coro: Any, child: ActionContext) -> Any:
     child.abandoned = True
     inner.cancel()
     await asyncio.wait({inner}, timeout=1.0)
-    raise TaskTimeoutError(message=f"{task.name} ({child.action_name}) timed out after {task.timeout:g}s")
+    raise _AttemptTimedOut(child, limit)
 
 
-def _sync_with_timeout(func: Any, kwargs: dict[str, Any], child: ActionContext) -> Any:
+def _sync_with_timeout(
+    func: Any, kwargs: dict[str, Any], child: ActionContext, limit: tuple[float, bool]
+) -> Any:
     """Runs sync task code in its own thread so the caller can stop waiting.
 
     Python cannot stop a thread: after a timeout the code keeps running in the background,
     but its action is marked abandoned, so it cannot start further tasks.
     """
-    task = child.task
-    assert task is not None and task.timeout is not None
     fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
     cv = contextvars.copy_context()
 
@@ -305,11 +342,9 @@ def _sync_with_timeout(func: Any, kwargs: dict[str, Any], child: ActionContext) 
 
     threading.Thread(target=target, name=f"flyte-timeout-{child.action_name}", daemon=True).start()
     try:
-        return fut.result(timeout=task.timeout)
+        return fut.result(timeout=limit[0])
     except concurrent.futures.TimeoutError:
         if fut.done():
             return fut.result()
         child.abandoned = True
-        raise TaskTimeoutError(
-            message=f"{task.name} ({child.action_name}) timed out after {task.timeout:g}s"
-        ) from None
+        raise _AttemptTimedOut(child, limit) from None

@@ -160,13 +160,13 @@ def serve(
             auth_client_id=(auth or {}).get("client_id"),
             auth_scopes=list((auth or {}).get("scopes", [])),
         )
-    except OSError as e:
-        if "in use" not in str(e):
-            raise InitializationError(message=str(e)) from None
+    except _core.DataDirInUseError:
         # The backend holds an exclusive lock on its data dir for as long as it runs.
         known = read_info(data_dir) or {}
         where = f" at {known['endpoint']}" if "endpoint" in known else ""
         raise InitializationError(message=f"a backend is already running for {data_dir}{where}") from None
+    except OSError as e:
+        raise InitializationError(message=str(e)) from None
     info = {
         "endpoint": backend.endpoint,
         "pid": os.getpid(),

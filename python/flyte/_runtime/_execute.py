@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flyte._internal import _uris
+from flyte._task_errors import is_recoverable
 
 
 class _LoadError(Exception):
@@ -224,7 +225,7 @@ def main(argv: list[str]) -> int:
         outputs = task.interface.outputs_to_literals(result, task.name)
     except Exception as e:
         traceback.print_exc()
-        _write_error(prefix, e)
+        _write_error(prefix, e, recoverable=is_recoverable(e))
         return 0
     finally:
         runner.close()

@@ -12,11 +12,13 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 use tonic::Status;
 
+use crate::cache_gate::CacheGate;
 use crate::config::BackendConfig;
 use crate::executor::forkserver::ForkServer;
 use crate::executor::Scheduler;
 use crate::layout::Layout;
 use crate::names::RunKey;
+use crate::phase;
 use crate::secrets::SecretBox;
 use crate::store::{ActionRecord, RunRecord, Store, StoreError};
 
@@ -44,6 +46,8 @@ pub struct Engine {
     /// CreateRun checks for an existing run before writing its inputs file; serializing
     /// creations keeps two racing requests from overwriting each other's inputs.
     create_run_lock: tokio::sync::Mutex<()>,
+    /// Whose turn it is to run a serialized cached task, per cache key (by action seq).
+    pub cache_gate: CacheGate<()>,
 }
 
 impl Engine {
@@ -79,11 +83,19 @@ impl Engine {
             events,
             stop,
             create_run_lock: tokio::sync::Mutex::new(()),
+            cache_gate: CacheGate::default(),
         }
     }
 
     /// Announces a committed change to watchers and lets the scheduler re-evaluate.
     pub fn publish(&self, record: ActionRecord) -> Arc<ActionRecord> {
+        if phase::is_terminal(record.phase) {
+            // A serialized cached task that ended passes its key on: the next caller of the
+            // same key finds the cache filled, or runs if this one failed.
+            if let Some((next, ())) = self.cache_gate.release(record.seq as u64) {
+                self.scheduler.enqueue_soon(next as i64);
+            }
+        }
         let record = Arc::new(record);
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(record.clone());

@@ -7,6 +7,7 @@ use prost::Message;
 use tonic::Status;
 
 use super::{internal, Engine};
+use crate::cache_gate::Admission;
 use crate::clock::{now_ms, timestamp_ms};
 use crate::datafile::write_atomic;
 use crate::layout::{file_uri, outputs_file_uri, uri_to_path};
@@ -128,9 +129,8 @@ impl Engine {
             )
             .map_err(|e| internal("create run", e))?
             .ok_or_else(|| Status::already_exists(format!("run {run} already exists")))?;
-        let seq = record.seq;
         self.publish(record.clone());
-        self.scheduler.enqueue(seq);
+        self.queue_attempt(&record);
         Ok(record)
     }
 
@@ -245,11 +245,10 @@ impl Engine {
             .map_err(|e| internal("insert action", e))?;
         // None: a concurrent Enqueue of the same id won the race; it is the same action.
         if let Some(record) = inserted {
-            let seq = record.seq;
             let queued = record.kind == ActionKind::Task && record.phase == ActionPhase::Queued;
-            self.publish(record);
+            let record = self.publish(record);
             if queued {
-                self.scheduler.enqueue(seq);
+                self.queue_attempt(&record);
             }
         }
         Ok(())
@@ -271,6 +270,67 @@ impl Engine {
         };
         let outputs = uri_to_path(&outputs_file_uri(&output_uri)).ok()?;
         outputs.is_file().then_some(output_uri)
+    }
+
+    /// Queues an action's next attempt, which may wait in the queue no longer than its task's
+    /// `max_queued` (`metadata.timeouts.queued_timeout`).
+    pub fn queue_attempt(&self, record: &ActionRecord) {
+        let limit = crate::views::task_action(record)
+            .and_then(|task| crate::executor::spec::ExecSpec::from_task(&task).ok())
+            .and_then(|spec| spec.policy.max_queued);
+        if let Some(limit) = limit {
+            self.scheduler
+                .limit_queue_time(record.seq, record.attempts, limit);
+        }
+        self.scheduler.enqueue(record.seq);
+    }
+
+    /// Whether a queued action may start now. A serialized cached task waits its turn among
+    /// the calls with its cache key (it is queued again when the key passes to it); when its
+    /// turn comes and an earlier holder filled the cache, it succeeds from the cache instead.
+    pub fn cache_turn(&self, record: &ActionRecord) -> bool {
+        let Some(task) = crate::views::task_action(record) else {
+            return true;
+        };
+        let serializable = task
+            .spec
+            .as_ref()
+            .and_then(|s| s.task_template.as_ref())
+            .and_then(|t| t.metadata.as_ref())
+            .is_some_and(|m| m.cache_serializable);
+        let Some(key) = cache_key(&task).filter(|_| serializable) else {
+            return true;
+        };
+        let who = record.seq as u64;
+        if self.cache_gate.enter(key, who, ()) == Admission::Wait {
+            return false;
+        }
+        let run = match self.store.run(&record.run) {
+            Ok(Some(run)) => run,
+            _ => return true,
+        };
+        let Some(output_uri) = self.cached_outputs(&run, &task) else {
+            return true;
+        };
+        match self
+            .store
+            .succeed_from_cache(record.seq, &output_uri, now_ms())
+        {
+            // Publishing the end passes the key on.
+            Ok(Some(updated)) => {
+                self.publish(updated);
+            }
+            Ok(None) => {
+                if let Some((next, ())) = self.cache_gate.release(who) {
+                    self.scheduler.enqueue_soon(next as i64);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, action = %record.name, "could not record a cache hit; running the task");
+                return true;
+            }
+        }
+        false
     }
 
     /// Remembers a successful cached task's outputs under its cache key.

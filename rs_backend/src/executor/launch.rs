@@ -23,6 +23,7 @@ use super::{conclude_attempt, Control, Running};
 use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::layout::{attempt_prefix, raw_data_prefix, run_raw_data_prefix};
+use crate::policy::TaskPolicy;
 use crate::procfs::{self, ProcessRef};
 use crate::secrets;
 use crate::store::{ActionKind, ActionRecord};
@@ -47,6 +48,13 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         }
     };
     if record.phase != ActionPhase::Queued || record.kind != ActionKind::Task {
+        // A serialized cache key may have passed to it while it was ending: pass it on.
+        if let Some((next, ())) = engine.cache_gate.release(seq as u64) {
+            engine.scheduler.enqueue_soon(next as i64);
+        }
+        return Launched::Skipped;
+    }
+    if !engine.cache_turn(&record) {
         return Launched::Skipped;
     }
     let Some(attempt) = record.attempts.checked_add(1) else {
@@ -69,7 +77,7 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
 
     let prepared = match prepare(engine, &record, attempt, &log_path) {
         Ok(prepared) => prepared,
-        Err((verdict, retries)) => return failed(engine, &record, attempt, verdict, retries),
+        Err((verdict, policy)) => return failed(engine, &record, attempt, verdict, &policy),
     };
     let (control, control_rx) = watch::channel(Control::Run);
     let (pgid, task) = if engine.forks.is_some() && prepared.forkable {
@@ -78,10 +86,10 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         let task = tokio::spawn(fork_and_supervise(engine.clone(), prepared, control_rx));
         (0, task)
     } else {
-        let retries = prepared.job.retries;
+        let policy = prepared.job.policy.clone();
         let (job, child) = match spawn(engine, prepared) {
             Ok(started) => started,
-            Err(verdict) => return failed(engine, &record, attempt, verdict, retries),
+            Err(verdict) => return failed(engine, &record, attempt, verdict, &policy),
         };
         let pgid = job.pgid;
         let task = tokio::spawn(supervise(
@@ -101,15 +109,60 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
     })
 }
 
+/// Ends the attempt after `attempts` of a queued action that waited longer than its task's
+/// `max_queued` without starting: a timed-out attempt, retried within the task's retries.
+pub fn time_out_queued(engine: &Arc<Engine>, seq: i64, attempts: u32) {
+    let Ok(Some(record)) = engine.store.action_by_seq(seq) else {
+        return;
+    };
+    if record.phase != ActionPhase::Queued || record.attempts != attempts {
+        return;
+    }
+    let policy = views::task_action(&record)
+        .and_then(|task| ExecSpec::from_task(&task).ok())
+        .map(|spec| spec.policy)
+        .unwrap_or_default();
+    let Some(limit) = policy.max_queued else {
+        return;
+    };
+    engine.scheduler.unqueue(seq);
+    let attempt = attempts + 1;
+    let record = match engine.store.start_attempt(seq, attempt, "", now_ms()) {
+        Ok(Some(record)) => record,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::error!(%err, action = %record.name, "could not time out a queued attempt");
+            return;
+        }
+    };
+    // Whoever held the serialized cache key it may have been waiting for keeps it.
+    let verdict = Verdict::UserFailure {
+        error: error(
+            "QueueTimeout",
+            ErrorKind::User,
+            format!(
+                "the attempt waited longer than the task's max_queued_time of {:.3}s to start",
+                limit.as_secs_f64()
+            ),
+        ),
+        phase: ActionPhase::TimedOut,
+        retryable: true,
+    };
+    if let Some(concluded) = conclude_attempt(engine, &record, attempt, verdict, &policy) {
+        super::follow_up(engine, &concluded);
+    }
+}
+
 fn failed(
     engine: &Engine,
     record: &ActionRecord,
     attempt: u32,
     verdict: Verdict,
-    retries: u32,
+    policy: &TaskPolicy,
 ) -> Launched {
-    match conclude_attempt(engine, record, attempt, verdict, retries) {
-        Some(updated) => Launched::Failed(Box::new(updated)),
+    match conclude_attempt(engine, record, attempt, verdict, policy) {
+        // A failure to launch is never the task's own, so no backoff applies to its retry.
+        Some(concluded) => Launched::Failed(Box::new(concluded.record)),
         None => Launched::Skipped,
     }
 }
@@ -157,22 +210,19 @@ fn run_settings(engine: &Engine, record: &ActionRecord) -> RunSettings {
     }
 }
 
-fn invalid(message: String) -> (Verdict, u32) {
+fn invalid(message: String) -> (Verdict, TaskPolicy) {
     (
         Verdict::Invalid {
             error: error("InvalidTaskSpec", ErrorKind::System, message),
         },
-        0,
+        TaskPolicy::default(),
     )
 }
 
-fn launch_failed(message: String, retries: u32) -> (Verdict, u32) {
-    (
-        Verdict::SystemFailure {
-            error: error("LaunchFailed", ErrorKind::System, message),
-        },
-        retries,
-    )
+fn launch_failed(message: String) -> Verdict {
+    Verdict::SystemFailure {
+        error: error("LaunchFailed", ErrorKind::System, message),
+    }
 }
 
 fn fresh_dir(path: &Path) -> std::io::Result<()> {
@@ -215,11 +265,11 @@ fn prepare(
     record: &ActionRecord,
     attempt: u32,
     log_path: &Path,
-) -> Result<Prepared, (Verdict, u32)> {
+) -> Result<Prepared, (Verdict, TaskPolicy)> {
     let task = views::task_action(record)
         .ok_or_else(|| invalid("the stored task spec of this action cannot be decoded".into()))?;
     let spec = ExecSpec::from_task(&task).map_err(invalid)?;
-    let retries = spec.retries;
+    let policy = &spec.policy;
     let base = &record.run_output_base;
     let (output_dir, output_uri) = attempt_prefix(base, &record.name, attempt).map_err(invalid)?;
     let settings = run_settings(engine, record);
@@ -243,24 +293,30 @@ fn prepare(
     let work_dir = engine.layout.work_dir(&record.run, &record.name, attempt);
 
     fs::create_dir_all(&output_dir).map_err(|e| {
-        launch_failed(
-            format!(
+        (
+            launch_failed(format!(
                 "could not create the output prefix {}: {e}",
                 output_dir.display()
-            ),
-            retries,
+            )),
+            policy.clone(),
         )
     })?;
     fresh_dir(&work_dir).map_err(|e| {
-        launch_failed(
-            format!("could not create the work dir {}: {e}", work_dir.display()),
-            retries,
+        (
+            launch_failed(format!(
+                "could not create the work dir {}: {e}",
+                work_dir.display()
+            )),
+            policy.clone(),
         )
     })?;
     let log = create_log(log_path).map_err(|e| {
-        launch_failed(
-            format!("could not create the log file {}: {e}", log_path.display()),
-            retries,
+        (
+            launch_failed(format!(
+                "could not create the log file {}: {e}",
+                log_path.display()
+            )),
+            policy.clone(),
         )
     })?;
 
@@ -315,7 +371,7 @@ fn prepare(
                 Verdict::Invalid {
                     error: error("BadRequest", ErrorKind::User, message),
                 },
-                0,
+                TaskPolicy::default(),
             )
         })?;
         env.extend(delivered.env);
@@ -324,9 +380,9 @@ fn prepare(
         record: record.clone(),
         attempt,
         pgid: 0,
-        timeout: spec.timeout,
+        limit: policy.attempt_limit(record.created_ms, now_ms()),
         memory_limit: spec.memory_limit,
-        retries,
+        policy: policy.clone(),
         output_dir,
         output_uri,
     };
@@ -469,7 +525,6 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         log,
         ..
     } = prepared;
-    let retries = job.retries;
     let launch = Launch {
         program: &program,
         args: &args,
@@ -477,26 +532,16 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         work_dir: &work_dir,
         log,
     };
-    let mut command = launch.command().map_err(|e| {
-        launch_failed(
-            format!("could not prepare {}: {e}", program.display()),
-            retries,
-        )
-        .0
-    })?;
-    let child = command.spawn().map_err(|e| {
-        launch_failed(
-            format!("could not start {}: {e}", program.display()),
-            retries,
-        )
-        .0
-    })?;
+    let mut command = launch
+        .command()
+        .map_err(|e| launch_failed(format!("could not prepare {}: {e}", program.display())))?;
+    let child = command
+        .spawn()
+        .map_err(|e| launch_failed(format!("could not start {}: {e}", program.display())))?;
     let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
         return Err(launch_failed(
             "the runtime process ended before its pid could be read".into(),
-            retries,
-        )
-        .0);
+        ));
     };
     let process = ProcessRef {
         pid,

@@ -13,8 +13,10 @@ mod monitor;
 pub mod outcome;
 pub mod spec;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use flyteidl2::flyteidl::common::ActionPhase;
 use tokio::sync::{watch, Notify};
@@ -24,9 +26,10 @@ use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::names::RunKey;
 use crate::phase;
+use crate::policy::{Budget, TaskPolicy};
 use crate::procfs;
-use crate::store::ActionRecord;
-use outcome::{decide, RetryBudget, Verdict};
+use crate::store::{ActionRecord, NextStep};
+use outcome::{decide, Verdict};
 
 /// What the backend asks of a supervised process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +61,11 @@ struct SchedState {
 
 pub struct Scheduler {
     state: Mutex<SchedState>,
+    /// Queued by code that may run while `state` is locked (the dispatcher's own launches):
+    /// moved to the queue by the next dispatch.
+    soon: Mutex<Vec<i64>>,
+    /// When queued attempts run out of time to start: (when, seq, attempts before it).
+    queue_limits: Mutex<BinaryHeap<Reverse<(Instant, i64, u32)>>>,
     wake: Notify,
     max_parallel: usize,
 }
@@ -71,6 +79,8 @@ impl Scheduler {
                 running: HashMap::new(),
                 accepting: true,
             }),
+            soon: Mutex::new(Vec::new()),
+            queue_limits: Mutex::new(BinaryHeap::new()),
             wake: Notify::new(),
             max_parallel,
         }
@@ -95,6 +105,56 @@ impl Scheduler {
             state.queue.push_back(seq);
         }
         self.wake();
+    }
+
+    /// Queues an action without taking the scheduler's lock (see `soon`).
+    pub fn enqueue_soon(&self, seq: i64) {
+        self.soon
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(seq);
+        self.wake();
+    }
+
+    /// The attempt after `attempts` of action `seq` must start within `limit`.
+    pub fn limit_queue_time(&self, seq: i64, attempts: u32, limit: Duration) {
+        let Some(when) = Instant::now().checked_add(limit) else {
+            return;
+        };
+        self.queue_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Reverse((when, seq, attempts)));
+        self.wake();
+    }
+
+    /// The earliest queue limit still to come.
+    fn next_queue_limit(&self) -> Option<Instant> {
+        let limits = self.queue_limits.lock().unwrap_or_else(|p| p.into_inner());
+        limits.peek().map(|Reverse((when, _, _))| *when)
+    }
+
+    /// Queue limits that have passed, as (seq, attempts).
+    fn passed_queue_limits(&self) -> Vec<(i64, u32)> {
+        let now = Instant::now();
+        let mut limits = self.queue_limits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut passed = Vec::new();
+        while let Some(Reverse((when, seq, attempts))) = limits.peek().copied() {
+            if when > now {
+                break;
+            }
+            limits.pop();
+            passed.push((seq, attempts));
+        }
+        passed
+    }
+
+    /// Takes an action out of the queue (its attempt is being concluded without running).
+    fn unqueue(&self, seq: i64) {
+        let mut state = self.state();
+        if state.queued.remove(&seq) {
+            state.queue.retain(|queued| *queued != seq);
+        }
     }
 
     /// Kills a running action's process group right away and tells its monitor why.
@@ -140,9 +200,14 @@ pub async fn run_dispatcher(engine: Arc<Engine>) {
         if *stop.borrow() {
             return;
         }
+        for (seq, attempts) in engine.scheduler.passed_queue_limits() {
+            launch::time_out_queued(&engine, seq, attempts);
+        }
         dispatch(&engine);
+        let next_limit = engine.scheduler.next_queue_limit();
         tokio::select! {
             _ = engine.scheduler.wake.notified() => {}
+            _ = monitor::sleep_until(next_limit.map(tokio::time::Instant::from_std)) => {}
             changed = stop.changed() => {
                 if changed.is_err() {
                     return;
@@ -159,6 +224,12 @@ fn dispatch(engine: &Arc<Engine>) {
         let mut state = scheduler.state();
         if !state.accepting {
             return;
+        }
+        let soon = std::mem::take(&mut *scheduler.soon.lock().unwrap_or_else(|p| p.into_inner()));
+        for seq in soon {
+            if state.queued.insert(seq) {
+                state.queue.push_back(seq);
+            }
         }
         let mut busy = 0;
         for running in state.running.values() {
@@ -202,28 +273,38 @@ fn dispatch(engine: &Arc<Engine>) {
     }
 }
 
-/// Records how an attempt ended and what follows. Returns the action if it changed.
+/// Records how an attempt ended and what follows. Returns the action if it changed, and how
+/// long its next attempt waits.
 fn conclude_attempt(
     engine: &Engine,
     record: &ActionRecord,
     attempt: u32,
     verdict: Verdict,
-    task_retries: u32,
-) -> Option<ActionRecord> {
-    let budget = RetryBudget {
+    policy: &TaskPolicy,
+) -> Option<Concluded> {
+    let now = now_ms();
+    let budget = Budget {
         user_attempts: record.user_attempts(),
-        task_retries,
         system_retries_used: record.system_retries,
         system_retries_max: engine.config.system_retries,
+        deadline_left: policy.deadline_left(record.created_ms, now),
     };
-    let end = decide(verdict, budget, now_ms());
+    let end = decide(verdict, policy, budget, now);
+    let retry_delay = match end.next {
+        NextStep::Retry { delay, .. } => delay,
+        _ => Duration::ZERO,
+    };
     match engine.store.finish_attempt(record.seq, attempt, &end) {
         Ok(Some(updated)) => {
             // Recorded before the success is published: a caller that sees it and calls the
             // task again gets the cached outputs.
             engine.cache_outputs(&updated);
             engine.publish(updated.clone());
-            Some(updated)
+            Some(Concluded {
+                record: updated,
+                retry_delay,
+                max_queued: policy.max_queued,
+            })
         }
         Ok(None) => None,
         Err(err) => {
@@ -233,10 +314,39 @@ fn conclude_attempt(
     }
 }
 
-/// After an attempt's end was recorded: queue the retry or clean up below a finished action.
-fn follow_up(engine: &Engine, record: &ActionRecord) {
+/// An action after the end of an attempt was recorded.
+struct Concluded {
+    record: ActionRecord,
+    /// How long a queued retry waits before it may start (the task's backoff).
+    retry_delay: Duration,
+    /// How long a queued retry may then wait in the queue.
+    max_queued: Option<Duration>,
+}
+
+/// After an attempt's end was recorded: queue the retry (after its backoff) or clean up
+/// below a finished action.
+fn follow_up(engine: &Arc<Engine>, concluded: &Concluded) {
+    let record = &concluded.record;
     if record.phase == ActionPhase::Queued {
-        engine.scheduler.enqueue(record.seq);
+        if let Some(limit) = concluded.max_queued {
+            engine.scheduler.limit_queue_time(
+                record.seq,
+                record.attempts,
+                concluded.retry_delay.saturating_add(limit),
+            );
+        }
+        if concluded.retry_delay.is_zero() {
+            engine.scheduler.enqueue(record.seq);
+        } else {
+            // Only the wait is lost if the backend stops meanwhile: recovery queues the
+            // action again when it restarts.
+            let engine = engine.clone();
+            let (seq, delay) = (record.seq, concluded.retry_delay);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                engine.scheduler.enqueue(seq);
+            });
+        }
     } else if phase::is_terminal(record.phase) {
         abort_orphans(engine, record);
     }
@@ -255,16 +365,17 @@ fn abort_orphans(engine: &Engine, record: &ActionRecord) {
 }
 
 /// Used by recovery: an attempt whose process is gone is concluded as a crash.
-pub fn conclude_lost_attempt(engine: &Engine, record: &ActionRecord, message: String) {
-    let retries = crate::views::task_action(record)
+pub fn conclude_lost_attempt(engine: &Arc<Engine>, record: &ActionRecord, message: String) {
+    let policy = crate::views::task_action(record)
         .and_then(|t| spec::ExecSpec::from_task(&t).ok())
-        .map_or(0, |s| s.retries);
+        .map(|s| s.policy)
+        .unwrap_or_default();
     let verdict = outcome::classify(
         &outcome::ExitCause::Lost(message),
         std::path::Path::new(""),
         "",
     );
-    if let Some(updated) = conclude_attempt(engine, record, record.attempts, verdict, retries) {
-        follow_up(engine, &updated);
+    if let Some(concluded) = conclude_attempt(engine, record, record.attempts, verdict, &policy) {
+        follow_up(engine, &concluded);
     }
 }

@@ -12,6 +12,7 @@ use super::child::{ChildProc, Ended};
 use super::outcome::{classify, ExitCause};
 use super::{conclude_attempt, follow_up, Control};
 use crate::engine::Engine;
+use crate::policy::{AttemptLimit, TaskPolicy};
 use crate::procfs;
 use crate::store::ActionRecord;
 
@@ -24,9 +25,10 @@ pub struct Job {
     pub attempt: u32,
     /// The process group (the process leads it); 0 until a forked process is known.
     pub pgid: i32,
-    pub timeout: Option<Duration>,
+    /// How long the attempt may run (its timeout or what is left of the action's deadline).
+    pub limit: Option<AttemptLimit>,
     pub memory_limit: Option<u64>,
-    pub retries: u32,
+    pub policy: TaskPolicy,
     pub output_dir: PathBuf,
     pub output_uri: String,
 }
@@ -49,7 +51,7 @@ pub async fn supervise(
 /// Records how the attempt ended, frees its slot and starts what follows.
 pub fn conclude(engine: &Arc<Engine>, job: &Job, cause: ExitCause) {
     let verdict = classify(&cause, &job.output_dir, &job.output_uri);
-    let updated = conclude_attempt(engine, &job.record, job.attempt, verdict, job.retries);
+    let updated = conclude_attempt(engine, &job.record, job.attempt, verdict, &job.policy);
     engine.scheduler.finished(job.record.seq);
     if let Some(updated) = updated {
         follow_up(engine, &updated);
@@ -57,7 +59,7 @@ pub fn conclude(engine: &Arc<Engine>, job: &Job, cause: ExitCause) {
     engine.scheduler.wake();
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+pub(super) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
@@ -76,7 +78,7 @@ async fn watch_process(
     control: &mut watch::Receiver<Control>,
 ) -> Option<ExitCause> {
     // checked: an absurd timeout from a client means "no deadline", not an overflow panic.
-    let deadline = job.timeout.and_then(|t| Instant::now().checked_add(t));
+    let deadline = job.limit.and_then(|l| Instant::now().checked_add(l.limit));
     let mut ticker = tokio::time::interval(MEMORY_POLL);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut control_open = true;
@@ -96,7 +98,7 @@ async fn watch_process(
             }
             _ = sleep_until(deadline) => {
                 kill_and_reap(child, job.pgid).await;
-                return Some(ExitCause::TimedOut(job.timeout.unwrap_or_default()));
+                return job.limit.map(ExitCause::TimedOut);
             }
             _ = ticker.tick(), if job.memory_limit.is_some() => {
                 let limit = job.memory_limit.unwrap_or(u64::MAX);

@@ -8,7 +8,6 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
-use std::time::Duration;
 
 use flyteidl2::flyteidl::common::ActionPhase;
 use flyteidl2::flyteidl::core::{
@@ -18,6 +17,7 @@ use prost::Message;
 
 use crate::clock::{now_ms, timestamp};
 use crate::datafile::read_optional;
+use crate::policy::{After, AttemptLimit, Budget, Failure, TaskPolicy};
 use crate::store::{AttemptEnd, NextStep};
 
 /// Why an attempt's process is gone.
@@ -27,8 +27,9 @@ pub enum ExitCause {
     /// Ended with nobody able to see its exit status (the fork server that would have reaped
     /// it had died); the files it left decide.
     EndedUnknown,
-    /// The attempt ran past the task's timeout and was killed.
-    TimedOut(Duration),
+    /// The attempt ran past its limit (the task's timeout or the action's deadline) and was
+    /// killed.
+    TimedOut(AttemptLimit),
     /// The process group's resident memory went past the limit and it was killed.
     OutOfMemory {
         used: u64,
@@ -59,6 +60,10 @@ pub enum Verdict {
     },
     /// Not the task's fault: retried within the backend's system retry budget.
     SystemFailure {
+        error: ExecutionError,
+    },
+    /// The attempt ran into the action's deadline: the action ends TIMED_OUT.
+    DeadlineExceeded {
         error: ExecutionError,
     },
     Aborted,
@@ -109,7 +114,21 @@ pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdi
     match cause {
         ExitCause::Exited(status) => classify_exit(Some(status), output_dir, output_uri),
         ExitCause::EndedUnknown => classify_exit(None, output_dir, output_uri),
-        ExitCause::TimedOut(limit) => Verdict::UserFailure {
+        ExitCause::TimedOut(AttemptLimit {
+            limit,
+            deadline: true,
+        }) => Verdict::DeadlineExceeded {
+            error: error(
+                "DeadlineExceeded",
+                ErrorKind::User,
+                format!(
+                    "the action reached its deadline ({:.3}s were left for this attempt) and \
+                     was killed",
+                    limit.as_secs_f64()
+                ),
+            ),
+        },
+        ExitCause::TimedOut(AttemptLimit { limit, .. }) => Verdict::UserFailure {
             error: error(
                 "TaskTimeout",
                 ErrorKind::User,
@@ -243,21 +262,8 @@ fn reported_failure(reported: ContainerError, error_uri: String) -> Verdict {
     }
 }
 
-/// Budgets that decide between retrying and giving up.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryBudget {
-    /// Attempts so far that counted against the task's retries, this one included.
-    pub user_attempts: u32,
-    /// The task's own retries.
-    pub task_retries: u32,
-    /// System relaunches used so far.
-    pub system_retries_used: u32,
-    /// System relaunches allowed.
-    pub system_retries_max: u32,
-}
-
-/// Decides what follows an attempt.
-pub fn decide(verdict: Verdict, budget: RetryBudget, ended_ms: i64) -> AttemptEnd {
+/// Decides what follows an attempt, by the task's policy (see [`crate::policy`]).
+pub fn decide(verdict: Verdict, policy: &TaskPolicy, budget: Budget, ended_ms: i64) -> AttemptEnd {
     let end = |attempt_phase, error: Option<ExecutionError>, output_uri, next| AttemptEnd {
         attempt_phase,
         error: error.map(|e| e.encode_to_vec()),
@@ -265,65 +271,74 @@ pub fn decide(verdict: Verdict, budget: RetryBudget, ended_ms: i64) -> AttemptEn
         ended_ms,
         next,
     };
-    match verdict {
-        Verdict::Succeeded { output_uri } => end(
-            ActionPhase::Succeeded,
-            None,
-            Some(output_uri),
-            NextStep::Finish(ActionPhase::Succeeded),
-        ),
+    let (failure, attempt_phase, mut error) = match verdict {
+        Verdict::Succeeded { output_uri } => {
+            return end(
+                ActionPhase::Succeeded,
+                None,
+                Some(output_uri),
+                NextStep::Finish(ActionPhase::Succeeded),
+            )
+        }
         Verdict::UserFailure {
             error,
             phase,
             retryable,
-        } => {
-            let allowed = budget.task_retries.saturating_add(1);
-            let next = if retryable && budget.user_attempts < allowed {
-                NextStep::Retry { system: false }
-            } else {
-                NextStep::Finish(phase)
-            };
-            end(phase, Some(error), None, next)
+        } => (Failure::User { retryable, phase }, phase, error),
+        Verdict::SystemFailure { error } => (Failure::System, ActionPhase::Failed, error),
+        Verdict::DeadlineExceeded { error } => (Failure::Deadline, ActionPhase::TimedOut, error),
+        Verdict::Invalid { error } => {
+            return end(
+                ActionPhase::Failed,
+                Some(error),
+                None,
+                NextStep::Finish(ActionPhase::Failed),
+            )
         }
-        Verdict::SystemFailure { mut error } => {
-            let next = if budget.system_retries_used < budget.system_retries_max {
-                NextStep::Retry { system: true }
-            } else {
-                if budget.system_retries_max > 0 {
-                    error.message = format!(
-                        "{} (gave up after {} system retries)",
-                        error.message, budget.system_retries_used
-                    );
-                }
-                NextStep::Finish(ActionPhase::Failed)
-            };
-            end(ActionPhase::Failed, Some(error), None, next)
+        Verdict::Aborted => {
+            return end(
+                ActionPhase::Aborted,
+                None,
+                None,
+                NextStep::Finish(ActionPhase::Aborted),
+            )
         }
-        Verdict::Invalid { error } => end(
-            ActionPhase::Failed,
-            Some(error),
-            None,
-            NextStep::Finish(ActionPhase::Failed),
-        ),
-        Verdict::Aborted => end(
-            ActionPhase::Aborted,
-            None,
-            None,
-            NextStep::Finish(ActionPhase::Aborted),
-        ),
-        Verdict::Interrupted => end(
-            ActionPhase::Failed,
-            Some(error(
-                "Interrupted",
-                ErrorKind::System,
-                "the backend shut down while this attempt ran; the action will run again when it \
-                 restarts"
-                    .into(),
-            )),
-            None,
-            NextStep::Requeue,
-        ),
-    }
+        Verdict::Interrupted => {
+            return end(
+                ActionPhase::Failed,
+                Some(self::error(
+                    "Interrupted",
+                    ErrorKind::System,
+                    "the backend shut down while this attempt ran; the action will run again \
+                     when it restarts"
+                        .into(),
+                )),
+                None,
+                NextStep::Requeue,
+            )
+        }
+    };
+    let next = match policy.after_failure(failure, budget) {
+        After::Retry { system, delay } => NextStep::Retry { system, delay },
+        After::Finish(phase) => NextStep::Finish(phase),
+        After::DeadlineWouldPass => {
+            error.message = format!(
+                "{} (the action's deadline leaves no time for another attempt)",
+                error.message
+            );
+            NextStep::Finish(ActionPhase::TimedOut)
+        }
+        After::SystemBudgetSpent => {
+            if budget.system_retries_max > 0 {
+                error.message = format!(
+                    "{} (gave up after {} system retries)",
+                    error.message, budget.system_retries_used
+                );
+            }
+            NextStep::Finish(ActionPhase::Failed)
+        }
+    };
+    end(attempt_phase, Some(error), None, next)
 }
 
 #[cfg(test)]
@@ -334,14 +349,28 @@ mod tests {
         ExitCause::Exited(ExitStatus::from_raw(code << 8))
     }
 
-    fn budget(user_attempts: u32, task_retries: u32, used: u32, max: u32) -> RetryBudget {
-        RetryBudget {
+    use std::time::Duration;
+
+    fn budget(user_attempts: u32, used: u32, max: u32) -> Budget {
+        Budget {
             user_attempts,
-            task_retries,
             system_retries_used: used,
             system_retries_max: max,
+            deadline_left: None,
         }
     }
+
+    fn retries(retries: u32) -> TaskPolicy {
+        TaskPolicy {
+            retries,
+            ..Default::default()
+        }
+    }
+
+    const NOW: NextStep = NextStep::Retry {
+        system: false,
+        delay: Duration::ZERO,
+    };
 
     #[test]
     fn success_needs_exit_zero_and_outputs() {
@@ -478,11 +507,17 @@ mod tests {
     #[test]
     fn timeouts_and_oom_are_user_failures() {
         let dir = tempfile::tempdir().unwrap();
-        match classify(
-            &ExitCause::TimedOut(Duration::from_secs(2)),
-            dir.path(),
-            "u",
-        ) {
+        let limit = |deadline| {
+            ExitCause::TimedOut(AttemptLimit {
+                limit: Duration::from_secs(2),
+                deadline,
+            })
+        };
+        match classify(&limit(true), dir.path(), "u") {
+            Verdict::DeadlineExceeded { error } => assert_eq!(error.code, "DeadlineExceeded"),
+            other => panic!("unexpected {other:?}"),
+        }
+        match classify(&limit(false), dir.path(), "u") {
             Verdict::UserFailure { error, phase, .. } => {
                 assert_eq!(error.code, "TaskTimeout");
                 assert_eq!(phase, ActionPhase::TimedOut);
@@ -521,15 +556,15 @@ mod tests {
     #[test]
     fn user_retries_follow_the_task_budget() {
         assert_eq!(
-            decide(user_failure(), budget(1, 2, 0, 3), 0).next,
-            NextStep::Retry { system: false }
+            decide(user_failure(), &retries(2), budget(1, 0, 3), 0).next,
+            NOW
         );
         assert_eq!(
-            decide(user_failure(), budget(3, 2, 0, 3), 0).next,
+            decide(user_failure(), &retries(2), budget(3, 0, 3), 0).next,
             NextStep::Finish(ActionPhase::Failed)
         );
         assert_eq!(
-            decide(user_failure(), budget(1, 0, 0, 3), 0).next,
+            decide(user_failure(), &retries(0), budget(1, 0, 3), 0).next,
             NextStep::Finish(ActionPhase::Failed)
         );
         let timeout = Verdict::UserFailure {
@@ -543,27 +578,67 @@ mod tests {
             retryable: false,
         };
         assert_eq!(
-            decide(final_error, budget(1, 2, 0, 3), 0).next,
+            decide(final_error, &retries(2), budget(1, 0, 3), 0).next,
             NextStep::Finish(ActionPhase::Failed)
         );
         assert_eq!(
-            decide(timeout, budget(1, 0, 0, 3), 0).next,
+            decide(timeout, &retries(0), budget(1, 0, 3), 0).next,
             NextStep::Finish(ActionPhase::TimedOut)
         );
+        let paced = TaskPolicy {
+            retries: 3,
+            backoff: Some(
+                crate::policy::Backoff::new(Duration::from_secs(2), 3.0, Some(Duration::MAX))
+                    .unwrap(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(user_failure(), &paced, budget(2, 0, 3), 0).next,
+            NextStep::Retry {
+                system: false,
+                delay: Duration::from_secs(6)
+            }
+        );
+    }
+
+    #[test]
+    fn the_deadline_ends_the_action_whatever_retries_are_left() {
+        let error = ExecutionError {
+            message: "too slow".into(),
+            ..Default::default()
+        };
+        let end = decide(
+            Verdict::DeadlineExceeded { error },
+            &retries(5),
+            budget(1, 0, 3),
+            0,
+        );
+        assert_eq!(end.next, NextStep::Finish(ActionPhase::TimedOut));
+        assert_eq!(end.attempt_phase, ActionPhase::TimedOut);
+        let mut squeezed = budget(1, 0, 3);
+        squeezed.deadline_left = Some(Duration::ZERO);
+        let end = decide(user_failure(), &retries(5), squeezed, 0);
+        assert_eq!(end.next, NextStep::Finish(ActionPhase::TimedOut));
+        let error = ExecutionError::decode(end.error.unwrap().as_slice()).unwrap();
+        assert!(error.message.contains("deadline"), "{}", error.message);
     }
 
     #[test]
     fn system_retries_follow_the_backend_budget() {
         assert_eq!(
-            decide(system_failure(), budget(1, 0, 0, 3), 0).next,
-            NextStep::Retry { system: true }
+            decide(system_failure(), &retries(0), budget(1, 0, 3), 0).next,
+            NextStep::Retry {
+                system: true,
+                delay: Duration::ZERO
+            }
         );
-        let last = decide(system_failure(), budget(1, 0, 3, 3), 0);
+        let last = decide(system_failure(), &retries(0), budget(1, 3, 3), 0);
         assert_eq!(last.next, NextStep::Finish(ActionPhase::Failed));
         let error = ExecutionError::decode(last.error.unwrap().as_slice()).unwrap();
         assert!(error.message.contains("gave up after 3 system retries"));
         assert_eq!(
-            decide(Verdict::Interrupted, budget(1, 0, 3, 3), 0).next,
+            decide(Verdict::Interrupted, &retries(0), budget(1, 3, 3), 0).next,
             NextStep::Requeue
         );
     }

@@ -1,12 +1,10 @@
 //! What the backend needs from a task's spec to run it, checked once at submission.
 
-use std::time::Duration;
-
 use flyteidl2::flyteidl::core::{resources::ResourceName, task_template::Target};
 use flyteidl2::flyteidl::task::TaskSpec;
 use flyteidl2::flyteidl::workflow::TaskAction;
 
-use crate::clock::positive_duration;
+use crate::policy::TaskPolicy;
 use crate::quantity::parse_memory;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -17,12 +15,10 @@ pub struct ExecSpec {
     pub args: Vec<String>,
     /// `container.env`.
     pub env: Vec<(String, String)>,
-    /// Per-attempt limit (`metadata.timeout`).
-    pub timeout: Option<Duration>,
     /// Bytes (`container.resources.limits[MEMORY]`).
     pub memory_limit: Option<u64>,
-    /// The task's own retries (`metadata.retries.retries`).
-    pub retries: u32,
+    /// Retries, backoff and time limits (`metadata`).
+    pub policy: TaskPolicy,
 }
 
 impl ExecSpec {
@@ -98,23 +94,14 @@ impl ExecSpec {
                 }
             }
         }
-        let metadata = template.metadata.as_ref();
-        let timeout = match metadata.and_then(|m| m.timeout.as_ref()) {
-            Some(d) => {
-                positive_duration(d).map_err(|e| format!("task_template.metadata.timeout: {e}"))?
-            }
-            None => None,
-        };
-        let retries = metadata
-            .and_then(|m| m.retries.as_ref())
-            .map_or(0, |r| r.retries);
+        let policy = TaskPolicy::from_metadata(template.metadata.as_ref())
+            .map_err(|e| format!("task_template.{e}"))?;
         Ok(Self {
             image: container.image.clone(),
             args: container.args.clone(),
             env,
-            timeout,
             memory_limit,
-            retries,
+            policy,
         })
     }
 }
@@ -174,8 +161,11 @@ pub(crate) mod tests {
         assert_eq!(spec.args, vec!["a", "{{.input}}"]);
         assert_eq!(spec.env, vec![("K".to_string(), "V".to_string())]);
         assert_eq!(spec.memory_limit, Some(250 * 1024 * 1024));
-        assert_eq!(spec.timeout, Some(Duration::from_secs(3)));
-        assert_eq!(spec.retries, 2);
+        assert_eq!(
+            spec.policy.max_runtime,
+            Some(std::time::Duration::from_secs(3))
+        );
+        assert_eq!(spec.policy.retries, 2);
     }
 
     #[test]

@@ -142,6 +142,7 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
         error: row.get(at + 17)?,
         output_uri: row.get(at + 18)?,
         abort_reason: row.get(at + 19)?,
+        created_ms: row.get(at + 20)?,
         started_ms: row.get(at + 21)?,
         ended_ms: row.get(at + 22)?,
         version: row.get(at + 25)?,

@@ -92,6 +92,8 @@ pub struct ActionRecord {
     /// Output prefix of the successful attempt (trace: the reported output reference).
     pub output_uri: Option<String>,
     pub abort_reason: Option<String>,
+    /// When the action was first queued.
+    pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     /// The running attempt's process (it leads its own process group).
@@ -156,8 +158,12 @@ pub struct AttemptEnd {
 pub enum NextStep {
     /// The action ends in this terminal phase with the attempt's error/outputs.
     Finish(ActionPhase),
-    /// The action is queued for another attempt; `system` marks a crash relaunch.
-    Retry { system: bool },
+    /// The action is queued for another attempt, to start after `delay`; `system` marks a
+    /// crash relaunch.
+    Retry {
+        system: bool,
+        delay: std::time::Duration,
+    },
     /// The attempt was interrupted by a backend shutdown: queue again without using a retry.
     Requeue,
 }

@@ -151,7 +151,13 @@ fn attempts_succeed_and_retry() {
         .finish_attempt(
             root.seq,
             1,
-            &end(NextStep::Retry { system: true }, ActionPhase::Failed),
+            &end(
+                NextStep::Retry {
+                    system: true,
+                    delay: std::time::Duration::ZERO,
+                },
+                ActionPhase::Failed,
+            ),
         )
         .unwrap()
         .unwrap();

@@ -266,7 +266,7 @@ impl Store {
                 )
                 .ctx("finish action")?;
             }
-            NextStep::Retry { system } => {
+            NextStep::Retry { system, .. } => {
                 tx.execute(
                     "UPDATE actions SET version = version + 1,
                          phase = ?2, system_retries = system_retries + ?3,
@@ -319,6 +319,38 @@ impl Store {
         .ctx("close aborted attempt")?;
         let record = reload(&tx, seq)?;
         tx.commit().ctx("commit abort")?;
+        Ok(Some(record))
+    }
+
+    /// Ends a queued action as a cache hit with `output_uri` (a serialized cached task whose
+    /// turn came after another call filled the cache). None when it was no longer queued.
+    pub fn succeed_from_cache(
+        &self,
+        seq: i64,
+        output_uri: &str,
+        now_ms: i64,
+    ) -> Result<Option<ActionRecord>, StoreError> {
+        let mut conn = self.conn();
+        let tx = super::write_transaction(&mut conn).ctx("begin cache hit")?;
+        let changed = tx
+            .execute(
+                "UPDATE actions SET version = version + 1, phase = ?2, output_uri = ?3,
+                     cache_hit = 1, started_ms = COALESCE(started_ms, ?4), ended_ms = ?4
+                 WHERE seq = ?1 AND phase = ?5",
+                params![
+                    seq,
+                    ActionPhase::Succeeded as i32,
+                    output_uri,
+                    now_ms,
+                    ActionPhase::Queued as i32
+                ],
+            )
+            .ctx("record cache hit")?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let record = reload(&tx, seq)?;
+        tx.commit().ctx("commit cache hit")?;
         Ok(Some(record))
     }
 

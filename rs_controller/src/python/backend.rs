@@ -10,6 +10,13 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use tokio::sync::Notify;
 
+pyo3::create_exception!(
+    flyte._core,
+    DataDirInUseError,
+    PyOSError,
+    "Another running backend holds the data directory (each backend locks its own)."
+);
+
 #[pyclass(name = "Backend", module = "flyte._core", frozen)]
 pub struct PyBackend {
     endpoint: String,
@@ -88,7 +95,12 @@ impl PyBackend {
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let running = py
             .allow_threads(|| runtime.block_on(flyte_backend::start(config, addr)))
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+            .map_err(|e| match e {
+                flyte_backend::BackendError::DataDirInUse(_) => {
+                    DataDirInUseError::new_err(e.to_string())
+                }
+                other => PyOSError::new_err(other.to_string()),
+            })?;
         Ok(PyBackend {
             endpoint: running.endpoint(),
             running: Mutex::new(Some(running)),
@@ -152,5 +164,6 @@ impl PyBackend {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyBackend>()
+    m.add_class::<PyBackend>()?;
+    m.add("DataDirInUseError", m.py().get_type::<DataDirInUseError>())
 }

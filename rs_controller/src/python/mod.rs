@@ -5,7 +5,9 @@
 
 mod aio;
 mod backend;
+mod cache;
 mod controller;
+mod policy;
 mod rpc;
 mod signin;
 
@@ -16,6 +18,8 @@ use pyo3::types::{PyBytes, PyDict};
 use std::sync::Arc;
 
 use flyte_backend::journal::{JournalError, OpenError, Opened, RunJournal, RunKey};
+use flyte_backend::policy::Failure;
+use policy::PyTaskPolicy;
 
 use crate::ledger::{self, ActionKind, ActionRecord, Ledger, Phase, Submission};
 
@@ -220,6 +224,52 @@ impl PyLedger {
             .map_err(|e| PyKeyError::new_err(e.to_string()))
     }
 
+    /// How long the current attempt may run by `policy`: `(seconds, is_deadline)`, or None
+    /// when it has no bound. `is_deadline` means the bound is the action's deadline, not the
+    /// per-attempt timeout.
+    fn attempt_limit(&self, name: &str, policy: &PyTaskPolicy) -> PyResult<Option<(f64, bool)>> {
+        let limit = self
+            .inner
+            .attempt_limit(name, &policy.inner)
+            .map_err(|e| PyKeyError::new_err(e.to_string()))?;
+        Ok(limit.map(|l| (l.limit.as_secs_f64(), l.deadline)))
+    }
+
+    /// Records a failed attempt and decides by `policy` what follows: seconds to wait before
+    /// the next attempt, or None when the action ended (recorded FAILED or TIMED_OUT).
+    /// `retryable` is false for a non-recoverable error; `timed_out` marks an attempt that ran
+    /// past its limit, `deadline` one that ran into the action's deadline.
+    #[pyo3(signature = (name, policy, error_code, error, *, retryable = true, timed_out = false, deadline = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn attempt_failed(
+        &self,
+        name: &str,
+        policy: &PyTaskPolicy,
+        error_code: String,
+        error: String,
+        retryable: bool,
+        timed_out: bool,
+        deadline: bool,
+    ) -> PyResult<Option<f64>> {
+        let failure = if deadline {
+            Failure::Deadline
+        } else {
+            Failure::User {
+                retryable,
+                phase: if timed_out {
+                    Phase::TimedOut
+                } else {
+                    Phase::Failed
+                },
+            }
+        };
+        let next = self
+            .inner
+            .attempt_failed(name, &policy.inner, failure, (error_code, error))
+            .map_err(|e| PyKeyError::new_err(e.to_string()))?;
+        Ok(next.map(|delay| delay.as_secs_f64()))
+    }
+
     /// Ends an action. `error` is its message, `error_code` what kind of error it was (the
     /// exception's class); `outputs` a serialized `task.Outputs`.
     #[pyo3(signature = (name, phase, error = None, cache_hit = false, outputs = None, error_code = None))]
@@ -364,6 +414,8 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     controller::register(m)?;
     backend::register(m)?;
     rpc::register(m)?;
+    policy::register(m)?;
+    cache::register(m)?;
     m.add_function(wrap_pyfunction!(action_name, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_hex, m)?)?;
