@@ -63,6 +63,13 @@ test-tools:
 		echo "installing" $$missing; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+	@# qemu-user-static ships its binfmt_misc handlers, but nothing registers them in a container
+	@# without systemd: mount binfmt_misc if needed and register the arm64 one (root only).
+	@if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then \
+		mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; \
+		cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register; \
+		echo "registered qemu-aarch64 with binfmt_misc"; \
+	fi
 
 test-python: install test-tools
 	$(VENV)/bin/pytest -q tests

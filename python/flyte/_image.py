@@ -220,7 +220,10 @@ def content_digest(path: Path) -> dict[str, str]:
 def _in_task_container() -> bool:
     """True inside a task's execution, where build inputs are not expected to exist. Both a
     cluster and the embedded backend set this variable on every task."""
-    return "FLYTE_INTERNAL_EXECUTION_ID" in os.environ
+    # Here, not at the top: `import flyte` does not load the Rust extension.
+    from flyte._bridge import contract
+
+    return contract.EXECUTION_ID in os.environ
 
 
 def _require_file(path: Path, what: str) -> None:

@@ -128,8 +128,6 @@ DEFAULT_PROJECT = "flytesnacks"
 DEFAULT_DOMAIN = "development"
 #: The org of a single-tenant cluster, which ignores it (identifiers still need one).
 DEFAULT_ORG = "local"
-#: Set by a cluster's executor in every task pod: the org the action runs under.
-ORG_ENV = "_U_ORG_NAME"
 
 
 @dataclass(frozen=True)
@@ -160,8 +158,11 @@ def scope(
 ) -> Scope:
     """The org, project and domain a backend call uses: the arguments (the caller's, else the
     configuration's), else (inside a task) what the executor set, else a fresh cluster's."""
+    # Here, not at the top: `import flyte` does not load the Rust extension.
+    from flyte._bridge import contract
+
     cfg = current_config()
-    org = org or cfg.org or os.environ.get(ORG_ENV) or org_from_endpoint(endpoint or cfg.endpoint)
+    org = org or cfg.org or os.environ.get(contract.ORG_NAME) or org_from_endpoint(endpoint or cfg.endpoint)
     return Scope(
         org=org or DEFAULT_ORG,
         project=project or cfg.project or DEFAULT_PROJECT,

@@ -11,7 +11,7 @@ from flyte._retry import RetryStrategy
 from flyte._timeout import Timeout, seconds_of
 
 if TYPE_CHECKING:
-    from flyte import _core
+    from flyte._bridge import policy
     from flyte._task import TaskTemplate
 
 
@@ -48,12 +48,12 @@ def policy_metadata(retries: RetryStrategy, timeout: Timeout | None) -> Any:
     return metadata
 
 
-def task_policy(task: TaskTemplate[Any, Any]) -> _core.TaskPolicy:
+def task_policy(task: TaskTemplate[Any, Any]) -> policy.TaskPolicy:
     """The core's policy for ``task`` (made once per task object; ``override`` copies drop it)."""
     cached = task.__dict__.get("_policy")
     if cached is None:
-        from flyte import _core
+        from flyte._bridge import policy
 
-        cached = _core.TaskPolicy(policy_metadata(task.retries, task.timeout).SerializeToString())
+        cached = policy.TaskPolicy(policy_metadata(task.retries, task.timeout).SerializeToString())
         task.__dict__["_policy"] = cached
     return cached

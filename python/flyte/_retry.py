@@ -42,13 +42,13 @@ class Backoff:
 
     def compute_delay(self, n: int) -> timedelta:
         """The wait before retry ``n`` (0-based), as local mode and the backend apply it."""
-        from flyte import _core
+        from flyte._bridge import policy
 
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"the retry index must be an int >= 0, got {n!r}")
         cap = None if self.cap is None else self.cap.total_seconds()
         try:
-            seconds = _core.backoff_delay(self.base.total_seconds(), float(self.factor), cap, n)
+            seconds = policy.backoff_delay(self.base.total_seconds(), float(self.factor), cap, n)
         except ValueError as e:
             raise ValueError(f"Backoff: {e}") from None
         return timedelta(seconds=seconds)

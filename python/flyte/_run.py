@@ -52,6 +52,22 @@ class RunOutputs(Sequence[Any]):
         return f"RunOutputs({self.named()!r})"
 
 
+#: What Run.actions() tells about each action.
+_RECORD_FIELDS = (
+    "name",
+    "parent",
+    "task_name",
+    "kind",
+    "group",
+    "phase",
+    "attempts",
+    "started_at",
+    "ended_at",
+    "error",
+    "cache_hit",
+)
+
+
 @dataclass
 class Run:
     """A run that was started. In local mode it has already finished when you get it."""
@@ -84,7 +100,10 @@ class Run:
 
     def actions(self) -> list[dict[str, Any]]:
         """The record of every action of the run: name, parent, task, phase, attempts, timings."""
-        return list(self._ledger.actions()) if self._ledger is not None else []
+        if self._ledger is None:
+            return []
+        # The same shape as a backend run's records (flyte._remote._submit).
+        return [{field: getattr(r, field) for field in _RECORD_FIELDS} for r in self._ledger.actions()]
 
     def __repr__(self) -> str:
         return f"Run(name={self.name!r}, task={self.task_name!r}, phase={self.phase}, url={self.url!r})"
@@ -184,9 +203,9 @@ def with_runcontext(
     if mode not in (None, "local", "remote"):
         raise ValueError(f"mode must be 'local' or 'remote', got {mode!r}")
     if name is not None:
-        from flyte import _core
+        from flyte._bridge import contract
 
-        _core.check_run_name(name)  # the cluster's rule, shared with the backend
+        contract.check_run_name(name)  # the cluster's rule, shared with the backend
     if raw_data_path is not None:
         from flyte._internal._raw_data import normalize_raw_data_path
 
@@ -221,7 +240,8 @@ def run(task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) ->
 def _run_local(
     task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext
 ) -> Run:
-    from flyte import _core
+    from flyte._bridge.journal import RunConflictError as NameTaken
+    from flyte._bridge.journal import RunJournal
     from flyte._initialize import current_config, data_dir, scope
     from flyte._local._controller import LocalRun
 
@@ -248,10 +268,10 @@ def _run_local(
     # The run is recorded in the data dir like a backend run (the backend keeps no org); a
     # run of the same name whose process is gone is resumed.
     try:
-        journal, resumed = _core.RunJournal.open(
+        journal, resumed = RunJournal.open(
             str(base), "", where.project, where.domain, name, task.name, call.inputs_pb.SerializeToString()
         )
-    except _core.RunConflictError as e:
+    except NameTaken as e:
         lr.close()
         raise RunConflictError(message=str(e)) from None
     lr.record_in(journal, dict(resumed or ()))
@@ -299,7 +319,7 @@ def _run_local(
         phase = "TIMED_OUT"
     try:
         root = lr.ledger.get(call.name)
-        if error is not None and root is not None and root["phase"] in ("QUEUED", "RUNNING"):
+        if error is not None and root is not None and root.phase in ("QUEUED", "RUNNING"):
             # Ended before its root action could say so (interrupted, or failed outside it).
             lr.ledger.finish(call.name, phase, str(error), error_code=type(error).__name__)
     finally:

@@ -91,10 +91,10 @@ class Cron:
             if not isinstance(timezone, str):
                 raise TypeError(f"Cron(timezone={timezone!r}) must be an IANA name such as 'UTC'")
             _resolve_timezone(timezone)
-        from flyte import _core
+        from flyte._bridge.schedule import check_cron
 
         try:
-            _core.check_cron(text, timezone or "")
+            check_cron(text, timezone or "")
         except ValueError as e:
             raise _cron_error(schedule, str(e)) from None
         object.__setattr__(self, "schedule", schedule)
@@ -113,7 +113,7 @@ class Cron:
         time skipped by DST fires at the first valid time after the change; one repeated by DST fires
         once, at its first occurrence.
         """
-        from flyte import _core
+        from flyte._bridge.schedule import cron_next_after
 
         if self.timezone:
             zone_name, tz = self.timezone, _resolve_timezone(self.timezone)
@@ -128,9 +128,7 @@ class Cron:
                     "timezone, or pass a ZoneInfo or UTC datetime"
                 )
             tz, aware = dt.tzinfo, dt
-        ms = _core.cron_next_after(
-            self.schedule.strip(), zone_name, int(aware.timestamp() * 1000) // 1000 * 1000
-        )
+        ms = cron_next_after(self.schedule.strip(), zone_name, int(aware.timestamp() * 1000) // 1000 * 1000)
         fired = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
         if tz is None:
             return fired.replace(tzinfo=None)

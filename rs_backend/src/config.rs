@@ -26,7 +26,7 @@ pub struct BackendConfig {
     /// Program and arguments of a fork server, e.g.
     /// `["/path/python", "-m", "flyte._runtime._forkserver"]`. None: every attempt is a fresh
     /// process. Set: one warm server is started on the first launch (and again whenever it
-    /// dies) and forks every attempt whose program is [`crate::RUNTIME_PROGRAM`] in
+    /// dies) and forks every attempt whose program is [`crate::contract::RUNTIME_PROGRAM`] in
     /// `bin_dir`; the attempt receives the rest of the container args. See the executor's
     /// `forkserver` module for the protocol.
     pub fork_server: Option<Vec<String>>,

@@ -32,7 +32,7 @@
 //! `_U_ORG_NAME`, `_U_EP_OVERRIDE`, `_U_INSECURE`, `_U_USE_ACTIONS`,
 //! `FLYTE_INTERNAL_EXECUTION_{ID,PROJECT,DOMAIN}`, `FLYTE_ATTEMPT_NUMBER` (0-based),
 //! `FLYTE_INTERNAL_TASK_*`, `_F_PN`) over the backend's `extra_env`, the task's env and the
-//! run's env. [`EXTRA_ENV_DATA_DIR`] and [`EXTRA_ENV_ATTEMPT`] are extras a task may use but
+//! run's env. [`contract::EXTRA_DATA_DIR`] and [`contract::EXTRA_ATTEMPT`] are extras a task may use but
 //! must not need.
 //!
 //! The attempt failed if it wrote `<output prefix>error.pb` (a `core.ErrorDocument`: origin
@@ -59,6 +59,7 @@ pub mod auth;
 pub mod cache_gate;
 mod clock;
 mod config;
+pub mod contract;
 mod datafile;
 mod engine;
 mod error;
@@ -88,25 +89,8 @@ mod views;
 pub use auth::AuthSettings;
 pub use config::{BackendConfig, TlsFiles};
 
-/// The console script of this SDK's wheel that runs one attempt of a task action: the first
-/// container arg of every task it serializes. Attempts of it in the default environment are
-/// forked from the warm fork server, when there is one.
-pub const RUNTIME_PROGRAM: &str = "flyte-action";
-/// The backend's data dir, for tasks that want to find local state (an extra, not contract).
-pub const EXTRA_ENV_DATA_DIR: &str = "_FLYTE_DATA_DIR";
-/// The 1-based attempt number (an extra; the contract's FLYTE_ATTEMPT_NUMBER is 0-based).
-pub const EXTRA_ENV_ATTEMPT: &str = "_FLYTE_ATTEMPT";
-/// A header on every RPC answer of this backend, naming what answered (a cluster sends none).
-/// It runs tasks in environments on this machine, so clients need not build and push images
-/// for it.
-pub const BACKEND_KIND_HEADER: &str = "x-flyte-backend";
-/// The bearer token the action processes of a backend that requires authentication use to
-/// call it back (an extra; on a cluster, pods get their own credentials).
-pub const EXTRA_ENV_ACTION_TOKEN: &str = "_FLYTE_ACTION_TOKEN";
-/// The value of [`BACKEND_KIND_HEADER`] this backend sends.
-pub const EMBEDDED_BACKEND_KIND: &str = "embedded";
 pub use engine::ROOT_ACTION;
 pub use error::BackendError;
 pub use names::{check_run_name, MAX_RUN_NAME_LEN};
-pub use secrets::{read_from_data_dir as read_secret, MOUNT_DIR_ENV as SECRETS_DIR_ENV};
+pub use secrets::read_from_data_dir as read_secret;
 pub use server::{start, RunningBackend, ShutdownHandle};

@@ -20,7 +20,7 @@ use crate::store::Store;
 /// /etc/flyte/secrets; `FLYTE_SECRETS_DEFAULT_DIR` tells the task where they are).
 pub const MOUNT_DIR: &str = ".flyte-secrets";
 /// The variable naming the directory of mounted secrets (set by a cluster too).
-pub const MOUNT_DIR_ENV: &str = "FLYTE_SECRETS_DEFAULT_DIR";
+pub use crate::contract::SECRETS_DIR as MOUNT_DIR_ENV;
 
 pub struct SecretBox {
     key: LessSafeKey,

@@ -37,7 +37,7 @@ def test_ledger_records_phases_and_rejects_bad_input() -> None:
     ledger.finish(name, "FAILED", "ValueError: x")
     record = ledger.get(name)
     assert record is not None
-    assert (record["phase"], record["kind"], record["group"], record["error"]) == (
+    assert (record.phase, record.kind, record.group, record.error) == (
         "FAILED",
         "trace",
         "grp",

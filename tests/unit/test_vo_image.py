@@ -569,7 +569,7 @@ def test_same_definition_same_uri() -> None:
 
 def test_uri_is_stable_across_processes() -> None:
     code = (
-        "import sys; sys.path.insert(0, 'python'); sys.path.insert(0, 'tests/unit');"
+        "import sys; sys.path.insert(0, 'tests/unit');"
         "from test_vo_image import _example; print(_example().uri)"
     )
     outputs = {

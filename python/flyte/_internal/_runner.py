@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flyte import _core
 from flyte._aio import running_loop
+from flyte._bridge import ledger
 from flyte._context import ActionContext
 from flyte._internal._identity import identity_and_serialized, identity_bytes
 from flyte._internal._raw_data import run_base
@@ -72,7 +72,7 @@ class Runner:
         self.custom_context = dict(custom_context or {})
         #: The run's directory (a local path, or a URI such as ``s3://...`` on a cluster).
         self.run_dir = str(run_dir)
-        self.ledger = _core.Ledger(name)
+        self.ledger = ledger.Ledger(name)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=_MAX_SYNC_THREADS, thread_name_prefix=f"flyte-{name}"
@@ -146,7 +146,7 @@ class Runner:
                 lit for lit in call.inputs_pb.literals if lit.name not in cache.ignored_inputs
             )
             data = identity_bytes(kept, task.inputs_have_references)
-        return _core.cache_key(
+        return ledger.cache_key(
             task.name, task.interface.interface_hash(), task.cache_version, data, cache.salt or ""
         )
 

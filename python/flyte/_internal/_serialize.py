@@ -46,11 +46,11 @@ def task_module(task: TaskTemplate[Any, Any]) -> tuple[str, str]:
 
 
 def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
-    from flyte import _core
+    from flyte._bridge import contract
 
     module, qualname = task_module(task)
     args = [
-        _core.RUNTIME_PROGRAM,
+        contract.RUNTIME_PROGRAM,
         "--inputs",
         "{{.input}}",
         "--outputs-path",

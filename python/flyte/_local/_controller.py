@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from flyte import _core
+from flyte._bridge import cache, journal, ledger
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
 from flyte._policy import task_policy
@@ -29,7 +29,7 @@ log = logging.getLogger("flyte")
 
 @atexit.register
 def _finish_recording() -> None:
-    for failure in _core.drain_journals():
+    for failure in journal.drain_journals():
         log.warning("%s", failure)
 
 
@@ -61,12 +61,12 @@ class LocalRun(Runner):
     def record_in(self, journal: Any, replayed: dict[str, bytes]) -> None:
         """Records the run's actions in ``journal`` from now on; ``replayed`` holds what an
         earlier process of the same run finished (a resumed run does not run it again)."""
-        root = self.ledger.get(_core.ROOT_ACTION)
+        root = self.ledger.get(ledger.ROOT_ACTION)
         self.journal = journal
         self.replayed = replayed
-        self.ledger = _core.Ledger(self.name, journal)
+        self.ledger = ledger.Ledger(self.name, journal)
         if root is not None:
-            self.ledger.record_root(root["task_name"])
+            self.ledger.record_root(root.task_name)
 
     def _set_env(self, call: Call) -> None:
         """A task's environment variables (its TaskEnvironment's, then the run's), set in this
@@ -200,27 +200,32 @@ class LocalRun(Runner):
             return await self._execute_async(call, key)
         # Serialized: the core's cache gate lets one call per key run; the others wait for it
         # and then find its outputs in the cache.
-        ticket = _core.cache_ticket()
+        ticket = cache.cache_ticket()
         try:
-            await _core.cache_turn(key, ticket)
+            await cache.cache_turn(key, ticket)
             return await self._execute_async(call, key)
         finally:
-            _core.cache_done(key, ticket)
+            cache.cache_done(key, ticket)
 
     async def _execute_async(self, call: Call, key: str | None) -> Any:
-        done, value = self._recorded(call)
-        if done:
-            return value
-        hit, value = self._cache_lookup(call, key)
-        if hit:
-            self.ledger.finish(call.name, "SUCCEEDED", None, True)
-            return value
+        # The common case (nothing replayed, no cache) skips both look-ups: they are per action.
+        if self.replayed:
+            done, value = self._recorded(call)
+            if done:
+                return value
+        if key is not None:
+            hit, value = self._cache_lookup(call, key)
+            if hit:
+                self.ledger.finish(call.name, "SUCCEEDED", None, True)
+                return value
         task = call.task
-        self._provide_secrets(call)
-        self._set_env(call)
+        if task.secrets:
+            self._provide_secrets(call)
+        if task.env_vars or self.env_vars:
+            self._set_env(call)
         while True:
             attempt = self.ledger.start_attempt(call.name)
-            limit = self._limit(call)
+            limit = None if task.timeout is None else self._limit(call)
             child = self._child(call, attempt)
             kwargs = task.interface.literals_to_inputs(call.inputs_pb)
             token = _current.set(child)
@@ -248,27 +253,32 @@ class LocalRun(Runner):
         key = self._cache_key(call)
         if key is None or not call.task.cache.serialize:
             return self._execute_sync(call, key)
-        ticket = _core.cache_ticket()
+        ticket = cache.cache_ticket()
         try:
-            _core.cache_turn_blocking(key, ticket)
+            cache.cache_turn_blocking(key, ticket)
             return self._execute_sync(call, key)
         finally:
-            _core.cache_done(key, ticket)
+            cache.cache_done(key, ticket)
 
     def _execute_sync(self, call: Call, key: str | None) -> Any:
-        done, value = self._recorded(call)
-        if done:
-            return value
-        hit, value = self._cache_lookup(call, key)
-        if hit:
-            self.ledger.finish(call.name, "SUCCEEDED", None, True)
-            return value
+        # The common case (nothing replayed, no cache) skips both look-ups: they are per action.
+        if self.replayed:
+            done, value = self._recorded(call)
+            if done:
+                return value
+        if key is not None:
+            hit, value = self._cache_lookup(call, key)
+            if hit:
+                self.ledger.finish(call.name, "SUCCEEDED", None, True)
+                return value
         task = call.task
-        self._provide_secrets(call)
-        self._set_env(call)
+        if task.secrets:
+            self._provide_secrets(call)
+        if task.env_vars or self.env_vars:
+            self._set_env(call)
         while True:
             attempt = self.ledger.start_attempt(call.name)
-            limit = self._limit(call)
+            limit = None if task.timeout is None else self._limit(call)
             child = self._child(call, attempt)
             kwargs = task.interface.literals_to_inputs(call.inputs_pb)
             token = _current.set(child)

@@ -31,7 +31,7 @@ def provide(task: Any, project: str | None, domain: str | None) -> None:
     secrets: tuple[Secret, ...] = getattr(task, "secrets", ())
     if not secrets:
         return
-    from flyte import _core
+    from flyte._bridge import backend, contract
     from flyte._initialize import DEFAULT_DOMAIN, DEFAULT_PROJECT, data_dir
 
     missing = []
@@ -39,7 +39,7 @@ def provide(task: Any, project: str | None, domain: str | None) -> None:
         env = secret.env_var_name()
         if env is not None and env in os.environ:
             continue
-        value = _core.read_secret(
+        value = backend.read_secret(
             str(data_dir()), project or DEFAULT_PROJECT, domain or DEFAULT_DOMAIN, secret.key
         )
         if value is None:
@@ -53,7 +53,7 @@ def provide(task: Any, project: str | None, domain: str | None) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(value)
-            os.environ[_core.SECRETS_DIR_ENV] = directory
+            os.environ[contract.SECRETS_DIR] = directory
     if missing:
         names = ", ".join(repr(k) for k in missing)
         raise RuntimeUserError(

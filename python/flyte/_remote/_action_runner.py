@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from flyte import _core
+from flyte._bridge import controller
 from flyte._context import ActionContext
 from flyte._internal import _uris
 from flyte._internal._runner import Call, Runner
@@ -181,7 +181,7 @@ class ActionRunner(Runner):
         self.ledger.start_attempt(call.name)
         try:
             raw = await self.controller.submit(action.SerializeToString())
-        except _core.ControllerError as e:
+        except controller.ControllerError as e:
             self.ledger.finish(call.name, "FAILED", str(e), error_code=e.code)
             raise RuntimeSystemError(
                 e.code, f"submitting {task.name} ({call.name}) failed: {e.message}"
@@ -293,7 +293,7 @@ class ActionRunner(Runner):
         )
         try:
             await self.controller.enqueue(action.SerializeToString())
-        except _core.ControllerError:
+        except controller.ControllerError:
             # A trace that cannot be recorded only costs a re-run after a crash.
             pass
 

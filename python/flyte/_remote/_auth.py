@@ -27,10 +27,10 @@ def token_cache_dir() -> str:
 
 
 def from_api_key(api_key: str) -> dict[str, Any]:
-    from flyte import _core
+    from flyte._bridge import signin
 
     try:
-        _endpoint, client_id, secret, _org = _core.decode_api_key(api_key)
+        _endpoint, client_id, secret, _org = signin.decode_api_key(api_key)
     except ValueError as e:
         raise InitializationError("InvalidApiKey", f"{API_KEY_ENV} or api_key: {e}") from None
     return {"flow": "ClientSecret", "client_id": client_id, "client_secret": secret, "cache_dir": None}

@@ -11,7 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
-from flyte import _core
+from flyte._bridge import contract, controller, rpc
 from flyte.errors import ActionNotFoundError, InitializationError, RuntimeSystemError
 
 T = TypeVar("T")
@@ -70,12 +70,12 @@ class BackendClient:
         ``ca_cert``: PEM certificates of a private CA to trust besides the system's."""
         self.endpoint = endpoint
         self.insecure = insecure
-        self._rpc = _core.RpcClient(endpoint, insecure=insecure, auth=auth, ca_cert=ca_cert)
+        self._rpc = rpc.RpcClient(endpoint, insecure=insecure, auth=auth, ca_cert=ca_cert)
 
     async def _unary(self, method: str, request: Any, response_type: Any, what: str) -> Any:
         try:
             raw = await self._rpc.unary(method, request.SerializeToString())
-        except _core.ControllerError as e:
+        except controller.ControllerError as e:
             raise _translate(e, what) from None
         return response_type.FromString(raw)
 
@@ -84,7 +84,7 @@ class BackendClient:
         try:
             async for raw in stream:
                 yield response_type.FromString(raw)
-        except _core.ControllerError as e:
+        except controller.ControllerError as e:
             raise _translate(e, what) from None
         finally:
             stream.cancel()
@@ -98,9 +98,9 @@ class BackendClient:
             _, headers = await self._rpc.unary_with_headers(
                 "/flyteidl2.auth.IdentityService/UserInfo", identity_pb2.UserInfoRequest().SerializeToString()
             )
-        except _core.ControllerError as e:
+        except controller.ControllerError as e:
             raise _translate(e, "asking the backend what it is") from None
-        return headers.get(_core.BACKEND_KIND_HEADER) != _core.EMBEDDED_BACKEND_KIND
+        return headers.get(contract.BACKEND_KIND_HEADER) != contract.EMBEDDED_BACKEND_KIND
 
     # -- runs -----------------------------------------------------------------------------
 

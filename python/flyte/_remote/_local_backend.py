@@ -140,12 +140,12 @@ def serve(
     """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
     (certificate, private key), PEM files; ``auth`` requires callers to sign in (keys
     ``issuer``, ``audience``, ``client_id``, ``scopes``)."""
-    from flyte import _core
+    from flyte._bridge.backend import Backend, DataDirInUseError
 
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fork = fork_server_command() if launcher == "fork" else None
-        backend = _core.Backend(
+        backend = Backend(
             str(data_dir),
             str(default_bin_dir()),
             host,
@@ -160,7 +160,7 @@ def serve(
             auth_client_id=(auth or {}).get("client_id"),
             auth_scopes=list((auth or {}).get("scopes", [])),
         )
-    except _core.DataDirInUseError:
+    except DataDirInUseError:
         # The backend holds an exclusive lock on its data dir for as long as it runs.
         known = read_info(data_dir) or {}
         where = f" at {known['endpoint']}" if "endpoint" in known else ""

@@ -21,6 +21,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from flyte._bridge import contract
+from flyte._bridge.controller import Controller
 from flyte._internal import _uris
 from flyte._task_errors import is_recoverable
 
@@ -30,9 +32,7 @@ class _LoadError(Exception):
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    from flyte import _core
-
-    p = argparse.ArgumentParser(prog=_core.RUNTIME_PROGRAM, description=__doc__)
+    p = argparse.ArgumentParser(prog=contract.RUNTIME_PROGRAM, description=__doc__)
     p.add_argument("--inputs", required=True)
     p.add_argument("--outputs-path", required=True)
     p.add_argument("--raw-data-path", default="")
@@ -135,7 +135,7 @@ async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) ->
 
 
 #: What a cluster's executor and charts set on every task pod; the runtime needs no more.
-_REQUIRED_ENV = ("_U_EP_OVERRIDE", "_U_RUN_BASE")
+_REQUIRED_ENV = (contract.ENDPOINT, contract.RUN_BASE)
 
 
 def _placeholder(value: str) -> bool:
@@ -148,17 +148,15 @@ def _truthy(value: str | None) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    from flyte import _core
-
     args = _parse(argv)
     env = os.environ
     missing = [k for k in _REQUIRED_ENV if not env.get(k)]
-    run_name = args.run_name if not _placeholder(args.run_name) else env.get("RUN_NAME", "")
-    action_name = args.name if not _placeholder(args.name) else env.get("ACTION_NAME", "")
-    missing += [k for k, v in (("RUN_NAME", run_name), ("ACTION_NAME", action_name)) if not v]
+    run_name = args.run_name if not _placeholder(args.run_name) else env.get(contract.RUN_NAME, "")
+    action_name = args.name if not _placeholder(args.name) else env.get(contract.ACTION_NAME, "")
+    missing += [k for k, v in ((contract.RUN_NAME, run_name), (contract.ACTION_NAME, action_name)) if not v]
     if missing:
         print(
-            f"{_core.RUNTIME_PROGRAM} runs one attempt of an action for a backend; "
+            f"{contract.RUNTIME_PROGRAM} runs one attempt of an action for a backend; "
             f"it needs {', '.join(missing)} in its environment (a Flyte backend sets them)",
             file=sys.stderr,
         )
@@ -194,30 +192,30 @@ def main(argv: list[str]) -> int:
     # (an application's credentials) signs the action in.
     headers = []
     auth = None
-    if env.get(_core.EXTRA_ENV_ACTION_TOKEN):
-        headers.append(("authorization", f"Bearer {env[_core.EXTRA_ENV_ACTION_TOKEN]}"))
+    if env.get(contract.EXTRA_ACTION_TOKEN):
+        headers.append(("authorization", f"Bearer {env[contract.EXTRA_ACTION_TOKEN]}"))
     elif env.get(API_KEY_ENV):
         auth = from_api_key(env[API_KEY_ENV])
-    controller = _core.Controller(
-        env["_U_EP_OVERRIDE"], insecure=_truthy(env.get("_U_INSECURE")), headers=headers, auth=auth
+    controller = Controller(
+        env[contract.ENDPOINT], insecure=_truthy(env.get(contract.INSECURE)), headers=headers, auth=auth
     )
-    org = env.get("_U_ORG_NAME") or None
+    org = env.get(contract.ORG_NAME) or None
     runner = ActionRunner(
         run_name,
         action_name=action_name,
         controller=controller,
-        run_output_base=env["_U_RUN_BASE"],
+        run_output_base=env[contract.RUN_BASE],
         code=CodeRef(bundle_uri=args.bundle, root=args.root, version=args.version),
         outputs_prefix=prefix,
-        project=env.get("FLYTE_INTERNAL_EXECUTION_PROJECT") or None,
-        domain=env.get("FLYTE_INTERNAL_EXECUTION_DOMAIN") or None,
+        project=env.get(contract.EXECUTION_PROJECT) or None,
+        domain=env.get(contract.EXECUTION_DOMAIN) or None,
         org=org,
     )
     ctx = ActionContext(
         run=runner,
         action_name=action_name,
         task=task,
-        attempt=int(env.get("FLYTE_ATTEMPT_NUMBER", "0")) + 1,
+        attempt=int(env.get(contract.ATTEMPT_NUMBER, "0")) + 1,
         custom_context={kv.key: kv.value for kv in inputs.context},
     )
     try:

@@ -37,7 +37,7 @@ def _warm_up() -> None:
     from flyteidl2.workflow import run_definition_pb2, state_service_pb2  # noqa: F401
 
     import flyte  # noqa: F401
-    import flyte._core  # noqa: F401 - the extension only; its runtime starts on first use
+    import flyte._bridge.controller  # noqa: F401 - the extension only; its runtime starts on first use
     import flyte._internal._bundle  # noqa: F401
     import flyte._internal._serialize  # noqa: F401
     import flyte._remote._action_runner  # noqa: F401
@@ -67,10 +67,10 @@ def _child(request: dict[str, Any], inherited: list[int]) -> None:
         os.chdir(request["cwd"])
         os.environ.update({str(k): str(v) for k, v in request["env"].items()})
         args = [str(a) for a in request["args"]]
-        from flyte import _core
+        from flyte._bridge import contract
         from flyte._runtime._execute import main
 
-        sys.argv = [_core.RUNTIME_PROGRAM, *args]
+        sys.argv = [contract.RUNTIME_PROGRAM, *args]
 
         code = main(args)
     except SystemExit as e:

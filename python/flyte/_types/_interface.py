@@ -302,6 +302,9 @@ class NativeInterface:
 
     def _offload_large(self, message: Any, convs: dict[str, _Converter]) -> None:
         limit = max_inline_bytes()
+        if message.ByteSize() <= limit:
+            # No single value can be over the limit either.
+            return
         for named in message.literals:
             if named.value.ByteSize() > limit:
                 conv = convs.get(named.name)

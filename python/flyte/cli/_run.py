@@ -446,10 +446,10 @@ class _RunGroup(click.RichGroup):
 
 def _check_run_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
-        from flyte import _core
+        from flyte._bridge import contract
 
         try:
-            _core.check_run_name(value)
+            contract.check_run_name(value)
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
     return value

@@ -20,14 +20,15 @@ from flyte.errors import RemoteTaskError
 def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any]:
     """Where deployed tasks are looked up: the configured endpoint, else (inside a task) the
     backend that runs it, else the local backend."""
+    from flyte._bridge import contract
     from flyte._initialize import current_config, data_dir, scope
     from flyte._remote._client import BackendClient
 
     cfg = current_config()
     endpoint, insecure = cfg.endpoint, cfg.insecure
-    if not endpoint and os.environ.get("_U_EP_OVERRIDE"):
-        endpoint = os.environ["_U_EP_OVERRIDE"]
-        insecure = os.environ.get("_U_INSECURE", "").lower() in ("1", "true", "yes")
+    if not endpoint and os.environ.get(contract.ENDPOINT):
+        endpoint = os.environ[contract.ENDPOINT]
+        insecure = os.environ.get(contract.INSECURE, "").lower() in ("1", "true", "yes")
     if not endpoint:
         from flyte._remote._local_backend import running_endpoint
 
@@ -37,8 +38,8 @@ def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any
                 message="deployed tasks are looked up on a backend: configure an endpoint "
                 "(flyte.init(endpoint=...)) or start one with `flyte start local`"
             )
-    project = project or os.environ.get("FLYTE_INTERNAL_EXECUTION_PROJECT") or None
-    domain = domain or os.environ.get("FLYTE_INTERNAL_EXECUTION_DOMAIN") or None
+    project = project or os.environ.get(contract.EXECUTION_PROJECT) or None
+    domain = domain or os.environ.get(contract.EXECUTION_DOMAIN) or None
     return BackendClient(endpoint, insecure=insecure, auth=cfg.auth, ca_cert=cfg.ca_cert), scope(
         project, domain, cfg.org, endpoint
     )

@@ -21,6 +21,8 @@ use super::outcome::{error, ExitCause, Verdict};
 use super::spec::ExecSpec;
 use super::{conclude_attempt, Control, Running};
 use crate::clock::now_ms;
+use crate::contract;
+use crate::contract::RUNTIME_PROGRAM;
 use crate::engine::Engine;
 use crate::layout::{attempt_prefix, raw_data_prefix, run_raw_data_prefix};
 use crate::policy::TaskPolicy;
@@ -28,7 +30,6 @@ use crate::procfs::{self, ProcessRef};
 use crate::secrets;
 use crate::store::{ActionKind, ActionRecord};
 use crate::views;
-use crate::RUNTIME_PROGRAM;
 
 pub enum Launched {
     Started(Running),
@@ -458,25 +459,25 @@ fn contract_env(
         per.attempt.saturating_sub(1)
     );
     let contract: [(&str, String); 21] = [
-        ("FLYTE_INTERNAL_EXECUTION_ID", run.name.clone()),
-        ("FLYTE_INTERNAL_EXECUTION_PROJECT", run.project.clone()),
-        ("FLYTE_INTERNAL_EXECUTION_DOMAIN", run.domain.clone()),
+        (contract::EXECUTION_ID, run.name.clone()),
+        (contract::EXECUTION_PROJECT, run.project.clone()),
+        (contract::EXECUTION_DOMAIN, run.domain.clone()),
         (
-            "FLYTE_ATTEMPT_NUMBER",
+            contract::ATTEMPT_NUMBER,
             per.attempt.saturating_sub(1).to_string(),
         ),
-        ("FLYTE_INTERNAL_TASK_PROJECT", task_project),
-        ("FLYTE_INTERNAL_TASK_DOMAIN", task_domain),
-        ("FLYTE_INTERNAL_TASK_NAME", task_name),
-        ("FLYTE_INTERNAL_TASK_VERSION", task_version),
-        ("_F_PN", pod_name),
-        ("ACTION_NAME", record.name.clone()),
-        ("RUN_NAME", run.name.clone()),
-        ("_U_RUN_BASE", record.run_output_base.clone()),
-        ("_U_ORG_NAME", org.to_string()),
-        ("_U_EP_OVERRIDE", engine.endpoint.clone()),
-        ("_U_INSECURE", engine.config.tls.is_none().to_string()),
-        ("_U_USE_ACTIONS", "1".into()),
+        (contract::TASK_PROJECT, task_project),
+        (contract::TASK_DOMAIN, task_domain),
+        (contract::TASK_NAME, task_name),
+        (contract::TASK_VERSION, task_version),
+        (contract::POD_NAME, pod_name),
+        (contract::ACTION_NAME, record.name.clone()),
+        (contract::RUN_NAME, run.name.clone()),
+        (contract::RUN_BASE, record.run_output_base.clone()),
+        (contract::ORG_NAME, org.to_string()),
+        (contract::ENDPOINT, engine.endpoint.clone()),
+        (contract::INSECURE, engine.config.tls.is_none().to_string()),
+        (contract::USE_ACTIONS, "1".into()),
         // Local storage stands in for an object store, where writing a key needs no
         // directory; fsspec's local files need this to behave the same.
         ("FSSPEC_FILE", r#"{"auto_mkdir": true}"#.into()),
@@ -484,19 +485,19 @@ fn contract_env(
         ("PYTHONUNBUFFERED", "1".into()),
         // Extras only the embedded backend sets; a task must not need them.
         (
-            crate::EXTRA_ENV_DATA_DIR,
+            contract::EXTRA_DATA_DIR,
             engine.layout.root().display().to_string(),
         ),
-        (crate::EXTRA_ENV_ATTEMPT, per.attempt.to_string()),
+        (contract::EXTRA_ATTEMPT, per.attempt.to_string()),
     ];
     for (key, value) in contract {
         env.retain(|(k, _)| k != key);
         env.push((key.to_string(), value));
     }
-    env.retain(|(k, _)| k != crate::EXTRA_ENV_ACTION_TOKEN);
+    env.retain(|(k, _)| k != contract::EXTRA_ACTION_TOKEN);
     if let Some(auth) = &engine.auth {
         env.push((
-            crate::EXTRA_ENV_ACTION_TOKEN.to_string(),
+            contract::EXTRA_ACTION_TOKEN.to_string(),
             auth.action_token().to_string(),
         ));
     }

@@ -196,8 +196,8 @@ where
                 if let Err(status) = auth.check(header.as_deref()).await {
                     let mut response = status.into_http();
                     response.headers_mut().insert(
-                        crate::BACKEND_KIND_HEADER,
-                        HeaderValue::from_static(crate::EMBEDDED_BACKEND_KIND),
+                        crate::contract::BACKEND_KIND_HEADER,
+                        HeaderValue::from_static(crate::contract::EMBEDDED_BACKEND_KIND),
                     );
                     return Ok(response);
                 }
@@ -223,8 +223,8 @@ where
             let mut response = call.await?;
             let headers = response.headers_mut();
             headers.insert(
-                crate::BACKEND_KIND_HEADER,
-                HeaderValue::from_static(crate::EMBEDDED_BACKEND_KIND),
+                crate::contract::BACKEND_KIND_HEADER,
+                HeaderValue::from_static(crate::contract::EMBEDDED_BACKEND_KIND),
             );
             let undecodable = headers
                 .get("grpc-message")

@@ -62,7 +62,7 @@ impl Harness {
         // both spawned and (with a fork server) forked like the SDK's runtime.
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).expect("bin dir");
-        let script = bin.join(flyte_backend::RUNTIME_PROGRAM);
+        let script = bin.join(flyte_backend::contract::RUNTIME_PROGRAM);
         std::fs::write(&script, format!("#!/usr/bin/env python3\n{FAKE_RUNTIME}"))
             .expect("write fake runtime");
         {
@@ -136,7 +136,7 @@ impl Harness {
     pub fn task(&self, mode: &str) -> Task {
         Task {
             args: vec![
-                flyte_backend::RUNTIME_PROGRAM.into(),
+                flyte_backend::contract::RUNTIME_PROGRAM.into(),
                 "--mode".into(),
                 mode.into(),
                 "--out".into(),

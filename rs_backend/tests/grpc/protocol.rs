@@ -105,8 +105,8 @@ async fn connect_unary_over_http1_plain_and_gzipped() {
     assert_eq!(headers["content-type"], "application/proto");
     // Every answer says what answered: clients build no images for this backend.
     assert_eq!(
-        headers[flyte_backend::BACKEND_KIND_HEADER],
-        flyte_backend::EMBEDDED_BACKEND_KIND
+        headers[flyte_backend::contract::BACKEND_KIND_HEADER],
+        flyte_backend::contract::EMBEDDED_BACKEND_KIND
     );
     let answer = SelectClusterResponse::decode(body).expect("a SelectClusterResponse");
     assert_eq!(answer.cluster_endpoint, format!("http://{addr}"));

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use flyte_backend::{BackendConfig, RunningBackend, TlsFiles};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use tokio::sync::Notify;
 
 pyo3::create_exception!(
@@ -163,7 +164,23 @@ impl PyBackend {
     }
 }
 
+/// A secret's value from a backend's data dir (local mode's source of secrets), or None.
+#[pyfunction]
+fn read_secret(
+    py: Python<'_>,
+    data_dir: std::path::PathBuf,
+    project: &str,
+    domain: &str,
+    key: &str,
+) -> PyResult<Option<Py<PyBytes>>> {
+    let value = py
+        .allow_threads(|| flyte_backend::read_secret(&data_dir, project, domain, key))
+        .map_err(PyOSError::new_err)?;
+    Ok(value.map(|v: Vec<u8>| PyBytes::new(py, v.as_slice()).unbind()))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBackend>()?;
+    m.add_function(wrap_pyfunction!(read_secret, m)?)?;
     m.add("DataDirInUseError", m.py().get_type::<DataDirInUseError>())
 }

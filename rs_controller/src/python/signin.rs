@@ -84,3 +84,14 @@ pub fn attach(config: &mut ClientConfig, settings: AuthSettings) -> PyResult<()>
     config.auth = Some(provider as Arc<dyn AuthHeaderProvider>);
     Ok(())
 }
+
+/// An API key (base64 of `endpoint:client_id:client_secret:org`) as (endpoint, client id,
+/// secret, org); ValueError if it is not one.
+#[pyfunction]
+fn decode_api_key(key: &str) -> PyResult<(String, String, String, String)> {
+    crate::auth::decode_api_key(key).map_err(PyValueError::new_err)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(decode_api_key, m)?)
+}

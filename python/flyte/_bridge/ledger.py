@@ -1,0 +1,5 @@
+"""A run's actions: their names (hashes of the calls), their record, and cache keys."""
+
+from flyte._core import ROOT_ACTION, ActionRecord, Ledger, action_name, cache_key, sha256_hex
+
+__all__ = ["ROOT_ACTION", "ActionRecord", "Ledger", "action_name", "cache_key", "sha256_hex"]
