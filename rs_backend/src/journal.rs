@@ -508,18 +508,6 @@ fn commit(
     }
 }
 
-/// A phase's name without flyteidl2's `ACTION_PHASE_` prefix ("SUCCEEDED"), as the SDK spells it.
-pub fn phase_name(phase: ActionPhase) -> &'static str {
-    let full = phase.as_str_name();
-    full.strip_prefix("ACTION_PHASE_").unwrap_or(full)
-}
-
-/// The phase named `name`, with or without the prefix.
-pub fn parse_phase(name: &str) -> Option<ActionPhase> {
-    ActionPhase::from_str_name(name)
-        .or_else(|| ActionPhase::from_str_name(&format!("ACTION_PHASE_{name}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,17 +663,5 @@ mod tests {
         assert!(drain_closing().is_empty());
         let store = Store::open(&dir.path().join("backend.db")).unwrap();
         assert_eq!(phase_of(&store, &run, "a0"), ActionPhase::Succeeded);
-    }
-
-    #[test]
-    fn phases_are_named_as_local_mode_names_them() {
-        assert_eq!(parse_phase("SUCCEEDED"), Some(ActionPhase::Succeeded));
-        assert_eq!(parse_phase("RECOVERED"), Some(ActionPhase::Recovered));
-        assert_eq!(
-            parse_phase("ACTION_PHASE_FAILED"),
-            Some(ActionPhase::Failed)
-        );
-        assert_eq!(parse_phase("nope"), None);
-        assert_eq!(phase_name(ActionPhase::TimedOut), "TIMED_OUT");
     }
 }

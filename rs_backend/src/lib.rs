@@ -70,7 +70,7 @@ pub mod journal;
 mod keyfile;
 mod layout;
 mod names;
-mod phase;
+pub mod phase;
 pub mod policy;
 mod procfs;
 mod protocol;

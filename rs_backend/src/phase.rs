@@ -17,6 +17,12 @@ pub fn is_terminal(phase: ActionPhase) -> bool {
     )
 }
 
+/// Whether an action in this (terminal) phase has outputs to use: it succeeded, or it was
+/// recovered (it had succeeded before its parent was run again).
+pub fn is_success(phase: ActionPhase) -> bool {
+    matches!(phase, ActionPhase::Succeeded | ActionPhase::Recovered)
+}
+
 /// A phase from the wire, rejecting unknown values and UNSPECIFIED.
 pub fn from_wire(value: i32) -> Option<ActionPhase> {
     match ActionPhase::try_from(value) {
@@ -49,6 +55,18 @@ pub fn check(from: ActionPhase, to: ActionPhase) -> Transition {
     } else {
         Transition::Apply
     }
+}
+
+/// A phase's name without flyteidl2's `ACTION_PHASE_` prefix ("SUCCEEDED"), as the SDK spells it.
+pub fn phase_name(phase: ActionPhase) -> &'static str {
+    let full = phase.as_str_name();
+    full.strip_prefix("ACTION_PHASE_").unwrap_or(full)
+}
+
+/// The phase named `name`, with or without the prefix.
+pub fn parse_phase(name: &str) -> Option<ActionPhase> {
+    ActionPhase::from_str_name(name)
+        .or_else(|| ActionPhase::from_str_name(&format!("ACTION_PHASE_{name}")))
 }
 
 #[cfg(test)]
@@ -114,5 +132,17 @@ mod tests {
         assert_eq!(from_wire(99), None);
         assert_eq!(from_wire(-1), None);
         assert_eq!(from_stored(99), ActionPhase::Queued);
+    }
+
+    #[test]
+    fn phases_are_named_as_local_mode_names_them() {
+        assert_eq!(parse_phase("SUCCEEDED"), Some(ActionPhase::Succeeded));
+        assert_eq!(parse_phase("RECOVERED"), Some(ActionPhase::Recovered));
+        assert_eq!(
+            parse_phase("ACTION_PHASE_FAILED"),
+            Some(ActionPhase::Failed)
+        );
+        assert_eq!(parse_phase("nope"), None);
+        assert_eq!(phase_name(ActionPhase::TimedOut), "TIMED_OUT");
     }
 }

@@ -29,7 +29,7 @@ pub use flyte_backend::journal::ActionKind;
 /// Phases are flyteidl2's `common.ActionPhase`, everywhere.
 pub use flyteidl2::flyteidl::common::ActionPhase as Phase;
 
-pub use flyte_backend::journal::{parse_phase, phase_name};
+pub use flyte_backend::phase::{parse_phase, phase_name};
 
 /// Everything the ledger knows about one action of a run.
 #[derive(Clone, Debug, PartialEq)]

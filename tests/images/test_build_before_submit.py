@@ -61,7 +61,7 @@ def backend(tmp_path: Path) -> Iterator[str]:
 
 
 def _module(tmp_path: Path, registry_host: str, name: str) -> Any:
-    from flyte.cli._run import load_module
+    from flyte._internal._modules import load_module
 
     platform = host_platform()
     path = tmp_path / f"{name}_wf.py"
@@ -124,7 +124,7 @@ async def hello() -> str:
 
 
 def _plain(tmp_path: Path, name: str) -> Any:
-    from flyte.cli._run import load_module
+    from flyte._internal._modules import load_module
 
     path = tmp_path / f"plain_{name}.py"
     path.write_text(textwrap.dedent(DEFAULT_MODULE.format(name=name)))

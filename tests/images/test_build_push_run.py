@@ -136,7 +136,7 @@ def _flyte(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _load(path: Path) -> Any:
-    from flyte.cli._run import load_module
+    from flyte._internal._modules import load_module
 
     return load_module(path, path.parent)
 

@@ -54,7 +54,7 @@ async def positional(n: int) -> int:
 @pytest.fixture
 def deployed_module(tmp_path: Path, backend_endpoint: str) -> Any:
     """A fresh module (unique environment names) and this process pointed at the backend."""
-    from flyte.cli._run import load_module
+    from flyte._internal._modules import load_module
 
     prefix = "d" + uuid.uuid4().hex[:8]
     path = tmp_path / f"{prefix}_wf.py"
@@ -204,8 +204,8 @@ def test_a_deployed_minutely_trigger_fires(tmp_path: Path, backend_endpoint: str
 
     from flyteidl2.common import identifier_pb2
 
+    from flyte._internal._modules import load_module
     from flyte._remote._client import BackendClient, run_sync
-    from flyte.cli._run import load_module
 
     prefix = "t" + uuid.uuid4().hex[:8]
     path = tmp_path / f"{prefix}_wf.py"

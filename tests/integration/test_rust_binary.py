@@ -87,7 +87,15 @@ def test_failed_run_and_bad_input_exit_non_zero(tmp_path: Path, backend_endpoint
     unknown = run_binary(tmp_path, backend_endpoint, "wf.py", "nope")
     assert unknown.returncode == 2 and "nope" in unknown.stderr
     usage = subprocess.run([str(submit_binary())], capture_output=True, text=True)
-    assert usage.returncode == 2 and "usage" in usage.stderr
+    assert usage.returncode == 2 and "--endpoint" in usage.stderr and "Usage:" in usage.stderr
+    extra = subprocess.run(
+        [str(submit_binary()), "--endpoint", "x:1", "--colour", "red", "wf.py", "main"],
+        capture_output=True,
+        text=True,
+    )
+    assert extra.returncode == 2 and "--colour" in extra.stderr
+    helped = subprocess.run([str(submit_binary()), "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "--inputs" in helped.stdout
 
 
 def test_file_inputs_and_outputs(tmp_path: Path, backend_endpoint: str) -> None:

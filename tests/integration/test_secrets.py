@@ -66,7 +66,7 @@ def backend(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _module(tmp_path: Path, endpoint: str) -> Any:
-    from flyte.cli._run import load_module
+    from flyte._internal._modules import load_module
 
     prefix = "s" + uuid.uuid4().hex[:8]
     path = tmp_path / f"{prefix}_wf.py"

@@ -82,3 +82,16 @@ def test_ledger_records_are_typed() -> None:
     assert (record.name, record.phase, record.kind, record.attempts) == ("a0", "QUEUED", "task", 0)
     with pytest.raises(AttributeError):
         record.phase = "SUCCEEDED"  # type: ignore[misc]
+
+
+def test_one_rule_for_terminal_and_successful_phases() -> None:
+    from flyte._bridge import ledger
+
+    for phase in ("SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT", "RECOVERED", "ACTION_PHASE_RECOVERED"):
+        assert ledger.is_terminal(phase), phase
+    for phase in ("QUEUED", "WAITING_FOR_RESOURCES", "INITIALIZING", "RUNNING"):
+        assert not ledger.is_terminal(phase), phase
+    assert ledger.is_success("SUCCEEDED") and ledger.is_success("RECOVERED")
+    assert not ledger.is_success("FAILED")
+    with pytest.raises(ValueError, match="unknown phase"):
+        ledger.is_terminal("DONE")

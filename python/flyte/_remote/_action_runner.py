@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from flyte._bridge import controller
+from flyte._bridge import controller, ledger
 from flyte._context import ActionContext
 from flyte._internal import _uris
 from flyte._internal._runner import Call, Runner
@@ -194,12 +194,7 @@ class ActionRunner(Runner):
         from flyteidl2.task import common_pb2
 
         phase = phase_pb2.ActionPhase.Name(update.phase)
-        # A recovered action succeeded in an earlier attempt of its parent: its outputs stand.
-        succeeded = (
-            phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED,
-            phase_pb2.ActionPhase.ACTION_PHASE_RECOVERED,
-        )
-        if update.phase in succeeded:
+        if ledger.is_success(phase):
             outputs = common_pb2.Outputs.FromString(
                 _uris.read_bytes(_uris.join(update.output_uri, "outputs.pb"))
             )
@@ -236,7 +231,7 @@ class ActionRunner(Runner):
         if raw is None:
             return False, None
         update = state_service_pb2.ActionUpdate.FromString(raw)
-        if update.phase != phase_pb2.ActionPhase.ACTION_PHASE_SUCCEEDED:
+        if not ledger.is_success(phase_pb2.ActionPhase.Name(update.phase)):
             return False, None
         outputs = common_pb2.Outputs.FromString(_uris.read_bytes(_uris.join(update.output_uri, "outputs.pb")))
         return True, info.interface.literals_to_outputs(outputs)

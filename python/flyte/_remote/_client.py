@@ -11,7 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
-from flyte._bridge import contract, controller, rpc
+from flyte._bridge import contract, controller, ledger, rpc
 from flyte.errors import ActionNotFoundError, InitializationError, RuntimeSystemError
 
 T = TypeVar("T")
@@ -193,15 +193,9 @@ class BackendClient:
         waiting for the first one if the action has not started yet."""
         from flyteidl2.common import phase_pb2
 
-        terminal = {
-            phase_pb2.ACTION_PHASE_SUCCEEDED,
-            phase_pb2.ACTION_PHASE_FAILED,
-            phase_pb2.ACTION_PHASE_ABORTED,
-            phase_pb2.ACTION_PHASE_TIMED_OUT,
-        }
         while True:
             status = (await self.get_action_details(action_id)).status
-            if status.attempts > 0 or status.phase in terminal:
+            if status.attempts > 0 or ledger.is_terminal(phase_pb2.ActionPhase.Name(status.phase)):
                 return max(status.attempts, 1)
             await asyncio.sleep(0.2)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _load(file: str, task_name: str) -> Any:
-    from flyte.cli._run import load_module, tasks_in
+    from flyte._internal._modules import load_module, tasks_in
 
     tasks = tasks_in(load_module(Path(file), None))
     task = tasks.get(task_name) or next((t for t in tasks.values() if t.name == task_name), None)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flyte._bridge import ledger
 from flyte._internal import _bundle
 from flyte._internal._serialize import CodeRef, task_module, task_spec
 from flyte._remote._client import BackendClient, run_sync
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from flyte._run import _RunContext
     from flyte._task import TaskTemplate
     from flyte.remote._task import RemoteTask
-
-_TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
 
 #: flyteidl2.core.CatalogCacheStatus.CACHE_HIT
 _CACHE_HIT = 2
@@ -128,7 +127,7 @@ class RemoteRun(Run):
                         last = self.phase
                         if on_phase is not None:
                             on_phase(self.phase)
-                    if self.phase in _TERMINAL:
+                    if ledger.is_terminal(self.phase):
                         self._error = (
                             details.action.error_info if details.action.HasField("error_info") else None
                         )
@@ -138,13 +137,13 @@ class RemoteRun(Run):
             # The stream ended early (backend restart): look again after a moment.
             details = await self._client.get_run_details(self._run_id)
             self.phase = phase_name(details.action.status.phase)
-            if self.phase in _TERMINAL:
+            if ledger.is_terminal(self.phase):
                 self._error = details.action.error_info if details.action.HasField("error_info") else None
                 return
             await asyncio.sleep(0.2)
 
     def _raise_if_failed(self) -> None:
-        if self.phase == "SUCCEEDED":
+        if ledger.is_success(self.phase):
             return
         from flyte._remote._action_runner import error_from_update
 
@@ -161,7 +160,7 @@ class RemoteRun(Run):
 
     def outputs(self) -> RunOutputs:
         if not self._fetched:
-            if self.phase not in _TERMINAL:
+            if not ledger.is_terminal(self.phase):
                 self.wait()
             self._raise_if_failed()
             data = run_sync(self._client.get_action_data(self._root()))

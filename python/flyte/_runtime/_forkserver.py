@@ -7,22 +7,34 @@ loop, so forking it is safe) and forks a child per attempt. Each child is still 
 OS process — own session and process group, own log file, own exit status — and runs the
 same entry point as the ``flyte-action`` program.
 
-Protocol (stdin/stdout, one JSON object per line):
-  in:   {"id": N, "args": [...], "env": {...}, "cwd": "...", "log": "..."}
-  out:  {"id": N, "pid": P}   or   {"id": N, "error": "..."}
-  out:  {"exited": P, "status": S}   (S: the raw status from waitpid)
-EOF on stdin: exit (running children carry on).
+The protocol it speaks with the backend is defined in ``rs_backend/src/executor/forkserver.rs``.
+
+    python -m flyte._runtime._forkserver [--program SCRIPT] [--preload SCRIPT]
+
+``--program`` makes the children run SCRIPT (as ``__main__``, with the request's args)
+instead of the SDK's runtime, and skips importing the SDK; ``--preload`` runs SCRIPT in the
+server before it serves, so what it imports or builds is shared by every child. Only the
+standard library is imported at the top, so the server also runs from a source checkout.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import runpy
 import selectors
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
+
+#: Runs one attempt in the forked child with the request's args; returns its exit code.
+Runner = Callable[[list[str]], int]
+
+#: What --preload scripts left behind, kept alive for the children to share.
+_preloaded: list[dict[str, Any]] = []
 
 
 def _warm_up() -> None:
@@ -45,7 +57,24 @@ def _warm_up() -> None:
     import flyte._types  # noqa: F401
 
 
-def _child(request: dict[str, Any], inherited: list[int]) -> None:
+def _run_sdk_attempt(args: list[str]) -> int:
+    from flyte._bridge import contract
+    from flyte._runtime._execute import main
+
+    sys.argv = [contract.RUNTIME_PROGRAM, *args]
+    return main(args)
+
+
+def _program_runner(script: str) -> Runner:
+    def run(args: list[str]) -> int:
+        sys.argv = [script, *args]
+        runpy.run_path(script, run_name="__main__")
+        return 0
+
+    return run
+
+
+def _child(request: dict[str, Any], inherited: list[int], run: Runner) -> None:
     """In the forked child: become the attempt's own process, run it, exit. Never returns."""
     code = 1
     try:
@@ -66,13 +95,7 @@ def _child(request: dict[str, Any], inherited: list[int]) -> None:
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         os.chdir(request["cwd"])
         os.environ.update({str(k): str(v) for k, v in request["env"].items()})
-        args = [str(a) for a in request["args"]]
-        from flyte._bridge import contract
-        from flyte._runtime._execute import main
-
-        sys.argv = [contract.RUNTIME_PROGRAM, *args]
-
-        code = main(args)
+        code = run([str(a) for a in request["args"]])
     except SystemExit as e:
         # Like the interpreter: sys.exit() is success, a non-int argument is failure.
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -87,8 +110,7 @@ def _child(request: dict[str, Any], inherited: list[int]) -> None:
             os._exit(code)
 
 
-def serve() -> int:
-    _warm_up()
+def serve(run: Runner) -> int:
     out = sys.stdout.buffer
     in_fd = sys.stdin.fileno()
     os.set_blocking(in_fd, False)
@@ -153,10 +175,23 @@ def serve() -> int:
                     send({"id": rid, "error": f"fork failed: {e}"})
                     continue
                 if pid == 0:
-                    _child(request, inherited)
+                    _child(request, inherited, run)
                 send({"id": rid, "pid": pid})
         reap()
 
 
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flyte._runtime._forkserver", description=__doc__)
+    parser.add_argument("--program", help="run SCRIPT in each child instead of the SDK's runtime")
+    parser.add_argument("--preload", action="append", default=[], help="run SCRIPT in the server first")
+    args = parser.parse_args(argv)
+    for script in args.preload:
+        _preloaded.append(runpy.run_path(script, run_name="__preload__"))
+    if args.program is None:
+        _warm_up()
+        return serve(_run_sdk_attempt)
+    return serve(_program_runner(args.program))
+
+
 if __name__ == "__main__":
-    sys.exit(serve())
+    sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def _environments_in(path: Path, root_dir: Path | None, recursive: bool) -> dict[str, TaskEnvironment]:
     """Every TaskEnvironment defined by the file, or by the .py files of the directory."""
     from flyte._environment import TaskEnvironment
-    from flyte.cli._run import load_module
+    from flyte._internal._modules import load_module
 
     root: Path | None = root_dir
     if path.is_dir():

@@ -22,7 +22,13 @@ use prost::Message;
 use tonic::transport::Channel;
 
 const FAKE_RUNTIME: &str = include_str!("fake_runtime.py");
-const FORK_SERVER: &str = include_str!("fork_server.py");
+const PRELOAD: &str = include_str!("preload.py");
+/// The SDK's fork server, run from the source tree (it needs only the standard library when
+/// it runs another program than the SDK's runtime): the tests speak the real protocol.
+const FORK_SERVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../python/flyte/_runtime/_forkserver.py"
+);
 /// Upper bound for anything a test waits for; tests finish far sooner.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -30,7 +36,7 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub ctl: PathBuf,
     script: PathBuf,
-    /// Attempts are forked by the test fork server instead of spawned.
+    /// Attempts are forked by the SDK's fork server instead of spawned.
     forked: bool,
     pub backend: Option<RunningBackend>,
     pub runs: RunServiceClient<Channel>,
@@ -49,7 +55,7 @@ impl Harness {
         Self::start_mode(false, tweak).await
     }
 
-    /// A backend whose attempts the test fork server forks (the tweak sees `fork_server` set).
+    /// A backend whose attempts the SDK's fork server forks (the tweak sees `fork_server` set).
     pub async fn start_forked(tweak: Tweak) -> Self {
         Self::start_mode(true, tweak).await
     }
@@ -70,7 +76,7 @@ impl Harness {
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
                 .expect("make the fake runtime executable");
         }
-        std::fs::write(dir.path().join("fork_server.py"), FORK_SERVER).expect("write fork server");
+        std::fs::write(dir.path().join("preload.py"), PRELOAD).expect("write preload script");
         let backend = launch(dir.path(), &script, forked, tweak).await;
         let (runs, actions, logs) = clients(&backend).await;
         Self {
@@ -246,8 +252,11 @@ async fn launch(root: &Path, script: &Path, forked: bool, tweak: Tweak) -> Runni
     if forked {
         config.fork_server = Some(vec![
             "python3".into(),
-            root.join("fork_server.py").display().to_string(),
+            FORK_SERVER.into(),
+            "--program".into(),
             script.display().to_string(),
+            "--preload".into(),
+            root.join("preload.py").display().to_string(),
         ]);
     }
     config

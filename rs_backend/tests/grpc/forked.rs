@@ -1,4 +1,4 @@
-//! The execution tests again, with attempts forked by the test fork server.
+//! The execution tests again, with attempts forked by the SDK's fork server.
 
 use std::time::Duration;
 
@@ -171,7 +171,7 @@ async fn forked_memory_is_measured_without_the_shared_pages() {
     // put even an idle child over a 64 MiB limit.
     let mut h = Harness::start_forked(|c| {
         if let Some(command) = c.fork_server.as_mut() {
-            command.extend(["--ballast-mb".to_string(), "100".to_string()]);
+            command.splice(0..0, ["env".to_string(), "FAKE_BALLAST_MB=100".to_string()]);
         }
     })
     .await;

@@ -10,6 +10,7 @@
 
 use std::process::ExitCode;
 
+use flyte_backend::phase::{is_terminal, phase_name};
 use flyte_controller::client::{Client, ClientConfig};
 use flyte_controller::rpc;
 use flyteidl2::flyteidl::common::{ActionIdentifier, ActionPhase, RunIdentifier};
@@ -23,49 +24,29 @@ use prost::Message;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-const USAGE: &str = "usage: flyte-submit --endpoint HOST:PORT [--insecure] [--project P] [--domain D] FILE TASK [--inputs JSON]";
-
+/// Starts a run of TASK from FILE on a Flyte 2 backend and follows it to its end.
+#[derive(clap::Parser)]
+#[command(name = "flyte-submit")]
 struct Args {
+    /// The backend, as HOST:PORT (or a URL).
+    #[arg(long)]
     endpoint: String,
+    /// Plain-text gRPC instead of TLS.
+    #[arg(long)]
     insecure: bool,
+    /// The project to run in (the backend's default when empty).
+    #[arg(long, default_value = "")]
     project: String,
+    /// The domain to run in (the backend's default when empty).
+    #[arg(long, default_value = "")]
     domain: String,
+    /// The workflow file that defines the task.
     file: String,
+    /// The task's name (its attribute name in FILE, or its full name).
     task: String,
+    /// The task's inputs, as a JSON object of input name to value.
+    #[arg(long, default_value = "{}")]
     inputs: String,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let (mut endpoint, mut insecure, mut project, mut domain, mut inputs) =
-        (None, false, String::new(), String::new(), "{}".to_string());
-    let mut positional = Vec::new();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--endpoint" => endpoint = Some(value("--endpoint")?),
-            "--insecure" => insecure = true,
-            "--project" => project = value("--project")?,
-            "--domain" => domain = value("--domain")?,
-            "--inputs" => inputs = value("--inputs")?,
-            "-h" | "--help" => return Err(String::new()),
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            _ => positional.push(arg),
-        }
-    }
-    let endpoint = endpoint.ok_or("--endpoint is required")?;
-    let [file, task]: [String; 2] = positional
-        .try_into()
-        .map_err(|_| "expected FILE and TASK".to_string())?;
-    Ok(Args {
-        endpoint,
-        insecure,
-        project,
-        domain,
-        file,
-        task,
-        inputs,
-    })
 }
 
 /// Makes the active virtualenv's packages (the SDK) importable by the embedded interpreter,
@@ -136,20 +117,6 @@ fn outputs_json(args: &Args, outputs: &[u8]) -> Result<String, String> {
     })
 }
 
-fn phase_name(phase: i32) -> String {
-    ActionPhase::try_from(phase)
-        .map(|p| {
-            p.as_str_name()
-                .trim_start_matches("ACTION_PHASE_")
-                .to_string()
-        })
-        .unwrap_or_else(|_| format!("PHASE_{phase}"))
-}
-
-fn is_terminal(phase: &str) -> bool {
-    matches!(phase, "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT")
-}
-
 async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, String> {
     let sent = CreateRunRequest::decode(request.as_slice())
         .map_err(|e| format!("the SDK built a bad CreateRun request: {e}"))?;
@@ -176,7 +143,7 @@ async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, 
     println!("run {} created", run_id.name);
 
     let mut runs = RunServiceClient::new(client.grpc_channel().map_err(|e| e.to_string())?);
-    let mut last = String::new();
+    let mut last = None;
     let mut stream = runs
         .watch_run_details(WatchRunDetailsRequest {
             run_id: Some(run_id.clone()),
@@ -193,12 +160,16 @@ async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, 
         let Some(action) = msg.details.and_then(|d| d.action) else {
             continue;
         };
-        let phase = phase_name(action.status.as_ref().map(|s| s.phase).unwrap_or_default());
-        if phase != last {
-            println!("phase {phase}");
-            last = phase.clone();
+        let phase = action
+            .status
+            .as_ref()
+            .and_then(|s| ActionPhase::try_from(s.phase).ok())
+            .unwrap_or(ActionPhase::Unspecified);
+        if last != Some(phase) {
+            println!("phase {}", phase_name(phase));
+            last = Some(phase);
         }
-        if is_terminal(&phase) {
+        if is_terminal(phase) {
             error = match action.result {
                 Some(DetailsResult::ErrorInfo(e)) => Some(format!("{}: {}", e.code, e.message)),
                 Some(DetailsResult::AbortInfo(a)) => Some(format!("aborted: {}", a.reason)),
@@ -207,10 +178,11 @@ async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, 
             break;
         }
     }
-    if last != "SUCCEEDED" {
+    if last != Some(ActionPhase::Succeeded) {
+        let ended = last.map_or("without a phase", phase_name);
         println!(
             "error {}",
-            error.unwrap_or_else(|| format!("run ended {last}"))
+            error.unwrap_or_else(|| format!("run ended {ended}"))
         );
         return Ok(false);
     }
@@ -230,16 +202,8 @@ async fn follow(args: &Args, client: &Client, request: Vec<u8>) -> Result<bool, 
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("flyte-submit: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Bad usage prints the error and the usage and exits 2; --help exits 0.
+    let args = <Args as clap::Parser>::parse();
     pyo3::prepare_freethreaded_python();
     let (request, task) = match build_request(&args) {
         Ok(r) => r,

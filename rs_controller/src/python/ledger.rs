@@ -253,8 +253,23 @@ fn sha256_hex(data: &[u8]) -> String {
     ledger::sha256_hex(data)
 }
 
+/// Whether a phase (named with or without `ACTION_PHASE_`) ends an action: the one rule every
+/// part of the SDK and the backend uses.
+#[pyfunction]
+fn is_terminal(phase: &str) -> PyResult<bool> {
+    Ok(flyte_backend::phase::is_terminal(parse_phase(phase)?))
+}
+
+/// Whether an action that ended in `phase` has outputs to use (SUCCEEDED or RECOVERED).
+#[pyfunction]
+fn is_success(phase: &str) -> PyResult<bool> {
+    Ok(flyte_backend::phase::is_success(parse_phase(phase)?))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ROOT_ACTION", ledger::ROOT_ACTION)?;
+    m.add_function(wrap_pyfunction!(is_terminal, m)?)?;
+    m.add_function(wrap_pyfunction!(is_success, m)?)?;
     m.add_class::<PyLedger>()?;
     m.add_class::<PyActionRecord>()?;
     m.add_function(wrap_pyfunction!(action_name, m)?)?;
