@@ -99,7 +99,8 @@ impl PyLedger {
         group: Option<&str>,
         task_name: &str,
         kind: &str,
-        literals: Option<Vec<u8>>,
+        // Borrowed, not `Vec<u8>`: pyo3 would convert bytes element by element.
+        literals: Option<&[u8]>,
     ) -> PyResult<(String, bool)> {
         let inputs_hash = ledger::sha256_hex(inputs);
         Ok(self.inner.submit(
@@ -111,7 +112,7 @@ impl PyLedger {
                 task_name,
                 kind: parse_kind(kind)?,
             },
-            literals,
+            literals.map(<[u8]>::to_vec),
         ))
     }
 
@@ -177,12 +178,18 @@ impl PyLedger {
         phase: &str,
         error: Option<String>,
         cache_hit: bool,
-        outputs: Option<Vec<u8>>,
+        outputs: Option<&[u8]>,
         error_code: Option<String>,
     ) -> PyResult<()> {
         let error = error.map(|message| (error_code.unwrap_or_default(), message));
         self.inner
-            .finish(name, parse_phase(phase)?, error, cache_hit, outputs)
+            .finish(
+                name,
+                parse_phase(phase)?,
+                error,
+                cache_hit,
+                outputs.map(<[u8]>::to_vec),
+            )
             .map_err(|e| PyKeyError::new_err(e.to_string()))
     }
 
