@@ -230,6 +230,23 @@ impl TaskPolicy {
     }
 }
 
+/// A task's environment variables as both modes set them: the task's own (its environment's),
+/// then the run's over them. Each name appears once, where it first appeared, with the value of
+/// the last layer that sets it.
+pub fn task_environment(
+    task_env: &[(String, String)],
+    run_env: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = Vec::with_capacity(task_env.len() + run_env.len());
+    for (key, value) in task_env.iter().chain(run_env) {
+        match merged.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.clone(),
+            None => merged.push((key.clone(), value.clone())),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +265,22 @@ mod tests {
             retryable,
             phase: ActionPhase::Failed,
         }
+    }
+
+    #[test]
+    fn the_run_environment_is_over_the_tasks() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let task = pairs(&[("A", "task"), ("B", "task")]);
+        let run = pairs(&[("B", "run"), ("C", "run")]);
+        assert_eq!(
+            task_environment(&task, &run),
+            pairs(&[("A", "task"), ("B", "run"), ("C", "run")])
+        );
+        assert_eq!(task_environment(&[], &[]), vec![]);
     }
 
     #[test]

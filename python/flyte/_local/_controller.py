@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from flyte._bridge import cache, journal, ledger
+from flyte._bridge import cache, journal, ledger, policy
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
 from flyte._policy import task_policy
@@ -72,11 +72,11 @@ class LocalRun(Runner):
         """A task's environment variables (its TaskEnvironment's, then the run's), set in this
         process: local tasks share one environment, so concurrent tasks of environments that
         disagree on a variable see the last one set."""
-        for variables in (call.task.env_vars, self.env_vars):
-            for key, value in variables.items():
-                if key not in self._saved_env:
-                    self._saved_env[key] = os.environ.get(key)
-                os.environ[key] = value
+        layered = policy.task_environment(list(call.task.env_vars.items()), list(self.env_vars.items()))
+        for key, value in layered:
+            if key not in self._saved_env:
+                self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
 
     def _restore_env(self) -> None:
         for key, value in self._saved_env.items():

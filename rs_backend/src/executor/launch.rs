@@ -423,8 +423,7 @@ fn contract_env(
     per: ContractEnv<'_>,
 ) -> Vec<(String, String)> {
     let mut env = engine.config.extra_env.clone();
-    env.extend(per.task_env.iter().cloned());
-    env.extend(per.run_env);
+    env.extend(crate::policy::task_environment(per.task_env, &per.run_env));
     let (task_project, task_domain, task_name, task_version) = task
         .spec
         .as_ref()

@@ -61,8 +61,18 @@ fn backoff_delay(base: f64, factor: f64, cap: Option<f64>, n: u32) -> PyResult<f
     Ok(backoff.delay(n).as_secs_f64())
 }
 
+/// A task's environment variables as both modes set them: the task's, then the run's over them.
+#[pyfunction]
+fn task_environment(
+    task_env: Vec<(String, String)>,
+    run_env: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    flyte_backend::policy::task_environment(&task_env, &run_env)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTaskPolicy>()?;
+    m.add_function(wrap_pyfunction!(task_environment, m)?)?;
     m.add_function(wrap_pyfunction!(backoff_delay, m)?)?;
     Ok(())
 }
