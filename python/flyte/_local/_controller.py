@@ -207,22 +207,30 @@ class LocalRun(Runner):
         finally:
             cache.cache_done(key, ticket)
 
-    async def _execute_async(self, call: Call, key: str | None) -> Any:
+    def _prepare_attempts(self, call: Call, key: str | None) -> tuple[bool, Any]:
+        """Before the first attempt: outputs an earlier process of this run or the cache already
+        has (``(True, value)``), else the task's secrets and environment are set up."""
         # The common case (nothing replayed, no cache) skips both look-ups: they are per action.
         if self.replayed:
             done, value = self._recorded(call)
             if done:
-                return value
+                return True, value
         if key is not None:
             hit, value = self._cache_lookup(call, key)
             if hit:
                 self.ledger.finish(call.name, "SUCCEEDED", None, True)
-                return value
-        task = call.task
-        if task.secrets:
+                return True, value
+        if call.task.secrets:
             self._provide_secrets(call)
-        if task.env_vars or self.env_vars:
+        if call.task.env_vars or self.env_vars:
             self._set_env(call)
+        return False, None
+
+    async def _execute_async(self, call: Call, key: str | None) -> Any:
+        done, value = self._prepare_attempts(call, key)
+        if done:
+            return value
+        task = call.task
         while True:
             attempt = self.ledger.start_attempt(call.name)
             limit = None if task.timeout is None else self._limit(call)
@@ -261,21 +269,10 @@ class LocalRun(Runner):
             cache.cache_done(key, ticket)
 
     def _execute_sync(self, call: Call, key: str | None) -> Any:
-        # The common case (nothing replayed, no cache) skips both look-ups: they are per action.
-        if self.replayed:
-            done, value = self._recorded(call)
-            if done:
-                return value
-        if key is not None:
-            hit, value = self._cache_lookup(call, key)
-            if hit:
-                self.ledger.finish(call.name, "SUCCEEDED", None, True)
-                return value
+        done, value = self._prepare_attempts(call, key)
+        if done:
+            return value
         task = call.task
-        if task.secrets:
-            self._provide_secrets(call)
-        if task.env_vars or self.env_vars:
-            self._set_env(call)
         while True:
             attempt = self.ledger.start_attempt(call.name)
             limit = None if task.timeout is None else self._limit(call)
