@@ -8,18 +8,15 @@ one is given (FLYTE_TEST_CACHE_DIR), so its layer cache carries over between run
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from containers import BASE_PACKAGES, PYTHON, Registry, buildah, need  # noqa: E402
+from containers import BASE_PACKAGES, PYTHON, Registry, buildah, need, running_registry  # noqa: E402
 
 # Session fixtures are set up inside the first test that asks for them, and on a clean machine
 # (no FLYTE_TEST_CACHE_DIR) that test pays for a Debian rootfs per platform, arm64's under qemu:
@@ -34,12 +31,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(COLD_BUILD_TIMEOUT))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("FLYTE_TEST_CACHE_DIR")
@@ -52,32 +43,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    exe = need("docker-registry")
-    root = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = (root / "registry.log").open("w")
-    proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the registry did not start: {(root / 'registry.log').read_text()}")
-            time.sleep(0.2)
-    try:
-        yield Registry(f"127.0.0.1:{port}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    with running_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +116,9 @@ def _base_image(tar: Path, uri: str, arch: str = "amd64") -> None:
         path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         bundle = "/etc/ssl/certs/ca-certificates.crt"
         buildah("config", "--arch", arch, "--os", "linux", "--env", f"PATH={path}", ctr)
-        buildah("config", "--env", f"PIP_CERT={bundle}", ctr)
+        # pip, and requests-based tools such as poetry, bring CA bundles of their own.
+        for variable in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+            buildah("config", "--env", f"{variable}={bundle}", ctr)
         buildah("commit", "--rm", ctr, uri)
     except BaseException:
         buildah("rm", ctr, check=False)

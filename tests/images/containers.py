@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +44,45 @@ def buildah(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check:
         assert proc.returncode == 0, f"buildah {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_registry(root: Path, htpasswd: Path | None = None) -> Iterator[Registry]:
+    """Debian's docker-registry serving ``root`` on a free loopback port; with ``htpasswd``
+    (bcrypt entries) every request needs one of its users (HTTP basic auth)."""
+    exe = need("docker-registry")
+    port = _free_port()
+    auth = f"auth:\n  htpasswd:\n    realm: flyte-tests\n    path: {htpasswd}\n" if htpasswd else ""
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n{auth}"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = (root / "registry.log").open("w")
+    proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
+                break
+        except urllib.error.HTTPError as e:
+            if e.code == 401 and htpasswd is not None:
+                break  # up, and asking for credentials
+            raise
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the registry did not start: {(root / 'registry.log').read_text()}")
+            time.sleep(0.2)
+    try:
+        yield Registry(f"127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()

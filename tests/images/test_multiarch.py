@@ -18,6 +18,7 @@ import pytest
 
 import flyte
 from flyte._imagebuild import _registry
+from flyte._imagebuild._builder import ImageBuildError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from containers import Registry, buildah  # noqa: E402
@@ -84,3 +85,17 @@ def test_dockerfile_image_for_two_platforms(
     assert again.uri == image.uri
     assert f"{image.uri} is in its registry already" in caplog.messages
     assert not any(m.startswith("building ") for m in caplog.messages)
+
+
+def test_a_platform_the_base_image_lacks_is_refused_not_pushed(
+    registry: Registry, debian_python: str, tmp_path: Path
+) -> None:
+    # debian_python is linux/amd64 only.
+    (tmp_path / "Dockerfile").write_text(f"FROM {debian_python}\nENV WHERE=nowhere\n")
+    image = flyte.Image.from_dockerfile(
+        tmp_path / "Dockerfile", registry=registry.host, name="half-platforms", platform=PLATFORMS
+    )
+    with pytest.raises(ImageBuildError, match="has no linux/arm64 image") as raised:
+        flyte.build(image)
+    assert "Dockerfile" in str(raised.value)
+    assert not _registry.manifest_exists(image.uri)

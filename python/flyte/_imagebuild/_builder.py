@@ -10,6 +10,7 @@ built again.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from flyte._image import Image
 from flyte._imagebuild import _registry
+from flyte._imagebuild._credentials import CredentialsError, registry_auth
 from flyte._imagebuild._dockerfile import render
 from flyte._imagebuild._wheel import WheelError, sdk_wheels
 
@@ -83,27 +85,62 @@ def _tool_env() -> dict[str, str]:
     return env
 
 
-def _buildah(image: Image, uri: str, context: Path, dockerfile: Path, progress: Progress) -> None:
+def _buildah(
+    image: Image, uri: str, context: Path, dockerfile: Path, auth: Path | None, progress: Progress
+) -> None:
     env = _tool_env()
     platforms = ",".join(image.platform)
     tls = [] if not _registry.parse(uri).insecure else ["--tls-verify=false"]
+    if auth is not None:
+        tls += ["--authfile", str(auth)]
     build = ["buildah", "build", "--layers", "--platform", platforms, "-f", str(dockerfile)]
+    if auth is not None:
+        build += ["--authfile", str(auth)]
     if image.base_image is not None and _registry.parse(image.base_image).insecure:
         build.append("--tls-verify=false")
     if len(image.platform) > 1:
         # A fresh manifest list, or buildah would add to the one a previous build left.
         subprocess.run(["buildah", "manifest", "rm", uri], capture_output=True, env=env, check=False)
         _stream([*build, "--manifest", uri, str(context)], progress, env)
+        _check_platforms(image, uri, env)
         _stream(["buildah", "manifest", "push", "--all", *tls, uri, f"docker://{uri}"], progress, env)
     else:
         _stream([*build, "-t", uri, str(context)], progress, env)
         _stream(["buildah", "push", *tls, uri, f"docker://{uri}"], progress, env)
 
 
-def _docker(image: Image, uri: str, context: Path, dockerfile: Path, progress: Progress) -> None:
+def _check_platforms(image: Image, uri: str, env: dict[str, str]) -> None:
+    """Refuses to push an image index that lacks a platform asked for. buildah builds a
+    platform the base image does not have from the base it has, and its layer cache can then
+    fold two platforms' builds into one entry."""
+    inspected = subprocess.run(
+        ["buildah", "manifest", "inspect", uri], capture_output=True, text=True, env=env, check=False
+    )
+    if inspected.returncode != 0:
+        raise ImageBuildError(f"cannot read the image index built for {uri}: {inspected.stderr.strip()}")
+    found = set()
+    for entry in json.loads(inspected.stdout).get("manifests", []):
+        platform = entry.get("platform", {})
+        found.add(f"{platform.get('os')}/{platform.get('architecture')}")
+    missing = [p for p in image.platform if p not in found]
+    if missing:
+        base = image.base_image or f"(the FROM of {image.dockerfile})"
+        raise ImageBuildError(
+            f"the image index built for {uri} has no {', '.join(missing)} image (it has "
+            f"{', '.join(sorted(found)) or 'none'}): its base image {base} probably has no "
+            "such variant; build from a multi-platform base or set platform= to what the base has"
+        )
+
+
+def _docker(
+    image: Image, uri: str, context: Path, dockerfile: Path, auth: Path | None, progress: Progress
+) -> None:
     argv = ["docker", "buildx", "build", "--progress", "plain", "--platform", ",".join(image.platform)]
     argv += ["-f", str(dockerfile), "-t", uri, "--push", str(context)]
-    _stream(argv, progress, dict(os.environ))
+    env = dict(os.environ)
+    if auth is not None:
+        env["DOCKER_CONFIG"] = str(auth.parent)  # Docker reads config.json from there
+    _stream(argv, progress, env)
 
 
 def build_image(
@@ -125,9 +162,25 @@ def build_image(
             f"image {uri} has no registry to push to; give one: Image.from_debian_base(registry=...), "
             ".clone(registry=...), or `image.registry` in the config"
         )
+    try:
+        with registry_auth(image) as auth:
+            return _build(image, uri, force, say, tool, auth, start)
+    except CredentialsError as e:
+        raise ImageBuildError(str(e)) from None
+
+
+def _build(
+    image: Image,
+    uri: str,
+    force: bool,
+    say: Progress,
+    tool: str | None,
+    auth: Path | None,
+    start: float,
+) -> BuildOutcome:
     if not force:
         try:
-            if _registry.manifest_exists(uri):
+            if _registry.manifest_exists(uri, auth):
                 say(f"{uri} is in its registry already")
                 return BuildOutcome(uri, built=False, seconds=time.monotonic() - start, tool=None)
         except _registry.RegistryError as e:
@@ -147,7 +200,7 @@ def build_image(
             dockerfile = context_dir / "Dockerfile"
         say(f"building {uri} for {', '.join(image.platform)} with {chosen}")
         if chosen == "docker":
-            _docker(image, uri, context_dir, dockerfile, say)
+            _docker(image, uri, context_dir, dockerfile, auth, say)
         else:
-            _buildah(image, uri, context_dir, dockerfile, say)
+            _buildah(image, uri, context_dir, dockerfile, auth, say)
     return BuildOutcome(uri, built=True, seconds=time.monotonic() - start, tool=chosen)

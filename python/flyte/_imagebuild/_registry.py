@@ -87,9 +87,10 @@ def qualified(uri: str) -> str:
     return f"{ref.host}/{ref.repository}:{ref.tag}"
 
 
-def _stored_credentials(host: str) -> str | None:
-    """A ``user:password`` base64 blob stored by a login for ``host``, if any."""
-    candidates = []
+def _stored_credentials(host: str, auth_file: Path | None = None) -> str | None:
+    """A ``user:password`` base64 blob for ``host``: from ``auth_file`` (an image's registry
+    secret) when given, else stored by a login, if any."""
+    candidates = [auth_file] if auth_file is not None else []
     if os.environ.get("REGISTRY_AUTH_FILE"):
         candidates.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
     if os.environ.get("XDG_RUNTIME_DIR"):
@@ -108,14 +109,14 @@ def _stored_credentials(host: str) -> str | None:
     return None
 
 
-def _token(challenge: str, ref: Reference) -> str:
+def _token(challenge: str, ref: Reference, auth_file: Path | None) -> str:
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     realm = params.pop("realm", None)
     if not realm:
         raise RegistryError(f"{ref.host} asked for a token without saying where to get one")
     params.setdefault("scope", f"repository:{ref.repository}:pull")
     request = urllib.request.Request(f"{realm}?{urllib.parse.urlencode(params)}")
-    credentials = _stored_credentials(ref.host)
+    credentials = _stored_credentials(ref.host, auth_file)
     if credentials:
         request.add_header("Authorization", f"Basic {credentials}")
     try:
@@ -129,8 +130,9 @@ def _token(challenge: str, ref: Reference) -> str:
     return token
 
 
-def manifest_exists(uri: str) -> bool:
-    """Whether ``uri`` names an image (or image index) the registry has."""
+def manifest_exists(uri: str, auth_file: Path | None = None) -> bool:
+    """Whether ``uri`` names an image (or image index) the registry has; ``auth_file`` is a
+    Docker config.json whose credentials are used before the stored logins."""
     ref = parse(uri)
     url = f"{ref.base_url}/v2/{ref.repository}/manifests/{ref.tag}"
 
@@ -145,8 +147,8 @@ def manifest_exists(uri: str) -> bool:
             if e.code == 401 and authorization is None:
                 challenge = e.headers.get("WWW-Authenticate", "")
                 if challenge.lower().startswith("bearer"):
-                    return head(f"Bearer {_token(challenge, ref)}")
-                credentials = _stored_credentials(ref.host)
+                    return head(f"Bearer {_token(challenge, ref, auth_file)}")
+                credentials = _stored_credentials(ref.host, auth_file)
                 if challenge.lower().startswith("basic") and credentials:
                     return head(f"Basic {credentials}")
             return e.code
