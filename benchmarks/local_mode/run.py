@@ -48,8 +48,8 @@ DEFAULT_REFERENCE = BENCH_DIR / ".ref-venv" / "bin" / "python"
 WORKLOADS: Dict[str, int] = {"fanout": 10_000, "map": 1_000, "chain": 1_000}
 
 # Targets from the performance issue.
-MAX_RATIO = 0.15  # ours.seconds / reference.seconds
-MAX_PEAK_MB = {"fanout": 150.0}  # ours peak RSS, per workload
+MAX_RATIO = 0.05  # ours.seconds / reference.seconds: local mode at least 20x faster
+MAX_PEAK_MB = {"fanout": 100.0}  # ours peak RSS, per workload, every action recorded
 
 # Reference timings quoted in the issue (for context only; never used for the verdict).
 ISSUE_REFERENCE = {"fanout": (5.4, 212.0), "map": (1.2, None), "chain": (1.0, None)}

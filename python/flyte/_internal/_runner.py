@@ -43,6 +43,8 @@ class Call:
     inputs_pb: Any
     #: What identifies the inputs (data references by content hash), for names and cache keys.
     inputs_bytes: bytes
+    #: The inputs as the task takes them, when that needs no conversion back from literals.
+    native_kwargs: dict[str, Any] | None = None
 
 
 class Runner:
@@ -164,14 +166,15 @@ class Runner:
                 f"(its caller stopped waiting for it); it cannot start {task.name}"
             )
         iface = task.interface
-        inputs_pb = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+        bound = iface.bind(args, kwargs, task.name)
+        inputs_pb = iface.inputs_to_literals(bound, task.name)
         data, serialized = identity_and_serialized(inputs_pb, task.inputs_have_references)
         # A run with a journal records each action's inputs with it.
         literals = serialized if self.journal is not None else None
         name, _ = self.ledger.submit(
             parent.action_name, task.identity, data, parent.group, task.name, "task", literals
         )
-        return Call(task, parent, name, inputs_pb, data)
+        return Call(task, parent, name, inputs_pb, data, iface.native_inputs(bound))
 
     def prepare_root(self, task: TaskTemplate[Any, Any], args: Any, kwargs: Any) -> Call:
         iface = task.interface

@@ -183,7 +183,7 @@ class LocalRun(Runner):
         outputs = outputs_pb.SerializeToString()
         self._cache_store(call, key, outputs)
         self.ledger.finish(call.name, "SUCCEEDED", outputs=outputs)
-        return iface.literals_to_outputs(outputs_pb)
+        return result if iface.native_outputs(result) else iface.literals_to_outputs(outputs_pb)
 
     def _provide_secrets(self, call: Call) -> None:
         from flyte._local._secrets import provide
@@ -235,7 +235,9 @@ class LocalRun(Runner):
             attempt = self.ledger.start_attempt(call.name)
             limit = None if task.timeout is None else self._limit(call)
             child = self._child(call, attempt)
-            kwargs = task.interface.literals_to_inputs(call.inputs_pb)
+            kwargs = call.native_kwargs
+            if kwargs is None:
+                kwargs = task.interface.literals_to_inputs(call.inputs_pb)
             token = _current.set(child)
             try:
                 if limit is None:
@@ -277,7 +279,9 @@ class LocalRun(Runner):
             attempt = self.ledger.start_attempt(call.name)
             limit = None if task.timeout is None else self._limit(call)
             child = self._child(call, attempt)
-            kwargs = task.interface.literals_to_inputs(call.inputs_pb)
+            kwargs = call.native_kwargs
+            if kwargs is None:
+                kwargs = task.interface.literals_to_inputs(call.inputs_pb)
             token = _current.set(child)
             try:
                 if limit is None:

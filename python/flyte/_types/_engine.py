@@ -173,6 +173,9 @@ class _Converter:
     # Union variants carry this in ``LiteralType.structure.tag`` so a reader can pick the variant back.
     tag: str = ""
     may_pickle: bool = False
+    #: An immutable value of exactly this type reads back from its literal as an equal value of
+    #: the same type, so an in-process call may hand the value itself on.
+    round_trips: bool = False
 
     def __init__(self, tp: Any) -> None:
         self.tp = tp
@@ -227,6 +230,7 @@ def _simple_type(simple: int) -> LiteralType:
 
 class _IntConverter(_Converter):
     label = tag = "int"
+    round_trips = True
 
     def exact(self, value: Any) -> bool:
         return type(value) is int
@@ -257,6 +261,7 @@ class _IntConverter(_Converter):
 
 class _FloatConverter(_Converter):
     label = tag = "float"
+    round_trips = True
 
     def exact(self, value: Any) -> bool:
         return type(value) is float
@@ -286,6 +291,7 @@ class _FloatConverter(_Converter):
 
 class _StrConverter(_Converter):
     label = tag = "str"
+    round_trips = True
 
     def exact(self, value: Any) -> bool:
         return type(value) is str
@@ -314,6 +320,7 @@ class _StrConverter(_Converter):
 
 class _BoolConverter(_Converter):
     label = tag = "bool"
+    round_trips = True
 
     def exact(self, value: Any) -> bool:
         return type(value) is bool
@@ -340,6 +347,7 @@ class _BoolConverter(_Converter):
 class _NoneConverter(_Converter):
     label = "None"
     tag = "none"
+    round_trips = True
 
     def exact(self, value: Any) -> bool:
         return value is None

@@ -145,6 +145,9 @@ class NativeInterface:
         self._in_by_name: dict[str, _Converter] = {}
         self._out_plan: list[tuple[str, _Converter]] | None = None
         self._out_by_name: dict[str, _Converter] = {}
+        # Whether every input / output converter round-trips (None: not worked out yet).
+        self._in_round_trips: bool | None = None
+        self._out_round_trips: bool | None = None
         self._typed: interface_pb2.TypedInterface | None = None
         self._hash: str | None = None
 
@@ -310,6 +313,21 @@ class NativeInterface:
                 conv = convs.get(named.name)
                 offload(named.value, conv.literal_type if conv is not None else None)
 
+    def native_inputs(self, bound: dict[str, Any]) -> dict[str, Any] | None:
+        """``bound`` (see ``bind``) when handing it to the task in this process is the same as
+        reading its literals back (every value immutable and exactly of its declared type),
+        else None."""
+        every = self._in_round_trips
+        if every is None:
+            every = self._in_round_trips = all(conv.round_trips for _, conv, _ in self._inputs_plan())
+        if not every:
+            return None
+        by_name = self._in_by_name
+        for name, value in bound.items():
+            if not by_name[name].exact(value):
+                return None
+        return bound
+
     def literals_to_inputs(self, inputs: common_pb2.Inputs, task_name: str = "") -> dict[str, Any]:
         """Read an Inputs message back into keyword arguments, filling defaults for absent inputs."""
         plan = self._inputs_plan()
@@ -384,6 +402,22 @@ class NativeInterface:
             self._write(conv, item, named.value, name, "output", task_name)
         self._offload_large(message, self._out_by_name)
         return message
+
+    def native_outputs(self, value: Any) -> bool:
+        """Whether a task's return value is what reading its output literals back gives (see
+        ``native_inputs``), so an in-process caller may get the value itself."""
+        every = self._out_round_trips
+        if every is None:
+            every = self._out_round_trips = all(conv.round_trips for _, conv in self._outputs_plan())
+        if not every:
+            return False
+        shape = self._shape
+        if shape is _SHAPE_SINGLE:
+            return bool(self._out_plan[0][1].exact(value))  # type: ignore[index]
+        if shape is _SHAPE_NONE:
+            return value is None
+        # Several outputs come back as a tuple (or NamedTuple) of the declared shape.
+        return False
 
     def literals_to_outputs(self, outputs: common_pb2.Outputs, task_name: str = "") -> Any:
         """Read Outputs back: None without outputs, the value for one, a tuple (or NamedTuple) for several."""

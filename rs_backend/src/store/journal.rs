@@ -15,19 +15,35 @@ use crate::store::ActionKind;
 /// own runs have 0).
 pub const EXECUTOR_IN_PROCESS: i64 = 1;
 
-/// One change to an in-process run, applied in order within a batch.
+/// An action of an in-process run entering the queue.
+#[derive(Clone, Debug)]
+pub struct QueuedAction {
+    pub parent: Option<String>,
+    pub group: String,
+    pub kind: ActionKind,
+    pub task_name: String,
+    pub inputs: Option<Vec<u8>>,
+    pub at_ms: i64,
+}
+
+/// How an action of an in-process run ended.
+#[derive(Clone, Debug)]
+pub struct FinishedAction {
+    pub phase: ActionPhase,
+    /// Serialized `core.ExecutionError`.
+    pub error: Option<Vec<u8>>,
+    pub outputs: Option<Vec<u8>>,
+    pub cache_hit: bool,
+    pub at_ms: i64,
+}
+
+/// One change to an in-process run, applied in order within a batch. The large variants are
+/// boxed: a run's pending changes are a queue of these, and a fan-out queues thousands.
 #[derive(Clone, Debug)]
 pub enum JournalEvent {
     Queued {
         name: String,
-        parent: Option<String>,
-        group: String,
-        kind: ActionKind,
-        /// Serialized `workflow.TaskAction` (or `TraceAction`) naming the task.
-        spec: Vec<u8>,
-        task_name: String,
-        inputs: Option<Vec<u8>>,
-        at_ms: i64,
+        action: Box<QueuedAction>,
     },
     Started {
         name: String,
@@ -36,12 +52,7 @@ pub enum JournalEvent {
     },
     Finished {
         name: String,
-        phase: ActionPhase,
-        /// Serialized `core.ExecutionError`.
-        error: Option<Vec<u8>>,
-        outputs: Option<Vec<u8>>,
-        cache_hit: bool,
-        at_ms: i64,
+        outcome: Box<FinishedAction>,
     },
 }
 
@@ -229,17 +240,19 @@ impl Store {
             .map(Option::unwrap_or_default)
     }
 
-    /// Writes changes of one in-process run's actions in a single transaction.
-    pub fn apply_journal(
+    /// Writes changes of one in-process run's actions in a single transaction; `spec_of`
+    /// gives the serialized spec recorded for a task's actions.
+    pub fn apply_journal<'a>(
         &self,
         key: &RunKey,
         run_output_base: &str,
-        changes: &[ActionChange],
+        changes: &[(String, ActionChange)],
+        spec_of: impl Fn(&str) -> &'a [u8],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = super::write_transaction(&mut conn).ctx("begin journal batch")?;
-        for change in changes {
-            apply(&tx, key, run_output_base, change)?;
+        for (name, change) in changes {
+            apply(&tx, key, run_output_base, name, change, &spec_of)?;
         }
         tx.commit().ctx("commit journal batch")
     }
@@ -363,31 +376,34 @@ fn owner_of(pid: Option<i32>, start: Option<i64>) -> Option<ProcessRef> {
 
 /// Everything recorded about one action since it was last written, folded: an action that
 /// was queued, ran and finished in between is written once.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ActionChange {
-    pub name: String,
-    queued: Option<JournalEvent>,
+    queued: Option<Box<QueuedAction>>,
     /// Attempts started: (number, when).
     attempts: Vec<(u32, i64)>,
-    finished: Option<JournalEvent>,
+    finished: Option<Box<FinishedAction>>,
 }
 
 impl ActionChange {
-    pub fn new(name: String) -> Self {
-        ActionChange {
-            name,
-            queued: None,
-            attempts: Vec::new(),
-            finished: None,
-        }
-    }
-
-    /// Adds a later event of the same action.
-    pub fn fold(&mut self, event: JournalEvent) {
+    /// Adds a later event of the same action; returns the event's action name.
+    pub fn fold(&mut self, event: JournalEvent) -> String {
         match event {
-            JournalEvent::Queued { .. } => self.queued = Some(event),
-            JournalEvent::Started { attempt, at_ms, .. } => self.attempts.push((attempt, at_ms)),
-            JournalEvent::Finished { .. } => self.finished = Some(event),
+            JournalEvent::Queued { name, action } => {
+                self.queued = Some(action);
+                name
+            }
+            JournalEvent::Started {
+                name,
+                attempt,
+                at_ms,
+            } => {
+                self.attempts.push((attempt, at_ms));
+                name
+            }
+            JournalEvent::Finished { name, outcome } => {
+                self.finished = Some(outcome);
+                name
+            }
         }
     }
 
@@ -395,16 +411,9 @@ impl ActionChange {
         self.finished.is_some()
     }
 
-    /// The queued event's spec, when it has none yet (it is encoded once per task).
-    pub fn fill_spec(&mut self, encode: impl FnOnce(&str) -> Vec<u8>) {
-        if let Some(JournalEvent::Queued {
-            spec, task_name, ..
-        }) = &mut self.queued
-        {
-            if spec.is_empty() {
-                *spec = encode(task_name);
-            }
-        }
+    /// The task this change queues its action for, if it does.
+    pub fn queued_task(&self) -> Option<&str> {
+        self.queued.as_ref().map(|q| q.task_name.as_str())
     }
 }
 
@@ -418,113 +427,128 @@ impl JournalEvent {
     }
 }
 
-fn apply(
+fn apply<'a>(
     tx: &Transaction<'_>,
     key: &RunKey,
     run_output_base: &str,
+    name: &str,
     change: &ActionChange,
+    spec_of: &impl Fn(&str) -> &'a [u8],
 ) -> Result<(), StoreError> {
     let (mut phase, mut error, mut outputs, mut cache_hit, mut ended_ms) =
         (ActionPhase::Queued, None, None, false, None);
     if !change.attempts.is_empty() {
         phase = ActionPhase::Running;
     }
-    if let Some(JournalEvent::Finished {
-        phase: p,
-        error: e,
-        outputs: o,
-        cache_hit: c,
-        at_ms,
-        ..
-    }) = &change.finished
-    {
-        (phase, error, outputs, cache_hit, ended_ms) =
-            (*p, e.as_deref(), o.as_deref(), *c, Some(*at_ms));
+    if let Some(done) = &change.finished {
+        (phase, error, outputs, cache_hit, ended_ms) = (
+            done.phase,
+            done.error.as_deref(),
+            done.outputs.as_deref(),
+            done.cache_hit,
+            Some(done.at_ms),
+        );
     }
     let attempt = change.attempts.last().map(|(n, _)| *n);
     let started_ms = change.attempts.first().map(|(_, at)| *at).or(ended_ms);
-    if let Some(JournalEvent::Queued {
-        parent,
-        group,
-        kind,
-        spec,
-        task_name,
-        inputs,
-        at_ms,
-        ..
-    }) = &change.queued
-    {
-        // A resumed run queues its unfinished actions again; what succeeded stays.
-        tx.prepare_cached(
-            "INSERT INTO actions (org, project, domain, run, name, parent, grp, kind, spec,
-                 task_name, task_version, input_uri, run_output_base, phase, attempts,
-                 created_ms, inputs, started_ms, ended_ms, error, outputs, cache_hit)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '', '', ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20)
-             ON CONFLICT (org, project, domain, run, name) DO UPDATE SET
-                 phase = excluded.phase, attempts = excluded.attempts,
-                 started_ms = excluded.started_ms, ended_ms = excluded.ended_ms,
-                 error = excluded.error, outputs = excluded.outputs,
-                 cache_hit = excluded.cache_hit, version = version + 1
-             WHERE actions.phase != ?21",
-        )
-        .ctx("prepare journal queued")?
-        .execute(params![
-            key.org,
-            key.project,
-            key.domain,
-            key.name,
-            &change.name,
-            parent,
-            group,
-            kind.to_db(),
-            spec,
-            task_name,
-            run_output_base,
-            phase as i32,
-            attempt.unwrap_or(0),
-            at_ms,
-            inputs,
-            started_ms,
-            ended_ms,
-            error,
-            outputs,
-            i64::from(cache_hit),
-            ActionPhase::Succeeded as i32,
-        ])
-        .ctx("journal queued")?;
-    } else {
-        tx.prepare_cached(
-            "UPDATE actions SET phase = ?6, attempts = COALESCE(?7, attempts),
-                 started_ms = COALESCE(started_ms, ?8), ended_ms = ?9, error = ?10, outputs = ?11,
-                 cache_hit = ?12, version = version + 1
-             WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND name = ?5",
-        )
-        .ctx("prepare journal update")?
-        .execute(params![
-            key.org,
-            key.project,
-            key.domain,
-            key.name,
-            &change.name,
-            phase as i32,
-            attempt,
-            started_ms,
-            ended_ms,
-            error,
-            outputs,
-            i64::from(cache_hit),
-        ])
-        .ctx("journal update")?;
+    // The row written, by its seq; none when the action had succeeded already (a resumed run
+    // queues its unfinished actions again; what succeeded stays as it was).
+    let mut inserted = None;
+    if let Some(queued) = &change.queued {
+        let added = tx
+            .prepare_cached(
+                "INSERT INTO actions (org, project, domain, run, name, parent, grp, kind, spec,
+                     task_name, task_version, input_uri, run_output_base, phase, attempts,
+                     created_ms, inputs, started_ms, ended_ms, error, outputs, cache_hit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '', '', ?11, ?12, ?13, ?14, ?15,
+                     ?16, ?17, ?18, ?19, ?20)
+                 ON CONFLICT (org, project, domain, run, name) DO NOTHING",
+            )
+            .ctx("prepare journal queued")?
+            .execute(params![
+                key.org,
+                key.project,
+                key.domain,
+                key.name,
+                name,
+                queued.parent,
+                queued.group,
+                queued.kind.to_db(),
+                spec_of(&queued.task_name),
+                queued.task_name,
+                run_output_base,
+                phase as i32,
+                attempt.unwrap_or(0),
+                queued.at_ms,
+                queued.inputs,
+                started_ms,
+                ended_ms,
+                error,
+                outputs,
+                i64::from(cache_hit),
+            ])
+            .ctx("journal queued")?;
+        // The usual case is a new row; its seq is the one just given out.
+        if added == 1 {
+            inserted = Some(tx.last_insert_rowid());
+        }
     }
-    record_attempts(tx, key, change, phase, ended_ms, error)
+    let seq: Option<i64> = match inserted {
+        Some(seq) => Some(seq),
+        None => {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE actions SET phase = ?6, attempts = COALESCE(?7, attempts),
+                         started_ms = COALESCE(started_ms, ?8), ended_ms = ?9, error = ?10,
+                         outputs = ?11, cache_hit = ?12, version = version + 1
+                     WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND name = ?5
+                         AND phase != ?13",
+                )
+                .ctx("prepare journal update")?
+                .execute(params![
+                    key.org,
+                    key.project,
+                    key.domain,
+                    key.name,
+                    name,
+                    phase as i32,
+                    attempt,
+                    started_ms,
+                    ended_ms,
+                    error,
+                    outputs,
+                    i64::from(cache_hit),
+                    ActionPhase::Succeeded as i32,
+                ])
+                .ctx("journal update")?;
+            if updated == 0 {
+                None
+            } else {
+                tx.prepare_cached(
+                    "SELECT seq FROM actions
+                     WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND name = ?5",
+                )
+                .ctx("prepare journal seq")?
+                .query_row(
+                    params![key.org, key.project, key.domain, key.name, name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .ctx("journal seq")?
+            }
+        }
+    };
+    match seq {
+        Some(seq) => record_attempts(tx, seq, change, phase, ended_ms, error),
+        None => Ok(()),
+    }
 }
 
 /// The attempts table: each attempt started in the batch gets its row (earlier ones of the
 /// batch failed, or no later one would have started); the last one ends with the action.
 fn record_attempts(
     tx: &Transaction<'_>,
-    key: &RunKey,
+    seq: i64,
     change: &ActionChange,
     phase: ActionPhase,
     ended_ms: Option<i64>,
@@ -543,16 +567,11 @@ fn record_attempts(
         tx.prepare_cached(
             "INSERT OR REPLACE INTO attempts (action_seq, attempt, phase, started_ms, ended_ms,
                  error, log_path)
-             SELECT seq, ?6, ?7, ?8, ?9, ?10, '' FROM actions
-             WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND name = ?5",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')",
         )
         .ctx("prepare journal attempt")?
         .execute(params![
-            key.org,
-            key.project,
-            key.domain,
-            key.name,
-            &change.name,
+            seq,
             attempt,
             attempt_phase as i32,
             at_ms,
@@ -563,22 +582,11 @@ fn record_attempts(
     }
     if change.attempts.is_empty() && change.finished.is_some() {
         tx.prepare_cached(
-            "UPDATE attempts SET phase = ?6, ended_ms = ?7, error = ?8
-             WHERE ended_ms IS NULL AND action_seq = (
-                 SELECT seq FROM actions WHERE org = ?1 AND project = ?2 AND domain = ?3
-                     AND run = ?4 AND name = ?5)",
+            "UPDATE attempts SET phase = ?2, ended_ms = ?3, error = ?4
+             WHERE action_seq = ?1 AND ended_ms IS NULL",
         )
         .ctx("prepare journal attempt end")?
-        .execute(params![
-            key.org,
-            key.project,
-            key.domain,
-            key.name,
-            &change.name,
-            phase as i32,
-            ended_ms,
-            error
-        ])
+        .execute(params![seq, phase as i32, ended_ms, error])
         .ctx("journal attempt end")?;
     }
     Ok(())

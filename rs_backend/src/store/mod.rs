@@ -28,7 +28,8 @@ use crate::procfs::ProcessRef;
 
 pub use cache::CacheEntry;
 pub use journal::{
-    ActionChange, JournalEvent, NewInProcessRun, OpenError, Opened, EXECUTOR_IN_PROCESS,
+    ActionChange, FinishedAction, JournalEvent, NewInProcessRun, OpenError, Opened, QueuedAction,
+    EXECUTOR_IN_PROCESS,
 };
 pub use records::*;
 pub use secrets::SecretRow;
