@@ -27,6 +27,9 @@ from flyte._trace import trace
 from flyte._trigger import Cron, FixedRate, Trigger
 from flyte._version import __version__
 
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
+
 if TYPE_CHECKING:
     from flyte._build import ImageBuild, build
     from flyte._image import Image

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyte._image import Image
+from flyte._initialize import current_config
+
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 
 @dataclass
@@ -21,7 +25,6 @@ class ImageBuild:
 
 
 def _check_builder() -> None:
-    from flyte._initialize import current_config
 
     builder = current_config().image_builder
     if builder != "local":

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyte._environment import TaskEnvironment
+from flyte._initialize import current_config, data_dir, scope
 from flyte.errors import DeploymentError
+
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 if TYPE_CHECKING:
     from flyte._initialize import Scope
@@ -158,7 +162,6 @@ def deploy(
     that needs them). ``dry_run`` builds everything but sends nothing. Without an endpoint
     configured, the local backend is used (started if needed), as ``flyte run`` does.
     """
-    from flyte._initialize import current_config, scope
     from flyte._remote._client import run_sync
 
     if not envs:
@@ -186,7 +189,6 @@ def deploy(
 
 
 def _client() -> BackendClient:
-    from flyte._initialize import current_config, data_dir
     from flyte._remote._client import BackendClient
     from flyte._remote._local_backend import ensure_running
 

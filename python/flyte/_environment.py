@@ -16,6 +16,9 @@ from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES, TaskTemplate
 from flyte._timeout import TimeoutType
 from flyte._trigger import Trigger
 
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
+
 if TYPE_CHECKING:
     from flyte._image import Image
 

@@ -19,8 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Tuple, Union, get_args
 
+from flyte._initialize import current_config
 from flyte._secret import Secret
+from flyte._version import __version__
 from flyte.errors import InvalidImageNameError
+
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 Architecture = Literal["linux/amd64", "linux/arm64"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
@@ -841,7 +846,6 @@ def default_image() -> Image:
     """The image of tasks that name none: Flyte's Debian base with this SDK, in the configured
     registry (``image.registry``) when there is one, for the configured platforms
     (``image.platforms``; both linux/amd64 and linux/arm64 by default)."""
-    from flyte._initialize import current_config
 
     cfg = current_config()
     platforms = tuple(cfg.image_platforms) or None
@@ -861,8 +865,6 @@ def is_unpublished_default(image: Image) -> bool:
 
 def _check_flyte_version(where: str, version: str | None) -> str:
     if version is None:
-        from flyte._version import __version__
-
         return __version__
     if not isinstance(version, str) or not re.fullmatch(
         r"v?\d+(\.\d+)*([.+-]?[A-Za-z0-9.+-]+)?", version, re.ASCII

@@ -10,6 +10,9 @@ from typing import Any
 
 from flyte.errors import InitializationError
 
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
+
 
 @dataclass(frozen=True)
 class InitConfig:

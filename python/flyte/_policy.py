@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from flyte._bridge import policy
 from flyte._retry import RetryStrategy
 from flyte._timeout import Timeout, seconds_of
 
@@ -52,8 +53,6 @@ def task_policy(task: TaskTemplate[Any, Any]) -> policy.TaskPolicy:
     """The core's policy for ``task`` (made once per task object; ``override`` copies drop it)."""
     cached = task.__dict__.get("_policy")
     if cached is None:
-        from flyte._bridge import policy
-
         cached = policy.TaskPolicy(policy_metadata(task.retries, task.timeout).SerializeToString())
         task.__dict__["_policy"] = cached
     return cached

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from flyte._aio import loop_running_here as _loop_running_here
+from flyte._initialize import current_config, data_dir, scope
 from flyte._task import TaskTemplate
 from flyte.errors import InitializationError, RunConflictError
+
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 if TYPE_CHECKING:
     from flyte.remote._task import RemoteTask
@@ -139,8 +143,6 @@ class _RunContext:
             )
         import sys
 
-        from flyte._initialize import current_config
-
         runtime = sys.modules.get("flyte._runtime._execute")
         if runtime is not None and getattr(runtime, "loading_user_code", False):
             raise InitializationError(
@@ -163,7 +165,6 @@ class _RunContext:
         return submit(task, args, kwargs, self, cfg)
 
     def _run_deployed(self, task: RemoteTask, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
-        from flyte._initialize import current_config
         from flyte._remote._submit import submit_deployed
 
         cfg = current_config()
@@ -242,7 +243,6 @@ def _run_local(
 ) -> Run:
     from flyte._bridge.journal import RunConflictError as NameTaken
     from flyte._bridge.journal import RunJournal
-    from flyte._initialize import current_config, data_dir, scope
     from flyte._local._controller import LocalRun
 
     cfg = current_config()

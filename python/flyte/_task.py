@@ -20,8 +20,13 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from flyte import _context
 from flyte._aio import running_loop as _running_loop
 from flyte._cache import Cache, normalize_cache
+from flyte._resources import Resources
 from flyte._retry import RetryStrategy, normalize_retries
+from flyte._secret import normalize_secrets
 from flyte._timeout import Timeout, TimeoutType, timeout_from_request
+
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 if TYPE_CHECKING:
     from flyte._environment import TaskEnvironment
@@ -194,13 +199,9 @@ class TaskTemplate(Generic[P, R]):
             elif key == "timeout":
                 value = timeout_from_request(value)
             elif key == "resources":
-                from flyte._resources import Resources
-
                 if value is not None and not isinstance(value, Resources):
                     raise TypeError(f"resources must be flyte.Resources, got {type(value).__name__}")
             elif key == "secrets":
-                from flyte._secret import normalize_secrets
-
                 value = normalize_secrets(value)
             elif key == "env_vars":
                 value = dict(value or {})

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from flyte._bridge import backend
 from flyte._image import Image
+from flyte._initialize import data_dir, scope
 
 
 class CredentialsError(ValueError):
@@ -31,10 +33,6 @@ def _secret_value(image: Image) -> bytes | None:
     env = secret.env_var_name()
     if env is not None and env in os.environ:
         return os.environ[env].encode()
-    # Here, not at the top: `import flyte` does not load the Rust extension.
-    from flyte._bridge import backend
-    from flyte._initialize import data_dir, scope
-
     where = scope()
     value = backend.read_secret(str(data_dir()), where.project, where.domain, secret.key)
     if value is None:

@@ -13,6 +13,10 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from flyte._build import _check_builder
+from flyte._image import Image, default_image, is_unpublished_default
+from flyte._imagebuild._builder import ImageBuildError, build_image
+
 if TYPE_CHECKING:
     from flyte._environment import TaskEnvironment
     from flyte._image import Image
@@ -34,7 +38,6 @@ def with_dependencies(envs: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
 
 def images_of(envs: Iterable[TaskEnvironment]) -> list[Image]:
     """The images these environments' tasks run in that are built from a definition."""
-    from flyte._image import Image, default_image
 
     images: dict[str, Image] = {}
     for env in envs:
@@ -48,15 +51,11 @@ def images_of(envs: Iterable[TaskEnvironment]) -> list[Image]:
 
 async def ensure_built(envs: Iterable[TaskEnvironment], client: BackendClient) -> list[str]:
     """Builds and pushes what is missing; returns the URIs built."""
-    from flyte._build import _check_builder
-    from flyte._imagebuild._builder import build_image
 
     images = images_of(with_dependencies(envs))
     if not images or not await client.runs_images():
         return []
     _check_builder()
-    from flyte._image import is_unpublished_default
-    from flyte._imagebuild._builder import ImageBuildError
 
     if any(is_unpublished_default(i) for i in images):
         raise ImageBuildError(

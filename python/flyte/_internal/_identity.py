@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flyte._types._msgpack import canonical_data, packb, unpackb
+
 
 def _type_has_references(lt: Any) -> bool:
     which = lt.WhichOneof("type")
@@ -84,8 +86,6 @@ def _normalize(lit: Any) -> None:
         and lit.scalar.WhichOneof("value") == "binary"
         and lit.scalar.binary.tag == "msgpack"
     ):
-        from flyte._types._msgpack import canonical_data, packb, unpackb
-
         try:
             data = unpackb(lit.scalar.binary.value)
         except Exception:  # noqa: BLE001 - not ours to judge here; identified by its bytes

@@ -22,7 +22,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flyte._storage._uri import join
+from flyte._context import current
+from flyte._initialize import data_dir
+from flyte._storage._uri import REMOTE_SCHEMES, _scheme, join, parse_remote, to_local_path
 
 #: Set by the backend per attempt: where an action's new data goes (a URI prefix, used as is).
 RAW_DATA_PREFIX_ENV = "_FLYTE_RAW_DATA_PREFIX"
@@ -36,8 +38,6 @@ def normalize_raw_data_path(path: str) -> str:
     Raises ValueError for a URI no storage backend understands.
     """
     from pathlib import Path
-
-    from flyte._storage._uri import REMOTE_SCHEMES, _scheme, parse_remote, to_local_path
 
     text = path.strip()
     if not text:
@@ -56,7 +56,6 @@ def normalize_raw_data_path(path: str) -> str:
 
 def default_run_base(run_name: str) -> str:
     """``<data dir>/raw/<run>`` as a URI."""
-    from flyte._initialize import data_dir
 
     return (data_dir().expanduser().resolve() / "raw" / run_name).as_uri()
 
@@ -80,7 +79,6 @@ def scope(prefix: str) -> Iterator[str]:
 
 def raw_data_prefix() -> str:
     """The URI prefix new data of the current action (or of this block, outside tasks) goes under."""
-    from flyte._context import current
 
     c = current()
     if c is not None:

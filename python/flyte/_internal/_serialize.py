@@ -11,7 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flyte._bridge import contract
+from flyte._image import DEFAULT_IMAGE_ENV, Image, default_image_uri
 from flyte._policy import policy_metadata
+from flyte._version import __version__
 
 if TYPE_CHECKING:
     from flyte._task import TaskTemplate
@@ -46,7 +49,6 @@ def task_module(task: TaskTemplate[Any, Any]) -> tuple[str, str]:
 
 
 def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
-    from flyte._bridge import contract
 
     module, qualname = task_module(task)
     args = [
@@ -78,20 +80,17 @@ def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
 
 
 def _container_env(task: TaskTemplate[Any, Any]) -> dict[str, str]:
-    from flyte._image import DEFAULT_IMAGE_ENV, default_image_uri
 
     return {**task.env_vars, DEFAULT_IMAGE_ENV: default_image_uri()}
 
 
 def image_uri(task: TaskTemplate[Any, Any]) -> str:
-    from flyte._image import Image
 
     image = task.image
     if isinstance(image, Image):
         return image.uri
     if isinstance(image, str) and image != "auto":
         return image
-    from flyte._image import default_image_uri
 
     return default_image_uri()
 
@@ -155,8 +154,6 @@ def task_spec(
     """The flyteidl2 ``task.TaskSpec`` of ``task``."""
     from flyteidl2.core import identifier_pb2, literals_pb2, security_pb2, tasks_pb2
     from flyteidl2.task import environment_pb2, task_definition_pb2
-
-    from flyte._version import __version__
 
     iface = task.interface
     metadata = tasks_pb2.TaskMetadata(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flyte._trigger import Cron, TriggerTime
+
 if TYPE_CHECKING:
     from flyte._task import TaskTemplate
     from flyte._trigger import Automation, Trigger
@@ -22,8 +24,6 @@ def automation_spec(automation: Automation, kickoff_input: str | None) -> Any:
     from datetime import timedelta
 
     from flyteidl2.task import common_pb2
-
-    from flyte._trigger import Cron
 
     spec = common_pb2.TriggerAutomationSpec(type=common_pb2.TYPE_SCHEDULE)
     schedule = spec.schedule
@@ -50,8 +50,6 @@ def automation_spec(automation: Automation, kickoff_input: str | None) -> Any:
 
 def task_trigger(task: TaskTemplate[Any, Any], trigger: Trigger) -> Any:
     from flyteidl2.task import run_pb2, task_definition_pb2
-
-    from flyte._trigger import TriggerTime
 
     kickoff = trigger.trigger_time_input
     if kickoff not in task.interface.inputs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flyte._storage._local import atomic_write_bytes
+from flyte._storage._ops import exists_sync, get_bytes_sync, put_bytes_sync
 from flyte._storage._uri import is_remote, join, to_local_path
 
 __all__ = ["exists", "file_uri", "join", "read_bytes", "to_path", "write_bytes"]
@@ -22,24 +23,18 @@ def to_path(uri: str) -> Path:
 
 def read_bytes(uri: str) -> bytes:
     if is_remote(uri):
-        from flyte._storage._ops import get_bytes_sync
-
         return get_bytes_sync(uri)
     return to_local_path(uri).read_bytes()
 
 
 def exists(uri: str) -> bool:
     if is_remote(uri):
-        from flyte._storage._ops import exists_sync
-
         return exists_sync(uri)
     return to_local_path(uri).exists()
 
 
 def write_bytes(uri: str, data: bytes) -> None:
     if is_remote(uri):
-        from flyte._storage._ops import put_bytes_sync
-
         put_bytes_sync(data, uri)
     else:
         atomic_write_bytes(to_local_path(uri), data)

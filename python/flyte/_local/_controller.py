@@ -20,6 +20,7 @@ from typing import Any
 from flyte._bridge import cache, journal, ledger, policy
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
+from flyte._local._secrets import provide
 from flyte._policy import task_policy
 from flyte._task_errors import as_user_error, explain_await_error, is_recoverable
 from flyte.errors import TaskTimeoutError
@@ -186,7 +187,6 @@ class LocalRun(Runner):
         return result if iface.native_outputs(result) else iface.literals_to_outputs(outputs_pb)
 
     def _provide_secrets(self, call: Call) -> None:
-        from flyte._local._secrets import provide
 
         try:
             provide(call.task, self.project, self.domain)

@@ -11,6 +11,8 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from flyte._bridge import backend, contract
+from flyte._initialize import DEFAULT_DOMAIN, DEFAULT_PROJECT, data_dir
 from flyte.errors import RuntimeUserError
 
 if TYPE_CHECKING:
@@ -31,8 +33,6 @@ def provide(task: Any, project: str | None, domain: str | None) -> None:
     secrets: tuple[Secret, ...] = getattr(task, "secrets", ())
     if not secrets:
         return
-    from flyte._bridge import backend, contract
-    from flyte._initialize import DEFAULT_DOMAIN, DEFAULT_PROJECT, data_dir
 
     missing = []
     for secret in secrets:

@@ -9,13 +9,15 @@ memory limits are the backend's job; this side only names, submits and decodes.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flyte._bridge import controller, ledger
 from flyte._context import ActionContext
 from flyte._internal import _uris
+from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
 from flyte._internal._runner import Call, Runner
 from flyte._internal._serialize import CodeRef, task_identifier, task_spec
+from flyte._task import TaskTemplate
 from flyte._task_errors import as_user_error
 from flyte.errors import (
     ActionAbortedError,
@@ -24,9 +26,6 @@ from flyte.errors import (
     RuntimeUserError,
     TaskTimeoutError,
 )
-
-if TYPE_CHECKING:
-    from flyte._task import TaskTemplate
 
 
 def error_from_update(task_name: str, phase_name: str, err: Any) -> BaseException:
@@ -119,8 +118,6 @@ class ActionRunner(Runner):
         # backend chose where that action's data goes.
         import os
 
-        from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
-
         prefix = os.environ.get(RAW_DATA_PREFIX_ENV)
         return prefix.rstrip("/") if prefix else super().raw_data_prefix(action_name)
 
@@ -141,10 +138,9 @@ class ActionRunner(Runner):
         # resources, retries or timeout differ.
         cached = self._specs.get(id(task))
         if cached is None or cached[0] is not task:
-            from flyte.remote._task import RemoteTask
-
-            if isinstance(task, RemoteTask):
-                # A deployed task runs its own code, as deployed: its id and spec as found.
+            if not isinstance(task, TaskTemplate):
+                # A deployed task (flyte.remote's, a layer above) runs its own code, as
+                # deployed: its id and spec as found.
                 return task.task_id, task.spec
             kw = {"project": self.project, "domain": self.domain, "org": self.org}
             cached = (task, task_identifier(task, self.code, **kw), task_spec(task, self.code, **kw))

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flyte._bridge import signin
 from flyte.errors import InitializationError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ def token_cache_dir() -> str:
 
 
 def from_api_key(api_key: str) -> dict[str, Any]:
-    from flyte._bridge import signin
 
     try:
         _endpoint, client_id, secret, _org = signin.decode_api_key(api_key)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
+from flyte._aio import loop_running_here
 from flyte._bridge import contract, controller, ledger, rpc
 from flyte.errors import ActionNotFoundError, InitializationError, RuntimeSystemError
 
@@ -26,7 +27,6 @@ _PROJECTS = "/flyteidl2.project.ProjectService/"
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Runs a coroutine to completion from sync code, even inside a running event loop."""
-    from flyte._aio import loop_running_here
 
     if not loop_running_here():
         return asyncio.run(coro)

@@ -11,9 +11,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import flyte
+from flyte._initialize import current_config
+from flyte._internal._modules import load_module, tasks_in
+from flyte._remote._client import BackendClient
+from flyte._remote._submit import create_run_request as build
+from flyte._run import output_values
+
 
 def _load(file: str, task_name: str) -> Any:
-    from flyte._internal._modules import load_module, tasks_in
 
     tasks = tasks_in(load_module(Path(file), None))
     task = tasks.get(task_name) or next((t for t in tasks.values() if t.name == task_name), None)
@@ -51,10 +57,6 @@ def create_run_request(
     file: str, task_name: str, inputs_json: str, project: str, domain: str, endpoint: str
 ) -> tuple[bytes, str]:
     """(serialized CreateRunRequest, full task name)."""
-    import flyte
-    from flyte._initialize import current_config
-    from flyte._remote._client import BackendClient
-    from flyte._remote._submit import create_run_request as build
 
     flyte.init(endpoint=endpoint, insecure=True, project=project or None, domain=domain or None)
     task = _load(file, task_name)
@@ -68,8 +70,6 @@ def outputs_json(file: str, task_name: str, outputs: bytes) -> str:
     """The run's outputs (a serialized flyteidl2 Outputs) as a JSON object."""
     from flyteidl2.task import common_pb2
     from pydantic import TypeAdapter
-
-    from flyte._run import output_values
 
     task = _load(file, task_name)
     iface = task.interface

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flyte._bridge.backend import Backend, DataDirInUseError
 from flyte.errors import InitializationError
 
 INFO = "backend.json"
@@ -140,7 +141,6 @@ def serve(
     """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
     (certificate, private key), PEM files; ``auth`` requires callers to sign in (keys
     ``issuer``, ``audience``, ``client_id``, ``scopes``)."""
-    from flyte._bridge.backend import Backend, DataDirInUseError
 
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyte._bridge import ledger
-from flyte._internal import _bundle
+from flyte._imagebuild._ensure import ensure_built
+from flyte._initialize import scope
+from flyte._internal import _bundle, _raw_data
 from flyte._internal._serialize import CodeRef, task_module, task_spec
+from flyte._remote._action_runner import error_from_update
 from flyte._remote._client import BackendClient, run_sync
 from flyte._remote._upload import upload_bytes
-from flyte._run import Run, RunOutputs, output_values
+from flyte._run import Run, RunOutputs, new_run_name, output_values
 from flyte.errors import RuntimeSystemError
 
 if TYPE_CHECKING:
@@ -145,7 +148,6 @@ class RemoteRun(Run):
     def _raise_if_failed(self) -> None:
         if ledger.is_success(self.phase):
             return
-        from flyte._remote._action_runner import error_from_update
 
         err = self._error
         if err is None:
@@ -200,8 +202,6 @@ class RemoteRun(Run):
 
 def _run_inputs(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext) -> tuple[str, Any]:
     """The run's name and its inputs as literals, with the run context's custom context."""
-    from flyte._internal import _raw_data
-    from flyte._run import new_run_name
 
     run_name = rc.name or new_run_name()
     iface = task.interface
@@ -225,8 +225,6 @@ def create_run_request(
     task spec."""
     from flyteidl2.common import identifier_pb2
     from flyteidl2.workflow import run_service_pb2
-
-    from flyte._initialize import scope
 
     run_name, inputs = _run_inputs(task, args, kwargs, rc)
     where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
@@ -275,8 +273,6 @@ def submit(
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)
     env = getattr(task, "env", None)
     if env is not None:
-        from flyte._imagebuild._ensure import ensure_built
-
         run_sync(ensure_built([env], client))
     request = create_run_request(task, args, kwargs, rc, cfg, client)
     run = run_sync(client.create_run(request))
@@ -293,8 +289,6 @@ def submit_deployed(
     """Creates a run of a deployed task, by its id: the backend runs the deployed code."""
     from flyteidl2.common import identifier_pb2
     from flyteidl2.workflow import run_service_pb2
-
-    from flyte._initialize import scope
 
     assert cfg.endpoint is not None
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)

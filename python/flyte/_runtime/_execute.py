@@ -23,8 +23,14 @@ from typing import Any
 
 from flyte._bridge import contract
 from flyte._bridge.controller import Controller
+from flyte._context import ActionContext, _current
 from flyte._internal import _uris
+from flyte._task import TaskTemplate
 from flyte._task_errors import is_recoverable
+from flyte.errors import BaseRuntimeError
+
+# Deferred imports: an attempt loads the parts of the SDK it uses (the backend client, code
+# bundles, sign-in) when it uses them, so the runtime starts short.
 
 
 class _LoadError(Exception):
@@ -53,8 +59,6 @@ loading_user_code = False
 def _load_task(args: argparse.Namespace) -> Any:
     global loading_user_code
     import importlib
-
-    from flyte._task import TaskTemplate
 
     if args.bundle:
         from flyte._internal import _bundle
@@ -90,8 +94,6 @@ def _write_error(prefix: str, exc: BaseException, *, recoverable: bool = True) -
     """
     from flyteidl2.core import execution_pb2
 
-    from flyte.errors import BaseRuntimeError
-
     is_system = isinstance(exc, BaseRuntimeError) and exc.kind == "system"
     code = getattr(exc, "code", None) if isinstance(exc, BaseRuntimeError) else type(exc).__name__
     kind = execution_pb2.ContainerError.Kind
@@ -118,7 +120,6 @@ async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) ->
     import contextvars
     import functools
 
-    from flyte._context import _current
     from flyte._task_errors import explain_await_error
 
     runner.loop = asyncio.get_running_loop()
@@ -183,7 +184,6 @@ def main(argv: list[str]) -> int:
 
     import asyncio
 
-    from flyte._context import ActionContext
     from flyte._internal._serialize import CodeRef
     from flyte._remote._action_runner import ActionRunner
     from flyte._remote._auth import API_KEY_ENV, from_api_key

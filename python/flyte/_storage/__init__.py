@@ -17,7 +17,8 @@ from flyte._storage._store import (
 )
 from flyte._storage._uri import is_remote, join, to_local_path
 
-# The operations import the object-store client (~100 ms): loaded on first use.
+# Deferred imports: the operations import the object-store client (~100 ms), loaded on first
+# use instead of with `import flyte`.
 _OPS = frozenset(
     [
         "exists",

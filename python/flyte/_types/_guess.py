@@ -14,6 +14,7 @@ from typing import Any, Optional
 from flyteidl2.core import interface_pb2, types_pb2
 
 from flyte._types._interface import NativeInterface
+from flyte.io import DataFrame, Dir, File
 
 _SIMPLE: dict[int, Any] = {
     types_pb2.INTEGER: int,
@@ -42,12 +43,8 @@ def python_type(lt: types_pb2.LiteralType) -> Any:
             return Optional[others[0]]  # noqa: UP045 - a runtime type expression
         return Any
     if kind == "blob" and not lt.blob.format:
-        from flyte.io import Dir, File
-
         return Dir if lt.blob.dimensionality == types_pb2.BlobType.MULTIPART else File
     if kind == "structured_dataset_type":
-        from flyte.io import DataFrame
-
         return DataFrame
     return Any
 

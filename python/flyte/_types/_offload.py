@@ -18,6 +18,11 @@ from typing import Any
 
 from flyteidl2.core.literals_pb2 import Literal
 
+from flyte._internal._raw_data import raw_data_prefix
+
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
+
 MAX_INLINE_ENV = "FLYTE_MAX_INLINE_BYTES"
 DEFAULT_MAX_INLINE = 4 * 1024 * 1024
 
@@ -72,7 +77,6 @@ def max_inline_bytes() -> int:
 def offload(lit: Literal, literal_type: Any = None) -> None:
     """Writes ``lit`` to storage and turns it, in place, into a reference to what was written."""
     from flyte._internal import _uris
-    from flyte._internal._raw_data import raw_data_prefix
 
     data = lit.SerializeToString(deterministic=True)
     digest = hashlib.sha256(data).hexdigest()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import rich_click as click
 
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 @click.group()
 def abort() -> None:

@@ -8,7 +8,11 @@ from typing import Any
 
 import rich_click as click
 
+from flyte._initialize import data_dir, scope
 from flyte.cli._get import config_from_context
+
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
 
 
 @dataclass
@@ -40,7 +44,6 @@ def resolve(
 ) -> Target:
     """The configured endpoint; otherwise the local backend: started if ``start``, or if
     ``start_for_records`` and the data dir holds records (local runs are kept there too)."""
-    from flyte._initialize import data_dir, scope
     from flyte._remote._client import BackendClient
     from flyte._remote._local_backend import ensure_running, running_endpoint
 

@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import rich_click as click
 
+import flyte
+
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 if TYPE_CHECKING:
     from flyte._environment import TaskEnvironment
     from flyte._image import Image
@@ -62,7 +67,6 @@ def build(
         raise click.UsageError("name an environment (ENV) of one file, or build all of them with --all")
     if recursive and not path.is_dir():
         raise click.UsageError("--recursive needs a directory")
-    import flyte
 
     cfg = config_from_context(ctx)
     flyte.init(image_builder=cfg.image_builder)

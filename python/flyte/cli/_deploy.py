@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import rich_click as click
 
+import flyte
+from flyte._deploy import deploy as deploy_envs
+from flyte._environment import TaskEnvironment
+
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 if TYPE_CHECKING:
     from flyte._environment import TaskEnvironment
 
 
 def _environments_in(path: Path, root_dir: Path | None, recursive: bool) -> dict[str, TaskEnvironment]:
     """Every TaskEnvironment defined by the file, or by the .py files of the directory."""
-    from flyte._environment import TaskEnvironment
     from flyte._internal._modules import load_module
 
     root: Path | None = root_dir
@@ -104,8 +110,6 @@ def deploy(
     images: tuple[str, ...],
 ) -> None:
     """Deploy the tasks of environments in a file (ENV, or all of them) or a directory."""
-    import flyte
-    from flyte._deploy import deploy as deploy_envs
     from flyte.cli._get import config_from_context
 
     if env_name and (deploy_all or path.is_dir()):

@@ -10,6 +10,9 @@ import rich_click as click
 
 from flyte.cli._get import get
 
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 def _fmt_time(ts: Any) -> str:
     if not ts.seconds and not ts.nanos:

@@ -7,6 +7,9 @@ import rich_click as click
 from flyte.cli._get import get
 from flyte.cli._get_runs import _emit, _fmt_time
 
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 @get.command("task")
 @click.argument("name", required=False)

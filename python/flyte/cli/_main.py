@@ -11,6 +11,9 @@ import rich_click as click
 
 from flyte._version import __version__
 
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 @dataclass
 class CLIOptions:

@@ -8,6 +8,9 @@ from flyte.cli._create import create
 from flyte.cli._get import get
 from flyte.cli._get_runs import _emit
 
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 @create.command("project")
 @click.option("--id", "project_id", required=True, help="The project's id (lowercase letters, digits, '-').")

@@ -16,7 +16,13 @@ from typing import Any
 
 import rich_click as click
 
+import flyte
+from flyte._environment import _ENVIRONMENTS
+from flyte._initialize import data_dir
 from flyte._internal._modules import load_module, tasks_in
+
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
 
 
 @dataclass
@@ -215,13 +221,11 @@ def _check_raw_data_path(ctx: click.Context, param: click.Parameter, value: str 
 
 def _init_backend(ctx: click.Context, opts: RunOptions) -> None:
     """Points this process at the configured backend, else the local one (started if needed)."""
-    import flyte
     from flyte.cli._get import config_from_context
 
     cfg = config_from_context(ctx)
     endpoint, insecure = cfg.endpoint, cfg.insecure
     if not endpoint:
-        from flyte._initialize import data_dir
         from flyte._remote._local_backend import ensure_running
 
         endpoint, insecure = ensure_running(data_dir()), True
@@ -238,7 +242,6 @@ def _init_backend(ctx: click.Context, opts: RunOptions) -> None:
 
 def _deployed_command(ctx: click.Context, ref: str) -> click.Command:
     """``flyte run deployed-task ENV.TASK[:VERSION] --input value ...``."""
-    import flyte
     from flyte.remote import Task
 
     name, _, version = ref.partition(":")
@@ -295,12 +298,10 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
     @click.pass_context
     def callback(ctx: click.Context, **values: Any) -> None:
         opts: RunOptions = ctx.find_object(RunOptions)  # type: ignore[assignment]
-        import flyte
         from flyte.cli._get import config_from_context
 
         values = _coerce_enums(task, values)
         if opts.images:
-            from flyte._environment import _ENVIRONMENTS
             from flyte.cli._deploy import apply_images
 
             apply_images(list(_ENVIRONMENTS.values()), opts.images)

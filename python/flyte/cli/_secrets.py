@@ -13,6 +13,9 @@ from flyte.cli._get import get
 from flyte.cli._get_runs import _emit, _fmt_time
 from flyte.cli._triggers import delete
 
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 def _target(
     ctx: click.Context, project: str | None, domain: str | None, start: bool = False

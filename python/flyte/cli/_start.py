@@ -6,6 +6,11 @@ from pathlib import Path
 
 import rich_click as click
 
+from flyte._initialize import data_dir as default_data_dir
+
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 @click.group()
 def start() -> None:
@@ -87,7 +92,6 @@ def start_local(
     `flyte.init(endpoint="HOST:PORT", insecure=True)`; `flyte run` without an endpoint
     starts one in the background on its own.
     """
-    from flyte._initialize import data_dir as default_data_dir
     from flyte._remote._local_backend import image_mapping, serve
     from flyte.cli._get import config_from_context
 
@@ -150,7 +154,6 @@ def stop_local(data_dir: Path | None, timeout: float) -> None:
     import signal
     import time
 
-    from flyte._initialize import data_dir as default_data_dir
     from flyte._remote._local_backend import read_info
 
     directory = (data_dir or default_data_dir()).expanduser().resolve()

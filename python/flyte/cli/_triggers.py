@@ -9,6 +9,9 @@ import rich_click as click
 from flyte.cli._get import get
 from flyte.cli._get_runs import _emit, _fmt_time
 
+# Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
+# other command start without the rest.
+
 
 def automation_text(spec: Any) -> str:
     """One line describing when a trigger fires."""

@@ -12,7 +12,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, model_validator
 
-from flyte.io._file import is_uri, local_path_of, new_remote_uri
+from flyte import _storage
+from flyte.io._file import is_uri, local_path_of, new_remote_uri, sha256_of_bytes
+from flyte.io._frames import to_parquet_bytes
 
 T = TypeVar("T")
 
@@ -21,40 +23,10 @@ PARQUET = "parquet"
 PART_NAME = "00000.parquet"
 
 
-def _module_of(value: Any) -> str:
-    return type(value).__module__.split(".", 1)[0]
-
-
-def to_arrow_table(df: Any) -> Any:
-    """A pyarrow Table from a pandas DataFrame, a pyarrow Table or a polars DataFrame."""
-    import pyarrow as pa
-
-    if isinstance(df, pa.Table):
-        return df
-    mod = _module_of(df)
-    if mod == "pandas":
-        return pa.Table.from_pandas(df)
-    if mod == "polars":
-        return df.to_arrow()
-    if isinstance(df, DataFrame):
-        return df.to_arrow()
-    raise TypeError(f"cannot store a {type(df).__qualname__} as parquet (expected pandas, pyarrow or polars)")
-
-
-def to_parquet_bytes(df: Any) -> bytes:
-    import pyarrow.parquet as pq
-
-    buf = io.BytesIO()
-    pq.write_table(to_arrow_table(df), buf)
-    return buf.getvalue()
-
-
 def _read_parquet(uri: str) -> Any:
     """A pyarrow Table from a parquet file, or from every ``*.parquet`` file under a directory prefix."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from flyte import _storage
 
     local = local_path_of(uri)
     if local is not None:
@@ -103,8 +75,6 @@ class DataFrame(BaseModel):
     @classmethod
     def from_df(cls, df: Any, uri: str | None = None) -> DataFrame:
         """Writes ``df`` (pandas, pyarrow or polars) as parquet to ``uri`` (default: a fresh location)."""
-        from flyte import _storage
-        from flyte.io._file import sha256_of_bytes
 
         data = to_parquet_bytes(df)
         base = uri or new_remote_uri()

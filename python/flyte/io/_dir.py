@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from flyte import _storage
 from flyte.io._file import (
     File,
     HashMethod,
@@ -80,7 +81,6 @@ class Dir(Reference):
 
     def child(self, relative: str) -> str:
         """The URI (or path) of ``relative`` inside this directory."""
-        from flyte import _storage
 
         if is_uri(self.path):
             return str(_storage.join(self.path, relative))
@@ -150,8 +150,6 @@ class Dir(Reference):
         if local is not None:
             shutil.copytree(local, target, dirs_exist_ok=True)
         else:
-            from flyte import _storage
-
             os.makedirs(target, exist_ok=True)
             target = _storage.get_sync(self.path, target, recursive=True) or target
         if local_path is None:
@@ -163,7 +161,6 @@ class Dir(Reference):
             import asyncio
 
             return await asyncio.to_thread(self.download_sync, local_path)
-        from flyte import _storage
 
         target = self._download_target(local_path)
         os.makedirs(target, exist_ok=True)
@@ -187,7 +184,6 @@ class Dir(Reference):
         local = self.local_path
         if local is not None and not is_uri(self.path):
             return [File(path=full, name=os.path.basename(full)) for _, full in _files_under(local)]
-        from flyte import _storage
 
         if local_path_of(self.path) is not None:
             base = self.path.rstrip("/")

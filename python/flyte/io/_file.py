@@ -20,8 +20,12 @@ from pydantic import (
     model_validator,
 )
 
+from flyte import _storage
+from flyte._aio import running_loop
+from flyte._context import current
 from flyte._internal._raw_data import new_remote_uri
 from flyte._types._engine import UPLOAD_CONTEXT
+from flyte.io._frames import to_parquet_bytes
 
 R = TypeVar("R")
 
@@ -89,8 +93,6 @@ def wants_sync() -> bool:
     Inside a sync task (even one running on the event loop's thread), or anywhere no event loop runs,
     nothing could await the result, so the work is done synchronously.
     """
-    from flyte._aio import running_loop
-    from flyte._context import current
 
     c = current()
     if c is not None and c.task is not None and not c.task.is_async:
@@ -125,7 +127,6 @@ def upload_hashed_sync(
 ) -> tuple[str, str]:
     """Stores ``local`` at ``uri``; returns where it went and its identity (``hash_method``'s, or
     ``hasher``'s, which reads the data a second time: alongside the upload, not after it)."""
-    from flyte import _storage
 
     digest = custom_hash(hash_method, local)
     if digest is not None:
@@ -147,8 +148,6 @@ async def upload_hashed(
 ) -> tuple[str, str]:
     """``upload_hashed_sync`` for async code."""
     import asyncio
-
-    from flyte import _storage
 
     digest = custom_hash(hash_method, local)
     if digest is not None:
@@ -315,7 +314,6 @@ class File(Reference):
     @classmethod
     def from_bytes(cls, data: bytes, name: str | None = None, format: str = "") -> File:
         """Stores ``data`` as a new file and returns it."""
-        from flyte import _storage
 
         uri = new_remote_uri(name or "data.bin")
         _storage.put_bytes_sync(bytes(data), uri)
@@ -329,7 +327,6 @@ class File(Reference):
     @classmethod
     def from_dataframe(cls, df: Any, name: str | None = None) -> File:
         """Stores a pandas/pyarrow/polars data frame as one parquet file and returns it."""
-        from flyte.io._dataframe import to_parquet_bytes
 
         return cls.from_bytes(to_parquet_bytes(df), name or "data.parquet", format="parquet")
 
@@ -343,7 +340,6 @@ class File(Reference):
         return local_path_of(self.path)
 
     def exists(self) -> bool:
-        from flyte import _storage
 
         local = self.local_path
         if local is not None:
@@ -355,7 +351,6 @@ class File(Reference):
         local = self.local_path
         if local is not None:
             return Path(local).read_bytes()
-        from flyte import _storage
 
         return bytes(_storage.get_bytes_sync(self.path))
 
@@ -363,7 +358,6 @@ class File(Reference):
         local = self.local_path
         if local is not None:
             return Path(local).read_bytes()
-        from flyte import _storage
 
         return bytes(await _storage.get_bytes(self.path))
 
@@ -392,8 +386,6 @@ class File(Reference):
 
             shutil.copyfile(local, target)
         else:
-            from flyte import _storage
-
             target = _storage.get_sync(self.path, target) or target
         if local_path is None:
             self._local = target
@@ -405,7 +397,6 @@ class File(Reference):
             import asyncio
 
             return await asyncio.to_thread(self.download_sync, local_path)
-        from flyte import _storage
 
         target = self._download_target(local_path)
         target = await _storage.get(self.path, target) or target
@@ -427,7 +418,6 @@ class File(Reference):
                 Path(local).parent.mkdir(parents=True, exist_ok=True)
                 self.hash = None  # the content changes
             return open(local, mode, encoding=encoding if "b" not in mode else None)
-        from flyte import _storage
 
         if "w" in mode:
             self.hash = None

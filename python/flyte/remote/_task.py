@@ -14,14 +14,18 @@ from collections.abc import Coroutine
 from typing import Any
 
 from flyte import _context
-from flyte.errors import RemoteTaskError
+from flyte._cache import Cache
+from flyte._initialize import current_config, data_dir, scope
+from flyte.errors import ActionNotFoundError, RemoteTaskError
+
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 
 def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any]:
     """Where deployed tasks are looked up: the configured endpoint, else (inside a task) the
     backend that runs it, else the local backend."""
     from flyte._bridge import contract
-    from flyte._initialize import current_config, data_dir, scope
     from flyte._remote._client import BackendClient
 
     cfg = current_config()
@@ -84,8 +88,6 @@ class RemoteTask:
     async def _resolve(self) -> Any:
         from flyteidl2.common import identifier_pb2
         from flyteidl2.task import task_definition_pb2
-
-        from flyte.errors import ActionNotFoundError
 
         client, where = _client_and_scope(self._project, self._domain)
         self._scope = where
@@ -172,7 +174,6 @@ class RemoteTask:
 
     @functools.cached_property
     def cache(self) -> Any:
-        from flyte._cache import Cache
 
         meta = self.spec.task_template.metadata
         if not meta.discoverable:

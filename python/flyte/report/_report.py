@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from flyte import _context
 
+# Deferred imports: what functions here import loads on first use, not with `import flyte` or
+# when tasks are defined (the Rust extension, protobufs, storage and backend clients).
+
 _MAIN_TAB = "Main"
 
 
