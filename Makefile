@@ -23,10 +23,8 @@ STAMP := $(VENV)/.deps-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "maturin>=1.7,<2.0" "flyteidl2==2.0.53" "protobuf>=5" "click>=8.1" "rich-click>=1.8" \
-		"rich>=13" "pyyaml>=6" "cloudpickle>=3" "msgpack>=1.0" "pydantic>=2" "obstore>=0.12" \
-		"pytest>=8" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" pandas pyarrow polars "moto[server]>=5.1" \
-		"cryptography>=42" "protovalidate>=1.0" uv authlib flask
+	@# What the SDK needs and what its tests need, as pyproject.toml lists them (one list).
+	$(PIP) install --quiet "maturin>=1.7,<2.0" $$($(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(" ".join(p["dependencies"] + p["optional-dependencies"]["dev"]))')
 	touch $(STAMP)
 
 venv: $(STAMP)
