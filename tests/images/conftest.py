@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from containers import BASE_PACKAGES, PYTHON, Registry, buildah, need, running_registry  # noqa: E402
+from containers import BASE_PACKAGES, PYTHON, PYTHON_PACKAGES, Registry, buildah, need, running_registry  # noqa: E402
 
 # Session fixtures are set up inside the first test that asks for them, and on a clean machine
 # (no FLYTE_TEST_CACHE_DIR) that test pays for a Debian rootfs per platform, arm64's under qemu:
@@ -77,11 +77,11 @@ def containers(
                 os.environ[key] = value
 
 
-def _rootfs(cache_dir: Path, arch: str = "amd64") -> Path:
-    """A Debian bookworm root file system with Python for ``arch``, made once and kept in the
-    cache. A foreign architecture's packages are configured under qemu-user-static."""
+def _rootfs(cache_dir: Path, arch: str = "amd64", packages: str = BASE_PACKAGES) -> Path:
+    """A Debian bookworm root file system with ``packages`` for ``arch``, made once and kept in
+    the cache. A foreign architecture's packages are configured under qemu-user-static."""
     suffix = "" if arch == "amd64" else f"-{arch}"
-    tar = cache_dir / f"debian-bookworm-{BASE_PACKAGES.replace(',', '+')}{suffix}.tar"
+    tar = cache_dir / f"debian-bookworm-{packages.replace(',', '+')}{suffix}.tar"
     if tar.exists():
         return tar
     partial = tar.with_suffix(".partial")
@@ -89,7 +89,7 @@ def _rootfs(cache_dir: Path, arch: str = "amd64") -> Path:
         need("mmdebstrap"),
         "--variant=minbase",
         f"--arch={arch}",
-        f"--include={BASE_PACKAGES}",
+        f"--include={packages}",
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -103,22 +103,24 @@ def _rootfs(cache_dir: Path, arch: str = "amd64") -> Path:
     return tar
 
 
-def _base_image(tar: Path, uri: str, arch: str = "amd64") -> None:
-    """Commits a root file system as ``uri`` for ``arch``, with this machine's extra CA
-    certificates (its HTTPS traffic may need them), and pushes it."""
+def _base_image(tar: Path, uri: str, arch: str = "amd64", https: bool = True) -> None:
+    """Commits a root file system as ``uri`` for ``arch`` and pushes it; with ``https`` (the
+    rootfs has ca-certificates), with this machine's extra CA certificates, which its HTTPS
+    traffic may need."""
     ctr = buildah("from", "scratch").stdout.strip()
     try:
         buildah("add", ctr, str(tar), "/")
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        buildah("config", "--arch", arch, "--os", "linux", "--env", f"PATH={path}", ctr)
         extra_cas = Path("/usr/local/share/ca-certificates")
-        if extra_cas.is_dir() and any(extra_cas.iterdir()):
+        if https and extra_cas.is_dir() and any(extra_cas.iterdir()):
             buildah("copy", ctr, str(extra_cas), "/usr/local/share/ca-certificates/")
             buildah("run", ctr, "--", "update-ca-certificates")
-        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        bundle = "/etc/ssl/certs/ca-certificates.crt"
-        buildah("config", "--arch", arch, "--os", "linux", "--env", f"PATH={path}", ctr)
-        # pip, and requests-based tools such as poetry, bring CA bundles of their own.
-        for variable in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-            buildah("config", "--env", f"{variable}={bundle}", ctr)
+        if https:
+            # pip, and requests-based tools such as poetry, bring CA bundles of their own.
+            bundle = "/etc/ssl/certs/ca-certificates.crt"
+            for variable in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+                buildah("config", "--env", f"{variable}={bundle}", ctr)
         buildah("commit", "--rm", ctr, uri)
     except BaseException:
         buildah("rm", ctr, check=False)
@@ -137,8 +139,9 @@ def debian_python(registry: Registry, containers: dict[str, str], cache_dir: Pat
 
 @pytest.fixture(scope="session")
 def debian_python_multiarch(registry: Registry, containers: dict[str, str], cache_dir: Path) -> str:
-    """The same Debian Python for linux/amd64 and linux/arm64, as one manifest list. arm64's
-    programs (its packages' scripts, an image's RUN steps) run here under qemu-user-static."""
+    """Debian's Python for linux/amd64 and linux/arm64, as one manifest list. arm64's programs
+    (its packages' scripts, an image's RUN steps) run here under qemu-user-static, so its rootfs
+    has only what the multi-arch test runs, Python: every package more costs minutes."""
     need("qemu-aarch64-static")
     binfmt = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
     if not binfmt.exists() or "enabled" not in binfmt.read_text():
@@ -152,7 +155,10 @@ def debian_python_multiarch(registry: Registry, containers: dict[str, str], cach
     buildah("manifest", "create", listed)
     for arch in ("amd64", "arm64"):
         one = f"{repo}:bookworm-{arch}"
-        _base_image(_rootfs(cache_dir, arch), one, arch)
+        if arch == "amd64":
+            _base_image(_rootfs(cache_dir), one, arch)
+        else:
+            _base_image(_rootfs(cache_dir, arch, PYTHON_PACKAGES), one, arch, https=False)
         buildah("manifest", "add", "--tls-verify=false", listed, f"docker://{one}")
     buildah("manifest", "push", "--all", "--tls-verify=false", listed, f"docker://{listed}")
     return listed

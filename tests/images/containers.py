@@ -19,6 +19,8 @@ import pytest
 # Debian's Python is what the test base has; the image's python_version must name it.
 PYTHON = (3, 11)
 BASE_PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates"
+# Python and nothing else, for a rootfs made under emulation.
+PYTHON_PACKAGES = "python3,python-is-python3"
 
 
 def need(tool: str) -> str:
