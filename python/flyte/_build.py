@@ -25,7 +25,6 @@ class ImageBuild:
 
 
 def _check_builder() -> None:
-
     builder = current_config().image_builder
     if builder != "local":
         raise ValueError(

@@ -846,7 +846,6 @@ def default_image() -> Image:
     """The image of tasks that name none: Flyte's Debian base with this SDK, in the configured
     registry (``image.registry``) when there is one, for the configured platforms
     (``image.platforms``; both linux/amd64 and linux/arm64 by default)."""
-
     cfg = current_config()
     platforms = tuple(cfg.image_platforms) or None
     if cfg.image_registry:

@@ -38,7 +38,6 @@ def with_dependencies(envs: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
 
 def images_of(envs: Iterable[TaskEnvironment]) -> list[Image]:
     """The images these environments' tasks run in that are built from a definition."""
-
     images: dict[str, Image] = {}
     for env in envs:
         for image in [env.image, *(getattr(t, "image", None) for t in env.tasks.values())]:
@@ -51,7 +50,6 @@ def images_of(envs: Iterable[TaskEnvironment]) -> list[Image]:
 
 async def ensure_built(envs: Iterable[TaskEnvironment], client: BackendClient) -> list[str]:
     """Builds and pushes what is missing; returns the URIs built."""
-
     images = images_of(with_dependencies(envs))
     if not images or not await client.runs_images():
         return []

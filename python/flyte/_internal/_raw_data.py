@@ -56,7 +56,6 @@ def normalize_raw_data_path(path: str) -> str:
 
 def default_run_base(run_name: str) -> str:
     """``<data dir>/raw/<run>`` as a URI."""
-
     return (data_dir().expanduser().resolve() / "raw" / run_name).as_uri()
 
 
@@ -79,7 +78,6 @@ def scope(prefix: str) -> Iterator[str]:
 
 def raw_data_prefix() -> str:
     """The URI prefix new data of the current action (or of this block, outside tasks) goes under."""
-
     c = current()
     if c is not None:
         return c.run.raw_data_prefix(c.action_name)

@@ -49,7 +49,6 @@ def task_module(task: TaskTemplate[Any, Any]) -> tuple[str, str]:
 
 
 def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
-
     module, qualname = task_module(task)
     args = [
         contract.RUNTIME_PROGRAM,
@@ -80,12 +79,10 @@ def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
 
 
 def _container_env(task: TaskTemplate[Any, Any]) -> dict[str, str]:
-
     return {**task.env_vars, DEFAULT_IMAGE_ENV: default_image_uri()}
 
 
 def image_uri(task: TaskTemplate[Any, Any]) -> str:
-
     image = task.image
     if isinstance(image, Image):
         return image.uri

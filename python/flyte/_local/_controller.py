@@ -187,7 +187,6 @@ class LocalRun(Runner):
         return result if iface.native_outputs(result) else iface.literals_to_outputs(outputs_pb)
 
     def _provide_secrets(self, call: Call) -> None:
-
         try:
             provide(call.task, self.project, self.domain)
         except Exception as e:

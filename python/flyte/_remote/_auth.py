@@ -28,7 +28,6 @@ def token_cache_dir() -> str:
 
 
 def from_api_key(api_key: str) -> dict[str, Any]:
-
     try:
         _endpoint, client_id, secret, _org = signin.decode_api_key(api_key)
     except ValueError as e:

@@ -27,7 +27,6 @@ _PROJECTS = "/flyteidl2.project.ProjectService/"
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Runs a coroutine to completion from sync code, even inside a running event loop."""
-
     if not loop_running_here():
         return asyncio.run(coro)
     box: dict[str, Any] = {}

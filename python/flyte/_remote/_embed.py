@@ -20,7 +20,6 @@ from flyte._run import output_values
 
 
 def _load(file: str, task_name: str) -> Any:
-
     tasks = tasks_in(load_module(Path(file), None))
     task = tasks.get(task_name) or next((t for t in tasks.values() if t.name == task_name), None)
     if task is None:
@@ -57,7 +56,6 @@ def create_run_request(
     file: str, task_name: str, inputs_json: str, project: str, domain: str, endpoint: str
 ) -> tuple[bytes, str]:
     """(serialized CreateRunRequest, full task name)."""
-
     flyte.init(endpoint=endpoint, insecure=True, project=project or None, domain=domain or None)
     task = _load(file, task_name)
     rc = flyte.with_runcontext(mode="remote")

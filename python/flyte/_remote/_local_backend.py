@@ -141,7 +141,6 @@ def serve(
     """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
     (certificate, private key), PEM files; ``auth`` requires callers to sign in (keys
     ``issuer``, ``audience``, ``client_id``, ``scopes``)."""
-
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fork = fork_server_command() if launcher == "fork" else None

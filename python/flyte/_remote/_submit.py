@@ -202,7 +202,6 @@ class RemoteRun(Run):
 
 def _run_inputs(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext) -> tuple[str, Any]:
     """The run's name and its inputs as literals, with the run context's custom context."""
-
     run_name = rc.name or new_run_name()
     iface = task.interface
     # Data the inputs upload (local files, offloaded values) goes where the run's data goes.

@@ -75,7 +75,6 @@ class DataFrame(BaseModel):
     @classmethod
     def from_df(cls, df: Any, uri: str | None = None) -> DataFrame:
         """Writes ``df`` (pandas, pyarrow or polars) as parquet to ``uri`` (default: a fresh location)."""
-
         data = to_parquet_bytes(df)
         base = uri or new_remote_uri()
         _storage.put_bytes_sync(data, _storage.join(base, PART_NAME))

@@ -81,7 +81,6 @@ class Dir(Reference):
 
     def child(self, relative: str) -> str:
         """The URI (or path) of ``relative`` inside this directory."""
-
         if is_uri(self.path):
             return str(_storage.join(self.path, relative))
         return os.path.join(self.path, relative)

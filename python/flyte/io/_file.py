@@ -93,7 +93,6 @@ def wants_sync() -> bool:
     Inside a sync task (even one running on the event loop's thread), or anywhere no event loop runs,
     nothing could await the result, so the work is done synchronously.
     """
-
     c = current()
     if c is not None and c.task is not None and not c.task.is_async:
         return True
@@ -127,7 +126,6 @@ def upload_hashed_sync(
 ) -> tuple[str, str]:
     """Stores ``local`` at ``uri``; returns where it went and its identity (``hash_method``'s, or
     ``hasher``'s, which reads the data a second time: alongside the upload, not after it)."""
-
     digest = custom_hash(hash_method, local)
     if digest is not None:
         return _storage.put_sync(local, uri, recursive=recursive) or uri, digest
@@ -272,7 +270,6 @@ class File(Reference):
         The content's SHA-256 identifies it (cache keys, action names) unless ``hash_method``
         gives the identity instead: a string, or a function of the local path returning one.
         """
-
         local, name = _checked_file(path)
         uri, digest = upload_hashed_sync(
             local, remote_destination or new_remote_uri(name), sha256_of_file, hash_method
@@ -314,7 +311,6 @@ class File(Reference):
     @classmethod
     def from_bytes(cls, data: bytes, name: str | None = None, format: str = "") -> File:
         """Stores ``data`` as a new file and returns it."""
-
         uri = new_remote_uri(name or "data.bin")
         _storage.put_bytes_sync(bytes(data), uri)
         return cls(path=uri, name=name, hash=sha256_of_bytes(data), format=format)
@@ -327,7 +323,6 @@ class File(Reference):
     @classmethod
     def from_dataframe(cls, df: Any, name: str | None = None) -> File:
         """Stores a pandas/pyarrow/polars data frame as one parquet file and returns it."""
-
         return cls.from_bytes(to_parquet_bytes(df), name or "data.parquet", format="parquet")
 
     # -- reading ----------------------------------------------------------------------------
@@ -340,7 +335,6 @@ class File(Reference):
         return local_path_of(self.path)
 
     def exists(self) -> bool:
-
         local = self.local_path
         if local is not None:
             return os.path.isfile(local)

@@ -174,7 +174,6 @@ class RemoteTask:
 
     @functools.cached_property
     def cache(self) -> Any:
-
         meta = self.spec.task_template.metadata
         if not meta.discoverable:
             return Cache(behavior="disable")
