@@ -12,7 +12,6 @@ from flyte._retry import RetryStrategy
 from flyte._timeout import Timeout, seconds_of
 
 if TYPE_CHECKING:
-    from flyte._bridge import policy
     from flyte._task import TaskTemplate
 
 

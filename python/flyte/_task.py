@@ -31,7 +31,6 @@ from flyte._timeout import Timeout, TimeoutType, timeout_from_request
 if TYPE_CHECKING:
     from flyte._environment import TaskEnvironment
     from flyte._image import Image
-    from flyte._resources import Resources
     from flyte._reusable import ReusePolicy
     from flyte._secret import Secret
     from flyte._trigger import Trigger

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +34,31 @@ def need(tool: str) -> str:
 @dataclass
 class Registry:
     host: str  # 127.0.0.1:PORT
+
+
+def flyte_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed `flyte` command, plain-text output; ``env`` replaces the environment."""
+    plain = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "flyte"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=plain if env is None else env,
+    )
+
+
+def lock(project: Path, tool: str, *args: str) -> None:
+    """Locks a project with ``tool`` from this virtualenv (uv, poetry), as its user would."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / tool), "lock", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def buildah(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,6 @@ container args, with code and data under a folder the container sees.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -26,7 +24,7 @@ from flyte._imagebuild._wheel import host_platform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from containers import PYTHON, Registry, buildah  # noqa: E402
+from containers import PYTHON, Registry, buildah, flyte_cli, lock  # noqa: E402
 from podspec import pod_for  # noqa: E402
 
 MODULE = """
@@ -111,28 +109,10 @@ def _project(work: Path, registry: Registry, platform: str) -> Path:
     (work / "job.py").write_text(JOB)
     (work / "uvproj").mkdir()
     (work / "uvproj" / "pyproject.toml").write_text(UV_PROJECT)
-    lock = subprocess.run(
-        [str(Path(sys.executable).parent / "uv"), "lock", "--native-tls"],
-        cwd=work / "uvproj",
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert lock.returncode == 0, lock.stderr
+    lock(work / "uvproj", "uv", "--native-tls")
     wf = work / "imaged_wf.py"
     wf.write_text(textwrap.dedent(MODULE.format(python=PYTHON, registry=registry.host, platform=platform)))
     return wf
-
-
-def _flyte(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "flyte"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
-    )
 
 
 def _load(path: Path) -> Any:
@@ -150,7 +130,7 @@ def test_build_push_pull_and_run_a_task_inside(
     wf = _project(work, registry, platform)
 
     started = time.monotonic()
-    built = _flyte(work, "-of", "json", "build", wf.name, "--all")
+    built = flyte_cli(work, "-of", "json", "build", wf.name, "--all")
     cold = time.monotonic() - started
     assert built.returncode == 0, built.stderr[-5000:]
     rows = {row["environment"]: row for row in json.loads(built.stdout)}
@@ -160,14 +140,14 @@ def test_build_push_pull_and_run_a_task_inside(
     assert _registry.manifest_exists(uri) and _registry.manifest_exists(rows["scripted"]["image"])
 
     # The same definition again: the tag is in the registry, nothing is built.
-    again = _flyte(work, "-of", "json", "build", wf.name, "imaged")
+    again = flyte_cli(work, "-of", "json", "build", wf.name, "imaged")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)[0]["status"] == "in the registry already"
 
     # A change to the last layer rebuilds from there on; the earlier steps come from the cache.
     wf.write_text(wf.read_text().replace('"GREETING": "hello"', '"GREETING": "hi"'))
     started = time.monotonic()
-    changed = _flyte(work, "-of", "json", "build", wf.name, "imaged")
+    changed = flyte_cli(work, "-of", "json", "build", wf.name, "imaged")
     cached = time.monotonic() - started
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert "Using cache" in changed.stderr, changed.stderr[-3000:]
@@ -222,7 +202,7 @@ def test_a_definition_with_a_missing_file_is_a_clear_error(tmp_path: Path) -> No
         ".with_requirements('requirements.txt')\n"
         "env = flyte.TaskEnvironment(name='bad', image=image)\n"
     )
-    out = _flyte(tmp_path, "build", wf.name)
+    out = flyte_cli(tmp_path, "build", wf.name)
     assert out.returncode != 0
     assert "requirements file requirements.txt does not exist" in out.stderr, out.stderr
 
@@ -232,5 +212,5 @@ def test_an_unavailable_builder_is_refused(tmp_path: Path, builder: str) -> None
     wf = tmp_path / "wf.py"
     wf.write_text("import flyte\nenv = flyte.TaskEnvironment(name='e')\n")
     (tmp_path / "config.yaml").write_text(f"image:\n  builder: {builder}\n")
-    out = _flyte(tmp_path, "--config", "config.yaml", "build", wf.name)
+    out = flyte_cli(tmp_path, "--config", "config.yaml", "build", wf.name)
     assert out.returncode != 0 and "only the local builder" in out.stderr, out.stderr

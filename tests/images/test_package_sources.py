@@ -14,7 +14,6 @@ import hashlib
 import http.server
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import threading
@@ -30,7 +29,7 @@ from flyte._imagebuild import _registry
 from flyte._imagebuild._wheel import host_platform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from containers import PYTHON, Registry, buildah, running_registry  # noqa: E402
+from containers import PYTHON, Registry, buildah, flyte_cli, lock, running_registry  # noqa: E402
 
 USER, PASSWORD = "builder", "s3cret-for-tests"
 
@@ -134,20 +133,14 @@ def private_registry(tmp_path: Path) -> Iterator[Registry]:
         yield running
 
 
-def _locked(project: Path, argv: list[str]) -> None:
-    out = subprocess.run(argv, cwd=project, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
 def _project(work: Path, registry: Registry, index: str, extra_index: str) -> Path:
     work.mkdir()
-    bin_dir = Path(sys.executable).parent
     (work / "uvproj").mkdir()
     (work / "uvproj" / "pyproject.toml").write_text(UV_PROJECT)
-    _locked(work / "uvproj", [str(bin_dir / "uv"), "lock", "--native-tls"])
+    lock(work / "uvproj", "uv", "--native-tls")
     (work / "poetryproj").mkdir()
     (work / "poetryproj" / "pyproject.toml").write_text(POETRY_PROJECT)
-    _locked(work / "poetryproj", [str(bin_dir / "poetry"), "lock", "--no-interaction"])
+    lock(work / "poetryproj", "poetry", "--no-interaction")
     wf = work / "sources_wf.py"
     wf.write_text(
         textwrap.dedent(
@@ -161,17 +154,6 @@ def _project(work: Path, registry: Registry, index: str, extra_index: str) -> Pa
         )
     )
     return wf
-
-
-def _flyte(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "flyte"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env=env,
-    )
 
 
 def test_package_sources_and_a_registry_that_wants_credentials(
@@ -191,7 +173,7 @@ def test_package_sources_and_a_registry_that_wants_credentials(
     }
 
     # Nothing stored under the secret's name: a clear error before anything is built.
-    missing = _flyte(work, env, "build", wf.name)
+    missing = flyte_cli(work, "build", wf.name, env=env)
     assert missing.returncode != 0
     assert "registry_secret 'registry-creds'" in missing.stderr, missing.stderr[-3000:]
     assert "flyte create secret --type image_pull registry-creds" in missing.stderr
@@ -201,31 +183,25 @@ def test_package_sources_and_a_registry_that_wants_credentials(
     config = tmp_path / "docker-config.json"
     config.write_text(json.dumps({"auths": {private_registry.host: {"auth": auth}}}))
     try:
-        stored = _flyte(
+        stored = flyte_cli(
             work,
-            env,
-            "create",
-            "secret",
-            "--type",
-            "image_pull",
-            "registry-creds",
-            "--from-file",
-            str(config),
+            *("create", "secret", "--type", "image_pull", "registry-creds", "--from-file", str(config)),
+            env=env,
         )
         assert stored.returncode == 0, stored.stderr[-3000:]
 
-        built = _flyte(work, env, "-of", "json", "build", wf.name)
+        built = flyte_cli(work, "-of", "json", "build", wf.name, env=env)
         assert built.returncode == 0, built.stderr[-5000:]
         uri = json.loads(built.stdout)[0]["image"]
         assert uri.startswith(f"{private_registry.host}/sources:")
         # Anonymous access is refused; with the credentials, the tag is there and not rebuilt.
         assert not _registry.manifest_exists(uri)
         assert _registry.manifest_exists(uri, config)
-        again = _flyte(work, env, "-of", "json", "build", wf.name)
+        again = flyte_cli(work, "-of", "json", "build", wf.name, env=env)
         assert again.returncode == 0, again.stderr[-3000:]
         assert json.loads(again.stdout)[0]["status"] == "in the registry already"
     finally:
-        _flyte(work, env, "stop", "local")
+        flyte_cli(work, "stop", "local", env=env)
 
     # Pulled back with the same credentials: every package came from where it was asked for.
     buildah("rmi", "-f", uri)

@@ -90,12 +90,9 @@ def _buildah(
 ) -> None:
     env = _tool_env()
     platforms = ",".join(image.platform)
-    tls = [] if not _registry.parse(uri).insecure else ["--tls-verify=false"]
-    if auth is not None:
-        tls += ["--authfile", str(auth)]
-    build = ["buildah", "build", "--layers", "--platform", platforms, "-f", str(dockerfile)]
-    if auth is not None:
-        build += ["--authfile", str(auth)]
+    credentials = [] if auth is None else ["--authfile", str(auth)]
+    push = [*([] if not _registry.parse(uri).insecure else ["--tls-verify=false"]), *credentials]
+    build = ["buildah", "build", "--layers", "--platform", platforms, "-f", str(dockerfile), *credentials]
     if image.base_image is not None and _registry.parse(image.base_image).insecure:
         build.append("--tls-verify=false")
     if len(image.platform) > 1:
@@ -103,10 +100,10 @@ def _buildah(
         subprocess.run(["buildah", "manifest", "rm", uri], capture_output=True, env=env, check=False)
         _stream([*build, "--manifest", uri, str(context)], progress, env)
         _check_platforms(image, uri, env)
-        _stream(["buildah", "manifest", "push", "--all", *tls, uri, f"docker://{uri}"], progress, env)
+        _stream(["buildah", "manifest", "push", "--all", *push, uri, f"docker://{uri}"], progress, env)
     else:
         _stream([*build, "-t", uri, str(context)], progress, env)
-        _stream(["buildah", "push", *tls, uri, f"docker://{uri}"], progress, env)
+        _stream(["buildah", "push", *push, uri, f"docker://{uri}"], progress, env)
 
 
 def _check_platforms(image: Image, uri: str, env: dict[str, str]) -> None:

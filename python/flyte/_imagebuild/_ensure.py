@@ -19,7 +19,6 @@ from flyte._imagebuild._builder import ImageBuildError, build_image
 
 if TYPE_CHECKING:
     from flyte._environment import TaskEnvironment
-    from flyte._image import Image
     from flyte._remote._client import BackendClient
 
 log = logging.getLogger("flyte.build")

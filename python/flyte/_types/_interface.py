@@ -406,14 +406,15 @@ class NativeInterface:
     def native_outputs(self, value: Any) -> bool:
         """Whether a task's return value is what reading its output literals back gives (see
         ``native_inputs``), so an in-process caller may get the value itself."""
+        plan = self._outputs_plan()
         every = self._out_round_trips
         if every is None:
-            every = self._out_round_trips = all(conv.round_trips for _, conv in self._outputs_plan())
+            every = self._out_round_trips = all(conv.round_trips for _, conv in plan)
         if not every:
             return False
         shape = self._shape
         if shape is _SHAPE_SINGLE:
-            return bool(self._out_plan[0][1].exact(value))  # type: ignore[index]
+            return plan[0][1].exact(value)
         if shape is _SHAPE_NONE:
             return value is None
         # Several outputs come back as a tuple (or NamedTuple) of the declared shape.

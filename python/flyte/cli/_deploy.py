@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import rich_click as click
 
@@ -14,9 +14,6 @@ from flyte._environment import TaskEnvironment
 
 # Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
 # other command start without the rest.
-
-if TYPE_CHECKING:
-    from flyte._environment import TaskEnvironment
 
 
 def _environments_in(path: Path, root_dir: Path | None, recursive: bool) -> dict[str, TaskEnvironment]:
