@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	@# What the SDK needs and what its tests need, as pyproject.toml lists them (one list).
-	$(PIP) install --quiet "maturin>=1.7,<2.0" $$($(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(" ".join(p["dependencies"] + p["optional-dependencies"]["dev"]))')
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > $(VENV)/requirements.txt
+	$(PIP) install --quiet "maturin>=1.7,<2.0" -r $(VENV)/requirements.txt
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -16,7 +16,7 @@ from flyte._deploy import Deployment, deploy
 from flyte._environment import TaskEnvironment
 from flyte._initialize import init, init_from_config
 from flyte._map import map
-from flyte._resources import GPU, Resources
+from flyte._resources import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron, Resources
 from flyte._retry import Backoff, RetryStrategy
 from flyte._reusable import ReusePolicy
 from flyte._run import Run, run, with_runcontext
@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     from flyte.io import File
 
 __all__ = [
+    "AMD_GPU",
     "GPU",
+    "HABANA_GAUDI",
+    "TPU",
+    "Device",
+    "DeviceClass",
+    "Neuron",
     "Backoff",
     "Cache",
     "Cron",

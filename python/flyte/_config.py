@@ -127,7 +127,7 @@ SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(Config) if f.name not i
 
 def _error(message: str) -> ConfigError:
     # ConfigError's first positional parameter is the error code, not the message.
-    return ConfigError(message=message)
+    return ConfigError.because(message)
 
 
 def _home() -> Path:

@@ -131,13 +131,12 @@ def _code(
     tasks = _tasks(envs)
     if not tasks:
         names = ", ".join(envs)
-        raise DeploymentError("NoTasks", f"nothing to deploy: environment(s) {names} define no tasks")
+        raise DeploymentError(f"nothing to deploy: environment(s) {names} define no tasks")
     root = code_root(tasks[0], root_dir)
     bundle = _bundle.build(root, copy_style)  # type: ignore[arg-type]
     if bundle is None:
         if not version:
             raise DeploymentError(
-                "VersionRequired",
                 "copy_style='none' deploys the code found in the image, which has no digest to version it "
                 "by: give a version (flyte deploy --version ..., flyte.deploy(..., version=...))",
             )

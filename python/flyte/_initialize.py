@@ -68,7 +68,7 @@ def init(
     key = api_key or os.environ.get(API_KEY_ENV) or None
     auth = settings_for(_from_config or Config(), insecure=bool(insecure), api_key=key) if endpoint else None
     if image_builder not in ("local", "remote"):
-        raise InitializationError(message=f"image_builder must be 'local' or 'remote', got {image_builder!r}")
+        raise InitializationError.because(f"image_builder must be 'local' or 'remote', got {image_builder!r}")
     if log_level is not None:
         import logging
 

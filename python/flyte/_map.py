@@ -46,12 +46,13 @@ class _Mapper:
         func: Callable[..., Any],
         *iterables: Iterable[Any],
         concurrency: int = 0,
-        return_exceptions: bool = False,
+        return_exceptions: bool = True,
         group_name: str | None = None,
     ) -> Iterator[Any]:
         """Calls ``func`` with one item of each iterable at a time, yielding results in order.
 
-        With ``return_exceptions=True`` a failed call yields its exception instead of raising.
+        A failed call yields its exception (the reference SDK's default); with
+        ``return_exceptions=False`` the first failure raises instead.
         """
         task, pargs, pkwargs = _unwrap(func)
         limit = _check_concurrency(concurrency)
@@ -146,7 +147,7 @@ class _Mapper:
         func: Callable[..., Any],
         *iterables: Iterable[Any],
         concurrency: int = 0,
-        return_exceptions: bool = False,
+        return_exceptions: bool = True,
         group_name: str | None = None,
     ) -> AsyncIterator[Any]:
         """Async form of ``flyte.map``: ``async for result in flyte.map.aio(task, items)``."""

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Literal, Tuple, Union, get_args
 if TYPE_CHECKING:
     from fractions import Fraction
 
+SharedGPUType = Literal["T4 shared", "L4 shared", "A10G shared", "A10 shared", "L40S shared"]
 GPUType = Literal[
+    "A2",
     "A10",
     "A10G",
     "A100",
-    "A100 80G",
+    "A100_80G",
     "B200",
     "H100",
     "H200",
@@ -22,17 +24,53 @@ GPUType = Literal[
     "L40s",
     "T4",
     "V100",
-    "RTX PRO 6000",
+    "RTX_PRO_4500",
+    "RTX_PRO_6000",
     "GB10",
+    SharedGPUType,
 ]
 SUPPORTED_GPUS: tuple[str, ...] = get_args(GPUType)
+#: Spellings with spaces that earlier releases took; they still work, as the underscore name.
+DEPRECATED_GPU_NAMES: dict[str, str] = {"A100 80G": "A100_80G", "RTX PRO 6000": "RTX_PRO_6000"}
+TPUType = Literal["V5E", "V5P", "V6E"]
+NeuronType = Literal["Inf1", "Inf2", "Trn1", "Trn1n", "Trn2", "Trn2u"]
+AMD_GPUType = Literal["MI100", "MI210", "MI250", "MI250X", "MI300A", "MI300X", "MI325X", "MI350X", "MI355X"]
+HABANA_GAUDIType = Literal["Gaudi1"]
+DeviceClass = Literal["GPU", "TPU", "NEURON", "AMD_GPU", "HABANA_GAUDI"]
 
-# Multi-instance GPU profiles the platform can schedule; a device missing here cannot be partitioned.
+_DEVICES_BY_CLASS: dict[str, tuple[str, ...]] = {
+    "GPU": SUPPORTED_GPUS,
+    "TPU": get_args(TPUType),
+    "NEURON": get_args(NeuronType),
+    "AMD_GPU": get_args(AMD_GPUType),
+    "HABANA_GAUDI": get_args(HABANA_GAUDIType),
+}
+
+# Partitions a device can be split into (multi-instance GPU profiles, TPU slice topologies); a
+# device missing here cannot be partitioned.
 MIG_PARTITIONS: dict[str, tuple[str, ...]] = {
     "A100": ("1g.5gb", "2g.10gb", "3g.20gb", "4g.20gb", "7g.40gb"),
-    "A100 80G": ("1g.10gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
+    "A100_80G": ("1g.10gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
     "H100": ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
     "H200": ("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb"),
+    "RTX_PRO_6000": ("1g.24gb", "2g.48gb", "4g.96gb"),
+}
+TPU_SLICES: dict[str, tuple[str, ...]] = {
+    "V5E": ("1x1", "2x2", "2x4", "4x4", "4x8", "8x8", "8x16", "16x16"),
+    "V5P": (
+        "2x2x1",
+        "2x2x2",
+        "2x4x4",
+        "4x4x4",
+        "4x4x8",
+        "4x8x8",
+        "8x8x8",
+        "8x8x16",
+        "8x16x16",
+        "16x16x16",
+        "16x16x24",
+    ),
+    "V6E": ("1x1", "2x2", "2x4", "4x4", "4x8", "8x8", "8x16", "16x16"),
 }
 
 CPUAmount = Union[int, float, str]
@@ -90,63 +128,132 @@ def cpu_to_cores(value: CPUAmount) -> float:
     return float(value)
 
 
-def _suggest_gpu(device: str) -> str:
-    folded = {d.casefold().replace(" ", ""): d for d in SUPPORTED_GPUS}
-    match = folded.get(device.casefold().replace(" ", "").replace("-", ""))
+def _suggest(device: str, known: tuple[str, ...]) -> str:
+    folded = {d.casefold().replace(" ", "").replace("_", ""): d for d in known}
+    match = folded.get(device.casefold().replace(" ", "").replace("-", "").replace("_", ""))
     if match is not None:
         return f"did you mean {match!r}?"
-    return "supported types: " + ", ".join(repr(d) for d in SUPPORTED_GPUS)
+    return "supported types: " + ", ".join(repr(d) for d in known)
 
 
 @dataclass(frozen=True)
-class GPU:
-    """A typed GPU request, optionally for a MIG partition of the device.
+class Device:
+    """An accelerator request: ``quantity`` devices of class ``device_class`` (``"GPU"``,
+    ``"TPU"``, ...), optionally a named ``device`` model and a ``partition`` of it (a MIG
+    profile such as ``"1g.5gb"``, a TPU slice such as ``"2x2"``). Usually made by
+    :func:`GPU`, :func:`TPU`, :func:`Neuron`, :func:`AMD_GPU` or :func:`HABANA_GAUDI`."""
 
-    ``GPU("A100", count=1, partition="1g.5gb")`` asks for one 1g.5gb slice of an A100.
-    """
-
-    device: str
-    count: int = 1
+    quantity: int
+    device_class: DeviceClass
+    device: str | None = None
     partition: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.device, str):
-            raise TypeError(f"GPU(device={self.device!r}) must be a string such as 'A100'")
-        if self.device not in SUPPORTED_GPUS:
+        what = f"{self.device_class}({self.device!r})"
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
+            raise TypeError(f"{what}: quantity={self.quantity!r} must be an int >= 1")
+        if self.quantity < 1:
             raise ValueError(
-                f"GPU(device={self.device!r}) is not a supported GPU type; {_suggest_gpu(self.device)}"
+                f"{what}: quantity={self.quantity!r} must be at least 1; leave gpu unset for no accelerator"
             )
-        if isinstance(self.count, bool) or not isinstance(self.count, int):
-            raise TypeError(f"GPU(count={self.count!r}) must be an int >= 1")
-        if self.count < 1:
-            raise ValueError(f"GPU(count={self.count!r}) must be at least 1; leave gpu unset for no GPU")
+        known = _DEVICES_BY_CLASS.get(self.device_class)
+        if known is None:
+            raise ValueError(
+                f"device_class={self.device_class!r} must be one of {', '.join(_DEVICES_BY_CLASS)}"
+            )
+        if self.device is None:
+            if self.partition is not None:
+                raise ValueError(f"{what}: a partition needs a device model")
+            return
+        if not isinstance(self.device, str):
+            raise TypeError(
+                f"{self.device_class} device {self.device!r} must be a string such as {known[0]!r}"
+            )
+        current = DEPRECATED_GPU_NAMES.get(self.device) if self.device_class == "GPU" else None
+        if current is not None:
+            object.__setattr__(self, "device", current)
+        if self.device not in known:
+            raise ValueError(
+                f"{self.device!r} is not a supported {self.device_class} type; {_suggest(self.device, known)}"
+            )
         if self.partition is not None:
-            allowed = MIG_PARTITIONS.get(self.device)
-            if allowed is None:
-                supported = ", ".join(repr(d) for d in MIG_PARTITIONS)
-                raise ValueError(
-                    f"GPU(device={self.device!r}, partition={self.partition!r}): {self.device} cannot be "
-                    f"partitioned; partitions exist for {supported}"
-                )
-            if self.partition not in allowed:
-                raise ValueError(
-                    f"GPU(device={self.device!r}, partition={self.partition!r}) is not a valid partition; "
-                    f"use one of {', '.join(repr(p) for p in allowed)}"
-                )
+            self._check_partition()
+
+    def _check_partition(self) -> None:
+        assert self.device is not None
+        table = TPU_SLICES if self.device_class == "TPU" else MIG_PARTITIONS
+        allowed = table.get(self.device)
+        if allowed is None:
+            partitionable = ", ".join(repr(d) for d in table)
+            raise ValueError(
+                f"{self.device_class}({self.device!r}, partition={self.partition!r}): {self.device} cannot be "
+                f"partitioned; partitions exist for {partitionable}"
+            )
+        if self.partition not in allowed:
+            raise ValueError(
+                f"{self.device_class}({self.device!r}, partition={self.partition!r}) is not a valid partition; "
+                f"use one of {', '.join(repr(p) for p in allowed)}"
+            )
+
+    @property
+    def count(self) -> int:
+        """The number of devices (``quantity``)."""
+        return self.quantity
 
     @classmethod
-    def parse(cls, spec: str) -> GPU:
-        """``"A100:2"`` -> ``GPU("A100", 2)``; ``"T4"`` -> ``GPU("T4", 1)``."""
+    def parse(cls, spec: str) -> Device:
+        """``"A100:2"`` -> two A100 GPUs; ``"V5E"`` -> one TPU v5e; the class follows the model."""
         device, sep, count_text = spec.rpartition(":")
         if not sep:
-            return cls(spec.strip())
+            device, count_text = spec, "1"
+        device = device.strip()
         if not count_text.strip().isdecimal():
             raise ValueError(f"gpu={spec!r} has a bad count {count_text!r}; use e.g. 'A100:2' or 'T4:1'")
-        return cls(device.strip(), int(count_text))
+        device = DEPRECATED_GPU_NAMES.get(device, device)
+        for device_class, known in _DEVICES_BY_CLASS.items():
+            if device in known:
+                return cls(int(count_text), device_class, device)  # type: ignore[arg-type]
+        every = tuple(d for known in _DEVICES_BY_CLASS.values() for d in known)
+        raise ValueError(f"{device!r} is not a supported accelerator; {_suggest(device, every)}")
 
     def __str__(self) -> str:
-        text = f"{self.device}:{self.count}"
+        text = f"{self.device or self.device_class}:{self.quantity}"
         return f"{text} ({self.partition})" if self.partition else text
+
+
+def GPU(  # noqa: N802 - the reference SDK's name: a function that reads like a type
+    device: str,
+    quantity: int = 1,
+    partition: str | None = None,
+    *,
+    count: int | None = None,
+) -> Device:
+    """``quantity`` NVIDIA GPUs of model ``device``, or one ``partition`` (MIG profile) of one:
+    ``GPU("A100", 1, partition="1g.5gb")``. ``count`` is another name for ``quantity``."""
+    if count is not None:
+        quantity = count
+    return Device(quantity, "GPU", device, partition)
+
+
+def TPU(device: str, partition: str | None = None) -> Device:  # noqa: N802 - the reference's name
+    """A Google Cloud TPU of generation ``device`` (``"V5E"``, ``"V5P"``, ``"V6E"``), optionally
+    one slice topology of it (``partition="2x2"``)."""
+    return Device(1, "TPU", device, partition)
+
+
+def Neuron(device: str) -> Device:  # noqa: N802 - the reference's name
+    """An AWS Neuron accelerator (``"Inf2"``, ``"Trn1"``, ...)."""
+    return Device(1, "NEURON", device)
+
+
+def AMD_GPU(device: str) -> Device:  # noqa: N802 - the reference's name
+    """An AMD Instinct GPU (``"MI300X"``, ...)."""
+    return Device(1, "AMD_GPU", device)
+
+
+def HABANA_GAUDI(device: str) -> Device:  # noqa: N802 - the reference's name
+    """An Intel Habana Gaudi accelerator (``"Gaudi1"``)."""
+    return Device(1, "HABANA_GAUDI", device)
 
 
 _UNIT_TYPO_RE = r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeE])(?:i?[bB]|i)?\s*$"
@@ -212,12 +319,13 @@ class Resources:
 
     ``cpu`` and ``memory`` take one value (request == limit) or a ``(request, limit)`` pair. ``memory``,
     ``disk`` and ``shm`` are Kubernetes quantities (``"512Mi"``, ``"4Gi"``, ``"1G"``); ``shm`` may also be
-    ``"auto"``. ``gpu`` is a count, a ``"TYPE:COUNT"`` string such as ``"A100:2"``, or a :class:`GPU`.
+    ``"auto"``. ``gpu`` is a count, a ``"TYPE:COUNT"`` string such as ``"A100:2"``, or a :class:`Device`
+    (``flyte.GPU("A100", 2)``, ``flyte.TPU("V5E", "2x2")``, ...).
     """
 
     cpu: CPUSpec | None = None
     memory: MemorySpec | None = None
-    gpu: int | str | GPU | None = None
+    gpu: int | str | Device | None = None
     disk: str | None = None
     shm: str | None = None
 
@@ -258,7 +366,7 @@ class Resources:
 
     def _check_gpu(self) -> None:
         gpu = self.gpu
-        if gpu is None or isinstance(gpu, GPU):
+        if gpu is None or isinstance(gpu, Device):
             return
         if isinstance(gpu, bool):
             raise TypeError(
@@ -274,7 +382,7 @@ class Resources:
                     f"Resources(gpu={gpu!r}): give a count as an int (gpu={int(gpu)}) or a type 'A100:{gpu}'"
                 )
             try:
-                GPU.parse(gpu)
+                Device.parse(gpu)
             except ValueError as e:
                 raise ValueError(f"Resources(gpu={gpu!r}) is not valid: {e}") from None
             return
@@ -319,25 +427,40 @@ class Resources:
             return None
         return quantity_to_bytes(self.shm)
 
-    def gpu_spec(self) -> GPU | None:
-        """The typed GPU request, or ``None`` when no type was named (unset or a bare count)."""
-        if isinstance(self.gpu, GPU):
+    def get_device(self) -> Device | None:
+        """The accelerator asked for, or ``None`` (unset, or ``gpu=0``); a bare count is that
+        many GPUs of no named model."""
+        if self.gpu is None or isinstance(self.gpu, Device):
             return self.gpu
         if isinstance(self.gpu, str):
-            return GPU.parse(self.gpu)
-        return None
+            return Device.parse(self.gpu)
+        return Device(self.gpu, "GPU") if self.gpu else None
+
+    def get_shared_memory(self) -> str | None:
+        """The shared-memory size asked for: ``None`` (unset), ``""`` (``"auto"``: the node
+        decides) or a quantity."""
+        if self.shm is None:
+            return None
+        return "" if self.shm == "auto" else self.shm
+
+    def gpu_spec(self) -> Device | None:
+        """The accelerator, when a model was named (not for unset or a bare count)."""
+        device = self.get_device()
+        return device if device is not None and device.device is not None else None
 
     def gpu_count(self) -> int:
-        if self.gpu is None:
-            return 0
-        if isinstance(self.gpu, int):
-            return self.gpu
-        spec = self.gpu_spec()
-        return spec.count if spec is not None else 0
+        device = self.get_device()
+        return 0 if device is None else device.quantity
 
 
 __all__ = [
+    "AMD_GPU",
     "GPU",
+    "HABANA_GAUDI",
+    "TPU",
+    "Device",
+    "DeviceClass",
+    "Neuron",
     "MIG_PARTITIONS",
     "SUPPORTED_GPUS",
     "GPUType",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from flyte._aio import loop_running_here as _loop_running_here
 from flyte._initialize import current_config, data_dir, scope
 from flyte._task import TaskTemplate
-from flyte.errors import InitializationError, RunConflictError
+from flyte.errors import InitializationError, RunConflictError, TaskTimeoutError
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
@@ -145,8 +145,8 @@ class _RunContext:
 
         runtime = sys.modules.get("flyte._runtime._execute")
         if runtime is not None and getattr(runtime, "loading_user_code", False):
-            raise InitializationError(
-                message="flyte.run was called while an action process imported the module defining the task; "
+            raise InitializationError.because(
+                "flyte.run was called while an action process imported the module defining the task; "
                 "put the call under `if __name__ == '__main__':`"
             )
         mode = self.mode
@@ -156,8 +156,8 @@ class _RunContext:
             return _run_local(task, args, kwargs, self)
         cfg = current_config()
         if not cfg.endpoint:
-            raise InitializationError(
-                message="mode='remote' needs an endpoint: flyte.init(endpoint=...) or a config file with "
+            raise InitializationError.because(
+                "mode='remote' needs an endpoint: flyte.init(endpoint=...) or a config file with "
                 "admin.endpoint (start one on this machine with `flyte start local`)"
             )
         from flyte._remote._submit import submit
@@ -169,8 +169,8 @@ class _RunContext:
 
         cfg = current_config()
         if self.mode == "local" or not cfg.endpoint:
-            raise InitializationError(
-                message=f"{task.name} is a deployed task: it runs on the backend it was deployed to; "
+            raise InitializationError.because(
+                f"{task.name} is a deployed task: it runs on the backend it was deployed to; "
                 "flyte.init(endpoint=...) (or a config file) names that backend, and mode must not be 'local'"
             )
         return submit_deployed(task, args, kwargs, self, cfg)
@@ -315,7 +315,7 @@ def _run_local(
     phase = (
         "SUCCEEDED" if error is None else ("ABORTED" if isinstance(error, KeyboardInterrupt) else "FAILED")
     )
-    if error is not None and getattr(error, "code", None) == "TaskTimeout":
+    if isinstance(error, TaskTimeoutError):
         phase = "TIMED_OUT"
     try:
         root = lr.ledger.get(call.name)

@@ -365,9 +365,11 @@ if __name__ == "__main__":
 """
 
 
-def test_000_environment_configuration(tmp_path: Path) -> None:
+def test_000_environment_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The seed writes `Image.from_debian_base(...)` with a literal ellipsis for "arguments
-    # elided"; the only change here is dropping it.
+    # elided"; the only change here is dropping it. Its task declares a secret, which a user
+    # provides before running it (here: the env var it is read from).
+    monkeypatch.setenv("API_KEY", "seed-key")
     assert run_snippet(tmp_path, ENV_CONFIG).split() == ["5", "10"]
 
 

@@ -208,7 +208,7 @@ def test_map_return_exceptions(run) -> None:
 
 @env.task
 def strict(n: int) -> list[int]:
-    return list(flyte.map(fails_on_odd, range(n)))
+    return list(flyte.map(fails_on_odd, range(n), return_exceptions=False))
 
 
 def test_map_without_return_exceptions_raises(run) -> None:

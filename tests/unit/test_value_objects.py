@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import flyte
 from flyte._cache import Cache, normalize_cache
 from flyte._resources import GPU, Resources, cpu_to_cores, parse_quantity, quantity_to_bytes
 from flyte._reusable import ReusePolicy
@@ -166,7 +167,7 @@ def test_gpu_validation() -> None:
         Resources(gpu="a100:1")
     with pytest.raises(ValueError, match=r"did you mean 'L40s'\?"):
         Resources(gpu="L40S")
-    with pytest.raises(ValueError, match="supported types: 'A10'"):
+    with pytest.raises(ValueError, match="supported types: 'A2', 'A10'"):
         Resources(gpu="K80:1")
     with pytest.raises(ValueError, match=r"give a count as an int \(gpu=2\)"):
         Resources(gpu="2")
@@ -211,9 +212,9 @@ def test_gpu_object() -> None:
     g = GPU("A100", count=1, partition="1g.5gb")
     assert (g.device, g.count, g.partition) == ("A100", 1, "1g.5gb")
     assert str(GPU("H100", 8)) == "H100:8"
-    with pytest.raises(ValueError, match=r"GPU\(count=0\) must be at least 1"):
+    with pytest.raises(ValueError, match=r"quantity=0 must be at least 1"):
         GPU("A100", count=0)
-    with pytest.raises(TypeError, match=r"GPU\(count=1.5\)"):
+    with pytest.raises(TypeError, match=r"quantity=1.5 must be an int"):
         GPU("A100", count=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not a valid partition; use one of '1g.5gb'"):
         GPU("A100", partition="1g.10gb")
@@ -222,6 +223,48 @@ def test_gpu_object() -> None:
         GPU("T4", partition="1g.5gb")
     with pytest.raises(TypeError):
         GPU(100)  # type: ignore[arg-type]
+
+
+def test_devices_of_every_class_and_their_wire_form() -> None:
+    """The reference's device helpers: each names its class; the model and partition reach the
+    task template's extended resources as the node labels clusters schedule on."""
+    from flyteidl2.core import tasks_pb2
+
+    from flyte._internal._serialize import _extended_resources
+
+    assert GPU("A100 80G", 2) == flyte.Device(2, "GPU", "A100_80G")  # the old spelling still works
+    assert flyte.TPU("V5E", "2x2") == flyte.Device(1, "TPU", "V5E", "2x2")
+    assert flyte.Neuron("Trn1").device_class == "NEURON"
+    assert flyte.AMD_GPU("MI300X").device_class == "AMD_GPU"
+    assert flyte.HABANA_GAUDI("Gaudi1").device_class == "HABANA_GAUDI"
+    with pytest.raises(ValueError, match="not a valid partition; use one of '1x1'"):
+        flyte.TPU("V5E", "3x3")
+    with pytest.raises(ValueError, match="'Trn9' is not a supported NEURON type"):
+        flyte.Neuron("Trn9")
+    assert Resources(gpu="V6E:4").get_device() == flyte.Device(4, "TPU", "V6E")
+    assert Resources(gpu=2).get_device() == flyte.Device(2, "GPU")
+    assert Resources(gpu=0).get_device() is None and Resources().get_device() is None
+    assert (
+        Resources(shm="auto").get_shared_memory() == "" and Resources(shm="1Gi").get_shared_memory() == "1Gi"
+    )
+
+    sliced = flyte.TaskEnvironment(
+        "sliced", resources=Resources(gpu=GPU("A100", 1, partition="1g.5gb"), shm="2Gi")
+    )
+    counted = flyte.TaskEnvironment("counted", resources=Resources(gpu=2))
+
+    @sliced.task
+    def on_a_slice() -> None: ...
+
+    @counted.task
+    def any_two() -> None: ...
+
+    extended = _extended_resources(on_a_slice)
+    assert extended.gpu_accelerator.device == "nvidia-tesla-a100"
+    assert extended.gpu_accelerator.partition_size == "1g.5gb"
+    assert extended.gpu_accelerator.device_class == tasks_pb2.GPUAccelerator.NVIDIA_GPU
+    assert extended.shared_memory.size_limit == "2Gi" and extended.shared_memory.mount_path == "/dev/shm"
+    assert _extended_resources(any_two) is None
 
 
 def test_resources_are_immutable_and_hashable() -> None:

@@ -25,12 +25,9 @@ from flyte._imagebuild import _registry
 from flyte._imagebuild._credentials import CredentialsError, registry_auth
 from flyte._imagebuild._dockerfile import render
 from flyte._imagebuild._wheel import WheelError, sdk_wheels
+from flyte.errors import ImageBuildError
 
 Progress = Callable[[str], None]
-
-
-class ImageBuildError(RuntimeError):
-    """An image could not be built or pushed."""
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,57 @@ def _resources(task: TaskTemplate[Any, Any]) -> Any:
     return out
 
 
+#: Node labels clouds give accelerator models (what a cluster matches GPUAccelerator.device to).
+ACCELERATOR_LABELS: dict[str, str] = {
+    "A100": "nvidia-tesla-a100",
+    "A100_80G": "nvidia-a100-80gb",
+    "H100": "nvidia-tesla-h100",
+    "A10": "nvidia-a10",
+    "A10G": "nvidia-a10g",
+    "L4": "nvidia-l4",
+    "L40s": "nvidia-l40s",
+    "RTX_PRO_4500": "nvidia-rtx-pro-4500",
+    "RTX_PRO_6000": "nvidia-rtx-pro-6000",
+    "T4": "nvidia-tesla-t4",
+    "V100": "nvidia-tesla-v100",
+    "V5E": "tpu-v5-lite-podslice",
+    "V5P": "tpu-v5p-slice",
+    "V6E": "tpu-v6e-slice",
+}
+
+
+def _extended_resources(task: TaskTemplate[Any, Any]) -> Any:
+    """The accelerator model / partition and shared memory a task asks for (None: neither)."""
+    from flyteidl2.core import tasks_pb2
+
+    res = task.resources
+    if res is None:
+        return None
+    device = res.gpu_spec()
+    shm = res.get_shared_memory()
+    if device is None and shm is None:
+        return None
+    out = tasks_pb2.ExtendedResources()
+    if device is not None:
+        assert device.device is not None
+        classes = tasks_pb2.GPUAccelerator.DeviceClass
+        out.gpu_accelerator.device = ACCELERATOR_LABELS.get(device.device, device.device)
+        out.gpu_accelerator.device_class = {
+            "GPU": classes.NVIDIA_GPU,
+            "TPU": classes.GOOGLE_TPU,
+            "NEURON": classes.AMAZON_NEURON,
+            "AMD_GPU": classes.AMD_GPU,
+            "HABANA_GAUDI": classes.HABANA_GAUDI,
+        }[device.device_class]
+        if device.partition:
+            out.gpu_accelerator.partition_size = device.partition
+    if shm is not None:
+        out.shared_memory.mount_path = "/dev/shm"
+        out.shared_memory.mount_name = "flyte-shm"
+        out.shared_memory.size_limit = shm
+    return out
+
+
 def task_version(task: TaskTemplate[Any, Any], code: CodeRef) -> str:
     """Every task of one bundle (one run's code, or one deployment) has the bundle's version."""
     return code.version
@@ -190,6 +241,9 @@ def task_spec(
         interface=iface.to_typed_interface(),
         container=container,
     )
+    extended = _extended_resources(task)
+    if extended is not None:
+        template.extended_resources.CopyFrom(extended)
     for secret in task.secrets:
         # The secrets the task gets, and how: an env var (its name decided here) or a file.
         template.security_context.secrets.add(

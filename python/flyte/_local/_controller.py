@@ -23,7 +23,7 @@ from flyte._internal._runner import Call, Runner
 from flyte._local._secrets import provide
 from flyte._policy import task_policy
 from flyte._task_errors import as_user_error, explain_await_error, is_recoverable
-from flyte.errors import TaskTimeoutError
+from flyte.errors import DeadlineExceededError, MaxRuntimeExceededError, TaskTimeoutError
 
 log = logging.getLogger("flyte")
 
@@ -150,7 +150,7 @@ class LocalRun(Runner):
     def _attempt_failed(self, call: Call, attempt: int, err: BaseException) -> float | None:
         """Hands a failed attempt to the core: seconds until the next attempt, or None when the
         action ended (the core recorded it FAILED or TIMED_OUT)."""
-        ours = isinstance(err, _AttemptTimedOut) and err.action_name == call.name
+        ours = isinstance(err, TaskTimeoutError) and getattr(err, "action_name", None) == call.name
         delay = self.ledger.attempt_failed(
             call.name,
             task_policy(call.task),
@@ -158,7 +158,7 @@ class LocalRun(Runner):
             str(err),
             retryable=is_recoverable(err),
             timed_out=ours,
-            deadline=ours and isinstance(err, _AttemptTimedOut) and err.deadline,
+            deadline=ours and isinstance(err, DeadlineExceededError),
         )
         if delay is not None:
             log.info(
@@ -305,17 +305,17 @@ class LocalRun(Runner):
         return await self.execute_sync_in_thread(call)
 
 
-class _AttemptTimedOut(TaskTimeoutError):
-    """An attempt of ``action_name`` ran past its limit (``deadline``: the action's deadline)."""
-
-    def __init__(self, child: ActionContext, limit: tuple[float, bool]) -> None:
-        seconds, deadline = limit
-        task = child.task
-        assert task is not None
-        what = "reached its deadline" if deadline else "timed out"
-        super().__init__(message=f"{task.name} ({child.action_name}) {what} after {seconds:g}s")
-        self.action_name = child.action_name
-        self.deadline = deadline
+def _timed_out(child: ActionContext, limit: tuple[float, bool]) -> TaskTimeoutError:
+    """The error an attempt of ``child`` gets when it ran past its limit (``limit[1]``: the
+    limit was the action's deadline rather than one attempt's runtime)."""
+    seconds, deadline = limit
+    task = child.task
+    assert task is not None
+    what = "reached its deadline" if deadline else "timed out"
+    message = f"{task.name} ({child.action_name}) {what} after {seconds:g}s"
+    err: TaskTimeoutError = DeadlineExceededError(message) if deadline else MaxRuntimeExceededError(message)
+    err.action_name = child.action_name  # type: ignore[attr-defined]
+    return err
 
 
 async def _async_with_timeout(coro: Any, child: ActionContext, limit: tuple[float, bool]) -> Any:
@@ -330,7 +330,7 @@ async def _async_with_timeout(coro: Any, child: ActionContext, limit: tuple[floa
     child.abandoned = True
     inner.cancel()
     await asyncio.wait({inner}, timeout=1.0)
-    raise _AttemptTimedOut(child, limit)
+    raise _timed_out(child, limit)
 
 
 def _sync_with_timeout(
@@ -357,4 +357,4 @@ def _sync_with_timeout(
         if fut.done():
             return fut.result()
         child.abandoned = True
-        raise _AttemptTimedOut(child, limit) from None
+        raise _timed_out(child, limit) from None

@@ -20,12 +20,60 @@ from flyte._internal._serialize import CodeRef, task_identifier, task_spec
 from flyte._task import TaskTemplate
 from flyte._task_errors import as_user_error
 from flyte.errors import (
+    GPU_FAULT_CODES,
     ActionAbortedError,
+    DeadlineExceededError,
+    GPUFaultSystemError,
+    GPUFaultUserError,
+    MaxQueuedTimeExceededError,
+    MaxRuntimeExceededError,
     OOMError,
     RuntimeSystemError,
     RuntimeUserError,
     TaskTimeoutError,
 )
+
+# Codes naming the bound that fired: a backend's, and the error classes' own (a parent that
+# re-raised a child's timeout records its class name).
+_TIMEOUTS: dict[str, type[TaskTimeoutError]] = {
+    "MAX_RUNTIME_EXCEEDED": MaxRuntimeExceededError,
+    "QUEUED_TIMEOUT_EXCEEDED": MaxQueuedTimeExceededError,
+    "DEADLINE_EXCEEDED": DeadlineExceededError,
+    "TaskTimeout": MaxRuntimeExceededError,
+    "TaskTimeoutError": TaskTimeoutError,
+    "MaxRuntimeExceededError": MaxRuntimeExceededError,
+    "MaxQueuedTimeExceededError": MaxQueuedTimeExceededError,
+    "DeadlineExceededError": DeadlineExceededError,
+}
+
+
+def _gpu_fault(err: Any) -> dict[str, Any]:
+    """The typed GPU fault a backend attached to a failure, as GPUFaultError's keywords; only
+    what it set (the message is prose and is not parsed)."""
+    from flyteidl2.core import execution_pb2
+
+    if not err.HasField("gpu_fault"):
+        return {}
+    fault = err.gpu_fault
+    kinds = {execution_pb2.GpuFault.KIND_XID: "xid", execution_pb2.GpuFault.KIND_SXID: "sxid"}
+    severities = {
+        execution_pb2.GpuFault.SEVERITY_USER: "user",
+        execution_pb2.GpuFault.SEVERITY_WARN: "warn",
+        execution_pb2.GpuFault.SEVERITY_CRITICAL: "critical",
+    }
+    fields: dict[str, Any] = {
+        "fault_kind": kinds.get(fault.kind),
+        "fault_code": fault.code or None,
+        "fault_name": fault.name or None,
+        "severity": severities.get(fault.severity),
+        "gpu_uuid": fault.gpu_uuid or None,
+        "node": fault.node or None,
+        "pci_bus_id": fault.pci_bus_id or None,
+        "process": fault.process or None,
+    }
+    if fault.HasField("gpu_index"):
+        fields["gpu_index"] = fault.gpu_index
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def error_from_update(task_name: str, phase_name: str, err: Any) -> BaseException:
@@ -33,12 +81,18 @@ def error_from_update(task_name: str, phase_name: str, err: Any) -> BaseExceptio
     from flyteidl2.core import execution_pb2
 
     code, message = err.code, err.message or f"{task_name} ended in phase {phase_name}"
-    if phase_name == "ACTION_PHASE_TIMED_OUT" or code == "TaskTimeout":
-        return TaskTimeoutError(message=message)
-    if code == "OOMKilled":
-        return OOMError(message=message)
+    timeout = _TIMEOUTS.get(code)
+    if timeout is not None or phase_name == "ACTION_PHASE_TIMED_OUT":
+        return (timeout or TaskTimeoutError)(message)
+    if code in GPU_FAULT_CODES:
+        fault = _gpu_fault(err)
+        if err.kind == execution_pb2.ExecutionError.ErrorKind.SYSTEM:
+            return GPUFaultSystemError(code, message, err.worker or None, **fault)
+        return GPUFaultUserError(code, message, err.worker or None, **fault)
+    if "OOM" in code.upper():
+        return OOMError(code, message, err.worker or None)
     if phase_name == "ACTION_PHASE_ABORTED":
-        return ActionAbortedError(message=message)
+        return ActionAbortedError(message)
     if err.kind == execution_pb2.ExecutionError.ErrorKind.SYSTEM:
         return RuntimeSystemError(code or "SystemError", message)
     if err.error_uri:

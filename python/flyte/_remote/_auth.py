@@ -31,7 +31,7 @@ def from_api_key(api_key: str) -> dict[str, Any]:
     try:
         _endpoint, client_id, secret, _org = signin.decode_api_key(api_key)
     except ValueError as e:
-        raise InitializationError("InvalidApiKey", f"{API_KEY_ENV} or api_key: {e}") from None
+        raise InitializationError("InvalidApiKey", "user", f"{API_KEY_ENV} or api_key: {e}") from None
     return {"flow": "ClientSecret", "client_id": client_id, "client_secret": secret, "cache_dir": None}
 
 
@@ -42,13 +42,14 @@ def _client_secret(cfg: Config) -> str | None:
             return path.read_text().strip() or None
         except OSError as e:
             raise InitializationError(
-                "InvalidClientSecret", f"admin.clientSecretLocation: cannot read {path}: {e}"
+                "InvalidClientSecret", "user", f"admin.clientSecretLocation: cannot read {path}: {e}"
             ) from None
     if cfg.client_secret_env_var:
         value = os.environ.get(cfg.client_secret_env_var)
         if not value:
             raise InitializationError(
                 "InvalidClientSecret",
+                "user",
                 f"admin.clientSecretEnvVar names {cfg.client_secret_env_var}, which is not set",
             )
         return value.strip()
@@ -64,7 +65,9 @@ def settings_for(cfg: Config, *, insecure: bool, api_key: str | None = None) -> 
     secret = _client_secret(cfg)
     if secret is not None:
         if not cfg.client_id:
-            raise InitializationError("InvalidClientSecret", "a client secret needs admin.clientId as well")
+            raise InitializationError(
+                "InvalidClientSecret", "user", "a client secret needs admin.clientId as well"
+            )
         return {**common, "flow": "ClientSecret", "client_secret": secret}
     flow = cfg.auth_type
     if flow == "Passthrough" or (flow is None and insecure):
@@ -82,4 +85,6 @@ def ca_cert_of(cfg: Config) -> bytes | None:
     try:
         return path.read_bytes()
     except OSError as e:
-        raise InitializationError("InvalidCaCert", f"admin.caCertFilePath: cannot read {path}: {e}") from None
+        raise InitializationError(
+            "InvalidCaCert", "user", f"admin.caCertFilePath: cannot read {path}: {e}"
+        ) from None

@@ -51,7 +51,7 @@ def _translate(e: Exception, what: str) -> Exception:
     if code == "NOT_FOUND":
         return ActionNotFoundError(message=f"{what}: {message}")
     if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-        return InitializationError(message=f"{what}: the backend is not reachable ({message})")
+        return InitializationError.because(f"{what}: the backend is not reachable ({message})")
     return RuntimeSystemError(code or "RpcError", f"{what}: {message}")
 
 

@@ -120,10 +120,10 @@ def ensure_running(data_dir: Path, timeout: float = 60.0) -> str:
             if endpoint is not None:
                 return endpoint
             tail = log_path.read_text(errors="replace")[-2000:]
-            raise InitializationError(message=f"the local backend failed to start (exit {code}):\n{tail}")
+            raise InitializationError.because(f"the local backend failed to start (exit {code}):\n{tail}")
         time.sleep(0.05)
-    raise InitializationError(
-        message=f"the local backend did not start within {timeout:.0f}s; see {log_path}"
+    raise InitializationError.because(
+        f"the local backend did not start within {timeout:.0f}s; see {log_path}"
     )
 
 
@@ -163,9 +163,9 @@ def serve(
         # The backend holds an exclusive lock on its data dir for as long as it runs.
         known = read_info(data_dir) or {}
         where = f" at {known['endpoint']}" if "endpoint" in known else ""
-        raise InitializationError(message=f"a backend is already running for {data_dir}{where}") from None
+        raise InitializationError.because(f"a backend is already running for {data_dir}{where}") from None
     except OSError as e:
-        raise InitializationError(message=str(e)) from None
+        raise InitializationError.because(str(e)) from None
     info = {
         "endpoint": backend.endpoint,
         "pid": os.getpid(),
