@@ -21,3 +21,36 @@ def running_loop() -> Any:
 
 def loop_running_here() -> bool:
     return running_loop() is not None
+
+
+def finish_returned_coroutine(value: Any) -> Any:
+    """A sync task's return value, with a coroutine it returned without awaiting run to its end.
+
+    ``return File.from_local(path)`` in a sync task hands back a coroutine (the reference SDK's
+    I/O methods are coroutine functions); nothing else could await it, and a coroutine is no
+    value to pass on, so it runs here: on a thread of its own (this one may be running an event
+    loop) with this thread's context (the current action: where new data goes).
+    """
+    import inspect
+
+    if not inspect.iscoroutine(value):
+        return value
+    import asyncio
+    import contextvars
+    import threading
+
+    context = contextvars.copy_context()
+    outcome: dict[str, Any] = {}
+
+    def finish() -> None:
+        try:
+            outcome["value"] = context.run(asyncio.run, value)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the task's thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=finish, name="flyte-returned-coroutine")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

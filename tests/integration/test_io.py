@@ -192,7 +192,7 @@ def process_dataset(input_dir: flyte.io.Dir) -> flyte.io.File:
 
 @env.task
 def list_dir(d: Dir) -> list[str]:
-    return [f.name or "" for f in d.list_files()]
+    return [f.name or "" for f in d.list_files_sync()]
 
 
 @env.task
@@ -238,7 +238,7 @@ def table_len(t: pa.Table) -> int:
 
 @env.task
 def as_ref(df: flyte.io.DataFrame) -> int:
-    return len(df.open(pd.DataFrame).all())
+    return len(df.open(pd.DataFrame).all_sync())
 
 
 @env.task
@@ -271,7 +271,7 @@ async def polars_main(n: int) -> tuple[int, int, int]:
     df = make_polars(n)
     # a polars frame as a reference, read back as polars and as pandas
     ref = flyte.io.DataFrame.from_df(df)
-    return polars_sum(df), len(ref.open(pl.DataFrame).all()), await frame_sum(ref.to_pandas())
+    return polars_sum(df), len(await ref.open(pl.DataFrame).all()), await frame_sum(ref.to_pandas())
 
 
 def test_polars_frames_between_tasks(run):
@@ -304,7 +304,7 @@ def make_bundle() -> Bundle:
     root = Path(tempfile.mkdtemp()) / "bundle"
     root.mkdir()
     (root / "one.txt").write_text("1")
-    return Bundle(label="b", file=File.from_string("payload", "p.txt"), folder=Dir.from_local(root))
+    return Bundle(label="b", file=File.from_string("payload", "p.txt"), folder=Dir.from_local_sync(root))
 
 
 @env.task

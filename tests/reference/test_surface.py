@@ -89,23 +89,23 @@ def _params(where: str, ref: list[dict[str, Any]] | None, ours: list[dict[str, A
 def _shape(where: str, ref: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     problems = []
     for flag, meaning in (
-        ("coroutine", "a coroutine function"),
+        ("coroutine", "is a coroutine function"),
         ("aio", "has .aio"),
-        ("async_generator", "an async generator function"),
-        ("generator", "a generator function"),
-        ("context_manager", "a context manager"),
-        ("async_context_manager", "an async context manager"),
-        ("iterator", "iterable"),
-        ("async_iterator", "async-iterable"),
+        ("async_generator", "is an async generator function"),
+        ("generator", "is a generator function"),
+        ("context_manager", "is a context manager"),
+        ("async_context_manager", "is an async context manager"),
+        ("iterator", "is iterable"),
+        ("async_iterator", "is async-iterable"),
     ):
         if flag not in ref:
             continue
         if ref[flag] and not ours.get(flag):
-            problems.append(f"{where}: is {meaning} there, not here")
+            problems.append(f"{where}: {meaning} there, not here")
         # A sync function here where the reference's is async would hand callers a value
         # where they await one; the other way round hands them a coroutine.
         if flag in ("coroutine", "async_generator") and ours.get(flag) and not ref[flag]:
-            problems.append(f"{where}: is {meaning} here, not there")
+            problems.append(f"{where}: {meaning} here, not there")
     return problems
 
 

@@ -68,14 +68,15 @@ def test_file_from_string_read_and_hash():
     g = File.from_string("hello", "h.txt")
     assert f.path != g.path and f.hash == g.hash
     assert f.name == "h.txt" and f.read() == "hello" and f.read_bytes() == b"hello"
-    assert f.exists()
+    assert f.exists_sync() and asyncio.run(f.exists())
     assert Path(os.fspath(f)).read_text() == "hello"
 
 
 def test_file_from_local_sync_and_async(tmp_path):
+    """As in the reference SDK: ``from_local`` is a coroutine function, ``from_local_sync`` its twin."""
     src = tmp_path / "a.bin"
     src.write_bytes(b"\x00\x01")
-    f = File.from_local(src)  # no running loop: done right away
+    f = File.from_local_sync(src)
     assert isinstance(f, File) and f.path.startswith("file://") and f.name == "a.bin"
 
     async def main() -> File:
@@ -106,7 +107,17 @@ def test_file_download_and_open(tmp_path):
 
     assert Path(asyncio.run(main())).read_text().startswith("line1")
     with pytest.raises(ValueError):
-        f.open("a")
+        f.open_sync("a")
+
+    async def streamed() -> bytes:
+        g = File.new_remote("async.bin")
+        async with g.open("wb") as w:
+            await w.write(b"async ")
+            await w.write(b"bytes")
+        async with g.open("rb") as r:
+            return bytes(await r.read())
+
+    assert asyncio.run(streamed()) == b"async bytes"
 
 
 def test_file_literal_round_trip_and_hash(tmp_path):
@@ -156,7 +167,7 @@ def _tree(root: Path) -> Path:
 
 
 def test_dir_round_trip_walk_and_list(tmp_path):
-    d = Dir.from_local(_tree(tmp_path / "tree"))
+    d = Dir.from_local_sync(_tree(tmp_path / "tree"))
     assert isinstance(d, Dir) and d.path.startswith("file://") and d.hash
     lit = TypeEngine.to_literal(d, Dir)
     assert lit.scalar.blob.metadata.type.dimensionality == types_pb2.BlobType.MULTIPART
@@ -165,13 +176,14 @@ def test_dir_round_trip_walk_and_list(tmp_path):
     walked = list(back.walk())
     assert [Path(p).read_text() for p in walked] == ["A", "C"]
     assert all(os.path.isabs(p) for p in walked)
-    files = back.list_files()
+    files = back.list_files_sync()
     assert [f.name for f in files] == ["a.txt", "c.txt"]
+    assert [f.name for f in asyncio.run(back.list_files())] == ["a.txt", "c.txt"]
     assert [f.read() for f in files] == ["A", "C"]
     copy = back.download_sync(tmp_path / "copy")
     assert (Path(copy) / "b" / "c.txt").read_text() == "C"
     # same content, same hash
-    assert Dir.from_local(_tree(tmp_path / "tree2")).hash == d.hash
+    assert Dir.from_local_sync(_tree(tmp_path / "tree2")).hash == d.hash
 
     # a File literal is not a Dir
     with pytest.raises(flyte.errors.RuntimeDataValidationError):
@@ -179,12 +191,12 @@ def test_dir_round_trip_walk_and_list(tmp_path):
 
     # plain local directory: listed in place, uploaded when it becomes a literal
     local = Dir(path=str(tmp_path / "tree"))
-    assert [f.name for f in local.list_files()] == ["a.txt", "c.txt"]
+    assert [f.name for f in local.list_files_sync()] == ["a.txt", "c.txt"]
     assert TypeEngine.to_literal(local, Dir).scalar.blob.uri.startswith("file://")
 
 
 def test_file_and_dir_in_dataclass(tmp_path):
-    h = Holder(f=File.from_string("x", "x.txt"), d=Dir.from_local(_tree(tmp_path / "t")))
+    h = Holder(f=File.from_string("x", "x.txt"), d=Dir.from_local_sync(_tree(tmp_path / "t")))
     back = TypeEngine.to_python(TypeEngine.to_literal(h, Holder), Holder)
     assert back.f == h.f and back.d == h.d
     assert back.f.read() == "x"
@@ -200,20 +212,26 @@ def test_dataframes():
     assert isinstance(table, pa.Table) and table.num_rows == 3
     ref = TypeEngine.to_python(lit, DataFrame)
     assert isinstance(ref, DataFrame) and ref.hash == lit.hash
-    pd.testing.assert_frame_equal(ref.open(pd.DataFrame).all(), pdf)
-    assert ref.open(pa.Table).all().num_rows == 3
+    pd.testing.assert_frame_equal(ref.open(pd.DataFrame).all_sync(), pdf)
+    assert asyncio.run(ref.open(pa.Table).all()).num_rows == 3
 
     tlit = TypeEngine.to_literal(pa.table({"v": [1.5]}), pa.Table)
     assert TypeEngine.to_python(tlit, pa.Table).column("v").to_pylist() == [1.5]
 
-    ref2 = DataFrame.from_df(pa.table({"v": [1]}))
+    ref2 = DataFrame.from_local_sync(pa.table({"v": [1]}))
     assert TypeEngine.to_python(TypeEngine.to_literal(ref2, DataFrame), DataFrame) == ref2
+    wrapped = DataFrame.wrap_df(pd.DataFrame({"v": [7]}))
+    assert wrapped.uri is None and wrapped.val is not None  # written only when it leaves the task
+    stored = TypeEngine.to_python(TypeEngine.to_literal(wrapped, DataFrame), DataFrame)
+    assert stored.uri and stored.open(pd.DataFrame).all_sync()["v"].tolist() == [7]
 
     f = File.from_dataframe(pdf, "d.parquet")
     assert f.format == "parquet"
     pd.testing.assert_frame_equal(pd.read_parquet(f.download_sync()), pdf)
     with pytest.raises(TypeError):
-        DataFrame.from_df([1, 2])
+        DataFrame.from_local_sync([1, 2])
+    with pytest.raises(flyte.errors.RuntimeDataValidationError):  # wrapped: fails where it is written
+        TypeEngine.to_literal(DataFrame.from_df([1, 2]), DataFrame)
 
 
 def test_user_supplied_hashes(tmp_path):

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._version",
             "flyte._task_errors",
             "flyte._aio",
+            "flyte.syncify",
             "flyte._context",
         ],
     ),

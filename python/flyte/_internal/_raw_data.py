@@ -96,3 +96,16 @@ def new_remote_uri(name: str | None = None) -> str:
     if name:
         uri += "/" + name.strip("/")
     return uri
+
+
+def stable_remote_uri(name: str) -> str:
+    """A URI for ``name`` that every attempt of the current action computes alike (a retry
+    writes where the failed attempt did). A backend's per-attempt prefix ends in the attempt —
+    ``.../<action>/<n>`` on the embedded backend, ``...-<n>`` on a cluster — which is dropped."""
+    import re
+
+    base = raw_data_prefix()
+    if base == os.environ.get(RAW_DATA_PREFIX_ENV, "").rstrip("/"):
+        head, _, last = base.rpartition("/")
+        base = head if last.isdigit() and head else re.sub(r"-\d+$", "", base)
+    return f"{base}/named/{name}"

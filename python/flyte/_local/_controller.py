@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from flyte._aio import finish_returned_coroutine
 from flyte._bridge import cache, journal, ledger, policy
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
@@ -284,9 +285,9 @@ class LocalRun(Runner):
             token = _current.set(child)
             try:
                 if limit is None:
-                    result = task.func(**kwargs)
+                    result = finish_returned_coroutine(task.func(**kwargs))
                 else:
-                    result = _sync_with_timeout(task.func, kwargs, child, limit)
+                    result = finish_returned_coroutine(_sync_with_timeout(task.func, kwargs, child, limit))
             except Exception as e:
                 delay = self._attempt_failed(call, attempt, e)
                 if delay is None:

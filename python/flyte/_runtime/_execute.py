@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from flyte._aio import finish_returned_coroutine
 from flyte._bridge import contract
 from flyte._bridge.controller import Controller
 from flyte._context import ActionContext, _current
@@ -115,6 +116,10 @@ def _write_error(prefix: str, exc: BaseException, *, recoverable: bool = True) -
     _uris.write_bytes(_uris.join(prefix, "error.pb"), doc.SerializeToString())
 
 
+def _sync_body(func: Any, kwargs: dict[str, Any]) -> Any:
+    return finish_returned_coroutine(func(**kwargs))
+
+
 async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) -> Any:
     import asyncio
     import contextvars
@@ -127,7 +132,7 @@ async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) ->
     try:
         if task.is_async:
             return await task.func(**kwargs)
-        call = functools.partial(contextvars.copy_context().run, task.func, **kwargs)
+        call = functools.partial(contextvars.copy_context().run, _sync_body, task.func, kwargs)
         return await runner.loop.run_in_executor(runner.executor, call)
     except Exception as e:
         raise explain_await_error(e, ctx) from None

@@ -106,10 +106,19 @@ def _copy_local(src: Path, dest: Path, recursive: bool, uri: str) -> None:
 # ---------------------------------------------------------------- remote primitives
 
 
-async def _upload_file(store: ObjectStore, key: str, src: Path, uri: str) -> None:
-    part = _part_size(src.stat().st_size)
+async def _upload_file(
+    store: ObjectStore,
+    key: str,
+    src: Path,
+    uri: str,
+    chunk_size: int | None = None,
+    max_concurrency: int | None = None,
+) -> None:
+    part = max(chunk_size, MIN_PART) if chunk_size else _part_size(src.stat().st_size)
     try:
-        await obstore.put_async(store, key, src, chunk_size=part, max_concurrency=PART_CONCURRENCY)
+        await obstore.put_async(
+            store, key, src, chunk_size=part, max_concurrency=max_concurrency or PART_CONCURRENCY
+        )
     except Exception as exc:
         raise map_error(exc, uri) from exc
 
@@ -167,8 +176,19 @@ async def _head(loc: RemoteLocation, uri: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- public async API
 
 
-async def put(local: str | os.PathLike[str], uri: str, *, recursive: bool = False) -> str:
-    """Upload a local file (or, with ``recursive``, a whole directory) to ``uri``; returns ``uri``."""
+async def put(
+    local: str | os.PathLike[str],
+    uri: str,
+    *,
+    recursive: bool = False,
+    chunk_size: int | None = None,
+    max_concurrency: int | None = None,
+    batch_size: int | None = None,
+) -> str:
+    """Upload a local file (or, with ``recursive``, a whole directory) to ``uri``; returns ``uri``.
+
+    For object stores: ``chunk_size`` is the multipart part size (at least S3's 5 MiB),
+    ``max_concurrency`` the parts of one file in flight, ``batch_size`` the files in flight."""
     src = Path(local)
     if not is_remote(uri):
         await asyncio.to_thread(_copy_local, src, to_local_path(uri), recursive, str(local))
@@ -180,18 +200,23 @@ async def put(local: str | os.PathLike[str], uri: str, *, recursive: bool = Fals
             raise StorageError(f"{src} is a directory; pass recursive=True", uri)
         files = sorted(p for p in src.rglob("*") if p.is_file())
         await _bounded(
-            _upload_file(
-                store,
-                join(loc.key, p.relative_to(src).as_posix()),
-                p,
-                join(uri, p.relative_to(src).as_posix()),
-            )
-            for p in files
+            (
+                _upload_file(
+                    store,
+                    join(loc.key, p.relative_to(src).as_posix()),
+                    p,
+                    join(uri, p.relative_to(src).as_posix()),
+                    chunk_size,
+                    max_concurrency,
+                )
+                for p in files
+            ),
+            batch_size or CONCURRENCY,
         )
         return uri
     if not src.is_file():
         raise ObjectNotFoundError(f"no file at {src}", str(src))
-    await _upload_file(store, loc.key, src, uri)
+    await _upload_file(store, loc.key, src, uri, chunk_size, max_concurrency)
     return uri
 
 
@@ -444,16 +469,25 @@ class _RemoteWriter(_Writer):
             pass
 
 
-def open_writer(uri: str) -> io.BufferedIOBase:
+def open_writer(
+    uri: str, *, chunk_size: int | None = None, max_concurrency: int | None = None
+) -> io.BufferedIOBase:
     """A streaming binary writer: multipart upload for remote stores, atomic rename for local files.
 
     The object appears on close(); if the ``with`` block raises (or abort() is called), nothing does.
+    ``chunk_size`` (part size, at least 5 MiB) and ``max_concurrency`` (parts in flight) tune the
+    multipart upload.
     """
     if not is_remote(uri):
         return _LocalWriter(uri)
     loc = parse_remote(uri)
     try:
-        inner = obstore.open_writer(_store(loc), loc.key, buffer_size=CHUNK, max_concurrency=PART_CONCURRENCY)
+        inner = obstore.open_writer(
+            _store(loc),
+            loc.key,
+            buffer_size=max(chunk_size, MIN_PART) if chunk_size else CHUNK,
+            max_concurrency=max_concurrency or PART_CONCURRENCY,
+        )
     except Exception as exc:
         raise map_error(exc, uri) from exc
     return _RemoteWriter(uri, inner)
@@ -491,8 +525,25 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
 
-def put_sync(local: str | os.PathLike[str], uri: str, *, recursive: bool = False) -> str:
-    return run_sync(put(local, uri, recursive=recursive))
+def put_sync(
+    local: str | os.PathLike[str],
+    uri: str,
+    *,
+    recursive: bool = False,
+    chunk_size: int | None = None,
+    max_concurrency: int | None = None,
+    batch_size: int | None = None,
+) -> str:
+    return run_sync(
+        put(
+            local,
+            uri,
+            recursive=recursive,
+            chunk_size=chunk_size,
+            max_concurrency=max_concurrency,
+            batch_size=batch_size,
+        )
+    )
 
 
 def get_sync(uri: str, local: str | os.PathLike[str], *, recursive: bool = False) -> str:

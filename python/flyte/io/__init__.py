@@ -7,11 +7,11 @@ and ``pd.DataFrame`` / ``pa.Table`` annotations are handled without this package
 
 from __future__ import annotations
 
-from flyte.io._dataframe import DataFrame
-from flyte.io._dir import Dir
-from flyte.io._file import File, new_remote_uri
+from flyte.io._dataframe import PARQUET, DataFrame
+from flyte.io._dir import Dir, EmptyDir
+from flyte.io._file import File, HashFunction, HashMethod, new_remote_uri
 from flyte.io._transformers import register_all as _register_all
 
 _register_all()
 
-__all__ = ["DataFrame", "Dir", "File", "new_remote_uri"]
+__all__ = ["PARQUET", "DataFrame", "Dir", "EmptyDir", "File", "HashFunction", "HashMethod", "new_remote_uri"]

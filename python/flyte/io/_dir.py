@@ -6,15 +6,16 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from flyte import _storage
 from flyte.io._file import (
     File,
-    HashMethod,
+    HashSpec,
     Reference,
-    dual,
+    Transfer,
+    _basename,
     is_uri,
     local_path_of,
     new_remote_uri,
@@ -52,11 +53,16 @@ def _checked_dir(path: str | os.PathLike[str]) -> tuple[str, str]:
     return local, os.path.basename(local.rstrip(os.sep))
 
 
+#: The path of a Dir that stands for "no directory" (``Dir.empty()``, ``EmptyDir()``).
+EMPTY_DIR_PATH = "::flyte-empty-dir::"
+
+
 class Dir(Reference):
     """A directory, by reference: ``path`` is a storage URI prefix or a local directory.
 
-    ``walk()`` yields local paths of the files (downloading the whole directory once, files
-    concurrently); ``list_files()`` gives them as ``File`` references without downloading.
+    As in the reference SDK the I/O methods are coroutines with ``*_sync`` twins. ``walk()``
+    serves both kinds of code: ``async for f in d.walk()`` yields ``File`` references, and a
+    plain ``for path in d.walk()`` yields local paths (the directory downloaded once).
     """
 
     @classmethod
@@ -70,14 +76,30 @@ class Dir(Reference):
     # -- creating ---------------------------------------------------------------------------
 
     @classmethod
-    def from_existing_remote(cls, uri: str, name: str | None = None, dir_cache_key: str | None = None) -> Dir:
+    def from_existing_remote(cls, remote_path: str, dir_cache_key: str | None = None) -> Dir:
         """A reference to a directory already in storage; ``dir_cache_key`` identifies its content."""
-        return cls(path=uri, name=name, hash=dir_cache_key)
+        return cls(path=remote_path, hash=dir_cache_key)
 
     @classmethod
-    def new_remote(cls, name: str | None = None) -> Dir:
+    def new_remote(cls, dir_name: str | None = None, hash: str | None = None) -> Dir:
         """A Dir at a fresh location in storage; add files with ``File(path=d.child(...)).open("wb")``."""
-        return cls(path=new_remote_uri(name), name=name)
+        return cls(path=new_remote_uri(dir_name), name=dir_name, hash=hash)
+
+    @classmethod
+    def empty(cls) -> Dir:
+        """A Dir standing for "no directory was produced" (see ``is_empty``)."""
+        return EmptyDir()
+
+    def stored(self) -> Any:
+        if self.is_empty:
+            # The sentinel travels as is (a plain Dir on the other side, still empty).
+            return Dir(path=EMPTY_DIR_PATH, name="")
+        return super().stored()
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether this is ``Dir.empty()`` / ``EmptyDir()``, also after passing between tasks."""
+        return self.path == EMPTY_DIR_PATH
 
     def child(self, relative: str) -> str:
         """The URI (or path) of ``relative`` inside this directory."""
@@ -88,44 +110,46 @@ class Dir(Reference):
     @classmethod
     def from_local_sync(
         cls,
-        path: str | os.PathLike[str],
+        local_path: str | os.PathLike[str],
         remote_destination: str | None = None,
-        hash_method: HashMethod | None = None,
+        dir_cache_key: str | None = None,
+        batch_size: int | None = None,
+        chunk_size: int | None = None,
+        max_concurrency: int | None = None,
+        *,
+        hash_method: HashSpec | None = None,
     ) -> Dir:
-        """Uploads the local directory ``path`` (recursively) and returns a Dir for the stored copy.
+        """Uploads the local directory (recursively) and returns a Dir for the stored copy.
 
         Its identity (cache keys, action names) is a hash of the relative paths and contents of
-        its files, unless ``hash_method`` gives one: a string, or a function of the local path.
+        its files, unless ``dir_cache_key`` (a string) or ``hash_method`` gives one. For object
+        stores, ``batch_size`` files go at once, each in ``chunk_size`` parts with
+        ``max_concurrency`` in flight.
         """
-        local, name = _checked_dir(path)
+        local, name = _checked_dir(local_path)
         uri = remote_destination or new_remote_uri(name)
-        uri, digest = upload_hashed_sync(local, uri, _tree_hash, hash_method, recursive=True)
+        transfer = Transfer(chunk_size, max_concurrency, batch_size, recursive=True)
+        uri, digest = upload_hashed_sync(local, uri, _tree_hash, dir_cache_key or hash_method, transfer)
         return cls(path=uri, name=name, hash=digest)
 
     @classmethod
-    async def _from_local_async(
+    async def from_local(
         cls,
-        path: str | os.PathLike[str],
+        local_path: str | os.PathLike[str],
         remote_destination: str | None = None,
-        hash_method: HashMethod | None = None,
+        dir_cache_key: str | None = None,
+        batch_size: int | None = None,
+        chunk_size: int | None = None,
+        max_concurrency: int | None = None,
+        *,
+        hash_method: HashSpec | None = None,
     ) -> Dir:
-        local, name = _checked_dir(path)
+        """Uploads a local directory: ``await Dir.from_local(p)`` (``from_local_sync`` in sync code)."""
+        local, name = _checked_dir(local_path)
         uri = remote_destination or new_remote_uri(name)
-        uri, digest = await upload_hashed(local, uri, _tree_hash, hash_method, recursive=True)
+        transfer = Transfer(chunk_size, max_concurrency, batch_size, recursive=True)
+        uri, digest = await upload_hashed(local, uri, _tree_hash, dir_cache_key or hash_method, transfer)
         return cls(path=uri, name=name, hash=digest)
-
-    @classmethod
-    def from_local(
-        cls,
-        path: str | os.PathLike[str],
-        remote_destination: str | None = None,
-        hash_method: HashMethod | None = None,
-    ) -> Any:
-        """Uploads a local directory: ``await Dir.from_local(p)``; synchronous where nothing can await."""
-        return dual(
-            lambda: cls.from_local_sync(path, remote_destination, hash_method),
-            lambda: cls._from_local_async(path, remote_destination, hash_method),
-        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -134,6 +158,20 @@ class Dir(Reference):
         if self._local is not None and os.path.isdir(self._local):
             return self._local
         return local_path_of(self.path)
+
+    def exists_sync(self) -> bool:
+        if self.is_empty:
+            return False
+        local = self.local_path
+        if local is not None:
+            return os.path.isdir(local)
+        return bool(_storage.list_files_sync(self.path))
+
+    async def exists(self) -> bool:
+        """Whether the directory is there, with at least one file (``exists_sync`` in sync code)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.exists_sync)
 
     def _download_target(self, local_path: str | os.PathLike[str] | None) -> str:
         if local_path is not None:
@@ -155,7 +193,8 @@ class Dir(Reference):
             self._local = target
         return target
 
-    async def _download_async(self, local_path: str | os.PathLike[str] | None = None) -> str:
+    async def download(self, local_path: str | os.PathLike[str] | None = None) -> str:
+        """``await d.download()``: a local directory with the content (``download_sync`` in sync code)."""
         if self.local_path is not None:
             import asyncio
 
@@ -168,37 +207,119 @@ class Dir(Reference):
             self._local = target
         return target
 
-    def download(self, local_path: str | os.PathLike[str] | None = None) -> Any:
-        """``await d.download()`` in async code; returns the local directory directly where nothing can await."""
-        return dual(lambda: self.download_sync(local_path), lambda: self._download_async(local_path))
-
-    def walk(self) -> Iterator[str]:
-        """Local paths of all files in the directory (recursively, sorted), downloading it once first."""
-        root = self.download_sync()
-        for _, full in _files_under(root):
-            yield full
-
-    def list_files(self) -> list[File]:
+    def list_files_sync(self) -> list[File]:
         """The files in the directory (recursively, sorted) as ``File`` references; nothing is downloaded."""
+        return [f for _, f in self._files()]
+
+    async def list_files(self) -> list[File]:
+        """``list_files_sync`` for async code."""
+        import asyncio
+
+        return await asyncio.to_thread(self.list_files_sync)
+
+    def _files(self) -> list[tuple[str, File]]:
+        """(path relative to the directory, File) of every file, sorted."""
+        if self.is_empty:
+            return []
         local = self.local_path
         if local is not None and not is_uri(self.path):
-            return [File(path=full, name=os.path.basename(full)) for _, full in _files_under(local)]
-
+            return [(rel, File(path=full, name=os.path.basename(full))) for rel, full in _files_under(local)]
         if local_path_of(self.path) is not None:
             base = self.path.rstrip("/")
             root = local_path_of(base) or ""
             return [
-                File(path=base + "/" + rel.replace(os.sep, "/"), name=os.path.basename(full))
+                (rel, File(path=base + "/" + rel.replace(os.sep, "/"), name=os.path.basename(full)))
                 for rel, full in _files_under(root)
             ]
-        found: list[File] = []
+        found: list[tuple[str, File]] = []
+        base = self.path.rstrip("/") + "/"
         for item in sorted(_storage.list_files_sync(self.path)):
             uri = item if is_uri(item) else str(_storage.join(self.path, item))
-            found.append(File(path=uri))
+            rel = uri[len(base) :] if uri.startswith(base) else _basename(uri)
+            found.append((rel, File(path=uri)))
         return found
+
+    def get_file_sync(self, file_name: str) -> File | None:
+        """The file ``file_name`` (a path relative to the directory), or None when it is not there."""
+        target = file_name.strip("/")
+        for rel, f in self._files():
+            if rel.replace(os.sep, "/") == target:
+                return f
+        return None
+
+    async def get_file(self, file_name: str) -> File | None:
+        """``get_file_sync`` for async code."""
+        import asyncio
+
+        return await asyncio.to_thread(self.get_file_sync, file_name)
+
+    def walk_sync(
+        self, recursive: bool = True, file_pattern: str = "*", max_depth: int | None = None
+    ) -> Iterator[File]:
+        """The files as ``File`` references, sorted: all of them (``recursive``), or those at most
+        ``max_depth`` folders down, whose name matches the glob ``file_pattern``."""
+        for _, f in self._selected(recursive, max_depth, file_pattern):
+            yield f
+
+    def walk(self, recursive: bool = True, max_depth: int | None = None) -> Walk:
+        """``async for f in d.walk()``: the files as ``File`` references (reference SDK);
+        ``for path in d.walk()``: local paths of the files, downloading the directory once."""
+        return Walk(self, recursive, max_depth)
+
+    def _selected(self, recursive: bool, max_depth: int | None, pattern: str) -> list[tuple[str, File]]:
+        import fnmatch
+
+        if max_depth is not None and (
+            isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0
+        ):
+            raise ValueError(f"max_depth must be a non-negative int, got {max_depth!r}")
+        depth = max_depth if max_depth is not None else (None if recursive else 0)
+        chosen = []
+        for rel, f in self._files():
+            parts = rel.replace(os.sep, "/").split("/")
+            if depth is not None and len(parts) - 1 > depth:
+                continue
+            if fnmatch.fnmatch(parts[-1], pattern):
+                chosen.append((rel, f))
+        return chosen
 
     def __fspath__(self) -> str:
         return self.download_sync()
 
     def __str__(self) -> str:
         return self.path
+
+
+class Walk:
+    """What ``Dir.walk`` returns: async-iterable as ``File`` references, iterable as local paths."""
+
+    def __init__(self, folder: Dir, recursive: bool, max_depth: int | None) -> None:
+        self._folder = folder
+        self._recursive = recursive
+        self._max_depth = max_depth
+
+    def __iter__(self) -> Iterator[str]:
+        chosen = {
+            rel.replace(os.sep, "/")
+            for rel, _ in self._folder._selected(self._recursive, self._max_depth, "*")
+        }
+        root = self._folder.download_sync()
+        for rel, full in _files_under(root):
+            if rel.replace(os.sep, "/") in chosen:
+                yield full
+
+    async def __aiter__(self) -> AsyncIterator[File]:
+        import asyncio
+
+        for _, f in await asyncio.to_thread(self._folder._selected, self._recursive, self._max_depth, "*"):
+            yield f
+
+
+class EmptyDir(Dir):
+    """A Dir standing for "no directory was produced": a task whose output type is ``Dir`` may
+    return it; the receiver sees a ``Dir`` whose ``is_empty`` is true."""
+
+    def __init__(self, **data: Any) -> None:
+        data["path"] = EMPTY_DIR_PATH
+        data.setdefault("name", "")
+        super().__init__(**data)

@@ -99,9 +99,11 @@ def _dataset_type() -> LiteralType:
 
 
 def _write_dataset(ref: DataFrame, out: Literal) -> None:
+    ref = ref.stored()
+    assert ref.uri is not None
     sd = out.scalar.structured_dataset
     sd.uri = ref.uri
-    sd.metadata.structured_dataset_type.format = ref.format
+    sd.metadata.structured_dataset_type.format = ref.format or PARQUET
     if ref.hash:
         out.hash = ref.hash
 
@@ -152,11 +154,12 @@ class FrameTransformer(TypeTransformer[Any]):
         if not isinstance(value, self.python_type):
             raise TypeError(f"not a {self.name}")
         out = Literal()
-        _write_dataset(DataFrame.from_df(value), out)
+        _write_dataset(DataFrame.from_local_sync(value), out)
         return out
 
     def to_python(self, lit: Literal, tp: Any) -> Any:
         ref = _read_dataset(lit, self.name)
+        assert ref.uri is not None
         table = _read_parquet(ref.uri)
         if self.reader == "pandas":
             return table.to_pandas()

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import html
+import string
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flyte import _context
+from flyte.syncify import syncify
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
-_MAIN_TAB = "Main"
+_MAIN_TAB = "main"
+#: The page a report is rendered into: ``string.Template`` with ``$NAV_HTML`` and ``$BODY_HTML``.
+DEFAULT_TEMPLATE = Path(__file__).with_name("_template.html")
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Report:
 
     name: str
     tabs: dict[str, Tab] = field(default_factory=dict)
+    template_path: Path = field(default_factory=lambda: DEFAULT_TEMPLATE)
     enabled: bool = False
     #: Where ``flush`` writes it: a local path or a storage URI.
     uri: str | None = None
@@ -51,17 +57,20 @@ class Report:
             tab = self.tabs[name] = Tab(name)
         return tab
 
+    def has_content(self) -> bool:
+        """Whether anything was logged to any tab."""
+        return any(tab.get_html() for tab in self.tabs.values())
+
     def get_final_report(self) -> str:
+        """The whole report as one HTML page: a link per tab with content, then the tabs."""
         tabs = [t for t in self.tabs.values() if t.get_html()]
-        nav = "".join(f'<a href="#tab-{i}">{html.escape(t.name)}</a> ' for i, t in enumerate(tabs))
+        nav = "".join(f'<a href="#tab-{i}">{html.escape(t.name)}</a>' for i, t in enumerate(tabs))
         body = "".join(
             f'<section id="tab-{i}"><h2>{html.escape(t.name)}</h2>\n{t.get_html()}\n</section>'
             for i, t in enumerate(tabs)
         )
-        return (
-            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.name)}</title></head>"
-            f"<body><nav>{nav}</nav>{body}</body></html>"
-        )
+        page = string.Template(Path(self.template_path).read_text(encoding="utf-8"))
+        return page.safe_substitute(TITLE=html.escape(self.name), NAV_HTML=nav, BODY_HTML=body)
 
 
 _reports: dict[tuple[str, str], Report] = {}
@@ -88,25 +97,30 @@ def get_tab(name: str, create_if_missing: bool = True) -> Tab:
     return current_report().get_tab(name, create_if_missing)
 
 
-def log(content: str, do_flush: bool = False) -> None:
-    """Appends HTML to the main tab of the current report."""
+@syncify
+async def log(content: str, do_flush: bool = False) -> None:
+    """Appends HTML to the main tab of the current report (``await log.aio(...)`` in async code)."""
     get_tab(_MAIN_TAB).log(content)
     if do_flush:
-        flush()
+        await flush.aio()
 
 
-def replace(content: str, do_flush: bool = False) -> None:
+@syncify
+async def replace(content: str, do_flush: bool = False) -> None:
     """Replaces the main tab of the current report."""
     get_tab(_MAIN_TAB).replace(content)
     if do_flush:
-        flush()
+        await flush.aio()
 
 
-def flush() -> None:
+@syncify
+async def flush() -> None:
     """Writes the current report out, if its task was declared with ``report=True``."""
+    import asyncio
+
     report = current_report()
     if not report.enabled or report.uri is None:
         return
     from flyte._internal import _uris
 
-    _uris.write_bytes(report.uri, report.get_final_report().encode("utf-8"))
+    await asyncio.to_thread(_uris.write_bytes, report.uri, report.get_final_report().encode("utf-8"))

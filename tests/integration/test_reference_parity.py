@@ -1,0 +1,316 @@
+"""Behaviour a user of the reference SDK (flyte 2.12.1) sees, in both modes: error classes,
+failures returned by ``flyte.map``, the async and sync forms of File/Dir/DataFrame I/O, the
+``.aio`` forms of report functions, and syncified functions. Written from the reference's
+documented and observed behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from counters import bump, count
+
+import flyte
+import flyte.errors
+import flyte.report
+from flyte.io import DataFrame, Dir, File, HashFunction
+from flyte.syncify import syncify
+
+env = flyte.TaskEnvironment(name="parity")
+
+
+@pytest.fixture
+def run(mode: str):
+    def go(task, *args, **kwargs):
+        env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+        return flyte.with_runcontext(mode=mode, env_vars=env_vars).run(task, *args, **kwargs).wait().result
+
+    return go
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+@env.task(retries=3)
+def gives_up(key: str) -> int:
+    bump(key)
+    raise flyte.errors.NonRecoverableError(f"{key}: bad input, retrying cannot help")
+
+
+def test_non_recoverable_error_is_not_retried(run) -> None:
+    with pytest.raises(flyte.errors.RuntimeUserError, match="retrying cannot help") as caught:
+        run(gives_up, key="nr")
+    assert caught.value.code == "NonRecoverableError"
+    assert count("nr") == 1
+
+
+@env.task(timeout=1)
+async def sleeps(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "woke"
+
+
+@env.task
+async def catches_timeout(seconds: float) -> str:
+    try:
+        return await sleeps(seconds)
+    except flyte.errors.TaskTimeoutError as e:
+        # The reference names the bound that fired; a plain timeout bounds one attempt's runtime.
+        return type(e).__name__ if isinstance(e, flyte.errors.MaxRuntimeExceededError) else "other"
+
+
+def test_a_timed_out_child_raises_max_runtime_exceeded(run) -> None:
+    assert run(catches_timeout, seconds=30.0) == "MaxRuntimeExceededError"
+
+
+@env.task
+def fails_on_odd(x: int) -> int:
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+@env.task
+def mapped(n: int) -> list[str]:
+    # The reference's default: a failed item comes back as its exception, in order.
+    return [
+        type(r).__name__ if isinstance(r, Exception) else str(r) for r in flyte.map(fails_on_odd, range(n))
+    ]
+
+
+@env.task
+def sums_with_failures(n: int) -> int:
+    return sum(flyte.map(fails_on_odd, range(n)))
+
+
+def test_map_returns_failures_by_default_and_arithmetic_on_one_raises_it(run) -> None:
+    assert run(mapped, n=4) == ["0", "ValueError", "2", "ValueError"]
+    with pytest.raises(ValueError, match="odd 1"):
+        run(sums_with_failures, n=3)
+
+
+def test_errors_keep_the_reference_constructors() -> None:
+    err = flyte.errors.RuntimeUserError("BadThing", "it broke", "worker-1")
+    assert (err.code, err.kind, err.worker, str(err)) == ("BadThing", "user", "worker-1", "it broke")
+    assert flyte.errors.InitializationError("NoConfig", "user", "call flyte.init").kind == "user"
+    assert flyte.errors.DeadlineExceededError("late").code == "DeadlineExceededError"
+    assert isinstance(flyte.errors.MaxQueuedTimeExceededError("q"), flyte.errors.TaskTimeoutError)
+    assert flyte.errors.RuntimeDataValidationError("x", ValueError("bad"), "t").var == "x"
+    fault = flyte.errors.GPUFaultSystemError("GpuXidError", "xid 79", fault_kind="xid", fault_code=79)
+    assert (fault.xid, fault.sxid, fault.kind) == (79, None, "system")
+    assert isinstance(flyte.errors.ResourceExhaustedError("quota"), flyte.errors.SlowDownError)
+
+
+# -- File / Dir / DataFrame -----------------------------------------------------------------
+
+
+@env.task
+async def writes_async() -> File:
+    f = File.new_remote("greeting.txt")
+    async with f.open("wb") as fh:
+        await fh.write(b"hello ")
+        await fh.write(b"world")
+    return f
+
+
+@env.task
+async def reads_async(f: File) -> str:
+    assert await f.exists()
+    async with f.open("rb") as fh:
+        head = bytes(await fh.read())
+    local = await f.download()
+    return head.decode() + "|" + Path(local).read_text()
+
+
+@env.task
+def reads_sync(f: File) -> str:
+    assert f.exists_sync()
+    with f.open_sync("rb") as fh:
+        return fh.read().decode() + "|" + Path(f.download_sync()).read_text()
+
+
+@env.task
+def uploads_without_await() -> File:
+    # Seed 003 writes this in a sync task; the reference's from_local is a coroutine function,
+    # whose result the task hands back and the SDK finishes.
+    path = Path(tempfile.mkdtemp()) / "local.txt"
+    path.write_text("from a sync task")
+    return File.from_local(str(path))
+
+
+@env.task
+async def file_pipeline() -> list[str]:
+    written = await writes_async()
+    uploaded = uploads_without_await()
+    return [await reads_async(written), reads_sync(written), uploaded.read()]
+
+
+def test_file_io_in_async_and_sync_forms(run) -> None:
+    assert run(file_pipeline) == ["hello world|hello world", "hello world|hello world", "from a sync task"]
+
+
+@env.task
+def hashed_by_function() -> File:
+    f = File.new_remote("h.txt", hash_method=HashFunction.from_fn(lambda data: f"len-{len(data)}"))
+    with f.open_sync("wb") as fh:
+        fh.write(b"12345")
+    return f
+
+
+@env.task
+def identity(f: File) -> str:
+    return f.hash or ""
+
+
+@env.task
+def hash_main() -> str:
+    return identity(hashed_by_function())
+
+
+def test_hash_method_names_what_was_written(run) -> None:
+    assert run(hash_main) == "len-5"
+
+
+@env.task
+async def make_tree() -> Dir:
+    root = Path(tempfile.mkdtemp()) / "tree"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "a.csv").write_text("a")
+    (root / "sub" / "b.csv").write_text("b")
+    (root / "sub" / "deeper" / "c.txt").write_text("c")
+    return await Dir.from_local(str(root))
+
+
+@env.task
+async def walks_async(d: Dir) -> list[str]:
+    names = [f.name async for f in d.walk()]
+    shallow = [f.name async for f in d.walk(max_depth=1)]
+    csvs = [f.name for f in d.walk_sync(file_pattern="*.csv")]
+    found = await d.get_file("sub/b.csv")
+    missing = await d.get_file("nope.txt")
+    listed = [f.name for f in await d.list_files()]
+    return [
+        ",".join(names),
+        ",".join(shallow),
+        ",".join(csvs),
+        found.read() if found else "",
+        str(missing),
+        ",".join(listed),
+    ]
+
+
+@env.task
+def walks_sync(d: Dir) -> list[str]:
+    return sorted(Path(p).read_text() for p in d.walk())
+
+
+@env.task
+async def dir_pipeline() -> list[str]:
+    d = await make_tree()
+    return [*await walks_async(d), ",".join(walks_sync(d))]
+
+
+def test_dir_walk_in_async_and_sync_forms(run) -> None:
+    assert run(dir_pipeline) == [
+        "a.csv,b.csv,c.txt",
+        "a.csv,b.csv",
+        "a.csv,b.csv",
+        "b",
+        "None",
+        "a.csv,b.csv,c.txt",
+        "a,b,c",
+    ]
+
+
+@env.task
+def maybe_dir(make: bool) -> Dir:
+    if make:
+        root = Path(tempfile.mkdtemp()) / "made"
+        root.mkdir()
+        (root / "x.txt").write_text("x")
+        return Dir.from_local_sync(str(root))
+    return Dir.empty()
+
+
+@env.task
+def describe_dir(d: Dir) -> str:
+    return "empty" if d.is_empty else ",".join(f.name or "" for f in d.list_files_sync())
+
+
+@env.task
+def empty_dir_main() -> list[str]:
+    return [describe_dir(maybe_dir(True)), describe_dir(maybe_dir(False))]
+
+
+def test_an_empty_dir_crosses_task_boundaries(run) -> None:
+    assert run(empty_dir_main) == ["x.txt", "empty"]
+
+
+@env.task
+def wraps_frame(n: int) -> DataFrame:
+    return DataFrame.wrap_df(pd.DataFrame({"v": list(range(n))}))
+
+
+@env.task
+async def reads_frame(df: DataFrame) -> list[int]:
+    whole = await df.open(pd.DataFrame).all()
+    parts = [len(part) async for part in await df.open(pd.DataFrame).iter()]
+    return [int(whole["v"].sum()), sum(parts), len(df.open(pd.DataFrame).all_sync())]
+
+
+@env.task
+async def frame_main(n: int) -> list[int]:
+    stored = await DataFrame.from_local(pd.DataFrame({"v": [1, 2], "w": [3, 4]}), columns=["v"])
+    assert list(stored.open(pd.DataFrame).all_sync().columns) == ["v"]
+    return await reads_frame(wraps_frame(n))
+
+
+def test_dataframe_wrapping_and_typed_reads(run) -> None:
+    assert run(frame_main, n=5) == [10, 5, 5]
+
+
+# -- reports and syncified functions --------------------------------------------------------
+
+
+@env.task(report=True)
+async def reports(n: int) -> int:
+    await flyte.report.log.aio("<p>async</p>")
+    flyte.report.log("<p>sync</p>")
+    timeline = flyte.report.Timeline()
+    timeline.heading("steps")
+    timeline.row(
+        label="step 1", meta=flyte.report.duration_ms("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z")
+    )
+    await flyte.report.flush.aio()
+    return n
+
+
+def test_report_functions_have_sync_and_async_forms(run) -> None:
+    assert run(reports, n=3) == 3
+
+
+@syncify
+async def doubled(x: int) -> int:
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+@env.task
+async def uses_syncified(x: int) -> list[int]:
+    return [await doubled.aio(x), doubled(x + 1)]
+
+
+def test_syncified_functions_work_in_tasks(run) -> None:
+    assert run(uses_syncified, x=2) == [4, 6]
+
+
+def test_report_widgets_format_values() -> None:
+    assert flyte.report.abbreviate("<b>", 10) == "&lt;b&gt;"
+    long = flyte.report.abbreviate("x" * 50, 10)
+    assert long.startswith("<details>") and "40 more" in long
+    assert flyte.report.duration_ms("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00.250+00:00") == "250 ms"
+    assert flyte.report.duration_ms(None, "x") == "" and flyte.report.duration_ms("bad", "worse") == ""
