@@ -10,21 +10,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flyte import errors, report
-from flyte._cache import Cache
+from flyte._cache import Cache, CachePolicy, CacheRequest
 from flyte._context import TaskContext, ctx, custom_context, get_custom_context, group
 from flyte._deploy import Deployment, deploy
-from flyte._environment import TaskEnvironment
-from flyte._initialize import init, init_from_config
+from flyte._doc import Documentation, Link
+from flyte._environment import Environment, TaskEnvironment
+from flyte._initialize import (
+    current_domain,
+    current_project,
+    init,
+    init_from_api_key,
+    init_from_config,
+    init_in_cluster,
+    init_passthrough,
+    is_control_plane_available,
+)
+from flyte._logging import logger, system_logger
 from flyte._map import map
 from flyte._resources import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron, Resources
 from flyte._retry import Backoff, RetryStrategy
 from flyte._reusable import ReusePolicy
 from flyte._run import Run, run, with_runcontext
-from flyte._secret import Secret
+from flyte._secret import Secret, SecretRequest
 from flyte._task import TaskTemplate
 from flyte._timeout import Timeout, TimeoutType
 from flyte._trace import trace
-from flyte._trigger import Cron, FixedRate, Trigger
+from flyte._trigger import Cron, FixedRate, Trigger, TriggerTime
 from flyte._version import __version__
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
@@ -42,42 +53,63 @@ __all__ = [
     "TPU",
     "Device",
     "DeviceClass",
+    "Documentation",
+    "Environment",
     "Neuron",
     "Backoff",
     "Cache",
+    "CachePolicy",
+    "CacheRequest",
     "Cron",
     "Deployment",
     "File",
     "FixedRate",
     "Image",
     "ImageBuild",
+    "Link",
     "Resources",
     "RetryStrategy",
     "ReusePolicy",
     "Run",
     "Secret",
+    "SecretRequest",
     "TaskContext",
     "TaskEnvironment",
     "TaskTemplate",
     "Timeout",
     "TimeoutType",
     "Trigger",
+    "TriggerTime",
     "__version__",
     "build",
     "ctx",
+    "current_domain",
+    "current_project",
     "custom_context",
     "deploy",
     "errors",
     "get_custom_context",
     "group",
     "init",
+    "init_from_api_key",
     "init_from_config",
+    "init_in_cluster",
+    "init_passthrough",
+    "is_control_plane_available",
+    "logger",
     "map",
     "report",
     "run",
+    "system_logger",
     "trace",
+    "version",
     "with_runcontext",
 ]
+
+
+def version() -> str:
+    """This SDK's version."""
+    return __version__
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flyte._image import Image
 from flyte._initialize import current_config
+from flyte.syncify import syncify
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
@@ -22,6 +23,8 @@ class ImageBuild:
 
     uri: str | None
     remote_run: Any = None
+    #: The run of the remote builder that built it; None: built on this machine.
+    build_run: Any = None
 
 
 def _check_builder() -> None:
@@ -33,11 +36,19 @@ def _check_builder() -> None:
         )
 
 
-def build(image: Image, dry_run: bool = False, force: bool = False, wait: bool = True) -> ImageBuild:
+@syncify
+async def build(image: Image, dry_run: bool = False, force: bool = False, wait: bool = True) -> ImageBuild:
     """Builds ``image`` and pushes it to its registry; an image whose tag (a hash of its
     content) is in the registry already is not built again, unless ``force``. With ``dry_run``
     nothing is built: the Dockerfile that would be is checked (every file it needs exists) and
-    the URI returned. Progress goes to the ``flyte.build`` logger."""
+    the URI returned. Progress goes to the ``flyte.build`` logger. ``await build.aio(...)`` in
+    async code."""
+    import asyncio
+
+    return await asyncio.to_thread(_build_now, image, dry_run, force, wait)
+
+
+def _build_now(image: Image, dry_run: bool, force: bool, wait: bool) -> ImageBuild:
     import logging
 
     from flyte._imagebuild._builder import build_image

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ast
+import hashlib
+import inspect
+import marshal
+import textwrap
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Union, get_args
+from typing import Any, Literal, Protocol, Union, get_args, runtime_checkable
 
 CacheBehavior = Literal["auto", "override", "disable"]
 CACHE_BEHAVIORS: tuple[str, ...] = get_args(CacheBehavior)
 
-CacheRequest = Union[CacheBehavior, "Cache", None]
+CacheRequest = Union[CacheBehavior, "Cache"]
 
 
 def _behavior_error(label: str, value: object) -> ValueError:
@@ -22,6 +27,44 @@ def _behavior_error(label: str, value: object) -> ValueError:
     return ValueError(f"{label} is not a cache behavior; use one of {options} or flyte.Cache(...){hint}")
 
 
+def body_hash(func: Callable[..., Any]) -> str:
+    """Hash of what the function does, ignoring decorators, comments and formatting.
+
+    Decorator arguments (retries, cache, ...) are configuration, not behaviour, so they
+    must not change the identity of the task.
+    """
+    func = inspect.unwrap(func)
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        tree = ast.parse(source)
+        node = tree.body[0]
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.decorator_list = []
+        digest_input = ast.dump(node, annotate_fields=False).encode()
+    except (OSError, TypeError, SyntaxError, IndexError):
+        # No source (e.g. defined in an interactive session without history): the code
+        # object is the next best description of the body.
+        code = func.__code__
+        digest_input = marshal.dumps((code.co_code, code.co_consts, code.co_names, code.co_varnames))
+    return hashlib.sha256(digest_input).hexdigest()
+
+
+@dataclass(frozen=True)
+class VersionParameters:
+    """What a cache policy may derive a version from: the task's function and its image."""
+
+    func: Callable[..., Any] | None
+    image: Any = None
+
+
+@runtime_checkable
+class CachePolicy(Protocol):
+    """Decides a task's cache version: ``get_version(salt, params)`` returns a string that
+    changes whenever cached outputs must not be reused (e.g. a hash of the code it depends on)."""
+
+    def get_version(self, salt: str, params: VersionParameters) -> str: ...
+
+
 @dataclass(frozen=True)
 class Cache:
     """Caching of a task's outputs.
@@ -30,7 +73,8 @@ class Cache:
     ``"override"`` always runs and replaces the cached outputs, ``"disable"`` never caches.
     ``version_override`` pins the cache version instead of deriving it from the task's definition;
     ``serialize`` makes concurrent runs with identical inputs wait for one execution;
-    ``ignored_inputs`` are left out of the cache key; ``salt`` is mixed into it.
+    ``ignored_inputs`` are left out of the cache key; ``salt`` is mixed into it. ``policies``
+    (:class:`CachePolicy` objects) decide the version instead of the hash of the function's body.
     """
 
     behavior: CacheBehavior = "auto"
@@ -38,6 +82,7 @@ class Cache:
     serialize: bool = False
     ignored_inputs: tuple[str, ...] | str = ()
     salt: str = ""
+    policies: CachePolicy | list[CachePolicy] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.behavior, bool) or self.behavior not in CACHE_BEHAVIORS:
@@ -52,10 +97,41 @@ class Cache:
         if not isinstance(self.salt, str):
             raise TypeError(f"Cache(salt={self.salt!r}) must be a string")
         object.__setattr__(self, "ignored_inputs", _normalize_ignored(self.ignored_inputs))
+        if self.policies is not None:
+            policies = self.policies if isinstance(self.policies, (list, tuple)) else [self.policies]
+            for policy in policies:
+                if not callable(getattr(policy, "get_version", None)):
+                    raise TypeError(f"Cache(policies=...): {policy!r} has no get_version(salt, params)")
 
     @property
     def enabled(self) -> bool:
         return self.behavior != "disable"
+
+    def is_enabled(self) -> bool:
+        return self.enabled
+
+    def get_ignored_inputs(self) -> tuple[str, ...]:
+        return self.ignored_inputs  # type: ignore[return-value]
+
+    def get_version(self, params: VersionParameters | None = None) -> str:
+        """The cache version: ``""`` when disabled, ``version_override`` when given, else what the
+        ``policies`` say of ``params`` (by default: a hash of the function's body)."""
+        if not self.enabled:
+            return ""
+        if self.version_override is not None:
+            return self.version_override
+        if params is None:
+            raise ValueError("Cache.get_version needs VersionParameters when no version_override is set")
+        if self.policies is None:
+            return body_hash(params.func) if params.func is not None else ""
+        policies = self.policies if isinstance(self.policies, (list, tuple)) else [self.policies]
+        combined = ""
+        for policy in policies:
+            try:
+                combined += policy.get_version(self.salt, params)
+            except Exception as e:
+                raise ValueError(f"cache policy {policy!r} failed to give a version: {e}") from e
+        return hashlib.sha256(combined.encode()).hexdigest()
 
 
 def _normalize_ignored(value: object) -> tuple[str, ...]:
@@ -115,6 +191,7 @@ def normalize_cache(value: CacheRequest | str, version: str | None = None) -> Ca
         serialize=cache.serialize,
         ignored_inputs=cache.ignored_inputs,
         salt=cache.salt,
+        policies=cache.policies,
     )
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flyte._environment import TaskEnvironment
 from flyte._initialize import current_config, data_dir, scope
 from flyte.errors import DeploymentError
+from flyte.syncify import syncify
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
@@ -87,7 +88,8 @@ def plan(envs: tuple[TaskEnvironment, ...]) -> list[dict[str, TaskEnvironment]]:
                 _same(seen[e.name], e)
                 continue
             seen[e.name] = current[e.name] = e
-            stack.extend(e.depends_on)
+            # Only task environments hold something to deploy.
+            stack.extend(d for d in e.depends_on if isinstance(d, TaskEnvironment))
         plans.append(current)
     return plans
 
@@ -126,14 +128,14 @@ def _code(
 ) -> CodeRef:
     from flyte._internal import _bundle
     from flyte._internal._serialize import CodeRef
-    from flyte._remote._submit import code_root, upload_bundle
+    from flyte._remote._submit import code_root, included_files, upload_bundle
 
     tasks = _tasks(envs)
     if not tasks:
         names = ", ".join(envs)
         raise DeploymentError(f"nothing to deploy: environment(s) {names} define no tasks")
     root = code_root(tasks[0], root_dir)
-    bundle = _bundle.build(root, copy_style)  # type: ignore[arg-type]
+    bundle = _bundle.build(root, copy_style, included_files(envs.values()))  # type: ignore[arg-type]
     if bundle is None:
         if not version:
             raise DeploymentError(
@@ -146,11 +148,14 @@ def _code(
     return CodeRef(bundle_uri=uri, root="", version=version)
 
 
-def deploy(
+@syncify
+async def deploy(
     *envs: TaskEnvironment,
     dry_run: bool = False,
     version: str | None = None,
+    interactive_mode: bool | None = None,
     copy_style: str = "loaded_modules",
+    dryrun: bool | None = None,
     project: str | None = None,
     domain: str | None = None,
     root_dir: str | Path | None = None,
@@ -158,9 +163,31 @@ def deploy(
     """Deploys ``envs`` and the environments they depend on (``add_dependency``).
 
     Returns one :class:`Deployment` per environment given (dependencies go with the first one
-    that needs them). ``dry_run`` builds everything but sends nothing. Without an endpoint
-    configured, the local backend is used (started if needed), as ``flyte run`` does.
+    that needs them). ``dry_run`` (``dryrun``, its older name) builds everything but sends
+    nothing. Without an endpoint configured, the local backend is used (started if needed), as
+    ``flyte run`` does. ``await deploy.aio(...)`` in async code.
     """
+    import asyncio
+
+    if interactive_mode:
+        raise ValueError(
+            "deploy(interactive_mode=True): code is deployed from its files (a bundle of the modules "
+            "loaded); deploying functions defined in a notebook or REPL is not supported"
+        )
+    return await asyncio.to_thread(
+        _deploy_now, envs, bool(dry_run or dryrun), version, copy_style, project, domain, root_dir
+    )
+
+
+def _deploy_now(
+    envs: tuple[TaskEnvironment, ...],
+    dry_run: bool,
+    version: str | None,
+    copy_style: str,
+    project: str | None,
+    domain: str | None,
+    root_dir: str | Path | None,
+) -> list[Deployment]:
     from flyte._remote._client import run_sync
 
     if not envs:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import re
+import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from flyte._cache import Cache, normalize_cache
+from flyte._doc import Documentation
 from flyte._resources import Resources
 from flyte._retry import RetryStrategy
 from flyte._reusable import ReusePolicy
@@ -31,12 +35,12 @@ _ENVIRONMENTS: dict[str, TaskEnvironment] = {}
 
 
 @dataclass(eq=False)
-class TaskEnvironment:
-    """Tasks defined with ``@env.task`` share this environment's image, resources,
-    secrets, environment variables, cache policy and reuse policy."""
+class Environment:
+    """What every kind of environment has: a name, an image, resources, secrets, environment
+    variables, and the environments deployed with it (``depends_on``)."""
 
     name: str
-    depends_on: list[TaskEnvironment] = field(default_factory=list)
+    depends_on: list[Environment] = field(default_factory=list)
     pod_template: Any = None
     description: str | None = None
     secrets: Any = None
@@ -44,41 +48,144 @@ class TaskEnvironment:
     resources: Resources | None = None
     interruptible: bool = False
     image: str | Image | Literal["auto"] | None = "auto"
+    #: Extra files bundled with the code (templates, data, configs): paths or glob patterns,
+    #: relative to the directory of the file that defines the environment, or absolute.
+    include: tuple[str, ...] = ()
+    #: The identity a cluster runs the environment's tasks as (a Kubernetes service account).
+    service_account: str | None = None
+
+    def __post_init__(self) -> None:
+        kind = type(self).__name__
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(
+                f"{kind} name {self.name!r} is not valid: use letters, digits, '_' and '-', "
+                "starting with a letter or digit (e.g. 'my_env')"
+            )
+        self.secrets = normalize_secrets(self.secrets)
+        if isinstance(self.include, str) or not all(isinstance(p, str) for p in self.include):
+            raise TypeError(
+                f"{kind}({self.name!r}): include must be a list of paths, e.g. include=['templates/']"
+            )
+        self.include = tuple(self.include)
+        # Relative `include` paths are read from where the environment is defined.
+        self._source_dir = _caller_dir()
+        if self.service_account is not None and (
+            not isinstance(self.service_account, str) or not self.service_account.strip()
+        ):
+            raise ValueError(f"{kind}({self.name!r}): service_account must be a non-empty name")
+        if self.env_vars is not None:
+            if not isinstance(self.env_vars, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.env_vars.items()
+            ):
+                raise TypeError(f"{kind}({self.name!r}): env_vars must be a dict of str to str")
+        if self.resources is not None and not isinstance(self.resources, Resources):
+            raise TypeError(
+                f"{kind}({self.name!r}): resources must be flyte.Resources, got {type(self.resources).__name__}"
+            )
+        if self.image is not None and not isinstance(self.image, str) and not _is_image(self.image):
+            raise TypeError(
+                f"{kind}({self.name!r}): image must be a URI string, 'auto' or flyte.Image, "
+                f"got {type(self.image).__name__}"
+            )
+        for dep in self.depends_on:
+            if not isinstance(dep, Environment):
+                raise TypeError(f"depends_on must list environments, got {type(dep).__name__}")
+
+    def included_files(self) -> list[Path]:
+        """The files ``include`` names, expanded (directories recursively, globs matched)."""
+        found: list[Path] = []
+        for entry in self.include:
+            pattern = Path(entry).expanduser()
+            if not pattern.is_absolute():
+                pattern = (self._source_dir or Path.cwd()) / pattern
+            matches = (
+                [Path(p) for p in sorted(glob.glob(str(pattern), recursive=True))]
+                if glob.has_magic(entry)
+                else [pattern]
+            )
+            if not matches or not matches[0].exists():
+                raise FileNotFoundError(
+                    f"{type(self).__name__}({self.name!r}): include {entry!r} matches nothing"
+                )
+            for match in matches:
+                if match.is_dir():
+                    found.extend(sorted(p for p in match.rglob("*") if p.is_file()))
+                else:
+                    found.append(match)
+        return [p.resolve() for p in found]
+
+    def clone_with(
+        self,
+        name: str,
+        image: str | Image | Literal["auto"] | None = None,
+        resources: Resources | None = None,
+        env_vars: dict[str, str] | None = None,
+        secrets: Any = None,
+        depends_on: list[TaskEnvironment] | None = None,
+        description: str | None = None,
+        interruptible: bool | None = None,
+        include: tuple[str, ...] | None = None,
+        service_account: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A new environment named ``name``: this one's settings, with those given replaced
+        (``cache``, ``reusable``, ``plugin_config``, ``queue`` and ``pod_template`` too, by
+        keyword). It has no tasks."""
+        others = {"cache", "reusable", "plugin_config", "queue", "pod_template"}
+        unknown = set(kwargs) - others
+        if unknown:
+            raise TypeError(f"clone_with: unexpected argument(s) {', '.join(sorted(unknown))}")
+        given = {
+            "image": image,
+            "resources": resources,
+            "env_vars": env_vars,
+            "secrets": secrets,
+            "depends_on": depends_on,
+            "description": description,
+            "interruptible": interruptible,
+            "include": include,
+            "service_account": service_account,
+            **kwargs,
+        }
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        settings["depends_on"] = list(self.depends_on)
+        unknown = {k for k in given if k not in settings}
+        if unknown:
+            raise TypeError(f"clone_with: {type(self).__name__} has no {', '.join(sorted(unknown))}")
+        settings.update({k: v for k, v in given.items() if v is not None})
+        clone = type(self)(name=name, **settings)
+        clone._source_dir = self._source_dir
+        return clone
+
+    def add_dependency(self, *envs: Environment) -> None:
+        """Declares that tasks here call tasks of ``envs`` (they are deployed together)."""
+        for env in envs:
+            if not isinstance(env, Environment):
+                raise TypeError(f"add_dependency expects environments, got {type(env).__name__}")
+            if env is self:
+                raise ValueError(f"{type(self).__name__} {self.name!r} cannot depend on itself")
+            if env not in self.depends_on:
+                self.depends_on.append(env)
+
+
+@dataclass(eq=False)
+class TaskEnvironment(Environment):
+    """Tasks defined with ``@env.task`` share this environment's image, resources,
+    secrets, environment variables, cache policy and reuse policy."""
+
     cache: str | Cache = "disable"
     reusable: ReusePolicy | None = None
     plugin_config: Any = None
     queue: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(
-                f"TaskEnvironment name {self.name!r} is not valid: use letters, digits, '_' and '-', "
-                "starting with a letter or digit (e.g. 'my_env')"
-            )
-        self.secrets = normalize_secrets(self.secrets)
-        if self.env_vars is not None:
-            if not isinstance(self.env_vars, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in self.env_vars.items()
-            ):
-                raise TypeError(f"TaskEnvironment({self.name!r}): env_vars must be a dict of str to str")
-        if self.resources is not None and not isinstance(self.resources, Resources):
-            raise TypeError(
-                f"TaskEnvironment({self.name!r}): resources must be flyte.Resources, got {type(self.resources).__name__}"
-            )
+        super().__post_init__()
         if self.reusable is not None and not isinstance(self.reusable, ReusePolicy):
             raise TypeError(
                 f"TaskEnvironment({self.name!r}): reusable must be flyte.ReusePolicy, got {type(self.reusable).__name__}"
             )
-        if self.image is not None and not isinstance(self.image, str) and not _is_image(self.image):
-            raise TypeError(
-                f"TaskEnvironment({self.name!r}): image must be a URI string, 'auto' or flyte.Image, "
-                f"got {type(self.image).__name__}"
-            )
         # Validate early: a typo in the cache policy should fail at definition, not at run.
         self.cache = normalize_cache(self.cache)
-        for dep in self.depends_on:
-            if not isinstance(dep, TaskEnvironment):
-                raise TypeError(f"depends_on must list TaskEnvironments, got {type(dep).__name__}")
         self._tasks: dict[str, TaskTemplate[Any, Any]] = {}
         _ENVIRONMENTS[self.name] = self
 
@@ -88,16 +195,6 @@ class TaskEnvironment:
     @property
     def tasks(self) -> dict[str, TaskTemplate[Any, Any]]:
         return dict(self._tasks)
-
-    def add_dependency(self, *envs: TaskEnvironment) -> None:
-        """Declares that tasks here call tasks of ``envs`` (they are deployed together)."""
-        for env in envs:
-            if not isinstance(env, TaskEnvironment):
-                raise TypeError(f"add_dependency expects TaskEnvironments, got {type(env).__name__}")
-            if env is self:
-                raise ValueError(f"TaskEnvironment {self.name!r} cannot depend on itself")
-            if env not in self.depends_on:
-                self.depends_on.append(env)
 
     @overload
     def task(self, _func: F) -> F: ...
@@ -111,15 +208,17 @@ class TaskEnvironment:
         cache: str | Cache | None = None,
         cache_version: str | None = None,
         retries: int | RetryStrategy = 0,
-        timeout: TimeoutType | float | None = None,
+        timeout: TimeoutType | float | None = 0,
         report: bool = False,
-        docs: str | None = None,
+        docs: str | Documentation | None = None,
         pod_template: Any = None,
         max_inline_io_bytes: int = DEFAULT_MAX_INLINE_IO_BYTES,
         triggers: Trigger | Iterable[Trigger] = (),
         interruptible: bool | None = None,
         queue: str | None = None,
+        service_account: str | None = None,
         links: Iterable[Any] = (),
+        entrypoint: bool = False,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -130,15 +229,17 @@ class TaskEnvironment:
         cache: str | Cache | None = None,
         cache_version: str | None = None,
         retries: int | RetryStrategy = 0,
-        timeout: TimeoutType | float | None = None,
+        timeout: TimeoutType | float | None = 0,
         report: bool = False,
-        docs: str | None = None,
+        docs: str | Documentation | None = None,
         pod_template: Any = None,
         max_inline_io_bytes: int = DEFAULT_MAX_INLINE_IO_BYTES,
         triggers: Trigger | Iterable[Trigger] = (),
         interruptible: bool | None = None,
         queue: str | None = None,
+        service_account: str | None = None,
         links: Iterable[Any] = (),
+        entrypoint: bool = False,
     ) -> Any:
         """Registers a function as a task of this environment (``@env.task`` or ``@env.task(...)``)."""
         if cache_version is not None:
@@ -163,7 +264,9 @@ class TaskEnvironment:
                 triggers=trigger_list,
                 interruptible=interruptible,
                 queue=queue,
+                service_account=service_account,
                 links=tuple(links),
+                entrypoint=entrypoint,
             )
             _check_trigger_inputs(t)
             self._tasks[t.name] = t
@@ -172,6 +275,17 @@ class TaskEnvironment:
         if _func is not None:
             return wrap(_func)
         return wrap
+
+
+def _caller_dir() -> Path | None:
+    """The directory of the file that made the environment (outside this module and dataclasses)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename != __file__ and not filename.startswith("<"):
+            return Path(filename).resolve().parent
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 def _is_image(value: Any) -> bool:

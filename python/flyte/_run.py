@@ -8,9 +8,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from flyte import _logging
 from flyte._aio import loop_running_here as _loop_running_here
 from flyte._initialize import current_config, data_dir, scope
 from flyte._task import TaskTemplate
@@ -130,6 +132,10 @@ class _RunContext:
     log_level: Any = None
     #: The identity a cluster runs the run's pods as (a Kubernetes service account).
     service_account: str | None = None
+    #: The version a backend run's tasks are registered under (default: the code's digest).
+    version: str | None = None
+    run_start_time: datetime | None = None
+    queue: str | None = None
 
     def run(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
         from flyte.remote._task import RemoteTask
@@ -153,6 +159,12 @@ class _RunContext:
         if mode is None:
             mode = "remote" if current_config().endpoint else "local"
         if mode == "local":
+            backend_only = [n for n in ("version", "run_start_time", "queue") if getattr(self, n) is not None]
+            if backend_only:
+                raise ValueError(
+                    f"with_runcontext({', '.join(backend_only)}=...) applies to runs on a backend; "
+                    "a local run has no registered tasks, start-time override or queues"
+                )
             return _run_local(task, args, kwargs, self)
         cfg = current_config()
         if not cfg.endpoint:
@@ -183,24 +195,81 @@ def output_values(names: Sequence[str], value: Any) -> tuple[Any, ...]:
     return (value,) if len(names) == 1 else tuple(value)
 
 
+#: Parameters of the reference SDK's ``with_runcontext`` this SDK cannot honour, each with why;
+#: accepted at their default values only.
+_UNSUPPORTED_RUN_SETTINGS: dict[str, tuple[Any, str]] = {
+    "dry_run": (False, "runs are always submitted; `flyte deploy --dry-run` checks a deployment"),
+    "copy_bundle_to": (None, "code bundles are uploaded, not written to a local path"),
+    "interactive_mode": (
+        None,
+        "code runs from its files (a bundle of the modules loaded), not pickled from a notebook",
+    ),
+    "run_base_dir": (None, "a run's data goes under raw_data_path"),
+    "max_action_concurrency": (None, "the backend does not limit the actions of one run"),
+    "notifications": (None, "notifications (flyte.notify) are not part of this SDK"),
+    "cache_lookup_scope": ("global", "the cache is looked up across all projects and domains of the backend"),
+    "preserve_original_types": (False, "outputs are converted back to the task's declared types"),
+    "debug": (False, "debugging a task in its pod (VS Code) is a cluster service this SDK does not start"),
+    "tracked": (False, "local runs are always recorded in the data dir"),
+    "tracked_strict": (False, "local runs are always recorded in the data dir"),
+    "disable_run_cache": (
+        False,
+        "a run skips the cache per task (cache='disable') or refreshes it (overwrite_cache)",
+    ),
+}
+
+
 def with_runcontext(
     mode: Mode | None = None,
     *,
     name: str | None = None,
+    service_account: str | None = None,
+    version: str | None = None,
+    copy_style: str = "loaded_modules",
+    dry_run: bool = False,
+    copy_bundle_to: Any = None,
+    interactive_mode: bool | None = None,
+    raw_data_path: str | None = None,
+    run_base_dir: str | None = None,
+    run_start_time: datetime | None = None,
+    overwrite_cache: bool = False,
     project: str | None = None,
     domain: str | None = None,
-    overwrite_cache: bool = False,
-    custom_context: dict[str, str] | None = None,
     env_vars: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     interruptible: bool | None = None,
-    copy_style: str = "loaded_modules",
-    raw_data_path: str | None = None,
     log_level: Any = None,
-    service_account: str | None = None,
+    log_format: str = "console",
+    user_log_level: Any = None,
+    reset_root_logger: bool = False,
+    disable_run_cache: bool = False,
+    queue: str | None = None,
+    max_action_concurrency: int | None = None,
+    notifications: Any = None,
+    custom_context: dict[str, str] | None = None,
+    cache_lookup_scope: str = "global",
+    preserve_original_types: bool = False,
+    debug: bool = False,
+    tracked: bool = False,
+    tracked_strict: bool = False,
 ) -> _RunContext:
-    """Settings for the next run: ``flyte.with_runcontext(mode="local").run(main, x=1)``."""
+    """Settings for the next run: ``flyte.with_runcontext(mode="local").run(main, x=1)``.
+
+    ``version`` names the code of a backend run (its tasks' version); ``run_start_time`` is the
+    time the run says it started (e.g. for a backfill); ``queue`` routes a backend run's
+    actions (these three apply to backend runs; a local run refuses them); the logging options
+    configure this process's ``flyte`` loggers for the run."""
+    for setting, value in (("dry_run", dry_run), ("copy_bundle_to", copy_bundle_to),
+                           ("interactive_mode", interactive_mode), ("run_base_dir", run_base_dir),
+                           ("max_action_concurrency", max_action_concurrency), ("notifications", notifications),
+                           ("cache_lookup_scope", cache_lookup_scope),
+                           ("preserve_original_types", preserve_original_types), ("debug", debug),
+                           ("tracked", tracked), ("tracked_strict", tracked_strict),
+                           ("disable_run_cache", disable_run_cache)):  # fmt: skip
+        default, why = _UNSUPPORTED_RUN_SETTINGS[setting]
+        if value != default and not (setting == "interactive_mode" and value is False):
+            raise ValueError(f"with_runcontext({setting}={value!r}) is not supported here: {why}")
     if mode not in (None, "local", "remote"):
         raise ValueError(f"mode must be 'local' or 'remote', got {mode!r}")
     if name is not None:
@@ -215,6 +284,16 @@ def with_runcontext(
         raise ValueError(f"copy_style must be 'loaded_modules', 'all' or 'none', got {copy_style!r}")
     if service_account is not None and (not isinstance(service_account, str) or not service_account.strip()):
         raise ValueError(f"service_account must be a non-empty name, got {service_account!r}")
+    if version is not None:
+        from flyte._internal._serialize import check_version
+
+        check_version(version)
+    if run_start_time is not None and not isinstance(run_start_time, datetime):
+        raise TypeError(f"run_start_time must be a datetime, got {run_start_time!r}")
+    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
+        raise ValueError(f"queue must be a non-empty name, got {queue!r}")
+    if log_format != "console" or user_log_level is not None or reset_root_logger:
+        _logging.configure(None, log_format, reset_root_logger, user_log_level)
     return _RunContext(
         mode=mode,
         name=name,
@@ -230,6 +309,9 @@ def with_runcontext(
         raw_data_path=raw_data_path,
         service_account=service_account,
         log_level=log_level,
+        version=version,
+        run_start_time=run_start_time,
+        queue=queue,
     )
 
 

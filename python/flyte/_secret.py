@@ -84,6 +84,13 @@ class Secret:
         raw = f"{group}_{key}" if group else key
         return re.sub(_NON_ALNUM_RE, "_", raw).upper()
 
+    def stable_hash(self) -> str:
+        """A hash of the secret's request (key, group, mount, env var) that every process computes alike."""
+        import hashlib
+
+        parts = (self.key, self.group or "", str(self.mount) if self.mount else "", self.as_env_var or "")
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
     def env_var_name(self) -> str | None:
         """The env var holding the secret's value in the task, or ``None`` when it is mounted as a file."""
         if self.mount is not None:

@@ -7,19 +7,16 @@ and it runs (locally, or on a backend) with the task's retries, timeout and cach
 
 from __future__ import annotations
 
-import ast
 import copy
 import functools
-import hashlib
 import inspect
-import marshal
-import textwrap
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from flyte import _context
 from flyte._aio import running_loop as _running_loop
-from flyte._cache import Cache, normalize_cache
+from flyte._cache import Cache, VersionParameters, body_hash, normalize_cache
+from flyte._doc import Documentation, documentation_of
 from flyte._resources import Resources
 from flyte._retry import RetryStrategy, normalize_retries
 from flyte._secret import normalize_secrets
@@ -43,28 +40,6 @@ R = TypeVar("R")
 DEFAULT_MAX_INLINE_IO_BYTES = 10 * 1024 * 1024
 
 
-def body_hash(func: Callable[..., Any]) -> str:
-    """Hash of what the function does, ignoring decorators, comments and formatting.
-
-    Decorator arguments (retries, cache, ...) are configuration, not behaviour, so they
-    must not change the identity of the task.
-    """
-    func = inspect.unwrap(func)
-    try:
-        source = textwrap.dedent(inspect.getsource(func))
-        tree = ast.parse(source)
-        node = tree.body[0]
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            node.decorator_list = []
-        digest_input = ast.dump(node, annotate_fields=False).encode()
-    except (OSError, TypeError, SyntaxError, IndexError):
-        # No source (e.g. defined in an interactive session without history): the code
-        # object is the next best description of the body.
-        code = func.__code__
-        digest_input = marshal.dumps((code.co_code, code.co_consts, code.co_names, code.co_varnames))
-    return hashlib.sha256(digest_input).hexdigest()
-
-
 class TaskTemplate(Generic[P, R]):
     """A function registered with ``@env.task``."""
 
@@ -78,13 +53,15 @@ class TaskTemplate(Generic[P, R]):
         retries: int | RetryStrategy = 0,
         timeout: TimeoutType | float | None = None,
         report: bool = False,
-        docs: str | None = None,
+        docs: str | Documentation | None = None,
         pod_template: Any = None,
         max_inline_io_bytes: int = DEFAULT_MAX_INLINE_IO_BYTES,
         triggers: tuple[Trigger, ...] = (),
         interruptible: bool | None = None,
         queue: str | None = None,
+        service_account: str | None = None,
         links: tuple[Any, ...] = (),
+        entrypoint: bool = False,
     ) -> None:
         if not callable(func):
             raise TypeError(f"@env.task expects a function, got {type(func).__name__}")
@@ -100,7 +77,7 @@ class TaskTemplate(Generic[P, R]):
         self.retries: RetryStrategy = normalize_retries(retries)
         self.timeout: Timeout | None = timeout_from_request(timeout)
         self.report = bool(report)
-        self.docs = docs if docs is not None else inspect.getdoc(func)
+        self.docs: Documentation = documentation_of(docs, func)
         self.pod_template = pod_template if pod_template is not None else env.pod_template
         if not isinstance(max_inline_io_bytes, int) or max_inline_io_bytes <= 0:
             raise ValueError(f"max_inline_io_bytes must be a positive int, got {max_inline_io_bytes!r}")
@@ -109,6 +86,9 @@ class TaskTemplate(Generic[P, R]):
         self.interruptible = env.interruptible if interruptible is None else interruptible
         self.queue = queue if queue is not None else env.queue
         self.links = links
+        self.service_account = service_account if service_account is not None else env.service_account
+        #: Shown as a task to start runs from (a cluster's UI lists entrypoints first).
+        self.entrypoint = bool(entrypoint)
         self.resources: Resources | None = env.resources
         self.secrets: tuple[Secret, ...] = env.secrets
         self.env_vars: dict[str, str] = dict(env.env_vars or {})
@@ -146,7 +126,9 @@ class TaskTemplate(Generic[P, R]):
 
     @property
     def cache_version(self) -> str:
-        return self.cache.version_override or self.body_hash
+        if self.cache.policies is None:
+            return self.cache.version_override or self.body_hash
+        return self.cache.get_version(VersionParameters(func=self.func, image=self.image))
 
     # -- calling ----------------------------------------------------------------------
 

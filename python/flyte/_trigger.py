@@ -72,23 +72,23 @@ class Cron:
     schedule is evaluated by the same code as the backend's trigger scheduler.
     """
 
-    schedule: str
-    timezone: str | None = None
+    expression: str
+    timezone: str | None = "UTC"
 
     def __init__(
-        self, schedule: str | None = None, timezone: str | None = None, *, expression: str | None = None
+        self, expression: str | None = None, timezone: str | None = "UTC", *, schedule: str | None = None
     ):
-        # ``expression=`` is the reference SDK's name for the schedule.
-        if schedule is None:
-            schedule = expression
-        elif expression is not None and expression != schedule:
-            raise TypeError(f"Cron got schedule={schedule!r} and expression={expression!r}; give one")
-        if not isinstance(schedule, str):
-            raise TypeError(f"Cron(schedule={schedule!r}) must be a string such as '0 * * * *'")
-        text = schedule.strip()
+        # ``schedule=`` is this SDK's earlier name for the expression.
+        if expression is None:
+            expression = schedule
+        elif schedule is not None and expression != schedule:
+            raise TypeError(f"Cron got expression={expression!r} and schedule={schedule!r}; give one")
+        if not isinstance(expression, str):
+            raise TypeError(f"Cron({expression!r}) must be a string such as '0 * * * *'")
+        text = expression.strip()
         if text.lower() in _MACROS:
             raise ValueError(
-                f"Cron({schedule!r}): shortcuts are not supported; use Cron({_MACROS[text.lower()]!r})"
+                f"Cron({expression!r}): shortcuts are not supported; use Cron({_MACROS[text.lower()]!r})"
             )
         if timezone is not None:
             if not isinstance(timezone, str):
@@ -99,26 +99,33 @@ class Cron:
         try:
             check_cron(text, timezone or "")
         except ValueError as e:
-            raise _cron_error(schedule, str(e)) from None
-        object.__setattr__(self, "schedule", schedule)
+            raise _cron_error(expression, str(e)) from None
+        object.__setattr__(self, "expression", expression)
         object.__setattr__(self, "timezone", timezone)
 
     @property
-    def expression(self) -> str:
-        return self.schedule
+    def schedule(self) -> str:
+        """The cron expression (this SDK's earlier name for it)."""
+        return self.expression
+
+    @property
+    def timezone_expression(self) -> str:
+        """The expression with its zone, as cron implementations write it: ``CRON_TZ=<zone> <expr>``."""
+        return f"CRON_TZ={self.timezone or 'UTC'} {self.expression}"
 
     def next_after(self, dt: datetime) -> datetime:
         """The first time strictly after ``dt`` at which the schedule fires.
 
-        With a ``timezone`` the schedule is read in that zone: an aware ``dt`` is converted to it, a naive
-        ``dt`` is taken as wall time there, and the result is aware. Without one, a naive ``dt`` is read
-        as UTC wall time (and the result is naive) and an aware ``dt`` on its own zone's clock. A wall
+        With a ``timezone`` other than UTC the schedule is read in that zone: an aware ``dt`` is converted
+        to it, a naive ``dt`` is taken as wall time there, and the result is aware. In UTC (the default),
+        a naive ``dt`` is read as UTC wall time (and the result is naive) and an aware ``dt`` on its own
+        zone's clock. A wall
         time skipped by DST fires at the first valid time after the change; one repeated by DST fires
         once, at its first occurrence.
         """
         from flyte._bridge.schedule import cron_next_after
 
-        if self.timezone:
+        if self.timezone and self.timezone != "UTC":
             zone_name, tz = self.timezone, _resolve_timezone(self.timezone)
             aware = dt.astimezone(tz) if dt.tzinfo is not None else dt.replace(tzinfo=tz)
         elif dt.tzinfo is None:
@@ -143,32 +150,40 @@ class Cron:
 
 @dataclass(frozen=True)
 class FixedRate:
-    """Fire every ``interval``, e.g. ``FixedRate(timedelta(minutes=30))``.
+    """Fire every ``interval_minutes`` minutes (an int, as in the reference SDK, or a timedelta
+    of whole minutes, as in ``FixedRate(timedelta(minutes=30))``).
 
     ``start_time`` anchors the series: firings happen at ``start_time + k * interval``.
     """
 
-    interval: timedelta
+    interval_minutes: int
     start_time: datetime | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.interval, int) and not isinstance(self.interval, bool):
-            # A whole number of minutes, as the reference SDK's FixedRate(interval_minutes) takes.
-            object.__setattr__(self, "interval", timedelta(minutes=self.interval))
-        if not isinstance(self.interval, timedelta):
+        given = self.interval_minutes
+        if isinstance(given, timedelta):
+            if given <= timedelta(0):
+                raise ValueError(f"FixedRate({given!r}) must be positive")
+            if given % timedelta(minutes=1):
+                minutes = max(1, round(given / timedelta(minutes=1)))
+                raise ValueError(
+                    f"FixedRate({given!r}) must be a whole number of minutes, "
+                    f"e.g. FixedRate(timedelta(minutes={minutes}))"
+                )
+            object.__setattr__(self, "interval_minutes", given // timedelta(minutes=1))
+        elif isinstance(given, bool) or not isinstance(given, int):
             raise TypeError(
-                f"FixedRate(interval={self.interval!r}) must be a timedelta, e.g. FixedRate(timedelta(minutes=30))"
+                f"FixedRate({given!r}) must be a whole number of minutes (FixedRate(30)) or a timedelta "
+                "(FixedRate(timedelta(minutes=30)))"
             )
-        if self.interval <= timedelta(0):
-            raise ValueError(f"FixedRate(interval={self.interval!r}) must be positive")
-        if self.interval % timedelta(minutes=1):
-            minutes = max(1, round(self.interval / timedelta(minutes=1)))
-            raise ValueError(
-                f"FixedRate(interval={self.interval!r}) must be a whole number of minutes, "
-                f"e.g. FixedRate(timedelta(minutes={minutes}))"
-            )
+        elif given <= 0:
+            raise ValueError(f"FixedRate({given!r}) must be positive")
         if self.start_time is not None and not isinstance(self.start_time, datetime):
             raise TypeError(f"FixedRate(start_time={self.start_time!r}) must be a datetime")
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(minutes=self.interval_minutes)
 
     def next_after(self, dt: datetime) -> datetime:
         """The first firing strictly after ``dt``.

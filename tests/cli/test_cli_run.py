@@ -59,7 +59,7 @@ WORKFLOW = textwrap.dedent(
 
     @env.task
     def sizes(f: flyte.io.File, d: flyte.io.Dir) -> str:
-        return f"{len(f.read())}:{len(d.list_files())}:{f.path.split('://')[0]}"
+        return f"{len(f.read())}:{len(d.list_files_sync())}:{f.path.split('://')[0]}"
     """
 )
 

@@ -153,6 +153,10 @@ def compare(ref: dict[str, Any], ours: dict[str, Any]) -> list[str]:
 
 
 def _excused(problem: str, absent: dict[str, str]) -> str | None:
+    # A key with ": " names one difference of a name (e.g. one parameter) by its text.
+    for key in absent:
+        if ": " in key and problem.startswith(key):
+            return key
     path = problem.split(":", 1)[0]
     parts = path.split(".")
     for n in range(len(parts), 0, -1):

@@ -14,18 +14,18 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from flyte._build import _check_builder
+from flyte._environment import Environment, TaskEnvironment
 from flyte._image import Image, default_image, is_unpublished_default
 from flyte._imagebuild._builder import ImageBuildError, build_image
 
 if TYPE_CHECKING:
-    from flyte._environment import TaskEnvironment
     from flyte._remote._client import BackendClient
 
 log = logging.getLogger("flyte.build")
 
 
-def with_dependencies(envs: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
-    found: dict[int, TaskEnvironment] = {}
+def with_dependencies(envs: Iterable[Environment]) -> list[Environment]:
+    found: dict[int, Environment] = {}
     stack = list(envs)
     while stack:
         env = stack.pop()
@@ -35,11 +35,12 @@ def with_dependencies(envs: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
     return list(found.values())
 
 
-def images_of(envs: Iterable[TaskEnvironment]) -> list[Image]:
+def images_of(envs: Iterable[Environment]) -> list[Image]:
     """The images these environments' tasks run in that are built from a definition."""
     images: dict[str, Image] = {}
     for env in envs:
-        for image in [env.image, *(getattr(t, "image", None) for t in env.tasks.values())]:
+        tasks = env.tasks.values() if isinstance(env, TaskEnvironment) else ()
+        for image in [env.image, *(getattr(t, "image", None) for t in tasks)]:
             if image in (None, "auto"):
                 image = default_image()
             if isinstance(image, Image) and image.name is not None:

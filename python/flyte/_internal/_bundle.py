@@ -14,6 +14,7 @@ import os
 import sys
 import sysconfig
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -108,12 +109,19 @@ def all_files(root: Path) -> list[Path]:
     return out
 
 
-def build(root: Path, copy_style: CopyStyle) -> Bundle | None:
-    """Packs the code under ``root``; None for ``copy_style="none"`` (code is read in place)."""
+def build(root: Path, copy_style: CopyStyle, extra: Iterable[Path] = ()) -> Bundle | None:
+    """Packs the code under ``root``, and the ``extra`` files (an environment's ``include``);
+    None for ``copy_style="none"`` (code is read in place)."""
     if copy_style == "none":
         return None
     root = root.resolve()
     paths = loaded_module_files(root) if copy_style == "loaded_modules" else all_files(root)
+    for path in extra:
+        if not _is_under(path.resolve(), root):
+            raise ValueError(
+                f"include {path} is outside the code root {root}; bundles hold files under it only"
+            )
+    paths = sorted(set(paths) | {p.resolve() for p in extra})
     raw = io.BytesIO()
     names: list[str] = []
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:

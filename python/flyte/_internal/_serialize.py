@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flyte._bridge import contract
+from flyte._context import ctx
 from flyte._image import DEFAULT_IMAGE_ENV, Image, default_image_uri
 from flyte._policy import policy_metadata
 from flyte._version import __version__
@@ -138,6 +139,33 @@ ACCELERATOR_LABELS: dict[str, str] = {
 }
 
 
+def _log_links(task: TaskTemplate[Any, Any]) -> list[Any]:
+    """The task's links as TaskLogs, rendered for the action submitting it (a sub-task's
+    parent); a run's root task has no parent to render them for."""
+    from flyteidl2.core import execution_pb2
+
+    c = ctx()
+    if not task.links or c is None:
+        return []
+    action = c.action
+    return [
+        execution_pb2.TaskLog(
+            name=link.name,
+            uri=link.get_link(
+                run_name=action.run_name or "",
+                project=action.project or "",
+                domain=action.domain or "",
+                context=dict(c.custom_context),
+                parent_action_name=action.name or "",
+                action_name="{{.actionName}}",
+                pod_name="{{.podName}}",
+            ),
+            icon_uri=link.icon_uri or "",
+        )
+        for link in task.links
+    ]
+
+
 def _extended_resources(task: TaskTemplate[Any, Any]) -> Any:
     """The accelerator model / partition and shared memory a task asks for (None: neither)."""
     from flyteidl2.core import tasks_pb2
@@ -221,6 +249,10 @@ def task_spec(
         metadata.tags[CACHE_OVERRIDE_TAG] = "true"
     if task.report:
         metadata.generates_deck.value = True
+    if task.entrypoint:
+        metadata.is_entrypoint = True
+    for link in _log_links(task):
+        metadata.log_links.append(link)
     container = tasks_pb2.Container(
         image=image_uri(task),
         args=runtime_args(task, code),
@@ -241,6 +273,9 @@ def task_spec(
         interface=iface.to_typed_interface(),
         container=container,
     )
+    if task.service_account:
+        # A cluster runs the task's pods as this Kubernetes service account.
+        template.security_context.run_as.k8s_service_account = task.service_account
     extended = _extended_resources(task)
     if extended is not None:
         template.extended_resources.CopyFrom(extended)
@@ -259,6 +294,9 @@ def task_spec(
         default_inputs=iface.default_inputs(),
         short_name=task.short_name,
         environment=environment_pb2.Environment(name=task.env.name, description=task.env.description or ""),
+        documentation=task_definition_pb2.DocumentationEntity(
+            short_description=task.docs.short_description[:255], long_description=task.docs.description
+        ),
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyte._bridge import ledger
+from flyte._environment import TaskEnvironment
 from flyte._imagebuild._ensure import ensure_built
 from flyte._initialize import scope
 from flyte._internal import _bundle, _raw_data
@@ -55,6 +56,21 @@ def code_root(task: TaskTemplate[Any, Any], root_dir: Path | None) -> Path:
 _uploaded: dict[tuple[str, str], str] = {}
 
 
+def included_files(envs: Iterable[TaskEnvironment]) -> list[Path]:
+    """The ``include`` files of ``envs`` and of the environments they depend on."""
+    seen: set[str] = set()
+    files: list[Path] = []
+    pending = list(envs)
+    while pending:
+        env = pending.pop()
+        if env.name in seen:
+            continue
+        seen.add(env.name)
+        files.extend(env.included_files())
+        pending.extend(d for d in env.depends_on if isinstance(d, TaskEnvironment))
+    return files
+
+
 def prepare_code(
     task: TaskTemplate[Any, Any],
     copy_style: str,
@@ -65,7 +81,7 @@ def prepare_code(
     """Freezes the task's code for the run: a bundle uploaded through the backend's data
     proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
     root = code_root(task, root_dir)
-    bundle = _bundle.build(root, copy_style)  # type: ignore[arg-type]
+    bundle = _bundle.build(root, copy_style, included_files([task.env]))  # type: ignore[arg-type]
     if bundle is None:
         import hashlib
 
@@ -228,6 +244,8 @@ def create_run_request(
     run_name, inputs = _run_inputs(task, args, kwargs, rc)
     where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
     code = prepare_code(task, rc.copy_style, cfg.root_dir, client, where)
+    if rc.version:
+        code = CodeRef(bundle_uri=code.bundle_uri, root=code.root, version=rc.version)
     spec = task_spec(task, code, project=where.project, domain=where.domain, org=where.org)
     run_id = identifier_pb2.RunIdentifier(
         org=where.org, project=where.project, domain=where.domain, name=run_name
@@ -241,6 +259,10 @@ def _run_spec(rc: _RunContext) -> Any:
     from flyteidl2.task import run_pb2
 
     run_spec = run_pb2.RunSpec(overwrite_cache=rc.overwrite_cache)
+    if rc.queue:
+        run_spec.queue = rc.queue
+    if rc.run_start_time is not None:
+        run_spec.run_start_time.FromDatetime(rc.run_start_time)
     if rc.raw_data_path:
         run_spec.raw_data_storage.raw_data_prefix = rc.raw_data_path
     env_vars = dict(rc.env_vars)

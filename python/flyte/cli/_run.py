@@ -329,7 +329,7 @@ def _task_command(file: Path, attr: str, task: Any) -> click.Command:
         )
         _follow_or_report(run, opts.follow, output_format)
 
-    doc = (task.docs or "").strip().splitlines()
+    doc = task.docs.description.strip().splitlines()
     return click.RichCommand(
         name=attr,
         params=params,

@@ -1,0 +1,251 @@
+"""The reference SDK's names and parameters as this SDK honours them: init and its variants,
+with_runcontext, cache policies, environments (include, clone_with, service accounts), task
+documentation and links. Behaviour, not just presence (test_surface checks presence)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flyte
+import flyte.errors
+from flyte._cache import VersionParameters
+from flyte._initialize import DEFAULT_PROJECT
+from flyte._internal import _bundle
+from flyte._internal._serialize import CodeRef, task_spec
+
+CODE = CodeRef(bundle_uri="s3://b/code.tar.gz", root="", version="v1")
+
+
+def _spec(task: Any) -> Any:
+    return task_spec(task, CODE, project="p", domain="d", org="o")
+
+
+# -- init -----------------------------------------------------------------------------------
+
+
+def test_init_takes_the_reference_parameters_and_refuses_what_it_cannot_honour() -> None:
+    flyte.init(project="proj", domain="dev", user_log_level="WARNING")
+    assert flyte.current_project() == "proj" and flyte.current_domain() == "dev"
+    assert flyte.logger.level == logging.WARNING and flyte.logger.name == "flyte.user"
+    assert not flyte.is_control_plane_available()
+    flyte.init(endpoint="127.0.0.1:1", insecure=True)
+    assert flyte.is_control_plane_available()
+    with pytest.raises(
+        flyte.errors.InitializationError, match=r"http_proxy_url='http://proxy:3128'\) is not supported"
+    ):
+        flyte.init(http_proxy_url="http://proxy:3128")
+    with pytest.raises(flyte.errors.InitializationError, match="log_format must be 'console' or 'json'"):
+        flyte.init(log_format="xml")
+    with pytest.raises(flyte.errors.InitializationError, match="needs client_id"):
+        flyte.init(endpoint="example.com:443", client_credentials_secret="s3cret")
+
+
+def test_without_init_project_and_domain_are_unknown() -> None:
+    with pytest.raises(flyte.errors.InitializationError, match="no project") as caught:
+        flyte.current_project()
+    assert caught.value.code == "ProjectNotInitializedError"
+
+
+def test_init_has_an_async_form() -> None:
+    import asyncio
+
+    asyncio.run(flyte.init.aio(project="from-aio"))
+    assert flyte.current_project() == "from-aio"
+
+
+def test_json_log_format(capsys: pytest.CaptureFixture[str]) -> None:
+    system = logging.getLogger("flyte")
+    before = (list(system.handlers), system.propagate)
+    try:
+        flyte.init(log_format="json", log_level="INFO")
+        flyte.system_logger.info("hello %s", "there")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert json.loads(line)["message"] == "hello there"
+    finally:
+        system.handlers[:] = before[0]
+        system.propagate = before[1]
+
+
+def test_init_in_cluster_reads_what_the_backend_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flyte._bridge import contract
+
+    with pytest.raises(flyte.errors.InitializationError, match="no endpoint given"):
+        flyte.init_in_cluster()
+    monkeypatch.setenv(contract.ENDPOINT, "dns:///flyte.example.com:443")
+    monkeypatch.setenv(contract.EXECUTION_PROJECT, "team")
+    settings = flyte.init_in_cluster(insecure=True)
+    assert settings["project"] == "team" and flyte.current_project() == "team"
+
+
+# -- with_runcontext ------------------------------------------------------------------------
+
+
+env = flyte.TaskEnvironment("refapi")
+
+
+@env.task
+def echo(x: int) -> int:
+    return x
+
+
+def test_with_runcontext_refuses_what_it_cannot_honour_and_backend_only_settings_locally() -> None:
+    with pytest.raises(ValueError, match=r"max_action_concurrency=4\) is not supported"):
+        flyte.with_runcontext(max_action_concurrency=4)
+    with pytest.raises(ValueError, match="applies to runs on a backend"):
+        flyte.with_runcontext(mode="local", queue="gpu").run(echo, x=1)
+    assert flyte.with_runcontext(mode="local").run(echo, x=3).result == 3
+
+
+def test_backend_run_settings_reach_the_run_spec() -> None:
+    from datetime import datetime, timezone
+
+    from flyte._remote._submit import _run_spec
+
+    rc = flyte.with_runcontext(
+        mode="remote", queue="gpu", run_start_time=datetime(2026, 1, 2, tzinfo=timezone.utc)
+    )
+    spec = _run_spec(rc)
+    assert spec.queue == "gpu" and spec.run_start_time.ToDatetime().year == 2026
+
+
+# -- cache policies --------------------------------------------------------------------------
+
+
+class GitLike:
+    def __init__(self, rev: str) -> None:
+        self.rev = rev
+
+    def get_version(self, salt: str, params: VersionParameters) -> str:
+        return f"{salt}:{self.rev}:{params.func.__name__ if params.func else ''}"
+
+
+def test_cache_policies_decide_the_version() -> None:
+    cache = flyte.Cache("auto", salt="s", policies=[GitLike("abc")])
+    assert isinstance(GitLike("x"), flyte.CachePolicy)
+    assert cache.is_enabled() and cache.get_ignored_inputs() == ()
+    version = cache.get_version(VersionParameters(func=echo.func))
+    assert version == cache.get_version(VersionParameters(func=echo.func))
+    assert version != flyte.Cache("auto", salt="s", policies=[GitLike("def")]).get_version(
+        VersionParameters(func=echo.func)
+    )
+    assert flyte.Cache("disable").get_version() == ""
+    assert flyte.Cache("override", version_override="v9").get_version() == "v9"
+
+    pinned = flyte.TaskEnvironment("refapi-policy", cache=cache)
+
+    @pinned.task
+    def body_changes_do_not_matter() -> int:
+        return 1
+
+    assert body_changes_do_not_matter.cache_version == cache.get_version(
+        VersionParameters(func=body_changes_do_not_matter.func, image=body_changes_do_not_matter.image)
+    )
+    with pytest.raises(TypeError, match="has no get_version"):
+        flyte.Cache("auto", policies=[object()])  # type: ignore[list-item]
+
+
+# -- environments ---------------------------------------------------------------------------
+
+
+def test_include_puts_extra_files_in_the_bundle(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "page.html").write_text("<p>hi</p>")
+    (tmp_path / "notes.md").write_text("notes")
+    source = tmp_path / "wf.py"
+    source.write_text(
+        "import flyte\nenv = flyte.TaskEnvironment('incl', include=['templates', '*.md'])\n"
+        "@env.task\ndef t() -> int:\n    return 1\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)  # noqa: S102 - a module of the test's own
+    included = namespace["env"].included_files()
+    assert sorted(p.name for p in included) == ["notes.md", "page.html"]
+    bundle = _bundle.build(tmp_path, "all", included)
+    assert bundle is not None and {"templates/page.html", "notes.md"} <= set(bundle.files)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(bundle.data))) as tar:
+        assert tar.extractfile("templates/page.html").read() == b"<p>hi</p>"  # type: ignore[union-attr]
+    missing = flyte.TaskEnvironment("incl-missing", include=["nope/"])
+    with pytest.raises(FileNotFoundError, match="include 'nope/' matches nothing"):
+        missing.included_files()
+    with pytest.raises(TypeError, match="include must be a list of paths"):
+        flyte.TaskEnvironment("incl-str", include="templates")  # type: ignore[arg-type]
+
+
+def test_clone_with_and_the_environment_base() -> None:
+    base = flyte.TaskEnvironment("refapi-base", env_vars={"A": "1"}, cache="auto", service_account="runner")
+    clone = base.clone_with("refapi-clone", env_vars={"B": "2"}, queue="fast")
+    assert isinstance(clone, flyte.Environment) and clone.name == "refapi-clone"
+    assert clone.env_vars == {"B": "2"} and clone.queue == "fast" and clone.service_account == "runner"
+    assert clone.cache == base.cache and clone.tasks == {}
+    with pytest.raises(TypeError, match="unexpected argument"):
+        base.clone_with("refapi-bad", colour="red")
+
+
+def test_service_account_entrypoint_docs_and_links_reach_the_task_spec() -> None:
+    class Dashboard:
+        name = "dashboard"
+        icon_uri = "https://example.com/icon.png"
+
+        def get_link(self, run_name: str, project: str, domain: str, context: dict[str, str],
+                     parent_action_name: str, action_name: str, pod_name: str, **kwargs: Any) -> str:  # fmt: skip
+            return f"https://dash/{project}/{run_name}/{action_name}"
+
+    accounts = flyte.TaskEnvironment("refapi-sa", service_account="env-sa")
+
+    @accounts.task(
+        entrypoint=True, docs=flyte.Documentation("Adds one.\n\nLonger text."), links=[Dashboard()]
+    )
+    def main(x: int) -> int:
+        return x + 1
+
+    @accounts.task(service_account="task-sa")
+    def other() -> None:
+        """Does nothing."""
+
+    spec = _spec(main)
+    template = spec.task_template
+    assert template.security_context.run_as.k8s_service_account == "env-sa"
+    assert _spec(other).task_template.security_context.run_as.k8s_service_account == "task-sa"
+    assert template.metadata.is_entrypoint and not _spec(other).task_template.metadata.is_entrypoint
+    assert spec.documentation.short_description == "Adds one."
+    assert _spec(other).documentation.long_description == "Does nothing."
+    assert isinstance(Dashboard(), flyte.Link)
+    assert not template.metadata.log_links  # a run's root task: no parent to render links for
+
+    run = flyte.with_runcontext(mode="local").run(renders_links)
+    # Without a configured project a local run is in a fresh cluster's default one.
+    assert run.result == f"dashboard|https://dash/{DEFAULT_PROJECT}/{run.name}/{{{{.actionName}}}}"
+
+
+@env.task
+def renders_links() -> str:
+    # Inside a task: the links of a task it would submit are rendered for this action.
+    link = _spec(linked).task_template.metadata.log_links[0]
+    return f"{link.name}|{link.uri}"
+
+
+class _Dashboard:
+    name = "dashboard"
+    icon_uri = ""
+
+    def get_link(self, run_name: str, project: str, domain: str, context: dict[str, str],
+                 parent_action_name: str, action_name: str, pod_name: str, **kwargs: Any) -> str:  # fmt: skip
+        return f"https://dash/{project}/{run_name}/{action_name}"
+
+
+@env.task(links=[_Dashboard()])
+def linked() -> None: ...
+
+
+def test_secret_stable_hash_is_the_same_everywhere() -> None:
+    a = flyte.Secret(key="api-key", as_env_var="API_KEY")
+    assert a.stable_hash() == flyte.Secret(key="api-key", as_env_var="API_KEY").stable_hash()
+    assert a.stable_hash() != flyte.Secret(key="api-key").stable_hash()
