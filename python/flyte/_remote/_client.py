@@ -23,6 +23,7 @@ _TASKS = "/flyteidl2.task.TaskService/"
 _TRIGGERS = "/flyteidl2.trigger.TriggerService/"
 _SECRETS = "/flyteidl2.secret.SecretService/"
 _PROJECTS = "/flyteidl2.project.ProjectService/"
+_IDENTITY = "/flyteidl2.auth.IdentityService/"
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -295,6 +296,15 @@ class BackendClient:
         what = "deleting " + ", ".join(n.name for n in names)
         await self._unary(_TRIGGERS + "DeleteTriggers", req, trigger_service_pb2.DeleteTriggersResponse, what)
 
+    # -- identity ---------------------------------------------------------------------------
+
+    async def user_info(self) -> Any:
+        from flyteidl2.auth import identity_pb2
+
+        return await self._unary(
+            _IDENTITY + "UserInfo", identity_pb2.UserInfoRequest(), identity_pb2.UserInfoResponse, "who am I"
+        )
+
     # -- projects ---------------------------------------------------------------------------
 
     async def create_project(self, project: Any) -> None:
@@ -303,6 +313,14 @@ class BackendClient:
         req = ps.CreateProjectRequest(project=project)
         await self._unary(
             _PROJECTS + "CreateProject", req, ps.CreateProjectResponse, f"creating project {project.id}"
+        )
+
+    async def update_project(self, project: Any) -> None:
+        from flyteidl2.project import project_service_pb2 as ps
+
+        req = ps.UpdateProjectRequest(project=project)
+        await self._unary(
+            _PROJECTS + "UpdateProject", req, ps.UpdateProjectResponse, f"updating project {project.id}"
         )
 
     async def get_project(self, project_id: str, org: str) -> Any:
@@ -314,13 +332,13 @@ class BackendClient:
         )
         return resp.project
 
-    async def list_projects(self, org: str) -> list[Any]:
+    async def list_projects(self, org: str, filters: str = "") -> list[Any]:
         from flyteidl2.project import project_service_pb2 as ps
 
         out: list[Any] = []
         token = ""
         while True:
-            req = ps.ListProjectsRequest(limit=100, token=token, org=org)
+            req = ps.ListProjectsRequest(limit=100, token=token, org=org, filters=filters)
             resp = await self._unary(
                 _PROJECTS + "ListProjects", req, ps.ListProjectsResponse, "listing projects"
             )
@@ -355,14 +373,20 @@ class BackendClient:
         )
         return resp.secret
 
-    async def list_secrets(self, org: str, project: str, domain: str, limit: int = 1000) -> list[Any]:
+    async def list_secrets(
+        self, org: str, project: str, domain: str, limit: int = 1000, page_size: int = 1000
+    ) -> list[Any]:
         from flyteidl2.secret import payload_pb2
 
         out: list[Any] = []
         token = ""
         while True:
             req = payload_pb2.ListSecretsRequest(
-                organization=org, project=project, domain=domain, limit=min(limit, 1000), token=token
+                organization=org,
+                project=project,
+                domain=domain,
+                limit=min(limit, page_size, 1000),
+                token=token,
             )
             resp = await self._unary(
                 _SECRETS + "ListSecrets", req, payload_pb2.ListSecretsResponse, "listing secrets"

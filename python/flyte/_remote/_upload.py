@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 _EXPIRY_SECONDS = 600
 
 
-async def upload_bytes(client: BackendClient, data: bytes, filename: str, where: Scope) -> str:
+async def upload_bytes(
+    client: BackendClient, data: bytes, filename: str, where: Scope, filename_root: str = ""
+) -> str:
     """PUTs ``data`` where the backend says and returns the URL tasks read it from.
 
-    The location is derived from the content's MD5, so uploading the same bytes twice lands on
-    the same object.
+    The location is derived from the content's MD5 (so uploading the same bytes twice lands on
+    the same object), or is ``filename_root/filename`` when a root is given.
     """
     from flyteidl2.dataproxy import dataproxy_service_pb2
     from google.protobuf import duration_pb2
@@ -37,6 +39,7 @@ async def upload_bytes(client: BackendClient, data: bytes, filename: str, where:
         project=where.project,
         domain=where.domain,
         filename=filename,
+        filename_root=filename_root,
         content_md5=hashlib.md5(data).digest(),  # noqa: S324 - the object store's integrity check
         content_length=len(data),
         expires_in=duration_pb2.Duration(seconds=_EXPIRY_SECONDS),

@@ -194,11 +194,7 @@ impl ProjectService for ProjectsApi {
         request: Request<ListProjectsRequest>,
     ) -> Result<Response<ListProjectsResponse>, Status> {
         let request = request.into_inner();
-        if !request.filters.is_empty() {
-            return Err(Status::unimplemented(
-                "filters on ListProjects are not supported by the embedded backend",
-            ));
-        }
+        let wanted = state_filter(&request.filters)?;
         let limit = match request.limit {
             0 => 100,
             n => n.min(MAX_PAGE),
@@ -216,10 +212,14 @@ impl ProjectService for ProjectsApi {
             let project = Project::decode(row.project.as_slice()).map_err(|e| {
                 Status::internal(format!("stored project {:?} is unreadable: {e}", row.id))
             })?;
-            // Archived projects are hidden, as on a cluster.
-            if project.state == ProjectState::Archived as i32
-                || project.state == ProjectState::SystemArchived as i32
-            {
+            let archived = project.state == ProjectState::Archived as i32
+                || project.state == ProjectState::SystemArchived as i32;
+            // Without a filter archived projects are hidden, as on a cluster.
+            let shown = match wanted {
+                None => !archived,
+                Some(state) => project.state == state,
+            };
+            if !shown {
                 continue;
             }
             projects.push(with_domains(project));
@@ -228,5 +228,25 @@ impl ProjectService for ProjectsApi {
         Ok(Response::new(ListProjectsResponse {
             projects: Some(Projects { projects, token }),
         }))
+    }
+}
+
+/// The project state a ListProjects filter asks for: `eq(state,N)`, the filter admin clients
+/// send to list archived (1) or active (0) projects; no filter is `None`.
+fn state_filter(filters: &str) -> Result<Option<i32>, Status> {
+    let text = filters.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let state = text
+        .strip_prefix("eq(state,")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|n| n.trim().parse::<i32>().ok())
+        .filter(|n| ProjectState::try_from(*n).is_ok());
+    match state {
+        Some(n) => Ok(Some(n)),
+        None => Err(Status::unimplemented(format!(
+            "ListProjects filter {text:?} is not supported by the embedded backend; it takes eq(state,N)"
+        ))),
     }
 }

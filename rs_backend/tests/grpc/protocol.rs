@@ -13,7 +13,8 @@ use flyte_backend::idl::flyteidl::dataproxy::CreateUploadLocationRequest;
 use flyteidl2::flyteidl::common::ProjectIdentifier;
 use flyteidl2::flyteidl::project::project_service_client::ProjectServiceClient;
 use flyteidl2::flyteidl::project::{
-    CreateProjectRequest, GetProjectRequest, ListProjectsRequest, Project,
+    CreateProjectRequest, GetProjectRequest, ListProjectsRequest, ListProjectsResponse, Project,
+    UpdateProjectRequest,
 };
 use flyteidl2::flyteidl::workflow::{create_run_request, CreateRunRequest};
 use http::{Request, StatusCode};
@@ -276,6 +277,57 @@ async fn uploads_go_to_signed_urls_checked_like_an_object_store() {
         .await
         .expect_err("unknown project");
     assert_eq!(missing.code(), Code::NotFound, "{missing}");
+}
+
+#[tokio::test]
+async fn archived_projects_are_listed_with_a_state_filter() {
+    let h = Harness::start().await;
+    let mut projects = ProjectServiceClient::new(channel(&h).await);
+    let mut project = Project {
+        id: "old".into(),
+        name: "old".into(),
+        ..Default::default()
+    };
+    projects
+        .create_project(CreateProjectRequest {
+            project: Some(project.clone()),
+        })
+        .await
+        .expect("create");
+    project.state = 1; // archived
+    projects
+        .update_project(UpdateProjectRequest {
+            project: Some(project),
+        })
+        .await
+        .expect("archive");
+    let ids = |listed: ListProjectsResponse| -> Vec<String> {
+        listed
+            .projects
+            .map(|p| p.projects.into_iter().map(|p| p.id).collect())
+            .unwrap_or_default()
+    };
+    let active = projects
+        .list_projects(ListProjectsRequest::default())
+        .await
+        .expect("list");
+    assert!(!ids(active.into_inner()).contains(&"old".to_string()));
+    let archived = projects
+        .list_projects(ListProjectsRequest {
+            filters: "eq(state,1)".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list archived");
+    assert_eq!(ids(archived.into_inner()), vec!["old".to_string()]);
+    let refused = projects
+        .list_projects(ListProjectsRequest {
+            filters: "contains(name,o)".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an unsupported filter");
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused}");
 }
 
 #[tokio::test]
