@@ -6,7 +6,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -137,7 +137,12 @@ class _RunContext:
     run_start_time: datetime | None = None
     queue: str | None = None
 
-    def run(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
+    @property
+    def run(self) -> _RunEntry:
+        """Starts a run with these settings: ``.run(task, ...)``, or ``await .run.aio(task, ...)``."""
+        return _RunEntry(lambda: self)
+
+    def _start(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
         from flyte.remote._task import RemoteTask
 
         if isinstance(task, RemoteTask):
@@ -315,9 +320,26 @@ def with_runcontext(
     )
 
 
-def run(task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
-    """Runs a task: locally when no endpoint is configured, else on the configured backend."""
-    return _RunContext().run(task, *args, **kwargs)
+class _RunEntry:
+    """``flyte.run(task, ...)``, and ``await flyte.run.aio(task, ...)`` for async code (the
+    run is started, and a local one executed, off the event loop)."""
+
+    def __init__(self, settings: Callable[[], _RunContext]) -> None:
+        self._settings = settings
+
+    def __call__(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
+        """Runs a task: locally when no endpoint is configured, else on the configured backend."""
+        return self._settings()._start(task, *args, **kwargs)
+
+    async def aio(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
+        import asyncio
+        import contextvars
+
+        call = contextvars.copy_context().run
+        return await asyncio.to_thread(call, self._settings()._start, task, *args, **kwargs)
+
+
+run = _RunEntry(_RunContext)
 
 
 def _run_local(

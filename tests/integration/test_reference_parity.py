@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ import pytest
 from counters import bump, count
 
 import flyte
+import flyte.durable
 import flyte.errors
 import flyte.report
 from flyte.io import DataFrame, Dir, File, HashFunction
@@ -314,3 +316,79 @@ def test_report_widgets_format_values() -> None:
     assert long.startswith("<details>") and "40 more" in long
     assert flyte.report.duration_ms("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00.250+00:00") == "250 ms"
     assert flyte.report.duration_ms(None, "x") == "" and flyte.report.duration_ms("bad", "worse") == ""
+
+
+# -- traced generators ----------------------------------------------------------------------
+
+
+@flyte.trace
+def countdown(n: int) -> Iterator[int]:
+    yield from range(n, 0, -1)
+
+
+@flyte.trace
+async def squares(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i * i
+
+
+@flyte.trace
+def fails_midway(n: int) -> Iterator[int]:
+    yield n
+    raise ValueError("generator broke")
+
+
+@env.task
+async def uses_traced_generators(n: int) -> list[int]:
+    got = list(countdown(n)) + [x async for x in squares(n)]
+    try:
+        list(fails_midway(n))
+    except ValueError:
+        got.append(-1)
+    return got
+
+
+def test_traced_generators_pass_their_items_through(run, mode: str) -> None:
+    env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+    r = flyte.with_runcontext(mode=mode, env_vars=env_vars).run(uses_traced_generators, n=3).wait()
+    assert r.result == [3, 2, 1, 0, 1, 4, -1]
+    traces = sorted(
+        (a["task_name"].rsplit(".", 1)[-1], a["phase"]) for a in r.actions() if a["kind"] == "trace"
+    )
+    assert traces == [("countdown", "SUCCEEDED"), ("fails_midway", "FAILED"), ("squares", "SUCCEEDED")]
+
+
+# -- durable time -------------------------------------------------------------------------
+
+
+@env.task
+def naps_sync(seconds: float) -> float:
+    started = flyte.durable.time()
+    flyte.durable.sleep(seconds)
+    return flyte.durable.time() - started
+
+
+@env.task
+async def naps_async(seconds: float) -> list[float]:
+    start = await flyte.durable.now.aio()
+    await flyte.durable.sleep.aio(seconds)
+    slept = (await flyte.durable.now.aio() - start).total_seconds()
+    return [slept, naps_sync(seconds)]
+
+
+def test_durable_sleep_and_clock_are_recorded(run, mode: str) -> None:
+    env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+    r = flyte.with_runcontext(mode=mode, env_vars=env_vars).run(naps_async, seconds=0.3).wait()
+    assert all(slept >= 0.3 for slept in r.result)
+    traced = {a["task_name"].rsplit(".", 1)[-1] for a in r.actions() if a["kind"] == "trace"}
+    assert {"durable_deadline", "durable_deadline_async", "durable_clock", "durable_clock_async"} <= traced
+
+
+def test_durable_time_outside_a_task_is_the_clock() -> None:
+    import time
+
+    assert abs(flyte.durable.time() - time.time()) < 5
+    assert flyte.durable.now().tzinfo is not None
+    with pytest.raises(ValueError, match="non-negative"):
+        flyte.durable.sleep(-1)

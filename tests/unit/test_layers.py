@@ -63,6 +63,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._task",
             "flyte._environment",
             "flyte._trace",
+            "flyte.durable",
             "flyte._map",
             "flyte.report",
             "flyte._internal._modules",

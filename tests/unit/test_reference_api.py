@@ -249,3 +249,15 @@ def test_secret_stable_hash_is_the_same_everywhere() -> None:
     a = flyte.Secret(key="api-key", as_env_var="API_KEY")
     assert a.stable_hash() == flyte.Secret(key="api-key", as_env_var="API_KEY").stable_hash()
     assert a.stable_hash() != flyte.Secret(key="api-key").stable_hash()
+
+
+def test_run_has_an_async_form() -> None:
+    import asyncio
+
+    async def main() -> list[int]:
+        first = await flyte.run.aio(echo, x=4)
+        second = await flyte.with_runcontext(mode="local").run.aio(echo, 5)
+        return [first.result, second.result]
+
+    assert asyncio.run(main()) == [4, 5]
+    assert flyte.run(echo, x=6).result == 6

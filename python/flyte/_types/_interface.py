@@ -138,8 +138,8 @@ class NativeInterface:
         self._defaults = {n: d for n, (_, d) in self.inputs.items() if d is not _EMPTY}
         self._positional_only = frozenset(positional_only)
         self._keyword_ok = frozenset(n for n in self._names if n not in self._positional_only)
-        keyword_only = frozenset(keyword_only)
-        self._max_positional = sum(1 for n in self._names if n not in keyword_only)
+        self._keyword_only = frozenset(keyword_only)
+        self._max_positional = sum(1 for n in self._names if n not in self._keyword_only)
 
         self._in_plan: list[tuple[str, _Converter, Any]] | None = None
         self._in_by_name: dict[str, _Converter] = {}
@@ -150,6 +150,16 @@ class NativeInterface:
         self._out_round_trips: bool | None = None
         self._typed: interface_pb2.TypedInterface | None = None
         self._hash: str | None = None
+
+    def with_outputs(self, outputs: dict[str, Any]) -> NativeInterface:
+        """The same inputs, taken the same way, with other outputs."""
+        return NativeInterface(
+            self.inputs,
+            outputs,
+            name=self.name,
+            positional_only=self._positional_only,
+            keyword_only=self._keyword_only,
+        )
 
     @classmethod
     def from_function(cls, func: Any) -> NativeInterface:
