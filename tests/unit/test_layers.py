@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._internal",
             "flyte._resources",
             "flyte._doc",
+            "flyte.git",
             "flyte._secret",
             "flyte._cache",
             "flyte._retry",

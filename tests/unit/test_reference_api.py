@@ -261,3 +261,36 @@ def test_run_has_an_async_form() -> None:
 
     assert asyncio.run(main()) == [4, 5]
     assert flyte.run(echo, x=6).result == 6
+
+
+def test_git_status_of_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from flyte.git import GitStatus, config_from_root
+
+    monkeypatch.chdir(tmp_path)
+    assert GitStatus.from_current_repo() == GitStatus()  # not a repository
+    assert config_from_root() is None
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "wf.py").write_text("x = 1\n")
+    (tmp_path / ".flyte").mkdir()
+    (tmp_path / ".flyte" / "config.yaml").write_text("task:\n  project: from-root\n")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    git("remote", "add", "origin", "git@github.com:acme/pipelines.git")
+    status = GitStatus.from_current_repo()
+    assert (
+        status.is_valid and status.is_tree_clean and status.remote_url == "https://github.com/acme/pipelines"
+    )
+    url = status.build_url(tmp_path / "wf.py", 1)
+    assert url == f"https://github.com/acme/pipelines/blob/{status.commit_sha}/wf.py#L1"
+    (tmp_path / "wf.py").write_text("x = 2\n")
+    dirty = GitStatus.from_current_repo()
+    assert not dirty.is_tree_clean and dirty.build_url("wf.py", 1).endswith("/wf.py")  # no line when dirty
+    assert config_from_root().project == "from-root"
