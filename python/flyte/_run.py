@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from flyte._aio import loop_running_here as _loop_running_here
 from flyte._initialize import current_config, data_dir, scope
 from flyte._task import TaskTemplate
 from flyte.errors import InitializationError, RunConflictError, TaskTimeoutError
+from flyte.models import generate_random_name
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
@@ -26,11 +26,9 @@ if TYPE_CHECKING:
 
 Mode = Literal["local", "remote"]
 
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-
 
 def new_run_name() -> str:
-    return "r" + "".join(secrets.choice(_ALPHABET) for _ in range(19))
+    return generate_random_name()
 
 
 class RunOutputs(Sequence[Any]):

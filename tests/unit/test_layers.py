@@ -67,6 +67,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte.durable",
             "flyte._map",
             "flyte.report",
+            "flyte.models",
             "flyte._internal._modules",
         ],
     ),

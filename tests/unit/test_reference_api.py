@@ -294,3 +294,19 @@ def test_git_status_of_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     dirty = GitStatus.from_current_repo()
     assert not dirty.is_tree_clean and dirty.build_url("wf.py", 1).endswith("/wf.py")  # no line when dirty
     assert config_from_root().project == "from-root"
+
+
+def test_action_phases() -> None:
+    from flyteidl2.common import phase_pb2
+
+    from flyte.models import ActionPhase, generate_random_name
+
+    assert ActionPhase.SUCCEEDED == "succeeded" and ActionPhase.SUCCEEDED.is_terminal
+    assert not ActionPhase.RUNNING.is_terminal and ActionPhase.RECOVERED.is_terminal
+    assert ActionPhase.from_protobuf(phase_pb2.ACTION_PHASE_TIMED_OUT) is ActionPhase.TIMED_OUT
+    assert ActionPhase.from_protobuf("ACTION_PHASE_PAUSED") is ActionPhase.PAUSED
+    assert ActionPhase.FAILED.to_protobuf_value() == phase_pb2.ACTION_PHASE_FAILED
+    with pytest.raises(ValueError, match="not an action phase"):
+        ActionPhase.from_protobuf(phase_pb2.ACTION_PHASE_UNSPECIFIED)
+    name = generate_random_name()
+    assert len(name) == 20 and name.startswith("r") and name != generate_random_name()
