@@ -53,6 +53,8 @@ def configure(
         handler = logging.StreamHandler(sys.stderr)
         handler.set_name(_HANDLER_NAME)
         system_logger.addHandler(handler)
+    elif isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)  # the process's stderr may have been replaced since
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

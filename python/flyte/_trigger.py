@@ -238,6 +238,16 @@ def _freeze_env_vars(name: str, env_vars: Mapping[str, str] | None) -> Mapping[s
     return MappingProxyType(dict(env_vars))
 
 
+def _freeze_strings(name: str, field_name: str, value: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TypeError(f"Trigger({name!r}, {field_name}=...) must be a dict of str -> str")
+    return MappingProxyType(dict(value))
+
+
 @dataclass(frozen=True)
 class Trigger:
     """Runs the task it is attached to on a schedule once deployed.
@@ -247,17 +257,31 @@ class Trigger:
     """
 
     name: str
-    automation: Automation
-    inputs: Mapping[str, Any] | None = None
-    auto_activate: bool = True
+    automation: Automation | None = None
     description: str = ""
+    auto_activate: bool = True
+    inputs: Mapping[str, Any] | None = None
     env_vars: Mapping[str, str] | None = None
+    #: Run settings of the runs it starts (None / False: the task's own).
+    interruptible: bool | None = None
+    overwrite_cache: bool = False
+    queue: str | None = None
+    max_action_concurrency: int | None = None
+    labels: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = None
+    notifications: Any = None
+    custom_context: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(_TRIGGER_NAME_RE, self.name):
             raise ValueError(
                 f"Trigger(name={self.name!r}) is not a valid trigger name; use letters, digits, '-' and '_', "
                 "starting with a letter or digit, e.g. 'nightly_report'"
+            )
+        if self.automation is None:
+            raise ValueError(
+                f"Trigger({self.name!r}) has no automation: a trigger without one is fired on demand, which "
+                "this SDK's backend does not offer; give automation=flyte.Cron(...) or flyte.FixedRate(...)"
             )
         if not isinstance(self.automation, (Cron, FixedRate)):
             hint = (
@@ -276,6 +300,26 @@ class Trigger:
             raise TypeError(f"Trigger({self.name!r}, description={self.description!r}) must be a string")
         object.__setattr__(self, "inputs", _freeze_inputs(self.name, self.inputs))
         object.__setattr__(self, "env_vars", _freeze_env_vars(self.name, self.env_vars))
+        if self.max_action_concurrency is not None:
+            raise ValueError(
+                f"Trigger({self.name!r}, max_action_concurrency=...) is not supported here: "
+                "the backend does not limit the actions of one run"
+            )
+        if self.notifications is not None:
+            raise ValueError(
+                f"Trigger({self.name!r}, notifications=...) is not supported here: notifications "
+                "(flyte.notify) are not part of this SDK"
+            )
+        if self.interruptible is not None and not isinstance(self.interruptible, bool):
+            raise TypeError(
+                f"Trigger({self.name!r}, interruptible={self.interruptible!r}) must be True, False or None"
+            )
+        if self.queue is not None and (not isinstance(self.queue, str) or not self.queue.strip()):
+            raise ValueError(f"Trigger({self.name!r}, queue={self.queue!r}) must be a non-empty name")
+        for field_name in ("labels", "annotations", "custom_context"):
+            object.__setattr__(
+                self, field_name, _freeze_strings(self.name, field_name, getattr(self, field_name))
+            )
 
     # Inputs and env vars may hold unhashable values; name and schedule identify a trigger well enough
     # and stay consistent with equality.
@@ -290,107 +334,119 @@ class Trigger:
         return next((k for k, v in self.inputs.items() if v is TriggerTime), None)
 
     @classmethod
-    def _every(
-        cls,
-        schedule: str,
-        trigger_time_input_key: str,
-        name: str,
-        description: str,
-        auto_activate: bool,
-        inputs: Mapping[str, Any] | None,
-        env_vars: Mapping[str, str] | None,
-    ) -> Trigger:
-        if not isinstance(trigger_time_input_key, str) or not trigger_time_input_key.isidentifier():
-            raise ValueError(
-                f"trigger_time_input_key={trigger_time_input_key!r} must be the name of a task input, "
-                "e.g. 'trigger_time'"
-            )
-        merged: dict[str, Any] = {trigger_time_input_key: TriggerTime}
-        if inputs:
-            merged.update(inputs)
-        return cls(
-            name=name,
-            automation=Cron(schedule),
-            inputs=merged,
-            auto_activate=auto_activate,
-            description=description,
-            env_vars=env_vars,
-        )
+    def _every(cls, schedule: str, trigger_time_input_key: str | None, given: dict[str, Any]) -> Trigger:
+        """A cron trigger; the firing time goes to ``trigger_time_input_key`` when the task takes it."""
+        merged: dict[str, Any] = {}
+        if trigger_time_input_key is not None:
+            if not isinstance(trigger_time_input_key, str) or not trigger_time_input_key.isidentifier():
+                raise ValueError(
+                    f"trigger_time_input_key={trigger_time_input_key!r} must be the name of a task input, "
+                    "e.g. 'trigger_time'"
+                )
+            merged[trigger_time_input_key] = TriggerTime
+        merged.update(given.get("inputs") or {})
+        settings = {k: v for k, v in given.items() if k not in ("cls", "trigger_time_input_key", "inputs")}
+        return cls(automation=Cron(schedule), inputs=merged, **settings)
 
     @classmethod
     def minutely(
         cls,
-        trigger_time_input_key: str = "trigger_time",
+        trigger_time_input_key: str | None = "trigger_time",
         *,
         name: str = "minutely",
-        description: str = "Runs every minute",
+        description: str = "A trigger that runs every minute",
         auto_activate: bool = True,
         inputs: Mapping[str, Any] | None = None,
         env_vars: Mapping[str, str] | None = None,
+        interruptible: bool | None = None,
+        overwrite_cache: bool = False,
+        queue: str | None = None,
+        max_action_concurrency: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        custom_context: Mapping[str, str] | None = None,
     ) -> Trigger:
-        return cls._every(
-            "* * * * *", trigger_time_input_key, name, description, auto_activate, inputs, env_vars
-        )
+        return cls._every("* * * * *", trigger_time_input_key, locals())
 
     @classmethod
     def hourly(
         cls,
-        trigger_time_input_key: str = "trigger_time",
+        trigger_time_input_key: str | None = "trigger_time",
         *,
         name: str = "hourly",
-        description: str = "Runs at the start of every hour",
+        description: str = "A trigger that runs every hour",
         auto_activate: bool = True,
         inputs: Mapping[str, Any] | None = None,
         env_vars: Mapping[str, str] | None = None,
+        interruptible: bool | None = None,
+        overwrite_cache: bool = False,
+        queue: str | None = None,
+        max_action_concurrency: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        custom_context: Mapping[str, str] | None = None,
     ) -> Trigger:
-        return cls._every(
-            "0 * * * *", trigger_time_input_key, name, description, auto_activate, inputs, env_vars
-        )
+        return cls._every("0 * * * *", trigger_time_input_key, locals())
 
     @classmethod
     def daily(
         cls,
-        trigger_time_input_key: str = "trigger_time",
+        trigger_time_input_key: str | None = "trigger_time",
         *,
         name: str = "daily",
-        description: str = "Runs every day at midnight",
+        description: str = "A trigger that runs daily at midnight",
         auto_activate: bool = True,
         inputs: Mapping[str, Any] | None = None,
         env_vars: Mapping[str, str] | None = None,
+        interruptible: bool | None = None,
+        overwrite_cache: bool = False,
+        queue: str | None = None,
+        max_action_concurrency: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        custom_context: Mapping[str, str] | None = None,
     ) -> Trigger:
-        return cls._every(
-            "0 0 * * *", trigger_time_input_key, name, description, auto_activate, inputs, env_vars
-        )
+        return cls._every("0 0 * * *", trigger_time_input_key, locals())
 
     @classmethod
     def weekly(
         cls,
-        trigger_time_input_key: str = "trigger_time",
+        trigger_time_input_key: str | None = "trigger_time",
         *,
         name: str = "weekly",
-        description: str = "Runs every Sunday at midnight",
+        description: str = "A trigger that runs weekly on Sundays at midnight",
         auto_activate: bool = True,
         inputs: Mapping[str, Any] | None = None,
         env_vars: Mapping[str, str] | None = None,
+        interruptible: bool | None = None,
+        overwrite_cache: bool = False,
+        queue: str | None = None,
+        max_action_concurrency: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        custom_context: Mapping[str, str] | None = None,
     ) -> Trigger:
-        return cls._every(
-            "0 0 * * 0", trigger_time_input_key, name, description, auto_activate, inputs, env_vars
-        )
+        return cls._every("0 0 * * 0", trigger_time_input_key, locals())
 
     @classmethod
     def monthly(
         cls,
-        trigger_time_input_key: str = "trigger_time",
+        trigger_time_input_key: str | None = "trigger_time",
         *,
         name: str = "monthly",
-        description: str = "Runs on the first of every month at midnight",
+        description: str = "A trigger that runs monthly on the 1st at midnight",
         auto_activate: bool = True,
         inputs: Mapping[str, Any] | None = None,
         env_vars: Mapping[str, str] | None = None,
+        interruptible: bool | None = None,
+        overwrite_cache: bool = False,
+        queue: str | None = None,
+        max_action_concurrency: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        custom_context: Mapping[str, str] | None = None,
     ) -> Trigger:
-        return cls._every(
-            "0 0 1 * *", trigger_time_input_key, name, description, auto_activate, inputs, env_vars
-        )
+        return cls._every("0 0 1 * *", trigger_time_input_key, locals())
 
 
 __all__ = ["Automation", "Cron", "FixedRate", "Trigger", "TriggerTime"]

@@ -310,3 +310,52 @@ def test_action_phases() -> None:
         ActionPhase.from_protobuf(phase_pb2.ACTION_PHASE_UNSPECIFIED)
     name = generate_random_name()
     assert len(name) == 20 and name.startswith("r") and name != generate_random_name()
+
+
+# -- triggers -------------------------------------------------------------------------------
+
+
+def test_trigger_run_settings_reach_the_trigger_spec() -> None:
+    from flyte._internal._triggers import task_trigger
+
+    nightly = flyte.Trigger(
+        "nightly",
+        flyte.Cron("0 2 * * *"),
+        "the nightly refresh",
+        inputs={"when": flyte.TriggerTime, "x": 3},
+        env_vars={"MODE": "batch"},
+        interruptible=True,
+        overwrite_cache=True,
+        queue="batch",
+        labels={"team": "data"},
+        annotations={"owner": "ops"},
+        custom_context={"source": "trigger"},
+    )
+    scheduled_env = flyte.TaskEnvironment("refapi-triggers")
+
+    @scheduled_env.task(triggers=[nightly])
+    def refresh(when: Any, x: int) -> int:
+        return x
+
+    spec = task_trigger(refresh, nightly).spec
+    run_spec = spec.run_spec
+    assert spec.description == "the nightly refresh"
+    assert run_spec.interruptible.value and run_spec.overwrite_cache and run_spec.queue == "batch"
+    assert dict(run_spec.labels.values) == {"team": "data"}
+    assert dict(run_spec.annotations.values) == {"owner": "ops"}
+    assert [(e.key, e.value) for e in run_spec.envs.values] == [("MODE", "batch")]
+    assert ("source", "trigger") in [(c.key, c.value) for c in spec.inputs.context]
+
+
+def test_trigger_shortcuts_and_refusals() -> None:
+    daily = flyte.Trigger.daily(queue="q", labels={"a": "b"})
+    assert daily.automation == flyte.Cron("0 0 * * *") and daily.queue == "q"
+    assert daily.description == "A trigger that runs daily at midnight"
+    assert daily.inputs == {"trigger_time": flyte.TriggerTime}
+    assert flyte.Trigger.hourly(None).inputs == {}
+    with pytest.raises(ValueError, match="has no automation"):
+        flyte.Trigger("manual")
+    with pytest.raises(ValueError, match="max_action_concurrency"):
+        flyte.Trigger.weekly(max_action_concurrency=4)
+    with pytest.raises(TypeError, match="labels=...\\) must be a dict"):
+        flyte.Trigger("bad", flyte.Cron("* * * * *"), labels={"a": 1})  # type: ignore[dict-item]

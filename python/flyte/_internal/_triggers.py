@@ -59,9 +59,17 @@ def task_trigger(task: TaskTemplate[Any, Any], trigger: Trigger) -> Any:
     inputs = task.interface.partial_inputs_to_literals(given, f"{task.name} trigger {trigger.name}")
     if kickoff:
         inputs.context.add(key=KICKOFF_TIME_INPUT_KEY, value=kickoff)
-    run_spec = run_pb2.RunSpec()
+    for key, value in sorted((trigger.custom_context or {}).items()):
+        inputs.context.add(key=key, value=value)
+    run_spec = run_pb2.RunSpec(overwrite_cache=trigger.overwrite_cache, queue=trigger.queue or "")
     for key, value in sorted((trigger.env_vars or {}).items()):
         run_spec.envs.values.add(key=key, value=value)
+    for key, value in (trigger.labels or {}).items():
+        run_spec.labels.values[key] = value
+    for key, value in (trigger.annotations or {}).items():
+        run_spec.annotations.values[key] = value
+    if trigger.interruptible is not None:
+        run_spec.interruptible.value = trigger.interruptible
     return task_definition_pb2.TaskTrigger(
         name=trigger.name,
         spec=task_definition_pb2.TaskTriggerSpec(
@@ -70,8 +78,14 @@ def task_trigger(task: TaskTemplate[Any, Any], trigger: Trigger) -> Any:
             run_spec=run_spec,
             description=trigger.description,
         ),
-        automation_spec=automation_spec(trigger.automation, kickoff),
+        automation_spec=automation_spec(_automation(trigger), kickoff),
     )
+
+
+def _automation(trigger: Trigger) -> Automation:
+    # A Trigger without automation is refused when it is made; this is for the type checker.
+    assert trigger.automation is not None
+    return trigger.automation
 
 
 def task_triggers(task: TaskTemplate[Any, Any]) -> list[Any]:
