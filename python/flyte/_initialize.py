@@ -187,7 +187,7 @@ async def init(
 
 @syncify
 async def init_from_config(
-    path_or_config: str | os.PathLike[str] | None = None,
+    path_or_config: Any = None,
     root_dir: str | os.PathLike[str] | None = None,
     log_level: int | str | None = None,
     log_format: str = "console",
@@ -202,11 +202,18 @@ async def init_from_config(
     sync_local_sys_paths: bool = True,
     **overrides: Any,
 ) -> None:
-    """Configures this process from a config file, found as ``flyte get config`` shows;
-    ``org``/``project``/``domain`` override the file's."""
+    """Configures this process from a config file (a path, or a :class:`flyte.config.Config`),
+    found as ``flyte get config`` shows when not given; ``org``/``project``/``domain`` override
+    the file's."""
     from flyte._config import load_config
+    from flyte.config import Config as GroupedConfig
 
-    cfg = load_config(path_or_config, **overrides)
+    if isinstance(path_or_config, GroupedConfig):
+        # flyte.config's view (e.g. Config.auto().with_params(...)): its values win over the file's.
+        given = {k: v for k, v in path_or_config.flat().items() if v is not None}
+        cfg = load_config(path_or_config.source, **{**given, **overrides})
+    else:
+        cfg = load_config(path_or_config, **overrides)
     await init.aio(
         endpoint=cfg.endpoint,
         insecure=cfg.insecure,

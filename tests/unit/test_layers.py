@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._storage",
             "flyte.io",
             "flyte._config",
+            "flyte.config",
             "flyte._initialize",
             "flyte._internal",
             "flyte._resources",

@@ -359,3 +359,24 @@ def test_trigger_shortcuts_and_refusals() -> None:
         flyte.Trigger.weekly(max_action_concurrency=4)
     with pytest.raises(TypeError, match="labels=...\\) must be a dict"):
         flyte.Trigger("bad", flyte.Cron("* * * * *"), labels={"a": 1})  # type: ignore[dict-item]
+
+
+def test_flyte_config_groups_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import flyte.config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "admin:\n  endpoint: dns:///flyte.example.com:443\n  authType: DeviceFlow\n"
+        "task:\n  project: grouped\n  domain: staging\n"
+    )
+    cfg = flyte.config.auto(path)
+    assert cfg.platform.endpoint == "dns:///flyte.example.com:443" and cfg.platform.auth_mode == "DeviceFlow"
+    assert (cfg.task.project, cfg.task.domain) == ("grouped", "staging") and cfg.source == path
+    assert flyte.config.get_config_file(path) == path
+    assert flyte.config.set_if_exists({}, "k", False) == {"k": False}
+    assert flyte.config.set_if_exists({}, "k", "") == {}
+    monkeypatch.setenv("FLYTE_PROJECT", "from-env")
+    assert flyte.config.Config.auto(path).task.project == "from-env"
+    moved = cfg.with_params(task=flyte.config.TaskConfig(project="other", domain="development"))
+    flyte.init_from_config(moved)
+    assert flyte.current_project() == "other" and flyte.current_domain() == "development"
