@@ -105,3 +105,19 @@ def test_who_am_i(backend: str) -> None:
 
     me = remote.User.get()
     assert me.name() == getpass.getuser() and me.subject()
+
+
+def test_deployed_tasks_are_listed(backend: str) -> None:
+    flyte.deploy(env, version="v2")
+    listed = list(remote.Task.listall(by_task_env="remote_api"))
+    assert [t.name for t in listed] == ["remote_api.scheduled"] and listed[0].version == "v2"
+    assert (
+        listed[0].url.endswith("/remote_api.scheduled/v2")
+        and listed[0].to_dict()["taskId"]["version"] == "v2"
+    )
+    assert [t.name for t in remote.Task.listall(by_task_name="remote_api.scheduled")] == [
+        "remote_api.scheduled"
+    ]
+    assert remote.Task.get("remote_api.scheduled", auto_version="latest").version == "v2"
+    with pytest.raises(ValueError, match="not supported"):
+        list(remote.Task.listall(entrypoint=True))

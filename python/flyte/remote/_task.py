@@ -8,45 +8,20 @@ task it starts a child action running the deployed code in its own image; passed
 from __future__ import annotations
 
 import functools
-import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from flyte import _context
 from flyte._cache import Cache
-from flyte._initialize import current_config, data_dir, scope
+from flyte._initialize import current_config
 from flyte.errors import ActionNotFoundError, RemoteTaskError
+from flyte.remote._common import ToJSONMixin, _client_and_scope
+from flyte.syncify import syncify
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
-
-
-def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any]:
-    """Where deployed tasks are looked up: the configured endpoint, else (inside a task) the
-    backend that runs it, else the local backend."""
-    from flyte._bridge import contract
-    from flyte._remote._client import BackendClient
-
-    cfg = current_config()
-    endpoint, insecure = cfg.endpoint, cfg.insecure
-    if not endpoint and os.environ.get(contract.ENDPOINT):
-        endpoint = os.environ[contract.ENDPOINT]
-        insecure = os.environ.get(contract.INSECURE, "").lower() in ("1", "true", "yes")
-    if not endpoint:
-        from flyte._remote._local_backend import running_endpoint
-
-        endpoint, insecure = running_endpoint(data_dir()), True
-        if endpoint is None:
-            raise RemoteTaskError(
-                message="deployed tasks are looked up on a backend: configure an endpoint "
-                "(flyte.init(endpoint=...)) or start one with `flyte start local`"
-            )
-    project = project or os.environ.get(contract.EXECUTION_PROJECT) or None
-    domain = domain or os.environ.get(contract.EXECUTION_DOMAIN) or None
-    return BackendClient(endpoint, insecure=insecure, auth=cfg.auth, ca_cert=cfg.ca_cert), scope(
-        project, domain, cfg.org, endpoint
-    )
 
 
 class RemoteTask:
@@ -215,11 +190,30 @@ class RemoteTask:
         return c.run.call_async(self, c, args, kwargs)  # type: ignore[no-any-return]
 
 
-class Task:
-    """Deployed tasks by name."""
+@dataclass
+class Task(ToJSONMixin):
+    """A deployed task as a backend lists it (name, version, who deployed it); ``Task.get``
+    gives one to call or run."""
 
-    @staticmethod
+    pb2: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.pb2.task_id.name)
+
+    @property
+    def version(self) -> str:
+        return str(self.pb2.task_id.version)
+
+    @property
+    def url(self) -> str:
+        endpoint = current_config().endpoint or "local"
+        task_id = self.pb2.task_id
+        return f"flyte://{endpoint}/tasks/{task_id.project}/{task_id.domain}/{task_id.name}/{task_id.version}"
+
+    @classmethod
     def get(
+        cls,
         name: str,
         project: str | None = None,
         domain: str | None = None,
@@ -235,3 +229,34 @@ class Task:
         if version is None and auto_version != "latest":
             raise ValueError(f"Task.get({name!r}): auto_version must be 'latest', got {auto_version!r}")
         return RemoteTask(name, project, domain, version, None if version else auto_version)
+
+    @syncify
+    @classmethod
+    async def listall(
+        cls,
+        by_task_name: str | None = None,
+        by_task_env: str | None = None,
+        project: str | None = None,
+        domain: str | None = None,
+        sort_by: Any = None,
+        limit: int = 100,
+        entrypoint: bool | None = None,
+    ) -> AsyncIterator[Task]:
+        """The latest version of each deployed task (newest first): of one name, or of one
+        environment (``by_task_env``)."""
+        from flyteidl2.common import identifier_pb2
+
+        if sort_by is not None or entrypoint is not None:
+            raise ValueError(
+                "Task.listall: sort_by and entrypoint are not supported; tasks come newest first"
+            )
+        client, where = _client_and_scope(project, domain)
+        pid = identifier_pb2.ProjectIdentifier(
+            organization=where.org, domain=where.domain, name=where.project
+        )
+        found = await client.list_tasks(
+            pid, name=by_task_name, name_contains=f"{by_task_env}." if by_task_env else None, limit=limit
+        )
+        for pb2 in found:
+            if by_task_env is None or pb2.task_id.name.startswith(f"{by_task_env}."):
+                yield cls(pb2)
