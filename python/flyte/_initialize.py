@@ -137,10 +137,9 @@ async def init(
         )
     if image_builder not in ("local", "remote"):
         raise InitializationError.because(f"image_builder must be 'local' or 'remote', got {image_builder!r}")
-    try:
-        _logging.configure(log_level, log_format, reset_root_logger, user_log_level)
-    except ValueError as e:
-        raise InitializationError.because(str(e)) from None
+    if log_format not in (None, "console", "json"):
+        raise InitializationError.because(f"log_format must be 'console' or 'json', got {log_format!r}")
+    _logging.configure(log_level, log_format, reset_root_logger, user_log_level)
     cfg = _from_config or Config()
     flow = cfg.auth_type
     if auth_type != "Pkce" or headless:

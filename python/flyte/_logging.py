@@ -39,25 +39,28 @@ def configure(
     user_log_level: int | str | None = None,
 ) -> None:
     """Levels and format of the SDK's loggers; ``reset_root_logger`` routes every logger of the
-    process (the root's handlers replaced) through the same handler."""
+    process (the root's handlers replaced) through the same handler. ``"console"`` lines are
+    the default: asking for them adds no handler unless ``"json"`` put one in place before."""
     if log_format not in (None, "console", "json"):
         raise ValueError(f"log_format must be 'console' or 'json', got {log_format!r}")
     if log_level is not None:
         system_logger.setLevel(log_level)
     if user_log_level is not None:
         logger.setLevel(user_log_level)
-    if log_format is None and not reset_root_logger:
-        return
     handler = next((h for h in system_logger.handlers if h.get_name() == _HANDLER_NAME), None)
+    if handler is None and log_format != "json" and not reset_root_logger:
+        return  # console lines are the default; nothing to set up
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.set_name(_HANDLER_NAME)
         system_logger.addHandler(handler)
-    elif isinstance(handler, logging.StreamHandler):
-        handler.setStream(sys.stderr)  # the process's stderr may have been replaced since
+    elif isinstance(handler, logging.StreamHandler) and handler.stream is not sys.stderr:
+        # The process's stderr was replaced since (the old one may be closed: no flush).
+        with handler.lock:  # type: ignore[union-attr]
+            handler.stream = sys.stderr
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
-    else:
+    elif log_format == "console":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if reset_root_logger:
         root = logging.getLogger()
