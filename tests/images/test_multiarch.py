@@ -95,7 +95,9 @@ def test_a_platform_the_base_image_lacks_is_refused_not_pushed(
     image = flyte.Image.from_dockerfile(
         tmp_path / "Dockerfile", registry=registry.host, name="half-platforms", platform=PLATFORMS
     )
-    with pytest.raises(ImageBuildError, match="has no linux/arm64 image") as raised:
+    # buildah folds both builds into one index entry; which platform it labels that entry with
+    # varies from build to build, so either may be the one reported missing.
+    with pytest.raises(ImageBuildError, match=r"has no linux/(arm64|amd64) image") as raised:
         flyte.build(image)
-    assert "Dockerfile" in str(raised.value)
+    assert "Dockerfile" in str(raised.value) and "probably has no such variant" in str(raised.value)
     assert not _registry.manifest_exists(image.uri)
