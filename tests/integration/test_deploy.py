@@ -235,12 +235,7 @@ def test_a_deployed_minutely_trigger_fires(tmp_path: Path, backend_endpoint: str
     assert fired is not None, "the minutely trigger did not fire within 150 s"
     result = flyte.remote.Task.get(f"{prefix}_sched.tick", auto_version="latest")  # the run is of this task
     assert result.version == deployed.version
-    from flyte._remote._submit import RemoteRun
-
-    run_id = identifier_pb2.RunIdentifier(
-        org="local", project="flytesnacks", domain="development", name=fired
-    )
-    out = RemoteRun(client, run_id, result, "").wait().result
+    out = flyte.remote.Run.get(fired).wait().result
     label, _, when = out.partition(" at ")
     assert label == "scheduled" and when.endswith(":00+00:00"), out
 

@@ -26,7 +26,9 @@ def run_on_s3(s3: S3, mode: str, monkeypatch: pytest.MonkeyPatch):
 
     def go(task, *args, **kwargs):
         r = flyte.with_runcontext(mode=mode, raw_data_path=raw, env_vars=env).run(task, *args, **kwargs)
-        return r.wait()
+        r.wait(quiet=True)
+        r.raise_for_status()
+        return r
 
     return go, raw
 

@@ -392,3 +392,45 @@ def test_durable_time_outside_a_task_is_the_clock() -> None:
     assert flyte.durable.now().tzinfo is not None
     with pytest.raises(ValueError, match="non-negative"):
         flyte.durable.sleep(-1)
+
+
+# -- the run object -------------------------------------------------------------------------
+
+
+@env.task
+def pair(x: int, label: str = "x") -> tuple[int, str]:
+    return x * 2, f"{label}={x}"
+
+
+def test_run_object_in_both_modes(mode: str) -> None:
+    """flyte.run returns a flyte.remote.Run in every mode: wait() gives it back without raising,
+    outputs() is a tuple readable by name, inputs() a dict."""
+    import flyte.remote as remote
+    from flyte.models import ActionPhase
+
+    r = flyte.with_runcontext(mode=mode).run(pair, 4)
+    assert isinstance(r, remote.Run)
+    assert r.wait(quiet=True) is r and r.done() and r.phase == ActionPhase.SUCCEEDED
+    outs = r.outputs()
+    assert isinstance(outs, remote.ActionOutputs) and isinstance(outs, tuple)
+    assert outs == (8, "x=4") and outs.named_outputs == {"o0": 8, "o1": "x=4"} and outs.o0 == 8
+    assert r.inputs() == {"x": 4, "label": "x"}
+    assert r.result == (8, "x=4") and r.task_name == "parity.pair"
+    r.raise_for_status()
+    assert r.first_failure() is None
+
+    async def in_async() -> None:
+        again = await flyte.with_runcontext(mode=mode).run.aio(pair, 1, label="y")
+        await again.wait.aio(quiet=True)
+        assert (await again.outputs.aio()).named_outputs["o1"] == "y=1"
+
+    asyncio.run(in_async())
+
+
+def test_a_local_run_has_no_backend_record() -> None:
+    r = flyte.with_runcontext(mode="local").run(pair, 2)
+    for read in (r.details, r.get_report, r.output_literals):
+        with pytest.raises(flyte.errors.RuntimeUserError, match="ran in local mode"):
+            read()
+    assert r.input_literals()["x"].scalar.primitive.integer == 2
+    assert r.abort() is None and r.code_bundle() is None

@@ -127,7 +127,7 @@ def test_secrets_are_managed_sealed_and_delivered(
     monkeypatch.setenv("SIDE_EFFECT_FILE", str(side_effect))
     failed = flyte.with_runcontext(env_vars={"SIDE_EFFECT_FILE": str(side_effect)}).run(m.never_runs)
     with pytest.raises(flyte.errors.RuntimeUserError) as missing:
-        failed.wait()
+        failed.wait().raise_for_status()
     assert "not-created" in str(missing.value)
     assert not side_effect.exists(), "the task's code must not run without its secrets"
 

@@ -29,7 +29,9 @@ def run(mode: str):
         # The counters' location travels as the run's environment, as a user's settings would.
         env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
         r = flyte.with_runcontext(mode=mode, env_vars=env_vars).run(task, *args, **kwargs)
-        return r.wait()
+        r.wait(quiet=True)
+        r.raise_for_status()
+        return r
 
     return go
 
@@ -68,7 +70,7 @@ def test_sync_tasks_call_sync_tasks(run, mode: str) -> None:
     r = run(sync_main, x=3)
     assert r.result == "Result: 8"
     assert r.outputs()[0] == "Result: 8"
-    assert r.phase == "SUCCEEDED"
+    assert r.phase == flyte.models.ActionPhase.SUCCEEDED
     assert r.name.startswith("r") and len(r.name) == 20
     assert r.url.startswith("file://" if mode == "local" else "flyte://")
 

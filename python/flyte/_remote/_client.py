@@ -169,6 +169,65 @@ class BackendClient:
         )
         return list(resp.actions)
 
+    async def list_runs_page(
+        self, project_id: Any, request: Any, paused_actions_only: bool = False
+    ) -> tuple[list[Any], str]:
+        """One page of runs (``request``: a ``ListRequest`` with filters, sort and token) and the
+        token of the next page ("" after the last)."""
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.ListRunsRequest(
+            request=request, project_id=project_id, paused_actions_only=paused_actions_only
+        )
+        resp = await self._unary(_RUNS + "ListRuns", req, run_service_pb2.ListRunsResponse, "listing runs")
+        return list(resp.runs), resp.token
+
+    async def list_actions_page(self, run_id: Any, request: Any) -> tuple[list[Any], str]:
+        """One page of a run's actions and the token of the next page ("" after the last)."""
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.ListActionsRequest(request=request, run_id=run_id)
+        resp = await self._unary(
+            _RUNS + "ListActions", req, run_service_pb2.ListActionsResponse, f"actions of run {run_id.name}"
+        )
+        return list(resp.actions), resp.token
+
+    async def watch_action_details(self, action_id: Any) -> AsyncIterator[Any]:
+        """ActionDetails, first as they are, then at every change."""
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.WatchActionDetailsRequest(action_id=action_id)
+        what = f"action {action_id.name} of run {action_id.run.name}"
+        async for resp in self._stream(
+            _RUNS + "WatchActionDetails", req, run_service_pb2.WatchActionDetailsResponse, what
+        ):
+            yield resp.details
+
+    async def abort_action(self, action_id: Any, reason: str) -> None:
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.AbortActionRequest(action_id=action_id, reason=reason)
+        what = f"aborting action {action_id.name} of run {action_id.run.name}"
+        await self._unary(_RUNS + "AbortAction", req, run_service_pb2.AbortActionResponse, what)
+
+    async def report_link(self, action_id: Any, attempt: int) -> str:
+        """A signed URL to download the report of an attempt (1-based) of an action."""
+        from flyteidl2.common import identifier_pb2
+        from flyteidl2.dataproxy import dataproxy_service_pb2
+
+        req = dataproxy_service_pb2.CreateDownloadLinkRequest(
+            artifact_type=dataproxy_service_pb2.ARTIFACT_TYPE_REPORT,
+            action_attempt_id=identifier_pb2.ActionAttemptIdentifier(action_id=action_id, attempt=attempt),
+        )
+        what = f"report of action {action_id.name} of run {action_id.run.name}"
+        resp = await self._unary(
+            _DATA + "CreateDownloadLink", req, dataproxy_service_pb2.CreateDownloadLinkResponse, what
+        )
+        urls = list(resp.pre_signed_urls.signed_url)
+        if not urls:
+            raise ActionNotFoundError(message=f"{what}: the backend gave no download link")
+        return urls[0]
+
     async def abort_run(self, run_id: Any, reason: str) -> None:
         from flyteidl2.workflow import run_service_pb2
 

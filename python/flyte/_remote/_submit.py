@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flyte._bridge import ledger
 from flyte._environment import TaskEnvironment
 from flyte._imagebuild._ensure import ensure_built
 from flyte._initialize import scope
 from flyte._internal import _bundle, _raw_data
 from flyte._internal._serialize import CodeRef, task_module, task_spec
-from flyte._remote._action_runner import error_from_update
 from flyte._remote._client import BackendClient, run_sync
 from flyte._remote._upload import upload_bytes
-from flyte._run import Run, RunOutputs, new_run_name, output_values
-from flyte.errors import RuntimeSystemError
+from flyte._run import new_run_name
+from flyte.remote._run import Run
 
 if TYPE_CHECKING:
     from flyte._initialize import InitConfig, Scope
     from flyte._run import _RunContext
     from flyte._task import TaskTemplate
     from flyte.remote._task import RemoteTask
-
-#: flyteidl2.core.CatalogCacheStatus.CACHE_HIT
-_CACHE_HIT = 2
 
 #: Settings of the submitting process that its run's actions inherit (unless the run sets them).
 _FORWARDED_ENV = ("FLYTE_MAX_INLINE_BYTES",)
@@ -104,116 +98,19 @@ def upload_bundle(client: BackendClient, bundle: _bundle.Bundle, where: Scope) -
     return _uploaded[key]
 
 
-class RemoteRun(Run):
-    """A run on a backend; ``wait()`` follows it until it finishes."""
+def _started(client: BackendClient, created: Any, run_id: Any, task: Any) -> Run:
+    """The run object of a run just created; it decodes outputs with the task's own interface."""
+    from flyteidl2.workflow import run_definition_pb2
 
-    def __init__(
-        self, client: BackendClient, run_id: Any, task: TaskTemplate[Any, Any] | RemoteTask, url: str
-    ) -> None:
-        super().__init__(
-            name=run_id.name,
-            task_name=task.name,
-            mode="remote",
-            phase="QUEUED",
-            url=url,
-            _outputs=RunOutputs([], ()),
-        )
-        self._client = client
-        self._run_id = run_id
-        self._task = task
-        self._fetched = False
-        self._error: Any = None
-
-    def _root(self) -> Any:
-        from flyteidl2.common import identifier_pb2
-
-        return identifier_pb2.ActionIdentifier(run=self._run_id, name="a0")
-
-    def wait(self, quiet: bool = False, on_phase: Callable[[str], None] | None = None) -> Run:
-        """Waits until the run finishes; raises the run's error if it failed."""
-        run_sync(self._follow(on_phase))
-        self._raise_if_failed()
-        return self
-
-    async def _follow(self, on_phase: Callable[[str], None] | None) -> None:
-        last = None
-        while True:
-            try:
-                async for details in self._client.watch_run_details(self._run_id):
-                    status = details.action.status
-                    self.phase = phase_name(status.phase)
-                    if self.phase != last:
-                        last = self.phase
-                        if on_phase is not None:
-                            on_phase(self.phase)
-                    if ledger.is_terminal(self.phase):
-                        self._error = (
-                            details.action.error_info if details.action.HasField("error_info") else None
-                        )
-                        return
-            except RuntimeSystemError:
-                pass
-            # The stream ended early (backend restart): look again after a moment.
-            details = await self._client.get_run_details(self._run_id)
-            self.phase = phase_name(details.action.status.phase)
-            if ledger.is_terminal(self.phase):
-                self._error = details.action.error_info if details.action.HasField("error_info") else None
-                return
-            await asyncio.sleep(0.2)
-
-    def _raise_if_failed(self) -> None:
-        if ledger.is_success(self.phase):
-            return
-
-        err = self._error
-        if err is None:
-            from flyteidl2.core import execution_pb2
-
-            err = execution_pb2.ExecutionError(message=f"run {self.name} ended {self.phase}")
-        else:
-            from flyteidl2.core import execution_pb2
-
-            err = execution_pb2.ExecutionError(code=err.code, message=err.message, kind=err.kind)
-        raise error_from_update(self._task.name, "ACTION_PHASE_" + self.phase, err)
-
-    def outputs(self) -> RunOutputs:
-        if not self._fetched:
-            if not ledger.is_terminal(self.phase):
-                self.wait()
-            self._raise_if_failed()
-            data = run_sync(self._client.get_action_data(self._root()))
-            iface = self._task.interface
-            value = iface.literals_to_outputs(data.outputs, self._task.name)
-            names = list(iface.outputs)
-            self._outputs = RunOutputs(names, output_values(names, value))
-            self._fetched = True
-        return self._outputs
-
-    @property
-    def result(self) -> Any:
-        self.outputs()
-        return super().result
-
-    def actions(self) -> list[dict[str, Any]]:
-        actions = run_sync(self._client.list_actions(self._run_id))
-        return [
-            {
-                "name": a.id.name,
-                "parent": a.metadata.parent or None,
-                "group": a.metadata.group or None,
-                "phase": phase_name(a.status.phase),
-                "attempts": a.status.attempts,
-                "task_name": a.metadata.task.id.name
-                if a.metadata.HasField("task")
-                else a.metadata.trace.name,
-                "kind": "trace" if a.metadata.HasField("trace") else "task",
-                "cache_hit": a.status.cache_status == _CACHE_HIT,
-            }
-            for a in actions
-        ]
-
-    def __repr__(self) -> str:
-        return f"RemoteRun(name={self.name!r}, task={self.task_name!r}, phase={self.phase}, url={self.url!r})"
+    # Our own identifier (with its org), named as the backend named the run.
+    run_id.name = created.action.id.run.name or run_id.name
+    pb2 = run_definition_pb2.Run()
+    pb2.CopyFrom(created)
+    pb2.action.id.run.CopyFrom(run_id)
+    pb2.action.id.name = pb2.action.id.name or "a0"
+    run = Run(pb2)
+    run._interface = task.interface
+    return run
 
 
 def _run_inputs(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext) -> tuple[str, Any]:
@@ -288,7 +185,7 @@ def submit(
     kwargs: dict[str, Any],
     rc: _RunContext,
     cfg: InitConfig,
-) -> RemoteRun:
+) -> Run:
     """Creates a run of ``task`` on the configured backend."""
     assert cfg.endpoint is not None
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)
@@ -296,17 +193,15 @@ def submit(
     if env is not None:
         run_sync(ensure_built([env], client))
     request = create_run_request(task, args, kwargs, rc, cfg, client)
-    run = run_sync(client.create_run(request))
-    # Our own identifier (with its org), named as the backend named the run.
+    created = run_sync(client.create_run(request))
     run_id = type(request.run_id)()
     run_id.CopyFrom(request.run_id)
-    run_id.name = run.action.id.run.name or request.run_id.name
-    return RemoteRun(client, run_id, task, f"flyte://{cfg.endpoint}/runs/{run_id.name}")
+    return _started(client, created, run_id, task)
 
 
 def submit_deployed(
     task: RemoteTask, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext, cfg: InitConfig
-) -> RemoteRun:
+) -> Run:
     """Creates a run of a deployed task, by its id: the backend runs the deployed code."""
     from flyteidl2.common import identifier_pb2
     from flyteidl2.workflow import run_service_pb2
@@ -321,6 +216,5 @@ def submit_deployed(
     request = run_service_pb2.CreateRunRequest(
         run_id=run_id, task_id=task.task_id, inputs=inputs, run_spec=_run_spec(rc)
     )
-    run = run_sync(client.create_run(request))
-    run_id.name = run.action.id.run.name or run_name
-    return RemoteRun(client, run_id, task, f"flyte://{cfg.endpoint}/runs/{run_id.name}")
+    created = run_sync(client.create_run(request))
+    return _started(client, created, run_id, task)

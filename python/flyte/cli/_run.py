@@ -161,19 +161,19 @@ def _print_outputs(run: Any, output_format: str) -> None:
     from rich.console import Console
     from rich.pretty import Pretty
 
-    named = run.outputs().named()
+    named = run.outputs().named_outputs
     if output_format == "json":
         from pydantic import TypeAdapter
 
         payload = {
             "run": run.name,
-            "phase": run.phase,
+            "phase": run.phase.name,
             "outputs": TypeAdapter(Any).dump_python(named, mode="json"),
         }
         click.echo(json.dumps(payload, default=repr))
         return
     console = Console(highlight=False)
-    console.print(f"[green]Run {run.name} {run.phase.lower()}[/green] ({run.url})")
+    console.print(f"[green]Run {run.name} {run.phase.value}[/green] ({run.url})")
     if len(named) == 1:
         console.print(Pretty(next(iter(named.values()))))
     else:
@@ -194,16 +194,17 @@ def _follow_or_report(run: Any, follow: bool, output_format: str) -> None:
 
     from flyte._remote._client import run_sync
     from flyte.cli._get_runs import print_logs
+    from flyte.remote._common import connection
 
     def stream_logs() -> None:
         try:
-            run_sync(print_logs(run._client, run._root()))
+            run_sync(print_logs(connection()[0], run.action.action_id))
         except Exception as e:  # noqa: BLE001 - logs are a convenience; the result still comes
             err.print(f"[dim](logs unavailable: {e})[/dim]")
 
     logs = threading.Thread(target=stream_logs, name="flyte-logs", daemon=True)
     logs.start()
-    run.wait(on_phase=lambda phase: err.print(f"[dim]{run.name}: {phase}[/dim]"))
+    run.wait()
     logs.join(timeout=5)
     _print_outputs(run, output_format)
 

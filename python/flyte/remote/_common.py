@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from flyte._initialize import current_config, data_dir, scope
@@ -59,3 +61,67 @@ def connection(project: str | None = None, domain: str | None = None) -> tuple[A
     """The client of the configured backend (else the running local one) and the scope calls
     use (org, project, domain)."""
     return _client_and_scope(project, domain)
+
+
+@dataclass
+class TimeFilter:
+    """A time range to list by: ``after`` is inclusive, ``before`` exclusive; either may be open."""
+
+    after: datetime | None = None
+    before: datetime | None = None
+
+
+def add_time_filter(request: Any, field_name: str, tf: TimeFilter | None) -> None:
+    """Adds ``tf`` to a ``ListRequest`` as filters on ``field_name`` (UTC ISO-8601 values)."""
+    from flyteidl2.common import list_pb2
+
+    if tf is None:
+        return
+    if not isinstance(tf, TimeFilter):
+        raise TypeError(f"{field_name} takes a flyte.remote.TimeFilter, got {type(tf).__name__}")
+    if tf.after is not None:
+        request.filters.add(
+            function=list_pb2.Filter.GREATER_THAN_OR_EQUAL, field=field_name, values=[_utc_iso(tf.after)]
+        )
+    if tf.before is not None:
+        request.filters.add(
+            function=list_pb2.Filter.LESS_THAN, field=field_name, values=[_utc_iso(tf.before)]
+        )
+
+
+def _utc_iso(when: datetime) -> str:
+    # A naive datetime means local time, as datetime.astimezone takes it.
+    return when.astimezone(timezone.utc).isoformat()
+
+
+def add_phase_filter(request: Any, in_phase: Any) -> None:
+    """Adds "phase is one of ``in_phase``" (ActionPhase members or their names) to a ListRequest."""
+    from flyteidl2.common import list_pb2
+
+    from flyte.models import ActionPhase
+
+    if not in_phase:
+        return
+    if isinstance(in_phase, str | ActionPhase):
+        in_phase = (in_phase,)
+    values = []
+    for p in in_phase:
+        try:
+            phase = p if isinstance(p, ActionPhase) else ActionPhase(str(p).lower())
+        except ValueError:
+            known = ", ".join(m.value for m in ActionPhase)
+            raise ValueError(f"in_phase: {p!r} is not a phase (phases: {known})") from None
+        values.append(str(phase.to_protobuf_value()))
+    function = list_pb2.Filter.EQUAL if len(values) == 1 else list_pb2.Filter.VALUE_IN
+    request.filters.add(function=function, field="phase", values=values)
+
+
+def set_sort(request: Any, sort_by: tuple[str, str] | None) -> None:
+    """Sorts a ListRequest by ``(field, "asc" | "desc")``, oldest first when not given."""
+    from flyteidl2.common import list_pb2
+
+    key, order = sort_by or ("created_at", "asc")
+    if order not in ("asc", "desc"):
+        raise ValueError(f"sort_by=({key!r}, {order!r}): the order is 'asc' or 'desc'")
+    direction = list_pb2.Sort.ASCENDING if order == "asc" else list_pb2.Sort.DESCENDING
+    request.sort_by_fields.add(key=key, direction=direction)
