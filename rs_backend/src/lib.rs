@@ -69,6 +69,7 @@ pub mod idl;
 pub mod journal;
 mod keyfile;
 mod layout;
+mod listing;
 mod names;
 pub mod phase;
 pub mod policy;

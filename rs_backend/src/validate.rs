@@ -2,7 +2,7 @@
 //! UNIMPLEMENTED for valid requests this backend does not serve) with a message naming the field.
 
 use flyteidl2::flyteidl::actions::{action, EnqueueRequest, UpdateRequest};
-use flyteidl2::flyteidl::common::{ActionIdentifier, ListRequest, RunIdentifier};
+use flyteidl2::flyteidl::common::{ActionIdentifier, RunIdentifier};
 use flyteidl2::flyteidl::core::parameter;
 use flyteidl2::flyteidl::task::{Inputs, NamedLiteral, TaskIdentifier, TaskSpec};
 use flyteidl2::flyteidl::workflow::{
@@ -247,43 +247,6 @@ pub fn update(request: UpdateRequest) -> Result<StatusReport, Status> {
         phase,
         started_ms: time("start_time", &status.start_time)?,
         ended_ms: time("end_time", &status.end_time)?,
-    })
-}
-
-/// A page request: at most `limit` items (None: all) after the position in `token`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Page {
-    pub limit: Option<u32>,
-    pub after: Option<i64>,
-}
-
-pub fn page(request: Option<&ListRequest>) -> Result<Page, Status> {
-    let Some(request) = request else {
-        return Ok(Page {
-            limit: None,
-            after: None,
-        });
-    };
-    let after = if request.token.is_empty() {
-        None
-    } else {
-        Some(
-            request
-                .token
-                .parse::<i64>()
-                .ok()
-                .filter(|t| *t > 0)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "request.token {:?} is not a page token issued by this backend",
-                        request.token
-                    ))
-                })?,
-        )
-    };
-    Ok(Page {
-        limit: (request.limit > 0).then_some(request.limit),
-        after,
     })
 }
 
@@ -590,33 +553,5 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ok.phase, ActionPhase::Running);
-    }
-
-    #[test]
-    fn pages() {
-        assert_eq!(
-            page(None).unwrap(),
-            Page {
-                limit: None,
-                after: None
-            }
-        );
-        let request = ListRequest {
-            limit: 5,
-            token: "17".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            page(Some(&request)).unwrap(),
-            Page {
-                limit: Some(5),
-                after: Some(17)
-            }
-        );
-        let bad = ListRequest {
-            token: "abc".into(),
-            ..Default::default()
-        };
-        assert_eq!(page(Some(&bad)).unwrap_err().code(), Code::InvalidArgument);
     }
 }

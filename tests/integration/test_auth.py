@@ -364,3 +364,34 @@ def test_listening_beyond_loopback_needs_authentication(auth_server: AuthServer,
     finally:
         guarded.terminate()
         guarded.wait(timeout=30)
+
+
+def test_passthrough_sends_the_callers_auth_metadata(backend: str, auth_server: AuthServer) -> None:
+    """Behind flyte.init_passthrough a proxy authenticates: the caller's own token travels as
+    request metadata, only inside flyte.remote.auth_metadata blocks."""
+    import flyte
+    import flyte.remote as remote
+    from flyte.errors import RuntimeSystemError
+
+    basic = base64.b64encode(f"{APP_CLIENT}:{APP_SECRET}".encode()).decode()
+    request = urllib.request.Request(
+        f"{auth_server.issuer}/token",
+        data=b"grant_type=client_credentials",
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        token = json.loads(r.read())["access_token"]
+    flyte.init_passthrough(endpoint=backend, insecure=True)
+    with pytest.raises(RuntimeSystemError, match="requires authentication"):
+        list(remote.Project.listall())
+    with remote.auth_metadata(("authorization", f"Bearer {token}")):
+        assert remote.User.get().subject()
+        assert isinstance(list(remote.Project.listall()), list)
+    with pytest.raises(RuntimeSystemError, match="requires authentication"):
+        list(remote.Project.listall())
+    with pytest.raises(ValueError, match="at least one"):
+        with remote.auth_metadata():
+            pass
+    with pytest.raises(ValueError, match="not a metadata key"):
+        with remote.auth_metadata(("Authorization", "x")):
+            pass

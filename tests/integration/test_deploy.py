@@ -48,6 +48,19 @@ async def main(x: str) -> str:
 async def positional(n: int) -> int:
     ref = remote.Task.get("{prefix}_two.add", auto_version="latest")
     return await ref(n)
+
+
+@env_2.task
+async def greeting() -> str:
+    import os
+
+    return os.environ.get("GREETING", "none")
+
+
+@env_1.task
+async def overridden() -> str:
+    ref = remote.Task.get("{prefix}_two.greeting", auto_version="latest").fetch()
+    return await ref.override(env_vars={{"GREETING": "hello"}}, retries=2, queue="q1")()
 """
 
 
@@ -88,6 +101,33 @@ def test_deploy_then_call_and_run_deployed_tasks(deployed_module: Any) -> None:
     assert flyte.run(pinned, a=2, b=3).wait().result == 5
 
 
+def test_deployed_task_details_and_overrides(deployed_module: Any) -> None:
+    m = deployed_module
+    d = flyte.deploy(m.env_1)[0]
+    details = remote.TaskDetails.fetch(f"{m.prefix}_two.add", version=d.version)
+    assert isinstance(details, remote.TaskDetails) and details.version == d.version
+    assert details.required_args == ("a",) and details.default_input_args == ("b",)
+    assert details.task_type == "python" and details.secrets == [] and details.queue is None
+    assert details.pb2.task_id.name == f"{m.prefix}_two.add" and not details.overridden
+    assert remote.Task.get(f"{m.prefix}_two.add", version=d.version).fetch().required_args == ("a",)
+
+    changed = details.override(
+        resources=flyte.Resources(cpu="2", memory="1Gi"), retries=3, timeout=60, cache=flyte.Cache("disable")
+    )
+    assert changed.overridden and changed.pb2.spec.task_template.metadata.retries.retries == 3
+    requests, _ = changed.resources
+    assert {r.value for r in requests} == {"2", "1Gi"}
+    assert details.pb2.spec.task_template.metadata.retries.retries == 0  # the original is unchanged
+    assert flyte.run(changed, a=1).wait().result == 6
+
+    # Called inside a task: the override's environment reaches the deployed code.
+    assert flyte.run(m.overridden).wait().result == "hello"
+    with pytest.raises(TypeError, match="unexpected settings"):
+        details.override(colour="red")
+    with pytest.raises(ValueError, match="Cache"):
+        details.override(cache=flyte.Cache("auto"))
+
+
 def test_missing_deployed_tasks_are_clear_errors(deployed_module: Any) -> None:
     m = deployed_module
     d = flyte.deploy(m.env_2)[0]
@@ -108,6 +148,7 @@ def test_an_explicit_version_and_a_dry_run(deployed_module: Any) -> None:
     dry = flyte.deploy(m.env_2, dry_run=True, version="v1.0.0")[0]
     assert dry.dry_run and {t.name for t in dry.tasks} == {
         f"{m.prefix}_two.add",
+        f"{m.prefix}_two.greeting",
         f"{m.prefix}_two.remote_task",
     }
     with pytest.raises(RemoteTaskError):
@@ -143,8 +184,10 @@ def test_the_cli_deploys_lists_and_runs_deployed_tasks(deployed_module: Any, bac
     assert {t["task"] for t in deployed["tasks"]} == {
         f"{m.prefix}_two.remote_task",
         f"{m.prefix}_two.add",
+        f"{m.prefix}_two.greeting",
         f"{m.prefix}_one.main",
         f"{m.prefix}_one.positional",
+        f"{m.prefix}_one.overridden",
     }
     assert {t["version"] for t in deployed["tasks"]} == {"cli-1"}
 
@@ -272,6 +315,7 @@ def test_projects_scope_deployed_tasks(deployed_module: Any, backend_endpoint: s
     in_project = _cli(backend_endpoint, cwd, "-of", "json", "get", "task", "-p", project, "-d", "staging")
     assert {t["name"] for t in json.loads(in_project.stdout)} == {
         f"{m.prefix}_two.add",
+        f"{m.prefix}_two.greeting",
         f"{m.prefix}_two.remote_task",
     }
     elsewhere = _cli(backend_endpoint, cwd, "-of", "json", "get", "task", "-d", "staging")

@@ -18,9 +18,47 @@ from flyte.io import Dir, File
 env = flyte.TaskEnvironment(name="remote_api")
 
 
-@env.task(triggers=[flyte.Trigger("every_hour", flyte.Cron("0 * * * *"), inputs={"when": flyte.TriggerTime})])
+@env.task(
+    triggers=[flyte.Trigger("every_hour", flyte.Cron("0 * * * *"), inputs={"when": flyte.TriggerTime})],
+    entrypoint=True,
+)
 def scheduled(when: datetime) -> str:
     return when.isoformat()
+
+
+# Tasks the run tests start (not deployed with `env`).
+runs_env = flyte.TaskEnvironment(name="remote_runs")
+
+
+@runs_env.task
+def square(x: int) -> int:
+    print(f"squaring {x}")
+    return x * x
+
+
+@runs_env.task
+def refuse(x: int) -> int:
+    raise ValueError(f"refusing {x}")
+
+
+@runs_env.task(report=True)
+async def fan_out(n: int, fail: bool = False) -> tuple[int, str]:
+    await flyte.report.log.aio(f"<p>fanned out to {n}</p>", do_flush=True)
+    total = sum(await asyncio.gather(*(square.aio(i) for i in range(n))))
+    if fail:
+        await refuse.aio(n)
+    return total, "done"
+
+
+@runs_env.task(max_inline_io_bytes=1024)
+def long_text(n: int) -> str:
+    return "x" * n
+
+
+@runs_env.task
+async def dawdle(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "woke"
 
 
 @pytest.fixture
@@ -80,6 +118,21 @@ def test_triggers(backend: str) -> None:
     remote.Trigger.delete("every_hour", "remote_api.scheduled")
     assert "every_hour" not in [t.name for t in remote.Trigger.listall(task_name="remote_api.scheduled")]
 
+    # A trigger added to the deployed task after the fact, checked against its inputs.
+    nightly = flyte.Trigger("nightly", flyte.Cron("0 3 * * *"), inputs={"when": flyte.TriggerTime})
+    created = remote.Trigger.create(nightly, task_name="remote_api.scheduled")
+    assert created.name == "nightly" and created.is_active
+    got = remote.Trigger.get(name="nightly", task_name="remote_api.scheduled")
+    assert got.pb2.spec.task_version == "v1" and got.automation_spec.schedule.cron.expression == "0 3 * * *"
+    with pytest.raises(Exception, match="no_such_input|not an input|unknown"):
+        remote.Trigger.create(
+            flyte.Trigger("bad", flyte.Cron("0 3 * * *"), inputs={"no_such_input": 1}),
+            task_name="remote_api.scheduled",
+        )
+    with pytest.raises(flyte.errors.RemoteTaskError, match="no deployed task"):
+        remote.Trigger.create(nightly, task_name="remote_api.nothing_here")
+    remote.Trigger.delete("nightly", "remote_api.scheduled")
+
 
 def test_uploads(backend: str, tmp_path: Path) -> None:
     data = tmp_path / "data.bin"
@@ -119,5 +172,157 @@ def test_deployed_tasks_are_listed(backend: str) -> None:
         "remote_api.scheduled"
     ]
     assert remote.Task.get("remote_api.scheduled", auto_version="latest").version == "v2"
-    with pytest.raises(ValueError, match="not supported"):
-        list(remote.Task.listall(entrypoint=True))
+    assert listed[0].entrypoint is True
+    assert [t.name for t in remote.Task.listall(by_task_env="remote_api", entrypoint=True)] == [
+        "remote_api.scheduled"
+    ]
+    assert list(remote.Task.listall(by_task_env="remote_api", entrypoint=False)) == []
+
+
+def _run(tag: str, task, **inputs):
+    return flyte.with_runcontext(labels={"suite": tag}).run(task, **inputs)
+
+
+def test_runs_follow_and_read(backend: str, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    started = datetime.now().astimezone()
+    run = _run(tag, fan_out, n=3)
+    assert isinstance(run, remote.Run) and run.name and run.url
+    assert run.wait(quiet=True) is run and run.done()
+    assert run.phase == flyte.models.ActionPhase.SUCCEEDED and run.phase == "succeeded"
+    run.raise_for_status()  # nothing to raise
+    outputs = run.outputs()
+    assert isinstance(outputs, remote.ActionOutputs) and tuple(outputs) == (5, "done")
+    assert outputs.named_outputs == {"o0": 5, "o1": "done"} and outputs.o1 == "done"
+    assert run.inputs() == {"n": 3, "fail": False}
+    assert run.typed_outputs({"o0": int}) == {"o0": 5}
+    assert run.typed_inputs({"n": str}, deserializers={str: lambda raw: f"n={raw}"}) == {"n": "n=3"}
+    assert set(run.output_literals()) == {"o0", "o1"}
+
+    # Found again by name, in a fresh object: values decoded from the backend's types alone.
+    found = remote.Run.get(run.name)
+    assert found.task_name == "remote_runs.fan_out" and tuple(found.outputs()) == (5, "done")
+    details = found.details()
+    assert (
+        isinstance(details, remote.RunDetails)
+        and details.done()
+        and details.pb2.run_spec.labels.values["suite"] == tag
+    )
+    assert details.action_details.attempts == 1 and details.action_details.runtime.total_seconds() >= 0
+    assert details.action_details.error_message == "" and details.action_details.abort_info is None
+
+    # Its actions: the root and one child per square.
+    names = [a.name for a in remote.Action.listall(for_run_name=run.name)]
+    assert names[0] == "a0" and len(names) == 4
+    children = list(remote.Action.listall(for_run_name=run.name, parent_name="a0"))
+    assert len(children) == 3 and {c.task_name for c in children} == {"remote_runs.square"}
+    assert all(c.parent_name == "a0" and c.done() for c in children)
+    newest_first = [
+        a.name for a in remote.Action.listall(for_run_name=run.name, sort_by=("created_at", "desc"))
+    ]
+    assert newest_first == names[::-1]
+    child = remote.Action.get(run_name=run.name, name=children[0].name)
+    assert (
+        child.phase == "succeeded"
+        and remote.ActionDetails.get(f"{run.name}/{child.name}").task_name == child.task_name
+    )
+    assert any(line.startswith("squaring ") for line in child.get_logs())
+    assert "fanned out to 3" in run.get_report()
+
+    # Listing: by label, phase, time and task; newest first or oldest first; at most `limit`.
+    mine = [r.name for r in remote.Run.listall(with_labels={"suite": tag})]
+    assert mine == [run.name]
+    assert run.name in [r.name for r in remote.Run.listall(with_label_keys=["suite"], limit=1000)]
+    assert run.name in [r.name for r in remote.Run.listall(in_phase=("succeeded",), limit=1000)]
+    assert run.name not in [r.name for r in remote.Run.listall(in_phase=("failed", "aborted"), limit=1000)]
+    assert [
+        r.name
+        for r in remote.Run.listall(with_labels={"suite": tag}, created_at=remote.TimeFilter(after=started))
+    ] == [run.name]
+    assert not list(
+        remote.Run.listall(with_labels={"suite": tag}, created_at=remote.TimeFilter(before=started))
+    )
+    assert [
+        r.name for r in remote.Run.listall(task_name="remote_runs.fan_out", with_labels={"suite": tag})
+    ] == [run.name]
+    assert len(list(remote.Run.listall(limit=1))) == 1
+
+    # The code it ran, as uploaded.
+    code = run.download_code(tmp_path / "code")
+    assert (code / Path(__file__).name).is_file() or any(code.rglob(Path(__file__).name))
+
+
+def test_failed_and_aborted_runs(backend: str) -> None:
+    tag = uuid.uuid4().hex[:8]
+    failed = _run(tag, fan_out, n=2, fail=True)
+    failed.wait(quiet=True)  # waiting does not raise: raise_for_status and outputs do
+    assert failed.phase == "failed"
+    with pytest.raises(ValueError, match="refusing 2"):
+        failed.raise_for_status()
+    with pytest.raises(ValueError, match="refusing 2"):
+        failed.outputs()
+    first = failed.first_failure()
+    assert (
+        first is not None and first.task_name == "remote_runs.refuse" and "refusing 2" in first.error_message
+    )
+    failures = [a.name for a in remote.Action.listall(for_run_name=failed.name, in_phase=("failed",))]
+    assert failures == ["a0", first.name]
+
+    slow = _run(tag, dawdle, seconds=120)
+    slow.wait(quiet=True, wait_for="running")
+    assert slow.phase == "running" and not slow.done()
+    with pytest.raises(flyte.errors.RuntimeUserError, match="RunNotDone|wait"):
+        slow.raise_for_status()
+    with pytest.raises(RuntimeError, match="no outputs until it ends"):
+        slow.outputs()
+    slow.abort("enough")
+    slow.wait(quiet=True)
+    assert slow.phase == "aborted"
+    with pytest.raises(flyte.errors.ActionAbortedError):
+        slow.raise_for_status()
+    assert {
+        r.name for r in remote.Run.listall(with_labels={"suite": tag}, in_phase=("aborted", "failed"))
+    } == {
+        failed.name,
+        slow.name,
+    }
+
+
+def test_runs_in_async_code(backend: str) -> None:
+    async def main() -> None:
+        run = await flyte.run.aio(square, x=7)
+        assert await run.wait.aio(quiet=True) is run
+        assert (await run.outputs.aio())[0] == 49
+        again = await remote.Run.get.aio(run.name)
+        assert (await again.details.aio()).name == run.name
+        seen = [r.name async for r in remote.Run.listall.aio(task_name="remote_runs.square", limit=1000)]
+        assert run.name in seen
+        phases = [d.phase async for d in again.watch()]
+        assert phases[-1] == "succeeded"
+        lines = [line async for line in run.get_logs.aio()]
+        assert "squaring 7" in lines
+
+    asyncio.run(main())
+
+
+def test_bad_listing_arguments(backend: str) -> None:
+    with pytest.raises(ValueError, match="not a phase"):
+        list(remote.Run.listall(in_phase=("finished",)))
+    with pytest.raises(ValueError, match="'asc' or 'desc'"):
+        list(remote.Run.listall(sort_by=("created_at", "up")))
+    with pytest.raises(TypeError, match="TimeFilter"):
+        list(remote.Run.listall(created_at=datetime.now()))  # type: ignore[arg-type]
+    with pytest.raises(flyte.errors.RuntimeSystemError, match="sort"):
+        list(remote.Run.listall(sort_by=("colour", "asc")))
+    with pytest.raises(ValueError, match="run_name"):
+        remote.Action.get(run_name="", name="a0")
+    with pytest.raises(flyte.errors.ActionNotFoundError):
+        remote.Run.get("no-such-run-here")
+
+
+def test_a_tasks_inline_limit_offloads_its_larger_values(backend: str) -> None:
+    large = flyte.run(long_text, n=5000).wait(quiet=True)
+    assert large.output_literals()["o0"].HasField("offloaded_metadata")
+    assert large.outputs()[0] == "x" * 5000
+    small = flyte.run(long_text, n=100).wait(quiet=True)
+    assert not small.output_literals()["o0"].HasField("offloaded_metadata")

@@ -167,7 +167,7 @@ class Runner:
             )
         iface = task.interface
         bound = iface.bind(args, kwargs, task.name)
-        inputs_pb = iface.inputs_to_literals(bound, task.name)
+        inputs_pb = iface.inputs_to_literals(bound, task.name, task.max_inline_io_bytes)
         data, serialized = identity_and_serialized(inputs_pb, task.inputs_have_references)
         # A run with a journal records each action's inputs with it.
         literals = serialized if self.journal is not None else None
@@ -178,7 +178,9 @@ class Runner:
 
     def prepare_root(self, task: TaskTemplate[Any, Any], args: Any, kwargs: Any) -> Call:
         iface = task.interface
-        inputs_pb = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+        inputs_pb = iface.inputs_to_literals(
+            iface.bind(args, kwargs, task.name), task.name, task.max_inline_io_bytes
+        )
         name = self.ledger.record_root(task.name)
         return Call(task, None, name, inputs_pb, identity_bytes(inputs_pb, task.inputs_have_references))
 

@@ -8,6 +8,7 @@ backend fills in per attempt ({{.input}}, {{.outputPrefix}}, ...).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from flyte._policy import policy_metadata
 from flyte._version import __version__
 
 if TYPE_CHECKING:
+    from flyte._resources import Resources
+    from flyte._secret import Secret
     from flyte._task import TaskTemplate
 
 
@@ -93,10 +96,10 @@ def image_uri(task: TaskTemplate[Any, Any]) -> str:
     return default_image_uri()
 
 
-def _resources(task: TaskTemplate[Any, Any]) -> Any:
+def resources_proto(res: Resources | None) -> Any:
+    """The container requests and limits of ``res``."""
     from flyteidl2.core import tasks_pb2
 
-    res = task.resources
     out = tasks_pb2.Resources()
     if res is None:
         return out
@@ -166,11 +169,10 @@ def _log_links(task: TaskTemplate[Any, Any]) -> list[Any]:
     ]
 
 
-def _extended_resources(task: TaskTemplate[Any, Any]) -> Any:
-    """The accelerator model / partition and shared memory a task asks for (None: neither)."""
+def extended_resources_proto(res: Resources | None) -> Any:
+    """The accelerator model / partition and shared memory ``res`` asks for (None: neither)."""
     from flyteidl2.core import tasks_pb2
 
-    res = task.resources
     if res is None:
         return None
     device = res.gpu_spec()
@@ -219,6 +221,22 @@ def check_version(version: str) -> None:
 CACHE_OVERRIDE_TAG = "flyte.cache.override"
 
 
+def add_secrets(security_context: Any, secrets: Iterable[Secret]) -> None:
+    """Adds the secrets a task gets to its security context, and how: an env var (its name
+    decided here) or a file."""
+    from flyteidl2.core import security_pb2
+
+    for secret in secrets:
+        security_context.secrets.add(
+            group=secret.group or "",
+            key=secret.key,
+            mount_requirement=security_pb2.Secret.MountType.FILE
+            if secret.mount is not None
+            else security_pb2.Secret.MountType.ENV_VAR,
+            env_var=secret.env_var_name() or "",
+        )
+
+
 def task_spec(
     task: TaskTemplate[Any, Any],
     code: CodeRef,
@@ -228,7 +246,7 @@ def task_spec(
     org: str | None,
 ) -> Any:
     """The flyteidl2 ``task.TaskSpec`` of ``task``."""
-    from flyteidl2.core import identifier_pb2, literals_pb2, security_pb2, tasks_pb2
+    from flyteidl2.core import identifier_pb2, literals_pb2, tasks_pb2
     from flyteidl2.task import environment_pb2, task_definition_pb2
 
     iface = task.interface
@@ -256,7 +274,7 @@ def task_spec(
     container = tasks_pb2.Container(
         image=image_uri(task),
         args=runtime_args(task, code),
-        resources=_resources(task),
+        resources=resources_proto(task.resources),
         env=[literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(_container_env(task).items())],
     )
     template = tasks_pb2.TaskTemplate(
@@ -276,19 +294,10 @@ def task_spec(
     if task.service_account:
         # A cluster runs the task's pods as this Kubernetes service account.
         template.security_context.run_as.k8s_service_account = task.service_account
-    extended = _extended_resources(task)
+    extended = extended_resources_proto(task.resources)
     if extended is not None:
         template.extended_resources.CopyFrom(extended)
-    for secret in task.secrets:
-        # The secrets the task gets, and how: an env var (its name decided here) or a file.
-        template.security_context.secrets.add(
-            group=secret.group or "",
-            key=secret.key,
-            mount_requirement=security_pb2.Secret.MountType.FILE
-            if secret.mount is not None
-            else security_pb2.Secret.MountType.ENV_VAR,
-            env_var=secret.env_var_name() or "",
-        )
+    add_secrets(template.security_context, task.secrets)
     return task_definition_pb2.TaskSpec(
         task_template=template,
         default_inputs=iface.default_inputs(),

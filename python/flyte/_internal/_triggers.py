@@ -14,6 +14,7 @@ from flyte._trigger import Cron, TriggerTime
 if TYPE_CHECKING:
     from flyte._task import TaskTemplate
     from flyte._trigger import Automation, Trigger
+    from flyte.remote._task import RemoteTask
 
 #: Inputs-context key naming the input that receives a scheduled run's kick-off time (the
 #: name a Flyte 2 cluster and the reference SDK use).
@@ -48,7 +49,7 @@ def automation_spec(automation: Automation, kickoff_input: str | None) -> Any:
     return spec
 
 
-def task_trigger(task: TaskTemplate[Any, Any], trigger: Trigger) -> Any:
+def task_trigger(task: TaskTemplate[Any, Any] | RemoteTask, trigger: Trigger) -> Any:
     from flyteidl2.task import run_pb2, task_definition_pb2
 
     kickoff = trigger.trigger_time_input

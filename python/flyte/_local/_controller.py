@@ -177,7 +177,7 @@ class LocalRun(Runner):
         # Still the child's outputs: data they store goes under the child's raw data prefix.
         token = _current.set(child)
         try:
-            outputs_pb = iface.outputs_to_literals(result, call.task.name)
+            outputs_pb = iface.outputs_to_literals(result, call.task.name, call.task.max_inline_io_bytes)
         except Exception as e:
             raise self._failed(call, e) from None
         finally:

@@ -216,7 +216,7 @@ class ActionRunner(Runner):
                 input_uri, with_context(call.inputs_pb, parent.custom_context).SerializeToString()
             )
         tid, spec = self._spec(task)
-        task_action = run_definition_pb2.TaskAction(id=tid, spec=spec)
+        task_action = run_definition_pb2.TaskAction(id=tid, spec=spec, queue=task.queue or "")
         key = self.cache_key(call)
         if key is not None:
             task_action.cache_key.value = key

@@ -70,7 +70,10 @@ class BackendClient:
         ``ca_cert``: PEM certificates of a private CA to trust besides the system's."""
         self.endpoint = endpoint
         self.insecure = insecure
-        self._rpc = rpc.RpcClient(endpoint, insecure=insecure, auth=auth, ca_cert=ca_cert)
+        from flyte.remote._auth_metadata import current_auth_metadata
+
+        headers = list(current_auth_metadata())
+        self._rpc = rpc.RpcClient(endpoint, insecure=insecure, auth=auth, ca_cert=ca_cert, headers=headers)
 
     async def _unary(self, method: str, request: Any, response_type: Any, what: str) -> Any:
         try:
@@ -338,6 +341,17 @@ class BackendClient:
         what = f"trigger {name.name} of {name.task_name}"
         resp = await self._unary(
             _TRIGGERS + "GetTriggerDetails", req, trigger_service_pb2.GetTriggerDetailsResponse, what
+        )
+        return resp.trigger
+
+    async def deploy_trigger(self, name: Any, spec: Any, automation_spec: Any) -> Any:
+        """Creates (or replaces) a trigger of a deployed task; returns its details."""
+        from flyteidl2.trigger import trigger_service_pb2
+
+        req = trigger_service_pb2.DeployTriggerRequest(name=name, spec=spec, automation_spec=automation_spec)
+        what = f"deploying trigger {name.name} of {name.task_name}"
+        resp = await self._unary(
+            _TRIGGERS + "DeployTrigger", req, trigger_service_pb2.DeployTriggerResponse, what
         )
         return resp.trigger
 

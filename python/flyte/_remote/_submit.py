@@ -119,7 +119,9 @@ def _run_inputs(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _R
     iface = task.interface
     # Data the inputs upload (local files, offloaded values) goes where the run's data goes.
     with _raw_data.scope(_raw_data.join(_raw_data.run_base(run_name, rc.raw_data_path), "inputs")):
-        inputs = iface.inputs_to_literals(iface.bind(args, kwargs, task.name), task.name)
+        inputs = iface.inputs_to_literals(
+            iface.bind(args, kwargs, task.name), task.name, task.max_inline_io_bytes
+        )
     for k, v in sorted(rc.custom_context.items()):
         inputs.context.add(key=k, value=v)
     return run_name, inputs
@@ -213,8 +215,13 @@ def submit_deployed(
     run_id = identifier_pb2.RunIdentifier(
         org=where.org, project=where.project, domain=where.domain, name=run_name
     )
-    request = run_service_pb2.CreateRunRequest(
-        run_id=run_id, task_id=task.task_id, inputs=inputs, run_spec=_run_spec(rc)
-    )
+    request = run_service_pb2.CreateRunRequest(run_id=run_id, inputs=inputs, run_spec=_run_spec(rc))
+    if task.overridden:
+        # Settings changed with override(): the deployed code, run with the changed spec.
+        request.task_spec.CopyFrom(task.spec)
+    else:
+        request.task_id.CopyFrom(task.task_id)
+    if task.queue and not request.run_spec.queue:
+        request.run_spec.queue = task.queue
     created = run_sync(client.create_run(request))
     return _started(client, created, run_id, task)

@@ -225,7 +225,7 @@ def main(argv: list[str]) -> int:
     )
     try:
         result = asyncio.run(_run_body(runner, task, kwargs, ctx))
-        outputs = task.interface.outputs_to_literals(result, task.name)
+        outputs = task.interface.outputs_to_literals(result, task.name, task.max_inline_io_bytes)
     except Exception as e:
         traceback.print_exc()
         _write_error(prefix, e, recoverable=is_recoverable(e))

@@ -268,8 +268,12 @@ class NativeInterface:
                 declared = self.inputs[var][0] if kind == "input" else self.outputs[var]
                 warn_pickled_once(task_name or self.name, f"{kind} '{var}'", pickled, declared)
 
-    def inputs_to_literals(self, bound: dict[str, Any], task_name: str) -> common_pb2.Inputs:
-        """Convert bound inputs (see ``bind``) to an Inputs message, one NamedLiteral per input in order."""
+    def inputs_to_literals(
+        self, bound: dict[str, Any], task_name: str, max_inline_bytes: int | None = None
+    ) -> common_pb2.Inputs:
+        """Convert bound inputs (see ``bind``) to an Inputs message, one NamedLiteral per input in
+        order; values over ``max_inline_bytes`` (the task's limit) or the process's limit,
+        whichever is smaller, are offloaded."""
         message = common_pb2.Inputs()
         add = message.literals.add
         found = 0
@@ -293,7 +297,7 @@ class NativeInterface:
         if found != len(bound):
             unexpected = ", ".join(f"'{k}'" for k in bound if k not in self.inputs)
             raise TypeError(f"{task_name}() got unexpected inputs: {unexpected}")
-        self._offload_large(message, self._in_by_name)
+        self._offload_large(message, self._in_by_name, max_inline_bytes)
         return message
 
     def partial_inputs_to_literals(self, values: dict[str, Any], where: str) -> common_pb2.Inputs:
@@ -313,8 +317,10 @@ class NativeInterface:
         self._offload_large(message, self._in_by_name)
         return message
 
-    def _offload_large(self, message: Any, convs: dict[str, _Converter]) -> None:
-        limit = max_inline_bytes()
+    def _offload_large(
+        self, message: Any, convs: dict[str, _Converter], task_limit: int | None = None
+    ) -> None:
+        limit = max_inline_bytes() if task_limit is None else min(task_limit, max_inline_bytes())
         if message.ByteSize() <= limit:
             # No single value can be over the limit either.
             return
@@ -378,8 +384,11 @@ class NativeInterface:
             self._out_by_name = dict(plan)
         return plan
 
-    def outputs_to_literals(self, value: Any, task_name: str) -> common_pb2.Outputs:
-        """Convert a function's return value (a tuple when there are several outputs) to Outputs."""
+    def outputs_to_literals(
+        self, value: Any, task_name: str, max_inline_bytes: int | None = None
+    ) -> common_pb2.Outputs:
+        """Convert a function's return value (a tuple when there are several outputs) to Outputs,
+        offloading values as ``inputs_to_literals`` does."""
         message = common_pb2.Outputs()
         plan = self._outputs_plan()
         shape = self._shape
@@ -388,7 +397,7 @@ class NativeInterface:
             named = message.literals.add()
             named.name = name
             self._write(conv, value, named.value, name, "output", task_name)
-            self._offload_large(message, self._out_by_name)
+            self._offload_large(message, self._out_by_name, max_inline_bytes)
             return message
         if shape is _SHAPE_NONE:
             if value is not None:
@@ -410,7 +419,7 @@ class NativeInterface:
             named = add()
             named.name = name
             self._write(conv, item, named.value, name, "output", task_name)
-        self._offload_large(message, self._out_by_name)
+        self._offload_large(message, self._out_by_name, max_inline_bytes)
         return message
 
     def native_outputs(self, value: Any) -> bool:

@@ -252,7 +252,7 @@ def _deployed_command(ctx: click.Context, ref: str) -> click.Command:
     if opts.local:
         raise click.UsageError("deployed tasks run on a backend; drop --local")
     _init_backend(ctx, opts)
-    task = Task.get(name, version=version or None, auto_version=None if version else "latest").fetch()
+    task = Task.get(name, version=version or None, auto_version=None if version else "latest")._ensure()
     inputs = task.interface.inputs
     params: list[click.Parameter] = [_param_for(n, tp, default) for n, (tp, default) in inputs.items()]
 

@@ -2,12 +2,13 @@
 secrets, triggers, and uploads through the backend's data proxy."""
 
 from flyte.remote._action import Action, ActionDetails, ActionInputs, ActionOutputs
+from flyte.remote._auth_metadata import auth_metadata
 from flyte.remote._common import TimeFilter
 from flyte.remote._data import upload_dir, upload_file
 from flyte.remote._project import Project
 from flyte.remote._run import Run, RunDetails
 from flyte.remote._secret import Secret, SecretTypes
-from flyte.remote._task import RemoteTask, Task
+from flyte.remote._task import RemoteTask, Task, TaskDetails
 from flyte.remote._trigger import Trigger, TriggerDetails
 from flyte.remote._user import User
 
@@ -23,10 +24,12 @@ __all__ = [
     "Secret",
     "SecretTypes",
     "Task",
+    "TaskDetails",
     "TimeFilter",
     "Trigger",
     "TriggerDetails",
     "User",
+    "auth_metadata",
     "upload_dir",
     "upload_file",
 ]

@@ -101,6 +101,9 @@ class PhaseTransitionInfo:
 class ActionInputs(UserDict[str, Any], ToJSONMixin):
     """The inputs of an action by name (a dict), with the backend's literals as ``pb2``."""
 
+    pb2: Any
+    data: dict[str, Any]
+
     def __init__(self, pb2: Any, data: dict[str, Any]) -> None:
         super().__init__(data)
         self.pb2 = pb2
@@ -782,7 +785,10 @@ def _typed(
         if name not in literals:
             continue
         if tp in deserializers:
-            out[name] = deserializers[tp](TypeEngine.to_python(literals[name], dict, name))
+            # The raw payload: a dict for structured values, else the plain value.
+            lit = literals[name]
+            structured = lit.scalar.HasField("generic") or lit.scalar.HasField("binary")
+            out[name] = deserializers[tp](TypeEngine.to_python(lit, dict if structured else Any, name))
         else:
             out[name] = TypeEngine.to_python(literals[name], tp, name)
     return out

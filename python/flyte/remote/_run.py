@@ -39,6 +39,10 @@ from flyte.syncify import syncify
 class Run(ToJSONMixin):
     """A run (``run_definition.Run``): follow it, read its outputs, logs and report, abort it."""
 
+    pb2: Any
+    #: The run's root action.
+    action: Action
+
     def __init__(
         self, pb2: Any, _details: RunDetails | None = None, _preserve_original_types: bool = False
     ) -> None:
@@ -338,6 +342,9 @@ async def _action_records(run: Run) -> list[dict[str, Any]]:
 
 class RunDetails(ToJSONMixin):
     """A run with its settings (``run_spec``: labels, env vars, ...) and its root action's details."""
+
+    pb2: Any
+    action_details: ActionDetails
 
     def __init__(self, pb2: Any, _preserve_original_types: bool = False) -> None:
         self.pb2 = pb2

@@ -7,25 +7,38 @@ task it starts a child action running the deployed code in its own image; passed
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from flyte import _context
 from flyte._cache import Cache
-from flyte._initialize import current_config
+from flyte._initialize import current_config, scope
+from flyte._resources import Resources
+from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES
 from flyte.errors import ActionNotFoundError, RemoteTaskError
 from flyte.remote._common import ToJSONMixin, _client_and_scope
 from flyte.syncify import syncify
+
+if TYPE_CHECKING:
+    from flyte._retry import RetryStrategy
+    from flyte._secret import SecretRequest
+    from flyte._timeout import TimeoutType
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 
-class RemoteTask:
+class RemoteTask(ToJSONMixin):
     """A deployed task. Its version, spec and interface are fetched on first use."""
+
+    name: str
+    max_inline_io_bytes: int
+    overriden_queue: str | None
+    overridden: bool
 
     #: Calls always go to another process, so from async code they are awaited.
     is_async = True
@@ -44,6 +57,12 @@ class RemoteTask:
         self._details: Any = None
         self._scope: Any = None  # where it was found (org, project, domain)
         self._lock = threading.Lock()
+        #: Values over this many bytes in calls of the task are offloaded to storage.
+        self.max_inline_io_bytes = DEFAULT_MAX_INLINE_IO_BYTES
+        #: The queue its actions are sent to (set by ``override``).
+        self.overriden_queue: str | None = None
+        #: Whether this is an ``override`` of the task as deployed.
+        self.overridden = False
 
     def __repr__(self) -> str:
         pinned = self._version or self._auto_version
@@ -51,14 +70,32 @@ class RemoteTask:
 
     # -- resolution -----------------------------------------------------------------------
 
-    def fetch(self) -> RemoteTask:
-        """Looks the task up now (later calls reuse what was found)."""
+    def _ensure(self) -> RemoteTask:
+        """Looks the task up unless that was done already."""
         with self._lock:
             if self._details is None:
                 from flyte._remote._client import run_sync
 
                 self._details = run_sync(self._resolve())
         return self
+
+    async def _fetch_async(self) -> None:
+        if self._details is None:
+            details = await self._resolve()
+            with self._lock:
+                self._details = self._details or details
+
+    @syncify
+    async def fetch(self) -> TaskDetails:
+        """Looks the task up now (later calls reuse what was found)."""
+        await self._fetch_async()
+        return TaskDetails(
+            self._details,
+            max_inline_io_bytes=self.max_inline_io_bytes,
+            overriden_queue=self.overriden_queue,
+            overridden=self.overridden,
+            _scope=self._scope,
+        )
 
     async def _resolve(self) -> Any:
         from flyteidl2.common import identifier_pb2
@@ -95,7 +132,7 @@ class RemoteTask:
     @property
     def details(self) -> Any:
         """The backend's ``task.TaskDetails``."""
-        return self.fetch()._details
+        return self._ensure()._details
 
     @property
     def version(self) -> str:
@@ -134,6 +171,133 @@ class RemoteTask:
 
                 defaults[param.name] = TypeEngine.to_python(param.parameter.default, conv_type, param.name)
         return interface_of(typed, defaults, self.name)
+
+    @property
+    def pb2(self) -> Any:
+        """The backend's ``task.TaskDetails`` (with any overrides applied)."""
+        return self.details
+
+    @property
+    def task_type(self) -> str:
+        return str(self.spec.task_template.type)
+
+    @property
+    def default_input_args(self) -> tuple[str, ...]:
+        """The inputs that have defaults."""
+        return tuple(p.name for p in self.spec.default_inputs if p.parameter.HasField("default"))
+
+    @property
+    def required_args(self) -> tuple[str, ...]:
+        """The inputs a call must give."""
+        defaults = set(self.default_input_args)
+        return tuple(name for name in self.interface.inputs if name not in defaults)
+
+    @property
+    def secrets(self) -> list[str]:
+        """The keys of the secrets the task gets."""
+        return [s.key for s in self.spec.task_template.security_context.secrets]
+
+    @property
+    def resources(self) -> tuple[Any, ...]:
+        """The container's ``(requests, limits)``, or ``()`` when it runs no container."""
+        template = self.spec.task_template
+        if not template.HasField("container"):
+            return ()
+        return (template.container.resources.requests, template.container.resources.limits)
+
+    @property
+    def queue(self) -> str | None:
+        return self.overriden_queue
+
+    def override(
+        self,
+        *,
+        short_name: str | None = None,
+        resources: Resources | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | None = None,
+        env_vars: dict[str, str] | None = None,
+        secrets: SecretRequest | None = None,
+        service_account: str | None = None,
+        max_inline_io_bytes: int | None = None,
+        cache: Cache | None = None,
+        queue: str | None = None,
+        produces_artifacts: bool | None = None,
+        **kwargs: Any,
+    ) -> TaskDetails:
+        """The deployed task with some settings changed, for the calls made with it: its code
+        and interface stay as deployed. ``env_vars`` and ``resources`` replace the deployed ones."""
+        from flyteidl2.core import literals_pb2
+
+        from flyte._internal._serialize import add_secrets, extended_resources_proto, resources_proto
+        from flyte._policy import policy_metadata
+        from flyte._retry import normalize_retries
+        from flyte._secret import normalize_secrets
+        from flyte._timeout import timeout_from_request
+
+        if kwargs:
+            raise TypeError(f"{self.name}.override() got unexpected settings {sorted(kwargs)}")
+        if produces_artifacts:
+            raise ValueError(
+                f"{self.name}.override(produces_artifacts=True): artifacts are not supported here"
+            )
+        pb2 = type(self.details)()
+        pb2.CopyFrom(self.details)
+        spec = pb2.spec
+        template = spec.task_template
+        if short_name:
+            spec.short_name = short_name
+        if secrets:
+            template.security_context.ClearField("secrets")
+            add_secrets(template.security_context, normalize_secrets(secrets))
+        if service_account:
+            template.security_context.run_as.k8s_service_account = service_account
+        if env_vars is not None and template.HasField("container"):
+            template.container.ClearField("env")
+            template.container.env.extend(
+                literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(env_vars.items())
+            )
+        if resources is not None:
+            if not isinstance(resources, Resources):
+                raise TypeError(f"resources must be flyte.Resources, got {type(resources).__name__}")
+            if template.HasField("container"):
+                template.container.resources.CopyFrom(resources_proto(resources))
+            extended = extended_resources_proto(resources)
+            if extended is not None:
+                template.extended_resources.CopyFrom(extended)
+            else:
+                template.ClearField("extended_resources")
+        meta = template.metadata
+        if retries or timeout:
+            policy = policy_metadata(normalize_retries(retries), timeout_from_request(timeout))
+            if retries:
+                meta.retries.CopyFrom(policy.retries)
+            if timeout:
+                meta.timeout.CopyFrom(policy.timeout)
+                meta.timeouts.CopyFrom(policy.timeouts)
+        if cache is not None:
+            if not isinstance(cache, Cache):
+                raise TypeError(f"cache must be flyte.Cache, got {type(cache).__name__}")
+            if cache.behavior == "disable":
+                meta.discoverable, meta.discovery_version = False, ""
+            elif cache.behavior == "override" and cache.version_override:
+                meta.discoverable, meta.discovery_version = True, cache.version_override
+            else:
+                raise ValueError(
+                    "a deployed task's cache can be overridden with Cache('disable') or "
+                    "Cache('override', version_override=...): its code is not here to compute a version from"
+                )
+        if max_inline_io_bytes is not None and (
+            not isinstance(max_inline_io_bytes, int) or max_inline_io_bytes <= 0
+        ):
+            raise ValueError(f"max_inline_io_bytes must be a positive int, got {max_inline_io_bytes!r}")
+        return TaskDetails(
+            pb2,
+            max_inline_io_bytes=max_inline_io_bytes or self.max_inline_io_bytes,
+            overriden_queue=queue if queue is not None else self.overriden_queue,
+            overridden=True,
+            _scope=self._scope,
+        )
 
     # -- what the runners need of a task ----------------------------------------------------
 
@@ -176,7 +340,7 @@ class RemoteTask:
                 message=f"deployed task {self.name} runs on a backend, not in local mode: "
                 "run the calling task on a backend (flyte run without --local)"
             )
-        self.fetch()
+        self._ensure()
         return c
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -190,12 +354,60 @@ class RemoteTask:
         return c.run.call_async(self, c, args, kwargs)  # type: ignore[no-any-return]
 
 
+class TaskDetails(RemoteTask):
+    """A deployed task as fetched, with its spec (``task.TaskDetails``): call it in a task,
+    run it with ``flyte.run``, or ``override`` some of its settings."""
+
+    def __init__(
+        self,
+        pb2: Any,
+        max_inline_io_bytes: int = DEFAULT_MAX_INLINE_IO_BYTES,
+        overriden_queue: str | None = None,
+        overridden: bool = False,
+        _scope: Any = None,
+    ) -> None:
+        tid = pb2.task_id
+        super().__init__(tid.name, tid.project or None, tid.domain or None, tid.version, None)
+        self._details = pb2
+        self._scope = _scope or scope(tid.project or None, tid.domain or None, tid.org or None)
+        self.max_inline_io_bytes = max_inline_io_bytes
+        self.overriden_queue = overriden_queue
+        self.overridden = overridden
+
+    @classmethod
+    async def fetch(  # type: ignore[override]
+        cls,
+        name: str,
+        project: str | None = None,
+        domain: str | None = None,
+        version: str | None = None,
+        auto_version: str | None = None,
+    ) -> TaskDetails:
+        """Fetches a deployed task now (``version``, or ``auto_version="latest"``)."""
+        lazy = Task.get(name, project=project, domain=domain, version=version, auto_version=auto_version)
+        await lazy._fetch_async()
+        return cls(lazy._details, _scope=lazy._scope)
+
+    @classmethod
+    def get(
+        cls,
+        name: str,
+        project: str | None,
+        domain: str | None,
+        version: str | None = None,
+        auto_version: str | None = None,
+    ) -> RemoteTask:
+        """The deployed task, fetched on first use (as ``flyte.remote.Task.get``)."""
+        return Task.get(name, project=project, domain=domain, version=version, auto_version=auto_version)
+
+
 @dataclass
 class Task(ToJSONMixin):
     """A deployed task as a backend lists it (name, version, who deployed it); ``Task.get``
     gives one to call or run."""
 
     pb2: Any
+    _entrypoint: bool | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -204,6 +416,16 @@ class Task(ToJSONMixin):
     @property
     def version(self) -> str:
         return str(self.pb2.task_id.version)
+
+    @property
+    def entrypoint(self) -> bool:
+        """Whether the task was deployed as an entrypoint (``@env.task(entrypoint=True)``); a
+        listing does not say, so the task's spec is fetched on first use."""
+        if self._entrypoint is None:
+            tid = self.pb2.task_id
+            found = Task.get(tid.name, project=tid.project, domain=tid.domain, version=tid.version)
+            self._entrypoint = bool(found.spec.task_template.metadata.is_entrypoint)
+        return self._entrypoint
 
     @property
     def url(self) -> str:
@@ -246,10 +468,8 @@ class Task(ToJSONMixin):
         environment (``by_task_env``)."""
         from flyteidl2.common import identifier_pb2
 
-        if sort_by is not None or entrypoint is not None:
-            raise ValueError(
-                "Task.listall: sort_by and entrypoint are not supported; tasks come newest first"
-            )
+        if sort_by is not None:
+            raise ValueError("Task.listall: sort_by is not supported; tasks come newest first")
         client, where = _client_and_scope(project, domain)
         pid = identifier_pb2.ProjectIdentifier(
             organization=where.org, domain=where.domain, name=where.project
@@ -258,5 +478,9 @@ class Task(ToJSONMixin):
             pid, name=by_task_name, name_contains=f"{by_task_env}." if by_task_env else None, limit=limit
         )
         for pb2 in found:
-            if by_task_env is None or pb2.task_id.name.startswith(f"{by_task_env}."):
-                yield cls(pb2)
+            if by_task_env is not None and not pb2.task_id.name.startswith(f"{by_task_env}."):
+                continue
+            task = cls(pb2)
+            if entrypoint is not None and await asyncio.to_thread(lambda t=task: t.entrypoint) != entrypoint:  # type: ignore[misc]
+                continue
+            yield task

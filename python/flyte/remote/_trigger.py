@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyte._initialize import current_config
 from flyte.remote._common import ToJSONMixin, connection
 from flyte.syncify import syncify
+
+if TYPE_CHECKING:
+    import flyte
 
 
 def _trigger_name(name: str, task_name: str) -> tuple[Any, Any]:
@@ -136,6 +139,36 @@ class Trigger(_TriggerFields, ToJSONMixin):
                 if details.pb2.spec.task_version != task_version:
                     continue
             yield trigger
+
+    @syncify
+    @classmethod
+    async def create(cls, trigger: flyte.Trigger, task_name: str, task_version: str | None = None) -> Trigger:
+        """Adds ``trigger`` to the deployed task ``task_name`` (its latest version unless
+        ``task_version`` is given): inputs are checked against that task's inputs."""
+        from flyteidl2.trigger import trigger_definition_pb2
+
+        import flyte
+        from flyte._internal._triggers import task_trigger
+        from flyte.remote._task import Task
+
+        if not isinstance(trigger, flyte.Trigger):
+            raise TypeError(f"Trigger.create takes a flyte.Trigger, got {type(trigger).__name__}")
+        if task_version:
+            task = Task.get(task_name, version=task_version)
+        else:
+            task = Task.get(task_name, auto_version="latest")
+        await task._fetch_async()
+        made = task_trigger(task, trigger)
+        client, name = _trigger_name(trigger.name, task_name)
+        spec = trigger_definition_pb2.TriggerSpec(
+            inputs=made.spec.inputs,
+            run_spec=made.spec.run_spec,
+            active=made.spec.active,
+            task_version=task.version,
+            description=made.spec.description,
+        )
+        details = TriggerDetails(await client.deploy_trigger(name, spec, made.automation_spec))
+        return details.trigger
 
     @syncify
     @classmethod

@@ -6,8 +6,14 @@ use tonic::{Request, Response, Status};
 use flyteidl2::flyteidl::auth::identity_service_server::IdentityService;
 use flyteidl2::flyteidl::auth::{UserInfoRequest, UserInfoResponse};
 
-/// The user this backend runs as: name from the password database, else $USER.
-fn local_user() -> (String, String) {
+/// The subject UserInfo reports: the uid this backend runs as. Every run here is this user's.
+pub fn local_subject() -> String {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }.to_string()
+}
+
+/// The name of the user this backend runs as: from the password database, else $USER.
+fn local_user_name() -> String {
     // SAFETY: getuid cannot fail; getpwuid returns NULL or a pointer to static storage that
     // stays valid until the next getpw* call, and the strings are copied out right away.
     let uid = unsafe { libc::getuid() };
@@ -23,10 +29,8 @@ fn local_user() -> (String, String) {
             )
         }
     };
-    let name = name
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| format!("uid{uid}"));
-    (uid.to_string(), name)
+    name.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| format!("uid{uid}"))
 }
 
 pub struct IdentityApi;
@@ -37,9 +41,9 @@ impl IdentityService for IdentityApi {
         &self,
         _request: Request<UserInfoRequest>,
     ) -> Result<Response<UserInfoResponse>, Status> {
-        let (uid, name) = local_user();
+        let name = local_user_name();
         Ok(Response::new(UserInfoResponse {
-            subject: uid,
+            subject: local_subject(),
             name: name.clone(),
             preferred_username: name,
             ..Default::default()

@@ -16,8 +16,9 @@ use super::{streams, unsupported, ServerStream, STREAM_BUFFER};
 use crate::datafile::read_optional;
 use crate::engine::{internal, Engine, ROOT_ACTION};
 use crate::layout::{outputs_file_uri, uri_to_path};
+use crate::listing::{Listed, Query};
 use crate::names::RunKey;
-use crate::services::tasks;
+use crate::services::{identity, tasks};
 use crate::store::{ActionRecord, Store};
 use crate::{validate, views};
 
@@ -258,7 +259,11 @@ impl RunService for RunsApi {
         request: Request<ListRunsRequest>,
     ) -> Result<Response<ListRunsResponse>, Status> {
         let request = request.into_inner();
-        let page = validate::page(request.request.as_ref())?;
+        let query = Query::parse(
+            Listed::Runs,
+            request.request.as_ref(),
+            &identity::local_subject(),
+        )?;
         if request.paused_actions_only {
             // No action of this backend ever pauses (conditions are not supported).
             return Ok(Response::new(ListRunsResponse::default()));
@@ -267,18 +272,14 @@ impl RunService for RunsApi {
         let rows = self
             .engine
             .store
-            .list_runs(&filter, page.after, page.limit)
+            .list_runs(&filter, &query)
             .map_err(|e| internal("list runs", e))?;
-        let token = match (page.limit, rows.last()) {
-            (Some(limit), Some((last, _))) if rows.len() == limit as usize => last.seq.to_string(),
-            _ => String::new(),
-        };
         Ok(Response::new(ListRunsResponse {
+            token: query.next_token(rows.len(), rows.last().map(|(_, root)| root)),
             runs: rows
                 .iter()
                 .map(|(run, root)| views::run_summary(Some(run), root))
                 .collect(),
-            token,
         }))
     }
 
@@ -297,20 +298,20 @@ impl RunService for RunsApi {
     ) -> Result<Response<ListActionsResponse>, Status> {
         let request = request.into_inner();
         let run = validate::run_id(request.run_id.as_ref(), "run_id")?;
-        let page = validate::page(request.request.as_ref())?;
+        let query = Query::parse(
+            Listed::Actions,
+            request.request.as_ref(),
+            &identity::local_subject(),
+        )?;
         self.engine.require_run(&run)?;
         let actions = self
             .engine
             .store
-            .run_actions(&run, page.after.unwrap_or(0), page.limit)
+            .list_actions(&run, &query)
             .map_err(|e| internal("list actions", e))?;
-        let token = match (page.limit, actions.last()) {
-            (Some(limit), Some(last)) if actions.len() == limit as usize => last.seq.to_string(),
-            _ => String::new(),
-        };
         Ok(Response::new(ListActionsResponse {
+            token: query.next_token(actions.len(), actions.last()),
             actions: actions.iter().map(views::action_summary).collect(),
-            token,
         }))
     }
 

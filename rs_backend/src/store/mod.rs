@@ -158,7 +158,7 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
     })
 }
 
-const RUN_COLUMNS: &str = "seq, run_spec, created_ms, trigger_task, trigger_name, trigger_revision";
+const RUN_COLUMNS: &str = "run_spec, created_ms, trigger_task, trigger_name, trigger_revision";
 
 fn run_columns_of(alias: &str) -> String {
     RUN_COLUMNS
@@ -169,24 +169,23 @@ fn run_columns_of(alias: &str) -> String {
 }
 
 /// How many columns [`run_from_row`] reads.
-const RUN_COLUMN_COUNT: usize = 6;
+const RUN_COLUMN_COUNT: usize = 5;
 
 fn run_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRecord> {
     let trigger = match (
+        row.get::<_, Option<String>>(at + 2)?,
         row.get::<_, Option<String>>(at + 3)?,
-        row.get::<_, Option<String>>(at + 4)?,
     ) {
         (Some(task_name), Some(name)) => Some(RunTrigger {
             task_name,
             name,
-            revision: row.get::<_, Option<i64>>(at + 5)?.unwrap_or_default(),
+            revision: row.get::<_, Option<i64>>(at + 4)?.unwrap_or_default(),
         }),
         _ => None,
     };
     Ok(RunRecord {
-        seq: row.get(at)?,
-        run_spec: row.get(at + 1)?,
-        created_ms: row.get(at + 2)?,
+        run_spec: row.get(at)?,
+        created_ms: row.get(at + 1)?,
         trigger,
     })
 }

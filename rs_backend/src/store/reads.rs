@@ -1,11 +1,13 @@
 //! Queries. None of these change state.
 
-use rusqlite::{params, params_from_iter, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, OptionalExtension, Row, Rows};
 
 use super::{
     action_columns_of, action_from_row, attempt_from_row, run_columns_of, run_from_row,
     terminal_phase_list, Ctx, Store, StoreError, ACTION_COLUMNS, RUN_COLUMNS, RUN_COLUMN_COUNT,
 };
+use crate::listing::Query;
 use crate::names::RunKey;
 use crate::store::{ActionKind, ActionRecord, AttemptRecord, RunFilter, RunRecord};
 
@@ -68,40 +70,57 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().ctx("read children")
     }
 
-    /// Actions of a run in enqueue order, starting after `after_seq`.
-    pub fn run_actions(
+    /// The actions of a run a listing selects, in its order.
+    pub fn list_actions(
         &self,
         run: &RunKey,
-        after_seq: i64,
-        limit: Option<u32>,
+        query: &Query,
     ) -> Result<Vec<ActionRecord>, StoreError> {
+        if query.matches_nothing() {
+            return Ok(Vec::new());
+        }
+        let mut conditions = vec![
+            "a.org = ?".to_string(),
+            "a.project = ?".to_string(),
+            "a.domain = ?".to_string(),
+            "a.run = ?".to_string(),
+        ];
+        let mut values: Vec<Value> = vec![
+            run.org.clone().into(),
+            run.project.clone().into(),
+            run.domain.clone().into(),
+            run.name.clone().into(),
+        ];
+        conditions.extend(query.conditions().iter().cloned());
+        values.extend(query.params().iter().cloned());
+        values.push(query.sql_limit().into());
+        let sql = format!(
+            "SELECT {} FROM actions a WHERE {} ORDER BY {} LIMIT ?",
+            action_columns_of("a"),
+            conditions.join(" AND "),
+            query.order_by()
+        );
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {ACTION_COLUMNS} FROM actions
-                 WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND seq > ?5
-                 ORDER BY seq LIMIT ?6"
-            ))
-            .ctx("prepare run actions query")?;
-        let limit = limit.map_or(-1, i64::from);
-        let rows = stmt
-            .query_map(
-                params![run.org, run.project, run.domain, run.name, after_seq, limit],
-                |row| action_from_row(row, 0),
-            )
-            .ctx("query run actions")?;
-        rows.collect::<Result<Vec<_>, _>>().ctx("read run actions")
+        let mut stmt = conn.prepare(&sql).ctx("prepare action listing")?;
+        let rows = stmt.query(params_from_iter(values)).ctx("list actions")?;
+        read_listing(rows, query.limit(), |row| {
+            let action = action_from_row(row, 0)?;
+            Ok(query.keeps(None, &action).then_some(action))
+        })
+        .ctx("read action listing")
     }
 
-    /// Runs with their root action, newest first, starting below `before_seq`.
+    /// Runs with their root action that a scope and a listing select, in the listing's order.
     pub fn list_runs(
         &self,
         filter: &RunFilter,
-        before_seq: Option<i64>,
-        limit: Option<u32>,
+        query: &Query,
     ) -> Result<Vec<(RunRecord, ActionRecord)>, StoreError> {
-        let mut conditions = vec!["r.seq < ?".to_string()];
-        let mut values: Vec<rusqlite::types::Value> = vec![before_seq.unwrap_or(i64::MAX).into()];
+        if query.matches_nothing() {
+            return Ok(Vec::new());
+        }
+        let mut conditions = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
         let columns = [
             ("r.org", &filter.org),
             ("r.project", &filter.project),
@@ -123,29 +142,34 @@ impl Store {
                 values.push(value.clone().into());
             }
         }
-        values.push(limit.map_or(-1, i64::from).into());
+        conditions.extend(query.conditions().iter().cloned());
+        values.extend(query.params().iter().cloned());
+        values.push(query.sql_limit().into());
         let sql = format!(
             "SELECT {}, {}
              FROM runs r JOIN actions a
                ON a.org = r.org AND a.project = r.project AND a.domain = r.domain
               AND a.run = r.name AND a.parent IS NULL
              WHERE {}
-             ORDER BY r.seq DESC LIMIT ?",
+             ORDER BY {} LIMIT ?",
             run_columns_of("r"),
             action_columns_of("a"),
-            conditions.join(" AND ")
+            if conditions.is_empty() {
+                "1".to_string()
+            } else {
+                conditions.join(" AND ")
+            },
+            query.order_by()
         );
         let conn = self.conn();
         let mut stmt = conn.prepare(&sql).ctx("prepare run listing")?;
-        let rows = stmt
-            .query_map(params_from_iter(values), |row| {
-                Ok((
-                    run_from_row(row, 0)?,
-                    action_from_row(row, RUN_COLUMN_COUNT)?,
-                ))
-            })
-            .ctx("list runs")?;
-        rows.collect::<Result<Vec<_>, _>>().ctx("read run listing")
+        let rows = stmt.query(params_from_iter(values)).ctx("list runs")?;
+        read_listing(rows, query.limit(), |row| {
+            let run = run_from_row(row, 0)?;
+            let root = action_from_row(row, RUN_COLUMN_COUNT)?;
+            Ok(query.keeps(Some(&run), &root).then_some((run, root)))
+        })
+        .ctx("read run listing")
     }
 
     /// How many task children of an action are still to finish. A parent with any does not
@@ -241,4 +265,21 @@ impl Store {
             .optional()
             .ctx("read attempt")
     }
+}
+
+/// Reads a listing's rows in order until `limit` are kept; `keep` reads one row and says
+/// whether it belongs (the checks SQL could not do), so no more rows are read than needed.
+fn read_listing<T>(
+    mut rows: Rows<'_>,
+    limit: Option<usize>,
+    mut keep: impl FnMut(&Row<'_>) -> rusqlite::Result<Option<T>>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut kept = Vec::new();
+    while limit.is_none_or(|limit| kept.len() < limit) {
+        let Some(row) = rows.next()? else { break };
+        if let Some(item) = keep(row)? {
+            kept.push(item);
+        }
+    }
+    Ok(kept)
 }

@@ -47,8 +47,6 @@ impl ActionKind {
 
 #[derive(Clone, Debug)]
 pub struct RunRecord {
-    /// Insertion order; also the ListRuns page token.
-    pub seq: i64,
     /// Serialized `flyteidl2.task.RunSpec`, when the client sent one.
     pub run_spec: Option<Vec<u8>>,
     pub created_ms: i64,

@@ -1,6 +1,9 @@
-use flyteidl2::flyteidl::common::ActionPhase;
+use flyteidl2::flyteidl::common::{
+    filter::Function, sort::Direction, ActionPhase, Filter, ListRequest, Sort,
+};
 
 use super::*;
+use crate::listing::{Listed, Query};
 
 pub(crate) fn run_key(name: &str) -> RunKey {
     RunKey {
@@ -304,32 +307,62 @@ fn children_activity_and_unfinished_actions() {
     assert_eq!(root.seq, store.action(&run, "a0").unwrap().unwrap().seq);
 }
 
+fn listing(listed: Listed, request: ListRequest) -> Query {
+    Query::parse(listed, Some(&request), "me").unwrap()
+}
+
+fn filter(field: &str, function: Function, values: &[&str]) -> Filter {
+    Filter {
+        function: function as i32,
+        field: field.into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+fn run_names(rows: &[(RunRecord, ActionRecord)]) -> Vec<&str> {
+    rows.iter().map(|(_, a)| a.run.name.as_str()).collect()
+}
+
 #[test]
 fn listing_pages_and_filters() {
     let (_dir, store) = open();
     for i in 0..5 {
         create(&store, &format!("r{i}"));
     }
-    let all = store.list_runs(&RunFilter::default(), None, None).unwrap();
-    let names: Vec<&str> = all.iter().map(|(_, a)| a.run.name.as_str()).collect();
-    assert_eq!(names, vec!["r4", "r3", "r2", "r1", "r0"]);
+    let all = store
+        .list_runs(
+            &RunFilter::default(),
+            &listing(Listed::Runs, Default::default()),
+        )
+        .unwrap();
+    assert_eq!(run_names(&all), vec!["r4", "r3", "r2", "r1", "r0"]);
 
-    let first = store
-        .list_runs(&RunFilter::default(), None, Some(2))
-        .unwrap();
-    assert_eq!(first.len(), 2);
-    let next = store
-        .list_runs(&RunFilter::default(), Some(first[1].0.seq), Some(2))
-        .unwrap();
-    let names: Vec<&str> = next.iter().map(|(_, a)| a.run.name.as_str()).collect();
-    assert_eq!(names, vec!["r2", "r1"]);
+    let pages = listing(
+        Listed::Runs,
+        ListRequest {
+            limit: 2,
+            ..Default::default()
+        },
+    );
+    let first = store.list_runs(&RunFilter::default(), &pages).unwrap();
+    let token = pages.next_token(first.len(), first.last().map(|(_, a)| a));
+    let next = listing(
+        Listed::Runs,
+        ListRequest {
+            limit: 2,
+            token,
+            ..Default::default()
+        },
+    );
+    let second = store.list_runs(&RunFilter::default(), &next).unwrap();
+    assert_eq!(run_names(&second), vec!["r2", "r1"]);
 
     let other_project = RunFilter {
         project: Some("elsewhere".into()),
         ..Default::default()
     };
     assert!(store
-        .list_runs(&other_project, None, None)
+        .list_runs(&other_project, &listing(Listed::Runs, Default::default()))
         .unwrap()
         .is_empty());
     let by_task = RunFilter {
@@ -337,7 +370,13 @@ fn listing_pages_and_filters() {
         task_version: Some("v1".into()),
         ..Default::default()
     };
-    assert_eq!(store.list_runs(&by_task, None, None).unwrap().len(), 5);
+    assert_eq!(
+        store
+            .list_runs(&by_task, &listing(Listed::Runs, Default::default()))
+            .unwrap()
+            .len(),
+        5
+    );
 
     let run = run_key("r0");
     for i in 0..3 {
@@ -348,11 +387,218 @@ fn listing_pages_and_filters() {
             )
             .unwrap();
     }
-    let page = store.run_actions(&run, 0, Some(2)).unwrap();
-    assert_eq!(page.len(), 2);
-    let rest = store.run_actions(&run, page[1].seq, None).unwrap();
-    let names: Vec<&str> = rest.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, vec!["c1", "c2"]);
+    let every = listing(Listed::Actions, Default::default());
+    let names: Vec<String> = store
+        .list_actions(&run, &every)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, vec!["a0", "c0", "c1", "c2"]);
+}
+
+#[test]
+fn listing_filters_and_sorts_in_sql() {
+    let (_dir, store) = open();
+    let run = run_key("r");
+    // Created at 1 (a0), then c0..c3 at 10, 20, 30, 40 ms.
+    create(&store, "r");
+    for (i, phase) in [
+        ActionPhase::Succeeded,
+        ActionPhase::Failed,
+        ActionPhase::Succeeded,
+        ActionPhase::Running,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut action = new_action(&run, &format!("c{i}"), Some("a0"), ActionKind::Task);
+        action.phase = phase;
+        action.task_name = format!("task{}", i % 2);
+        store.insert_action(&action, 10 * (i as i64 + 1)).unwrap();
+    }
+    let mut grandchild = new_action(&run, "g0", Some("c3"), ActionKind::Task);
+    grandchild.ended_ms = Some(1_000);
+    store.insert_action(&grandchild, 50).unwrap();
+
+    let names = |request: ListRequest| -> Vec<String> {
+        store
+            .list_actions(&run, &listing(Listed::Actions, request))
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect()
+    };
+    let filtered = |filters: Vec<Filter>| {
+        names(ListRequest {
+            filters,
+            ..Default::default()
+        })
+    };
+    assert_eq!(
+        filtered(vec![filter("phase", Function::Equal, &["5"])]),
+        ["c0", "c2"]
+    );
+    assert_eq!(
+        filtered(vec![filter("phase", Function::ValueIn, &["FAILED", "4"])]),
+        ["c1", "c3"]
+    );
+    assert_eq!(
+        filtered(vec![filter("parent_name", Function::Equal, &["a0"])]),
+        ["c0", "c1", "c2", "c3"]
+    );
+    assert_eq!(
+        filtered(vec![filter("parent_name", Function::Equal, &[""])]),
+        ["a0"]
+    );
+    assert_eq!(
+        filtered(vec![
+            filter("task_name", Function::Equal, &["task1"]),
+            filter("phase", Function::NotEqual, &["RUNNING"]),
+        ]),
+        ["c1"]
+    );
+    assert_eq!(
+        filtered(vec![filter(
+            "task_name",
+            Function::ContainsCaseInsensitive,
+            &["TASK0"]
+        )]),
+        ["c0", "c2"]
+    );
+    // 0.020 s is c1's creation; 0.0305 s lies between c2 and c3.
+    assert_eq!(
+        filtered(vec![
+            filter(
+                "created_at",
+                Function::GreaterThanOrEqual,
+                &["1970-01-01T00:00:00.020+00:00"]
+            ),
+            filter(
+                "created_at",
+                Function::LessThan,
+                &["1970-01-01T00:00:00.0305+00:00"]
+            ),
+        ]),
+        ["c1", "c2"]
+    );
+    assert_eq!(
+        filtered(vec![filter(
+            "updated_at",
+            Function::GreaterThan,
+            &["1970-01-01T00:00:00.5+00:00"]
+        )]),
+        ["g0"]
+    );
+
+    let sorted = |key: &str, direction: Direction, limit: u32, token: String| ListRequest {
+        limit,
+        token,
+        sort_by_fields: vec![Sort {
+            key: key.into(),
+            direction: direction as i32,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        names(sorted(
+            "created_at",
+            Direction::Descending,
+            0,
+            String::new()
+        )),
+        ["g0", "c3", "c2", "c1", "c0", "a0"]
+    );
+    assert_eq!(
+        names(sorted(
+            "updated_at",
+            Direction::Descending,
+            0,
+            String::new()
+        )),
+        ["g0", "c3", "c2", "c1", "c0", "a0"]
+    );
+    // Phase ties (two SUCCEEDED, two QUEUED) are broken by creation order.
+    assert_eq!(
+        names(sorted("phase", Direction::Ascending, 0, String::new())),
+        ["a0", "g0", "c3", "c0", "c2", "c1"]
+    );
+
+    // Paging by phase, 2 at a time, sees every action once, in order.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let query = listing(
+            Listed::Actions,
+            sorted("phase", Direction::Descending, 2, token),
+        );
+        let page = store.list_actions(&run, &query).unwrap();
+        seen.extend(page.iter().map(|a| a.name.clone()));
+        token = query.next_token(page.len(), page.last());
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["c1", "c2", "c0", "c3", "g0", "a0"]);
+}
+
+#[test]
+fn label_filters_still_fill_pages() {
+    use flyteidl2::flyteidl::task::{Labels, RunSpec};
+    use prost::Message;
+
+    let (_dir, store) = open();
+    for i in 0..7 {
+        let run = run_key(&format!("r{i}"));
+        let spec = RunSpec {
+            labels: Some(Labels {
+                values: [("team".to_string(), format!("t{}", i % 3))].into(),
+            }),
+            ..Default::default()
+        };
+        store
+            .create_run(
+                Some(&spec.encode_to_vec()),
+                None,
+                &new_action(&run, "a0", None, ActionKind::Task),
+                i,
+            )
+            .unwrap();
+    }
+    let request = |token: String| ListRequest {
+        limit: 2,
+        token,
+        filters: vec![filter("labels.team", Function::Equal, &["t0"])],
+        sort_by_fields: vec![Sort {
+            key: "created_at".into(),
+            direction: Direction::Ascending as i32,
+        }],
+        ..Default::default()
+    };
+    let first_query = listing(Listed::Runs, request(String::new()));
+    let first = store
+        .list_runs(&RunFilter::default(), &first_query)
+        .unwrap();
+    assert_eq!(run_names(&first), ["r0", "r3"]);
+    let token = first_query.next_token(first.len(), first.last().map(|(_, a)| a));
+    let second = store
+        .list_runs(
+            &RunFilter::default(),
+            &listing(Listed::Runs, request(token)),
+        )
+        .unwrap();
+    assert_eq!(run_names(&second), ["r6"]);
+    let nobody = listing(
+        Listed::Runs,
+        ListRequest {
+            filters: vec![filter("created_by", Function::Equal, &["someone-else"])],
+            ..Default::default()
+        },
+    );
+    assert!(store
+        .list_runs(&RunFilter::default(), &nobody)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

@@ -2,10 +2,13 @@ use flyteidl2::flyteidl::actions::{
     action, watch_for_updates_request, watch_for_updates_response, Action, EnqueueRequest,
     UpdateRequest, WatchForUpdatesRequest, WatchForUpdatesResponse,
 };
-use flyteidl2::flyteidl::common::ActionPhase;
+use flyteidl2::flyteidl::common::{
+    filter::Function, sort::Direction, ActionPhase, Filter, ListRequest,
+};
 use flyteidl2::flyteidl::task::{Inputs, OutputReferences};
 use flyteidl2::flyteidl::workflow::{
-    action_metadata, ActionStatus, ActionUpdate, ListActionsRequest, TailLogsRequest, TraceAction,
+    action_metadata, ActionStatus, ActionUpdate, ListActionsRequest, ListActionsResponse,
+    TailLogsRequest, TraceAction,
 };
 use flyteidl2::google::protobuf::Timestamp;
 use tonic::{Code, Streaming};
@@ -345,6 +348,182 @@ async fn update_applies_reported_phases_but_never_reopens() {
         .await
         .expect_err("unknown action");
     assert_eq!(missing.code(), Code::NotFound);
+    h.release("root");
+    h.wait_terminal("r", "a0").await;
+}
+
+fn action_names(actions: &[flyteidl2::flyteidl::workflow::Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| a.id.as_ref().map(|i| i.name.clone()))
+        .collect()
+}
+
+/// Lists the actions of run "r".
+async fn list_actions(
+    h: &mut Harness,
+    request: ListRequest,
+) -> Result<ListActionsResponse, tonic::Status> {
+    h.runs
+        .list_actions(ListActionsRequest {
+            run_id: Some(run_id("r")),
+            request: Some(request),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_are_filtered_sorted_and_paged() {
+    let mut h = Harness::start().await;
+    h.create_run(
+        "r",
+        &h.task("hold").arg("--release", "root"),
+        Inputs::default(),
+    )
+    .await;
+    h.wait_running("r", "a0").await;
+    h.enqueue_task("r", "c1", "a0", &h.task("succeed")).await;
+    let fails = h.task("fail-user").env("FAKE_ERROR", &user_error_hex());
+    h.enqueue_task("r", "c2", "a0", &fails).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let between = utc_now_iso();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    h.enqueue_task("r", "c3", "a0", &h.task("hold").arg("--release", "c3"))
+        .await;
+    h.wait_running("r", "c3").await;
+    h.enqueue_task("r", "g1", "c3", &h.task("succeed")).await;
+    for name in ["c1", "c2", "g1"] {
+        h.wait_terminal("r", name).await;
+    }
+
+    let cases: Vec<(Vec<Filter>, Vec<&str>)> = vec![
+        (vec![], vec!["a0", "c1", "c2", "c3", "g1"]),
+        (
+            vec![list_filter("parent_name", Function::Equal, &["a0"])],
+            vec!["c1", "c2", "c3"],
+        ),
+        (
+            vec![list_filter("parent_name", Function::Equal, &["c3"])],
+            vec!["g1"],
+        ),
+        (
+            vec![list_filter("phase", Function::Equal, &["5"])],
+            vec!["c1", "g1"],
+        ),
+        (
+            vec![list_filter(
+                "phase",
+                Function::ValueIn,
+                &["SUCCEEDED", "ACTION_PHASE_FAILED"],
+            )],
+            vec!["c1", "c2", "g1"],
+        ),
+        (
+            vec![
+                list_filter("phase", Function::Equal, &["4"]),
+                list_filter("parent_name", Function::Equal, &["a0"]),
+            ],
+            vec!["c3"],
+        ),
+        (
+            vec![list_filter("created_at", Function::LessThan, &[&between])],
+            vec!["a0", "c1", "c2"],
+        ),
+        (
+            vec![list_filter(
+                "created_at",
+                Function::GreaterThanOrEqual,
+                &[&between],
+            )],
+            vec!["c3", "g1"],
+        ),
+        (
+            vec![list_filter("name", Function::Contains, &["c"])],
+            vec!["c1", "c2", "c3"],
+        ),
+    ];
+    for (filters, expected) in cases {
+        let described = format!("{filters:?}");
+        let listed = list_actions(&mut h, sdk_list_request(filters, None))
+            .await
+            .unwrap_or_else(|e| panic!("{described}: {e}"));
+        assert_eq!(action_names(&listed.actions), expected, "{described}");
+        assert!(listed.token.is_empty(), "{described}");
+    }
+
+    let sorted = |key: &str, direction| sdk_list_request(vec![], Some(list_sort(key, direction)));
+    let ascending = list_actions(&mut h, sorted("name", Direction::Ascending))
+        .await
+        .expect("list");
+    assert_eq!(
+        action_names(&ascending.actions),
+        ["a0", "c1", "c2", "c3", "g1"]
+    );
+    let descending = list_actions(&mut h, sorted("name", Direction::Descending))
+        .await
+        .expect("list");
+    assert_eq!(
+        action_names(&descending.actions),
+        ["g1", "c3", "c2", "c1", "a0"]
+    );
+
+    // Newest first, two a page, following the tokens.
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let mut request = sorted("created_at", Direction::Descending);
+        request.limit = 2;
+        request.token = token;
+        let page = list_actions(&mut h, request).await.expect("list");
+        pages.push(action_names(&page.actions));
+        token = page.token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(pages, [vec!["g1", "c3"], vec!["c2", "c1"], vec!["a0"]]);
+
+    for (request, expected) in [
+        (
+            sdk_list_request(
+                vec![list_filter("created_by", Function::Equal, &["me"])],
+                None,
+            ),
+            "actions cannot be filtered by \"created_by\"",
+        ),
+        (
+            sdk_list_request(vec![list_filter("labels.k", Function::Exists, &[])], None),
+            "actions cannot be filtered by \"labels.k\"",
+        ),
+        (
+            sdk_list_request(
+                vec![list_filter("parent_name", Function::ValueIn, &[])],
+                None,
+            ),
+            "VALUE_IN takes at least one value",
+        ),
+        (
+            sdk_list_request(
+                vec![list_filter("updated_at", Function::ValueIn, &[&between])],
+                None,
+            ),
+            "VALUE_IN does not apply to times",
+        ),
+        (sorted("attempts", Direction::Ascending), "\"attempts\""),
+    ] {
+        let status = list_actions(&mut h, request)
+            .await
+            .expect_err("must be rejected");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(
+            status.message().contains(expected),
+            "expected {expected:?} in {:?}",
+            status.message()
+        );
+    }
+
+    h.release("c3");
     h.release("root");
     h.wait_terminal("r", "a0").await;
 }

@@ -496,3 +496,54 @@ pub fn user_error_hex() -> String {
     }
     .encode_to_vec())
 }
+
+/// A ListRequest filter.
+pub fn list_filter(
+    field: &str,
+    function: flyteidl2::flyteidl::common::filter::Function,
+    values: &[&str],
+) -> flyteidl2::flyteidl::common::Filter {
+    flyteidl2::flyteidl::common::Filter {
+        function: function as i32,
+        field: field.into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+/// A ListRequest sort key.
+pub fn list_sort(
+    key: &str,
+    direction: flyteidl2::flyteidl::common::sort::Direction,
+) -> flyteidl2::flyteidl::common::Sort {
+    flyteidl2::flyteidl::common::Sort {
+        key: key.into(),
+        direction: direction as i32,
+    }
+}
+
+/// The present moment as the reference SDK sends times in filters:
+/// `datetime.astimezone(timezone.utc).isoformat()`.
+pub fn utc_now_iso() -> String {
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// A listing request as the reference SDK's `Run.listall` / `Action.listall` builds it: 100 a
+/// page, sorted by the deprecated `sort_by` (oldest first unless asked otherwise).
+#[allow(deprecated)]
+pub fn sdk_list_request(
+    filters: Vec<flyteidl2::flyteidl::common::Filter>,
+    sort: Option<flyteidl2::flyteidl::common::Sort>,
+) -> flyteidl2::flyteidl::common::ListRequest {
+    flyteidl2::flyteidl::common::ListRequest {
+        limit: 100,
+        sort_by: Some(sort.unwrap_or_else(|| {
+            list_sort(
+                "created_at",
+                flyteidl2::flyteidl::common::sort::Direction::Ascending,
+            )
+        })),
+        filters,
+        ..Default::default()
+    }
+}

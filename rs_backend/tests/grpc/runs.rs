@@ -2,15 +2,17 @@ use flyteidl2::flyteidl::actions::{
     watch_for_updates_request, AbortRequest, EnqueueRequest, SignalRequest, UpdateRequest,
     WatchForUpdatesRequest,
 };
-use flyteidl2::flyteidl::common::{ActionPhase, ListRequest, ProjectIdentifier};
+use flyteidl2::flyteidl::common::{
+    filter::Function, sort::Direction, ActionPhase, Filter, ListRequest, ProjectIdentifier,
+};
 use flyteidl2::flyteidl::core::KeyValuePair;
-use flyteidl2::flyteidl::task::{Envs, Inputs, Outputs, RunSpec, TaskSpec};
+use flyteidl2::flyteidl::task::{Envs, Inputs, Labels, Outputs, RunSpec, TaskSpec};
 use flyteidl2::flyteidl::workflow::{
     action_metadata, create_run_request, list_runs_request, CreateRunRequest, GetActionDataRequest,
     GetActionDetailsRequest, GetRunDetailsRequest, ListActionsRequest, ListRunsRequest,
-    TailLogsRequest, WatchRunDetailsRequest, WatchRunsRequest,
+    ListRunsResponse, TailLogsRequest, WatchRunDetailsRequest, WatchRunsRequest,
 };
-use tonic::Code;
+use tonic::{Code, Status};
 
 use crate::common::*;
 
@@ -478,4 +480,292 @@ async fn malformed_requests_are_rejected_clearly() {
     h.release("p");
     let done = h.wait_terminal("present", "a0").await;
     assert_eq!(phase_of(&done), ActionPhase::Succeeded);
+}
+
+fn run_names(runs: &[flyteidl2::flyteidl::workflow::Run]) -> Vec<String> {
+    runs.iter()
+        .filter_map(|r| Some(r.action.as_ref()?.id.as_ref()?.run.as_ref()?.name.clone()))
+        .collect()
+}
+
+async fn list_runs(h: &mut Harness, request: ListRequest) -> Result<ListRunsResponse, Status> {
+    h.runs
+        .list_runs(ListRunsRequest {
+            request: Some(request),
+            scope_by: Some(list_runs_request::ScopeBy::ProjectId(ProjectIdentifier {
+                organization: String::new(),
+                domain: "dev".into(),
+                name: "proj".into(),
+            })),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A run of `task` under another task name, with labels.
+async fn create_listed_run(
+    h: &mut Harness,
+    name: &str,
+    task_name: &str,
+    task: &Task,
+    labels: &[(&str, &str)],
+) {
+    let mut spec = task.spec();
+    if let Some(id) = spec.task_template.as_mut().and_then(|t| t.id.as_mut()) {
+        id.name = task_name.into();
+    }
+    h.runs
+        .create_run(CreateRunRequest {
+            id: Some(create_run_request::Id::RunId(run_id(name))),
+            task: Some(create_run_request::Task::TaskSpec(spec)),
+            run_spec: Some(RunSpec {
+                labels: Some(Labels {
+                    values: labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_filtered_sorted_and_paged() {
+    let mut h = Harness::start().await;
+    let succeeds = h.task("succeed");
+    let fails = h.task("fail-user").env("FAKE_ERROR", &user_error_hex());
+    create_listed_run(&mut h, "fa", "pkg.alpha", &succeeds, &[("team", "ml")]).await;
+    create_listed_run(
+        &mut h,
+        "fb",
+        "pkg.beta",
+        &fails,
+        &[("team", "ops"), ("tier", "gold")],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let between = utc_now_iso();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    create_listed_run(&mut h, "fc", "pkg.alpha", &succeeds, &[]).await;
+    create_listed_run(&mut h, "fd", "pkg.beta", &fails, &[("team", "ml")]).await;
+    for name in ["fa", "fb", "fc", "fd"] {
+        h.wait_terminal(name, "a0").await;
+    }
+    let all_ended = utc_now_iso();
+    // SAFETY: getuid cannot fail.
+    let me = unsafe { libc::getuid() }.to_string();
+
+    let cases: Vec<(Vec<Filter>, Vec<&str>)> = vec![
+        (vec![], vec!["fa", "fb", "fc", "fd"]),
+        (
+            vec![list_filter("phase", Function::Equal, &["5"])],
+            vec!["fa", "fc"],
+        ),
+        (
+            vec![list_filter("phase", Function::Equal, &["FAILED"])],
+            vec!["fb", "fd"],
+        ),
+        (
+            vec![list_filter("phase", Function::ValueIn, &["5", "6"])],
+            vec!["fa", "fb", "fc", "fd"],
+        ),
+        (
+            vec![list_filter("phase", Function::ValueIn, &["1", "4"])],
+            vec![],
+        ),
+        (
+            vec![list_filter("task_name", Function::Equal, &["pkg.alpha"])],
+            vec!["fa", "fc"],
+        ),
+        (
+            vec![
+                list_filter("task_name", Function::Equal, &["pkg.beta"]),
+                list_filter("task_version", Function::Equal, &["v1"]),
+            ],
+            vec!["fb", "fd"],
+        ),
+        (
+            vec![list_filter(
+                "created_at",
+                Function::GreaterThanOrEqual,
+                &[&between],
+            )],
+            vec!["fc", "fd"],
+        ),
+        (
+            vec![list_filter("created_at", Function::LessThan, &[&between])],
+            vec!["fa", "fb"],
+        ),
+        (
+            vec![list_filter("updated_at", Function::LessThan, &[&all_ended])],
+            vec!["fa", "fb", "fc", "fd"],
+        ),
+        (
+            vec![list_filter(
+                "updated_at",
+                Function::GreaterThanOrEqual,
+                &[&all_ended],
+            )],
+            vec![],
+        ),
+        (
+            vec![list_filter("labels.team", Function::Equal, &["ml"])],
+            vec!["fa", "fd"],
+        ),
+        (
+            vec![list_filter("labels.tier", Function::Exists, &[])],
+            vec!["fb"],
+        ),
+        (
+            vec![
+                list_filter("labels.team", Function::Equal, &["ml"]),
+                list_filter("phase", Function::Equal, &["6"]),
+            ],
+            vec!["fd"],
+        ),
+        (
+            vec![list_filter("name", Function::ValueIn, &["fb", "fc", "zz"])],
+            vec!["fb", "fc"],
+        ),
+        (
+            vec![list_filter("created_by", Function::Equal, &[&me])],
+            vec!["fa", "fb", "fc", "fd"],
+        ),
+        (
+            vec![list_filter(
+                "created_by",
+                Function::Equal,
+                &["someone-else"],
+            )],
+            vec![],
+        ),
+    ];
+    for (filters, expected) in cases {
+        let described = format!("{filters:?}");
+        let listed = list_runs(&mut h, sdk_list_request(filters, None))
+            .await
+            .unwrap_or_else(|e| panic!("{described}: {e}"));
+        assert_eq!(run_names(&listed.runs), expected, "{described}");
+        assert!(listed.token.is_empty(), "{described}");
+    }
+
+    let sorted = |key: &str, direction| sdk_list_request(vec![], Some(list_sort(key, direction)));
+    let newest_first = list_runs(&mut h, sorted("created_at", Direction::Descending))
+        .await
+        .expect("list");
+    assert_eq!(run_names(&newest_first.runs), ["fd", "fc", "fb", "fa"]);
+    let by_phase = list_runs(&mut h, sorted("phase", Direction::Descending))
+        .await
+        .expect("list");
+    assert_eq!(run_names(&by_phase.runs), ["fd", "fb", "fc", "fa"]);
+
+    // Pages of a sorted, filtered listing, as a client follows the tokens.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let mut request = sdk_list_request(
+            vec![list_filter("phase", Function::ValueIn, &["5", "6"])],
+            None,
+        );
+        request.limit = 3;
+        request.token = token;
+        request.sort_by_fields = vec![list_sort("name", Direction::Descending)];
+        let page = list_runs(&mut h, request).await.expect("list");
+        seen.extend(run_names(&page.runs));
+        pages += 1;
+        token = page.token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["fd", "fc", "fb", "fa"]);
+    assert_eq!(pages, 2);
+    // Label filters are checked outside SQL and still fill every page.
+    let mut request = sdk_list_request(
+        vec![list_filter("labels.team", Function::Exists, &[])],
+        None,
+    );
+    request.limit = 2;
+    let first = list_runs(&mut h, request.clone()).await.expect("list");
+    assert_eq!(run_names(&first.runs), ["fa", "fb"]);
+    request.token = first.token;
+    let second = list_runs(&mut h, request).await.expect("list");
+    assert_eq!(run_names(&second.runs), ["fd"]);
+    assert!(second.token.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_run_filters_are_rejected_by_name() {
+    let mut h = Harness::start().await;
+    let cases: Vec<(ListRequest, &str)> = vec![
+        (
+            sdk_list_request(vec![list_filter("owner", Function::Equal, &["x"])], None),
+            "\"owner\"",
+        ),
+        (
+            sdk_list_request(vec![list_filter("phase", Function::Contains, &["5"])], None),
+            "CONTAINS does not apply to phases",
+        ),
+        (
+            sdk_list_request(vec![list_filter("phase", Function::Equal, &["DONE"])], None),
+            "\"DONE\" is not an action phase",
+        ),
+        (
+            sdk_list_request(
+                vec![list_filter(
+                    "created_at",
+                    Function::LessThan,
+                    &["2026-01-02"],
+                )],
+                None,
+            ),
+            "RFC 3339",
+        ),
+        (
+            sdk_list_request(
+                vec![list_filter("task_name", Function::Equal, &["a", "b"])],
+                None,
+            ),
+            "EQUAL takes exactly one value",
+        ),
+        (
+            sdk_list_request(vec![list_filter("name", Function::EndsWith, &["a"])], None),
+            "ENDS_WITH",
+        ),
+        (
+            sdk_list_request(
+                vec![list_filter("labels.k", Function::Exists, &["v"])],
+                None,
+            ),
+            "EXISTS takes no values",
+        ),
+        (
+            sdk_list_request(vec![], Some(list_sort("duration", Direction::Ascending))),
+            "\"duration\"",
+        ),
+        (
+            ListRequest {
+                token: "17".into(),
+                ..Default::default()
+            },
+            "not a page token issued by this backend",
+        ),
+    ];
+    for (request, expected) in cases {
+        let status = list_runs(&mut h, request)
+            .await
+            .expect_err("must be rejected");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(
+            status.message().contains(expected),
+            "expected {expected:?} in {:?}",
+            status.message()
+        );
+    }
 }
