@@ -9,6 +9,7 @@ import marshal
 import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal, Protocol, Union, get_args, runtime_checkable
 
 CacheBehavior = Literal["auto", "override", "disable"]
@@ -75,6 +76,8 @@ class Cache:
     ``serialize`` makes concurrent runs with identical inputs wait for one execution;
     ``ignored_inputs`` are left out of the cache key; ``salt`` is mixed into it. ``policies``
     (:class:`CachePolicy` objects) decide the version instead of the hash of the function's body.
+    ``max_age`` (a ``timedelta`` or seconds) is the oldest cached result the task reuses; older
+    ones are computed again (``None`` or zero: any age).
     """
 
     behavior: CacheBehavior = "auto"
@@ -83,6 +86,7 @@ class Cache:
     ignored_inputs: tuple[str, ...] | str = ()
     salt: str = ""
     policies: CachePolicy | list[CachePolicy] | None = None
+    max_age: timedelta | int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.behavior, bool) or self.behavior not in CACHE_BEHAVIORS:
@@ -97,6 +101,15 @@ class Cache:
         if not isinstance(self.salt, str):
             raise TypeError(f"Cache(salt={self.salt!r}) must be a string")
         object.__setattr__(self, "ignored_inputs", _normalize_ignored(self.ignored_inputs))
+        max_age = self.max_age
+        if max_age is not None:
+            if isinstance(max_age, bool) or not isinstance(max_age, (int, timedelta)):
+                raise TypeError(f"Cache(max_age={max_age!r}) must be a timedelta or a number of seconds")
+            if isinstance(max_age, int):
+                max_age = timedelta(seconds=max_age)
+            if max_age < timedelta(0):
+                raise ValueError(f"Cache(max_age={self.max_age!r}) must not be negative")
+            object.__setattr__(self, "max_age", max_age)
         if self.policies is not None:
             policies = self.policies if isinstance(self.policies, (list, tuple)) else [self.policies]
             for policy in policies:
@@ -112,6 +125,12 @@ class Cache:
 
     def get_ignored_inputs(self) -> tuple[str, ...]:
         return self.ignored_inputs  # type: ignore[return-value]
+
+    def max_age_ms(self) -> int | None:
+        """The oldest cached result to reuse, in milliseconds (None: any age)."""
+        if not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0):
+            return None
+        return max(1, int(self.max_age.total_seconds() * 1000))
 
     def get_version(self, params: VersionParameters | None = None) -> str:
         """The cache version: ``""`` when disabled, ``version_override`` when given, else what the

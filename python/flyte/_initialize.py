@@ -165,6 +165,14 @@ async def init(
         auth = settings_for(cfg, insecure=bool(insecure), api_key=key)
         if auth is not None and client_credentials_secret is not None and not key:
             auth = {**auth, "flow": "ClientSecret", "client_secret": client_credentials_secret}
+    from flyte._storage._config import Storage
+    from flyte._storage._store import configure as configure_storage
+
+    if storage is not None and not isinstance(storage, Storage):
+        raise TypeError(
+            f"flyte.init(storage=...) takes flyte.storage.S3, GCS, ABFS or Storage settings, got {type(storage).__name__}"
+        )
+    configure_storage(storage)
     with _lock:
         _config = InitConfig(
             endpoint=endpoint or None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from flyte import _logging
 from flyte._aio import loop_running_here as _loop_running_here
@@ -19,13 +19,11 @@ from flyte.errors import InitializationError, RunConflictError, RuntimeUserError
 from flyte.models import generate_random_name
 from flyte.remote._action import ActionDetails, ActionInputs, ActionOutputs, WaitFor
 from flyte.remote._run import Run, RunDetails
+from flyte.remote._task import RemoteTask
 from flyte.syncify import syncify
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
-
-if TYPE_CHECKING:
-    from flyte.remote._task import RemoteTask
 
 Mode = Literal["local", "remote"]
 
@@ -239,8 +237,6 @@ class _RunContext:
         return _RunEntry(lambda: self)
 
     def _start(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
-        from flyte.remote._task import RemoteTask
-
         if isinstance(task, RemoteTask):
             return self._run_deployed(task, args, kwargs)
         if not isinstance(task, TaskTemplate):
@@ -287,13 +283,6 @@ class _RunContext:
                 "flyte.init(endpoint=...) (or a config file) names that backend, and mode must not be 'local'"
             )
         return submit_deployed(task, args, kwargs, self, cfg)
-
-
-def output_values(names: Sequence[str], value: Any) -> tuple[Any, ...]:
-    """A task's return value as one entry per declared output."""
-    if not names:
-        return ()
-    return (value,) if len(names) == 1 else tuple(value)
 
 
 #: Parameters of the reference SDK's ``with_runcontext`` this SDK cannot honour, each with why;
@@ -526,6 +515,8 @@ def _run_local(
         lr.close()
     if error is not None:
         raise error
+
+    from flyte._types._interface import output_values
 
     names = list(task.interface.outputs)
     values = output_values(names, value)

@@ -282,11 +282,17 @@ impl RunJournal {
     }
 
     /// Outputs (a serialized `task.Outputs`) cached under `key` by a local run, or by a
-    /// backend action whose outputs file is still there.
-    pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+    /// backend action whose outputs file is still there, at most `max_age_ms` old (None: any
+    /// age).
+    pub fn cache_get(
+        &self,
+        key: &str,
+        max_age_ms: Option<i64>,
+    ) -> Result<Option<Vec<u8>>, JournalError> {
+        let oldest = max_age_ms.map(|age| now_ms().saturating_sub(age));
         match self
             .store
-            .cache_entry(key)
+            .cache_entry(key, oldest)
             .map_err(|e| self.store_error(e))?
         {
             None => Ok(None),
@@ -578,10 +584,14 @@ mod tests {
         );
         journal.cache_put("k", "env.child", b"cached").unwrap();
         assert_eq!(
-            journal.cache_get("k").unwrap().as_deref(),
+            journal.cache_get("k", None).unwrap().as_deref(),
             Some(&b"cached"[..])
         );
-        assert_eq!(journal.cache_get("missing").unwrap(), None);
+        assert_eq!(journal.cache_get("missing", None).unwrap(), None);
+        // An entry older than the caller accepts is a miss.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(journal.cache_get("k", Some(5)).unwrap(), None);
+        assert!(journal.cache_get("k", Some(60_000)).unwrap().is_some());
         journal.flush().unwrap();
 
         let store = Store::open(&dir.path().join("backend.db")).unwrap();

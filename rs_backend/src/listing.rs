@@ -721,7 +721,7 @@ impl Query {
 }
 
 /// A run's labels (`RunSpec.labels`); a run spec that does not decode has none.
-fn labels_of(run: Option<&RunRecord>) -> HashMap<String, String> {
+pub(crate) fn labels_of(run: Option<&RunRecord>) -> HashMap<String, String> {
     run.and_then(|r| r.run_spec.as_deref())
         .and_then(|bytes| RunSpec::decode(bytes).ok())
         .and_then(|spec| spec.labels)

@@ -8,8 +8,8 @@ use flyteidl2::flyteidl::core::{
 use flyteidl2::flyteidl::task::{OutputReferences, TaskIdentifier};
 use flyteidl2::flyteidl::workflow::{
     self as wf, action_details, action_metadata, error_info, AbortInfo, ActionAttempt,
-    ActionDetails, ActionMetadata, ActionStatus, ActionType, ActionUpdate, ErrorInfo, RunSource,
-    TaskActionMetadata, TraceActionMetadata,
+    ActionDetails, ActionMetadata, ActionStatus, ActionType, ActionUpdate, ErrorInfo,
+    PhaseTransition, RunSource, TaskActionMetadata, TraceActionMetadata,
 };
 use prost::Message;
 
@@ -216,7 +216,7 @@ pub fn run_summary(run: Option<&RunRecord>, root: &ActionRecord) -> wf::Run {
     }
     wf::Run {
         action: Some(action),
-        labels: Default::default(),
+        labels: crate::listing::labels_of(run),
     }
 }
 
@@ -255,6 +255,7 @@ fn attempt_view(record: &ActionRecord, attempt: &AttemptRecord) -> ActionAttempt
     };
     ActionAttempt {
         phase: attempt.phase as i32,
+        phase_transitions: phase_transitions(record, attempt),
         start_time: Some(start),
         end_time: end,
         error_info: decode_error(attempt.error.as_deref()).map(|e| error_info(&e)),
@@ -272,6 +273,25 @@ fn attempt_view(record: &ActionRecord, attempt: &AttemptRecord) -> ActionAttempt
         log_context: Some(log_context),
         ..Default::default()
     }
+}
+
+/// The phases an attempt went through: the first waited in the queue from the action's
+/// creation (later ones start as soon as the one before failed), then ran until it ended.
+fn phase_transitions(record: &ActionRecord, attempt: &AttemptRecord) -> Vec<PhaseTransition> {
+    let mut out = Vec::new();
+    if attempt.attempt == 1 {
+        out.push(PhaseTransition {
+            phase: ActionPhase::Queued as i32,
+            start_time: Some(timestamp(record.created_ms.min(attempt.started_ms))),
+            end_time: Some(timestamp(attempt.started_ms)),
+        });
+    }
+    out.push(PhaseTransition {
+        phase: ActionPhase::Running as i32,
+        start_time: Some(timestamp(attempt.started_ms)),
+        end_time: attempt.ended_ms.map(timestamp),
+    });
+    out
 }
 
 /// A trace was never executed here; its single "attempt" mirrors what the client reported.

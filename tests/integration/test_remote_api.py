@@ -210,6 +210,9 @@ def test_runs_follow_and_read(backend: str, tmp_path: Path) -> None:
     )
     assert details.action_details.attempts == 1 and details.action_details.runtime.total_seconds() >= 0
     assert details.action_details.error_message == "" and details.action_details.abort_info is None
+    phases = [t.phase for t in details.action_details.get_phase_transitions()]
+    assert phases == ["queued", "running"] and details.action_details.running_time is not None
+    assert details.action_details.queued_time is not None and details.action_details.logs_available()
 
     # Its actions: the root and one child per square.
     names = [a.name for a in remote.Action.listall(for_run_name=run.name)]
@@ -230,8 +233,8 @@ def test_runs_follow_and_read(backend: str, tmp_path: Path) -> None:
     assert "fanned out to 3" in run.get_report()
 
     # Listing: by label, phase, time and task; newest first or oldest first; at most `limit`.
-    mine = [r.name for r in remote.Run.listall(with_labels={"suite": tag})]
-    assert mine == [run.name]
+    mine = list(remote.Run.listall(with_labels={"suite": tag}))
+    assert [r.name for r in mine] == [run.name] and mine[0].pb2.labels["suite"] == tag
     assert run.name in [r.name for r in remote.Run.listall(with_label_keys=["suite"], limit=1000)]
     assert run.name in [r.name for r in remote.Run.listall(in_phase=("succeeded",), limit=1000)]
     assert run.name not in [r.name for r in remote.Run.listall(in_phase=("failed", "aborted"), limit=1000)]

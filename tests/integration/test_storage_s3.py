@@ -199,3 +199,89 @@ def test_bad_credentials_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
         assert isinstance(info.value, PermissionError)
         with pytest.raises(PermissionError, match="access denied"):
             st.get_bytes_sync(uri)
+
+
+def test_init_storage_settings_reach_the_store(
+    s3: S3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """flyte.init(storage=S3(...)) alone (no AWS_* variables) is enough to reach the store;
+    enable_debug logs storage calls; objects written inside a task name their run and action."""
+    import logging
+
+    import flyte
+    import flyte.storage
+
+    for name in list(aws_env(s3.endpoint)):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    settings = flyte.storage.S3(
+        endpoint=s3.endpoint,
+        access_key_id="testing",
+        secret_access_key="testing",
+        region="us-east-1",
+        addressing_style="path",
+        enable_debug=True,
+        retries=1,
+    )
+    flyte.init(storage=settings)
+    src = tmp_path / "data.txt"
+    src.write_text("configured")
+    uri = s3.uri("settings", "data.txt")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("flyte").addHandler(handler)
+    try:
+        assert asyncio.run(flyte.storage.put(src, uri)) == uri
+        assert flyte.storage.exists_sync(uri)
+        assert open(asyncio.run(flyte.storage.get(uri))).read() == "configured"
+    finally:
+        logging.getLogger("flyte").removeHandler(handler)
+    assert any(m.startswith("put ") and uri in m for m in records), records
+
+    env = flyte.TaskEnvironment(name="storage_meta")
+
+    @env.task
+    async def writes(where: str) -> str:
+        return await flyte.storage.put_stream([b"from ", b"a task"], to_path=where)
+
+    written = s3.uri("settings", "from-task.bin")
+    run = flyte.with_runcontext(mode="local").run(writes, written)
+    assert run.result == written
+    from obstore import head
+
+    from flyte._storage._store import store_for
+
+    store, key = store_for(written)
+    import obstore
+
+    got = obstore.get(store, key)
+    assert bytes(got.bytes()) == b"from a task"
+    assert got.attributes.get("flyte-run") == run.name and got.attributes.get("flyte-action") == "a0"
+    assert head(store, key)["size"] == 11
+
+    # Turned off, the object carries nothing.
+    flyte.init(
+        storage=flyte.storage.S3(
+            endpoint=s3.endpoint,
+            access_key_id="testing",
+            secret_access_key="testing",
+            attach_execution_metadata=False,
+        )
+    )
+    other = s3.uri("settings", "plain.bin")
+    flyte.with_runcontext(mode="local").run(writes, other)
+    store, key = store_for(other)
+    assert "flyte-run" not in obstore.get(store, key).attributes
+    with pytest.raises(TypeError, match="flyte.storage"):
+        flyte.init(storage={"endpoint": s3.endpoint})
+    with pytest.raises(TypeError, match="filesystem options"):
+        flyte.storage.exists_sync(uri, anon=True)
+    with pytest.raises(ValueError, match="addressing_style"):
+        flyte.storage.S3(addressing_style="sideways")
+    flyte.init()

@@ -598,3 +598,29 @@ def test_cached_sub_tasks_hit_across_runs(run, mode):
         cache_parent, [3], tag
     ).wait()
     assert count(f"square-{tag}-3") == 2
+
+
+@cached_env.task(cache=flyte.Cache(behavior="auto", max_age=1))
+def fresh_square(x: int, tag: str) -> int:
+    bump(f"fresh-{tag}-{x}")
+    return x * x
+
+
+@env.task
+async def fresh_parent(x: int, tag: str, pause: float) -> int:
+    first = await fresh_square.aio(x, tag)
+    await asyncio.sleep(pause)
+    return first + await fresh_square.aio(x, tag)
+
+
+def test_cached_results_older_than_max_age_are_computed_again(run, mode):
+    import uuid
+
+    with pytest.raises(ValueError, match="negative"):
+        flyte.Cache(behavior="auto", max_age=-1)
+    assert flyte.Cache(behavior="auto", max_age=90).max_age == timedelta(seconds=90)
+    tag = uuid.uuid4().hex[:8]
+    assert run(fresh_parent, 3, tag, 0.0).result == 18
+    assert count(f"fresh-{tag}-3") == 1  # the second call found the first's result
+    assert run(fresh_parent, 4, tag, 1.5).result == 32
+    assert count(f"fresh-{tag}-4") == 2  # older than a second by then: run again

@@ -167,3 +167,38 @@ def test_a_directory_is_never_copied_into_itself(tmp_path: Path) -> None:
     with pytest.raises(st.StorageError, match="into itself"):
         st.put_sync(src, str(src / "inner"), recursive=True)
     assert sorted(p.name for p in src.iterdir()) == ["a.txt"]
+
+
+def test_public_storage_functions_on_local_paths(tmp_path: Path) -> None:
+    """flyte.storage as the reference's users call it, on this machine's files."""
+    import asyncio
+
+    import flyte.storage as fs
+
+    assert fs.join("s3://bucket/", "a", "b.txt") == "s3://bucket/a/b.txt"
+    assert fs.is_remote("s3://bucket/x") and not fs.is_remote(tmp_path)
+    where = fs.get_random_local_path("report.csv")
+    assert where.name == "report.csv" and where.parent.is_dir() and not where.exists()
+
+    async def files() -> None:
+        target = str(tmp_path / "out" / "blob.bin")
+        assert await fs.put_stream([b"ab", b"cd"], to_path=target) == target
+        assert b"".join([c async for c in fs.get_stream(target, chunk_size=1)]) == b"abcd"
+        w = await fs.open(str(tmp_path / "w.bin"), "wb")
+        with w:
+            w.write(b"written")
+        r = await fs.open(str(tmp_path / "w.bin"))
+        with r:
+            assert r.read() == b"written"
+        copied = await fs.get(str(tmp_path / "w.bin"))
+        assert Path(copied).read_bytes() == b"written" and await fs.exists(copied)
+        with pytest.raises(ValueError, match="modes"):
+            await fs.open(str(tmp_path / "w.bin"), "a")
+
+    asyncio.run(files())
+    assert not fs.exists_sync(str(tmp_path / "nothing"))
+    with pytest.raises(TypeError, match="filesystem options"):
+        fs.exists_sync(str(tmp_path), anon=True)
+    assert fs.get_configured_fsspec_kwargs("s3")["retry_config"]["max_retries"] == 3
+    with pytest.raises(ValueError, match="protocol"):
+        fs.get_configured_fsspec_kwargs("ftp")

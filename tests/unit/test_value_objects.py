@@ -230,7 +230,7 @@ def test_devices_of_every_class_and_their_wire_form() -> None:
     task template's extended resources as the node labels clusters schedule on."""
     from flyteidl2.core import tasks_pb2
 
-    from flyte._internal._serialize import _extended_resources
+    from flyte._internal._serialize import extended_resources_proto
 
     assert GPU("A100 80G", 2) == flyte.Device(2, "GPU", "A100_80G")  # the old spelling still works
     assert flyte.TPU("V5E", "2x2") == flyte.Device(1, "TPU", "V5E", "2x2")
@@ -259,12 +259,12 @@ def test_devices_of_every_class_and_their_wire_form() -> None:
     @counted.task
     def any_two() -> None: ...
 
-    extended = _extended_resources(on_a_slice)
+    extended = extended_resources_proto(on_a_slice.resources)
     assert extended.gpu_accelerator.device == "nvidia-tesla-a100"
     assert extended.gpu_accelerator.partition_size == "1g.5gb"
     assert extended.gpu_accelerator.device_class == tasks_pb2.GPUAccelerator.NVIDIA_GPU
     assert extended.shared_memory.size_limit == "2Gi" and extended.shared_memory.mount_path == "/dev/shm"
-    assert _extended_resources(any_two) is None
+    assert extended_resources_proto(any_two.resources) is None
 
 
 def test_resources_are_immutable_and_hashable() -> None:

@@ -262,6 +262,9 @@ def task_spec(
     )
     # Retries, backoff and time limits: the fields local mode's policy is made from, too.
     metadata.MergeFrom(policy_metadata(task.retries, task.timeout))
+    max_age = task.cache.max_age_ms()
+    if max_age is not None and task.cache.behavior != "disable":
+        metadata.cache_max_age.FromMilliseconds(max_age)
     if task.cache.behavior == "override":
         # The embedded backend runs such a task every time, refreshing its cache entry.
         metadata.tags[CACHE_OVERRIDE_TAG] = "true"

@@ -114,7 +114,7 @@ class LocalRun(Runner):
     def _cache_lookup(self, call: Call, key: str | None) -> tuple[bool, Any]:
         if key is None or call.task.cache.behavior == "override" or self.overwrite_cache:
             return False, None
-        raw = self.journal.cache_get(key)
+        raw = self.journal.cache_get(key, call.task.cache.max_age_ms())
         if raw is None:
             return False, None
         try:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from flyte._aio import loop_running_here
 from flyte._bridge import contract, controller, ledger, rpc
 from flyte.errors import ActionNotFoundError, InitializationError, RuntimeSystemError
+from flyte.remote._auth_metadata import current_auth_metadata
 
 T = TypeVar("T")
 
@@ -70,8 +71,6 @@ class BackendClient:
         ``ca_cert``: PEM certificates of a private CA to trust besides the system's."""
         self.endpoint = endpoint
         self.insecure = insecure
-        from flyte.remote._auth_metadata import current_auth_metadata
-
         headers = list(current_auth_metadata())
         self._rpc = rpc.RpcClient(endpoint, insecure=insecure, auth=auth, ca_cert=ca_cert, headers=headers)
 

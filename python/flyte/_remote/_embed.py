@@ -16,7 +16,7 @@ from flyte._initialize import current_config
 from flyte._internal._modules import load_module, tasks_in
 from flyte._remote._client import BackendClient
 from flyte._remote._submit import create_run_request as build
-from flyte._run import output_values
+from flyte._types._interface import output_values
 
 
 def _load(file: str, task_name: str) -> Any:

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import obstore
 
 from flyte._storage._local import atomic_write_bytes as _atomic_write_bytes
-from flyte._storage._store import ObjectNotFoundError, StorageError, _store, map_error
+from flyte._storage._store import (
+    ObjectNotFoundError,
+    StorageError,
+    _store,
+    debug,
+    execution_attributes,
+    map_error,
+)
 from flyte._storage._uri import RemoteLocation, is_remote, join, parse_remote, to_local_path
 
 if TYPE_CHECKING:
@@ -117,7 +124,12 @@ async def _upload_file(
     part = max(chunk_size, MIN_PART) if chunk_size else _part_size(src.stat().st_size)
     try:
         await obstore.put_async(
-            store, key, src, chunk_size=part, max_concurrency=max_concurrency or PART_CONCURRENCY
+            store,
+            key,
+            src,
+            chunk_size=part,
+            max_concurrency=max_concurrency or PART_CONCURRENCY,
+            attributes=execution_attributes(),
         )
     except Exception as exc:
         raise map_error(exc, uri) from exc
@@ -190,6 +202,7 @@ async def put(
     For object stores: ``chunk_size`` is the multipart part size (at least S3's 5 MiB),
     ``max_concurrency`` the parts of one file in flight, ``batch_size`` the files in flight."""
     src = Path(local)
+    debug(f"put {src} -> {uri}")
     if not is_remote(uri):
         await asyncio.to_thread(_copy_local, src, to_local_path(uri), recursive, str(local))
         return uri
@@ -223,6 +236,7 @@ async def put(
 async def get(uri: str, local: str | os.PathLike[str], *, recursive: bool = False) -> str:
     """Download ``uri`` (or, with ``recursive``, every object under it) to ``local``; returns ``local``."""
     dest = Path(local)
+    debug(f"get {uri} -> {dest}")
     if not is_remote(uri):
         await asyncio.to_thread(_copy_local, to_local_path(uri), dest, recursive, uri)
         return str(local)
@@ -244,12 +258,13 @@ async def get(uri: str, local: str | os.PathLike[str], *, recursive: bool = Fals
 
 
 async def put_bytes(data: bytes, uri: str) -> str:
+    debug(f"put {len(data)} bytes -> {uri}")
     if not is_remote(uri):
         await asyncio.to_thread(_atomic_write_bytes, to_local_path(uri), data)
         return uri
     loc = parse_remote(uri)
     try:
-        await obstore.put_async(_store(loc), loc.key, data)
+        await obstore.put_async(_store(loc), loc.key, data, attributes=execution_attributes())
     except Exception as exc:
         raise map_error(exc, uri) from exc
     return uri
@@ -478,6 +493,7 @@ def open_writer(
     ``chunk_size`` (part size, at least 5 MiB) and ``max_concurrency`` (parts in flight) tune the
     multipart upload.
     """
+    debug(f"write -> {uri}")
     if not is_remote(uri):
         return _LocalWriter(uri)
     loc = parse_remote(uri)
@@ -485,6 +501,7 @@ def open_writer(
         inner = obstore.open_writer(
             _store(loc),
             loc.key,
+            attributes=execution_attributes(),
             buffer_size=max(chunk_size, MIN_PART) if chunk_size else CHUNK,
             max_concurrency=max_concurrency or PART_CONCURRENCY,
         )

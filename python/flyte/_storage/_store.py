@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flyte import _context
+from flyte._storage._config import ABFS, S3
 from flyte._storage._uri import RemoteLocation, parse_remote
 
 if TYPE_CHECKING:
@@ -66,6 +70,34 @@ _AZURE_ENV = (
 _stores: dict[tuple[object, ...], ObjectStore] = {}
 _stores_lock = threading.Lock()
 
+#: The settings of flyte.init(storage=...) (a flyte.storage.Storage), None for the defaults.
+_settings: Any = None
+
+
+#: Storage calls are logged here when the settings ask for it (``enable_debug``).
+_log = logging.getLogger("flyte.storage")
+
+
+def configure(settings: Any) -> None:
+    """Uses ``settings`` (a ``flyte.storage.Storage``, or None) for the stores opened from now on."""
+    global _settings
+    _settings = settings
+    debugging = settings is not None and settings.enable_debug
+    _log.setLevel(logging.DEBUG if debugging else logging.NOTSET)
+    if debugging and not _log.hasHandlers():
+        # Nothing would show the lines otherwise (Python's fallback prints warnings only).
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        _log.addHandler(handler)
+
+
+def settings() -> Any:
+    return _settings
+
+
+def _retry_config() -> dict[str, Any] | None:
+    return _settings.retry_config() if _settings is not None else None
+
 
 def _aws_profile_values() -> dict[str, str]:
     """Static keys and region from ~/.aws/credentials and ~/.aws/config for AWS_PROFILE (or default)."""
@@ -116,25 +148,37 @@ def _make_s3(bucket: str) -> ObjectStore:
     if region is None and "AWS_ACCESS_KEY_ID" in env:
         region = _aws_profile_values().get("region")
     config["region"] = region or "us-east-1"
+    if isinstance(_settings, S3):
+        # flyte.init(storage=S3(...)) wins over the environment.
+        config.update(_settings.store_config())
+        if _settings.endpoint and _settings.endpoint.startswith("http://"):
+            client["allow_http"] = True
     # Anything else (web identity, container and instance credentials, ...) obstore reads from the
     # environment itself.
-    return S3Store(bucket, config=config, client_options=client or None)  # type: ignore[arg-type]
+    return S3Store(
+        bucket,
+        config=config,  # type: ignore[arg-type]
+        client_options=client or None,  # type: ignore[arg-type]
+        retry_config=_retry_config(),  # type: ignore[arg-type]
+    )
 
 
 def _make_gcs(bucket: str) -> ObjectStore:
     from obstore.store import GCSStore
 
     # GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS / metadata server: read by obstore.
-    return GCSStore(bucket)
+    return GCSStore(bucket, retry_config=_retry_config())  # type: ignore[arg-type]
 
 
 def _make_azure(container: str, account: str) -> ObjectStore:
     from obstore.store import AzureStore
 
-    # AZURE_STORAGE_ACCOUNT_NAME / _KEY / _SAS_TOKEN, AZURE_CLIENT_*: read by obstore.
+    # AZURE_STORAGE_ACCOUNT_NAME / _KEY / _SAS_TOKEN, AZURE_CLIENT_*: read by obstore, unless
+    # flyte.init(storage=ABFS(...)) gives them.
+    config: dict[str, Any] = _settings.store_config() if isinstance(_settings, ABFS) else {}
     if account:
-        return AzureStore(container, account_name=account)
-    return AzureStore(container)
+        config["account_name"] = account
+    return AzureStore(container, config=config or None, retry_config=_retry_config())  # type: ignore[arg-type]
 
 
 def store_for(uri: str) -> tuple[ObjectStore, str]:
@@ -154,6 +198,7 @@ def _store(loc: RemoteLocation) -> ObjectStore:
         loc.bucket,
         loc.account,
         tuple(os.environ.get(n) for n in env_names),
+        id(_settings),
     )
     with _stores_lock:
         store = _stores.get(cache_key)
@@ -169,7 +214,25 @@ def _store(loc: RemoteLocation) -> ObjectStore:
                 err = map_error(exc, loc.uri(loc.key))
                 raise StorageError(f"cannot configure storage for {loc.base}: {err}", err.uri) from exc
             _stores[cache_key] = store
+            debug(f"opened a {loc.scheme} store for {loc.base}")
         return store
+
+
+def debug(message: str) -> None:
+    """Logs a storage call when flyte.init(storage=...(enable_debug=True)) asks for it."""
+    if _settings is not None and _settings.enable_debug:
+        _log.debug(message)
+
+
+def execution_attributes() -> dict[str, str] | None:
+    """Object metadata naming the run and action writing an object, inside a task (unless
+    flyte.init(storage=...(attach_execution_metadata=False)) turns it off)."""
+    if _settings is not None and not _settings.attach_execution_metadata:
+        return None
+    c = _context.current()
+    if c is None:
+        return None
+    return {"flyte-run": c.run.name, "flyte-action": c.action_name}
 
 
 _CODE_RE = re.compile(r"<Code>([^<]+)</Code>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import typing
+from collections.abc import Sequence
 from typing import Any, Collection, Union
 
 from flyteidl2.core import interface_pb2
@@ -519,3 +520,10 @@ class NativeInterface:
                 self._write(conv, default, param.parameter.default, name, "input", task_name)
             params.append(param)
         return params
+
+
+def output_values(names: Sequence[str], value: Any) -> tuple[Any, ...]:
+    """A task's return value as one entry per declared output."""
+    if not names:
+        return ()
+    return (value,) if len(names) == 1 else tuple(value)

@@ -20,6 +20,8 @@ import flyte
 from flyte._environment import _ENVIRONMENTS
 from flyte._initialize import data_dir
 from flyte._internal._modules import load_module, tasks_in
+from flyte.remote import Task
+from flyte.remote._common import connection
 
 # Deferred imports: a command loads what it uses when it runs, so `flyte --help` and every
 # other command start without the rest.
@@ -194,7 +196,6 @@ def _follow_or_report(run: Any, follow: bool, output_format: str) -> None:
 
     from flyte._remote._client import run_sync
     from flyte.cli._get_runs import print_logs
-    from flyte.remote._common import connection
 
     def stream_logs() -> None:
         try:
@@ -243,8 +244,6 @@ def _init_backend(ctx: click.Context, opts: RunOptions) -> None:
 
 def _deployed_command(ctx: click.Context, ref: str) -> click.Command:
     """``flyte run deployed-task ENV.TASK[:VERSION] --input value ...``."""
-    from flyte.remote import Task
-
     name, _, version = ref.partition(":")
     if "." not in name:
         raise click.UsageError(f"{ref!r}: name a deployed task as ENV.TASK or ENV.TASK:VERSION")

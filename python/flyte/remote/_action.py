@@ -735,7 +735,7 @@ class ActionDetails(ToJSONMixin):
                     )
             if self.phase != ActionPhase.SUCCEEDED:
                 self._raise_failure()
-            from flyte._run import output_values
+            from flyte._types._interface import output_values
 
             data = await self._fetch_data()
             iface = self._native_interface()

@@ -9,6 +9,7 @@ from typing import Any
 
 from flyte._initialize import current_config, data_dir, scope
 from flyte.errors import RemoteTaskError
+from flyte.models import ActionPhase
 
 # Deferred imports: the backend client (the Rust extension, protobufs) loads when a remote call
 # is made, not with `import flyte.remote`.
@@ -97,8 +98,6 @@ def _utc_iso(when: datetime) -> str:
 def add_phase_filter(request: Any, in_phase: Any) -> None:
     """Adds "phase is one of ``in_phase``" (ActionPhase members or their names) to a ListRequest."""
     from flyteidl2.common import list_pb2
-
-    from flyte.models import ActionPhase
 
     if not in_phase:
         return

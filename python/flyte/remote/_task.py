@@ -12,21 +12,19 @@ import functools
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flyte import _context
 from flyte._cache import Cache
 from flyte._initialize import current_config, scope
 from flyte._resources import Resources
+from flyte._retry import RetryStrategy, normalize_retries
+from flyte._secret import SecretRequest, normalize_secrets
 from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES
+from flyte._timeout import TimeoutType, timeout_from_request
 from flyte.errors import ActionNotFoundError, RemoteTaskError
 from flyte.remote._common import ToJSONMixin, _client_and_scope
 from flyte.syncify import syncify
-
-if TYPE_CHECKING:
-    from flyte._retry import RetryStrategy
-    from flyte._secret import SecretRequest
-    from flyte._timeout import TimeoutType
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
@@ -231,9 +229,6 @@ class RemoteTask(ToJSONMixin):
 
         from flyte._internal._serialize import add_secrets, extended_resources_proto, resources_proto
         from flyte._policy import policy_metadata
-        from flyte._retry import normalize_retries
-        from flyte._secret import normalize_secrets
-        from flyte._timeout import timeout_from_request
 
         if kwargs:
             raise TypeError(f"{self.name}.override() got unexpected settings {sorted(kwargs)}")
@@ -278,6 +273,9 @@ class RemoteTask(ToJSONMixin):
         if cache is not None:
             if not isinstance(cache, Cache):
                 raise TypeError(f"cache must be flyte.Cache, got {type(cache).__name__}")
+            meta.ClearField("cache_max_age")
+            if cache.max_age_ms() is not None:
+                meta.cache_max_age.FromMilliseconds(cache.max_age_ms())
             if cache.behavior == "disable":
                 meta.discoverable, meta.discovery_version = False, ""
             elif cache.behavior == "override" and cache.version_override:
@@ -320,6 +318,7 @@ class RemoteTask(ToJSONMixin):
             behavior="auto",
             version_override=meta.discovery_version or self.version,
             ignored_inputs=tuple(meta.cache_ignore_input_vars),
+            max_age=meta.cache_max_age.ToTimedelta() if meta.HasField("cache_max_age") else None,
         )
 
     @property

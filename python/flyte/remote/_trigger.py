@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flyte._initialize import current_config
+from flyte._trigger import Trigger as TriggerDefinition
 from flyte.remote._common import ToJSONMixin, connection
+from flyte.remote._task import Task
 from flyte.syncify import syncify
 
-if TYPE_CHECKING:
-    import flyte
+# Deferred imports: protobufs and the backend client load on the first remote call.
 
 
 def _trigger_name(name: str, task_name: str) -> tuple[Any, Any]:
@@ -142,16 +143,16 @@ class Trigger(_TriggerFields, ToJSONMixin):
 
     @syncify
     @classmethod
-    async def create(cls, trigger: flyte.Trigger, task_name: str, task_version: str | None = None) -> Trigger:
+    async def create(
+        cls, trigger: TriggerDefinition, task_name: str, task_version: str | None = None
+    ) -> Trigger:
         """Adds ``trigger`` to the deployed task ``task_name`` (its latest version unless
         ``task_version`` is given): inputs are checked against that task's inputs."""
         from flyteidl2.trigger import trigger_definition_pb2
 
-        import flyte
         from flyte._internal._triggers import task_trigger
-        from flyte.remote._task import Task
 
-        if not isinstance(trigger, flyte.Trigger):
+        if not isinstance(trigger, TriggerDefinition):
             raise TypeError(f"Trigger.create takes a flyte.Trigger, got {type(trigger).__name__}")
         if task_version:
             task = Task.get(task_name, version=task_version)

@@ -261,7 +261,8 @@ impl Engine {
         if overwrites_cache(task) || run_overwrites_cache(run) {
             return None;
         }
-        let output_uri = match self.store.cache_get(key) {
+        let oldest = cache_max_age_ms(task).map(|age| now_ms().saturating_sub(age));
+        let output_uri = match self.store.cache_get(key, oldest) {
             Ok(found) => found?,
             Err(err) => {
                 tracing::warn!(%err, "cache lookup failed; running the task");
@@ -384,4 +385,20 @@ fn overwrites_cache(task: &TaskAction) -> bool {
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.tags.get(CACHE_OVERRIDE_TAG))
         .is_some_and(|v| v == "true")
+}
+
+/// The oldest cached result the task reuses, in milliseconds (`TaskMetadata.cache_max_age`;
+/// unset or zero: any age).
+fn cache_max_age_ms(task: &TaskAction) -> Option<i64> {
+    let age = task
+        .spec
+        .as_ref()
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.cache_max_age.as_ref())?;
+    let ms = age
+        .seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(age.nanos) / 1_000_000);
+    (ms > 0).then_some(ms)
 }

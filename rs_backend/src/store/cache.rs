@@ -9,12 +9,17 @@ use rusqlite::{params, OptionalExtension};
 use super::{Ctx, Store, StoreError};
 
 impl Store {
-    /// The output reference cached under `key`, if any.
-    pub fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    /// The output reference cached under `key`, if any, recorded at `oldest_ms` or later
+    /// (None: of any age).
+    pub fn cache_get(
+        &self,
+        key: &str,
+        oldest_ms: Option<i64>,
+    ) -> Result<Option<String>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT output_uri FROM cache WHERE key = ?1",
-                params![key],
+                "SELECT output_uri FROM cache WHERE key = ?1 AND created_ms >= ?2",
+                params![key, oldest_ms.unwrap_or(i64::MIN)],
                 |row| row.get(0),
             )
             .optional()
@@ -39,13 +44,18 @@ impl Store {
         Ok(())
     }
 
-    /// What is cached under `key` for an in-process run: the outputs themselves when recorded
-    /// inline, else the reference to a backend action's outputs.
-    pub fn cache_entry(&self, key: &str) -> Result<Option<CacheEntry>, StoreError> {
+    /// What is cached under `key` for an in-process run, recorded at `oldest_ms` or later:
+    /// the outputs themselves when recorded inline, else the reference to a backend action's
+    /// outputs.
+    pub fn cache_entry(
+        &self,
+        key: &str,
+        oldest_ms: Option<i64>,
+    ) -> Result<Option<CacheEntry>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT output_uri, outputs FROM cache WHERE key = ?1",
-                params![key],
+                "SELECT output_uri, outputs FROM cache WHERE key = ?1 AND created_ms >= ?2",
+                params![key, oldest_ms.unwrap_or(i64::MIN)],
                 |row| {
                     let uri: String = row.get(0)?;
                     let outputs: Option<Vec<u8>> = row.get(1)?;

@@ -634,15 +634,27 @@ fn refuses_newer_schemas() {
 fn cache_entries_are_kept_and_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("backend.db")).unwrap();
-    assert_eq!(store.cache_get("k").unwrap(), None);
+    assert_eq!(store.cache_get("k", None).unwrap(), None);
     store.cache_put("k", "t", "file:///a/", 1).unwrap();
-    assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///a/"));
+    assert_eq!(
+        store.cache_get("k", None).unwrap().as_deref(),
+        Some("file:///a/")
+    );
     store.cache_put("k", "t", "file:///b/", 2).unwrap();
-    assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///b/"));
+    assert_eq!(
+        store.cache_get("k", None).unwrap().as_deref(),
+        Some("file:///b/")
+    );
+    // Recorded at 2: too old for a caller that takes entries from 3 on.
+    assert_eq!(
+        store.cache_get("k", Some(2)).unwrap().as_deref(),
+        Some("file:///b/")
+    );
+    assert_eq!(store.cache_get("k", Some(3)).unwrap(), None);
     drop(store);
     let reopened = Store::open(&dir.path().join("backend.db")).unwrap();
     assert_eq!(
-        reopened.cache_get("k").unwrap().as_deref(),
+        reopened.cache_get("k", None).unwrap().as_deref(),
         Some("file:///b/")
     );
 }
@@ -686,5 +698,8 @@ fn a_version_1_database_is_migrated() {
     assert!(!action.cache_hit);
     assert!(store.run(&run_key("r")).unwrap().unwrap().trigger.is_none());
     store.cache_put("k", "t", "file:///o/", 1).unwrap();
-    assert_eq!(store.cache_get("k").unwrap().as_deref(), Some("file:///o/"));
+    assert_eq!(
+        store.cache_get("k", None).unwrap().as_deref(),
+        Some("file:///o/")
+    );
 }

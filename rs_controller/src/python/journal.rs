@@ -93,10 +93,16 @@ impl PyRunJournal {
         }
     }
 
-    /// Serialized `task.Outputs` cached under `key`, if any.
-    fn cache_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    /// Serialized `task.Outputs` cached under `key`, if any, at most `max_age_ms` old.
+    #[pyo3(signature = (key, max_age_ms = None))]
+    fn cache_get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        max_age_ms: Option<i64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let found = py
-            .allow_threads(|| self.inner.cache_get(key))
+            .allow_threads(|| self.inner.cache_get(key, max_age_ms))
             .map_err(journal_err)?;
         Ok(found.map(|bytes| PyBytes::new(py, &bytes)))
     }
