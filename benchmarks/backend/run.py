@@ -76,15 +76,14 @@ def _chain_breakdown(run: object) -> tuple[float, float]:
     """Median run time of the chain's actions, and median gap between one ending and the next starting."""
     import statistics
 
-    from flyte._remote._client import run_sync
-
-    actions = run_sync(run._client.list_actions(run._run_id))  # type: ignore[attr-defined]
+    from flyte.remote import Action
 
     def seconds(ts: object) -> float:
         return ts.seconds + ts.nanos / 1e9  # type: ignore[attr-defined]
 
+    actions = Action.listall(for_run_name=run.name)  # type: ignore[attr-defined]
     spans = sorted(
-        (seconds(a.status.start_time), seconds(a.status.end_time)) for a in actions if a.metadata.parent
+        (seconds(a.pb2.status.start_time), seconds(a.pb2.status.end_time)) for a in actions if a.parent_name
     )
     runs = [end - start for start, end in spans]
     gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]

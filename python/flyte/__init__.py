@@ -43,10 +43,14 @@ from flyte._version import __version__
 
 if TYPE_CHECKING:
     from flyte._build import ImageBuild, build
+    from flyte._checkpoint import BaseCheckpoint, Checkpoint, latest_checkpoint
     from flyte._image import Image
     from flyte.io import File
 
 __all__ = [
+    "BaseCheckpoint",
+    "Checkpoint",
+    "latest_checkpoint",
     "AMD_GPU",
     "GPU",
     "HABANA_GAUDI",
@@ -122,6 +126,10 @@ def __getattr__(name: str) -> Any:
         from flyte import _build
 
         return getattr(_build, name)
+    if name in ("BaseCheckpoint", "Checkpoint", "latest_checkpoint"):
+        from flyte import _checkpoint
+
+        return getattr(_checkpoint, name)
     if name == "File":
         # Seed 004 writes `flyte.File`; it is flyte.io.File.
         from flyte.io import File

@@ -13,7 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from flyte._names import generate_random_name
+
 if TYPE_CHECKING:
+    from flyte._checkpoint import Checkpoint, CheckpointPaths
     from flyte._internal._runner import Runner
     from flyte._task import TaskTemplate
 
@@ -32,6 +35,8 @@ class ActionContext:
     abandoned: bool = False
     #: Name of a sync task called from async code, to explain a later "can't be awaited" error.
     last_sync_call: str | None = None
+    #: The attempt's checkpoint (a ``flyte.Checkpoint`` its runner made), if it has one.
+    checkpoint: Checkpoint | None = None
 
     def with_group(self, group: str) -> ActionContext:
         full = f"{self.group}/{group}" if self.group else group
@@ -56,13 +61,33 @@ def active(ctx: ActionContext) -> Iterator[ActionContext]:
 
 @dataclass(frozen=True)
 class ActionID:
-    """Identity of an action, as ``flyte.ctx().action`` exposes it."""
+    """Identity of an action, as ``flyte.ctx().action`` exposes it. Without ``run_name`` it is a
+    run's own identity (the run is named like its root)."""
 
     name: str
-    run_name: str
+    run_name: str = None  # type: ignore[assignment]  # filled from name
     project: str | None = None
     domain: str | None = None
     org: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_name is None:
+            object.__setattr__(self, "run_name", self.name)
+
+    @classmethod
+    def create_random(cls) -> ActionID:
+        """The identity of a new run with a fresh random name."""
+        name = generate_random_name()
+        return cls(name=name, run_name=name)
+
+    def new_sub_action(self, name: str | None = None) -> ActionID:
+        """The identity of another action of the same run (a fresh random name by default)."""
+        return dataclasses.replace(self, name=name or generate_random_name())
+
+    def unique_id_str(self, salt: str | None = None) -> str:
+        """``project-domain-run-action`` (and ``-salt``): unique across a backend's runs."""
+        v = f"{self.project}-{self.domain}-{self.run_name}-{self.name}"
+        return v if salt is None else f"{v}-{salt}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,14 @@ class TaskContext:
     run_dir: str
     #: Where this action's new data (files, directories, offloaded values) goes.
     raw_data_path: str = ""
+    #: The attempt's checkpoint: ``save`` what an attempt after a failure should resume from,
+    #: ``load`` what the attempt before saved.
+    checkpoint: Checkpoint | None = None
+
+    @property
+    def checkpoint_paths(self) -> CheckpointPaths | None:
+        """Where this attempt saves its checkpoint, and where the previous attempt saved its own."""
+        return self.checkpoint.paths if self.checkpoint is not None else None
 
     @property
     def run_name(self) -> str:
@@ -108,6 +141,7 @@ def ctx() -> TaskContext | None:
         custom_context=dict(c.custom_context),
         run_dir=str(run.run_dir),
         raw_data_path=run.raw_data_prefix(c.action_name),
+        checkpoint=c.checkpoint,
     )
 
 

@@ -4,13 +4,14 @@ action's identity, the phases an action goes through, and a task's interface."""
 from __future__ import annotations
 
 import enum
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from flyte._context import ActionID, TaskContext
+from flyte._names import generate_random_name
 from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES as MAX_INLINE_IO_BYTES
 
 if TYPE_CHECKING:
+    from flyte._checkpoint import CheckpointPaths
     from flyte._types import NativeInterface
 
 # Deferred imports: NativeInterface (the type engine) loads when asked for, so that `import
@@ -66,16 +67,11 @@ class ActionPhase(str, enum.Enum):
             raise ValueError(f"{pb_phase!r} is not an action phase with a meaning here") from None
 
 
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def generate_random_name() -> str:
-    """A fresh run name, as the SDK names runs that are not given one: ``r`` and 19 random
-    lower-case letters and digits (a valid name on any cluster)."""
-    return "r" + "".join(secrets.choice(_ALPHABET) for _ in range(19))
-
-
 def __getattr__(name: str) -> Any:
+    if name == "CheckpointPaths":
+        from flyte._checkpoint import CheckpointPaths
+
+        return CheckpointPaths
     if name == "NativeInterface":
         from flyte._types import NativeInterface
 
@@ -87,6 +83,7 @@ __all__ = [
     "MAX_INLINE_IO_BYTES",
     "ActionID",
     "ActionPhase",
+    "CheckpointPaths",
     "NativeInterface",
     "TaskContext",
     "generate_random_name",

@@ -4,6 +4,7 @@ deployed task) and the CLI (`flyte deploy`, `flyte get task`, `flyte run deploye
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -104,7 +105,7 @@ def test_deploy_then_call_and_run_deployed_tasks(deployed_module: Any) -> None:
 def test_deployed_task_details_and_overrides(deployed_module: Any) -> None:
     m = deployed_module
     d = flyte.deploy(m.env_1)[0]
-    details = remote.TaskDetails.fetch(f"{m.prefix}_two.add", version=d.version)
+    details = asyncio.run(remote.TaskDetails.fetch(f"{m.prefix}_two.add", version=d.version))
     assert isinstance(details, remote.TaskDetails) and details.version == d.version
     assert details.required_args == ("a",) and details.default_input_args == ("b",)
     assert details.task_type == "python" and details.secrets == [] and details.queue is None

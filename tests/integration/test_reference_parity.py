@@ -434,3 +434,47 @@ def test_a_local_run_has_no_backend_record() -> None:
             read()
     assert r.input_literals()["x"].scalar.primitive.integer == 2
     assert r.abort() is None and r.code_bundle() is None
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+
+@env.task(retries=2)
+def resumes_from_checkpoints(tag: str) -> str:
+    c = flyte.ctx()
+    assert c is not None and c.checkpoint is not None
+    cp = c.checkpoint
+    restored = cp.load_sync()
+    if c.attempt_number == 1:
+        assert restored is None and not cp.prev_exists()
+        cp.save_sync(b"step-5")
+        raise RuntimeError(f"{tag}: the machine went away")
+    if c.attempt_number == 2:
+        assert restored is not None and restored.read_bytes() == b"step-5"
+        (cp.path / "epoch-1").mkdir()
+        (cp.path / "epoch-1" / "last.ckpt").write_text("weights")
+        (cp.path / "notes.txt").write_text("two epochs")
+        cp.save_sync(cp.path)  # a directory: saved as one archive
+        raise RuntimeError(f"{tag}: and again")
+    assert restored == cp.path
+    latest = flyte.latest_checkpoint(restored)
+    assert latest is not None
+    return f"{c.attempt_number}:{latest.parent.name}/{latest.name}:{(restored / 'notes.txt').read_text()}"
+
+
+@env.task(retries=1)
+async def resumes_async(tag: str) -> str:
+    c = flyte.ctx()
+    assert c is not None and c.checkpoint is not None
+    restored = await c.checkpoint.load()
+    if restored is None:
+        await c.checkpoint.save(b"half-way")
+        raise RuntimeError(f"{tag}: crash")
+    return restored.read_text()
+
+
+def test_a_retried_attempt_resumes_from_the_checkpoint_of_the_one_before(run, mode: str) -> None:
+    assert run(resumes_from_checkpoints, "t") == "3:epoch-1/last.ckpt:two epochs"
+    assert run(resumes_async, "t") == "half-way"
+    with pytest.raises(TypeError, match="bytes, a file or a directory"):
+        flyte.Checkpoint(str(Path(tempfile.mkdtemp()) / "cp")).save_sync(42)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._aio",
             "flyte.syncify",
             "flyte._logging",
+            "flyte._names",
             "flyte._context",
         ],
     ),
@@ -40,6 +41,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "flyte._types",
             "flyte._storage",
+            "flyte.storage",
+            "flyte._checkpoint",
             "flyte.io",
             "flyte._config",
             "flyte.config",
@@ -90,7 +93,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 ]
 
 # What users import: keeping these light is what justifies an import inside a function.
-PUBLIC = ["flyte", "flyte.io", "flyte.remote", "flyte.report", "flyte.errors"]
+PUBLIC = ["flyte", "flyte.io", "flyte.remote", "flyte.report", "flyte.errors", "flyte.storage"]
 
 # Runs as a script from a source checkout, and (with --program) without the SDK at all: only
 # the standard library at its top, by design.

@@ -380,3 +380,16 @@ def test_flyte_config_groups_the_settings(tmp_path: Path, monkeypatch: pytest.Mo
     moved = cfg.with_params(task=flyte.config.TaskConfig(project="other", domain="development"))
     flyte.init_from_config(moved)
     assert flyte.current_project() == "other" and flyte.current_domain() == "development"
+
+
+def test_action_ids_as_the_reference_makes_them() -> None:
+    from flyte.models import ActionID
+
+    run = ActionID("rabc")
+    assert run.run_name == "rabc"  # a run is named like its root
+    fresh = ActionID.create_random()
+    assert fresh.name == fresh.run_name and fresh.name.startswith("r") and len(fresh.name) == 20
+    child = ActionID("a0", run_name="r1", project="p", domain="d").new_sub_action("a7")
+    assert (child.name, child.run_name, child.project) == ("a7", "r1", "p")
+    assert child.unique_id_str() == "p-d-r1-a7" and child.unique_id_str("x") == "p-d-r1-a7-x"
+    assert ActionID("a0", run_name="r1").new_sub_action().name != "a0"

@@ -19,10 +19,12 @@ from typing import Any
 
 from flyte._aio import finish_returned_coroutine
 from flyte._bridge import cache, journal, ledger, policy
+from flyte._checkpoint import Checkpoint
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
 from flyte._local._secrets import provide
 from flyte._policy import task_policy
+from flyte._storage import join
 from flyte._task_errors import as_user_error, explain_await_error, is_recoverable
 from flyte.errors import DeadlineExceededError, MaxRuntimeExceededError, TaskTimeoutError
 
@@ -134,8 +136,21 @@ class LocalRun(Runner):
     def _child(self, call: Call, attempt: int) -> ActionContext:
         custom = call.parent.custom_context if call.parent is not None else self.custom_context
         return ActionContext(
-            run=self, action_name=call.name, task=call.task, attempt=attempt, custom_context=custom
+            run=self,
+            action_name=call.name,
+            task=call.task,
+            attempt=attempt,
+            custom_context=custom,
+            checkpoint=Checkpoint(
+                self._checkpoint_location(call, attempt),
+                self._checkpoint_location(call, attempt - 1) if attempt > 1 else None,
+            ),
         )
+
+    def _checkpoint_location(self, call: Call, attempt: int) -> str:
+        """Where attempt ``attempt`` of an action keeps its checkpoint (as the backend lays
+        out its attempts' checkpoint prefixes)."""
+        return join(self.raw_data_prefix(call.name), str(attempt), "checkpoint") + "/"
 
     def _failed(self, call: Call, err: BaseException) -> BaseException:
         """Ends an action whose attempt cannot be retried (its outputs are unusable)."""

@@ -24,6 +24,7 @@ from typing import Any
 from flyte._aio import finish_returned_coroutine
 from flyte._bridge import contract
 from flyte._bridge.controller import Controller
+from flyte._checkpoint import Checkpoint
 from flyte._context import ActionContext, _current
 from flyte._internal import _uris
 from flyte._task import TaskTemplate
@@ -222,6 +223,9 @@ def main(argv: list[str]) -> int:
         task=task,
         attempt=int(env.get(contract.ATTEMPT_NUMBER, "0")) + 1,
         custom_context={kv.key: kv.value for kv in inputs.context},
+        checkpoint=Checkpoint(args.checkpoint_path, args.prev_checkpoint or None)
+        if args.checkpoint_path
+        else None,
     )
     try:
         result = asyncio.run(_run_body(runner, task, kwargs, ctx))
