@@ -106,6 +106,49 @@ class TaskContext:
     #: The attempt's checkpoint: ``save`` what an attempt after a failure should resume from,
     #: ``load`` what the attempt before saved.
     checkpoint: Checkpoint | None = None
+    #: The running action itself, which the properties below ask.
+    _action: ActionContext | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def run_base_dir(self) -> str:
+        """The run's directory (its outputs, reports), a path or a URI."""
+        return self.run_dir
+
+    @property
+    def output_path(self) -> str | None:
+        """Where this action's outputs (and report) are written."""
+        return self._action.run.output_path(self._action.action_name) if self._action else None
+
+    @property
+    def input_path(self) -> str | None:
+        """Where this action's inputs were read from (None when they were handed over in this
+        process, as in local mode)."""
+        return self._action.run.input_path(self._action.action_name) if self._action else None
+
+    @property
+    def version(self) -> str | None:
+        """The version of the code the action runs (its code bundle's digest, or the version it
+        was deployed as); None in local mode, which runs the code in place."""
+        return self._action.run.code_version if self._action else None
+
+    @property
+    def report(self) -> Any:
+        """The action's report (``flyte.report``): its tabs, what was logged to it."""
+        return self._action.run.report_of(self._action) if self._action else None
+
+    @property
+    def group_data(self) -> str | None:
+        """The group (``flyte.group``) the action runs in, if any."""
+        return self.group
+
+    @property
+    def interactive_mode(self) -> bool:
+        """Whether the run was started from an interactive session (a notebook or REPL)."""
+        return bool(self._action and self._action.run.interactive)
+
+    def replace(self, **kwargs: Any) -> TaskContext:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **kwargs)
 
     @property
     def checkpoint_paths(self) -> CheckpointPaths | None:
@@ -142,6 +185,7 @@ def ctx() -> TaskContext | None:
         run_dir=str(run.run_dir),
         raw_data_path=run.raw_data_prefix(c.action_name),
         checkpoint=c.checkpoint,
+        _action=c,
     )
 
 

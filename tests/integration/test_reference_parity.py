@@ -478,3 +478,33 @@ def test_a_retried_attempt_resumes_from_the_checkpoint_of_the_one_before(run, mo
     assert run(resumes_async, "t") == "half-way"
     with pytest.raises(TypeError, match="bytes, a file or a directory"):
         flyte.Checkpoint(str(Path(tempfile.mkdtemp()) / "cp")).save_sync(42)  # type: ignore[arg-type]
+
+
+# -- the task context -------------------------------------------------------------------------
+
+
+@env.task(report=True)
+def describes_itself() -> dict[str, str]:
+    c = flyte.ctx()
+    assert c is not None
+    c.report.get_tab("main").log("<p>hello</p>")
+    assert c.replace(group="elsewhere").group == "elsewhere" and c.group_data is None
+    return {
+        "run_base_dir": c.run_base_dir,
+        "output_path": c.output_path or "",
+        "input_path": c.input_path or "",
+        "version": c.version or "",
+        "interactive": str(c.interactive_mode),
+        "report": type(c.report).__name__,
+    }
+
+
+def test_the_task_context_tells_where_the_action_reads_and_writes(run, mode: str) -> None:
+    seen = run(describes_itself)
+    assert seen["report"] == "Report" and seen["interactive"] == "False"
+    assert seen["output_path"].startswith(seen["run_base_dir"].rstrip("/"))
+    if mode == "remote":
+        # A backend's action reads its inputs from storage and runs a versioned code bundle.
+        assert seen["input_path"].endswith("inputs.pb") and seen["version"]
+    else:
+        assert seen["input_path"] == "" and seen["version"] == ""

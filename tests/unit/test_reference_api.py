@@ -393,3 +393,30 @@ def test_action_ids_as_the_reference_makes_them() -> None:
     assert (child.name, child.run_name, child.project) == ("a7", "r1", "p")
     assert child.unique_id_str() == "p-d-r1-a7" and child.unique_id_str("x") == "p-d-r1-a7-x"
     assert ActionID("a0", run_name="r1").new_sub_action().name != "a0"
+
+
+def test_native_interface_as_the_reference_describes_it() -> None:
+    import inspect
+
+    from flyte.models import NativeInterface
+
+    def area(width: float, height: float = 2.0, label: str = "box") -> float:
+        """The area."""
+        return width * height
+
+    iface = NativeInterface.from_callable(area)
+    assert iface.docstring == "The area." and iface.has_outputs()
+    assert iface.required_inputs() == ["width"] and iface.num_required_inputs() == 1
+    assert iface.get_input_types() == {"width": float, "height": float, "label": str}
+    assert iface.convert_to_kwargs(3.0, label="x") == {"width": 3.0, "height": 2.0, "label": "x"}
+    with pytest.raises(TypeError):
+        iface.convert_to_kwargs()
+    schema = iface.json_schema
+    assert schema["required"] == ["width"] and schema["properties"]["height"]["default"] == 2.0
+    assert schema["properties"]["label"]["type"] == "string"
+    built = NativeInterface.from_types(
+        {"n": (int, inspect.Parameter.empty), "s": (str, inspect.Parameter.empty)}, {"o0": int}, {"s": "x"}
+    )
+    assert built.required_inputs() == ["n"] and built.inputs["s"] == (str, "x")
+    with pytest.raises(ValueError, match="not an input"):
+        NativeInterface.from_types({"n": (int, inspect.Parameter.empty)}, {}, {"m": 1})

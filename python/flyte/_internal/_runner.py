@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from flyte._internal._identity import identity_and_serialized, identity_bytes
 from flyte._internal._raw_data import run_base
 from flyte._storage._uri import join
 from flyte.errors import ActionAbortedError
+from flyte.report._report import report_for
 
 if TYPE_CHECKING:
     from flyte._task import TaskTemplate
@@ -83,6 +85,26 @@ class Runner:
     def report_uri(self, action_name: str) -> str:
         """Where an action's report (``flyte.report``) is written."""
         return join(self.run_dir, action_name, "report.html")
+
+    #: The version of the code this process runs (None: the code in place, not a bundle).
+    code_version: str | None = None
+
+    @property
+    def interactive(self) -> bool:
+        """Whether the process that started the run is an interactive session."""
+        return hasattr(sys, "ps1") or "ipykernel" in sys.modules
+
+    def output_path(self, action_name: str) -> str | None:
+        """Where an action's outputs and report go."""
+        return join(self.run_dir, action_name)
+
+    def input_path(self, action_name: str) -> str | None:
+        """Where an action's inputs were read from; None when they never left this process."""
+        return None
+
+    def report_of(self, c: ActionContext) -> Any:
+        """The report of action ``c`` of this run."""
+        return report_for(c)
 
     def raw_data_prefix(self, action_name: str) -> str:
         """Where an action of this run puts new data (files, offloaded values)."""

@@ -158,7 +158,22 @@ class ActionRunner(Runner):
         self.controller = controller
         self.run_output_base = run_output_base
         self.code = code
+        self.code_version = code.version or None
+        #: Where this process's action read its inputs (set by the runtime).
+        self.inputs_uri: str | None = None
         self._specs: dict[int, tuple[Any, Any, Any]] = {}
+
+    @property
+    def interactive(self) -> bool:
+        return False  # a backend's action process: its code came from a bundle or an image
+
+    def output_path(self, action_name: str) -> str | None:
+        if action_name == self.action_name:
+            return self.outputs_prefix
+        return super().output_path(action_name)
+
+    def input_path(self, action_name: str) -> str | None:
+        return self.inputs_uri if action_name == self.action_name else None
 
     def report_uri(self, action_name: str) -> str:
         # This process runs one action; its report goes beside its outputs, where the

@@ -217,6 +217,7 @@ def main(argv: list[str]) -> int:
         domain=env.get(contract.EXECUTION_DOMAIN) or None,
         org=org,
     )
+    runner.inputs_uri = args.inputs
     ctx = ActionContext(
         run=runner,
         action_name=action_name,

@@ -111,10 +111,16 @@ class NativeInterface:
     Converters are compiled on first use, so building an interface at import time is cheap.
     """
 
+    inputs: dict[str, tuple[Any, Any]]
+    outputs: dict[str, Any]
+    #: The function's docstring, when made from a function.
+    docstring: str | None
+
     def __init__(
         self,
         inputs: dict[str, tuple[Any, Any]],
         outputs: dict[str, Any],
+        docstring: str | None = None,
         *,
         name: str = "",
         positional_only: Collection[str] = (),
@@ -124,6 +130,7 @@ class NativeInterface:
     ) -> None:
         self.inputs = dict(inputs)
         self.outputs = dict(outputs)
+        self.docstring = docstring
         self.name = name
         if output_tuple is not None:
             self._shape = _SHAPE_NAMEDTUPLE
@@ -163,6 +170,62 @@ class NativeInterface:
         )
 
     @classmethod
+    def from_callable(cls, func: Any) -> NativeInterface:
+        """The interface of a function: its parameters and return annotation."""
+        return cls.from_function(func)
+
+    @classmethod
+    def from_types(
+        cls,
+        inputs: dict[str, tuple[Any, Any]],
+        outputs: dict[str, Any],
+        default_inputs: dict[str, Any] | None = None,
+    ) -> NativeInterface:
+        """An interface from types: ``inputs`` maps names to ``(type, default)`` (default
+        ``inspect.Parameter.empty`` for none), ``outputs`` names to types; ``default_inputs``
+        gives defaults for some inputs besides."""
+        merged = dict(inputs)
+        for name, value in (default_inputs or {}).items():
+            if name not in merged:
+                raise ValueError(f"default for {name!r}, which is not an input ({sorted(merged)})")
+            merged[name] = (merged[name][0], value)
+        return cls(merged, outputs)
+
+    def get_input_types(self) -> dict[str, Any]:
+        """Each input's type, by name."""
+        return {name: tp for name, (tp, _) in self.inputs.items()}
+
+    def has_outputs(self) -> bool:
+        return bool(self.outputs)
+
+    def required_inputs(self) -> list[str]:
+        """The inputs without a default, in order."""
+        return [name for name, (_, default) in self.inputs.items() if default is _EMPTY]
+
+    def num_required_inputs(self) -> int:
+        return len(self.required_inputs())
+
+    def convert_to_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """A call's arguments by input name, defaults filled in; a wrong call raises TypeError."""
+        return self.bind(args, kwargs, self.name)
+
+    @property
+    def json_schema(self) -> dict[str, Any]:
+        """A JSON schema of the inputs (an object with one property per input)."""
+        from pydantic import TypeAdapter
+
+        properties: dict[str, Any] = {}
+        for name, (tp, default) in self.inputs.items():
+            schema = TypeAdapter(Any if tp is _EMPTY else tp).json_schema()
+            if default is not _EMPTY:
+                try:
+                    schema["default"] = TypeAdapter(Any).dump_python(default, mode="json")
+                except Exception:  # noqa: BLE001 - a default JSON cannot show is left out
+                    pass
+            properties[name] = schema
+        return {"type": "object", "properties": properties, "required": self.required_inputs()}
+
+    @classmethod
     def from_function(cls, func: Any) -> NativeInterface:
         target = inspect.unwrap(func)
         name = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', repr(target))}"
@@ -190,6 +253,7 @@ class NativeInterface:
         return cls(
             inputs,
             outputs,
+            inspect.getdoc(target),
             name=name,
             positional_only=positional_only,
             keyword_only=keyword_only,

@@ -83,6 +83,11 @@ def current_report() -> Report:
     c = _context.current()
     if c is None:
         return _detached
+    return report_for(c)
+
+
+def report_for(c: _context.ActionContext) -> Report:
+    """The report of action ``c``."""
     key = (c.run.name, c.action_name)
     with _lock:
         report = _reports.get(key)
