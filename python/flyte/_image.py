@@ -470,6 +470,9 @@ class Image:
     name: str | None = None
     platform: Tuple[Architecture, ...] = ("linux/amd64",)
     python_version: Tuple[int, int] = field(default_factory=_current_python)
+    #: Whether ``clone(addl_layer=...)`` may add layers to this image (set for images this SDK
+    #: knows the making of, such as ``from_debian_base``; ``with_*`` methods add layers anyway).
+    extendable: bool = False
     registry_secret: Secret | None = None
     layers: Tuple[Layer, ...] = ()
 
@@ -490,6 +493,8 @@ class Image:
             _check_name(where, self.name)
         object.__setattr__(self, "platform", _check_platform(where, self.platform))
         object.__setattr__(self, "python_version", _check_python_version(where, self.python_version))
+        if not isinstance(self.extendable, bool):
+            raise TypeError(f"Image(extendable={self.extendable!r}) must be True or False")
         secret = self.registry_secret
         if isinstance(secret, str):
             object.__setattr__(self, "registry_secret", Secret(key=secret))
@@ -517,12 +522,12 @@ class Image:
     def from_debian_base(
         cls,
         python_version: tuple[int, int] | None = None,
-        name: str | None = None,
-        registry: str | None = None,
-        registry_secret: str | Secret | None = None,
-        platform: Architecture | tuple[Architecture, ...] | None = None,
         flyte_version: str | None = None,
         install_flyte: bool = True,
+        registry: str | None = None,
+        registry_secret: str | Secret | None = None,
+        name: str | None = None,
+        platform: Architecture | tuple[Architecture, ...] | None = None,
     ) -> Image:
         """Flyte's default image: Debian slim with Python, a virtualenv and (by default) this SDK.
 
@@ -571,6 +576,7 @@ class Image:
             if platform is not None
             else ("linux/amd64", "linux/arm64"),  # type: ignore[arg-type]
             python_version=version,
+            extendable=True,
             registry_secret=registry_secret,  # type: ignore[arg-type]
             layers=tuple(layers),
         )
@@ -652,18 +658,38 @@ class Image:
 
     def clone(
         self,
-        name: str | None = None,
         registry: str | None = None,
         registry_secret: str | Secret | None = None,
+        name: str | None = None,
+        base_image: str | None = None,
+        python_version: tuple[int, int] | None = None,
+        addl_layer: Layer | None = None,
+        extendable: bool | None = None,
+        platform: Architecture | tuple[Architecture, ...] | None = None,
     ) -> Image:
-        """The same image published under another name and/or registry."""
+        """A copy of the image with some of it changed: published under another name or
+        registry, on another base or Python, for other platforms, or with ``addl_layer`` on top
+        (only for an ``extendable`` image, and one with a name)."""
         where = "Image.clone()"
-        return dataclasses.replace(
+        if addl_layer is not None:
+            if not isinstance(addl_layer, Layer):
+                raise TypeError(f"{where}: addl_layer must be an image Layer, got {addl_layer!r}")
+            if not self.extendable:
+                raise ValueError(
+                    f"{where}: this image is not extendable, so addl_layer cannot be added; "
+                    "clone it with extendable=True first, or add steps with the with_* methods"
+                )
+        new = dataclasses.replace(
             self,
             name=_check_name(where, name) if name is not None else self.name,
             registry=_check_registry(where, registry) if registry is not None else self.registry,
             registry_secret=registry_secret if registry_secret is not None else self.registry_secret,  # type: ignore[arg-type]
+            base_image=_check_image_uri(where, base_image) if base_image is not None else self.base_image,
+            python_version=python_version if python_version is not None else self.python_version,
+            extendable=extendable if extendable is not None else self.extendable,
+            platform=_check_platform(where, platform) if platform is not None else self.platform,  # type: ignore[arg-type]
         )
+        return new._with_layer(where, addl_layer) if addl_layer is not None else new
 
     def with_pip_packages(
         self,
@@ -680,9 +706,9 @@ class Image:
     def with_requirements(
         self,
         file: PathLike,
-        pre: bool = False,
         index_url: str | None = None,
         extra_index_urls: str | Sequence[str] | None = None,
+        pre: bool = False,
         extra_args: str | None = None,
     ) -> Image:
         """Install from a ``requirements.txt``; a ``uv.lock`` or ``poetry.lock`` installs that project instead."""

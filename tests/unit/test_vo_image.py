@@ -668,3 +668,31 @@ def test_uri_forms() -> None:
     assert Image.from_debian_base(name="solo").uri == f"solo:{Image.from_debian_base(name='solo').tag}"
     img = Image.from_debian_base(name="n", registry="r.io/team")
     assert img.uri == f"r.io/team/n:{img.tag}"
+
+
+def test_clone_takes_the_references_arguments() -> None:
+    from flyte._image import PipPackages
+
+    base = Image.from_debian_base(python_version=(3, 11), registry="localhost:5000", name="base")
+    assert base.extendable and not Image.from_base("python:3.11-slim").extendable
+    moved = base.clone("ghcr.io/acme", name="moved", platform="linux/arm64", python_version=(3, 12))
+    assert (moved.registry, moved.name, moved.platform, moved.python_version) == (
+        "ghcr.io/acme",
+        "moved",
+        ("linux/arm64",),
+        (3, 12),
+    )
+    layered = base.clone(addl_layer=PipPackages(("requests",)))
+    assert layered.layers[-1] == PipPackages(("requests",)) and layered.uri != base.uri
+    rebased = base.clone(base_image="python:3.12-slim")
+    assert rebased.base_image == "python:3.12-slim" and rebased.tag != base.tag
+    # Extendability is not content: the same layers give the same tag.
+    assert base.clone(extendable=False).tag == base.tag
+    plain = Image.from_base("python:3.11-slim").clone(name="plain", registry="r.example")
+    with pytest.raises(ValueError, match="not extendable"):
+        plain.clone(addl_layer=PipPackages(("x",)))
+    assert plain.clone(extendable=True).clone(addl_layer=PipPackages(("x",))).layers
+    with pytest.raises(TypeError, match="Layer"):
+        base.clone(addl_layer="pip install x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="extendable"):
+        Image(base_image="python:3.11-slim", extendable="yes")  # type: ignore[arg-type]
