@@ -27,6 +27,7 @@ from flyte._initialize import (
 )
 from flyte._logging import logger, system_logger
 from flyte._map import map
+from flyte._rerun import rerun
 from flyte._resources import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron, Resources
 from flyte._retry import Backoff, RetryStrategy
 from flyte._reusable import ReusePolicy
@@ -103,6 +104,7 @@ __all__ = [
     "logger",
     "map",
     "report",
+    "rerun",
     "run",
     "system_logger",
     "trace",

@@ -329,3 +329,24 @@ def test_a_tasks_inline_limit_offloads_its_larger_values(backend: str) -> None:
     assert large.outputs()[0] == "x" * 5000
     small = flyte.run(long_text, n=100).wait(quiet=True)
     assert not small.output_literals()["o0"].HasField("offloaded_metadata")
+
+
+def test_rerun_starts_the_same_task_again(backend: str) -> None:
+    first = flyte.run(square, x=7).wait(quiet=True)
+    again = flyte.rerun(first.name)
+    assert isinstance(again, remote.Run) and again.name != first.name
+    assert again.wait(quiet=True).result == 49 and again.task_name == "remote_runs.square"
+    assert flyte.rerun(first.name, x=3).result == 9
+    tag = uuid.uuid4().hex[:8]
+    parent = _run(tag, fan_out, n=2).wait(quiet=True)
+    child = next(iter(remote.Action.listall(for_run_name=parent.name, parent_name="a0")))
+    # A sub-action runs again on its own, as a run of its task.
+    assert flyte.rerun(parent.name, action_name=child.name).result in (0, 1)
+    # The root's run settings come along.
+    assert next(iter(flyte.rerun(parent.name).details().pb2.run_spec.labels.values.items())) == ("suite", tag)
+    with pytest.raises(TypeError, match="not inputs"):
+        flyte.rerun(first.name, y=1)
+    with pytest.raises(ValueError, match="recover"):
+        flyte.rerun(first.name, recover=True)
+    with pytest.raises(flyte.errors.ActionNotFoundError):
+        flyte.rerun("no-such-run-here")
