@@ -170,12 +170,14 @@ async def upload_hashed(
     """``upload_hashed_sync`` for async code."""
     import asyncio
 
-    put = _storage.put(local, uri, **transfer.options())
     if hash_method is not None:
+        # The caller's hash first: one that fails (or gives nothing) uploads nothing.
         digest = await asyncio.to_thread(custom_hash, hash_method, local)
         assert digest is not None
-        return await put or uri, digest
-    computed, stored = await asyncio.gather(asyncio.to_thread(hasher, local), put)
+        return await _storage.put(local, uri, **transfer.options()) or uri, digest
+    computed, stored = await asyncio.gather(
+        asyncio.to_thread(hasher, local), _storage.put(local, uri, **transfer.options())
+    )
     return stored or uri, computed
 
 
