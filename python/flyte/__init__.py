@@ -31,7 +31,7 @@ from flyte._rerun import rerun
 from flyte._resources import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron, Resources
 from flyte._retry import Backoff, RetryStrategy
 from flyte._reusable import ReusePolicy
-from flyte._run import Run, run, with_runcontext
+from flyte._run import run, with_runcontext
 from flyte._secret import Secret, SecretRequest
 from flyte._task import TaskTemplate
 from flyte._timeout import Timeout, TimeoutType
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from flyte._checkpoint import BaseCheckpoint, Checkpoint, latest_checkpoint
     from flyte._image import Image
     from flyte.io import File
+    from flyte.remote._run import Run
 
 __all__ = [
     "BaseCheckpoint",
@@ -128,6 +129,10 @@ def __getattr__(name: str) -> Any:
         from flyte import _build
 
         return getattr(_build, name)
+    if name == "Run":
+        from flyte.remote._run import Run
+
+        return Run
     if name in ("BaseCheckpoint", "Checkpoint", "latest_checkpoint"):
         from flyte import _checkpoint
 

@@ -21,7 +21,9 @@ from typing import Any
 
 from flyte._logging import system_logger
 from flyte._storage import StorageError, join
-from flyte._storage._ops import exists_sync, get_sync, put_bytes_sync, put_sync
+
+# Deferred imports: the storage operations (the object-store client, ~50 ms and several MB)
+# load when a checkpoint is loaded or saved; every local attempt has a checkpoint, few use it.
 
 #: A downloaded checkpoint that is not an archive is put here, under ``Checkpoint.path``.
 PAYLOAD_NAME = "payload"
@@ -124,6 +126,8 @@ class Checkpoint(BaseCheckpoint):
         return self._src is not None
 
     def load_sync(self) -> pathlib.Path | None:
+        from flyte._storage._ops import exists_sync, get_sync
+
         if self._src is None:
             return None
         source = _object_uri(self._src)
@@ -146,6 +150,8 @@ class Checkpoint(BaseCheckpoint):
             return None
 
     def save_sync(self, data: pathlib.Path | str | bytes) -> None:
+        from flyte._storage._ops import put_bytes_sync, put_sync
+
         target = _object_uri(self._dest)
         if isinstance(data, (bytes, bytearray, memoryview)):
             put_bytes_sync(bytes(data), target)

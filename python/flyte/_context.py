@@ -35,7 +35,7 @@ class ActionContext:
     abandoned: bool = False
     #: Name of a sync task called from async code, to explain a later "can't be awaited" error.
     last_sync_call: str | None = None
-    #: The attempt's checkpoint (a ``flyte.Checkpoint`` its runner made), if it has one.
+    #: The attempt's checkpoint (a ``flyte.Checkpoint``), made by its runner when first asked for.
     checkpoint: Checkpoint | None = None
 
     def with_group(self, group: str) -> ActionContext:
@@ -103,11 +103,14 @@ class TaskContext:
     run_dir: str
     #: Where this action's new data (files, directories, offloaded values) goes.
     raw_data_path: str = ""
-    #: The attempt's checkpoint: ``save`` what an attempt after a failure should resume from,
-    #: ``load`` what the attempt before saved.
-    checkpoint: Checkpoint | None = None
     #: The running action itself, which the properties below ask.
     _action: ActionContext | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The attempt's checkpoint: ``save`` what an attempt after a failure should resume
+        from, ``load`` what the attempt before saved."""
+        return self._action.run.checkpoint_of(self._action) if self._action else None
 
     @property
     def run_base_dir(self) -> str:
@@ -184,7 +187,6 @@ def ctx() -> TaskContext | None:
         custom_context=dict(c.custom_context),
         run_dir=str(run.run_dir),
         raw_data_path=run.raw_data_prefix(c.action_name),
-        checkpoint=c.checkpoint,
         _action=c,
     )
 

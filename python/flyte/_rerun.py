@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyte.models import generate_random_name
-from flyte.remote._common import connection
-from flyte.remote._run import Run
 from flyte.syncify import syncify
 
-# Deferred imports: protobufs and the type engine load when a run is started.
+# Deferred imports: protobufs, the type engine and flyte.remote's run objects load when a run
+# is started, not with `import flyte`.
+
+if TYPE_CHECKING:
+    from flyte.remote._run import Run
 
 
 @syncify
@@ -26,9 +28,11 @@ async def rerun(
     too), with the ``inputs`` given here replacing those of the same names."""
     from flyteidl2.common import identifier_pb2
     from flyteidl2.task import common_pb2, run_pb2
-    from flyteidl2.workflow import run_definition_pb2, run_service_pb2
+    from flyteidl2.workflow import run_service_pb2
 
     from flyte._types._guess import interface_of
+    from flyte.remote._common import connection
+    from flyte.remote._run import created_run
 
     if recover or force_rerun_actions or allow_missing_source_outputs:
         raise ValueError(
@@ -75,9 +79,4 @@ async def rerun(
     created = await client.create_run(
         run_service_pb2.CreateRunRequest(run_id=new_run, task_spec=spec, inputs=merged, run_spec=run_spec)
     )
-    pb2 = run_definition_pb2.Run()
-    pb2.CopyFrom(created)
-    new_run.name = created.action.id.run.name or new_run.name
-    pb2.action.id.run.CopyFrom(new_run)
-    pb2.action.id.name = pb2.action.id.name or "a0"
-    return Run(pb2)
+    return created_run(created, new_run)

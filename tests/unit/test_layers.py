@@ -184,10 +184,14 @@ def _loaded_after(code: str) -> set[str]:
 
 @cache
 def _loaded_by() -> dict[str, set[str]]:
-    """What importing each public module loads, and ("definitions") what a workflow file that
-    touches every name `flyte` exports loads."""
+    """What importing each public module loads, and what a program that touches every name
+    `flyte` ("definitions") or `flyte.remote` ("remote objects") exports loads: both load their
+    names' modules on first use."""
     sets = {name: _loaded_after(f"import {name}") for name in PUBLIC}
     sets["definitions"] = _loaded_after("import flyte\nfor name in flyte.__all__:\n    getattr(flyte, name)")
+    sets["remote objects"] = _loaded_after(
+        "import flyte.remote\nfor name in flyte.remote.__all__:\n    getattr(flyte.remote, name)"
+    )
     return sets
 
 

@@ -102,6 +102,10 @@ class Runner:
         """Where an action's inputs were read from; None when they never left this process."""
         return None
 
+    def checkpoint_of(self, c: ActionContext) -> Any:
+        """The checkpoint of attempt ``c`` (None when its runner gave it none)."""
+        return c.checkpoint
+
     def report_of(self, c: ActionContext) -> Any:
         """The report of action ``c`` of this run."""
         return report_for(c)

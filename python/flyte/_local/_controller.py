@@ -141,16 +141,21 @@ class LocalRun(Runner):
             task=call.task,
             attempt=attempt,
             custom_context=custom,
-            checkpoint=Checkpoint(
-                self._checkpoint_location(call, attempt),
-                self._checkpoint_location(call, attempt - 1) if attempt > 1 else None,
-            ),
         )
 
-    def _checkpoint_location(self, call: Call, attempt: int) -> str:
+    def checkpoint_of(self, c: ActionContext) -> Checkpoint:
+        # Made when the task first asks: most actions never do, and they are many.
+        if c.checkpoint is None:
+            c.checkpoint = Checkpoint(
+                self._checkpoint_location(c.action_name, c.attempt),
+                self._checkpoint_location(c.action_name, c.attempt - 1) if c.attempt > 1 else None,
+            )
+        return c.checkpoint
+
+    def _checkpoint_location(self, action_name: str, attempt: int) -> str:
         """Where attempt ``attempt`` of an action keeps its checkpoint (as the backend lays
         out its attempts' checkpoint prefixes)."""
-        return join(self.raw_data_prefix(call.name), str(attempt), "checkpoint") + "/"
+        return join(self.raw_data_prefix(action_name), str(attempt), "checkpoint") + "/"
 
     def _failed(self, call: Call, err: BaseException) -> BaseException:
         """Ends an action whose attempt cannot be retried (its outputs are unusable)."""

@@ -16,7 +16,7 @@ from flyte._internal._serialize import CodeRef, task_module, task_spec
 from flyte._remote._client import BackendClient, run_sync
 from flyte._remote._upload import upload_bytes
 from flyte._run import new_run_name
-from flyte.remote._run import Run
+from flyte.remote._run import Run, created_run
 
 if TYPE_CHECKING:
     from flyte._initialize import InitConfig, Scope
@@ -100,15 +100,7 @@ def upload_bundle(client: BackendClient, bundle: _bundle.Bundle, where: Scope) -
 
 def _started(client: BackendClient, created: Any, run_id: Any, task: Any) -> Run:
     """The run object of a run just created; it decodes outputs with the task's own interface."""
-    from flyteidl2.workflow import run_definition_pb2
-
-    # Our own identifier (with its org), named as the backend named the run.
-    run_id.name = created.action.id.run.name or run_id.name
-    pb2 = run_definition_pb2.Run()
-    pb2.CopyFrom(created)
-    pb2.action.id.run.CopyFrom(run_id)
-    pb2.action.id.name = pb2.action.id.name or "a0"
-    run = Run(pb2)
+    run = created_run(created, run_id)
     run._interface = task.interface
     return run
 

@@ -385,7 +385,9 @@ class NativeInterface:
     def _offload_large(
         self, message: Any, convs: dict[str, _Converter], task_limit: int | None = None
     ) -> None:
-        limit = max_inline_bytes() if task_limit is None else min(task_limit, max_inline_bytes())
+        limit = max_inline_bytes()
+        if task_limit is not None and task_limit < limit:
+            limit = task_limit
         if message.ByteSize() <= limit:
             # No single value can be over the limit either.
             return

@@ -1,16 +1,46 @@
 """What is on a backend, used from here: runs and their actions, deployed tasks, projects,
 secrets, triggers, and uploads through the backend's data proxy."""
 
-from flyte.remote._action import Action, ActionDetails, ActionInputs, ActionOutputs
-from flyte.remote._auth_metadata import auth_metadata
-from flyte.remote._common import TimeFilter
-from flyte.remote._data import upload_dir, upload_file
-from flyte.remote._project import Project
-from flyte.remote._run import Run, RunDetails
-from flyte.remote._secret import Secret, SecretTypes
-from flyte.remote._task import RemoteTask, Task, TaskDetails
-from flyte.remote._trigger import Trigger, TriggerDetails
-from flyte.remote._user import User
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flyte.remote._action import Action, ActionDetails, ActionInputs, ActionOutputs
+    from flyte.remote._auth_metadata import auth_metadata
+    from flyte.remote._common import TimeFilter
+    from flyte.remote._data import upload_dir, upload_file
+    from flyte.remote._project import Project
+    from flyte.remote._run import Run, RunDetails
+    from flyte.remote._secret import Secret, SecretTypes
+    from flyte.remote._task import RemoteTask, Task, TaskDetails
+    from flyte.remote._trigger import Trigger, TriggerDetails
+    from flyte.remote._user import User
+
+# Each name loads its own module on first use: a run object (flyte.run's result) needs only the
+# run and action modules, not the deployed-task, project or secret ones.
+_WHERE = {
+    "Action": "_action",
+    "ActionDetails": "_action",
+    "ActionInputs": "_action",
+    "ActionOutputs": "_action",
+    "Project": "_project",
+    "RemoteTask": "_task",
+    "Run": "_run",
+    "RunDetails": "_run",
+    "Secret": "_secret",
+    "SecretTypes": "_secret",
+    "Task": "_task",
+    "TaskDetails": "_task",
+    "TimeFilter": "_common",
+    "Trigger": "_trigger",
+    "TriggerDetails": "_trigger",
+    "User": "_user",
+    "auth_metadata": "_auth_metadata",
+    "upload_dir": "_data",
+    "upload_file": "_data",
+}
 
 __all__ = [
     "Action",
@@ -33,3 +63,16 @@ __all__ = [
     "upload_dir",
     "upload_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flyte.remote' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flyte.remote.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

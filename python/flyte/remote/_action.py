@@ -142,7 +142,48 @@ class ActionOutputs(tuple, ToJSONMixin):  # type: ignore[type-arg]
         return f"ActionOutputs({inner})"
 
 
-class Action(ToJSONMixin):
+class _ActionFields:
+    """What an action and its details both tell, from the same message fields."""
+
+    pb2: Any
+
+    @property
+    def phase(self) -> ActionPhase:
+        return ActionPhase.from_protobuf(self.pb2.status.phase)
+
+    @property
+    def raw_phase(self) -> Any:
+        """The backend's phase number (``flyteidl2.common.ActionPhase``)."""
+        return self.pb2.status.phase
+
+    @property
+    def name(self) -> str:
+        return str(self.pb2.id.name)
+
+    @property
+    def run_name(self) -> str:
+        return str(self.pb2.id.run.name)
+
+    @property
+    def parent_name(self) -> str | None:
+        return self.pb2.metadata.parent or None
+
+    @property
+    def relation(self) -> Any:
+        """What run this one was derived from (a rerun or recovery), or None."""
+        return self.pb2.metadata.relation if self.pb2.metadata.HasField("relation") else None
+
+    @property
+    def action_id(self) -> Any:
+        return self.pb2.id
+
+    def done(self) -> bool:
+        """Whether the action has ended (as last seen: look again with ``sync``, ``wait`` or a
+        fresh ``get``)."""
+        return _is_done(self.pb2.status.phase)
+
+
+class Action(_ActionFields, ToJSONMixin):
     """An action of a run on a backend, as listed (``run_definition.Action``)."""
 
     def __init__(self, pb2: Any, _details: ActionDetails | None = None) -> None:
@@ -208,23 +249,6 @@ class Action(ToJSONMixin):
     # -- what it is ---------------------------------------------------------------------------
 
     @property
-    def phase(self) -> ActionPhase:
-        return ActionPhase.from_protobuf(self.pb2.status.phase)
-
-    @property
-    def raw_phase(self) -> Any:
-        """The backend's phase number (``flyteidl2.common.ActionPhase``)."""
-        return self.pb2.status.phase
-
-    @property
-    def name(self) -> str:
-        return str(self.pb2.id.name)
-
-    @property
-    def run_name(self) -> str:
-        return str(self.pb2.id.run.name)
-
-    @property
     def task_name(self) -> str | None:
         meta = self.pb2.metadata
         if meta.HasField("task") and meta.task.HasField("id"):
@@ -232,25 +256,8 @@ class Action(ToJSONMixin):
         return None
 
     @property
-    def parent_name(self) -> str | None:
-        return self.pb2.metadata.parent or None
-
-    @property
-    def relation(self) -> Any:
-        """What run this one was derived from (a rerun or recovery), or None."""
-        return self.pb2.metadata.relation if self.pb2.metadata.HasField("relation") else None
-
-    @property
-    def action_id(self) -> Any:
-        return self.pb2.id
-
-    @property
     def start_time(self) -> datetime:
         return _utc(self.pb2.status.start_time)
-
-    def done(self) -> bool:
-        """Whether the action has ended (as last seen; ``sync`` or ``wait`` look again)."""
-        return _is_done(self.pb2.status.phase)
 
     # -- talking to the backend ---------------------------------------------------------
 
@@ -461,7 +468,7 @@ async def _report(action_id: Any, attempt: int | None) -> str:
     return await asyncio.to_thread(fetch)
 
 
-class ActionDetails(ToJSONMixin):
+class ActionDetails(_ActionFields, ToJSONMixin):
     """An action with everything the backend knows of it (``run_definition.ActionDetails``):
     its task, error, attempts and phase history, inputs and outputs."""
 
@@ -539,24 +546,8 @@ class ActionDetails(ToJSONMixin):
     # -- what it is ---------------------------------------------------------------------------
 
     @property
-    def phase(self) -> ActionPhase:
-        return ActionPhase.from_protobuf(self.pb2.status.phase)
-
-    @property
-    def raw_phase(self) -> Any:
-        return self.pb2.status.phase
-
-    @property
     def is_running(self) -> bool:
         return self.phase == ActionPhase.RUNNING
-
-    @property
-    def name(self) -> str:
-        return str(self.pb2.id.name)
-
-    @property
-    def run_name(self) -> str:
-        return str(self.pb2.id.run.name)
 
     @property
     def task_name(self) -> str | None:
@@ -566,14 +557,6 @@ class ActionDetails(ToJSONMixin):
         if meta.HasField("task"):
             return str(meta.task.id.name)
         return None
-
-    @property
-    def parent_name(self) -> str | None:
-        return self.pb2.metadata.parent or None
-
-    @property
-    def action_id(self) -> Any:
-        return self.pb2.id
 
     @property
     def code_bundle(self) -> str | None:
@@ -590,10 +573,6 @@ class ActionDetails(ToJSONMixin):
     @property
     def metadata(self) -> Any:
         return self.pb2.metadata
-
-    @property
-    def relation(self) -> Any:
-        return self.pb2.metadata.relation if self.pb2.metadata.HasField("relation") else None
 
     @property
     def status(self) -> Any:
@@ -670,9 +649,6 @@ class ActionDetails(ToJSONMixin):
     def logs_available(self, attempt: int | None = None) -> bool:
         found = self._attempt(attempt)
         return bool(found is not None and found.logs_available)
-
-    def done(self) -> bool:
-        return _is_done(self.pb2.status.phase)
 
     # -- data -----------------------------------------------------------------------------------
 

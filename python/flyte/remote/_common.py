@@ -31,11 +31,10 @@ class ToJSONMixin:
         return MessageToJson(self.pb2)
 
 
-def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any]:
-    """Where deployed tasks are looked up: the configured endpoint, else (inside a task) the
-    backend that runs it, else the local backend."""
+def backend_endpoint() -> tuple[str, bool]:
+    """The backend remote calls go to, and whether without TLS: the configured endpoint, else
+    (inside a task) the backend that runs it, else the local backend."""
     from flyte._bridge import contract
-    from flyte._remote._client import BackendClient
 
     cfg = current_config()
     endpoint, insecure = cfg.endpoint, cfg.insecure
@@ -48,9 +47,20 @@ def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any
         endpoint, insecure = running_endpoint(data_dir()), True
         if endpoint is None:
             raise RemoteTaskError(
-                message="deployed tasks are looked up on a backend: configure an endpoint "
+                message="flyte.remote works with a backend: configure an endpoint "
                 "(flyte.init(endpoint=...)) or start one with `flyte start local`"
             )
+    return endpoint, insecure
+
+
+def _client_and_scope(project: str | None, domain: str | None) -> tuple[Any, Any]:
+    """A client of the backend remote calls go to (``backend_endpoint``) and the scope of
+    ``project``/``domain`` there."""
+    from flyte._bridge import contract
+    from flyte._remote._client import BackendClient
+
+    cfg = current_config()
+    endpoint, insecure = backend_endpoint()
     project = project or os.environ.get(contract.EXECUTION_PROJECT) or None
     domain = domain or os.environ.get(contract.EXECUTION_DOMAIN) or None
     return BackendClient(endpoint, insecure=insecure, auth=cfg.auth, ca_cert=cfg.ca_cert), scope(

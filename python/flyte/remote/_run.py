@@ -28,6 +28,7 @@ from flyte.remote._common import (
     ToJSONMixin,
     add_phase_filter,
     add_time_filter,
+    backend_endpoint,
     connection,
     set_sort,
 )
@@ -152,9 +153,7 @@ class Run(ToJSONMixin):
     @property
     def url(self) -> str:
         """Where the run can be looked at."""
-        run_id = self.pb2.action.id.run
-        endpoint = _client_of(self.pb2.action.id).endpoint
-        return f"flyte://{endpoint}/runs/{run_id.name}"
+        return f"flyte://{backend_endpoint()[0]}/runs/{self.name}"
 
     def done(self) -> bool:
         return self.action.done()
@@ -338,6 +337,20 @@ async def _action_records(run: Run) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def created_run(created: Any, run_id: Any) -> Run:
+    """The run a CreateRun answered with (``created``), named as the backend named it, in the
+    org, project and domain of the ``run_id`` it was asked for (the backend may leave them out)."""
+    from flyteidl2.workflow import run_definition_pb2
+
+    pb2 = run_definition_pb2.Run()
+    pb2.CopyFrom(created)
+    named = pb2.action.id.run.name or run_id.name
+    pb2.action.id.run.CopyFrom(run_id)
+    pb2.action.id.run.name = named
+    pb2.action.id.name = pb2.action.id.name or "a0"
+    return Run(pb2)
 
 
 class RunDetails(ToJSONMixin):
