@@ -151,13 +151,13 @@ def test_error_mapping_messages() -> None:
     assert type(err) is st.StorageError and "connection refused" in str(err) and "more" not in str(err)
 
 
-def test_part_size_respects_s3_limits() -> None:
-    from flyte._storage._ops import _part_size
+def testpart_size_respects_s3_limits() -> None:
+    from flyte._storage._ops import part_size
 
-    assert _part_size(0) == 5 << 20
-    assert _part_size(100 << 20) == 5 << 20
+    assert part_size(0) == 5 << 20
+    assert part_size(100 << 20) == 5 << 20
     big = 200 << 30  # 200 GB
-    assert _part_size(big) % (1 << 20) == 0 and big / _part_size(big) < 10_000
+    assert part_size(big) % (1 << 20) == 0 and big / part_size(big) < 10_000
 
 
 def test_a_directory_is_never_copied_into_itself(tmp_path: Path) -> None:
@@ -202,3 +202,28 @@ def test_public_storage_functions_on_local_paths(tmp_path: Path) -> None:
     assert fs.get_configured_fsspec_kwargs("s3")["retry_config"]["max_retries"] == 3
     with pytest.raises(ValueError, match="protocol"):
         fs.get_configured_fsspec_kwargs("ftp")
+
+
+def test_put_stream_sizes_parts_from_the_size_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import flyte.storage as fs
+    from flyte._storage import _ops
+
+    asked: list[int | None] = []
+    real = _ops.open_writer
+
+    def recording(uri: str, **kw: object) -> object:
+        asked.append(kw.get("chunk_size"))  # type: ignore[arg-type]
+        return real(uri, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_ops, "open_writer", recording)
+    hundred_gb = 100 << 30
+    target = str(tmp_path / "big.bin")
+    asyncio.run(fs.put_stream([b"x"], to_path=target, size_hint=hundred_gb))
+    asyncio.run(fs.put_stream([b"x"], to_path=target, size_hint=hundred_gb, chunk_size=64 << 20))
+    asyncio.run(fs.put_stream([b"x"], to_path=target))
+    assert asked == [_ops.part_size(hundred_gb), 64 << 20, None]
+    assert asked[0] * _ops.MAX_PARTS >= hundred_gb  # within the store's part count
+    with pytest.raises(ValueError, match="size_hint"):
+        asyncio.run(fs.put_stream([b"x"], to_path=target, size_hint=-1))

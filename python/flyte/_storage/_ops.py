@@ -46,7 +46,7 @@ MAX_PARTS = 9000  # stay under S3's 10,000-part limit
 PART_CONCURRENCY = 2
 
 
-def _part_size(nbytes: int) -> int:
+def part_size(nbytes: int) -> int:
     """The multipart part size for an upload of ``nbytes``: 5 MB, larger for very big files."""
     need = -(-nbytes // MAX_PARTS)
     return max(MIN_PART, -(-need // (1 << 20)) << 20)
@@ -121,7 +121,7 @@ async def _upload_file(
     chunk_size: int | None = None,
     max_concurrency: int | None = None,
 ) -> None:
-    part = max(chunk_size, MIN_PART) if chunk_size else _part_size(src.stat().st_size)
+    part = max(chunk_size, MIN_PART) if chunk_size else part_size(src.stat().st_size)
     try:
         await obstore.put_async(
             store,

@@ -171,12 +171,17 @@ async def put_stream(
 ) -> str:
     """Writes bytes (one ``bytes``, or an iterable or async iterable of chunks) to ``to_path``
     (default: a new location named ``name`` under the run's raw data); returns the location.
-    ``size_hint`` is accepted for the reference's signature: parts are sized by ``chunk_size``."""
+    ``size_hint`` (the expected total, in bytes) sizes the upload's parts when ``chunk_size`` is
+    not given, so a very large stream stays within the store's part count."""
     import asyncio
 
     from flyte._storage import _ops
 
     _no_fsspec_options(kwargs, "put_stream")
+    if size_hint is not None and size_hint < 0:
+        raise ValueError(f"size_hint must not be negative, got {size_hint}")
+    if chunk_size is None and size_hint:
+        chunk_size = _ops.part_size(size_hint)
     if to_path is None:
         to_path = _random_remote_path(name)
     writer = await asyncio.to_thread(
