@@ -33,7 +33,7 @@ from flyte._retry import Backoff, RetryStrategy
 from flyte._reusable import ReusePolicy
 from flyte._run import run, with_runcontext
 from flyte._secret import Secret, SecretRequest
-from flyte._task import TaskTemplate
+from flyte._task import AsyncFunctionTaskTemplate, TaskTemplate
 from flyte._timeout import Timeout, TimeoutType
 from flyte._trace import trace
 from flyte._trigger import Cron, FixedRate, Trigger, TriggerTime
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from flyte.remote._run import Run
 
 __all__ = [
+    "AsyncFunctionTaskTemplate",
     "BaseCheckpoint",
     "Checkpoint",
     "latest_checkpoint",

@@ -27,7 +27,7 @@ class ActionContext:
 
     run: Runner
     action_name: str
-    task: TaskTemplate[Any, Any] | None
+    task: TaskTemplate[Any, Any, Any] | None
     attempt: int = 1
     group: str | None = None
     custom_context: Mapping[str, str] = field(default_factory=dict)
@@ -37,6 +37,8 @@ class ActionContext:
     last_sync_call: str | None = None
     #: The attempt's checkpoint (a ``flyte.Checkpoint``), made by its runner when first asked for.
     checkpoint: Checkpoint | None = None
+    #: What the task's ``pre`` hook returned (a plugin's per-attempt state).
+    data: dict[str, Any] = field(default_factory=dict)
 
     def with_group(self, group: str) -> ActionContext:
         full = f"{self.group}/{group}" if self.group else group
@@ -148,6 +150,12 @@ class TaskContext:
     def interactive_mode(self) -> bool:
         """Whether the run was started from an interactive session (a notebook or REPL)."""
         return bool(self._action and self._action.run.interactive)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """What the task's ``pre`` hook returned for this attempt (task plugins keep the state
+        they set up here); empty for tasks without one."""
+        return self._action.data if self._action else {}
 
     def replace(self, **kwargs: Any) -> TaskContext:
         """A copy with some fields changed."""

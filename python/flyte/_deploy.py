@@ -102,7 +102,7 @@ def _same(known: TaskEnvironment, other: TaskEnvironment) -> None:
         )
 
 
-def _tasks(envs: dict[str, TaskEnvironment]) -> list[TaskTemplate[Any, Any]]:
+def _tasks(envs: dict[str, TaskEnvironment]) -> list[TaskTemplate[Any, Any, Any]]:
     return [t for e in envs.values() for t in e.tasks.values()]
 
 
@@ -232,7 +232,7 @@ async def _deploy_plan(
     from flyte._internal._serialize import task_identifier, task_spec
     from flyte._internal._triggers import task_triggers
 
-    async def one(task: TaskTemplate[Any, Any]) -> DeployedTask:
+    async def one(task: TaskTemplate[Any, Any, Any]) -> DeployedTask:
         kw = {"project": where.project, "domain": where.domain, "org": where.org}
         spec = task_spec(task, code, **kw)
         triggers = task_triggers(task)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import re
 import sys
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,7 +17,7 @@ from flyte._resources import Resources
 from flyte._retry import RetryStrategy
 from flyte._reusable import ReusePolicy
 from flyte._secret import normalize_secrets
-from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES, TaskTemplate
+from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES, FROM_FUNCTION, AsyncFunctionTaskTemplate, TaskTemplate
 from flyte._timeout import TimeoutType
 from flyte._trigger import Trigger
 
@@ -186,14 +187,60 @@ class TaskEnvironment(Environment):
             )
         # Validate early: a typo in the cache policy should fail at definition, not at run.
         self.cache = normalize_cache(self.cache)
-        self._tasks: dict[str, TaskTemplate[Any, Any]] = {}
+        self._tasks: dict[str, TaskTemplate[Any, Any, Any]] = {}
+        if self.plugin_config is not None:
+            plugin = self._task_class()
+            if self.reusable is not None and not getattr(plugin, "supports_reuse_policy", False):
+                raise ValueError(
+                    f"TaskEnvironment({self.name!r}): {plugin.__name__} tasks cannot run in reusable workers; "
+                    "drop reusable= or plugin_config="
+                )
         _ENVIRONMENTS[self.name] = self
+
+    def _task_class(self) -> type[AsyncFunctionTaskTemplate[Any, Any, Any]]:
+        """What ``@env.task`` makes: the plugin class registered for ``plugin_config``'s type."""
+        if self.plugin_config is None:
+            return AsyncFunctionTaskTemplate
+        from flyte._task_plugins import TaskPluginRegistry
+
+        plugin = TaskPluginRegistry.find(type(self.plugin_config))
+        if plugin is None:
+            raise ValueError(
+                f"TaskEnvironment({self.name!r}): no task plugin is registered for plugin_config of type "
+                f"{type(self.plugin_config).__name__}; register one with flyte.extend.TaskPluginRegistry.register()"
+            )
+        return plugin
+
+    @classmethod
+    def from_task(
+        cls, name: str, *tasks: TaskTemplate[Any, Any, Any], depends_on: list[Environment] | None = None
+    ) -> TaskEnvironment:
+        """An environment holding tasks made without one (plugin templates), so they can be
+        deployed, and named in other environments' ``depends_on``. The tasks must share one
+        image (or have none)."""
+        for t in tasks:
+            if not isinstance(t, TaskTemplate):
+                raise TypeError(f"from_task expects tasks, got {type(t).__name__}")
+            if t.env is not None:
+                raise ValueError(f"task {t.name} already belongs to environment {t.env.name!r}")
+        images = {id(t.image): t.image for t in tasks}
+        if len(images) > 1:
+            raise ValueError(
+                f"tasks of one environment must share an image; these have {len(images)} different ones"
+            )
+        image = next(iter(images.values())) if images else "auto"
+        env = cls(name=name, image=image, depends_on=list(depends_on or []))
+        for t in tasks:
+            env._tasks[t.name] = t
+            t.parent_env = weakref.ref(env)
+            t.parent_env_name = name
+        return env
 
     def __repr__(self) -> str:
         return f"TaskEnvironment(name={self.name!r}, tasks={list(self._tasks)})"
 
     @property
-    def tasks(self) -> dict[str, TaskTemplate[Any, Any]]:
+    def tasks(self) -> dict[str, TaskTemplate[Any, Any, Any]]:
         return dict(self._tasks)
 
     @overload
@@ -219,6 +266,7 @@ class TaskEnvironment(Environment):
         service_account: str | None = None,
         links: Iterable[Any] = (),
         entrypoint: bool = False,
+        produces_artifacts: bool = False,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -240,6 +288,7 @@ class TaskEnvironment(Environment):
         service_account: str | None = None,
         links: Iterable[Any] = (),
         entrypoint: bool = False,
+        produces_artifacts: bool = False,
     ) -> Any:
         """Registers a function as a task of this environment (``@env.task`` or ``@env.task(...)``)."""
         if cache_version is not None:
@@ -249,24 +298,39 @@ class TaskEnvironment(Environment):
             if not isinstance(t, Trigger):
                 raise TypeError(f"triggers must be flyte.Trigger objects, got {type(t).__name__}")
 
-        def wrap(func: Callable[..., Any]) -> TaskTemplate[Any, Any]:
-            t = TaskTemplate(
-                func,
-                self,
-                short_name=short_name,
-                cache=cache,
+        task_class = self._task_class()
+
+        def wrap(func: Callable[..., Any]) -> AsyncFunctionTaskTemplate[Any, Any, Any]:
+            name = getattr(func, "__name__", None)
+            if not callable(func) or name is None:
+                raise TypeError(f"@env.task expects a function, got {type(func).__name__}")
+            t = task_class(
+                func=func,
+                name=f"{self.name}.{name}",
+                interface=FROM_FUNCTION,
+                short_name=short_name or name,
+                image=self.image,
+                resources=self.resources,
+                cache=cache if cache is not None else self.cache,
                 retries=retries,
                 timeout=timeout,
-                report=report,
+                reusable=self.reusable,
                 docs=docs,
-                pod_template=pod_template,
+                env_vars=self.env_vars,
+                secrets=self.secrets,
+                service_account=service_account if service_account is not None else self.service_account,
+                pod_template=pod_template if pod_template is not None else self.pod_template,
+                report=report,
+                queue=queue if queue is not None else self.queue,
+                interruptible=self.interruptible if interruptible is None else interruptible,
+                entrypoint=entrypoint,
+                produces_artifacts=produces_artifacts,
+                parent_env=weakref.ref(self),
+                parent_env_name=self.name,
                 max_inline_io_bytes=max_inline_io_bytes,
                 triggers=trigger_list,
-                interruptible=interruptible,
-                queue=queue,
-                service_account=service_account,
                 links=tuple(links),
-                entrypoint=entrypoint,
+                **({"plugin_config": self.plugin_config} if self.plugin_config is not None else {}),
             )
             _check_trigger_inputs(t)
             self._tasks[t.name] = t
@@ -295,7 +359,7 @@ def _is_image(value: Any) -> bool:
     return isinstance(value, Image)
 
 
-def _check_trigger_inputs(t: TaskTemplate[Any, Any]) -> None:
+def _check_trigger_inputs(t: AsyncFunctionTaskTemplate[Any, Any, Any]) -> None:
     if not t.triggers:
         return
     import inspect

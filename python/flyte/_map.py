@@ -16,7 +16,7 @@ from flyte._task import TaskTemplate
 _DEFAULT_THREADS = 32
 
 
-def _unwrap(func: Any) -> tuple[TaskTemplate[Any, Any], tuple[Any, ...], dict[str, Any]]:
+def _unwrap(func: Any) -> tuple[TaskTemplate[Any, Any, Any], tuple[Any, ...], dict[str, Any]]:
     """The task behind ``func`` and the arguments a ``functools.partial`` binds."""
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
@@ -62,7 +62,7 @@ class _Mapper:
 
     def _sync(
         self,
-        task: TaskTemplate[Any, Any],
+        task: TaskTemplate[Any, Any, Any],
         pargs: tuple[Any, ...],
         pkwargs: dict[str, Any],
         iterables: tuple[Iterable[Any], ...],
@@ -78,9 +78,9 @@ class _Mapper:
                     if task.is_async:
                         import asyncio
 
-                        yield asyncio.run(task.func(*pargs, *items, **pkwargs))
+                        yield asyncio.run(task.forward(*pargs, *items, **pkwargs))
                     else:
-                        yield task.func(*pargs, *items, **pkwargs)
+                        yield task.forward(*pargs, *items, **pkwargs)
                 except Exception as e:
                     if not return_exceptions:
                         raise

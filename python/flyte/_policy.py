@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flyte._bridge import policy
-from flyte._retry import RetryStrategy
-from flyte._timeout import Timeout, seconds_of
+from flyte._retry import RetryStrategy, normalize_retries
+from flyte._timeout import Timeout, seconds_of, timeout_from_request
 
 if TYPE_CHECKING:
     from flyte._task import TaskTemplate
@@ -48,10 +48,14 @@ def policy_metadata(retries: RetryStrategy, timeout: Timeout | None) -> Any:
     return metadata
 
 
-def task_policy(task: TaskTemplate[Any, Any]) -> policy.TaskPolicy:
+def task_policy(task: TaskTemplate[Any, Any, Any]) -> policy.TaskPolicy:
     """The core's policy for ``task`` (made once per task object; ``override`` copies drop it)."""
     cached = task.__dict__.get("_policy")
     if cached is None:
-        cached = policy.TaskPolicy(policy_metadata(task.retries, task.timeout).SerializeToString())
+        cached = policy.TaskPolicy(
+            policy_metadata(
+                normalize_retries(task.retries), timeout_from_request(task.timeout)
+            ).SerializeToString()
+        )
         task.__dict__["_policy"] = cached
     return cached

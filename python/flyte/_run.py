@@ -60,7 +60,7 @@ class _RunContext:
         """Starts a run with these settings: ``.run(task, ...)``, or ``await .run.aio(task, ...)``."""
         return _RunEntry(lambda: self)
 
-    def _start(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
+    def _start(self, task: TaskTemplate[Any, Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
         from flyte.remote._task import RemoteTask
 
         if isinstance(task, RemoteTask):
@@ -238,11 +238,11 @@ class _RunEntry:
     def __init__(self, settings: Callable[[], _RunContext]) -> None:
         self._settings = settings
 
-    def __call__(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
+    def __call__(self, task: TaskTemplate[Any, Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
         """Runs a task: locally when no endpoint is configured, else on the configured backend."""
         return self._settings()._start(task, *args, **kwargs)
 
-    async def aio(self, task: TaskTemplate[Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
+    async def aio(self, task: TaskTemplate[Any, Any, Any] | RemoteTask, *args: Any, **kwargs: Any) -> Run:
         import asyncio
         import contextvars
 
@@ -254,7 +254,7 @@ run = _RunEntry(_RunContext)
 
 
 def _run_local(
-    task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext
+    task: TaskTemplate[Any, Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], rc: _RunContext
 ) -> Run:
     from flyte._bridge.journal import RunConflictError as NameTaken
     from flyte._bridge.journal import RunJournal

@@ -7,6 +7,7 @@ import enum
 from typing import TYPE_CHECKING, Any
 
 from flyte._context import ActionID, TaskContext
+from flyte._internal._serialization_context import SerializationContext
 from flyte._names import generate_random_name
 from flyte._task import DEFAULT_MAX_INLINE_IO_BYTES as MAX_INLINE_IO_BYTES
 
@@ -85,6 +86,7 @@ __all__ = [
     "ActionPhase",
     "CheckpointPaths",
     "NativeInterface",
+    "SerializationContext",
     "TaskContext",
     "generate_random_name",
 ]

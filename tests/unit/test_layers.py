@@ -66,6 +66,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "tasks",
         [
             "flyte._task",
+            "flyte._task_plugins",
             "flyte._environment",
             "flyte._trace",
             "flyte.durable",
@@ -83,6 +84,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._run",
             "flyte._deploy",
             "flyte._build",
+            "flyte.extend",
             "flyte._imagebuild",
             "flyte._remote",
             "flyte.remote",

@@ -39,7 +39,7 @@ _MAX_SYNC_THREADS = 256
 class Call:
     """A prepared call: validated inputs and a name in the ledger."""
 
-    task: TaskTemplate[Any, Any]
+    task: TaskTemplate[Any, Any, Any]
     parent: ActionContext | None
     name: str
     inputs_pb: Any
@@ -180,7 +180,9 @@ class Runner:
 
     # -- preparing calls ----------------------------------------------------------------
 
-    def prepare(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Call:
+    def prepare(
+        self, task: TaskTemplate[Any, Any, Any], parent: ActionContext, args: Any, kwargs: Any
+    ) -> Call:
         """Validates the inputs and names the action, in the caller's thread and order.
 
         Naming happens here, at call time, so identical calls get their sequence numbers in
@@ -202,7 +204,7 @@ class Runner:
         )
         return Call(task, parent, name, inputs_pb, data, iface.native_inputs(bound))
 
-    def prepare_root(self, task: TaskTemplate[Any, Any], args: Any, kwargs: Any) -> Call:
+    def prepare_root(self, task: TaskTemplate[Any, Any, Any], args: Any, kwargs: Any) -> Call:
         iface = task.interface
         inputs_pb = iface.inputs_to_literals(
             iface.bind(args, kwargs, task.name), task.name, task.max_inline_io_bytes
@@ -212,19 +214,23 @@ class Runner:
 
     # -- entry points used by TaskTemplate ------------------------------------------------
 
-    def call_async(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Any:
+    def call_async(
+        self, task: TaskTemplate[Any, Any, Any], parent: ActionContext, args: Any, kwargs: Any
+    ) -> Any:
         return self.execute_async(self.prepare(task, parent, args, kwargs))
 
-    def call_sync(self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any) -> Any:
+    def call_sync(
+        self, task: TaskTemplate[Any, Any, Any], parent: ActionContext, args: Any, kwargs: Any
+    ) -> Any:
         return self.execute_sync(self.prepare(task, parent, args, kwargs))
 
     def call_sync_in_thread(
-        self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any
+        self, task: TaskTemplate[Any, Any, Any], parent: ActionContext, args: Any, kwargs: Any
     ) -> Any:
         return self.execute_sync_in_thread(self.prepare(task, parent, args, kwargs))
 
     def call_blocking(
-        self, task: TaskTemplate[Any, Any], parent: ActionContext, args: Any, kwargs: Any
+        self, task: TaskTemplate[Any, Any, Any], parent: ActionContext, args: Any, kwargs: Any
     ) -> Any:
         """An async task called from sync code: run it on an event loop and wait."""
         call = self.prepare(task, parent, args, kwargs)

@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from flyte._bridge import contract
 from flyte._context import ctx
+from flyte._doc import documentation_of
 from flyte._image import DEFAULT_IMAGE_ENV, Image, default_image_uri
+from flyte._internal._serialization_context import SerializationContext
 from flyte._policy import policy_metadata
+from flyte._retry import normalize_retries
+from flyte._timeout import timeout_from_request
 from flyte._version import __version__
 
 if TYPE_CHECKING:
@@ -33,11 +37,11 @@ class CodeRef:
     version: str  # bundle digest (or a hash of the sources in place)
 
 
-def task_module(task: TaskTemplate[Any, Any]) -> tuple[str, str]:
+def task_module(task: TaskTemplate[Any, Any, Any]) -> tuple[str, str]:
     """(module, qualname) under which the runtime can import ``task``."""
     import sys
 
-    module = task.func.__module__
+    module, qualname = task._import_location()
     if module == "__main__":
         # A script's tasks are imported by file name in action processes.
         from pathlib import Path
@@ -49,10 +53,10 @@ def task_module(task: TaskTemplate[Any, Any]) -> tuple[str, str]:
                 f"{task.name} is defined interactively; define it in a .py file to run it on a backend"
             )
         module = Path(file).stem
-    return module, task.func.__qualname__
+    return module, qualname
 
 
-def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
+def runtime_args(task: TaskTemplate[Any, Any, Any], code: CodeRef) -> list[str]:
     module, qualname = task_module(task)
     args = [
         contract.RUNTIME_PROGRAM,
@@ -75,6 +79,11 @@ def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
         "--version",
         code.version,
     ]
+    config = getattr(task, "plugin_config", None)
+    env = task.env
+    if config is not None and (env is None or config is not env.plugin_config):
+        # An override's plugin: the action's process applies it to the task it imports.
+        args += ["--plugin-config", encode_plugin_config(config)]
     if code.bundle_uri:
         args += ["--bundle", code.bundle_uri]
     if code.root:
@@ -82,11 +91,30 @@ def runtime_args(task: TaskTemplate[Any, Any], code: CodeRef) -> list[str]:
     return args
 
 
-def _container_env(task: TaskTemplate[Any, Any]) -> dict[str, str]:
-    return {**task.env_vars, DEFAULT_IMAGE_ENV: default_image_uri()}
+def encode_plugin_config(config: Any) -> str:
+    import base64
+
+    import cloudpickle
+
+    try:
+        return base64.b64encode(cloudpickle.dumps(config)).decode()
+    except Exception as e:
+        raise ValueError(f"plugin_config {config!r} cannot be sent to the task's process: {e}") from e
 
 
-def image_uri(task: TaskTemplate[Any, Any]) -> str:
+def decode_plugin_config(text: str) -> Any:
+    import base64
+
+    import cloudpickle
+
+    return cloudpickle.loads(base64.b64decode(text))
+
+
+def _container_env(task: TaskTemplate[Any, Any, Any]) -> dict[str, str]:
+    return {**(task.env_vars or {}), DEFAULT_IMAGE_ENV: default_image_uri()}
+
+
+def image_uri(task: TaskTemplate[Any, Any, Any]) -> str:
     image = task.image
     if isinstance(image, Image):
         return image.uri
@@ -142,7 +170,7 @@ ACCELERATOR_LABELS: dict[str, str] = {
 }
 
 
-def _log_links(task: TaskTemplate[Any, Any]) -> list[Any]:
+def _log_links(task: TaskTemplate[Any, Any, Any]) -> list[Any]:
     """The task's links as TaskLogs, rendered for the action submitting it (a sub-task's
     parent); a run's root task has no parent to render them for."""
     from flyteidl2.core import execution_pb2
@@ -200,7 +228,7 @@ def extended_resources_proto(res: Resources | None) -> Any:
     return out
 
 
-def task_version(task: TaskTemplate[Any, Any], code: CodeRef) -> str:
+def task_version(task: TaskTemplate[Any, Any, Any], code: CodeRef) -> str:
     """Every task of one bundle (one run's code, or one deployment) has the bundle's version."""
     return code.version
 
@@ -238,7 +266,7 @@ def add_secrets(security_context: Any, secrets: Iterable[Secret]) -> None:
 
 
 def task_spec(
-    task: TaskTemplate[Any, Any],
+    task: TaskTemplate[Any, Any, Any],
     code: CodeRef,
     *,
     project: str | None,
@@ -247,7 +275,7 @@ def task_spec(
 ) -> Any:
     """The flyteidl2 ``task.TaskSpec`` of ``task``."""
     from flyteidl2.core import identifier_pb2, literals_pb2, tasks_pb2
-    from flyteidl2.task import environment_pb2, task_definition_pb2
+    from flyteidl2.task import task_definition_pb2
 
     iface = task.interface
     metadata = tasks_pb2.TaskMetadata(
@@ -261,7 +289,7 @@ def task_spec(
         ),
     )
     # Retries, backoff and time limits: the fields local mode's policy is made from, too.
-    metadata.MergeFrom(policy_metadata(task.retries, task.timeout))
+    metadata.MergeFrom(policy_metadata(normalize_retries(task.retries), timeout_from_request(task.timeout)))
     max_age = task.cache.max_age_ms()
     if max_age is not None and task.cache.behavior != "disable":
         metadata.cache_max_age.FromMilliseconds(max_age)
@@ -274,12 +302,22 @@ def task_spec(
         metadata.is_entrypoint = True
     for link in _log_links(task):
         metadata.log_links.append(link)
+    if task.debuggable and task.reusable is None:
+        metadata.debuggable = True
+    if task.produces_artifacts:
+        metadata.produces_artifacts = True
+    if isinstance(task.pod_template, str) and task.pod_template:
+        metadata.pod_template_name = task.pod_template
+    sctx = serialization_context(code, project=project, domain=domain, org=org)
     container = tasks_pb2.Container(
         image=image_uri(task),
-        args=runtime_args(task, code),
+        args=task.container_args(sctx) or runtime_args(task, code),
         resources=resources_proto(task.resources),
         env=[literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(_container_env(task).items())],
     )
+    data_config = task.data_loading_config(sctx)
+    if data_config is not None:
+        container.data_config.CopyFrom(data_config)
     template = tasks_pb2.TaskTemplate(
         id=identifier_pb2.Identifier(
             resource_type=identifier_pb2.ResourceType.TASK,
@@ -289,11 +327,13 @@ def task_spec(
             name=task.name,
             version=task_version(task, code),
         ),
-        type="python",
+        type=task.task_type,
+        task_type_version=task.task_type_version,
         metadata=metadata,
         interface=iface.to_typed_interface(),
         container=container,
     )
+    _add_plugin_settings(template, task, sctx)
     if task.service_account:
         # A cluster runs the task's pods as this Kubernetes service account.
         template.security_context.run_as.k8s_service_account = task.service_account
@@ -301,19 +341,76 @@ def task_spec(
     if extended is not None:
         template.extended_resources.CopyFrom(extended)
     add_secrets(template.security_context, task.secrets)
+    docs = documentation_of(task.docs, None)
     return task_definition_pb2.TaskSpec(
         task_template=template,
         default_inputs=iface.default_inputs(),
         short_name=task.short_name,
-        environment=environment_pb2.Environment(name=task.env.name, description=task.env.description or ""),
+        environment=_environment_proto(task),
         documentation=task_definition_pb2.DocumentationEntity(
-            short_description=task.docs.short_description[:255], long_description=task.docs.description
+            short_description=docs.short_description[:255], long_description=docs.description
         ),
     )
 
 
+def _environment_proto(task: TaskTemplate[Any, Any, Any]) -> Any:
+    from flyteidl2.task import environment_pb2
+
+    env = task.env
+    if env is None:
+        return environment_pb2.Environment(name=task.parent_env_name or "")
+    return environment_pb2.Environment(name=env.name, description=env.description or "")
+
+
+def serialization_context(code: CodeRef, *, project: str | None, domain: str | None, org: str | None) -> Any:
+    """What plugins' serialization hooks are told about the code they are sent with."""
+    from pathlib import Path
+
+    return SerializationContext(
+        version=code.version,
+        project=project,
+        domain=domain,
+        org=org,
+        code_bundle=code.bundle_uri or None,
+        root_dir=Path(code.root) if code.root else None,
+    )
+
+
+def _add_plugin_settings(template: Any, task: TaskTemplate[Any, Any, Any], sctx: Any) -> None:
+    """What a task plugin adds for its backend plugin: ``custom``, ``config`` and ``sql``."""
+    from flyteidl2.core import tasks_pb2
+    from google.protobuf import json_format
+
+    custom = task.custom_config(sctx)
+    if custom:
+        if not isinstance(custom, dict):
+            raise TypeError(
+                f"{type(task).__name__}.custom_config() must return a dict, got {type(custom).__name__}"
+            )
+        try:
+            json_format.ParseDict(custom, template.custom)
+        except (json_format.ParseError, TypeError, ValueError) as e:
+            raise TypeError(f"{type(task).__name__}.custom_config() must return JSON values: {e}") from None
+    config = task.config(sctx)
+    if config:
+        bad = {k: v for k, v in config.items() if not isinstance(k, str) or not isinstance(v, str)}
+        if bad:
+            raise TypeError(f"{type(task).__name__}.config() must map strings to strings, got {bad!r}")
+        template.config.update(config)
+    sql = task.sql(sctx)
+    if sql is not None:
+        if isinstance(sql, str):
+            sql = tasks_pb2.Sql(statement=sql, dialect=tasks_pb2.Sql.Dialect.ANSI)
+        template.sql.CopyFrom(sql)
+
+
 def task_identifier(
-    task: TaskTemplate[Any, Any], code: CodeRef, *, project: str | None, domain: str | None, org: str | None
+    task: TaskTemplate[Any, Any, Any],
+    code: CodeRef,
+    *,
+    project: str | None,
+    domain: str | None,
+    org: str | None,
 ) -> Any:
     from flyteidl2.task import task_definition_pb2
 

@@ -49,7 +49,7 @@ def automation_spec(automation: Automation, kickoff_input: str | None) -> Any:
     return spec
 
 
-def task_trigger(task: TaskTemplate[Any, Any] | RemoteTask, trigger: Trigger) -> Any:
+def task_trigger(task: TaskTemplate[Any, Any, Any] | RemoteTask, trigger: Trigger) -> Any:
     from flyteidl2.task import run_pb2, task_definition_pb2
 
     kickoff = trigger.trigger_time_input
@@ -89,5 +89,5 @@ def _automation(trigger: Trigger) -> Automation:
     return trigger.automation
 
 
-def task_triggers(task: TaskTemplate[Any, Any]) -> list[Any]:
+def task_triggers(task: TaskTemplate[Any, Any, Any]) -> list[Any]:
     return [task_trigger(task, t) for t in task.triggers]

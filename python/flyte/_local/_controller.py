@@ -76,7 +76,9 @@ class LocalRun(Runner):
         """A task's environment variables (its TaskEnvironment's, then the run's), set in this
         process: local tasks share one environment, so concurrent tasks of environments that
         disagree on a variable see the last one set."""
-        layered = policy.task_environment(list(call.task.env_vars.items()), list(self.env_vars.items()))
+        layered = policy.task_environment(
+            list((call.task.env_vars or {}).items()), list(self.env_vars.items())
+        )
         for key, value in layered:
             if key not in self._saved_env:
                 self._saved_env[key] = os.environ.get(key)
@@ -261,9 +263,9 @@ class LocalRun(Runner):
             token = _current.set(child)
             try:
                 if limit is None:
-                    result = await task.func(**kwargs)
+                    result = await task.body(**kwargs)
                 else:
-                    result = await _async_with_timeout(task.func(**kwargs), child, limit)
+                    result = await _async_with_timeout(task.body(**kwargs), child, limit)
             except asyncio.CancelledError:
                 self.ledger.finish(call.name, "ABORTED", "cancelled", error_code="Cancelled")
                 raise
@@ -305,9 +307,9 @@ class LocalRun(Runner):
             token = _current.set(child)
             try:
                 if limit is None:
-                    result = finish_returned_coroutine(task.func(**kwargs))
+                    result = finish_returned_coroutine(task.body(**kwargs))
                 else:
-                    result = finish_returned_coroutine(_sync_with_timeout(task.func, kwargs, child, limit))
+                    result = finish_returned_coroutine(_sync_with_timeout(task.body, kwargs, child, limit))
             except Exception as e:
                 delay = self._attempt_failed(call, attempt, e)
                 if delay is None:

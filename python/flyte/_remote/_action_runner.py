@@ -202,7 +202,7 @@ class ActionRunner(Runner):
             name=name,
         )
 
-    def _spec(self, task: TaskTemplate[Any, Any]) -> tuple[Any, Any]:
+    def _spec(self, task: TaskTemplate[Any, Any, Any]) -> tuple[Any, Any]:
         # Per task object, not per name: `task.override(...)` makes a same-named task whose
         # resources, retries or timeout differ.
         cached = self._specs.get(id(task))

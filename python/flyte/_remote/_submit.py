@@ -34,14 +34,15 @@ def phase_name(phase: int) -> str:
     return phase_pb2.ActionPhase.Name(phase).removeprefix("ACTION_PHASE_")
 
 
-def code_root(task: TaskTemplate[Any, Any], root_dir: Path | None) -> Path:
+def code_root(task: TaskTemplate[Any, Any, Any], root_dir: Path | None) -> Path:
     """The directory whose code travels with ``task``: ``root_dir``, else its module's root."""
     if root_dir is not None:
         return root_dir
-    module = sys.modules.get(task.func.__module__)
+    module_name, _ = task._import_location()
+    module = sys.modules.get(module_name)
     if module is None:
         raise RuntimeError(f"module of {task.name} is not loaded")
-    if task.func.__module__ == "__main__":
+    if module_name == "__main__":
         return Path(module.__file__ or ".").resolve().parent
     return _bundle.module_root(module)
 
@@ -66,7 +67,7 @@ def included_files(envs: Iterable[TaskEnvironment]) -> list[Path]:
 
 
 def prepare_code(
-    task: TaskTemplate[Any, Any],
+    task: TaskTemplate[Any, Any, Any],
     copy_style: str,
     root_dir: Path | None,
     client: BackendClient,
@@ -75,7 +76,7 @@ def prepare_code(
     """Freezes the task's code for the run: a bundle uploaded through the backend's data
     proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
     root = code_root(task, root_dir)
-    bundle = _bundle.build(root, copy_style, included_files([task.env]))  # type: ignore[arg-type]
+    bundle = _bundle.build(root, copy_style, included_files([task.env] if task.env is not None else []))  # type: ignore[arg-type]
     if bundle is None:
         import hashlib
 
@@ -120,7 +121,7 @@ def _run_inputs(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rc: _R
 
 
 def create_run_request(
-    task: TaskTemplate[Any, Any],
+    task: TaskTemplate[Any, Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     rc: _RunContext,
@@ -174,7 +175,7 @@ def _run_spec(rc: _RunContext) -> Any:
 
 
 def submit(
-    task: TaskTemplate[Any, Any],
+    task: TaskTemplate[Any, Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     rc: _RunContext,

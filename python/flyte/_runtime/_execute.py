@@ -52,6 +52,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--version", default="")
     p.add_argument("--bundle", default="")
     p.add_argument("--root", default="")
+    p.add_argument("--plugin-config", default="", help="the plugin_config an override gave the task")
     return p.parse_args(argv)
 
 
@@ -85,6 +86,13 @@ def _load_task(args: argparse.Namespace) -> Any:
         loading_user_code = False
     if not isinstance(obj, TaskTemplate):
         raise _LoadError(f"{args.task} is not a task (got {type(obj).__name__})")
+    if args.plugin_config:
+        from flyte._internal._serialize import decode_plugin_config
+
+        try:
+            obj = obj.override(plugin_config=decode_plugin_config(args.plugin_config))
+        except Exception as e:
+            raise _LoadError(f"cannot apply the plugin_config of {args.task}: {type(e).__name__}: {e}") from e
     return obj
 
 
@@ -132,8 +140,8 @@ async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) ->
     token = _current.set(ctx)
     try:
         if task.is_async:
-            return await task.func(**kwargs)
-        call = functools.partial(contextvars.copy_context().run, _sync_body, task.func, kwargs)
+            return await task.body(**kwargs)
+        call = functools.partial(contextvars.copy_context().run, _sync_body, task.body, kwargs)
         return await runner.loop.run_in_executor(runner.executor, call)
     except Exception as e:
         raise explain_await_error(e, ctx) from None
