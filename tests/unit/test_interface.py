@@ -15,7 +15,7 @@ import pytest
 from flyteidl2.core import types_pb2
 from flyteidl2.task import common_pb2
 
-from flyte._types import FlytePickleWarning, NativeInterface, TypeEngine
+from flyte._types import FlytePickleWarning, LiteralEngine, NativeInterface
 from flyte.errors import RuntimeDataValidationError
 
 PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
@@ -265,7 +265,7 @@ def test_literals_to_inputs_fills_defaults_and_checks_names() -> None:
     only_x = common_pb2.Inputs()
     named = only_x.literals.add()
     named.name = "x"
-    named.value.CopyFrom(TypeEngine.to_literal(9, int))
+    named.value.CopyFrom(LiteralEngine.to_literal(9, int))
     assert iface.literals_to_inputs(only_x) == {"x": 9, "y": 2}
 
     extra = common_pb2.Inputs()
@@ -281,7 +281,7 @@ def test_literals_to_inputs_fills_defaults_and_checks_names() -> None:
     wrong = common_pb2.Inputs()
     bad = wrong.literals.add()
     bad.name = "x"
-    bad.value.CopyFrom(TypeEngine.to_literal("s", str))
+    bad.value.CopyFrom(LiteralEngine.to_literal("s", str))
     with pytest.raises(RuntimeDataValidationError, match="x: expected int"):
         iface.literals_to_inputs(wrong, "add")
 
@@ -355,7 +355,7 @@ def test_missing_output_is_an_error() -> None:
     partial = common_pb2.Outputs()
     named = partial.literals.add()
     named.name = "o0"
-    named.value.CopyFrom(TypeEngine.to_literal(1, int))
+    named.value.CopyFrom(LiteralEngine.to_literal(1, int))
     with pytest.raises(RuntimeDataValidationError, match="o1: missing output"):
         iface.literals_to_outputs(partial)
 

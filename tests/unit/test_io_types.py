@@ -16,7 +16,7 @@ import pytest
 from flyteidl2.core import types_pb2
 
 import flyte.errors
-from flyte._types import TypeEngine
+from flyte._types import LiteralEngine
 from flyte.io import DataFrame, Dir, File, new_remote_uri
 
 
@@ -121,36 +121,36 @@ def test_file_download_and_open(tmp_path):
 
 
 def test_file_literal_round_trip_and_hash(tmp_path):
-    lt = TypeEngine.to_literal_type(File)
+    lt = LiteralEngine.to_literal_type(File)
     assert lt.blob.dimensionality == types_pb2.BlobType.SINGLE
-    a = TypeEngine.to_literal(File.from_string("same", "n.txt"), File)
-    b = TypeEngine.to_literal(File.from_string("same", "n.txt"), File)
+    a = LiteralEngine.to_literal(File.from_string("same", "n.txt"), File)
+    b = LiteralEngine.to_literal(File.from_string("same", "n.txt"), File)
     assert a.hash and a.hash == b.hash
     assert a.scalar.blob.uri.startswith("file://")
-    back = TypeEngine.to_python(a, File)
+    back = LiteralEngine.to_python(a, File)
     assert isinstance(back, File) and back.read() == "same" and back.hash == a.hash and back.name == "n.txt"
 
     # a plain local path is uploaded when it becomes a literal
     p = tmp_path / "plain.txt"
     p.write_text("plain")
-    lit = TypeEngine.to_literal(File(path=str(p)), File)
+    lit = LiteralEngine.to_literal(File(path=str(p)), File)
     assert lit.scalar.blob.uri.startswith("file://") and lit.scalar.blob.uri != p.as_uri()
-    assert TypeEngine.to_python(lit, File).read() == "plain"
+    assert LiteralEngine.to_python(lit, File).read() == "plain"
 
     with pytest.raises(flyte.errors.RuntimeDataValidationError):
-        TypeEngine.to_literal(File(path=str(tmp_path / "nope.txt")), File)
+        LiteralEngine.to_literal(File(path=str(tmp_path / "nope.txt")), File)
     with pytest.raises(flyte.errors.RuntimeDataValidationError):
-        TypeEngine.to_literal("not a file", File)
+        LiteralEngine.to_literal("not a file", File)
 
 
 def test_file_in_containers():
     files = [File.from_string(str(i), f"{i}.txt") for i in range(3)]
-    lit = TypeEngine.to_literal(files, list[File])
-    assert [f.read() for f in TypeEngine.to_python(lit, list[File])] == ["0", "1", "2"]
-    lit = TypeEngine.to_literal(None, File | None)
-    assert TypeEngine.to_python(lit, File | None) is None
-    lit = TypeEngine.to_literal(files[0], File | None)
-    assert TypeEngine.to_python(lit, File | None).read() == "0"
+    lit = LiteralEngine.to_literal(files, list[File])
+    assert [f.read() for f in LiteralEngine.to_python(lit, list[File])] == ["0", "1", "2"]
+    lit = LiteralEngine.to_literal(None, File | None)
+    assert LiteralEngine.to_python(lit, File | None) is None
+    lit = LiteralEngine.to_literal(files[0], File | None)
+    assert LiteralEngine.to_python(lit, File | None).read() == "0"
 
 
 @dataclass
@@ -169,10 +169,10 @@ def _tree(root: Path) -> Path:
 def test_dir_round_trip_walk_and_list(tmp_path):
     d = Dir.from_local_sync(_tree(tmp_path / "tree"))
     assert isinstance(d, Dir) and d.path.startswith("file://") and d.hash
-    lit = TypeEngine.to_literal(d, Dir)
+    lit = LiteralEngine.to_literal(d, Dir)
     assert lit.scalar.blob.metadata.type.dimensionality == types_pb2.BlobType.MULTIPART
     assert lit.hash == d.hash
-    back = TypeEngine.to_python(lit, Dir)
+    back = LiteralEngine.to_python(lit, Dir)
     walked = list(back.walk())
     assert [Path(p).read_text() for p in walked] == ["A", "C"]
     assert all(os.path.isabs(p) for p in walked)
@@ -187,42 +187,42 @@ def test_dir_round_trip_walk_and_list(tmp_path):
 
     # a File literal is not a Dir
     with pytest.raises(flyte.errors.RuntimeDataValidationError):
-        TypeEngine.to_python(TypeEngine.to_literal(File.from_string("x"), File), Dir)
+        LiteralEngine.to_python(LiteralEngine.to_literal(File.from_string("x"), File), Dir)
 
     # plain local directory: listed in place, uploaded when it becomes a literal
     local = Dir(path=str(tmp_path / "tree"))
     assert [f.name for f in local.list_files_sync()] == ["a.txt", "c.txt"]
-    assert TypeEngine.to_literal(local, Dir).scalar.blob.uri.startswith("file://")
+    assert LiteralEngine.to_literal(local, Dir).scalar.blob.uri.startswith("file://")
 
 
 def test_file_and_dir_in_dataclass(tmp_path):
     h = Holder(f=File.from_string("x", "x.txt"), d=Dir.from_local_sync(_tree(tmp_path / "t")))
-    back = TypeEngine.to_python(TypeEngine.to_literal(h, Holder), Holder)
+    back = LiteralEngine.to_python(LiteralEngine.to_literal(h, Holder), Holder)
     assert back.f == h.f and back.d == h.d
     assert back.f.read() == "x"
 
 
 def test_dataframes():
     pdf = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
-    lit = TypeEngine.to_literal(pdf, pd.DataFrame)
+    lit = LiteralEngine.to_literal(pdf, pd.DataFrame)
     assert lit.scalar.structured_dataset.metadata.structured_dataset_type.format == "parquet"
-    assert TypeEngine.to_literal_type(pd.DataFrame).structured_dataset_type.format == "parquet"
-    pd.testing.assert_frame_equal(TypeEngine.to_python(lit, pd.DataFrame), pdf)
-    table = TypeEngine.to_python(lit, pa.Table)
+    assert LiteralEngine.to_literal_type(pd.DataFrame).structured_dataset_type.format == "parquet"
+    pd.testing.assert_frame_equal(LiteralEngine.to_python(lit, pd.DataFrame), pdf)
+    table = LiteralEngine.to_python(lit, pa.Table)
     assert isinstance(table, pa.Table) and table.num_rows == 3
-    ref = TypeEngine.to_python(lit, DataFrame)
+    ref = LiteralEngine.to_python(lit, DataFrame)
     assert isinstance(ref, DataFrame) and ref.hash == lit.hash
     pd.testing.assert_frame_equal(ref.open(pd.DataFrame).all_sync(), pdf)
     assert asyncio.run(ref.open(pa.Table).all()).num_rows == 3
 
-    tlit = TypeEngine.to_literal(pa.table({"v": [1.5]}), pa.Table)
-    assert TypeEngine.to_python(tlit, pa.Table).column("v").to_pylist() == [1.5]
+    tlit = LiteralEngine.to_literal(pa.table({"v": [1.5]}), pa.Table)
+    assert LiteralEngine.to_python(tlit, pa.Table).column("v").to_pylist() == [1.5]
 
     ref2 = DataFrame.from_local_sync(pa.table({"v": [1]}))
-    assert TypeEngine.to_python(TypeEngine.to_literal(ref2, DataFrame), DataFrame) == ref2
+    assert LiteralEngine.to_python(LiteralEngine.to_literal(ref2, DataFrame), DataFrame) == ref2
     wrapped = DataFrame.wrap_df(pd.DataFrame({"v": [7]}))
     assert wrapped.uri is None and wrapped.val is not None  # written only when it leaves the task
-    stored = TypeEngine.to_python(TypeEngine.to_literal(wrapped, DataFrame), DataFrame)
+    stored = LiteralEngine.to_python(LiteralEngine.to_literal(wrapped, DataFrame), DataFrame)
     assert stored.uri and stored.open(pd.DataFrame).all_sync()["v"].tolist() == [7]
 
     f = File.from_dataframe(pdf, "d.parquet")
@@ -231,7 +231,7 @@ def test_dataframes():
     with pytest.raises(TypeError):
         DataFrame.from_local_sync([1, 2])
     with pytest.raises(flyte.errors.RuntimeDataValidationError):  # wrapped: fails where it is written
-        TypeEngine.to_literal(DataFrame.from_df([1, 2]), DataFrame)
+        LiteralEngine.to_literal(DataFrame.from_df([1, 2]), DataFrame)
 
 
 def test_user_supplied_hashes(tmp_path):

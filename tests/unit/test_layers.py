@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "types and storage",
         [
             "flyte._types",
+            "flyte.types",
             "flyte._storage",
             "flyte.storage",
             "flyte._checkpoint",

@@ -20,7 +20,7 @@ import pytest
 import typing_extensions
 from flyteidl2.core import literals_pb2, types_pb2
 
-from flyte._types import FlytePickleWarning, TypeEngine, TypeTransformer
+from flyte._types import FlytePickleWarning, LiteralEngine, LiteralTransformer
 from flyte.errors import RuntimeDataValidationError
 
 PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
@@ -109,10 +109,10 @@ NEG = dt.timezone(dt.timedelta(hours=-3, minutes=-15, seconds=-7))
 
 
 def roundtrip(value: Any, tp: Any) -> Any:
-    lit = TypeEngine.to_literal(value, tp)
+    lit = LiteralEngine.to_literal(value, tp)
     # Through the wire format, as another process would see it.
     wire = literals_pb2.Literal.FromString(lit.SerializeToString(deterministic=True))
-    return TypeEngine.to_python(wire, tp)
+    return LiteralEngine.to_python(wire, tp)
 
 
 ROUND_TRIPS = [
@@ -235,11 +235,11 @@ def test_datetime_keeps_naive_and_aware() -> None:
 
 
 def test_datetime_wire_format() -> None:
-    lit = TypeEngine.to_literal(dt.datetime(1970, 1, 2, 0, 0, 1, 500, tzinfo=UTC), dt.datetime)
+    lit = LiteralEngine.to_literal(dt.datetime(1970, 1, 2, 0, 0, 1, 500, tzinfo=UTC), dt.datetime)
     ts = lit.scalar.primitive.datetime
     assert (ts.seconds, ts.nanos) == (86401, 500_000)
     assert dict(lit.metadata) == {}
-    naive = TypeEngine.to_literal(dt.datetime(1970, 1, 2), dt.datetime)
+    naive = LiteralEngine.to_literal(dt.datetime(1970, 1, 2), dt.datetime)
     assert naive.scalar.primitive.datetime.seconds == 86400
     assert dict(naive.metadata) == {"tz": "naive"}
 
@@ -248,41 +248,41 @@ def test_datetime_without_marker_reads_as_utc() -> None:
     # What another SDK writes: a bare Timestamp, no metadata.
     lit = literals_pb2.Literal()
     lit.scalar.primitive.datetime.seconds = 3600
-    assert TypeEngine.to_python(lit, dt.datetime) == dt.datetime(1970, 1, 1, 1, tzinfo=UTC)
+    assert LiteralEngine.to_python(lit, dt.datetime) == dt.datetime(1970, 1, 1, 1, tzinfo=UTC)
 
 
 def test_duration_wire_format() -> None:
-    lit = TypeEngine.to_literal(dt.timedelta(seconds=-1, microseconds=250000), dt.timedelta)
+    lit = LiteralEngine.to_literal(dt.timedelta(seconds=-1, microseconds=250000), dt.timedelta)
     assert (lit.scalar.primitive.duration.seconds, lit.scalar.primitive.duration.nanos) == (0, -750_000_000)
-    lit = TypeEngine.to_literal(dt.timedelta(seconds=-2, microseconds=250000), dt.timedelta)
+    lit = LiteralEngine.to_literal(dt.timedelta(seconds=-2, microseconds=250000), dt.timedelta)
     assert (lit.scalar.primitive.duration.seconds, lit.scalar.primitive.duration.nanos) == (-1, -750_000_000)
 
 
 def test_primitive_literal_shapes() -> None:
-    assert TypeEngine.to_literal(0, int).scalar.primitive.WhichOneof("value") == "integer"
-    assert TypeEngine.to_literal(0.0, float).scalar.primitive.WhichOneof("value") == "float_value"
-    assert TypeEngine.to_literal("", str).scalar.primitive.WhichOneof("value") == "string_value"
-    assert TypeEngine.to_literal(False, bool).scalar.primitive.WhichOneof("value") == "boolean"
-    assert TypeEngine.to_literal(None, None).scalar.WhichOneof("value") == "none_type"
-    binary = TypeEngine.to_literal(b"ab", bytes).scalar.binary
+    assert LiteralEngine.to_literal(0, int).scalar.primitive.WhichOneof("value") == "integer"
+    assert LiteralEngine.to_literal(0.0, float).scalar.primitive.WhichOneof("value") == "float_value"
+    assert LiteralEngine.to_literal("", str).scalar.primitive.WhichOneof("value") == "string_value"
+    assert LiteralEngine.to_literal(False, bool).scalar.primitive.WhichOneof("value") == "boolean"
+    assert LiteralEngine.to_literal(None, None).scalar.WhichOneof("value") == "none_type"
+    binary = LiteralEngine.to_literal(b"ab", bytes).scalar.binary
     assert (binary.value, binary.tag) == (b"ab", "")
-    assert TypeEngine.to_literal([], list[int]).WhichOneof("value") == "collection"
-    assert TypeEngine.to_literal({}, dict[str, int]).WhichOneof("value") == "map"
-    assert TypeEngine.to_literal(Color.GREEN, Color).scalar.primitive.string_value == "green"
-    assert TypeEngine.to_literal(Level.HIGH, Level).scalar.primitive.string_value == "HIGH"
+    assert LiteralEngine.to_literal([], list[int]).WhichOneof("value") == "collection"
+    assert LiteralEngine.to_literal({}, dict[str, int]).WhichOneof("value") == "map"
+    assert LiteralEngine.to_literal(Color.GREEN, Color).scalar.primitive.string_value == "green"
+    assert LiteralEngine.to_literal(Level.HIGH, Level).scalar.primitive.string_value == "HIGH"
 
 
 def test_int_is_accepted_for_float() -> None:
-    lit = TypeEngine.to_literal(3, float)
+    lit = LiteralEngine.to_literal(3, float)
     assert lit.scalar.primitive.WhichOneof("value") == "float_value"
-    back = TypeEngine.to_python(lit, float)
+    back = LiteralEngine.to_python(lit, float)
     assert back == 3.0 and type(back) is float
 
 
 def test_str_subclass_travels_as_plain_text() -> None:
-    lit = TypeEngine.to_literal(Fruit.APPLE, str)
+    lit = LiteralEngine.to_literal(Fruit.APPLE, str)
     assert lit.scalar.primitive.string_value == "apple"
-    assert type(TypeEngine.to_python(lit, str)) is str
+    assert type(LiteralEngine.to_python(lit, str)) is str
 
 
 @pytest.mark.parametrize(
@@ -327,7 +327,7 @@ def test_str_subclass_travels_as_plain_text() -> None:
 )
 def test_mismatch_errors(value: Any, tp: Any, expected: str) -> None:
     with pytest.raises(RuntimeDataValidationError) as info:
-        TypeEngine.to_literal(value, tp, "x")
+        LiteralEngine.to_literal(value, tp, "x")
     assert expected in str(info.value)
     assert info.value.var == "x"
     assert isinstance(info.value, TypeError)
@@ -336,36 +336,36 @@ def test_mismatch_errors(value: Any, tp: Any, expected: str) -> None:
 def test_nested_error_names_the_path() -> None:
     value = [{"k": None}, {"k": Outer("o", Inner("bad"))}]  # type: ignore[arg-type]
     with pytest.raises(RuntimeDataValidationError) as info:
-        TypeEngine.to_literal(value, list[dict[str, Outer | None]], "items")
+        LiteralEngine.to_literal(value, list[dict[str, Outer | None]], "items")
     assert "items[1]['k'].inner.a: expected int, got str ('bad')" in str(info.value)
 
 
 def test_decode_mismatch_raises() -> None:
-    lit = TypeEngine.to_literal("abc", str)
+    lit = LiteralEngine.to_literal("abc", str)
     with pytest.raises(RuntimeDataValidationError, match="expected int, got a string_value literal"):
-        TypeEngine.to_python(lit, int)
+        LiteralEngine.to_python(lit, int)
     with pytest.raises(RuntimeDataValidationError, match="expected list"):
-        TypeEngine.to_python(lit, list[int])
-    bad_enum = TypeEngine.to_literal("purple", str)
+        LiteralEngine.to_python(lit, list[int])
+    bad_enum = LiteralEngine.to_literal("purple", str)
     with pytest.raises(RuntimeDataValidationError, match="purple"):
-        TypeEngine.to_python(bad_enum, Color)
-    nested = TypeEngine.to_literal({"a": ["x"]}, dict[str, list[str]])
+        LiteralEngine.to_python(bad_enum, Color)
+    nested = LiteralEngine.to_literal({"a": ["x"]}, dict[str, list[str]])
     with pytest.raises(RuntimeDataValidationError, match=r"v\['a'\]\[0\]: expected int"):
-        TypeEngine.to_python(nested, dict[str, list[int]], "v")
+        LiteralEngine.to_python(nested, dict[str, list[int]], "v")
 
 
 def test_integral_float_literal_reads_as_int() -> None:
-    lit = TypeEngine.to_literal(4.0, float)
-    assert TypeEngine.to_python(lit, int) == 4
+    lit = LiteralEngine.to_literal(4.0, float)
+    assert LiteralEngine.to_python(lit, int) == 4
     with pytest.raises(RuntimeDataValidationError):
-        TypeEngine.to_python(TypeEngine.to_literal(4.5, float), int)
+        LiteralEngine.to_python(LiteralEngine.to_literal(4.5, float), int)
 
 
 def test_offloaded_literal_gives_clear_error() -> None:
     lit = literals_pb2.Literal()
     lit.offloaded_metadata.uri = "s3://bucket/key"
     with pytest.raises(RuntimeDataValidationError, match="offloaded to s3://bucket/key"):
-        TypeEngine.to_python(lit, int)
+        LiteralEngine.to_python(lit, int)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -373,12 +373,12 @@ def test_offloaded_literal_gives_clear_error() -> None:
 
 
 def test_union_literal_carries_variant_type_and_tag() -> None:
-    lit = TypeEngine.to_literal(1.0, Union[int, float])
+    lit = LiteralEngine.to_literal(1.0, Union[int, float])
     union = lit.scalar.union
     assert union.value.scalar.primitive.float_value == 1.0
     assert union.type.simple == types_pb2.FLOAT
     assert union.type.structure.tag == "float"
-    none = TypeEngine.to_literal(None, str | None).scalar.union
+    none = LiteralEngine.to_literal(None, str | None).scalar.union
     assert none.value.scalar.WhichOneof("value") == "none_type"
     assert none.type.simple == types_pb2.NONE
 
@@ -410,18 +410,18 @@ def test_union_dict_for_dataclass() -> None:
 
 def test_union_reads_plain_literals() -> None:
     # A producer that does not wrap values in a union literal.
-    assert TypeEngine.to_python(TypeEngine.to_literal(5, int), int | None) == 5
-    assert TypeEngine.to_python(TypeEngine.to_literal(None, None), int | None) is None
-    assert TypeEngine.to_python(literals_pb2.Literal(), int | None) is None
+    assert LiteralEngine.to_python(LiteralEngine.to_literal(5, int), int | None) == 5
+    assert LiteralEngine.to_python(LiteralEngine.to_literal(None, None), int | None) is None
+    assert LiteralEngine.to_python(literals_pb2.Literal(), int | None) is None
 
 
 def test_union_value_reads_as_its_variant() -> None:
-    lit = TypeEngine.to_literal(5, int | None)
-    assert TypeEngine.to_python(lit, int) == 5
+    lit = LiteralEngine.to_literal(5, int | None)
+    assert LiteralEngine.to_python(lit, int) == 5
 
 
 def test_union_literal_type_lists_tagged_variants() -> None:
-    lt = TypeEngine.to_literal_type(Union[int, str, None, list[int]])
+    lt = LiteralEngine.to_literal_type(Union[int, str, None, list[int]])
     tags = [v.structure.tag for v in lt.union_type.variants]
     assert tags == ["int", "str", "none", "Typed List"]
     assert lt.union_type.variants[3].collection_type.simple == types_pb2.INTEGER
@@ -456,7 +456,7 @@ def test_mapping_subclass_accepted() -> None:
 
 
 def test_nested_literal_shapes() -> None:
-    lit = TypeEngine.to_literal([{"a": None, "b": Point(1, 2)}], list[dict[str, Point | None]])
+    lit = LiteralEngine.to_literal([{"a": None, "b": Point(1, 2)}], list[dict[str, Point | None]])
     entry = lit.collection.literals[0].map.literals
     assert entry["a"].scalar.union.value.scalar.WhichOneof("value") == "none_type"
     point = entry["b"].scalar.union
@@ -470,12 +470,12 @@ def test_nested_literal_shapes() -> None:
 
 
 def test_dataclass_is_msgpack_binary_with_struct_type() -> None:
-    lit = TypeEngine.to_literal(Point(1, 2), Point)
+    lit = LiteralEngine.to_literal(Point(1, 2), Point)
     assert lit.scalar.binary.tag == "msgpack"
     import msgpack
 
     assert msgpack.unpackb(lit.scalar.binary.value) == {"x": 1, "y": 2}
-    lt = TypeEngine.to_literal_type(Point)
+    lt = LiteralEngine.to_literal_type(Point)
     assert lt.simple == types_pb2.STRUCT
     assert lt.metadata["title"] == "Point"
     assert set(lt.metadata["properties"].keys()) == {"x", "y"}
@@ -502,20 +502,20 @@ def test_dataclass_with_unknown_field_type_is_pickled() -> None:
         thing: Opaque
 
     with pytest.warns(FlytePickleWarning):
-        lit = TypeEngine.to_literal(Holder(Opaque(2)), Holder, "holder_value")
+        lit = LiteralEngine.to_literal(Holder(Opaque(2)), Holder, "holder_value")
     assert lit.scalar.binary.tag == "PythonPickle"
-    assert TypeEngine.to_python(lit, Holder) == Holder(Opaque(2))
+    assert LiteralEngine.to_python(lit, Holder) == Holder(Opaque(2))
 
 
 def test_dataclass_from_generic_struct() -> None:
     # The UI sends structs as google.protobuf.Struct.
     lit = literals_pb2.Literal()
     lit.scalar.generic.update({"x": 1, "y": 2})
-    assert TypeEngine.to_python(lit, Point) == Point(1, 2)
+    assert LiteralEngine.to_python(lit, Point) == Point(1, 2)
 
 
 def test_struct_literal_type_annotation() -> None:
-    lt = TypeEngine.to_literal_type(Model)
+    lt = LiteralEngine.to_literal_type(Model)
     assert lt.annotation.annotations["cache-key-metadata"]["serialization-format"] == "msgpack"
     assert lt.metadata["title"] == "Model"
 
@@ -525,34 +525,34 @@ def test_struct_literal_type_annotation() -> None:
 
 
 def test_bare_dict_is_msgpack() -> None:
-    lit = TypeEngine.to_literal({"b": [1, 2], "a": None}, dict)
+    lit = LiteralEngine.to_literal({"b": [1, 2], "a": None}, dict)
     assert lit.scalar.binary.tag == "msgpack"
-    assert TypeEngine.to_literal_type(dict).simple == types_pb2.STRUCT
+    assert LiteralEngine.to_literal_type(dict).simple == types_pb2.STRUCT
 
 
 def test_any_value_that_msgpack_cannot_keep_is_pickled() -> None:
     with pytest.warns(FlytePickleWarning):
-        lit = TypeEngine.to_literal({"when": dt.date(2020, 1, 1)}, dict, "pickled_dict")
+        lit = LiteralEngine.to_literal({"when": dt.date(2020, 1, 1)}, dict, "pickled_dict")
     assert lit.scalar.binary.tag == "PythonPickle"
-    assert TypeEngine.to_python(lit, dict) == {"when": dt.date(2020, 1, 1)}
+    assert LiteralEngine.to_python(lit, dict) == {"when": dt.date(2020, 1, 1)}
 
 
 def test_unknown_type_is_pickled_with_blob_literal_type() -> None:
-    lt = TypeEngine.to_literal_type(Opaque)
+    lt = LiteralEngine.to_literal_type(Opaque)
     assert lt.blob.format == "PythonPickle"
     assert lt.blob.dimensionality == types_pb2.BlobType.SINGLE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FlytePickleWarning)
-        lit = TypeEngine.to_literal(Opaque(1), Opaque)
+        lit = LiteralEngine.to_literal(Opaque(1), Opaque)
     assert lit.scalar.binary.tag == "PythonPickle"
 
 
 def test_pickle_warning_once_per_variable() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        TypeEngine.to_literal(Opaque(1), Opaque, "once_var")
-        TypeEngine.to_literal(Opaque(2), Opaque, "once_var")
-        TypeEngine.to_literal(Opaque(3), Opaque, "other_var")
+        LiteralEngine.to_literal(Opaque(1), Opaque, "once_var")
+        LiteralEngine.to_literal(Opaque(2), Opaque, "once_var")
+        LiteralEngine.to_literal(Opaque(3), Opaque, "other_var")
     messages = [str(w.message) for w in caught if issubclass(w.category, FlytePickleWarning)]
     assert len(messages) == 2
     assert "once_var" in messages[0] and "Opaque" in messages[0]
@@ -563,8 +563,8 @@ def test_pickle_warning_once_per_variable() -> None:
 def test_msgpack_values_do_not_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        TypeEngine.to_literal({"a": [1, 2]}, dict, "quiet")
-        TypeEngine.to_literal(None, Any, "quiet_none")
+        LiteralEngine.to_literal({"a": [1, 2]}, dict, "quiet")
+        LiteralEngine.to_literal(None, Any, "quiet_none")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -572,35 +572,35 @@ def test_msgpack_values_do_not_warn() -> None:
 
 
 def test_literal_types() -> None:
-    assert TypeEngine.to_literal_type(int).simple == types_pb2.INTEGER
-    assert TypeEngine.to_literal_type(float).simple == types_pb2.FLOAT
-    assert TypeEngine.to_literal_type(str).simple == types_pb2.STRING
-    assert TypeEngine.to_literal_type(bool).simple == types_pb2.BOOLEAN
-    assert TypeEngine.to_literal_type(bytes).simple == types_pb2.BINARY
-    assert TypeEngine.to_literal_type(None).simple == types_pb2.NONE
-    assert TypeEngine.to_literal_type(dt.datetime).simple == types_pb2.DATETIME
-    assert TypeEngine.to_literal_type(dt.date).simple == types_pb2.DATETIME
-    assert TypeEngine.to_literal_type(dt.timedelta).simple == types_pb2.DURATION
-    assert list(TypeEngine.to_literal_type(Color).enum_type.values) == ["red", "green"]
-    assert list(TypeEngine.to_literal_type(Level).enum_type.values) == ["LOW", "HIGH"]
-    assert list(TypeEngine.to_literal_type(Literal["a", "b"]).enum_type.values) == ["a", "b"]
-    assert TypeEngine.to_literal_type(list[int]).collection_type.simple == types_pb2.INTEGER
-    assert TypeEngine.to_literal_type(set[str]).collection_type.simple == types_pb2.STRING
-    nested = TypeEngine.to_literal_type(dict[str, list[float]])
+    assert LiteralEngine.to_literal_type(int).simple == types_pb2.INTEGER
+    assert LiteralEngine.to_literal_type(float).simple == types_pb2.FLOAT
+    assert LiteralEngine.to_literal_type(str).simple == types_pb2.STRING
+    assert LiteralEngine.to_literal_type(bool).simple == types_pb2.BOOLEAN
+    assert LiteralEngine.to_literal_type(bytes).simple == types_pb2.BINARY
+    assert LiteralEngine.to_literal_type(None).simple == types_pb2.NONE
+    assert LiteralEngine.to_literal_type(dt.datetime).simple == types_pb2.DATETIME
+    assert LiteralEngine.to_literal_type(dt.date).simple == types_pb2.DATETIME
+    assert LiteralEngine.to_literal_type(dt.timedelta).simple == types_pb2.DURATION
+    assert list(LiteralEngine.to_literal_type(Color).enum_type.values) == ["red", "green"]
+    assert list(LiteralEngine.to_literal_type(Level).enum_type.values) == ["LOW", "HIGH"]
+    assert list(LiteralEngine.to_literal_type(Literal["a", "b"]).enum_type.values) == ["a", "b"]
+    assert LiteralEngine.to_literal_type(list[int]).collection_type.simple == types_pb2.INTEGER
+    assert LiteralEngine.to_literal_type(set[str]).collection_type.simple == types_pb2.STRING
+    nested = LiteralEngine.to_literal_type(dict[str, list[float]])
     assert nested.map_value_type.collection_type.simple == types_pb2.FLOAT
-    assert TypeEngine.to_literal_type(dict[int, str]).simple == types_pb2.STRUCT
+    assert LiteralEngine.to_literal_type(dict[int, str]).simple == types_pb2.STRUCT
 
 
 def test_to_literal_type_returns_a_copy() -> None:
-    lt = TypeEngine.to_literal_type(int)
+    lt = LiteralEngine.to_literal_type(int)
     lt.simple = types_pb2.STRING
-    assert TypeEngine.to_literal_type(int).simple == types_pb2.INTEGER
+    assert LiteralEngine.to_literal_type(int).simple == types_pb2.INTEGER
 
 
 def test_unhashable_annotation() -> None:
     tp = Annotated[int, {"unhashable": []}]
     assert roundtrip(3, tp) == 3
-    assert TypeEngine.to_literal_type(tp).simple == types_pb2.INTEGER
+    assert LiteralEngine.to_literal_type(tp).simple == types_pb2.INTEGER
 
 
 # ------------------------------------------------------------------------------------------------
@@ -619,7 +619,7 @@ class Kelvin(Celsius):
     pass
 
 
-class CelsiusTransformer(TypeTransformer[Celsius]):
+class CelsiusTransformer(LiteralTransformer[Celsius]):
     def __init__(self) -> None:
         super().__init__("celsius", Celsius)
 
@@ -640,15 +640,15 @@ class CelsiusTransformer(TypeTransformer[Celsius]):
 @pytest.fixture
 def celsius() -> typing.Iterator[CelsiusTransformer]:
     transformer = CelsiusTransformer()
-    TypeEngine.register(transformer)
+    LiteralEngine.register(transformer)
     try:
         yield transformer
     finally:
-        TypeEngine.unregister(Celsius)
+        LiteralEngine.unregister(Celsius)
 
 
 def test_registered_transformer(celsius: CelsiusTransformer) -> None:
-    lit = TypeEngine.to_literal(Celsius(21.5), Celsius)
+    lit = LiteralEngine.to_literal(Celsius(21.5), Celsius)
     assert lit.scalar.primitive.float_value == 21.5
     assert roundtrip(Celsius(3), Celsius) == Celsius(3)
     assert roundtrip(Kelvin(3), Kelvin) == Kelvin(3)
@@ -656,21 +656,21 @@ def test_registered_transformer(celsius: CelsiusTransformer) -> None:
     assert roundtrip([Celsius(1), Celsius(2)], list[Celsius]) == [Celsius(1), Celsius(2)]
     assert roundtrip(None, Celsius | None) is None
     assert roundtrip(Celsius(1), Celsius | None) == Celsius(1)
-    assert TypeEngine.to_literal_type(Celsius).simple == types_pb2.FLOAT
+    assert LiteralEngine.to_literal_type(Celsius).simple == types_pb2.FLOAT
     with pytest.raises(RuntimeDataValidationError, match=r"temps\[1\]: .*not a temperature"):
-        TypeEngine.to_literal([Celsius(1), "hot"], list[Celsius], "temps")
+        LiteralEngine.to_literal([Celsius(1), "hot"], list[Celsius], "temps")
 
 
 def test_register_twice_needs_override(celsius: CelsiusTransformer) -> None:
     with pytest.raises(ValueError, match="already registered"):
-        TypeEngine.register(CelsiusTransformer())
-    TypeEngine.register(CelsiusTransformer(), override=True)
+        LiteralEngine.register(CelsiusTransformer())
+    LiteralEngine.register(CelsiusTransformer(), override=True)
 
 
 def test_unregistered_type_is_pickled_again(celsius: CelsiusTransformer) -> None:
-    TypeEngine.unregister(Celsius)
-    assert TypeEngine.to_literal_type(Celsius).blob.format == "PythonPickle"
-    TypeEngine.register(celsius)
+    LiteralEngine.unregister(Celsius)
+    assert LiteralEngine.to_literal_type(Celsius).blob.format == "PythonPickle"
+    LiteralEngine.register(celsius)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -684,16 +684,16 @@ def _digest(lit: literals_pb2.Literal) -> str:
 def test_equal_dicts_serialize_equally() -> None:
     a = {"x": 1, "y": {"p": [1], "q": None}}
     b = {"y": {"q": None, "p": [1]}, "x": 1}
-    assert _digest(TypeEngine.to_literal(a, dict)) == _digest(TypeEngine.to_literal(b, dict))
-    assert _digest(TypeEngine.to_literal(a, Any)) == _digest(TypeEngine.to_literal(b, Any))
+    assert _digest(LiteralEngine.to_literal(a, dict)) == _digest(LiteralEngine.to_literal(b, dict))
+    assert _digest(LiteralEngine.to_literal(a, Any)) == _digest(LiteralEngine.to_literal(b, Any))
     typed_a = {"x": [1], "y": [2]}
     typed_b = {"y": [2], "x": [1]}
-    assert _digest(TypeEngine.to_literal(typed_a, dict[str, list[int]])) == _digest(
-        TypeEngine.to_literal(typed_b, dict[str, list[int]])
+    assert _digest(LiteralEngine.to_literal(typed_a, dict[str, list[int]])) == _digest(
+        LiteralEngine.to_literal(typed_b, dict[str, list[int]])
     )
     dc_a = Outer("n", Inner(1), scores={"a": 1.0, "b": 2.0})
     dc_b = Outer("n", Inner(1), scores={"b": 2.0, "a": 1.0})
-    assert _digest(TypeEngine.to_literal(dc_a, Outer)) == _digest(TypeEngine.to_literal(dc_b, Outer))
+    assert _digest(LiteralEngine.to_literal(dc_a, Outer)) == _digest(LiteralEngine.to_literal(dc_b, Outer))
 
 
 _DETERMINISM_SCRIPT = textwrap.dedent(
@@ -701,7 +701,7 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
     import dataclasses, hashlib, sys, warnings
     from typing import Any
     warnings.simplefilter("ignore")
-    from flyte._types import TypeEngine
+    from flyte._types import LiteralEngine
 
     @dataclasses.dataclass
     class Rec:
@@ -723,7 +723,7 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
         ({w: i for i, w in enumerate(words)}, dict[str, Any]),
     ]
     for value, tp in cases:
-        lit = TypeEngine.to_literal(value, tp)
+        lit = LiteralEngine.to_literal(value, tp)
         print(hashlib.sha256(lit.SerializeToString(deterministic=True)).hexdigest())
     """
 )
@@ -743,16 +743,16 @@ def test_serialization_is_identical_across_processes() -> None:
 
 def test_union_variant_order_is_kept_per_annotation() -> None:
     # Union[int, float] == Union[float, int] in typing; the engine must still keep each order.
-    first = TypeEngine.to_literal_type(Union[int, float])
-    second = TypeEngine.to_literal_type(Union[float, int])
+    first = LiteralEngine.to_literal_type(Union[int, float])
+    second = LiteralEngine.to_literal_type(Union[float, int])
     assert [v.structure.tag for v in first.union_type.variants] == ["int", "float"]
     assert [v.structure.tag for v in second.union_type.variants] == ["float", "int"]
-    nested = TypeEngine.to_literal_type(list[Union[str, int]])
+    nested = LiteralEngine.to_literal_type(list[Union[str, int]])
     assert [v.structure.tag for v in nested.collection_type.union_type.variants] == ["str", "int"]
 
 
 def test_union_with_foreign_tag_prefers_matching_type() -> None:
-    lit = TypeEngine.to_literal(1.0, Union[int, float])
+    lit = LiteralEngine.to_literal(1.0, Union[int, float])
     lit.scalar.union.type.structure.tag = "Python float"
-    back = TypeEngine.to_python(lit, Union[int, float])
+    back = LiteralEngine.to_python(lit, Union[int, float])
     assert back == 1.0 and type(back) is float

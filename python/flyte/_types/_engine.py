@@ -1261,7 +1261,7 @@ def read_any(lit: Literal) -> Any:
     raise _Mismatch(f"cannot read a {_literal_kind(lit)} literal without a known type")
 
 
-class TypeTransformer(Generic[T]):
+class LiteralTransformer(Generic[T]):
     """Extension point: teaches the engine a Python type (File, Dir, DataFrame, ...).
 
     Subclasses implement ``get_literal_type``, ``to_literal`` and ``to_python``. Raise ``TypeError`` or
@@ -1289,7 +1289,7 @@ class TypeTransformer(Generic[T]):
 
 
 class _TransformerConverter(_Converter):
-    def __init__(self, tp: Any, transformer: TypeTransformer[Any]) -> None:
+    def __init__(self, tp: Any, transformer: LiteralTransformer[Any]) -> None:
         super().__init__(tp)
         self.transformer = transformer
         self.tag = transformer.name
@@ -1362,7 +1362,7 @@ _UNION_ORIGINS: set[Any] = {typing.Union, types.UnionType}
 # compiling types
 
 
-_registry: dict[type, TypeTransformer[Any]] = {}
+_registry: dict[type, LiteralTransformer[Any]] = {}
 _cache: dict[Any, _Converter] = {}
 _cache_lock = threading.Lock()
 
@@ -1394,7 +1394,7 @@ _LAZY_TRANSFORMERS: dict[str, str] = {
 }
 
 
-def _registered(tp: Any) -> TypeTransformer[Any] | None:
+def _registered(tp: Any) -> LiteralTransformer[Any] | None:
     if not isinstance(tp, type) or (not _registry and not _LAZY_TRANSFORMERS):
         return None
     for klass in tp.__mro__:
@@ -1446,7 +1446,7 @@ def _build(tp: Any) -> _Converter:
 
     if origin is typing.Annotated:
         for meta in getattr(tp, "__metadata__", ()):
-            if isinstance(meta, TypeTransformer):
+            if isinstance(meta, LiteralTransformer):
                 return _TransformerConverter(args[0], meta)
         return converter(args[0])
     if origin in _UNION_ORIGINS:
@@ -1531,11 +1531,11 @@ def _hashable(tp: Any) -> bool:
 # public entry points
 
 
-class TypeEngine:
+class LiteralEngine:
     """Converts Python values to ``flyteidl2.core`` literals and back, driven by type annotations."""
 
     @classmethod
-    def register(cls, transformer: TypeTransformer[Any], *, override: bool = False) -> None:
+    def register(cls, transformer: LiteralTransformer[Any], *, override: bool = False) -> None:
         """Use ``transformer`` for its python type and subclasses, before any built-in handling."""
         key = transformer.python_type
         existing = _registry.get(key)
@@ -1573,7 +1573,7 @@ class TypeEngine:
         if conv.may_pickle:
             pickled = pickled_type()
             if pickled is not None:
-                warn_pickled_once("TypeEngine.to_literal", where, pickled, tp)
+                warn_pickled_once("LiteralEngine.to_literal", where, pickled, tp)
         return out
 
     @classmethod
@@ -1585,4 +1585,4 @@ class TypeEngine:
             raise RuntimeDataValidationError(where, e.render(where)) from None
 
 
-__all__ = ["FlytePickleWarning", "TypeEngine", "TypeTransformer"]
+__all__ = ["FlytePickleWarning", "LiteralEngine", "LiteralTransformer"]

@@ -17,7 +17,7 @@ from flyteidl2.core import types_pb2
 from flyteidl2.core.literals_pb2 import Literal
 from flyteidl2.core.types_pb2 import LiteralType
 
-from flyte._types import TypeEngine, TypeTransformer
+from flyte._types import LiteralEngine, LiteralTransformer
 from flyte.io._dataframe import PARQUET, DataFrame, _read_parquet
 from flyte.io._dir import Dir
 from flyte.io._file import File
@@ -68,7 +68,7 @@ def _write_blob(
         out.metadata[NAME_METADATA_KEY] = name
 
 
-class BlobTransformer(TypeTransformer[Any]):
+class BlobTransformer(LiteralTransformer[Any]):
     """File (a single-file blob) or Dir (a multipart blob): a local path is stored on the way out."""
 
     def __init__(self, python_type: type[File] | type[Dir], dimensionality: int) -> None:
@@ -120,7 +120,7 @@ def _read_dataset(lit: Literal, what: str) -> DataFrame:
     )
 
 
-class DataFrameTransformer(TypeTransformer[DataFrame]):
+class DataFrameTransformer(LiteralTransformer[DataFrame]):
     """flyte.io.DataFrame: the reference itself travels; nothing is read or written."""
 
     def __init__(self) -> None:
@@ -140,7 +140,7 @@ class DataFrameTransformer(TypeTransformer[DataFrame]):
         return _read_dataset(lit, "DataFrame")
 
 
-class FrameTransformer(TypeTransformer[Any]):
+class FrameTransformer(LiteralTransformer[Any]):
     """A library's data frame class (pandas, pyarrow, polars): written as parquet, read back whole."""
 
     def __init__(self, name: str, python_type: type, reader: str) -> None:
@@ -194,12 +194,12 @@ def register_frame_transformers() -> None:
             if not isinstance(cls, type):
                 continue
             t = FrameTransformer(label, cls, module)
-            TypeEngine.register(t, override=True)
+            LiteralEngine.register(t, override=True)
             _frames[module] = t
 
 
 def register_all() -> None:
     """Registers File, Dir, flyte.io.DataFrame and the frame transformers (idempotent)."""
     for t in (FILE_TRANSFORMER, DIR_TRANSFORMER, DATAFRAME_TRANSFORMER):
-        TypeEngine.register(t, override=True)
+        LiteralEngine.register(t, override=True)
     register_frame_transformers()

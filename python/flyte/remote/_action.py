@@ -754,7 +754,7 @@ class ActionDetails(_ActionFields, ToJSONMixin):
 def _typed(
     literals: dict[str, Any], types: dict[str, type], deserializers: dict[type, Callable[[Any], Any]]
 ) -> dict[str, Any]:
-    from flyte._types import TypeEngine
+    from flyte._types import LiteralEngine
 
     out: dict[str, Any] = {}
     for name, tp in types.items():
@@ -764,7 +764,7 @@ def _typed(
             # The raw payload: a dict for structured values, else the plain value.
             lit = literals[name]
             structured = lit.scalar.HasField("generic") or lit.scalar.HasField("binary")
-            out[name] = deserializers[tp](TypeEngine.to_python(lit, dict if structured else Any, name))
+            out[name] = deserializers[tp](LiteralEngine.to_python(lit, dict if structured else Any, name))
         else:
-            out[name] = TypeEngine.to_python(literals[name], tp, name)
+            out[name] = LiteralEngine.to_python(literals[name], tp, name)
     return out

@@ -165,9 +165,9 @@ class RemoteTask(ToJSONMixin):
         for param in spec.default_inputs:
             if param.parameter.HasField("default"):
                 conv_type = plain.inputs[param.name][0] if param.name in plain.inputs else Any
-                from flyte._types import TypeEngine
+                from flyte._types import LiteralEngine
 
-                defaults[param.name] = TypeEngine.to_python(param.parameter.default, conv_type, param.name)
+                defaults[param.name] = LiteralEngine.to_python(param.parameter.default, conv_type, param.name)
         return interface_of(typed, defaults, self.name)
 
     @property
