@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flyte._names import generate_random_name
@@ -150,6 +151,17 @@ class TaskContext:
     def interactive_mode(self) -> bool:
         """Whether the run was started from an interactive session (a notebook or REPL)."""
         return bool(self._action and self._action.run.interactive)
+
+    @property
+    def run_start_time(self) -> datetime | None:
+        """When the run started (UTC): the time a backend started it (the trigger's time for a
+        triggered run), or when a local run began."""
+        return self._action.run.run_start_time if self._action else None
+
+    @property
+    def disable_run_cache(self) -> bool:
+        """Whether this run neither reads nor writes the task cache (``with_runcontext(disable_run_cache=True)``)."""
+        return bool(self._action and self._action.run.disable_run_cache)
 
     @property
     def data(self) -> dict[str, Any]:

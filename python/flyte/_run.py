@@ -40,6 +40,8 @@ class _RunContext:
     project: str | None = None
     domain: str | None = None
     overwrite_cache: bool = False
+    #: The run neither reads nor writes the task cache (local), and uploads its code afresh.
+    disable_run_cache: bool = False
     custom_context: dict[str, str] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
@@ -128,10 +130,6 @@ _UNSUPPORTED_RUN_SETTINGS: dict[str, tuple[Any, str]] = {
     "debug": (False, "debugging a task in its pod (VS Code) is a cluster service this SDK does not start"),
     "tracked": (False, "local runs are always recorded in the data dir"),
     "tracked_strict": (False, "local runs are always recorded in the data dir"),
-    "disable_run_cache": (
-        False,
-        "a run skips the cache per task (cache='disable') or refreshes it (overwrite_cache)",
-    ),
 }
 
 
@@ -181,8 +179,7 @@ def with_runcontext(
                            ("max_action_concurrency", max_action_concurrency), ("notifications", notifications),
                            ("cache_lookup_scope", cache_lookup_scope),
                            ("preserve_original_types", preserve_original_types), ("debug", debug),
-                           ("tracked", tracked), ("tracked_strict", tracked_strict),
-                           ("disable_run_cache", disable_run_cache)):  # fmt: skip
+                           ("tracked", tracked), ("tracked_strict", tracked_strict)):  # fmt: skip
         default, why = _UNSUPPORTED_RUN_SETTINGS[setting]
         if value != default and not (setting == "interactive_mode" and value is False):
             raise ValueError(f"with_runcontext({setting}={value!r}) is not supported here: {why}")
@@ -216,6 +213,7 @@ def with_runcontext(
         project=project,
         domain=domain,
         overwrite_cache=overwrite_cache,
+        disable_run_cache=bool(disable_run_cache),
         custom_context={k: str(v) for k, v in (custom_context or {}).items()},
         env_vars=dict(env_vars or {}),
         labels=dict(labels or {}),
@@ -273,6 +271,7 @@ def _run_local(
         org=cfg.org,
         custom_context=rc.custom_context,
         overwrite_cache=rc.overwrite_cache,
+        disable_run_cache=rc.disable_run_cache,
         raw_data_path=rc.raw_data_path,
         env_vars=rc.env_vars,
     )

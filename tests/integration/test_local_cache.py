@@ -178,3 +178,24 @@ async def many_identical(n: int) -> list[int]:
 def test_serialize_runs_identical_concurrent_calls_once() -> None:
     assert local(many_identical, n=5).result == [7] * 5
     assert executions == ["slow_serialized(7)"]
+
+
+@env.task
+def square_and_flag(x: int) -> tuple[int, bool]:
+    executions.append(f"square_and_flag({x})")
+    ctx = flyte.ctx()
+    assert ctx is not None
+    return x * x, ctx.disable_run_cache
+
+
+def test_a_run_with_disable_run_cache_neither_reads_nor_writes_the_cache() -> None:
+    def run(**settings: bool) -> tuple[int, bool]:
+        return flyte.with_runcontext(mode="local", **settings).run(square_and_flag, x=7).outputs()  # type: ignore[return-value]
+
+    assert run(disable_run_cache=True) == (49, True)
+    assert run(disable_run_cache=True) == (49, True)
+    assert executions == ["square_and_flag(7)"] * 2
+    # Nothing was written: the next ordinary run computes, and the one after hits the cache.
+    assert run() == (49, False)
+    assert run() == (49, False)
+    assert executions == ["square_and_flag(7)"] * 3

@@ -508,3 +508,34 @@ def test_the_task_context_tells_where_the_action_reads_and_writes(run, mode: str
         assert seen["input_path"].endswith("inputs.pb") and seen["version"]
     else:
         assert seen["input_path"] == "" and seen["version"] == ""
+
+
+@env.task
+async def start_times() -> tuple[str, str]:
+    ctx = flyte.ctx()
+    assert ctx is not None and ctx.run_start_time is not None
+    child = await child_start_time()
+    return ctx.run_start_time.isoformat(), child
+
+
+@env.task
+async def child_start_time() -> str:
+    ctx = flyte.ctx()
+    assert ctx is not None and ctx.run_start_time is not None
+    return ctx.run_start_time.isoformat()
+
+
+def test_tasks_know_when_their_run_started(mode: str) -> None:
+    import datetime as dt
+
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    parent, child = flyte.with_runcontext(mode=mode).run(start_times).wait().outputs()
+    after = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.fromisoformat(parent)
+    assert started.tzinfo is not None and before <= started <= after
+    assert child == parent  # every action of a run sees the run's start
+    if mode == "remote":
+        # A backfill says when its run counts as started; the tasks see that time.
+        backfill = dt.datetime(2021, 3, 4, 5, 6, 7, 250000, tzinfo=dt.timezone.utc)
+        run = flyte.with_runcontext(mode=mode, run_start_time=backfill).run(start_times).wait()
+        assert run.outputs() == (backfill.isoformat(), backfill.isoformat())

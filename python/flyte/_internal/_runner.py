@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,11 @@ class Runner:
         org: str | None = None,
         custom_context: dict[str, str] | None = None,
         raw_data_path: str | None = None,
+        run_start_time: datetime | None = None,
     ) -> None:
         self.name = name
+        #: When the run started (UTC), as ``flyte.ctx().run_start_time`` tells tasks.
+        self.run_start_time = run_start_time or datetime.now(timezone.utc)
         #: Where the run's new data goes, ``<raw_data_path or data dir/raw>/<run>``.
         self.raw_data_base = run_base(name, raw_data_path)
         self.project = project
@@ -88,6 +92,8 @@ class Runner:
 
     #: The version of the code this process runs (None: the code in place, not a bundle).
     code_version: str | None = None
+    #: Whether the run neither reads nor writes the task cache (``with_runcontext(disable_run_cache=True)``).
+    disable_run_cache: bool = False
 
     @property
     def interactive(self) -> bool:

@@ -74,6 +74,8 @@ def runtime_args(task: TaskTemplate[Any, Any, Any], code: CodeRef) -> list[str]:
         "{{.runName}}",
         "--name",
         "{{.actionName}}",
+        "--run-start-time",
+        "{{.runStartTime}}",
         "--task",
         f"{module}:{qualname}",
         "--version",

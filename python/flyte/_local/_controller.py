@@ -47,11 +47,13 @@ class LocalRun(Runner):
         name: str,
         *,
         overwrite_cache: bool = False,
+        disable_run_cache: bool = False,
         env_vars: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, **kwargs)
         self.overwrite_cache = overwrite_cache
+        self.disable_run_cache = disable_run_cache
         #: The run's environment variables (``with_runcontext(env_vars=...)``): over a task's own,
         #: as on a backend.
         self.env_vars = dict(env_vars or {})
@@ -113,7 +115,7 @@ class LocalRun(Runner):
         return True, call.task.interface.literals_to_outputs(common_pb2.Outputs.FromString(raw))
 
     def _cache_key(self, call: Call) -> str | None:
-        return None if self.journal is None else self.cache_key(call)
+        return None if self.journal is None or self.disable_run_cache else self.cache_key(call)
 
     def _cache_lookup(self, call: Call, key: str | None) -> tuple[bool, Any]:
         if key is None or call.task.cache.behavior == "override" or self.overwrite_cache:

@@ -9,6 +9,7 @@ memory limits are the backend's job; this side only names, submits and decodes.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from flyte._bridge import controller, ledger
@@ -151,8 +152,16 @@ class ActionRunner(Runner):
         project: str | None,
         domain: str | None,
         org: str | None,
+        run_start_time: datetime | None = None,
     ) -> None:
-        super().__init__(run_name, run_dir=run_output_base, project=project, domain=domain, org=org)
+        super().__init__(
+            run_name,
+            run_dir=run_output_base,
+            project=project,
+            domain=domain,
+            org=org,
+            run_start_time=run_start_time,
+        )
         self.action_name = action_name
         self.outputs_prefix = outputs_prefix
         self.controller = controller

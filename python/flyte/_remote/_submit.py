@@ -72,6 +72,8 @@ def prepare_code(
     root_dir: Path | None,
     client: BackendClient,
     where: Scope,
+    *,
+    fresh: bool = False,
 ) -> CodeRef:
     """Freezes the task's code for the run: a bundle uploaded through the backend's data
     proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
@@ -87,14 +89,16 @@ def prepare_code(
             version=hashlib.sha256(f"{root}|{module}".encode()).hexdigest()[:32],
         )
     # Versions are at most 63 characters (TaskIdentifier.version); 128 bits of the digest name it.
-    return CodeRef(bundle_uri=upload_bundle(client, bundle, where), root="", version=bundle.digest[:32])
+    return CodeRef(
+        bundle_uri=upload_bundle(client, bundle, where, fresh=fresh), root="", version=bundle.digest[:32]
+    )
 
 
-def upload_bundle(client: BackendClient, bundle: _bundle.Bundle, where: Scope) -> str:
-    """Uploads a code bundle through the backend's data proxy (once per process); the URL tasks
-    fetch it from."""
+def upload_bundle(client: BackendClient, bundle: _bundle.Bundle, where: Scope, *, fresh: bool = False) -> str:
+    """Uploads a code bundle through the backend's data proxy (once per process, unless
+    ``fresh``); the URL tasks fetch it from."""
     key = (client.endpoint, bundle.digest)
-    if key not in _uploaded:
+    if fresh or key not in _uploaded:
         _uploaded[key] = run_sync(upload_bytes(client, bundle.data, f"{bundle.digest}.tar.gz", where))
     return _uploaded[key]
 
@@ -135,7 +139,7 @@ def create_run_request(
 
     run_name, inputs = _run_inputs(task, args, kwargs, rc)
     where = scope(rc.project or cfg.project, rc.domain or cfg.domain, cfg.org, cfg.endpoint)
-    code = prepare_code(task, rc.copy_style, cfg.root_dir, client, where)
+    code = prepare_code(task, rc.copy_style, cfg.root_dir, client, where, fresh=rc.disable_run_cache)
     if rc.version:
         code = CodeRef(bundle_uri=code.bundle_uri, root=code.root, version=rc.version)
     spec = task_spec(task, code, project=where.project, domain=where.domain, org=where.org)

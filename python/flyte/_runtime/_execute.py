@@ -48,6 +48,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--prev-checkpoint", default="")
     p.add_argument("--run-name", default="")
     p.add_argument("--name", default="")
+    p.add_argument("--run-start-time", default="", help="when the run started (RFC 3339)")
     p.add_argument("--task", required=True, help="module:qualname")
     p.add_argument("--version", default="")
     p.add_argument("--bundle", default="")
@@ -158,6 +159,23 @@ def _placeholder(value: str) -> bool:
     return not value or value.startswith("{{")
 
 
+def _run_start_time(value: str) -> Any:
+    """The run's start from its RFC 3339 argument (None when the backend left it unfilled)."""
+    if _placeholder(value):
+        return None
+    import re
+    from datetime import datetime, timezone
+
+    # Python before 3.11 reads neither "Z" nor more than microseconds (Go writes nanoseconds).
+    text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip()).replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        print(f"flyte-action: ignoring --run-start-time {value!r}: not an RFC 3339 time", file=sys.stderr)
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -224,6 +242,7 @@ def main(argv: list[str]) -> int:
         project=env.get(contract.EXECUTION_PROJECT) or None,
         domain=env.get(contract.EXECUTION_DOMAIN) or None,
         org=org,
+        run_start_time=_run_start_time(args.run_start_time),
     )
     runner.inputs_uri = args.inputs
     ctx = ActionContext(

@@ -175,7 +175,8 @@ fn failed(
 struct RunSettings {
     env: Vec<(String, String)>,
     raw_data_prefix: Option<String>,
-    created_ms: i64,
+    /// When the run started (its spec's `run_start_time`, else its creation), in ms.
+    start_ms: i64,
 }
 
 fn run_settings(engine: &Engine, record: &ActionRecord) -> RunSettings {
@@ -189,12 +190,18 @@ fn run_settings(engine: &Engine, record: &ActionRecord) -> RunSettings {
     };
     let Some(spec) = spec.and_then(|bytes| RunSpec::decode(bytes.as_slice()).ok()) else {
         return RunSettings {
-            created_ms,
+            start_ms: created_ms,
             ..Default::default()
         };
     };
+    // A run started for another time (a trigger's firing, a backfill) says so in its spec.
+    let start_ms = spec
+        .run_start_time
+        .as_ref()
+        .map(|ts| ts.seconds * 1000 + i64::from(ts.nanos) / 1_000_000)
+        .unwrap_or(created_ms);
     RunSettings {
-        created_ms,
+        start_ms,
         env: spec
             .envs
             .map(|envs| {
@@ -322,7 +329,7 @@ fn prepare(
     })?;
 
     let checkpoint = checkpoint_prefix(&output_dir);
-    let run_start_time = rfc3339(settings.created_ms);
+    let run_start_time = rfc3339(settings.start_ms);
     let placeholders = Placeholders {
         input: &record.input_uri,
         output_prefix: &output_uri,
@@ -402,7 +409,7 @@ fn prepare(
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// What varies per attempt in the environment.
