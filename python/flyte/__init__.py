@@ -43,9 +43,10 @@ from flyte._version import __version__
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 if TYPE_CHECKING:
-    from flyte._build import ImageBuild, build
+    from flyte._build import ImageBuild, build, build_images
     from flyte._checkpoint import BaseCheckpoint, Checkpoint, latest_checkpoint
     from flyte._image import Image
+    from flyte._plugin_config import load_plugin_config
     from flyte.io import File
     from flyte.remote._run import Run
 
@@ -89,6 +90,7 @@ __all__ = [
     "TriggerTime",
     "__version__",
     "build",
+    "build_images",
     "ctx",
     "current_domain",
     "current_project",
@@ -102,6 +104,7 @@ __all__ = [
     "init_from_config",
     "init_in_cluster",
     "init_passthrough",
+    "load_plugin_config",
     "is_control_plane_available",
     "logger",
     "map",
@@ -126,10 +129,14 @@ def __getattr__(name: str) -> Any:
         from flyte._image import Image
 
         return Image
-    if name in ("build", "ImageBuild"):
+    if name in ("build", "build_images", "ImageBuild"):
         from flyte import _build
 
         return getattr(_build, name)
+    if name == "load_plugin_config":
+        from flyte._plugin_config import load_plugin_config
+
+        return load_plugin_config
     if name == "Run":
         from flyte.remote._run import Run
 

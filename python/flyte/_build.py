@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from flyte._image import Image
+from flyte._environment import Environment
+from flyte._image import Image, default_image
 from flyte._initialize import current_config
 from flyte.syncify import syncify
 
@@ -65,3 +66,89 @@ def _build_now(image: Image, dry_run: bool, force: bool, wait: bool) -> ImageBui
     log = logging.getLogger("flyte.build")
     outcome = build_image(image, force=force, progress=log.info)
     return ImageBuild(uri=outcome.uri)
+
+
+@dataclass
+class ImageCache:
+    """The images of environments, by environment name (what ``build_images`` built)."""
+
+    image_lookup: dict[str, str]
+    #: Runs of a remote builder, by environment name; builds here run on this machine.
+    build_run_ids: dict[str, Any] = field(default_factory=dict)
+    serialized_form: str | None = None
+
+    @property
+    def to_transport(self) -> str:
+        """The lookup as compact text (base64 of gzipped JSON), to hand to another process."""
+        import base64
+        import gzip
+        import json
+
+        if self.serialized_form:
+            return self.serialized_form
+        data = json.dumps({"image_lookup": self.image_lookup}, sort_keys=True).encode()
+        return base64.b64encode(gzip.compress(data, mtime=0)).decode()
+
+    @classmethod
+    def from_transport(cls, s: str) -> ImageCache:
+        import base64
+        import gzip
+        import json
+
+        try:
+            data = json.loads(gzip.decompress(base64.b64decode(s)))
+            lookup = data["image_lookup"]
+        except (ValueError, KeyError, OSError, TypeError) as e:
+            raise ValueError(f"not an image cache handed over by build_images: {e}") from None
+        return cls(image_lookup=dict(lookup), serialized_form=s)
+
+
+_COPY_STYLES = ("loaded_modules", "all", "none")
+
+
+@syncify
+async def build_images(
+    *envs: Environment, copy_style: str = "loaded_modules", seed_cache: ImageCache | None = None
+) -> ImageCache:
+    """Builds and pushes the images the environments (and the ones they depend on) run in,
+    unless their registry has them, and returns their URIs by environment name. Environments
+    in ``seed_cache`` are not built again. ``copy_style`` is the deploy's; images here never
+    contain the code, so their tags do not depend on it."""
+    import asyncio
+
+    return await asyncio.to_thread(_build_images_now, envs, copy_style, seed_cache)
+
+
+def _build_images_now(
+    envs: tuple[Environment, ...], copy_style: str, seed_cache: ImageCache | None
+) -> ImageCache:
+    import logging
+
+    from flyte._imagebuild._builder import build_image
+    from flyte._imagebuild._ensure import with_dependencies
+
+    if not envs:
+        raise ValueError("build_images needs at least one environment")
+    for env in envs:
+        if not isinstance(env, Environment):
+            raise TypeError(f"build_images takes environments, got {type(env).__name__}")
+    if copy_style not in _COPY_STYLES:
+        raise ValueError(f"copy_style must be one of {', '.join(_COPY_STYLES)}, got {copy_style!r}")
+    if seed_cache is not None and not isinstance(seed_cache, ImageCache):
+        raise TypeError(
+            f"seed_cache must be an ImageCache from build_images, got {type(seed_cache).__name__}"
+        )
+    _check_builder()
+    log = logging.getLogger("flyte.build")
+    lookup = dict(seed_cache.image_lookup) if seed_cache is not None else {}
+    for env in with_dependencies(envs):
+        if env.name in lookup:
+            continue
+        image = env.image
+        if image in (None, "auto"):
+            image = default_image()
+        if isinstance(image, str):
+            lookup[env.name] = image  # a published image, used as it is
+            continue
+        lookup[env.name] = build_image(image, progress=log.info).uri
+    return ImageCache(image_lookup=lookup)

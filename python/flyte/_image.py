@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Tuple, Union, get_args
 
 from flyte._initialize import current_config
-from flyte._secret import Secret
+from flyte._secret import Secret, SecretRequest, normalize_secrets
 from flyte._version import __version__
 from flyte.errors import InvalidImageNameError
 
@@ -270,6 +270,15 @@ class Layer:
         """Check what a build would need from the local machine (files exist, ...)."""
 
 
+def _with_secrets(fingerprint: dict[str, Any], secrets: tuple[Secret, ...]) -> dict[str, Any]:
+    """A step's fingerprint, with the build secrets it reads named (never their values): a
+    step that reads another secret builds differently. Steps without secrets keep the
+    fingerprint (and so the image tags) they had before secrets existed."""
+    if secrets:
+        fingerprint["secrets"] = [s.stable_hash() for s in secrets]
+    return fingerprint
+
+
 @dataclass(frozen=True)
 class FlyteSdk(Layer):
     """Install this SDK; the builder decides between a released package and a local wheel."""
@@ -284,22 +293,26 @@ class FlyteSdk(Layer):
 class PipPackages(Layer):
     packages: tuple[str, ...]
     options: PipOptions = PipOptions()
+    secret_mounts: tuple[Secret, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"kind": "pip", "packages": list(self.packages), "options": self.options.fingerprint()}
+        fp = {"kind": "pip", "packages": list(self.packages), "options": self.options.fingerprint()}
+        return _with_secrets(fp, self.secret_mounts)
 
 
 @dataclass(frozen=True)
 class Requirements(Layer):
     file: Path
     options: PipOptions = PipOptions()
+    secret_mounts: tuple[Secret, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        fp = {
             "kind": "requirements",
             "file": content_digest(self.file),
             "options": self.options.fingerprint(),
         }
+        return _with_secrets(fp, self.secret_mounts)
 
     def validate(self) -> None:
         _require_file(self.file, "requirements file")
@@ -311,18 +324,20 @@ class UVProject(Layer):
     uvlock: Path
     options: PipOptions = PipOptions()
     project_install_mode: ProjectInstallMode = "dependencies_only"
+    secret_mounts: tuple[Secret, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
         if self.project_install_mode == "install_project":
             sources = {"project": content_digest(self.pyproject.parent)}
         else:
             sources = {"pyproject": content_digest(self.pyproject), "lock": content_digest(self.uvlock)}
-        return {
+        fp = {
             "kind": "uv_project",
             "mode": self.project_install_mode,
             **sources,
             "options": self.options.fingerprint(),
         }
+        return _with_secrets(fp, self.secret_mounts)
 
     def validate(self) -> None:
         _require_file(self.pyproject, "pyproject file")
@@ -335,18 +350,20 @@ class PoetryProject(Layer):
     poetry_lock: Path
     extra_args: str | None = None
     project_install_mode: ProjectInstallMode = "dependencies_only"
+    secret_mounts: tuple[Secret, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
         if self.project_install_mode == "install_project":
             sources = {"project": content_digest(self.pyproject.parent)}
         else:
             sources = {"pyproject": content_digest(self.pyproject), "lock": content_digest(self.poetry_lock)}
-        return {
+        fp = {
             "kind": "poetry_project",
             "mode": self.project_install_mode,
             **sources,
             "extra_args": self.extra_args,
         }
+        return _with_secrets(fp, self.secret_mounts)
 
     def validate(self) -> None:
         _require_file(self.pyproject, "pyproject file")
@@ -359,13 +376,15 @@ class UVScript(Layer):
 
     script: Path
     options: PipOptions = PipOptions()
+    secret_mounts: tuple[Secret, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        fp = {
             "kind": "uv_script",
             "script": content_digest(self.script),
             "options": self.options.fingerprint(),
         }
+        return _with_secrets(fp, self.secret_mounts)
 
     def validate(self) -> None:
         _require_file(self.script, "uv script")
@@ -374,9 +393,10 @@ class UVScript(Layer):
 @dataclass(frozen=True)
 class AptPackages(Layer):
     packages: tuple[str, ...]
+    secret_mounts: tuple[Secret, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"kind": "apt", "packages": list(self.packages)}
+        return _with_secrets({"kind": "apt", "packages": list(self.packages)}, self.secret_mounts)
 
 
 @dataclass(frozen=True)
@@ -384,9 +404,10 @@ class Commands(Layer):
     """Shell commands, each run as its own ``RUN`` step."""
 
     commands: tuple[str, ...]
+    secret_mounts: tuple[Secret, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"kind": "commands", "commands": list(self.commands)}
+        return _with_secrets({"kind": "commands", "commands": list(self.commands)}, self.secret_mounts)
 
 
 @dataclass(frozen=True)
@@ -435,6 +456,13 @@ class WorkDir(Layer):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": "workdir", "workdir": self.workdir}
+
+
+def _build_secrets(where: str, secret_mounts: SecretRequest | None) -> tuple[Secret, ...]:
+    try:
+        return normalize_secrets(secret_mounts)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{where}: secret_mounts: {e}") from None
 
 
 def _env_layer(where: str, env_vars: object) -> Env:
@@ -623,6 +651,7 @@ class Image:
         pre: bool = False,
         extra_args: str | None = None,
         platform: Architecture | tuple[Architecture, ...] | None = None,
+        secret_mounts: SecretRequest | None = None,
     ) -> Image:
         """The default image plus the dependencies declared in a uv script's ``# /// script`` header."""
         where = "Image.from_uv_script()"
@@ -637,7 +666,7 @@ class Image:
             platform=platform,
         )
         options = PipOptions(index_url, _str_tuple("extra_index_urls", extra_index_urls), pre, extra_args)
-        return base._with_layer(where, UVScript(path, options))
+        return base._with_layer(where, UVScript(path, options, _build_secrets(where, secret_mounts)))
 
     # ---- builders -----------------------------------------------------------------------------------
 
@@ -698,10 +727,14 @@ class Image:
         index_url: str | None = None,
         extra_index_urls: str | Sequence[str] | None = None,
         extra_args: str | None = None,
+        secret_mounts: SecretRequest | None = None,
     ) -> Image:
+        """Install packages with pip; ``secret_mounts`` are available to pip while it runs (a
+        private index's token), never stored in the image."""
         where = "Image.with_pip_packages()"
         options = PipOptions(index_url, _str_tuple("extra_index_urls", extra_index_urls), pre, extra_args)
-        return self._with_layer(where, PipPackages(_flatten(where, packages), options))
+        secrets = _build_secrets(where, secret_mounts)
+        return self._with_layer(where, PipPackages(_flatten(where, packages), options, secrets))
 
     def with_requirements(
         self,
@@ -710,6 +743,7 @@ class Image:
         extra_index_urls: str | Sequence[str] | None = None,
         pre: bool = False,
         extra_args: str | None = None,
+        secret_mounts: SecretRequest | None = None,
     ) -> Image:
         """Install from a ``requirements.txt``; a ``uv.lock`` or ``poetry.lock`` installs that project instead."""
         where = "Image.with_requirements()"
@@ -722,10 +756,14 @@ class Image:
                 extra_index_urls=extra_index_urls,
                 pre=pre,
                 extra_args=extra_args,
+                secret_mounts=secret_mounts,
             )
         if path.name == "poetry.lock":
             return self.with_poetry_project(
-                path.parent / "pyproject.toml", poetry_lock=path, extra_args=extra_args
+                path.parent / "pyproject.toml",
+                poetry_lock=path,
+                extra_args=extra_args,
+                secret_mounts=secret_mounts,
             )
         if path.suffix not in (".txt", ".in"):
             raise ValueError(
@@ -733,7 +771,7 @@ class Image:
                 "(or with_uv_project('pyproject.toml'))"
             )
         options = PipOptions(index_url, _str_tuple("extra_index_urls", extra_index_urls), pre, extra_args)
-        return self._with_layer(where, Requirements(path, options))
+        return self._with_layer(where, Requirements(path, options, _build_secrets(where, secret_mounts)))
 
     def with_uv_project(
         self,
@@ -743,6 +781,7 @@ class Image:
         extra_index_urls: str | Sequence[str] | None = None,
         pre: bool = False,
         extra_args: str | None = None,
+        secret_mounts: SecretRequest | None = None,
         project_install_mode: ProjectInstallMode = "dependencies_only",
     ) -> Image:
         """Install a uv project's locked dependencies (and the project itself with ``install_project``)."""
@@ -751,13 +790,15 @@ class Image:
         lock = _as_path(where, uvlock) if uvlock is not None else pyproject.parent / "uv.lock"
         options = PipOptions(index_url, _str_tuple("extra_index_urls", extra_index_urls), pre, extra_args)
         mode = _check_install_mode(where, project_install_mode)
-        return self._with_layer(where, UVProject(pyproject, lock, options, mode))
+        secrets = _build_secrets(where, secret_mounts)
+        return self._with_layer(where, UVProject(pyproject, lock, options, mode, secrets))
 
     def with_poetry_project(
         self,
         pyproject_file: PathLike,
         poetry_lock: PathLike | None = None,
         extra_args: str | None = None,
+        secret_mounts: SecretRequest | None = None,
         project_install_mode: ProjectInstallMode = "dependencies_only",
     ) -> Image:
         """Install a Poetry project's locked dependencies (and the project itself with ``install_project``)."""
@@ -767,18 +808,26 @@ class Image:
         if extra_args is not None and not isinstance(extra_args, str):
             raise TypeError(f"{where}: extra_args={extra_args!r} must be a string")
         mode = _check_install_mode(where, project_install_mode)
-        return self._with_layer(where, PoetryProject(pyproject, lock, extra_args, mode))
+        secrets = _build_secrets(where, secret_mounts)
+        return self._with_layer(where, PoetryProject(pyproject, lock, extra_args, mode, secrets))
 
-    def with_apt_packages(self, *packages: str | Sequence[str]) -> Image:
+    def with_apt_packages(
+        self, *packages: str | Sequence[str], secret_mounts: SecretRequest | None = None
+    ) -> Image:
+        """Install Debian packages; ``secret_mounts`` are available to apt while it runs."""
         where = "Image.with_apt_packages()"
         names = _flatten(where, packages)
         for pkg in names:
             if any(c.isspace() for c in pkg):
                 raise ValueError(f"{where}: {pkg!r} is not a package name; pass each package separately")
-        return self._with_layer(where, AptPackages(names))
+        return self._with_layer(where, AptPackages(names, _build_secrets(where, secret_mounts)))
 
-    def with_commands(self, commands: str | Sequence[str]) -> Image:
-        """Run shell commands at build time, each as a separate step."""
+    def with_commands(
+        self, commands: str | Sequence[str], secret_mounts: SecretRequest | None = None
+    ) -> Image:
+        """Run shell commands at build time, each as a separate step. A secret of ``secret_mounts``
+        is in its environment variable (or, for ``Secret(mount=...)``, its file under
+        ``/etc/flyte/secrets``) while the commands run, and is not stored in the image."""
         where = "Image.with_commands()"
         items = (commands,) if isinstance(commands, str) else tuple(commands)
         if not items:
@@ -790,7 +839,7 @@ class Image:
                 raise ValueError(
                     f"{where}: {cmd!r} starts with RUN; give the shell command only: {cmd.lstrip()[4:]!r}"
                 )
-        return self._with_layer(where, Commands(items))
+        return self._with_layer(where, Commands(items, _build_secrets(where, secret_mounts)))
 
     def with_source_file(self, src: PathLike, dst: str = ".") -> Image:
         """Copy a local file into the image; ``dst`` is relative to the working directory unless absolute."""

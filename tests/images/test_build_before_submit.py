@@ -110,6 +110,21 @@ def test_a_backend_that_pulls_images_gets_them_built_first(
     # Everything is in the registry now: the next submission builds nothing.
     assert run_sync(ensure_built([m.main_env], client)) == []
 
+    # flyte.build_images: the images of environments (and their dependencies) by environment
+    # name; what is in the registry is not built again, what is not is built and pushed.
+    cache = flyte.build_images(m.main_env)
+    assert cache.image_lookup == {"main_pulled": m.main_env.image.uri, "shared_pulled": m.shared.image.uri}
+    extra = flyte.TaskEnvironment(
+        name="extra_pulled", image=m.main_env.image.with_env_vars({"ROLE": "extra"}), depends_on=[m.main_env]
+    )
+    assert not _registry.manifest_exists(extra.image.uri)
+    more = flyte.build_images(extra, seed_cache=cache)
+    assert more.image_lookup == {**cache.image_lookup, "extra_pulled": extra.image.uri}
+    assert _registry.manifest_exists(extra.image.uri)
+    assert type(more).from_transport(more.to_transport).image_lookup == more.image_lookup
+    with pytest.raises(ValueError, match="copy_style must be one of"):
+        flyte.build_images(extra, copy_style="some")
+
 
 DEFAULT_MODULE = """
 import flyte

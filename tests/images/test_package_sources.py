@@ -2,7 +2,9 @@
 
 One image exercises the package sources a user's project can name: pip options (``pre``,
 ``index_url``, ``extra_index_urls``) against two package indexes served on loopback, a
-``uv.lock`` and a ``poetry.lock`` given to ``with_requirements``. It is pushed to a registry that
+``uv.lock`` and a ``poetry.lock`` given to ``with_requirements``, and build-time secrets
+(``secret_mounts``: one from the builder's environment, one from the local secret store, as a
+file) that a step reads and the image does not keep. It is pushed to a registry that
 refuses anonymous access (docker-registry with htpasswd), with the credentials the image's
 ``registry_secret`` names, stored as a user would with ``flyte create secret --type image_pull``.
 """
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from containers import PYTHON, Registry, buildah, flyte_cli, lock, running_registry  # noqa: E402
 
 USER, PASSWORD = "builder", "s3cret-for-tests"
+TOKEN, FILE_SECRET = "tok-for-tests", "file-secret-for-tests"
 
 MODULE = """
 import flyte
@@ -54,6 +57,11 @@ image = (
     )
     .with_requirements("uvproj/uv.lock")
     .with_requirements("poetryproj/poetry.lock")
+    .with_commands(
+        ['test "$BUILD_TOKEN" = {token} && test "$(cat /etc/flyte/secrets/build_file)" = {file_secret} '
+         '&& echo seen > /secrets-seen'],
+        secret_mounts=["build_token", flyte.Secret(key="build_file", mount="/etc/flyte/secrets")],
+    )
 )
 
 env = flyte.TaskEnvironment(name="sources", image=image)
@@ -150,6 +158,8 @@ def _project(work: Path, registry: Registry, index: str, extra_index: str) -> Pa
                 platform=host_platform(),
                 index=index,
                 extra_index=extra_index,
+                token=TOKEN,
+                file_secret=FILE_SECRET,
             )
         )
     )
@@ -177,6 +187,10 @@ def test_package_sources_and_a_registry_that_wants_credentials(
     assert missing.returncode != 0
     assert "registry_secret 'registry-creds'" in missing.stderr, missing.stderr[-3000:]
     assert "flyte create secret --type image_pull registry-creds" in missing.stderr
+    # Build secrets: one from the environment, one stored.
+    env["BUILD_TOKEN"] = TOKEN
+    stored_file = flyte_cli(work, "create", "secret", "build_file", FILE_SECRET, env=env)
+    assert stored_file.returncode == 0, stored_file.stderr[-3000:]
 
     # The registry's Docker config.json, stored as a user stores it.
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -214,6 +228,13 @@ def test_package_sources_and_a_registry_that_wants_credentials(
             "print(flyte_test_pre.VERSION, flyte_test_extra.VERSION, attrs.__version__, six.__version__)"
         )
         run = buildah("run", ctr, "--", "python", "-c", probe)
+        # The step saw both secrets; the image keeps neither (no file, no variable).
+        kept = buildah(
+            "run", ctr, "--", "sh", "-c",
+            "cat /secrets-seen; test -e /etc/flyte/secrets/build_file && echo kept || echo gone; "
+            f"printenv BUILD_TOKEN || echo unset; grep -rl {TOKEN} /etc /root /run /tmp 2>/dev/null | wc -l",
+        )  # fmt: skip
     finally:
         buildah("rm", ctr, check=False)
     assert run.stdout.split() == ["1.1.0rc1", "2.0.0", "23.2.0", "1.16.0"]
+    assert kept.stdout.split() == ["seen", "gone", "unset", "0"], kept.stdout

@@ -217,3 +217,64 @@ def test_wheels_for_other_platforms_come_from_the_wheelhouse(
     assert sdk_wheels(version, ("linux/arm64",), tmp_path / "arm-only")[0].read_bytes() == b"wheel"
     with pytest.raises(WheelError, match="no flyte 9.9.9 wheel"):
         sdk_wheels("9.9.9", ("linux/amd64",), tmp_path / "out")
+
+
+def test_build_secrets_are_mounted_for_their_step_only(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flyte
+    from flyte._imagebuild._credentials import CredentialsError, secret_mount_args
+    from flyte._imagebuild._dockerfile import secret_id
+
+    token = flyte.Secret(key="pypi_token")
+    ssh = flyte.Secret(key="deploy_key", group="git", mount="/etc/flyte/secrets")
+    base = Image.from_debian_base(registry="localhost:5000", name="s", install_flyte=False)
+    image = (
+        base.with_pip_packages(
+            "private-pkg", index_url="https://pypi.example/simple", secret_mounts="pypi_token"
+        )
+        .with_commands(["git clone repo"], [ssh, token])
+        .with_apt_packages("git")
+    )
+    lines = render(image, _no_wheels).dockerfile.splitlines()
+    pip, clone, apt = lines[-3:]
+    tid, sid = secret_id(token), secret_id(ssh)
+    assert pip.startswith(
+        f"RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id={tid},target=/run/secrets/{tid} "
+        f'export PYPI_TOKEN="$(cat /run/secrets/{tid})" && python -m pip install'
+    )
+    assert clone == (
+        f"RUN --mount=type=secret,id={sid},target=/etc/flyte/secrets/deploy_key "
+        f"--mount=type=secret,id={tid},target=/run/secrets/{tid} "
+        f'export PYPI_TOKEN="$(cat /run/secrets/{tid})" && git clone repo'
+    )
+    assert "secret" not in apt
+    # Secrets change the step's fingerprint (so the tag); steps without keep theirs.
+    assert (
+        image.uri
+        != base.with_pip_packages("private-pkg", index_url="https://pypi.example/simple")
+        .with_commands(["git clone repo"])
+        .with_apt_packages("git")
+        .uri
+    )
+
+    # The builder gets each secret once, from the environment or the data dir's store.
+    monkeypatch.setenv("FLYTE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PYPI_TOKEN", "t0k")
+    monkeypatch.delenv("GIT_DEPLOY_KEY", raising=False)
+    with pytest.raises(
+        CredentialsError, match=r"secret 'deploy_key'.*\$GIT_DEPLOY_KEY.*flyte create secret deploy_key"
+    ):
+        with secret_mount_args(image):
+            pass
+    monkeypatch.setenv("GIT_DEPLOY_KEY", "k3y")
+    with secret_mount_args(image) as args:
+        files = {a.split(",")[0]: Path(a.split("src=")[1]) for a in args if a.startswith("id=")}
+        assert args.count("--secret") == 2
+        assert files[f"id={tid}"].read_text() == "t0k" and files[f"id={sid}"].read_text() == "k3y"
+        assert oct(files[f"id={tid}"].stat().st_mode & 0o777) == "0o600"
+    assert not files[f"id={tid}"].exists()  # removed after the build
+    with pytest.raises(ValueError, match="with_commands.*secret_mounts"):
+        base.with_commands(
+            "x", secret_mounts=[flyte.Secret(key="a", as_env_var="X"), flyte.Secret(key="b", as_env_var="X")]
+        )

@@ -68,6 +68,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "flyte._task",
             "flyte._task_plugins",
+            "flyte._plugin_config",
             "flyte._environment",
             "flyte._trace",
             "flyte.durable",

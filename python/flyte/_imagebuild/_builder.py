@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flyte._image import Image
 from flyte._imagebuild import _registry
-from flyte._imagebuild._credentials import CredentialsError, registry_auth
+from flyte._imagebuild._credentials import CredentialsError, registry_auth, secret_mount_args
 from flyte._imagebuild._dockerfile import render
 from flyte._imagebuild._wheel import WheelError, sdk_wheels
 from flyte.errors import ImageBuildError
@@ -83,13 +83,29 @@ def _tool_env() -> dict[str, str]:
 
 
 def _buildah(
-    image: Image, uri: str, context: Path, dockerfile: Path, auth: Path | None, progress: Progress
+    image: Image,
+    uri: str,
+    context: Path,
+    dockerfile: Path,
+    auth: Path | None,
+    progress: Progress,
+    secrets: list[str],
 ) -> None:
     env = _tool_env()
     platforms = ",".join(image.platform)
     credentials = [] if auth is None else ["--authfile", str(auth)]
     push = [*([] if not _registry.parse(uri).insecure else ["--tls-verify=false"]), *credentials]
-    build = ["buildah", "build", "--layers", "--platform", platforms, "-f", str(dockerfile), *credentials]
+    build = [
+        "buildah",
+        "build",
+        "--layers",
+        "--platform",
+        platforms,
+        "-f",
+        str(dockerfile),
+        *credentials,
+        *secrets,
+    ]
     if image.base_image is not None and _registry.parse(image.base_image).insecure:
         build.append("--tls-verify=false")
     if len(image.platform) > 1:
@@ -127,9 +143,24 @@ def _check_platforms(image: Image, uri: str, env: dict[str, str]) -> None:
 
 
 def _docker(
-    image: Image, uri: str, context: Path, dockerfile: Path, auth: Path | None, progress: Progress
+    image: Image,
+    uri: str,
+    context: Path,
+    dockerfile: Path,
+    auth: Path | None,
+    progress: Progress,
+    secrets: list[str],
 ) -> None:
-    argv = ["docker", "buildx", "build", "--progress", "plain", "--platform", ",".join(image.platform)]
+    argv = [
+        "docker",
+        "buildx",
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        ",".join(image.platform),
+        *secrets,
+    ]
     argv += ["-f", str(dockerfile), "-t", uri, "--push", str(context)]
     env = dict(os.environ)
     if auth is not None:
@@ -193,8 +224,9 @@ def _build(
             built.write(context_dir)
             dockerfile = context_dir / "Dockerfile"
         say(f"building {uri} for {', '.join(image.platform)} with {chosen}")
-        if chosen == "docker":
-            _docker(image, uri, context_dir, dockerfile, auth, say)
-        else:
-            _buildah(image, uri, context_dir, dockerfile, auth, say)
+        with secret_mount_args(image) as secrets:
+            if chosen == "docker":
+                _docker(image, uri, context_dir, dockerfile, auth, say, secrets)
+            else:
+                _buildah(image, uri, context_dir, dockerfile, auth, say, secrets)
     return BuildOutcome(uri, built=True, seconds=time.monotonic() - start, tool=chosen)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from flyte._bridge import backend
 from flyte._image import Image
+from flyte._imagebuild._dockerfile import build_secrets, secret_id
 from flyte._initialize import data_dir, scope
+from flyte._secret import Secret
 
 
 class CredentialsError(ValueError):
@@ -74,3 +76,37 @@ def registry_auth(image: Image) -> Iterator[Path | None]:
         with os.fdopen(fd, "wb") as f:
             f.write(_checked(image, value))
         yield path
+
+
+def _build_secret_value(image: Image, secret: Secret) -> bytes:
+    env = secret.env_var_name() or Secret._derived_env_var_name(secret.key, secret.group)
+    if env in os.environ:
+        return os.environ[env].encode()
+    where = scope()
+    value = backend.read_secret(str(data_dir()), where.project, where.domain, secret.key)
+    if value is None:
+        raise CredentialsError(
+            f"image {image.uri} mounts secret {secret.key!r} while it builds, which is neither set in "
+            f"the environment (${env}) nor stored in this data dir; store it with "
+            f"`flyte create secret {secret.key}`"
+        )
+    return bytes(value)
+
+
+@contextmanager
+def secret_mount_args(image: Image) -> Iterator[list[str]]:
+    """The builder's ``--secret id=...,src=...`` arguments for the secrets the image's steps
+    mount, each written to a private file for the duration of the build."""
+    secrets = build_secrets(image)
+    if not secrets:
+        yield []
+        return
+    with tempfile.TemporaryDirectory(prefix="flyte-build-secrets-") as directory:  # mode 0700
+        args: list[str] = []
+        for secret in secrets:
+            path = Path(directory) / secret_id(secret)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(_build_secret_value(image, secret))
+            args += ["--secret", f"id={secret_id(secret)},src={path}"]
+        yield args

@@ -35,6 +35,7 @@ from flyte._image import (
     WorkDir,
 )
 from flyte._imagebuild._registry import qualified
+from flyte._secret import SECRETS_MOUNT_PATH, Secret
 
 # Build-time scratch inside the image; removed by the step that used it where it is large.
 _STAGE = "/tmp/flyte-build"
@@ -83,8 +84,36 @@ def _quoted(words: list[str]) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _pip_install(options: PipOptions, *what: str) -> str:
-    return f"{_PIP} {_quoted([*_pip_flags(options), *what])}"
+def secret_id(secret: Secret) -> str:
+    """The id a build secret has in the Dockerfile and on the builder's command line."""
+    return f"flyte-{secret.stable_hash()[:16]}"
+
+
+def _run(command: str, secrets: tuple[Secret, ...] = (), *, pip_cache: bool = False) -> str:
+    """A ``RUN`` step; each secret is mounted for it alone (a file under /run/secrets, exported
+    as the secret's environment variable, or the file a ``Secret(mount=...)`` asks for), so
+    no layer of the image keeps it."""
+    mounts = [_PIP_CACHE] if pip_cache else []
+    exports = []
+    for secret in secrets:
+        env = secret.env_var_name()
+        if env is None:
+            mounts.append(
+                f"--mount=type=secret,id={secret_id(secret)},target={SECRETS_MOUNT_PATH}/{secret.key}"
+            )
+        else:
+            target = f"/run/secrets/{secret_id(secret)}"
+            mounts.append(f"--mount=type=secret,id={secret_id(secret)},target={target}")
+            exports.append(f'{env}="$(cat {target})"')
+    prefix = f"export {' '.join(exports)} && " if exports else ""
+    return "RUN " + "".join(f"{m} " for m in mounts) + prefix + command
+
+
+_PIP_COMMAND = "python -m pip install --disable-pip-version-check --no-warn-script-location"
+
+
+def _pip_install(options: PipOptions, *what: str, secrets: tuple[Secret, ...] = ()) -> str:
+    return _run(f"{_PIP_COMMAND} {_quoted([*_pip_flags(options), *what])}", secrets, pip_cache=True)
 
 
 def script_dependencies(script: Path) -> list[str]:
@@ -150,26 +179,33 @@ class _Renderer:
         add = self.lines.append
         if isinstance(layer, AptPackages):
             add(
-                "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                f"--no-install-recommends {_quoted(list(layer.packages))} && rm -rf /var/lib/apt/lists/*"
+                _run(
+                    "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                    f"--no-install-recommends {_quoted(list(layer.packages))} && rm -rf /var/lib/apt/lists/*",
+                    layer.secret_mounts,
+                )
             )
         elif isinstance(layer, PipPackages):
-            add(_pip_install(layer.options, *layer.packages))
+            add(_pip_install(layer.options, *layer.packages, secrets=layer.secret_mounts))
         elif isinstance(layer, Requirements):
             staged = self.stage(step, layer.file)
             add(f"COPY {staged} {_STAGE}/{step}/{layer.file.name}")
-            add(_pip_install(layer.options, "-r", f"{_STAGE}/{step}/{layer.file.name}"))
+            add(
+                _pip_install(
+                    layer.options, "-r", f"{_STAGE}/{step}/{layer.file.name}", secrets=layer.secret_mounts
+                )
+            )
         elif isinstance(layer, UVScript):
             deps = script_dependencies(layer.script)
             if deps:
-                add(_pip_install(layer.options, *deps))
+                add(_pip_install(layer.options, *deps, secrets=layer.secret_mounts))
         elif isinstance(layer, UVProject):
             self.uv_project(step, layer)
         elif isinstance(layer, PoetryProject):
             self.poetry_project(step, layer)
         elif isinstance(layer, Commands):
             for command in layer.commands:
-                add(f"RUN {command}")
+                add(_run(command, layer.secret_mounts))
         elif isinstance(layer, CopyConfig):
             self.copy(step, layer)
         elif isinstance(layer, DockerIgnore):
@@ -204,7 +240,7 @@ class _Renderer:
         steps = ["python -m pip install --disable-pip-version-check uv", export, install]
         if install_project:
             steps.append(f"python -m pip install --no-deps {project}")
-        self.lines.append(f"RUN {_PIP_CACHE} " + " && ".join(steps))
+        self.lines.append(_run(" && ".join(steps), layer.secret_mounts, pip_cache=True))
 
     def poetry_project(self, step: int, layer: PoetryProject) -> None:
         where = f"{_STAGE}/{step}"
@@ -220,8 +256,12 @@ class _Renderer:
         install = ["poetry", "install", "--no-interaction", *([] if install_project else ["--no-root"])]
         install += shlex.split(layer.extra_args or "")
         self.lines.append(
-            f"RUN {_PIP_CACHE} python -m pip install --disable-pip-version-check poetry && "
-            f"cd {where} && POETRY_VIRTUALENVS_CREATE=false {_quoted(install)}"
+            _run(
+                "python -m pip install --disable-pip-version-check poetry && "
+                f"cd {where} && POETRY_VIRTUALENVS_CREATE=false {_quoted(install)}",
+                layer.secret_mounts,
+                pip_cache=True,
+            )
         )
 
     def copy_tree(self, step: int, source: Path, name: str) -> None:
@@ -269,6 +309,15 @@ def _rebased_ignore(dockerignore: Path, prefix: str) -> list[str]:
         pattern = pattern.lstrip("/")
         patterns.append(("!" if negate else "") + f"{prefix}/{pattern}")
     return patterns
+
+
+def build_secrets(image: Image) -> tuple[Secret, ...]:
+    """The secrets the image's steps read while they run, each once."""
+    found: dict[str, Secret] = {}
+    for layer in image.layers:
+        for secret in getattr(layer, "secret_mounts", ()):
+            found.setdefault(secret_id(secret), secret)
+    return tuple(found.values())
 
 
 def render(image: Image, sdk_wheels: Callable[[str], list[Path]]) -> BuildContext:
