@@ -56,6 +56,8 @@ class _RunContext:
     version: str | None = None
     run_start_time: datetime | None = None
     queue: str | None = None
+    #: The run's notifications (a ``task.RunSpec`` holding only them), checked when given.
+    notifications: Any = None
 
     @property
     def run(self) -> _RunEntry:
@@ -124,7 +126,6 @@ _UNSUPPORTED_RUN_SETTINGS: dict[str, tuple[Any, str]] = {
     ),
     "run_base_dir": (None, "a run's data goes under raw_data_path"),
     "max_action_concurrency": (None, "the backend does not limit the actions of one run"),
-    "notifications": (None, "notifications (flyte.notify) are not part of this SDK"),
     "cache_lookup_scope": ("global", "the cache is looked up across all projects and domains of the backend"),
     "preserve_original_types": (False, "outputs are converted back to the task's declared types"),
     "debug": (False, "debugging a task in its pod (VS Code) is a cluster service this SDK does not start"),
@@ -176,7 +177,7 @@ def with_runcontext(
     configure this process's ``flyte`` loggers for the run."""
     for setting, value in (("dry_run", dry_run), ("copy_bundle_to", copy_bundle_to),
                            ("interactive_mode", interactive_mode), ("run_base_dir", run_base_dir),
-                           ("max_action_concurrency", max_action_concurrency), ("notifications", notifications),
+                           ("max_action_concurrency", max_action_concurrency),
                            ("cache_lookup_scope", cache_lookup_scope),
                            ("preserve_original_types", preserve_original_types), ("debug", debug),
                            ("tracked", tracked), ("tracked_strict", tracked_strict)):  # fmt: skip
@@ -205,6 +206,11 @@ def with_runcontext(
         raise TypeError(f"run_start_time must be a datetime, got {run_start_time!r}")
     if queue is not None and (not isinstance(queue, str) or not queue.strip()):
         raise ValueError(f"queue must be a non-empty name, got {queue!r}")
+    rules = None
+    if notifications is not None:
+        from flyte.notify._serde import checked_rules
+
+        rules = checked_rules(notifications)
     if log_format != "console" or user_log_level is not None or reset_root_logger:
         _logging.configure(None, log_format, reset_root_logger, user_log_level)
     return _RunContext(
@@ -226,6 +232,7 @@ def with_runcontext(
         version=version,
         run_start_time=run_start_time,
         queue=queue,
+        notifications=rules,
     )
 
 
@@ -258,6 +265,10 @@ def _run_local(
     from flyte._bridge.journal import RunJournal
     from flyte._local._controller import LocalRun as LocalController
 
+    if rc.notifications is not None:
+        from flyte.notify._serde import check_local
+
+        check_local(rc.notifications)
     cfg = current_config()
     base = data_dir()
     name = rc.name or new_run_name()
@@ -338,6 +349,10 @@ def _run_local(
             lr.ledger.finish(call.name, phase, str(error), error_code=type(error).__name__)
     finally:
         lr.close()
+    if rc.notifications is not None:
+        from flyte.notify._serde import deliver_local
+
+        deliver_local(rc.notifications, where, name, phase, "" if error is None else str(error))
     if error is not None:
         raise error
 

@@ -306,10 +306,12 @@ class Trigger:
                 "the backend does not limit the actions of one run"
             )
         if self.notifications is not None:
-            raise ValueError(
-                f"Trigger({self.name!r}, notifications=...) is not supported here: notifications "
-                "(flyte.notify) are not part of this SDK"
-            )
+            from flyte.notify._serde import checked_rules
+
+            try:
+                checked_rules(self.notifications)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"Trigger({self.name!r}): {e}") from None
         if self.interruptible is not None and not isinstance(self.interruptible, bool):
             raise TypeError(
                 f"Trigger({self.name!r}, interruptible={self.interruptible!r}) must be True, False or None"

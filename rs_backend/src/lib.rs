@@ -71,6 +71,7 @@ mod keyfile;
 mod layout;
 mod listing;
 mod names;
+pub mod notify;
 pub mod phase;
 pub mod policy;
 mod procfs;

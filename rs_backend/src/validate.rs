@@ -127,6 +127,7 @@ pub fn create_run(
                 .map_err(|e| invalid(format!("run_spec.raw_data_storage.raw_data_prefix: {e}")))?;
         }
     }
+    check_notifications(&run_spec, "run_spec")?;
     if run_spec.run_start_time.is_none() {
         run_spec.run_start_time = Some(timestamp(start_ms));
     }
@@ -284,6 +285,25 @@ pub fn run_filter(request: &ListRunsRequest) -> RunFilter {
             task_version: Some(task.version.clone()),
             ..Default::default()
         },
+    }
+}
+
+/// A run's notifications must be ones this backend can deliver (see the notify module).
+pub fn check_notifications(
+    run_spec: &flyteidl2::flyteidl::task::RunSpec,
+    field: &str,
+) -> Result<(), Status> {
+    use flyteidl2::flyteidl::task::run_spec::NotificationSettings;
+
+    match &run_spec.notification_settings {
+        Some(NotificationSettings::NotificationRuleName(name)) => Err(invalid(format!(
+            "{field}.notification_rule_name {name:?}: this backend has no named notification \
+             rules; give the rules inline"
+        ))),
+        Some(NotificationSettings::NotificationRules(rules)) => {
+            crate::notify::check_rules(rules, false).map_err(|e| invalid(format!("{field}.{e}")))
+        }
+        None => Ok(()),
     }
 }
 

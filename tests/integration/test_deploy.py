@@ -224,13 +224,23 @@ def test_the_cli_deploys_lists_and_runs_deployed_tasks(deployed_module: Any, bac
 
 
 SCHEDULED = """
+import dataclasses
 import datetime
 import flyte
+import flyte.models
+import flyte.notify
 
 env = flyte.TaskEnvironment(name="{prefix}_sched")
 
 
-@env.task(triggers=flyte.Trigger.minutely("when", inputs={{"label": "scheduled"}}))
+@env.task(
+    triggers=dataclasses.replace(
+        flyte.Trigger.minutely("when", inputs={{"label": "scheduled"}}),
+        notifications=flyte.notify.Webhook(
+            on_phase=flyte.models.ActionPhase.SUCCEEDED, url="{hook}/fired/{{{{.Run.Name}}}}"
+        ),
+    )
+)
 async def tick(when: datetime.datetime, label: str = "default") -> str:
     return f"{{label}} at {{when.isoformat()}}"
 
@@ -243,17 +253,37 @@ async def no_inputs() -> int:
 
 def test_a_deployed_minutely_trigger_fires(tmp_path: Path, backend_endpoint: str) -> None:
     """A real trigger on the real clock: deployed with its task, it starts a run within a
-    minute, with its inputs and the kick-off time; deactivated, it shows as inactive."""
+    minute, with its inputs and the kick-off time, and the run notifies as the trigger says;
+    deactivated, it shows as inactive."""
+    import threading
     import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from flyteidl2.common import identifier_pb2
 
     from flyte._internal._modules import load_module
     from flyte._remote._client import BackendClient, run_sync
 
+    notified: list[str] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            notified.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
     prefix = "t" + uuid.uuid4().hex[:8]
     path = tmp_path / f"{prefix}_wf.py"
-    path.write_text(textwrap.dedent(SCHEDULED.format(prefix=prefix)))
+    path.write_text(
+        textwrap.dedent(SCHEDULED.format(prefix=prefix, hook=f"http://127.0.0.1:{hook.server_address[1]}"))
+    )
     module = load_module(path, tmp_path)
     flyte.init(endpoint=backend_endpoint, insecure=True, root_dir=tmp_path)
     deployed = flyte.deploy(module.env)[0]
@@ -282,6 +312,11 @@ def test_a_deployed_minutely_trigger_fires(tmp_path: Path, backend_endpoint: str
     out = flyte.remote.Run.get(fired).wait().result
     label, _, when = out.partition(" at ")
     assert label == "scheduled" and when.endswith(":00+00:00"), out
+    waited = time.monotonic() + 20
+    while f"/fired/{fired}" not in notified and time.monotonic() < waited:
+        time.sleep(0.1)
+    hook.shutdown()
+    assert f"/fired/{fired}" in notified, notified
 
     off = _cli(
         backend_endpoint, tmp_path, "update", "trigger", "minutely", f"{prefix}_sched.tick", "--deactivate"

@@ -69,6 +69,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._task",
             "flyte._task_plugins",
             "flyte._plugin_config",
+            "flyte.notify",
             "flyte._environment",
             "flyte._trace",
             "flyte.durable",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flyte._trigger import Cron, TriggerTime
+from flyte.notify._serde import checked_rules
 
 if TYPE_CHECKING:
     from flyte._task import TaskTemplate
@@ -71,6 +72,8 @@ def task_trigger(task: TaskTemplate[Any, Any, Any] | RemoteTask, trigger: Trigge
         run_spec.annotations.values[key] = value
     if trigger.interruptible is not None:
         run_spec.interruptible.value = trigger.interruptible
+    if trigger.notifications is not None:
+        run_spec.MergeFrom(checked_rules(trigger.notifications))
     return task_definition_pb2.TaskTrigger(
         name=trigger.name,
         spec=task_definition_pb2.TaskTriggerSpec(

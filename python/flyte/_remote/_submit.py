@@ -155,6 +155,8 @@ def _run_spec(rc: _RunContext) -> Any:
     from flyteidl2.task import run_pb2
 
     run_spec = run_pb2.RunSpec(overwrite_cache=rc.overwrite_cache)
+    if rc.notifications is not None:
+        run_spec.MergeFrom(rc.notifications)
     if rc.queue:
         run_spec.queue = rc.queue
     if rc.run_start_time is not None:

@@ -96,11 +96,67 @@ impl Engine {
                 self.scheduler.enqueue_soon(next as i64);
             }
         }
+        if record.parent.is_none() && phase::is_terminal(record.phase) {
+            self.notify_run_end(&record);
+        }
         let record = Arc::new(record);
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(record.clone());
         self.scheduler.wake();
         record
+    }
+
+    /// Delivers the notifications a run's spec asks for when it ends (off this thread: a slow
+    /// webhook holds up nothing).
+    fn notify_run_end(&self, root: &ActionRecord) {
+        use flyteidl2::flyteidl::core::ExecutionError;
+        use flyteidl2::flyteidl::task::run_spec::NotificationSettings;
+        use flyteidl2::flyteidl::task::RunSpec;
+        use prost::Message;
+
+        let spec = match self.store.run(&root.run) {
+            Ok(Some(run)) => run.run_spec,
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(%err, run = %root.run, "could not read the run spec to notify");
+                None
+            }
+        };
+        let Some(rules) = spec
+            .and_then(|bytes| RunSpec::decode(bytes.as_slice()).ok())
+            .and_then(|spec| match spec.notification_settings {
+                Some(NotificationSettings::NotificationRules(rules)) => Some(rules),
+                _ => None,
+            })
+            .filter(|rules| !rules.rules.is_empty())
+        else {
+            return;
+        };
+        let error = root
+            .error
+            .as_deref()
+            .and_then(|bytes| ExecutionError::decode(bytes).ok())
+            .map(|e| e.message)
+            .or_else(|| root.abort_reason.clone())
+            .unwrap_or_default();
+        let outcome = crate::notify::RunOutcome {
+            org: root.run.org.clone(),
+            project: root.run.project.clone(),
+            domain: root.run.domain.clone(),
+            name: root.run.name.clone(),
+            phase: root.phase,
+            error,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    crate::notify::deliver(&rules, &outcome).await;
+                });
+            }
+            Err(_) => {
+                tracing::warn!(run = %root.run, "no runtime to deliver the run's notifications on")
+            }
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ActionRecord>> {

@@ -160,6 +160,9 @@ pub fn check_task_triggers(
         let automation = trigger.automation_spec.clone().unwrap_or_default();
         check_automation(&automation, &trigger.name)?;
         let given = trigger.spec.clone().unwrap_or_default();
+        if let Some(run_spec) = &given.run_spec {
+            crate::validate::check_notifications(run_spec, "triggers[].spec.run_spec")?;
+        }
         let spec = TriggerSpec {
             run_spec: given.run_spec,
             active: given.active,
@@ -268,6 +271,9 @@ impl TriggerService for TriggersApi {
         let spec = request.spec.ok_or_else(|| invalid("spec is required"))?;
         let automation = request.automation_spec.unwrap_or_default();
         check_automation(&automation, &key.name)?;
+        if let Some(run_spec) = &spec.run_spec {
+            crate::validate::check_notifications(run_spec, "spec.run_spec")?;
+        }
         // The trigger runs a deployed version of its task.
         tasks::deployed_spec(
             &self.engine,

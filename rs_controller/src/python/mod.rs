@@ -9,6 +9,7 @@ mod contract;
 mod controller;
 mod journal;
 mod ledger;
+mod notify;
 mod policy;
 mod rpc;
 mod schedule;
@@ -38,5 +39,7 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The embedded backend, and cron schedules as its trigger scheduler reads them.
     backend::register(m)?;
     schedule::register(m)?;
+    // Notifications of finished runs, delivered as the backend delivers them.
+    notify::register(m)?;
     Ok(())
 }
