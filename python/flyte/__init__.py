@@ -27,6 +27,7 @@ from flyte._initialize import (
 )
 from flyte._logging import logger, system_logger
 from flyte._map import map
+from flyte._pod import PodTemplate
 from flyte._rerun import rerun
 from flyte._resources import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron, Resources
 from flyte._retry import Backoff, RetryStrategy
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncFunctionTaskTemplate",
+    "PodTemplate",
     "BaseCheckpoint",
     "Checkpoint",
     "latest_checkpoint",

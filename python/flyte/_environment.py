@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from flyte._cache import Cache, normalize_cache
 from flyte._doc import Documentation
+from flyte._pod import PodTemplate
 from flyte._resources import Resources
 from flyte._retry import RetryStrategy
 from flyte._reusable import ReusePolicy
@@ -87,6 +88,11 @@ class Environment:
             raise TypeError(
                 f"{kind}({self.name!r}): image must be a URI string, 'auto' or flyte.Image, "
                 f"got {type(self.image).__name__}"
+            )
+        if self.pod_template is not None and not isinstance(self.pod_template, (str, PodTemplate)):
+            raise TypeError(
+                f"{kind}({self.name!r}): pod_template must be a flyte.PodTemplate or the name of one a "
+                f"cluster defines, got {type(self.pod_template).__name__}"
             )
         for dep in self.depends_on:
             if not isinstance(dep, Environment):

@@ -26,6 +26,7 @@ from flyte._aio import finish_returned_coroutine
 from flyte._aio import running_loop as _running_loop
 from flyte._cache import VersionParameters, body_hash, normalize_cache
 from flyte._doc import Documentation, documentation_of
+from flyte._pod import PodTemplate
 from flyte._resources import Resources
 from flyte._retry import RetryStrategy, normalize_retries
 from flyte._secret import normalize_secrets
@@ -134,6 +135,11 @@ class TaskTemplate(Generic[P, R, F]):
         if self.service_account is not None and not isinstance(self.service_account, str):
             raise TypeError(
                 f"task {self.name}: service_account must be a string, got {type(self.service_account).__name__}"
+            )
+        if self.pod_template is not None and not isinstance(self.pod_template, (str, PodTemplate)):
+            raise TypeError(
+                f"task {self.name}: pod_template must be a flyte.PodTemplate or the name of one a cluster "
+                f"defines, got {type(self.pod_template).__name__}"
             )
         if not isinstance(self.max_inline_io_bytes, int) or self.max_inline_io_bytes <= 0:
             raise ValueError(f"max_inline_io_bytes must be a positive int, got {self.max_inline_io_bytes!r}")

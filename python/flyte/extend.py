@@ -32,14 +32,12 @@ from typing import TYPE_CHECKING, Any
 from flyte._image import Architecture
 from flyte._initialize import is_initialized
 from flyte._internal._serialize import extended_resources_proto, resources_proto
+from flyte._pod import PRIMARY_CONTAINER_DEFAULT_NAME, pod_spec_from_resources
 from flyte._task import AsyncFunctionTaskTemplate, RuntimeTaskTemplate, TaskTemplate
 from flyte._task_plugins import TaskPluginRegistry
 
 if TYPE_CHECKING:
     from flyte._resources import Resources
-
-#: The name of the container that runs the task in a task's pod.
-PRIMARY_CONTAINER_DEFAULT_NAME = "primary"
 
 
 def get_proto_resources(resources: Resources | None) -> Any:
@@ -81,4 +79,5 @@ __all__ = [
     "get_proto_resources",
     "is_initialized",
     "lazy_module",
+    "pod_spec_from_resources",
 ]

@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._initialize",
             "flyte._internal",
             "flyte._resources",
+            "flyte._pod",
             "flyte._doc",
             "flyte.git",
             "flyte._secret",
@@ -59,7 +60,6 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._policy",
             "flyte._image",
             "flyte._reusable",
-            "flyte._trigger",
             "flyte._remote._auth",
         ],
     ),
@@ -68,6 +68,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "flyte._task",
             "flyte._task_plugins",
+            "flyte._trigger",
             "flyte._plugin_config",
             "flyte.notify",
             "flyte._environment",

@@ -17,6 +17,7 @@ from flyte._context import ctx
 from flyte._doc import documentation_of
 from flyte._image import DEFAULT_IMAGE_ENV, Image, default_image_uri
 from flyte._internal._serialization_context import SerializationContext
+from flyte._pod import PodTemplate, spec_as_dict
 from flyte._policy import policy_metadata
 from flyte._retry import normalize_retries
 from flyte._timeout import timeout_from_request
@@ -336,6 +337,11 @@ def task_spec(
         container=container,
     )
     _add_plugin_settings(template, task, sctx)
+    pod = task.pod_template
+    if pod is not None and not isinstance(pod, str):
+        # The task runs in the template's pod: its container becomes the pod's primary one.
+        template.k8s_pod.CopyFrom(k8s_pod(container, pod))
+        template.config[PRIMARY_CONTAINER_CONFIG] = pod.primary_container_name
     if task.service_account:
         # A cluster runs the task's pods as this Kubernetes service account.
         template.security_context.run_as.k8s_service_account = task.service_account
@@ -353,6 +359,96 @@ def task_spec(
             short_description=docs.short_description[:255], long_description=docs.description
         ),
     )
+
+
+#: TaskTemplate.config key naming the pod's container that runs the task.
+PRIMARY_CONTAINER_CONFIG = "primary_container_name"
+
+
+def _resource_key(entry: Any) -> str:
+    from flyteidl2.core import tasks_pb2
+
+    return str(tasks_pb2.Resources.ResourceName.Name(entry.name)).lower().replace("_", "-")
+
+
+def k8s_pod(container: Any, pod: PodTemplate) -> Any:
+    """``pod`` with the task's ``container`` (image unless the pod names one, command line,
+    resources, environment) merged into its primary container."""
+    from flyteidl2.core import tasks_pb2
+
+    spec = spec_as_dict(pod.pod_spec)
+    containers = spec.setdefault("containers", [])
+    primary = next((c for c in containers if c.get("name") == pod.primary_container_name), None)
+    if primary is None:
+        primary = {"name": pod.primary_container_name}
+        containers.append(primary)
+    primary["image"] = primary.get("image") or container.image
+    primary["command"] = []
+    primary["args"] = list(container.args)
+    requests = {_resource_key(e): e.value for e in container.resources.requests}
+    limits = {_resource_key(e): e.value for e in container.resources.limits}
+    if requests or limits:
+        # The pod's own entries (extended resources only a pod can ask for) stay; the task's win.
+        resources = primary.setdefault("resources", {})
+        resources["requests"] = {**(resources.get("requests") or {}), **requests}
+        resources["limits"] = {**(resources.get("limits") or {}), **limits}
+    task_env = [{"name": kv.key, "value": kv.value} for kv in container.env]
+    primary["env"] = task_env + [
+        e for e in primary.get("env") or [] if e.get("name") not in {kv.key for kv in container.env}
+    ]
+    out = tasks_pb2.K8sPod(primary_container_name=pod.primary_container_name)
+    out.metadata.labels.update(pod.labels or {})
+    out.metadata.annotations.update(pod.annotations or {})
+    out.pod_spec.update(spec)
+    return out
+
+
+def template_container(template: Any) -> Any:
+    """The container that runs a ``core.TaskTemplate``'s task: its ``container``, or its pod's
+    primary container (as a ``core.Container``: image, arguments, environment, resources)."""
+    from flyteidl2.core import tasks_pb2
+    from google.protobuf import json_format
+
+    if template.WhichOneof("target") != "k8s_pod":
+        return template.container
+    pod = template.k8s_pod
+    name = pod.primary_container_name or template.config.get(PRIMARY_CONTAINER_CONFIG) or "primary"
+    spec = json_format.MessageToDict(pod.pod_spec)
+    primary: dict[str, Any] = next((c for c in spec.get("containers", []) if c.get("name") == name), {})
+    out = tasks_pb2.Container(
+        image=primary.get("image", ""), args=[*primary.get("command", []), *primary.get("args", [])]
+    )
+    for e in primary.get("env", []):
+        if "value" in e:
+            out.env.add(key=e["name"], value=e["value"])
+    names = tasks_pb2.Resources.ResourceName
+    for kind in ("requests", "limits"):
+        for key, value in (primary.get("resources", {}).get(kind) or {}).items():
+            enum = key.upper().replace("-", "_")
+            if enum in names.keys():
+                getattr(out.resources, kind).add(name=names.Value(enum), value=str(value))
+    return out
+
+
+def repodded(template: Any, container: Any) -> Any:
+    """A pod task's ``k8s_pod`` with ``container`` (a changed copy of its primary container)
+    in place of its primary container's environment and resources."""
+    from google.protobuf import json_format
+
+    pod = template.k8s_pod
+    name = pod.primary_container_name or template.config.get(PRIMARY_CONTAINER_CONFIG) or "primary"
+    spec = json_format.MessageToDict(pod.pod_spec)
+    for c in spec.get("containers", []):
+        if c.get("name") == name:
+            c.pop("env", None)
+            c.pop("resources", None)
+    again = PodTemplate(
+        pod_spec=spec,
+        primary_container_name=name,
+        labels=dict(pod.metadata.labels) or None,
+        annotations=dict(pod.metadata.annotations) or None,
+    )
+    return k8s_pod(container, again)
 
 
 def _environment_proto(task: TaskTemplate[Any, Any, Any]) -> Any:

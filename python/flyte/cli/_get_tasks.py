@@ -66,14 +66,17 @@ def get_task(
         org=target.org, project=target.project, domain=target.domain, name=name, version=version
     )
     details = run_sync(target.client.get_task_details(task_id))
+    from flyte._internal._serialize import template_container
+
     template = details.spec.task_template
+    container = template_container(template)
     rows = [
         ["name", details.task_id.name],
         ["version", details.task_id.version],
         ["environment", details.metadata.environment_name],
         ["deployed", _fmt_time(details.metadata.deployed_at)],
-        ["image", template.container.image],
-        ["code", _code_location(list(template.container.args))],
+        ["image", container.image],
+        ["code", _code_location(list(container.args))],
         ["inputs", ", ".join(v.key for v in template.interface.inputs.variables)],
         ["outputs", ", ".join(v.key for v in template.interface.outputs.variables)],
     ]

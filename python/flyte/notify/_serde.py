@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from flyte._bridge.notify import check_notification_rules, deliver_notifications
 from flyte.models import ActionPhase
 from flyte.notify._notifiers import Email, NamedDelivery, NamedRule, Notification, Slack, Teams, Webhook
 
@@ -93,8 +94,6 @@ def checked_rules(notifications: NotificationsRequest) -> Any:
     ends). Named rules and delivery configs are a cluster's; a local run refuses them."""
     from flyteidl2.task import run_pb2
 
-    from flyte._bridge.notify import check_notification_rules
-
     spec = run_pb2.RunSpec()
     apply(spec, notifications)
     rules = rules_bytes(spec)
@@ -105,8 +104,6 @@ def checked_rules(notifications: NotificationsRequest) -> Any:
 
 def check_local(spec: Any) -> None:
     """Refuses what only a cluster can deliver, before a local run starts."""
-    from flyte._bridge.notify import check_notification_rules
-
     if spec.WhichOneof("notification_settings") == "notification_rule_name":
         raise ValueError(
             f"a local run cannot use NamedRule({spec.notification_rule_name!r}): named rules are defined "
@@ -124,8 +121,6 @@ def deliver_local(spec: Any, where: Any, run_name: str, phase: str, error: str) 
     """Delivers a finished local run's notifications (a named rule needs a cluster: it was
     refused when the run was set up, so only inline rules reach here)."""
     import logging
-
-    from flyte._bridge.notify import deliver_notifications
 
     rules = rules_bytes(spec)
     if rules is None:

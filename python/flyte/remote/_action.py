@@ -562,9 +562,14 @@ class ActionDetails(_ActionFields, ToJSONMixin):
     def code_bundle(self) -> str | None:
         """Where the code bundle the action ran is stored (a URI), or None when it ran code
         baked into its image."""
-        if not self.pb2.HasField("task") or not self.pb2.task.task_template.HasField("container"):
+        if not self.pb2.HasField("task") or self.pb2.task.task_template.WhichOneof("target") not in (
+            "container",
+            "k8s_pod",
+        ):
             return None
-        args = list(self.pb2.task.task_template.container.args)
+        from flyte._internal._serialize import template_container
+
+        args = list(template_container(self.pb2.task.task_template).args)
         for flag, value in zip(args, args[1:], strict=False):
             if flag == "--bundle":
                 return value

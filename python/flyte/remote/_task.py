@@ -199,9 +199,12 @@ class RemoteTask(ToJSONMixin):
     def resources(self) -> tuple[Any, ...]:
         """The container's ``(requests, limits)``, or ``()`` when it runs no container."""
         template = self.spec.task_template
-        if not template.HasField("container"):
+        if template.WhichOneof("target") not in ("container", "k8s_pod"):
             return ()
-        return (template.container.resources.requests, template.container.resources.limits)
+        from flyte._internal._serialize import template_container
+
+        container = template_container(template)
+        return (container.resources.requests, container.resources.limits)
 
     @property
     def queue(self) -> str | None:
@@ -227,7 +230,13 @@ class RemoteTask(ToJSONMixin):
         and interface stay as deployed. ``env_vars`` and ``resources`` replace the deployed ones."""
         from flyteidl2.core import literals_pb2
 
-        from flyte._internal._serialize import add_secrets, extended_resources_proto, resources_proto
+        from flyte._internal._serialize import (
+            add_secrets,
+            extended_resources_proto,
+            repodded,
+            resources_proto,
+            template_container,
+        )
         from flyte._policy import policy_metadata
 
         if kwargs:
@@ -247,16 +256,19 @@ class RemoteTask(ToJSONMixin):
             add_secrets(template.security_context, normalize_secrets(secrets))
         if service_account:
             template.security_context.run_as.k8s_service_account = service_account
-        if env_vars is not None and template.HasField("container"):
-            template.container.ClearField("env")
-            template.container.env.extend(
+        in_pod = template.WhichOneof("target") == "k8s_pod"
+        container = template_container(template) if in_pod else template.container
+        if env_vars is not None:
+            container.ClearField("env")
+            container.env.extend(
                 literals_pb2.KeyValuePair(key=k, value=v) for k, v in sorted(env_vars.items())
             )
         if resources is not None:
             if not isinstance(resources, Resources):
                 raise TypeError(f"resources must be flyte.Resources, got {type(resources).__name__}")
-            if template.HasField("container"):
-                template.container.resources.CopyFrom(resources_proto(resources))
+            container.resources.CopyFrom(resources_proto(resources))
+        if in_pod and (env_vars is not None or resources is not None):
+            template.k8s_pod.CopyFrom(repodded(template, container))
             extended = extended_resources_proto(resources)
             if extended is not None:
                 template.extended_resources.CopyFrom(extended)

@@ -1,8 +1,13 @@
 //! What the backend needs from a task's spec to run it, checked once at submission.
 
-use flyteidl2::flyteidl::core::{resources::ResourceName, task_template::Target};
+use flyteidl2::flyteidl::core::{
+    resources::{ResourceEntry, ResourceName},
+    task_template::Target,
+    Container, K8sPod, KeyValuePair, Resources, TaskTemplate,
+};
 use flyteidl2::flyteidl::task::TaskSpec;
 use flyteidl2::flyteidl::workflow::TaskAction;
+use flyteidl2::google::protobuf::{value::Kind, Struct, Value};
 
 use crate::policy::TaskPolicy;
 use crate::quantity::parse_memory;
@@ -34,11 +39,16 @@ impl ExecSpec {
             .task_template
             .as_ref()
             .ok_or("task_template is required")?;
+        let from_pod;
         let container = match &template.target {
             Some(Target::Container(container)) => container,
+            Some(Target::K8sPod(pod)) => {
+                from_pod = pod_container(template, pod)?;
+                &from_pod
+            }
             Some(_) => {
                 return Err(
-                    "task_template must have a container target; k8s_pod and sql tasks \
+                    "task_template must have a container or k8s_pod target; sql tasks \
                      are not supported by the embedded backend"
                         .into(),
                 )
@@ -103,6 +113,105 @@ impl ExecSpec {
             memory_limit,
             policy,
         })
+    }
+}
+
+/// The config key naming a pod's primary container (when `K8sPod` does not name it).
+const PRIMARY_CONTAINER_CONFIG: &str = "primary_container_name";
+
+/// The primary container of a task's pod (the one that runs the task), as a `Container`:
+/// its image, arguments, environment and resource limits. The rest of the pod (sidecars,
+/// node selection, volumes) is a cluster's to apply; this backend runs processes.
+fn pod_container(template: &TaskTemplate, pod: &K8sPod) -> Result<Container, String> {
+    let name = if !pod.primary_container_name.is_empty() {
+        pod.primary_container_name.clone()
+    } else {
+        template
+            .config
+            .get(PRIMARY_CONTAINER_CONFIG)
+            .cloned()
+            .unwrap_or_else(|| "primary".to_string())
+    };
+    let at = "task_template.k8s_pod.pod_spec";
+    let spec = pod.pod_spec.as_ref().ok_or(format!("{at} is required"))?;
+    let containers = list(spec, "containers").ok_or(format!("{at}.containers is required"))?;
+    let primary = containers
+        .iter()
+        .filter_map(as_struct)
+        .find(|c| string(c, "name").as_deref() == Some(name.as_str()))
+        .ok_or(format!(
+            "{at} has no container named {name:?} (its primary container)"
+        ))?;
+    let strings = |field: &str| -> Result<Vec<String>, String> {
+        list(primary, field)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match &v.kind {
+                Some(Kind::StringValue(s)) => Ok(s.clone()),
+                _ => Err(format!(
+                    "{at}.containers[{name}].{field}[{i}] is not a string"
+                )),
+            })
+            .collect()
+    };
+    let mut args = strings("command")?;
+    args.extend(strings("args")?);
+    let mut env = Vec::new();
+    for (i, entry) in list(primary, "env").unwrap_or(&[]).iter().enumerate() {
+        let entry =
+            as_struct(entry).ok_or(format!("{at}.containers[{name}].env[{i}] is not an object"))?;
+        // Variables from the cluster (valueFrom: secrets, field refs) are not this backend's to fill.
+        if let (Some(key), Some(value)) = (string(entry, "name"), string(entry, "value")) {
+            env.push(KeyValuePair { key, value });
+        }
+    }
+    let mut limits = Vec::new();
+    if let Some(resources) = field(primary, "resources").and_then(as_struct) {
+        if let Some(memory) = field(resources, "limits")
+            .and_then(as_struct)
+            .and_then(|l| string(l, "memory"))
+        {
+            limits.push(ResourceEntry {
+                name: ResourceName::Memory as i32,
+                value: memory,
+            });
+        }
+    }
+    Ok(Container {
+        image: string(primary, "image").unwrap_or_default(),
+        args,
+        env,
+        resources: Some(Resources {
+            limits,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn field<'a>(s: &'a Struct, name: &str) -> Option<&'a Value> {
+    s.fields.get(name)
+}
+
+fn as_struct(v: &Value) -> Option<&Struct> {
+    match &v.kind {
+        Some(Kind::StructValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn list<'a>(s: &'a Struct, name: &str) -> Option<&'a [Value]> {
+    match &field(s, name)?.kind {
+        Some(Kind::ListValue(l)) => Some(&l.values),
+        _ => None,
+    }
+}
+
+fn string(s: &Struct, name: &str) -> Option<String> {
+    match &field(s, name)?.kind {
+        Some(Kind::StringValue(v)) => Some(v.clone()),
+        _ => None,
     }
 }
 
