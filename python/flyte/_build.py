@@ -7,34 +7,15 @@ from typing import Any
 
 from flyte._environment import Environment
 from flyte._image import Image, default_image
-from flyte._initialize import current_config
+from flyte._imagebuild._engine import ImageBuild, ImageBuildEngine, check_builder, outcome
 from flyte.syncify import syncify
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 
-@dataclass
-class ImageBuild:
-    """What a build produced.
-
-    ``uri`` is where the image is. ``remote_run`` is the run of a remote (cluster-side) image
-    builder; this SDK builds on this machine, so it is always ``None``.
-    """
-
-    uri: str | None
-    remote_run: Any = None
-    #: The run of the remote builder that built it; None: built on this machine.
-    build_run: Any = None
-
-
 def _check_builder() -> None:
-    builder = current_config().image_builder
-    if builder != "local":
-        raise ValueError(
-            f"image_builder={builder!r}: only the local builder (docker buildx or buildah on this machine) "
-            "is available; a remote builder is a service of hosted Flyte, which this SDK does not call"
-        )
+    check_builder()
 
 
 @syncify
@@ -44,28 +25,7 @@ async def build(image: Image, dry_run: bool = False, force: bool = False, wait: 
     nothing is built: the Dockerfile that would be is checked (every file it needs exists) and
     the URI returned. Progress goes to the ``flyte.build`` logger. ``await build.aio(...)`` in
     async code."""
-    import asyncio
-
-    return await asyncio.to_thread(_build_now, image, dry_run, force, wait)
-
-
-def _build_now(image: Image, dry_run: bool, force: bool, wait: bool) -> ImageBuild:
-    import logging
-
-    from flyte._imagebuild._builder import build_image
-    from flyte._imagebuild._dockerfile import render
-
-    if not isinstance(image, Image):
-        raise TypeError(f"flyte.build() takes a flyte.Image, got {image!r}")
-    if not wait:
-        raise ValueError("wait=False needs a remote builder; the local builder builds in this process")
-    _check_builder()
-    if dry_run:
-        render(image, lambda _version: [])
-        return ImageBuild(uri=image.uri)
-    log = logging.getLogger("flyte.build")
-    outcome = build_image(image, force=force, progress=log.info)
-    return ImageBuild(uri=outcome.uri)
+    return await ImageBuildEngine.build(image, dry_run=dry_run, force=force, wait=wait)
 
 
 @dataclass
@@ -114,17 +74,8 @@ async def build_images(
     unless their registry has them, and returns their URIs by environment name. Environments
     in ``seed_cache`` are not built again. ``copy_style`` is the deploy's; images here never
     contain the code, so their tags do not depend on it."""
-    import asyncio
-
-    return await asyncio.to_thread(_build_images_now, envs, copy_style, seed_cache)
-
-
-def _build_images_now(
-    envs: tuple[Environment, ...], copy_style: str, seed_cache: ImageCache | None
-) -> ImageCache:
     import logging
 
-    from flyte._imagebuild._builder import build_image
     from flyte._imagebuild._ensure import with_dependencies
 
     if not envs:
@@ -138,7 +89,7 @@ def _build_images_now(
         raise TypeError(
             f"seed_cache must be an ImageCache from build_images, got {type(seed_cache).__name__}"
         )
-    _check_builder()
+    check_builder()
     log = logging.getLogger("flyte.build")
     lookup = dict(seed_cache.image_lookup) if seed_cache is not None else {}
     for env in with_dependencies(envs):
@@ -150,5 +101,5 @@ def _build_images_now(
         if isinstance(image, str):
             lookup[env.name] = image  # a published image, used as it is
             continue
-        lookup[env.name] = build_image(image, progress=log.info).uri
+        lookup[env.name] = (await outcome(image, progress=log.info)).uri
     return ImageCache(image_lookup=lookup)

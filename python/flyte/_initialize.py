@@ -25,7 +25,9 @@ class InitConfig:
     domain: str | None = None
     org: str | None = None
     root_dir: Path | None = None
-    image_builder: str = "local"
+    #: "local" (this machine), "remote" (refused when a build is asked for), or a plugin's
+    #: flyte.extend.ImageBuilder.
+    image_builder: Any = "local"
     api_key: str | None = None
     #: How clients sign in to the endpoint (``flyte._remote._auth``); None: they do not.
     auth: dict[str, Any] | None = None
@@ -100,7 +102,7 @@ async def init(
     disable_keyring: bool = False,
     storage: Any = None,
     batch_size: int = 1000,
-    image_builder: str = "local",
+    image_builder: Any = "local",
     images: Any = None,
     image_registry: str | None = None,
     source_config_path: str | None = None,
@@ -135,8 +137,15 @@ async def init(
         raise InitializationError(
             "InvalidClientSecret", "user", "client_credentials_secret needs client_id as well"
         )
-    if image_builder not in ("local", "remote"):
-        raise InitializationError.because(f"image_builder must be 'local' or 'remote', got {image_builder!r}")
+    if isinstance(image_builder, str) and image_builder not in ("local", "remote"):
+        raise InitializationError.because(
+            f"image_builder must be 'local', 'remote' or an ImageBuilder, got {image_builder!r}"
+        )
+    if not isinstance(image_builder, str) and not callable(getattr(image_builder, "build_image", None)):
+        raise InitializationError.because(
+            f"image_builder {image_builder!r} is not an ImageBuilder (flyte.extend.ImageBuilder: build_image, "
+            "get_checkers)"
+        )
     if log_format not in (None, "console", "json"):
         raise InitializationError.because(f"log_format must be 'console' or 'json', got {log_format!r}")
     _logging.configure(log_level, log_format, reset_root_logger, user_log_level)
@@ -250,7 +259,7 @@ async def init_from_api_key(
     log_format: str | None = None,
     storage: Any = None,
     batch_size: int = 1000,
-    image_builder: str = "local",
+    image_builder: Any = "local",
     images: Any = None,
     sync_local_sys_paths: bool = True,
     insecure_skip_verify: bool = False,

@@ -30,6 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from flyte._image import Architecture
+from flyte._imagebuild._engine import ImageBuildEngine, ImageBuilder, ImageChecker
 from flyte._initialize import is_initialized
 from flyte._internal._serialize import extended_resources_proto, resources_proto
 from flyte._pod import PRIMARY_CONTAINER_DEFAULT_NAME, pod_spec_from_resources
@@ -72,6 +73,9 @@ __all__ = [
     "PRIMARY_CONTAINER_DEFAULT_NAME",
     "Architecture",
     "AsyncFunctionTaskTemplate",
+    "ImageBuildEngine",
+    "ImageBuilder",
+    "ImageChecker",
     "RuntimeTaskTemplate",
     "TaskPluginRegistry",
     "TaskTemplate",

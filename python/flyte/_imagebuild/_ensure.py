@@ -13,10 +13,10 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from flyte._build import _check_builder
 from flyte._environment import Environment, TaskEnvironment
 from flyte._image import Image, default_image, is_unpublished_default
-from flyte._imagebuild._builder import ImageBuildError, build_image
+from flyte._imagebuild._builder import ImageBuildError
+from flyte._imagebuild._engine import check_builder, outcome
 
 if TYPE_CHECKING:
     from flyte._remote._client import BackendClient
@@ -53,7 +53,7 @@ async def ensure_built(envs: Iterable[TaskEnvironment], client: BackendClient) -
     images = images_of(with_dependencies(envs))
     if not images or not await client.runs_images():
         return []
-    _check_builder()
+    check_builder()
 
     if any(is_unpublished_default(i) for i in images):
         raise ImageBuildError(
@@ -63,7 +63,7 @@ async def ensure_built(envs: Iterable[TaskEnvironment], client: BackendClient) -
         )
     built = []
     for image in images:
-        outcome = build_image(image, progress=log.info)
-        if outcome.built:
-            built.append(outcome.uri)
+        done = await outcome(image, progress=log.info)
+        if done.built:
+            built.append(done.uri)
     return built

@@ -55,11 +55,13 @@ def build(
 ) -> None:
     """Build the images of the environments in a file (ENV, or all of them) or a directory, and
     push them to their registries. An image already in its registry is not built again."""
+    import asyncio
+
     from rich.console import Console
 
-    from flyte._build import _check_builder
-    from flyte._imagebuild._builder import ImageBuildError, build_image
+    from flyte._imagebuild._builder import ImageBuildError
     from flyte._imagebuild._dockerfile import render
+    from flyte._imagebuild._engine import check_builder, outcome
     from flyte.cli._deploy import _environments_in, _pick
     from flyte.cli._get import config_from_context
 
@@ -71,7 +73,7 @@ def build(
     cfg = config_from_context(ctx)
     flyte.init(image_builder=cfg.image_builder)
     try:
-        _check_builder()
+        check_builder()
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     found = _environments_in(path, root_dir, recursive)
@@ -92,11 +94,13 @@ def build(
             )
             continue
         try:
-            outcome = build_image(image, force=force, progress=lambda line: err.print(f"[dim]{line}[/dim]"))
+            done = asyncio.run(
+                outcome(image, force=force, progress=lambda line: err.print(f"[dim]{line}[/dim]"))
+            )
         except (ImageBuildError, OSError, ValueError) as e:
             raise click.ClickException(f"{env.name}: {e}") from None
-        status = f"built in {outcome.seconds:.0f}s" if outcome.built else "in the registry already"
-        results.append({"environment": env.name, "image": outcome.uri, "status": status})
+        status = f"built in {done.seconds:.0f}s" if done.built else "in the registry already"
+        results.append({"environment": env.name, "image": done.uri, "status": status})
     if getattr(ctx.find_root().obj, "output_format", "table") == "json":
         click.echo(json.dumps(results, indent=2))
         return
