@@ -54,6 +54,7 @@ def pod_for(task: Any, code_root: Path, inputs: dict[str, Any], uri: Callable[..
         "{{.prevCheckpointPrefix}}": "",
         "{{.runName}}": "rpodlike",
         "{{.actionName}}": "a0",
+        "{{.runStartTime}}": "2026-01-02T03:04:05Z",
     }
     args = []
     for arg in spec.task_template.container.args:

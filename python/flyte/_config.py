@@ -59,6 +59,7 @@ _NESTED_KEYS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "image_builder": ("image", "builder"),
         "image_registry": ("image", "registry"),
         "image_platforms": ("image", "platforms"),
+        "image_refs": ("image", "image_refs"),
         "auth_type": ("admin", "authType"),
         "client_id": ("admin", "clientId"),
         "client_secret_location": ("admin", "clientSecretLocation"),
@@ -98,6 +99,8 @@ class Config:
     image_registry: str | None = None
     #: The platforms the default image is built for (default: linux/amd64 and linux/arm64).
     image_platforms: tuple[str, ...] = ()
+    #: Image URIs by reference name (``Image.from_ref_name``).
+    image_refs: tuple[tuple[str, str], ...] = ()
     #: Signing in to a backend that requires it (see ``flyte._remote._auth``).
     auth_type: str | None = None
     client_id: str | None = None
@@ -290,9 +293,23 @@ def _parse_auth_type(value: Any, where: str) -> str | None:
     raise _error(f"{where} must be one of {', '.join(AUTH_TYPES)}, got {value!r}")
 
 
+def _parse_refs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """``{reference name: image URI}``."""
+    if not isinstance(value, Mapping):
+        raise _error(f"{where} must be a mapping of image reference name to image URI, got {value!r}")
+    out = []
+    for name, uri in value.items():
+        if not isinstance(name, str) or not name.strip() or not isinstance(uri, str) or not uri.strip():
+            raise _error(f"{where}: {name!r}: {uri!r} is not a reference name and an image URI")
+        out.append((name.strip(), uri.strip()))
+    return tuple(sorted(out))
+
+
 def _parse_setting(name: str, value: Any, where: str) -> Any:
     if name == "local_images":
         return _parse_images(value, where)
+    if name == "image_refs":
+        return _parse_refs(value, where)
     if name in ("insecure", "disable_token_cache"):
         return _parse_bool(value, where)
     if name == "auth_type":

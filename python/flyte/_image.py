@@ -236,6 +236,10 @@ def _require_file(path: Path, what: str) -> None:
         raise FileNotFoundError(f"{what} {path} does not exist or is not a file")
 
 
+#: The reference name ``Image.from_ref_name()`` looks up when given none.
+DEFAULT_IMAGE_REF_NAME = "default"
+
+
 @dataclass(frozen=True)
 class PipOptions:
     """How ``pip``/``uv pip`` is invoked for a layer."""
@@ -503,10 +507,18 @@ class Image:
     extendable: bool = False
     registry_secret: Secret | None = None
     layers: Tuple[Layer, ...] = ()
+    #: Set by :meth:`from_ref_name`: the base image is the one configured under this name
+    #: (``flyte.init(images={name: uri})`` or ``image.image_refs`` in the config file).
+    ref_name: str | None = None
 
     def __post_init__(self) -> None:
         where = "Image"
-        if (self.base_image is None) == (self.dockerfile is None):
+        if self.ref_name is not None:
+            if not isinstance(self.ref_name, str) or not self.ref_name.strip():
+                raise ValueError(f"Image(ref_name={self.ref_name!r}) must be an image reference's name")
+            if self.base_image is not None or self.dockerfile is not None:
+                raise ValueError("an Image from a reference name has no base_image or dockerfile of its own")
+        elif (self.base_image is None) == (self.dockerfile is None):
             raise ValueError(
                 "an Image needs exactly one of base_image or dockerfile; start from Image.from_debian_base(), "
                 "Image.from_base('python:3.11-slim') or Image.from_dockerfile(...)"
@@ -545,6 +557,36 @@ class Image:
             )
 
     # ---- constructors -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_ref_name(cls, name: str = DEFAULT_IMAGE_REF_NAME) -> Image:
+        """The image configured under ``name`` (``flyte.init(images={name: uri})`` or
+        ``image.image_refs`` in the config file), looked up when the image is used; layers added
+        to it build on top of that image."""
+        where = "Image.from_ref_name()"
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where}: name={name!r} must be the name of an image reference")
+        return cls(ref_name=name, name=_check_name(where, name), extendable=True)
+
+    def resolved_base(self) -> str | None:
+        """The base image's URI (for an image from :meth:`from_ref_name`, the configured one);
+        None for an image built from a Dockerfile."""
+        if self.ref_name is None:
+            return self.base_image
+        refs = dict(current_config().images)
+        if self.ref_name not in refs:
+            raise InvalidImageNameError(
+                message=f"no image is configured under the name {self.ref_name!r} (configured: "
+                f"{sorted(refs) or 'none'}); give it with flyte.init(images={{{self.ref_name!r}: 'URI'}}) or "
+                f"image.image_refs in the config file"
+            )
+        return refs[self.ref_name]
+
+    @property
+    def is_reference(self) -> bool:
+        """An image used as it is (a published URI, or a configured reference with no layers):
+        nothing to build."""
+        return self.name is None or (self.ref_name is not None and not self.layers)
 
     @classmethod
     def from_debian_base(
@@ -880,7 +922,7 @@ class Image:
         """Everything that determines the built image's content; registry and name are not part of it."""
         return {
             "v": _FINGERPRINT_VERSION,
-            "base_image": self.base_image,
+            "base_image": self.resolved_base(),
             "dockerfile": content_digest(self.dockerfile) if self.dockerfile is not None else None,
             "platform": list(self.platform),
             "python_version": list(self.python_version),
@@ -898,9 +940,10 @@ class Image:
     @property
     def uri(self) -> str:
         """``registry/name:tag``; a plain :meth:`from_base` image is referred to by its own URI."""
-        if self.name is None:
-            assert self.base_image is not None  # guaranteed by __post_init__
-            return self.base_image
+        if self.is_reference:
+            base = self.resolved_base()
+            assert base is not None  # guaranteed by __post_init__
+            return base
         repo = f"{self.registry}/{self.name}" if self.registry else self.name
         return f"{repo}:{self.tag}"
 

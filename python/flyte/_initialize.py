@@ -33,6 +33,9 @@ class InitConfig:
     auth: dict[str, Any] | None = None
     #: PEM certificates of a private CA for the endpoint (``admin.caCertFilePath``).
     ca_cert: bytes | None = None
+    #: Image URIs by reference name (``Image.from_ref_name``): ``init(images=...)`` over the
+    #: config file's ``image.image_refs``.
+    images: tuple[tuple[str, str], ...] = ()
     #: Where images without a registry of their own, the default image included, are pushed
     #: (``image.registry``).
     image_registry: str | None = None
@@ -59,7 +62,6 @@ _UNSUPPORTED: dict[str, tuple[Any, str]] = {
     "http_proxy_url": (None, "connections through an HTTP proxy are not supported"),
     "rpc_retries": (3, "calls to the backend are retried by the client's own policy"),
     "batch_size": (1000, "listing pages have the backend's size"),
-    "images": (None, "image references by name are not supported; give Image objects or URIs"),
     "source_config_path": (None, "the configuration file is named with init_from_config(path)"),
     "sync_local_sys_paths": (True, "the code bundle always carries the import roots tasks need"),
     "load_plugin_type_transformers": (True, "type-transformer plugins are not loaded from entry points"),
@@ -196,6 +198,7 @@ async def init(
             ca_cert=ca_cert_of(cfg),
             image_registry=image_registry or cfg.image_registry,
             image_platforms=cfg.image_platforms,
+            images=_image_refs(images, cfg.image_refs),
             data_dir=Path(data_dir).expanduser() if data_dir is not None else None,
             storage=storage,
         )
@@ -442,3 +445,17 @@ def data_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".flyte" / "local"
+
+
+def _image_refs(given: Any, configured: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``init(images=...)`` (a dict of reference name to image URI) over the config file's."""
+    refs = dict(configured)
+    if given is not None:
+        if not isinstance(given, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in given.items()
+        ):
+            raise InitializationError.because(
+                f"images must map image reference names to image URIs, e.g. {{'gpu': 'ghcr.io/org/gpu:1'}}, got {given!r}"
+            )
+        refs.update(given)
+    return tuple(sorted(refs.items()))

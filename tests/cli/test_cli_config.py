@@ -141,6 +141,7 @@ def test_create_then_get_round_trip(isolated: Path) -> None:
         "image_builder": "local",
         "image_registry": None,
         "image_platforms": [],
+        "image_refs": [],
         "auth_type": None,
         "client_id": None,
         "client_secret_location": None,

@@ -213,4 +213,6 @@ def test_an_unavailable_builder_is_refused(tmp_path: Path, builder: str) -> None
     wf.write_text("import flyte\nenv = flyte.TaskEnvironment(name='e')\n")
     (tmp_path / "config.yaml").write_text(f"image:\n  builder: {builder}\n")
     out = flyte_cli(tmp_path, "--config", "config.yaml", "build", wf.name)
-    assert out.returncode != 0 and "only the local builder" in out.stderr, out.stderr
+    assert out.returncode != 0 and "remote builder is a service of hosted Flyte" in " ".join(
+        out.stderr.split()
+    ), out.stderr

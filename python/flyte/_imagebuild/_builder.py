@@ -106,7 +106,8 @@ def _buildah(
         *credentials,
         *secrets,
     ]
-    if image.base_image is not None and _registry.parse(image.base_image).insecure:
+    base_image = image.resolved_base()
+    if base_image is not None and _registry.parse(base_image).insecure:
         build.append("--tls-verify=false")
     if len(image.platform) > 1:
         # A fresh manifest list, or buildah would add to the one a previous build left.
@@ -134,7 +135,7 @@ def _check_platforms(image: Image, uri: str, env: dict[str, str]) -> None:
         found.add(f"{platform.get('os')}/{platform.get('architecture')}")
     missing = [p for p in image.platform if p not in found]
     if missing:
-        base = image.base_image or f"(the FROM of {image.dockerfile})"
+        base = image.resolved_base() or f"(the FROM of {image.dockerfile})"
         raise ImageBuildError(
             f"the image index built for {uri} has no {', '.join(missing)} image (it has "
             f"{', '.join(sorted(found)) or 'none'}): its base image {base} probably has no "
@@ -179,8 +180,8 @@ def build_image(
     say: Progress = progress or (lambda _line: None)
     start = time.monotonic()
     uri = image.uri
-    if image.name is None:
-        # A published image used as it is: nothing to build.
+    if image.is_reference:
+        # A published image (or a configured reference) used as it is: nothing to build.
         return BuildOutcome(uri, built=False, seconds=0.0, tool=None)
     if image.registry is None:
         raise ImageBuildError(

@@ -169,8 +169,9 @@ class _Renderer:
         for layer in image.layers:
             if isinstance(layer, DockerIgnore):
                 self.dockerignore = layer.path
-        assert image.base_image is not None  # an Image has a base image or a Dockerfile
-        self.lines.append(f"FROM {qualified(image.base_image)}")
+        base = image.resolved_base()
+        assert base is not None  # an Image has a base image or a Dockerfile
+        self.lines.append(f"FROM {qualified(base)}")
         for step, layer in enumerate(image.layers):
             self.layer(step, layer)
         return BuildContext("\n".join(self.lines) + "\n", self.files, self.ignore)

@@ -106,12 +106,12 @@ def check_builder(builder: Any = None) -> None:
 
 
 async def _exists(image: Image, builder: ImageBuilder) -> str | None:
-    if image.name is None:
-        return image.uri  # a published image, used as it is
+    if image.is_reference:
+        return image.uri  # a published image (or a configured reference), used as it is
     checkers = builder.get_checkers()
     if not checkers:
         return None  # nothing can tell: build
-    repository = f"{image.registry}/{image.name}" if image.registry else image.name
+    repository = _repository(image)
     for checker in checkers:
         try:
             return await checker.image_exists(repository, image.tag, tuple(image.platform))
@@ -179,11 +179,14 @@ async def _image_exists(image: Image) -> str | None:
     plugin = _resolve(None)
     if plugin is not None:
         return await _exists(image, plugin)
-    if image.name is None:
+    if image.is_reference:
         return image.uri
-    return await RegistryChecker.image_exists(
-        f"{image.registry}/{image.name}" if image.registry else image.name, image.tag, tuple(image.platform)
-    )
+    return await RegistryChecker.image_exists(_repository(image), image.tag, tuple(image.platform))
+
+
+def _repository(image: Image) -> str:
+    assert image.name is not None  # an image with nothing to build is handled before
+    return f"{image.registry}/{image.name}" if image.registry else image.name
 
 
 async def _build(image: Image, builder: Any, dry_run: bool, force: bool, wait: bool) -> ImageBuild:

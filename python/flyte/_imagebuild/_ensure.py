@@ -43,7 +43,7 @@ def images_of(envs: Iterable[Environment]) -> list[Image]:
         for image in [env.image, *(getattr(t, "image", None) for t in tasks)]:
             if image in (None, "auto"):
                 image = default_image()
-            if isinstance(image, Image) and image.name is not None:
+            if isinstance(image, Image) and not image.is_reference:
                 images.setdefault(image.uri, image)
     return list(images.values())
 
