@@ -58,22 +58,21 @@ FROM_FUNCTION: Any = type("FromFunction", (), {"__repr__": lambda self: "<from f
 
 
 class _InterfaceField:
-    """The ``interface`` field: a required dataclass field whose value may be inferred lazily."""
+    """The ``interface`` field: a required dataclass field whose value may be inferred lazily.
+
+    A non-data descriptor: a value in the instance's dict is read directly (task calls read the
+    interface on every call); ``__post_init__`` leaves ``FROM_FUNCTION`` out of the dict, so the
+    first read lands here and stores what the function declares."""
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
             # No class-level value: dataclasses then treat the field as required.
             raise AttributeError("interface")
-        value = obj.__dict__["_interface"]
-        if value is FROM_FUNCTION:
-            from flyte._types import NativeInterface
+        from flyte._types import NativeInterface
 
-            value = NativeInterface.from_function(obj.func)
-            obj.__dict__["_interface"] = value
+        value = NativeInterface.from_function(obj.func)
+        obj.__dict__["interface"] = value
         return value
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__["_interface"] = value
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
@@ -115,6 +114,8 @@ class TaskTemplate(Generic[P, R, F]):
     links: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.__dict__.get("interface") is FROM_FUNCTION:
+            del self.__dict__["interface"]  # read from the function on first use
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"{type(self).__name__} needs a non-empty name, got {self.name!r}")
         if not self.short_name:
@@ -395,7 +396,7 @@ class TaskTemplate(Generic[P, R, F]):
                     and values[name] == mine.get(name)
                 ):
                     values[name] = default
-        new = cls(interface=self.__dict__["_interface"], **values)
+        new = cls(interface=self.__dict__.get("interface", FROM_FUNCTION), **values)
         new._module = self._module
         return new
 
@@ -452,7 +453,7 @@ class AsyncFunctionTaskTemplate(RuntimeTaskTemplate[P, R, F]):
         super().__post_init__()
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.func)
 
