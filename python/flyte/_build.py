@@ -44,8 +44,6 @@ class ImageCache:
         import gzip
         import json
 
-        if self.serialized_form:
-            return self.serialized_form
         data = json.dumps({"image_lookup": self.image_lookup}, sort_keys=True).encode()
         return base64.b64encode(gzip.compress(data, mtime=0)).decode()
 

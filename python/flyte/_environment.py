@@ -229,12 +229,10 @@ class TaskEnvironment(Environment):
                 raise TypeError(f"from_task expects tasks, got {type(t).__name__}")
             if t.env is not None:
                 raise ValueError(f"task {t.name} already belongs to environment {t.env.name!r}")
-        images = {id(t.image): t.image for t in tasks}
-        if len(images) > 1:
-            raise ValueError(
-                f"tasks of one environment must share an image; these have {len(images)} different ones"
-            )
-        image = next(iter(images.values())) if images else "auto"
+        images = [t.image for t in tasks]
+        if any(i != images[0] for i in images[1:]):
+            raise ValueError("tasks of one environment must share an image; these have different ones")
+        image = images[0] if images else "auto"
         env = cls(name=name, image=image, depends_on=list(depends_on or []))
         for t in tasks:
             env._tasks[t.name] = t

@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Tuple, Union, get_args
 
@@ -573,7 +572,7 @@ class Image:
         None for an image built from a Dockerfile."""
         if self.ref_name is None:
             return self.base_image
-        refs = dict(current_config().images)
+        refs = image_refs()
         if self.ref_name not in refs:
             raise InvalidImageNameError(
                 message=f"no image is configured under the name {self.ref_name!r} (configured: "
@@ -929,13 +928,21 @@ class Image:
             "layers": [layer.fingerprint() for layer in self.layers],
         }
 
-    @cached_property
+    @property
     def tag(self) -> str:
+        """The content hash the image is tagged with (cached, except for an image from a
+        reference name, whose base may be configured anew)."""
+        cached = self.__dict__.get("_tag")
+        if cached is not None:
+            return str(cached)
         import hashlib
         import json
 
         payload = json.dumps(self.fingerprint(), sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.blake2b(payload, digest_size=16).hexdigest()
+        tag = hashlib.blake2b(payload, digest_size=16).hexdigest()
+        if self.ref_name is None:
+            object.__setattr__(self, "_tag", tag)
+        return tag
 
     @property
     def uri(self) -> str:
@@ -953,6 +960,22 @@ class Image:
             _require_file(self.dockerfile, "Dockerfile")
         for layer in self.layers:
             layer.validate()
+
+
+#: Set in task containers: the image references (``Image.from_ref_name``) of the process that
+#: sent the task, as JSON, so tasks it calls resolve them alike.
+IMAGE_REFS_ENV = "_F_IMAGE_REFS"
+
+
+def image_refs() -> dict[str, str]:
+    """Image URIs by reference name: ``flyte.init``'s (and the config file's), else those the
+    process that started this task handed over."""
+    refs = dict(current_config().images)
+    if not refs and os.environ.get(IMAGE_REFS_ENV):
+        import json
+
+        refs = dict(json.loads(os.environ[IMAGE_REFS_ENV]))
+    return refs
 
 
 #: Set in every task container this SDK serializes: the URI tasks without an image of their own

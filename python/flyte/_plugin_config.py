@@ -98,6 +98,10 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if value not in args:
             raise PluginConfigError(f"{where}: {value!r} is not one of {list(args)}")
         return value
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if not isinstance(value, list) or len(value) != len(args):
+            raise PluginConfigError(f"{where}: expected a list of {len(args)} items, got {value!r}")
+        return tuple(_build(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, value, strict=True)))
     if origin in (list, tuple, set, frozenset) or tp in (list, tuple):
         if not isinstance(value, list):
             raise PluginConfigError(f"{where}: expected a list, got {value!r}")

@@ -152,6 +152,8 @@ class TaskTemplate(Generic[P, R, F]):
             self.docs = documentation_of(self.docs, getattr(self, "func", None))
         if "_module" not in self.__dict__:
             self._module = _defining_module()
+        #: The task an ``override`` copy was made from (it is found by that one's name).
+        self._origin: TaskTemplate[Any, Any, Any] | None = self.__dict__.get("_origin")
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -360,10 +362,17 @@ class TaskTemplate(Generic[P, R, F]):
             changes["links"] = tuple(links)
         if plugin_config is not None:
             return self._as_plugin(plugin_config, changes)
+        if "pod_template" in changes and not isinstance(changes["pod_template"], (str, PodTemplate)):
+            raise TypeError(
+                f"{self.name}.override(): pod_template must be a flyte.PodTemplate or the name of one a "
+                f"cluster defines, got {type(changes['pod_template']).__name__}"
+            )
         new = copy.copy(self)
         new.__dict__.update(changes)
         # The core's policy object and the body were made from the original's settings.
         new.__dict__.pop("_policy", None)
+        new.__dict__.pop("body", None)
+        new._origin = self._origin or self
         return new
 
     def _as_plugin(self, plugin_config: Any, changes: dict[str, Any]) -> TaskTemplate[P, R, F]:
@@ -377,10 +386,11 @@ class TaskTemplate(Generic[P, R, F]):
             )
         if "plugin_config" not in {f.name for f in dataclasses.fields(cls)}:
             raise TypeError(f"{cls.__name__} takes no plugin_config")
+        accepted = {f.name for f in dataclasses.fields(cls) if f.init}
         values = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.init and f.name != "interface"
+            if f.init and f.name != "interface" and f.name in accepted
         }
         values.update(changes, plugin_config=plugin_config)
         if not isinstance(self, cls):
@@ -398,6 +408,7 @@ class TaskTemplate(Generic[P, R, F]):
                     values[name] = default
         new = cls(interface=self.__dict__.get("interface", FROM_FUNCTION), **values)
         new._module = self._module
+        new._origin = self._origin or self
         return new
 
     def __copy__(self) -> TaskTemplate[P, R, F]:
@@ -543,9 +554,11 @@ def task_location(task: TaskTemplate[Any, Any, Any]) -> tuple[str, str]:
         return func.__module__, func.__qualname__
     module_name = task._module
     module = sys.modules.get(module_name) if module_name else None
+    # An override's copy is found as the task it was made from (its changes travel in the spec).
+    wanted = (task, task._origin or task)
     if module is not None:
         for attr, value in vars(module).items():
-            if value is task:
+            if any(value is w for w in wanted):
                 return module_name, attr  # type: ignore[return-value]
     raise ValueError(
         f"task {task.name} cannot be found by module and name: assign it to a module-level "

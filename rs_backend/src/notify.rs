@@ -122,8 +122,50 @@ fn example() -> RunOutcome {
     }
 }
 
-/// `template` with the run's fields filled in.
+/// How a value is written into the text it lands in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escape {
+    /// Plain text (an e-mail's text part).
+    None,
+    /// Inside a JSON string (a webhook body, written by the SDK as JSON).
+    Json,
+    /// HTML text (an e-mail's HTML part).
+    Html,
+    /// A URL component (percent-encoded).
+    Url,
+    /// One line (a header value, a subject): line breaks become spaces.
+    Line,
+}
+
+fn escaped(value: &str, how: Escape) -> String {
+    match how {
+        Escape::None => value.to_string(),
+        Escape::Json => {
+            // A JSON string's contents: its encoding without the surrounding quotes.
+            let quoted = serde_json::Value::from(value).to_string();
+            quoted[1..quoted.len() - 1].to_string()
+        }
+        Escape::Html => value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;"),
+        Escape::Url => {
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        }
+        Escape::Line => value.replace(['\r', '\n'], " "),
+    }
+}
+
+/// `template` with the run's fields filled in as plain text.
 pub fn render(template: &str, run: &RunOutcome) -> String {
+    render_as(template, run, Escape::None)
+}
+
+/// `template` with the run's fields filled in, each escaped for where it lands.
+pub fn render_as(template: &str, run: &RunOutcome, how: Escape) -> String {
     let phase = phase_label(run.phase).unwrap_or("unknown");
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -143,7 +185,7 @@ pub fn render(template: &str, run: &RunOutcome) -> String {
         };
         out.push_str(&rest[..start]);
         match value {
-            Some(v) => out.push_str(v),
+            Some(v) => out.push_str(&escaped(v, how)),
             None => out.push_str(&rest[start..start + len + 2]),
         }
         rest = &rest[start + len + 2..];
@@ -176,7 +218,7 @@ pub async fn deliver(rules: &InlineRuleList, run: &RunOutcome) -> Vec<String> {
 }
 
 async fn webhook(hook: &WebhookDeliveryTemplate, run: &RunOutcome) -> Result<(), String> {
-    let url = render(&hook.url, run);
+    let url = render_as(&hook.url, run, Escape::Url);
     let method = match HttpMethod::try_from(hook.method).unwrap_or(HttpMethod::Post) {
         HttpMethod::Get => reqwest::Method::GET,
         HttpMethod::Head => reqwest::Method::HEAD,
@@ -194,10 +236,10 @@ async fn webhook(hook: &WebhookDeliveryTemplate, run: &RunOutcome) -> Result<(),
         .map_err(|e| format!("webhook {url}: {e}"))?;
     let mut request = client.request(method, &url);
     for (key, value) in &hook.headers {
-        request = request.header(key, render(value, run));
+        request = request.header(key, render_as(value, run, Escape::Line));
     }
     if !hook.body_template.is_empty() {
-        request = request.body(render(&hook.body_template, run));
+        request = request.body(render_as(&hook.body_template, run, Escape::Json));
     }
     let response = request
         .send()
@@ -240,7 +282,7 @@ async fn send_email(email: &EmailDeliveryTemplate, run: &RunOutcome) -> Result<(
             from.parse()
                 .map_err(|e| format!("{SMTP_FROM_ENV}={from:?}: {e}"))?,
         )
-        .subject(render(&inline.subject, run));
+        .subject(render_as(&inline.subject, run, Escape::Line));
     for r in &email.to {
         message = message.to(mailbox(r)?);
     }
@@ -260,7 +302,7 @@ async fn send_email(email: &EmailDeliveryTemplate, run: &RunOutcome) -> Result<(
     } else {
         message.multipart(MultiPart::alternative_plain_html(
             text,
-            render(&inline.html_template, run),
+            render_as(&inline.html_template, run, Escape::Html),
         ))
     }
     .map_err(|e| format!("email: {e}"))?;
@@ -310,6 +352,27 @@ mod tests {
             &run(ActionPhase::Failed),
         );
         assert_eq!(out, "p/d/r1 failed: boom {{.Other}} {{");
+    }
+
+    #[test]
+    fn values_are_escaped_for_where_they_land() {
+        let mut r = run(ActionPhase::Failed);
+        r.error = "File \"x.py\", line 1\n  <module>".into();
+        let body = render_as(r#"{"error": "{{.Error}}"}"#, &r, Escape::Json);
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["error"], r.error.as_str());
+        assert_eq!(
+            render_as("<p>{{.Error}}</p>", &r, Escape::Html),
+            "<p>File &quot;x.py&quot;, line 1\n  &lt;module&gt;</p>"
+        );
+        assert_eq!(
+            render_as("{{.Error}}", &r, Escape::Line),
+            "File \"x.py\", line 1   <module>"
+        );
+        assert_eq!(
+            render_as("http://h/{{.Error}}", &r, Escape::Url).find(' '),
+            None
+        );
     }
 
     #[test]

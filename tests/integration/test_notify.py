@@ -29,7 +29,7 @@ async def works(x: int) -> int:
 
 @env.task
 async def breaks(x: int) -> int:
-    raise ValueError(f"cannot handle {x}")
+    raise ValueError(f'cannot "handle" {x}\n  <second line>')
 
 
 @dataclass
@@ -170,7 +170,7 @@ def test_a_failed_run_notifies_with_its_error(mode: str, hooks: Hooks) -> None:
     ]
     rc = flyte.with_runcontext(mode=mode, notifications=notifications)
     if mode == "local":
-        with pytest.raises(ValueError, match="cannot handle 7"):
+        with pytest.raises(ValueError, match='cannot "handle" 7'):
             rc.run(breaks, 7)
         name = None
     else:
@@ -179,12 +179,13 @@ def test_a_failed_run_notifies_with_its_error(mode: str, hooks: Hooks) -> None:
         name = run.name
     slack = json.loads(hooks.wait_for("/slack")["body"])
     run_name, _, error = slack["text"].partition(": ")
-    assert "cannot handle 7" in error and (name is None or run_name == name)
+    # The error (quotes, a line break, angle brackets) arrives intact inside valid JSON.
+    assert 'cannot "handle" 7\n  <second line>' in error and (name is None or run_name == name)
     teams = json.loads(hooks.wait_for("/teams")["body"])
     assert (
         teams["@type"] == "MessageCard"
         and teams["title"].endswith(" failed")
-        and "cannot handle 7" in teams["text"]
+        and 'cannot "handle" 7' in teams["text"]
     )
     hooks.wait_for("/broken")
     assert not any(r["path"] == "/success" for r in hooks.requests)

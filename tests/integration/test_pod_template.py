@@ -82,7 +82,7 @@ def test_the_task_s_container_goes_into_the_primary_container() -> None:
     # An override of a deployed pod task changes the primary container, keeping the rest.
     container.ClearField("env")
     container.env.add(key="NEW", value="1")
-    again = json_format.MessageToDict(repodded(template, container).pod_spec)
+    again = json_format.MessageToDict(repodded(template, container, env=True).pod_spec)
     assert again["containers"][0]["env"] == [{"name": "NEW", "value": "1"}] and again["nodeSelector"] == {
         "pool": "gpu"
     }
@@ -116,6 +116,37 @@ def test_kubernetes_objects_and_a_named_template() -> None:
     assert template.WhichOneof("target") == "container" and template.metadata.pod_template_name == "gpu-pods"
     with pytest.raises(TypeError, match="pod_template must be a flyte.PodTemplate"):
         flyte.TaskEnvironment(name="pod_bad", pod_template={"containers": []})
+    with pytest.raises(TypeError, match="override\\(\\): pod_template must be"):
+        t.override(pod_template=spec)
+
+
+def test_overriding_a_deployed_task_keeps_what_it_does_not_change() -> None:
+    from flyteidl2.task import task_definition_pb2
+
+    from flyte.remote import TaskDetails
+
+    def details(task: Any) -> Any:
+        spec = task_spec(task, CodeRef("", "/code", "v1"), project="p", domain="d", org="o")
+        tid = task_definition_pb2.TaskIdentifier(name=task.name, version="v1")
+        return TaskDetails(task_definition_pb2.TaskDetails(task_id=tid, spec=spec))
+
+    pod = json_format.MessageToDict(
+        details(sees_env).override(env_vars={"ONLY": "1"}).pb2.spec.task_template.k8s_pod.pod_spec
+    )
+    primary = pod["containers"][0]
+    # The env is the override's (plus what the cluster fills in); resources and the rest stay.
+    assert [e["name"] for e in primary["env"]] == ["ONLY"] and primary["resources"]["limits"][
+        "memory"
+    ] == "512Mi"
+    assert pod["nodeSelector"] == {"pool": "gpu"}
+
+    container_env = flyte.TaskEnvironment(name="pod_plain_container")
+
+    @container_env.task
+    async def c() -> None: ...
+
+    changed = details(c).override(resources=flyte.Resources(cpu="1", gpu="A100:1")).pb2.spec.task_template
+    assert changed.extended_resources.gpu_accelerator.device == "nvidia-tesla-a100"
 
 
 def test_helpers_grant_what_they_say_and_refuse_conflicts() -> None:

@@ -124,6 +124,8 @@ def test_plugin_hooks_run_around_function_bodies_and_plain_templates_run_execute
 
 def test_a_plain_template_runs_as_a_run_of_its_own(run) -> None:
     assert run(countdown, start=5) == [5, 3, 1]
+    # An override's copy is found as the template it was made from.
+    assert run(countdown.override(retries=1), start=2) == [2, 0]
 
 
 def test_what_env_task_makes_follows_the_environment_s_plugin() -> None:
@@ -139,6 +141,14 @@ def test_what_env_task_makes_follows_the_environment_s_plugin() -> None:
     moved = plain_double.override(plugin_config=Scaling(7))
     assert type(moved) is ScalingTask and moved.task_type == "scaling" and moved.task_type_version == 3
     assert moved.name == plain_double.name and moved.func is plain_double.func
+    # From one plugin to another: fields the other plugin lacks are left behind.
+    other = scale.override(plugin_config=BadPre())
+    assert type(other) is BadPreTask and other.task_type == "python" and other.plugin_config == BadPre()
+    twins = [
+        Countdown(name=f"plugin_twins.c{i}", interface=_countdown_interface(), image="img:1")
+        for i in range(2)
+    ]
+    assert flyte.TaskEnvironment.from_task("plugin_twins", *twins).image == "img:1"
 
 
 def test_the_spec_carries_the_plugin_s_type_custom_config_and_config() -> None:

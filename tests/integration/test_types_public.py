@@ -132,6 +132,9 @@ def test_engine_class_methods_convert_values_and_maps() -> None:
     assert TypeEngine.guess_python_type(TypeEngine.to_literal_type(list[int])) == list[int]
     assert TypeEngine.to_html(Point(1, 2), Point) == "<b>1</b>,<b>2</b>"
     assert TypeEngine.to_html("<x>", str) == "&lt;x&gt;"
+    import pandas as pd
+
+    assert "<table" in TypeEngine.to_html(pd.DataFrame({"a": [1, 2]}), pd.DataFrame)
 
 
 def test_errors_and_restrictions() -> None:

@@ -55,3 +55,31 @@ def test_unknown_references_and_bad_mappings_are_clear_errors() -> None:
         flyte.init(images=["gpu"])
     with pytest.raises(ValueError, match="must be the name of an image reference"):
         flyte.Image.from_ref_name("")
+
+
+def test_tasks_hand_their_references_to_the_tasks_they_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from flyte._image import IMAGE_REFS_ENV, image_refs
+
+    flyte.init(images={"gpu": "registry.example/gpu:1"})
+    env = flyte.TaskEnvironment(name="ref_env2", image=flyte.Image.from_ref_name("gpu"))
+
+    @env.task
+    async def t() -> None: ...
+
+    spec = task_spec(t, CodeRef("", "/code", "v1"), project="p", domain="d", org="o")
+    handed = {kv.key: kv.value for kv in spec.task_template.container.env}[IMAGE_REFS_ENV]
+    # In the task's process (no init of its own), the references come from there.
+    flyte.init()
+    monkeypatch.setenv(IMAGE_REFS_ENV, handed)
+    assert image_refs() == {"gpu": "registry.example/gpu:1"} == json.loads(handed)
+    assert flyte.Image.from_ref_name("gpu").uri == "registry.example/gpu:1"
+
+
+def test_an_image_cache_sent_on_carries_what_was_added() -> None:
+    from flyte._build import ImageCache
+
+    cache = ImageCache.from_transport(ImageCache(image_lookup={"a": "x:1"}).to_transport)
+    cache.image_lookup["b"] = "y:2"
+    assert ImageCache.from_transport(cache.to_transport).image_lookup == {"a": "x:1", "b": "y:2"}

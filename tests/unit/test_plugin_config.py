@@ -96,3 +96,16 @@ def test_a_bad_file_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PluginConfigError, match="cannot read plugin config"):
         flyte.load_plugin_config(tmp_path / "nope.yaml")
+
+
+@dataclasses.dataclass
+class Pair:
+    both: tuple[str, int]
+
+
+def test_fixed_length_tuples_are_built_item_by_item(tmp_path: Path) -> None:
+    assert flyte.load_plugin_config(
+        _write(tmp_path, f"plugin: {__name__}.Pair\nconfig: {{both: [a, 1]}}")
+    ) == Pair(("a", 1))
+    with pytest.raises(PluginConfigError, match="a list of 2 items"):
+        flyte.load_plugin_config(_write(tmp_path, f"plugin: {__name__}.Pair\nconfig: {{both: [a]}}"))

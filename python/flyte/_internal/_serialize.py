@@ -7,6 +7,7 @@ backend fills in per attempt ({{.input}}, {{.outputPrefix}}, ...).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flyte._bridge import contract
 from flyte._context import ctx
 from flyte._doc import documentation_of
-from flyte._image import DEFAULT_IMAGE_ENV, Image, default_image_uri
+from flyte._image import DEFAULT_IMAGE_ENV, IMAGE_REFS_ENV, Image, default_image_uri, image_refs
 from flyte._internal._serialization_context import SerializationContext
 from flyte._pod import PodTemplate, spec_as_dict
 from flyte._policy import policy_metadata
@@ -114,7 +115,12 @@ def decode_plugin_config(text: str) -> Any:
 
 
 def _container_env(task: TaskTemplate[Any, Any, Any]) -> dict[str, str]:
-    return {**(task.env_vars or {}), DEFAULT_IMAGE_ENV: default_image_uri()}
+    env = {**(task.env_vars or {}), DEFAULT_IMAGE_ENV: default_image_uri()}
+    refs = image_refs()
+    if refs:
+        # Tasks this task calls may name images by reference too.
+        env[IMAGE_REFS_ENV] = json.dumps(refs, sort_keys=True)
+    return env
 
 
 def image_uri(task: TaskTemplate[Any, Any, Any]) -> str:
@@ -430,18 +436,19 @@ def template_container(template: Any) -> Any:
     return out
 
 
-def repodded(template: Any, container: Any) -> Any:
+def repodded(template: Any, container: Any, *, env: bool) -> Any:
     """A pod task's ``k8s_pod`` with ``container`` (a changed copy of its primary container)
-    in place of its primary container's environment and resources."""
+    merged into its primary container. With ``env``, the container's variables replace the
+    primary container's plain ones (those the cluster fills in, ``valueFrom``, stay); resources
+    it names replace the pod's, other resources (extended ones only a pod can ask for) stay."""
     from google.protobuf import json_format
 
     pod = template.k8s_pod
     name = pod.primary_container_name or template.config.get(PRIMARY_CONTAINER_CONFIG) or "primary"
     spec = json_format.MessageToDict(pod.pod_spec)
     for c in spec.get("containers", []):
-        if c.get("name") == name:
-            c.pop("env", None)
-            c.pop("resources", None)
+        if c.get("name") == name and env:
+            c["env"] = [e for e in c.get("env") or [] if "value" not in e]
     again = PodTemplate(
         pod_spec=spec,
         primary_container_name=name,

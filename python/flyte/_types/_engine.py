@@ -1547,6 +1547,11 @@ class LiteralEngine:
             _cache.clear()
 
     @classmethod
+    def has_transformer(cls, python_type: type) -> bool:
+        """Whether a transformer is registered for exactly ``python_type``."""
+        return python_type in _registry
+
+    @classmethod
     def unregister(cls, python_type: type) -> None:
         """Forget the transformer registered for ``python_type`` (if any)."""
         with _cache_lock:

@@ -287,8 +287,6 @@ class TypeEngine:
             found = cls._REGISTRY.get(klass)
             if found is not None:
                 return found.to_html(python_val, expected_python_type)
-        if isinstance(python_val, Renderable):
-            return python_val.to_html(python_val)
         to_frame_html = getattr(python_val, "to_html", None)
         if callable(to_frame_html) and type(python_val).__module__.startswith("pandas"):
             return str(to_frame_html(max_rows=10, max_cols=100))

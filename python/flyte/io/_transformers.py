@@ -194,7 +194,8 @@ def register_frame_transformers() -> None:
             if not isinstance(cls, type):
                 continue
             t = FrameTransformer(label, cls, module)
-            LiteralEngine.register(t, override=True)
+            if not LiteralEngine.has_transformer(cls):  # a user's own transformer stays
+                LiteralEngine.register(t)
             _frames[module] = t
 
 

@@ -267,13 +267,13 @@ class RemoteTask(ToJSONMixin):
             if not isinstance(resources, Resources):
                 raise TypeError(f"resources must be flyte.Resources, got {type(resources).__name__}")
             container.resources.CopyFrom(resources_proto(resources))
-        if in_pod and (env_vars is not None or resources is not None):
-            template.k8s_pod.CopyFrom(repodded(template, container))
             extended = extended_resources_proto(resources)
             if extended is not None:
                 template.extended_resources.CopyFrom(extended)
             else:
                 template.ClearField("extended_resources")
+        if in_pod and (env_vars is not None or resources is not None):
+            template.k8s_pod.CopyFrom(repodded(template, container, env=env_vars is not None))
         meta = template.metadata
         if retries or timeout:
             policy = policy_metadata(normalize_retries(retries), timeout_from_request(timeout))
