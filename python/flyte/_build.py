@@ -14,10 +14,6 @@ from flyte.syncify import syncify
 # when tasks are defined (the Rust extension, protobufs, storage and backend clients).
 
 
-def _check_builder() -> None:
-    check_builder()
-
-
 @syncify
 async def build(image: Image, dry_run: bool = False, force: bool = False, wait: bool = True) -> ImageBuild:
     """Builds ``image`` and pushes it to its registry; an image whose tag (a hash of its

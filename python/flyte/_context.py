@@ -38,8 +38,8 @@ class ActionContext:
     last_sync_call: str | None = None
     #: The attempt's checkpoint (a ``flyte.Checkpoint``), made by its runner when first asked for.
     checkpoint: Checkpoint | None = None
-    #: What the task's ``pre`` hook returned (a plugin's per-attempt state).
-    data: dict[str, Any] = field(default_factory=dict)
+    #: What the task's ``pre`` hook returned (a plugin's per-attempt state), when it has one.
+    data: dict[str, Any] | None = None
 
     def with_group(self, group: str) -> ActionContext:
         full = f"{self.group}/{group}" if self.group else group
@@ -167,7 +167,7 @@ class TaskContext:
     def data(self) -> dict[str, Any]:
         """What the task's ``pre`` hook returned for this attempt (task plugins keep the state
         they set up here); empty for tasks without one."""
-        return self._action.data if self._action else {}
+        return (self._action.data if self._action else None) or {}
 
     def replace(self, **kwargs: Any) -> TaskContext:
         """A copy with some fields changed."""

@@ -48,6 +48,16 @@ def spec_as_dict(pod_spec: Any) -> dict[str, Any]:
     )
 
 
+def primary_container(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    """The container called ``name`` in a pod spec (a dict), added when it has none."""
+    containers = spec.setdefault("containers", [])
+    primary = next((c for c in containers if c.get("name") == name), None)
+    if primary is None:
+        primary = {"name": name}
+        containers.append(primary)
+    return primary
+
+
 def _container_names(spec: dict[str, Any]) -> list[str]:
     return [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
 
@@ -116,11 +126,7 @@ class PodTemplate:
     def _with_primary(self) -> tuple[PodTemplate, dict[str, Any], dict[str, Any]]:
         """A copy whose spec (a dict) has the primary container; (copy, spec, primary)."""
         spec = spec_as_dict(self.pod_spec)
-        containers = spec.setdefault("containers", [])
-        primary = next((c for c in containers if c.get("name") == self.primary_container_name), None)
-        if primary is None:
-            primary = {"name": self.primary_container_name}
-            containers.append(primary)
+        primary = primary_container(spec, self.primary_container_name)
         clone = PodTemplate(
             pod_spec=spec,
             primary_container_name=self.primary_container_name,

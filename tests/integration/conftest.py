@@ -6,6 +6,7 @@ from its own threads); every action it runs is a separate Python process.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,18 @@ def mode(request: pytest.FixtureRequest) -> str:
         endpoint = request.getfixturevalue("backend_endpoint")
         flyte.init(endpoint=endpoint, insecure=True)
     return str(request.param)
+
+
+@pytest.fixture
+def run(mode: str):
+    """Runs a task in the test's mode and returns its result (raising its error); the run
+    carries the counters' location, as a user's settings would."""
+
+    def go(task, *args, **kwargs):
+        env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+        return flyte.with_runcontext(mode=mode, env_vars=env_vars).run(task, *args, **kwargs).wait().result
+
+    return go
 
 
 @pytest.fixture(autouse=True)

@@ -21,14 +21,6 @@ from flyte.io import Dir, File
 env = flyte.TaskEnvironment(name="io")
 
 
-@pytest.fixture
-def run(mode: str):
-    def go(task, *args, **kwargs):
-        return flyte.with_runcontext(mode=mode).run(task, *args, **kwargs).wait().result
-
-    return go
-
-
 def run_local(task, *args, **kwargs):
     return flyte.with_runcontext(mode="local").run(task, *args, **kwargs).wait().result
 

@@ -25,15 +25,6 @@ from flyte.syncify import syncify
 env = flyte.TaskEnvironment(name="parity")
 
 
-@pytest.fixture
-def run(mode: str):
-    def go(task, *args, **kwargs):
-        env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
-        return flyte.with_runcontext(mode=mode, env_vars=env_vars).run(task, *args, **kwargs).wait().result
-
-    return go
-
-
 # -- errors ---------------------------------------------------------------------------------
 
 

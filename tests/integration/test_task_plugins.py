@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 from typing import Any
 
 import pytest
@@ -103,15 +102,6 @@ async def uses_everything(x: int) -> tuple[int, int, int, list[int]]:
         countdown(start=x),
     )
     return a, b, c, d
-
-
-@pytest.fixture
-def run(mode: str):
-    def go(task, *args, **kwargs):
-        env_vars = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
-        return flyte.with_runcontext(mode=mode, env_vars=env_vars).run(task, *args, **kwargs).wait().result
-
-    return go
 
 
 def test_plugin_hooks_run_around_function_bodies_and_plain_templates_run_execute(run) -> None:

@@ -28,15 +28,22 @@ class CredentialsError(ValueError):
     """An image's registry secret is missing or not a Docker config.json."""
 
 
+def _lookup(secret: Secret, env: str | None) -> bytes | None:
+    """A secret's value for a build: its environment variable when set, else this data dir's
+    secret store (as a task finds its secrets); None when neither has it."""
+    if env is not None and env in os.environ:
+        return os.environ[env].encode()
+    where = scope()
+    value = backend.read_secret(str(data_dir()), where.project, where.domain, secret.key)
+    return None if value is None else bytes(value)
+
+
 def _secret_value(image: Image) -> bytes | None:
     secret = image.registry_secret
     if secret is None:
         return None
     env = secret.env_var_name()
-    if env is not None and env in os.environ:
-        return os.environ[env].encode()
-    where = scope()
-    value = backend.read_secret(str(data_dir()), where.project, where.domain, secret.key)
+    value = _lookup(secret, env)
     if value is None:
         raise CredentialsError(
             f"image {image.uri} names registry_secret {secret.key!r}, which is neither set in the "
@@ -44,7 +51,7 @@ def _secret_value(image: Image) -> bytes | None:
             f"Docker config.json with `flyte create secret --type image_pull {secret.key} --from-file "
             "~/.docker/config.json`"
         )
-    return bytes(value)
+    return value
 
 
 def _checked(image: Image, value: bytes) -> bytes:
@@ -80,17 +87,14 @@ def registry_auth(image: Image) -> Iterator[Path | None]:
 
 def _build_secret_value(image: Image, secret: Secret) -> bytes:
     env = secret.env_var_name() or Secret._derived_env_var_name(secret.key, secret.group)
-    if env in os.environ:
-        return os.environ[env].encode()
-    where = scope()
-    value = backend.read_secret(str(data_dir()), where.project, where.domain, secret.key)
+    value = _lookup(secret, env)
     if value is None:
         raise CredentialsError(
             f"image {image.uri} mounts secret {secret.key!r} while it builds, which is neither set in "
             f"the environment (${env}) nor stored in this data dir; store it with "
             f"`flyte create secret {secret.key}`"
         )
-    return bytes(value)
+    return value
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from flyte._context import ctx
 from flyte._doc import documentation_of
 from flyte._image import DEFAULT_IMAGE_ENV, IMAGE_REFS_ENV, Image, default_image_uri, image_refs
 from flyte._internal._serialization_context import SerializationContext
-from flyte._pod import PodTemplate, spec_as_dict
+from flyte._pod import PodTemplate, primary_container, spec_as_dict
 from flyte._policy import policy_metadata
 from flyte._retry import normalize_retries
 from flyte._timeout import timeout_from_request
@@ -383,11 +383,7 @@ def k8s_pod(container: Any, pod: PodTemplate) -> Any:
     from flyteidl2.core import tasks_pb2
 
     spec = spec_as_dict(pod.pod_spec)
-    containers = spec.setdefault("containers", [])
-    primary = next((c for c in containers if c.get("name") == pod.primary_container_name), None)
-    if primary is None:
-        primary = {"name": pod.primary_container_name}
-        containers.append(primary)
+    primary = primary_container(spec, pod.primary_container_name)
     primary["image"] = primary.get("image") or container.image
     primary["command"] = []
     primary["args"] = list(container.args)
