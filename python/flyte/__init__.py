@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from flyte import errors, report
 from flyte._cache import Cache, CachePolicy, CacheRequest
+from flyte._condition import ConditionWebhook, new_condition
 from flyte._context import TaskContext, ctx, custom_context, get_custom_context, group
 from flyte._deploy import Deployment, deploy
 from flyte._doc import Documentation, Link
@@ -70,6 +71,7 @@ __all__ = [
     "Cache",
     "CachePolicy",
     "CacheRequest",
+    "ConditionWebhook",
     "Cron",
     "Deployment",
     "File",
@@ -110,6 +112,7 @@ __all__ = [
     "is_control_plane_available",
     "logger",
     "map",
+    "new_condition",
     "report",
     "rerun",
     "run",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Tuple, Union
+from typing import Literal, Tuple, Union
 
 TTL = Union[int, float, timedelta]
 
@@ -42,13 +42,16 @@ class ReusePolicy:
     ``replicas`` is a fixed count or a ``(min, max)`` autoscaling range. ``concurrency`` is how many
     invocations one replica runs at once (more than 1 only helps async tasks). ``idle_ttl`` shuts the
     whole pool down after that much idleness; ``scaledown_ttl`` is how long a single idle replica is kept
-    while scaling down. Both take seconds or a ``timedelta`` and are stored as ``timedelta``.
+    while scaling down. Both take seconds or a ``timedelta`` (30 seconds by default) and are stored as
+    ``timedelta``; None keeps a pool (or a replica) until the backend stops. ``scope="run"`` gives
+    every run its own pool instead of one pool shared by all runs (``"global"``).
     """
 
     replicas: int | Tuple[int, int] = 2
-    idle_ttl: TTL | None = None
+    idle_ttl: TTL | None = 30
     concurrency: int = 1
-    scaledown_ttl: TTL | None = None
+    scaledown_ttl: TTL | None = 30
+    scope: Literal["global", "run"] = "global"
 
     def __post_init__(self) -> None:
         replicas = self.replicas
@@ -70,6 +73,8 @@ class ReusePolicy:
                     f"ReusePolicy(replicas={replicas!r}) must be an int or a (min, max) pair, e.g. replicas=2"
                 ) from None
         _check_count(f"ReusePolicy(concurrency={self.concurrency!r})", self.concurrency, 1)
+        if self.scope not in ("global", "run"):
+            raise ValueError(f"ReusePolicy(scope={self.scope!r}) must be 'global' or 'run'")
         object.__setattr__(self, "idle_ttl", _to_ttl("idle_ttl", self.idle_ttl))
         object.__setattr__(self, "scaledown_ttl", _to_ttl("scaledown_ttl", self.scaledown_ttl))
 
@@ -80,6 +85,10 @@ class ReusePolicy:
     @property
     def max_replicas(self) -> int:
         return self.replicas[1] if isinstance(self.replicas, tuple) else self.replicas
+
+    def get_scaledown_ttl(self) -> timedelta | None:
+        """How long an idle replica is kept while the pool scales down (None: until it stops)."""
+        return self.scaledown_ttl  # type: ignore[return-value]  # made a timedelta in __post_init__
 
     @property
     def capacity(self) -> int:

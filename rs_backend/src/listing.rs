@@ -48,7 +48,8 @@ impl Listed {
                  labels.<key>"
             }
             Listed::Actions => {
-                "name, phase, task_name, task_version, parent_name, created_at and updated_at"
+                "name, phase, task_name, task_version, parent_name, action_type, created_at and \
+                 updated_at"
             }
         }
     }
@@ -88,6 +89,7 @@ enum Field {
     TaskName,
     TaskVersion,
     ParentName,
+    ActionType,
     CreatedAt,
     UpdatedAt,
     CreatedBy,
@@ -103,6 +105,7 @@ fn field_of(listed: Listed, name: &str) -> Result<Field, Status> {
         "created_at" => Field::CreatedAt,
         "updated_at" => Field::UpdatedAt,
         "parent_name" if listed == Listed::Actions => Field::ParentName,
+        "action_type" if listed == Listed::Actions => Field::ActionType,
         "created_by" if listed == Listed::Runs => Field::CreatedBy,
         _ => match name.strip_prefix("labels.") {
             Some(key) if listed == Listed::Runs && !key.is_empty() => Field::Label(key.into()),
@@ -315,6 +318,27 @@ fn phase_value(field: &str, value: &str) -> Result<Value, Status> {
     })
 }
 
+/// An action type by its `workflow.ActionType` number or name (with or without `ACTION_TYPE_`,
+/// any case). The store keeps an action's kind as that number.
+fn action_type_value(field: &str, value: &str) -> Result<Value, Status> {
+    use flyteidl2::flyteidl::workflow::ActionType;
+
+    let upper = value.to_ascii_uppercase();
+    let kind = match value.parse::<i32>() {
+        Ok(number) => ActionType::try_from(number).ok(),
+        Err(_) => ActionType::from_str_name(&upper)
+            .or_else(|| ActionType::from_str_name(&format!("ACTION_TYPE_{upper}"))),
+    };
+    kind.filter(|k| *k != ActionType::Unspecified)
+        .map(|k| Value::Integer(k as i64))
+        .ok_or_else(|| {
+            invalid(format!(
+                "filter on {field:?}: {value:?} is not an action type (a workflow.ActionType \
+                 number or name, such as 3 or CONDITION)"
+            ))
+        })
+}
+
 /// A time as whole milliseconds since the epoch, rounded down, and whether that is exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Millis {
@@ -480,6 +504,14 @@ impl Query {
                 }
                 let test = test.try_map(|v| phase_value(name, &v))?;
                 self.add_sql("a.phase", test);
+            }
+            Field::ActionType => {
+                let (function, test) = test_of(filter, &phase_values(filter))?;
+                if matches!(test, Test::Contains { .. } | Test::Present(_)) {
+                    return Err(not_for(name, function, "action types", PHASE_FUNCTIONS));
+                }
+                let test = test.try_map(|v| action_type_value(name, &v))?;
+                self.add_sql("a.kind", test);
             }
             Field::CreatedAt | Field::UpdatedAt => {
                 let expr = if field == Field::CreatedAt {
@@ -835,6 +867,7 @@ mod tests {
             process: None,
             version: 1,
             cache_hit: false,
+            value: None,
         }
     }
 

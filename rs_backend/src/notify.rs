@@ -18,6 +18,8 @@ use flyteidl2::flyteidl::notification::{
     WebhookDeliveryTemplate,
 };
 use flyteidl2::flyteidl::task::{inline_rule::Delivery, InlineRuleList};
+use flyteidl2::flyteidl::workflow::ConditionWebhook;
+use flyteidl2::google::protobuf::{value::Kind, Struct, Value};
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -247,6 +249,62 @@ async fn webhook(hook: &WebhookDeliveryTemplate, run: &RunOutcome) -> Result<(),
         .map_err(|e| format!("webhook {url}: {e}"))?;
     if !response.status().is_success() {
         return Err(format!("webhook {url} answered {}", response.status()));
+    }
+    Ok(())
+}
+
+/// A protobuf `Struct` as JSON, with every string passed through `text` (which fills in
+/// template variables).
+pub fn struct_json(s: &Struct, text: &dyn Fn(&str) -> String) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v, text)))
+            .collect(),
+    )
+}
+
+fn value_json(v: &Value, text: &dyn Fn(&str) -> String) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v.kind.as_ref() {
+        None | Some(Kind::NullValue(_)) => J::Null,
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+        Some(Kind::StringValue(s)) => J::String(text(s)),
+        Some(Kind::BoolValue(b)) => J::Bool(*b),
+        Some(Kind::StructValue(s)) => struct_json(s, text),
+        Some(Kind::ListValue(l)) => {
+            J::Array(l.values.iter().map(|v| value_json(v, text)).collect())
+        }
+    }
+}
+
+/// Where a condition's webhook receiver signals it, in a webhook's payload.
+pub const CALLBACK_URI_VARIABLE: &str = "{callback_uri}";
+
+/// Fires a condition's webhook (`workflow.ConditionWebhook`): POSTs its payload as JSON, with
+/// `{callback_uri}` in its strings replaced by where the condition is signalled.
+pub async fn condition_webhook(hook: &ConditionWebhook, callback_uri: &str) -> Result<(), String> {
+    let payload = hook
+        .payload
+        .as_ref()
+        .map(|p| struct_json(p, &|s| s.replace(CALLBACK_URI_VARIABLE, callback_uri)))
+        .unwrap_or(serde_json::Value::Null);
+    let url = &hook.url;
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .build()
+        .map_err(|e| format!("condition webhook {url}: {e}"))?;
+    let response = client
+        .post(url)
+        .json(&payload)
+        .send()
+        .await
+        .map_err(|e| format!("condition webhook {url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "condition webhook {url} answered {}",
+            response.status()
+        ));
     }
     Ok(())
 }

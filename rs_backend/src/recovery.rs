@@ -57,6 +57,11 @@ pub async fn recover(engine: &Arc<Engine>) -> Result<Recovered, BackendError> {
         engine.store.clear_process(record.seq)?;
     }
     for record in engine.store.unfinished_actions()? {
+        // A waiting condition keeps waiting, for what is left of its timeout.
+        if let Some(condition) = crate::engine::condition::condition_action(&record) {
+            engine.arm_condition_timeout(&record, &condition);
+            continue;
+        }
         // Traces are only recorded; their owner reports their end.
         if record.kind != ActionKind::Task {
             continue;

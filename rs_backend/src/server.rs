@@ -169,7 +169,8 @@ pub async fn start(
         .layer(
             tower::ServiceBuilder::new()
                 .layer(ProtocolLayer::new(
-                    http::routes(files.clone()),
+                    http::routes(files.clone())
+                        .merge(services::callbacks::routes(engine.clone(), files.clone())),
                     request_log,
                     engine.auth.clone(),
                 ))

@@ -4,9 +4,11 @@
 use flyteidl2::flyteidl::actions::{action, EnqueueRequest, UpdateRequest};
 use flyteidl2::flyteidl::common::{ActionIdentifier, RunIdentifier};
 use flyteidl2::flyteidl::core::parameter;
+use flyteidl2::flyteidl::core::Literal;
 use flyteidl2::flyteidl::task::{Inputs, NamedLiteral, TaskIdentifier, TaskSpec};
 use flyteidl2::flyteidl::workflow::{
-    create_run_request, list_runs_request, CreateRunRequest, ListRunsRequest, TaskAction,
+    create_run_request, list_runs_request, ConditionAction, CreateRunRequest, EventPayload,
+    ListRunsRequest, TaskAction,
 };
 use tonic::Status;
 
@@ -206,12 +208,11 @@ pub fn enqueue(request: EnqueueRequest) -> Result<ActionRequest, Status> {
             }
             ActionSpecRequest::Trace(Box::new(trace))
         }
-        Some(action::Spec::Condition(_)) => {
-            return Err(Status::unimplemented(
-                "condition actions are not supported by the embedded backend",
-            ))
+        Some(action::Spec::Condition(condition)) => {
+            check_condition(&condition)?;
+            ActionSpecRequest::Condition(Box::new(condition))
         }
-        None => return Err(invalid("action must have either a task or a trace")),
+        None => return Err(invalid("action must have a task, a trace or a condition")),
     };
     Ok(ActionRequest {
         run,
@@ -222,6 +223,49 @@ pub fn enqueue(request: EnqueueRequest) -> Result<ActionRequest, Status> {
         run_output_base,
         spec,
     })
+}
+
+/// A condition's signal payload (RunService.SignalEvent) as the literal it is stored as.
+pub fn event_payload(payload: Option<EventPayload>) -> Result<Literal, Status> {
+    use flyteidl2::flyteidl::core::primitive;
+    use flyteidl2::flyteidl::workflow::event_payload::Value;
+
+    let value = payload
+        .and_then(|p| p.value)
+        .ok_or_else(|| invalid("payload must hold a bool, int, float or string value"))?;
+    let primitive = match value {
+        Value::BoolValue(b) => primitive::Value::Boolean(b),
+        Value::IntValue(i) => primitive::Value::Integer(i),
+        Value::FloatValue(f) => primitive::Value::FloatValue(f),
+        Value::StringValue(s) => primitive::Value::StringValue(s),
+    };
+    Ok(crate::engine::condition::primitive_literal(primitive))
+}
+
+fn check_condition(condition: &ConditionAction) -> Result<(), Status> {
+    if condition.name.is_empty() {
+        return Err(invalid("action.condition.name is required"));
+    }
+    if crate::engine::condition::simple_type(condition.r#type.as_ref()).is_none() {
+        return Err(invalid(
+            "action.condition.type must be the simple type BOOLEAN, INTEGER, FLOAT or STRING",
+        ));
+    }
+    if let Some(hook) = &condition.webhook {
+        let url = reqwest::Url::parse(&hook.url).map_err(|e| {
+            invalid(format!(
+                "action.condition.webhook.url {:?} is not a URL: {e}",
+                hook.url
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(format!(
+                "action.condition.webhook.url {:?} must be an http or https URL",
+                hook.url
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn update(request: UpdateRequest) -> Result<StatusReport, Status> {
@@ -402,7 +446,7 @@ mod tests {
         no_spec.spec = None;
         assert!(enqueue_error(Some(no_spec))
             .message()
-            .contains("either a task or a trace"));
+            .contains("a task, a trace or a condition"));
 
         let mut no_input = good_action();
         no_input.input_uri.clear();
@@ -432,9 +476,45 @@ mod tests {
             .message()
             .contains("trace.phase"));
 
-        let mut condition = good_action();
-        condition.spec = Some(action::Spec::Condition(Default::default()));
-        assert_eq!(enqueue_error(Some(condition)).code(), Code::Unimplemented);
+        use flyteidl2::flyteidl::core::{literal_type, LiteralType, SimpleType};
+        use flyteidl2::flyteidl::workflow::ConditionWebhook;
+        let condition = |c: ConditionAction| {
+            let mut action = good_action();
+            action.spec = Some(action::Spec::Condition(c));
+            action
+        };
+        let typed = |t: SimpleType| ConditionAction {
+            name: "approval".into(),
+            r#type: Some(LiteralType {
+                r#type: Some(literal_type::Type::Simple(t as i32)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(enqueue(EnqueueRequest {
+            action: Some(condition(typed(SimpleType::Boolean))),
+            ..Default::default()
+        })
+        .is_ok());
+        assert!(enqueue_error(Some(condition(ConditionAction::default())))
+            .message()
+            .contains("condition.name is required"));
+        assert!(enqueue_error(Some(condition(typed(SimpleType::Struct))))
+            .message()
+            .contains("BOOLEAN, INTEGER, FLOAT or STRING"));
+        let hooked = |url: &str| ConditionAction {
+            webhook: Some(ConditionWebhook {
+                url: url.into(),
+                payload: None,
+            }),
+            ..typed(SimpleType::Integer)
+        };
+        assert!(enqueue_error(Some(condition(hooked("file:///etc/passwd"))))
+            .message()
+            .contains("must be an http or https URL"));
+        assert!(enqueue_error(Some(condition(hooked("not a url"))))
+            .message()
+            .contains("is not a URL"));
     }
 
     #[test]

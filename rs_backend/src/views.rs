@@ -3,17 +3,18 @@
 use flyteidl2::flyteidl::common::{ActionPhase, TriggerIdentifier, TriggerName};
 use flyteidl2::flyteidl::core::{
     container_context::ProcessContext, execution_error::ErrorKind, CatalogCacheStatus,
-    ContainerContext, ExecutionError, LogContext, PodLogContext, TaskLog,
+    ContainerContext, ExecutionError, Literal, LogContext, PodLogContext, TaskLog,
 };
 use flyteidl2::flyteidl::task::{OutputReferences, TaskIdentifier};
 use flyteidl2::flyteidl::workflow::{
     self as wf, action_details, action_metadata, error_info, AbortInfo, ActionAttempt,
-    ActionDetails, ActionMetadata, ActionStatus, ActionType, ActionUpdate, ErrorInfo,
-    PhaseTransition, RunSource, TaskActionMetadata, TraceActionMetadata,
+    ActionDetails, ActionMetadata, ActionStatus, ActionType, ActionUpdate, ConditionActionMetadata,
+    ErrorInfo, PhaseTransition, RunSource, SignalInfo, TaskActionMetadata, TraceActionMetadata,
 };
 use prost::Message;
 
 use crate::clock::timestamp;
+use crate::engine::condition::condition_action;
 use crate::layout::file_uri;
 use crate::store::{ActionKind, ActionRecord, AttemptRecord, RunRecord};
 
@@ -23,14 +24,14 @@ const CONTAINER_NAME: &str = "main";
 pub fn task_action(record: &ActionRecord) -> Option<wf::TaskAction> {
     match record.kind {
         ActionKind::Task => wf::TaskAction::decode(record.spec.as_slice()).ok(),
-        ActionKind::Trace => None,
+        ActionKind::Trace | ActionKind::Condition => None,
     }
 }
 
 pub fn trace_action(record: &ActionRecord) -> Option<wf::TraceAction> {
     match record.kind {
         ActionKind::Trace => wf::TraceAction::decode(record.spec.as_slice()).ok(),
-        ActionKind::Task => None,
+        ActionKind::Task | ActionKind::Condition => None,
     }
 }
 
@@ -67,9 +68,17 @@ pub fn action_update(record: &ActionRecord) -> ActionUpdate {
         phase: record.phase as i32,
         error: action_error(record),
         output_uri: record.output_uri.clone().unwrap_or_default(),
-        value: None,
+        value: condition_value(record),
         address: None,
     }
+}
+
+/// A condition's signalled value (conditions carry it inline, never as an outputs file).
+pub fn condition_value(record: &ActionRecord) -> Option<Literal> {
+    record
+        .value
+        .as_deref()
+        .and_then(|bytes| Literal::decode(bytes).ok())
 }
 
 pub fn error_info(error: &ExecutionError) -> ErrorInfo {
@@ -158,6 +167,15 @@ pub fn action_metadata(record: &ActionRecord) -> ActionMetadata {
                 .unwrap_or_else(|| record.name.clone());
             metadata.funtion_name = name.clone();
             metadata.spec = Some(action_metadata::Spec::Trace(TraceActionMetadata { name }));
+        }
+        ActionKind::Condition => {
+            metadata.action_type = ActionType::Condition as i32;
+            let condition = condition_action(record).unwrap_or_default();
+            metadata.funtion_name = condition.name.clone();
+            metadata.spec = Some(action_metadata::Spec::Condition(ConditionActionMetadata {
+                name: condition.name,
+                r#type: condition.r#type,
+            }));
         }
     }
     metadata
@@ -307,11 +325,31 @@ fn trace_attempt(record: &ActionRecord, trace: &wf::TraceAction) -> ActionAttemp
     }
 }
 
+/// A condition never runs; its single "attempt" is its wait.
+fn condition_attempt(record: &ActionRecord) -> ActionAttempt {
+    ActionAttempt {
+        phase: record.phase as i32,
+        start_time: Some(timestamp(record.started_ms.unwrap_or(record.created_ms))),
+        end_time: record.ended_ms.map(timestamp),
+        error_info: action_error(record)
+            .filter(|_| record.phase != ActionPhase::Aborted)
+            .map(|e| error_info(&e)),
+        attempt: 1,
+        logs_available: false,
+        ..Default::default()
+    }
+}
+
 pub fn action_details(record: &ActionRecord, attempts: &[AttemptRecord]) -> ActionDetails {
     let result = if record.phase == ActionPhase::Aborted {
         Some(action_details::Result::AbortInfo(AbortInfo {
             reason: record.abort_reason.clone().unwrap_or_default(),
             aborted_by: None,
+        }))
+    } else if let Some(output) = condition_value(record) {
+        Some(action_details::Result::SignalInfo(SignalInfo {
+            signalled_by: None,
+            output: Some(output),
         }))
     } else {
         decode_error(record.error.as_deref())
@@ -331,6 +369,10 @@ pub fn action_details(record: &ActionRecord, attempts: &[AttemptRecord]) -> Acti
                 vec![trace_attempt(record, &trace)],
             )
         }
+        ActionKind::Condition => (
+            condition_action(record).map(action_details::Spec::Condition),
+            vec![condition_attempt(record)],
+        ),
     };
     ActionDetails {
         id: Some(record.run.action_id(&record.name)),

@@ -58,8 +58,9 @@ def _counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-# -- a real S3 API (moto's server mode on 127.0.0.1) -----------------------------------------
+# -- webhook receivers (an HTTP server on 127.0.0.1) and a real S3 API (moto's server mode) -----
 
+from hooks import hooks  # noqa: E402, F401 - the fixture, for every test here
 from s3server import S3, aws_env, moto_server  # noqa: E402
 
 BUCKET = "flyte-test-bucket"

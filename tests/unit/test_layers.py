@@ -73,6 +73,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte.notify",
             "flyte._environment",
             "flyte._trace",
+            "flyte._condition",
             "flyte.durable",
             "flyte._map",
             "flyte.report",

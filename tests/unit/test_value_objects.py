@@ -444,7 +444,10 @@ def test_seed_reuse_policies() -> None:
 
 def test_reuse_policy_forms() -> None:
     p = ReusePolicy()
-    assert p.replicas == 2 and p.idle_ttl is None and p.scaledown_ttl is None and p.concurrency == 1
+    assert p.replicas == 2 and p.concurrency == 1 and p.scope == "global"
+    assert p.idle_ttl == p.scaledown_ttl == p.get_scaledown_ttl() == timedelta(seconds=30)
+    forever = ReusePolicy(idle_ttl=None, scaledown_ttl=None, scope="run")
+    assert forever.idle_ttl is None and forever.get_scaledown_ttl() is None and forever.scope == "run"
     ranged = ReusePolicy(replicas=(1, 4), concurrency=3, scaledown_ttl=timedelta(minutes=2))
     assert (ranged.min_replicas, ranged.max_replicas, ranged.capacity) == (1, 4, 12)
     assert ranged.scaledown_ttl == timedelta(minutes=2)
@@ -471,6 +474,8 @@ def test_reuse_policy_validation() -> None:
         ReusePolicy(replicas=True)
     with pytest.raises(ValueError, match=r"concurrency=0\) must be at least 1"):
         ReusePolicy(concurrency=0)
+    with pytest.raises(ValueError, match=r"scope='process'\) must be 'global' or 'run'"):
+        ReusePolicy(scope="process")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"ReusePolicy\(idle_ttl=0\) must be positive"):
         ReusePolicy(idle_ttl=0)
     with pytest.raises(ValueError, match="scaledown_ttl=.* must be positive"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -154,23 +153,23 @@ class ImageBuildEngine:
     ImageBuilderType = Literal["local", "local-podman", "remote"]
 
     @staticmethod
-    def image_exists(image: Image) -> Awaitable[str | None]:
+    async def image_exists(image: Image) -> str | None:
         """Its URI when the configured builder's checkers find ``image`` (this machine's builder
         asks the registry), else None."""
-        return _image_exists(image)
+        return await _image_exists(image)
 
     @classmethod
-    def build(
+    async def build(
         cls,
         image: Image,
         builder: ImageBuildEngine.ImageBuilderType | ImageBuilder | None = None,
         dry_run: bool = False,
         force: bool = False,
         wait: bool = True,
-    ) -> Awaitable[ImageBuild]:
+    ) -> ImageBuild:
         """Builds ``image`` (``await ImageBuildEngine.build(image)``) unless it exists;
         ``dry_run`` builds nothing."""
-        return _build(image, builder, dry_run, force, wait)
+        return await _build(image, builder, dry_run, force, wait)
 
 
 async def _image_exists(image: Image) -> str | None:

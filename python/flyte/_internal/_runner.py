@@ -28,6 +28,7 @@ from flyte.errors import ActionAbortedError
 from flyte.report._report import report_for
 
 if TYPE_CHECKING:
+    from flyte._condition import _Condition
     from flyte._task import TaskTemplate
 
 #: Threads for sync tasks started with ``.aio()`` (and the root, when it is sync). Nested
@@ -163,6 +164,35 @@ class Runner:
             self.ledger.finish(name, "SUCCEEDED")
         else:
             self.ledger.finish(name, "FAILED", str(error), error_code=type(error).__name__)
+
+    # Conditions: a named sub-action of the task that declares it, which waits for a value
+    # from outside the run. Named like any call, so a re-executed task finds its conditions
+    # (and the values they were given) again.
+
+    def condition_action(self, c: ActionContext, condition: _Condition[Any]) -> str:
+        """The action name of ``condition`` in the task ``c`` (named when first seen)."""
+        if condition._action_name is None:
+            condition._action_name, _ = self.ledger.submit(
+                c.action_name, f"condition:{condition.name}", b"", c.group, condition.name, "condition"
+            )
+        return condition._action_name
+
+    async def register_condition(self, c: ActionContext, condition: _Condition[Any]) -> None:
+        """Declares ``condition`` in the run (its webhook, if any, is called)."""
+        raise NotImplementedError
+
+    async def wait_condition(self, c: ActionContext, condition: _Condition[Any]) -> Any:
+        """The value ``condition`` is signalled with (declared first if it was not)."""
+        raise NotImplementedError
+
+    def condition_ended(self, name: str, phase: str, error: BaseException | None = None) -> None:
+        """Records the end of a condition's action once (a condition may be waited for again)."""
+        record = self.ledger.get(name)
+        if record is not None and not ledger.is_terminal(record.phase):
+            if error is None:
+                self.ledger.finish(name, phase)
+            else:
+                self.ledger.finish(name, phase, str(error), error_code=type(error).__name__)
 
     def cache_key(self, call: Call) -> str | None:
         """The call's cache key, or None when its task does not cache.

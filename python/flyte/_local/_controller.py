@@ -18,15 +18,22 @@ import time
 from typing import Any
 
 from flyte._aio import finish_returned_coroutine
-from flyte._bridge import cache, journal, ledger, policy
+from flyte._bridge import cache, journal, ledger, notify, policy
 from flyte._checkpoint import Checkpoint
+from flyte._condition import literal_value, parse_value, to_literal, webhook_spec
 from flyte._context import ActionContext, _current
 from flyte._internal._runner import Call, Runner
 from flyte._local._secrets import provide
 from flyte._policy import task_policy
 from flyte._storage import join
 from flyte._task_errors import as_user_error, explain_await_error, is_recoverable
-from flyte.errors import DeadlineExceededError, MaxRuntimeExceededError, TaskTimeoutError
+from flyte.errors import (
+    ConditionFailedError,
+    ConditionTimedoutError,
+    DeadlineExceededError,
+    MaxRuntimeExceededError,
+    TaskTimeoutError,
+)
 
 log = logging.getLogger("flyte")
 
@@ -323,11 +330,109 @@ class LocalRun(Runner):
                 _current.reset(token)
             return self._succeeded(call, key, result, child)
 
+    # -- conditions: asked for on the terminal ---------------------------------------------
+
+    async def register_condition(self, c: ActionContext, condition: Any) -> None:
+        name = self.condition_action(c, condition)
+        if condition.webhook is not None and name not in self.replayed:
+            # No server receives signals here: the value is typed at the terminal. The callback
+            # names the condition for whoever the webhook tells.
+            failure = await asyncio.to_thread(
+                notify.fire_condition_webhook,
+                webhook_spec(condition.webhook).SerializeToString(),
+                f"local://conditions/{condition.name}/signal",
+            )
+            if failure:
+                log.warning("%s", failure)
+        condition._registered = True
+
+    async def wait_condition(self, c: ActionContext, condition: Any) -> Any:
+        from flyteidl2.core import literals_pb2
+
+        if not condition._registered:
+            await self.register_condition(c, condition)
+        name = self.condition_action(c, condition)
+        raw = self.replayed.pop(name, None)
+        if raw is not None:
+            self.ledger.replayed(name)
+            return literal_value(literals_pb2.Literal.FromString(raw), condition.data_type)
+        record = self.ledger.get(name)
+        if record is not None and ledger.is_terminal(record.phase):
+            raise ConditionFailedError(f"condition {condition.name!r} already ended ({record.phase})")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def ask() -> None:
+            try:
+                outcome: tuple[Any, BaseException | None] = (_ask_terminal(condition), None)
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting task
+                outcome = (None, e)
+            try:
+                loop.call_soon_threadsafe(_settle, answer, *outcome)
+            except RuntimeError:
+                pass  # the run is over (the wait timed out): nobody wants the answer now
+
+        # A daemon thread: a prompt nobody answers must not keep the process from exiting.
+        threading.Thread(target=ask, name=f"flyte-condition-{condition.name}", daemon=True).start()
+        try:
+            value = await asyncio.wait_for(answer, condition.timeout_seconds)
+        except asyncio.TimeoutError:
+            err: BaseException = ConditionTimedoutError(
+                f"condition {condition.name!r} was not signalled within {condition.timeout_seconds}s"
+            )
+            self.condition_ended(name, "TIMED_OUT", err)
+            raise err from None
+        except EOFError:
+            err = ConditionFailedError(
+                f"condition {condition.name!r} got no value: the terminal's input ended"
+            )
+            self.condition_ended(name, "FAILED", err)
+            raise err from None
+        self.ledger.finish(
+            name, "SUCCEEDED", outputs=to_literal(value, condition.data_type).SerializeToString()
+        )
+        return value
+
     async def execute_root(self, call: Call) -> Any:
         self.loop = asyncio.get_running_loop()
         if call.task.is_async:
             return await self.execute_async(call)
         return await self.execute_sync_in_thread(call)
+
+
+#: One prompt on the terminal at a time: conditions waited for concurrently take turns.
+_PROMPT_LOCK = threading.Lock()
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
+
+
+def _ask_terminal(condition: Any) -> Any:
+    """Reads the condition's value from standard input, asking again until it parses."""
+    import sys
+
+    with _PROMPT_LOCK:
+        out = sys.stderr
+        out.write(f"\nCondition {condition.name!r}")
+        if condition.description:
+            out.write(f": {condition.description}")
+        kind = "y/n" if condition.data_type is bool else condition.data_type.__name__
+        while True:
+            out.write(f"\n{condition.prompt} [{kind}]: ")
+            out.flush()
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            try:
+                return parse_value(line.rstrip("\n"), condition.data_type)
+            except ValueError as e:
+                out.write(f"{e}")
 
 
 def _timed_out(child: ActionContext, limit: tuple[float, bool]) -> TaskTimeoutError:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flyte._bridge import controller, ledger
+from flyte._condition import literal_type_of, literal_value, webhook_spec
 from flyte._context import ActionContext
 from flyte._internal import _uris
 from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
@@ -23,6 +24,8 @@ from flyte._task_errors import as_user_error
 from flyte.errors import (
     GPU_FAULT_CODES,
     ActionAbortedError,
+    ConditionFailedError,
+    ConditionTimedoutError,
     DeadlineExceededError,
     GPUFaultSystemError,
     GPUFaultUserError,
@@ -293,6 +296,79 @@ class ActionRunner(Runner):
     async def execute_sync_in_thread(self, call: Call) -> Any:
         # Nothing runs here: the child is another process, so no thread is needed.
         return await self.execute_async(call)
+
+    # -- conditions -----------------------------------------------------------------------
+
+    async def register_condition(self, c: ActionContext, condition: Any) -> None:
+        from flyteidl2.actions import actions_service_pb2
+        from flyteidl2.workflow import run_definition_pb2
+        from google.protobuf import duration_pb2
+
+        name = self.condition_action(c, condition)
+        spec = run_definition_pb2.ConditionAction(
+            name=condition.name,
+            type=literal_type_of(condition.data_type),
+            prompt=condition.prompt,
+            description=condition.description,
+            prompt_type=(
+                run_definition_pb2.CONDITION_PROMPT_TYPE_MARKDOWN
+                if condition.prompt_type == "markdown"
+                else run_definition_pb2.CONDITION_PROMPT_TYPE_TEXT
+            ),
+        )
+        seconds = condition.timeout_seconds
+        if seconds is not None:
+            spec.timeout.CopyFrom(duration_pb2.Duration(seconds=int(seconds), nanos=int(seconds % 1 * 1e9)))
+        if condition.webhook is not None:
+            spec.webhook.CopyFrom(webhook_spec(condition.webhook))
+        action = actions_service_pb2.Action(
+            action_id=self.action_id(name),
+            parent_action_name=c.action_name,
+            # A condition takes no inputs; the place is named as for any action.
+            input_uri=_uris.join(self.run_output_base, name, "inputs.pb"),
+            run_output_base=self.run_output_base,
+            group=c.group or "",
+            condition=spec,
+        )
+        try:
+            # Idempotent: a task run again after a crash finds the condition it declared.
+            await self.controller.enqueue(action.SerializeToString())
+        except controller.ControllerError as e:
+            self.condition_ended(name, "FAILED", RuntimeSystemError(e.code, e.message))
+            raise RuntimeSystemError(
+                e.code, f"declaring condition {condition.name!r} ({name}) failed: {e.message}"
+            ) from None
+        condition._registered = True
+
+    async def wait_condition(self, c: ActionContext, condition: Any) -> Any:
+        from flyteidl2.common import phase_pb2
+        from flyteidl2.workflow import state_service_pb2
+
+        if not condition._registered:
+            await self.register_condition(c, condition)
+        name = self.condition_action(c, condition)
+        try:
+            raw = await self.controller.wait(self.action_id(name).SerializeToString(), c.action_name)
+        except controller.ControllerError as e:
+            raise RuntimeSystemError(
+                e.code, f"waiting for condition {condition.name!r} ({name}) failed: {e.message}"
+            ) from None
+        update = state_service_pb2.ActionUpdate.FromString(raw)
+        phase = phase_pb2.ActionPhase.Name(update.phase).removeprefix("ACTION_PHASE_")
+        if phase == "SUCCEEDED" and update.HasField("value"):
+            value = literal_value(update.value, condition.data_type)
+            self.condition_ended(name, "SUCCEEDED")
+            return value
+        detail = update.error.message or f"it ended {phase}"
+        err: BaseException
+        if phase == "ABORTED":
+            err = ActionAbortedError(f"condition {condition.name!r} was aborted: {detail}")
+        elif phase == "TIMED_OUT":
+            err = ConditionTimedoutError(f"condition {condition.name!r} was not signalled in time: {detail}")
+        else:
+            err = ConditionFailedError(f"condition {condition.name!r} failed: {detail}")
+        self.condition_ended(name, phase if phase in ("ABORTED", "TIMED_OUT") else "FAILED", err)
+        raise err
 
     # -- traces ---------------------------------------------------------------------------
 

@@ -212,6 +212,16 @@ class BackendClient:
         what = f"aborting action {action_id.name} of run {action_id.run.name}"
         await self._unary(_RUNS + "AbortAction", req, run_service_pb2.AbortActionResponse, what)
 
+    async def signal_event(self, action_id: Any, parent_action_name: str, payload: Any) -> None:
+        """Resolves a condition action with ``payload`` (a ``run_service.EventPayload``)."""
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.SignalEventRequest(
+            action_id=action_id, parent_action_name=parent_action_name, payload=payload
+        )
+        what = f"signalling condition {action_id.name} of run {action_id.run.name}"
+        await self._unary(_RUNS + "SignalEvent", req, run_service_pb2.SignalEventResponse, what)
+
     async def report_link(self, action_id: Any, attempt: int) -> str:
         """A signed URL to download the report of an attempt (1-based) of an action."""
         from flyteidl2.common import identifier_pb2

@@ -100,6 +100,7 @@ def main(
 
 def _register() -> None:
     from flyte.cli import (
+        _conditions,  # noqa: F401 - adds `get condition` to `get`
         _get_runs,  # noqa: F401 - adds `get run|action|logs` to `get`
         _get_tasks,  # noqa: F401 - adds `get task` to `get`
         _projects,  # noqa: F401 - adds `create|get project`
@@ -107,6 +108,7 @@ def _register() -> None:
     )
     from flyte.cli._abort import abort
     from flyte.cli._build import build
+    from flyte.cli._conditions import signal
     from flyte.cli._create import create
     from flyte.cli._deploy import deploy
     from flyte.cli._get import get
@@ -125,6 +127,7 @@ def _register() -> None:
     main.add_command(start)
     main.add_command(abort)
     main.add_command(stop)
+    main.add_command(signal)
     # Seed 004 writes `flyte logs <execution-id>`: the same command as `flyte get logs`.
     main.add_command(get_logs, name="logs")
 

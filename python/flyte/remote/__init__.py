@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from flyte.remote._action import Action, ActionDetails, ActionInputs, ActionOutputs
     from flyte.remote._auth_metadata import auth_metadata
     from flyte.remote._common import TimeFilter
+    from flyte.remote._condition import Condition
     from flyte.remote._data import upload_dir, upload_file
     from flyte.remote._project import Project
     from flyte.remote._run import Run, RunDetails
@@ -25,6 +26,7 @@ _WHERE = {
     "ActionDetails": "_action",
     "ActionInputs": "_action",
     "ActionOutputs": "_action",
+    "Condition": "_condition",
     "Project": "_project",
     "RemoteTask": "_task",
     "Run": "_run",
@@ -47,6 +49,7 @@ __all__ = [
     "ActionDetails",
     "ActionInputs",
     "ActionOutputs",
+    "Condition",
     "Project",
     "RemoteTask",
     "Run",

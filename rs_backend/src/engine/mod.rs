@@ -4,6 +4,7 @@
 //! the broadcast channel, the scheduler through its wake-up), so nothing observed can be lost.
 
 mod abort;
+pub mod condition;
 mod report;
 mod submit;
 

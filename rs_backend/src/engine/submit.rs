@@ -2,7 +2,9 @@
 
 use flyteidl2::flyteidl::common::ActionPhase;
 use flyteidl2::flyteidl::task::{Inputs, RunSpec};
-use flyteidl2::flyteidl::workflow::{TaskAction, TraceAction};
+use flyteidl2::flyteidl::workflow::{ConditionAction, TaskAction, TraceAction};
+use std::sync::Arc;
+
 use prost::Message;
 use tonic::Status;
 
@@ -54,6 +56,7 @@ pub struct ActionRequest {
 pub enum ActionSpecRequest {
     Task(Box<TaskAction>),
     Trace(Box<TraceAction>),
+    Condition(Box<ConditionAction>),
 }
 
 /// Name and version of the task an action runs, from its id or its template's id.
@@ -136,7 +139,7 @@ impl Engine {
 
     /// Records an action. Enqueueing an id that exists changes nothing and succeeds: a parent
     /// re-executed after a crash re-enqueues the children it already started.
-    pub fn enqueue(&self, request: ActionRequest) -> Result<(), Status> {
+    pub fn enqueue(self: &Arc<Self>, request: ActionRequest) -> Result<(), Status> {
         let run = &request.run;
         let run_record = self.require_run(run)?;
         if self
@@ -157,10 +160,11 @@ impl Engine {
                     request.parent
                 ))
             })?;
-        if parent.kind == ActionKind::Trace {
+        if parent.kind != ActionKind::Task {
             return Err(Status::invalid_argument(format!(
-                "parent action {:?} is a trace; traces cannot have children",
-                request.parent
+                "parent action {:?} is a {}; only tasks have children",
+                request.parent,
+                parent.kind.as_str()
             )));
         }
         if phase::is_terminal(parent.phase) {
@@ -238,6 +242,14 @@ impl Engine {
                     .map(|o| o.output_uri.clone())
                     .filter(|u| !u.is_empty());
             }
+            ActionSpecRequest::Condition(condition) => {
+                // Nothing runs: the condition waits, paused, for a signal.
+                action.kind = ActionKind::Condition;
+                action.spec = condition.encode_to_vec();
+                action.task_name = condition.name.clone();
+                action.phase = ActionPhase::Paused;
+                action.started_ms = Some(now);
+            }
         }
         let inserted = self
             .store
@@ -249,6 +261,9 @@ impl Engine {
             let record = self.publish(record);
             if queued {
                 self.queue_attempt(&record);
+            }
+            if record.kind == ActionKind::Condition {
+                self.condition_created(&record);
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{streams, unsupported, ServerStream, STREAM_BUFFER};
+use super::{streams, ServerStream, STREAM_BUFFER};
 use crate::engine::{internal, Engine};
 use crate::validate;
 
@@ -96,8 +96,15 @@ impl ActionsService for ActionsApi {
 
     async fn signal(
         &self,
-        _request: Request<SignalRequest>,
+        request: Request<SignalRequest>,
     ) -> Result<Response<SignalResponse>, Status> {
-        Err(unsupported("Signal"))
+        let request = request.into_inner();
+        let (run, name) = validate::action_id(request.action_id.as_ref(), "action_id")?;
+        let value = request
+            .value
+            .ok_or_else(|| Status::invalid_argument("value is required"))?;
+        self.engine
+            .signal(&run, &name, Some(&request.parent_action_name), &value)?;
+        Ok(Response::new(SignalResponse {}))
     }
 }

@@ -4,6 +4,7 @@
 //! ProjectService, IdentityService and AuthMetadataService; and the plain HTTP routes.
 
 pub mod actions;
+pub mod callbacks;
 pub mod cluster;
 pub mod dataproxy;
 pub mod http;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use flyteidl2::flyteidl::common::ActionPhase;
-use flyteidl2::flyteidl::task::{Inputs, Outputs};
+use flyteidl2::flyteidl::task::{Inputs, NamedLiteral, Outputs};
 use flyteidl2::flyteidl::workflow::run_service_server::RunService;
 use flyteidl2::flyteidl::workflow::*;
 use prost::Message;
@@ -100,6 +100,9 @@ fn decode_inline<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, St
 
 /// An action's inputs and outputs: from the files its URIs name, or, for a local run's
 /// actions, from the copies recorded with them.
+/// The name a condition's value has among its action's outputs (a single output's name).
+pub const CONDITION_OUTPUT: &str = "o0";
+
 pub fn action_data(record: &ActionRecord, store: &Store) -> Result<ActionData, Status> {
     let mut data = ActionData {
         inputs: None,
@@ -107,7 +110,16 @@ pub fn action_data(record: &ActionRecord, store: &Store) -> Result<ActionData, S
         inputs_uri: String::new(),
         outputs_uri: String::new(),
     };
-    if record.input_uri.is_empty() || record.output_uri.is_none() {
+    if let Some(value) = crate::views::condition_value(record) {
+        // A condition's output is the value it was signalled with, kept inline.
+        data.outputs = Some(Outputs {
+            literals: vec![NamedLiteral {
+                name: CONDITION_OUTPUT.into(),
+                value: Some(value),
+            }],
+            ..Default::default()
+        });
+    } else if record.input_uri.is_empty() || record.output_uri.is_none() {
         let (inputs, outputs) = store
             .inline_data(record.seq)
             .map_err(|e| internal("read recorded inputs and outputs", e))?;
@@ -264,11 +276,8 @@ impl RunService for RunsApi {
             request.request.as_ref(),
             &identity::local_subject(),
         )?;
-        if request.paused_actions_only {
-            // No action of this backend ever pauses (conditions are not supported).
-            return Ok(Response::new(ListRunsResponse::default()));
-        }
-        let filter = validate::run_filter(&request);
+        let mut filter = validate::run_filter(&request);
+        filter.paused_only = request.paused_actions_only;
         let rows = self
             .engine
             .store
@@ -346,9 +355,14 @@ impl RunService for RunsApi {
 
     async fn signal_event(
         &self,
-        _request: Request<SignalEventRequest>,
+        request: Request<SignalEventRequest>,
     ) -> Result<Response<SignalEventResponse>, Status> {
-        Err(unsupported("SignalEvent"))
+        let request = request.into_inner();
+        let (run, name) = validate::action_id(request.action_id.as_ref(), "action_id")?;
+        let value = validate::event_payload(request.payload)?;
+        self.engine
+            .signal(&run, &name, Some(&request.parent_action_name), &value)?;
+        Ok(Response::new(SignalEventResponse {}))
     }
 
     type WatchGroupsStream = ServerStream<WatchGroupsResponse>;

@@ -103,16 +103,23 @@ impl Store {
     }
 }
 
+// The last column is a condition's value, kept in `outputs`; a local run's task outputs share
+// that column and are not loaded with every record.
 const ACTION_COLUMNS: &str = "seq, org, project, domain, run, name, parent, grp, kind, spec, \
      task_name, task_version, input_uri, run_output_base, phase, attempts, system_retries, \
      error, output_uri, abort_reason, created_ms, started_ms, ended_ms, pid, proc_start, version, \
-     cache_hit";
+     cache_hit, CASE WHEN kind = 3 THEN outputs END";
 
 /// The same columns qualified with a table alias, for joins.
 fn action_columns_of(alias: &str) -> String {
     ACTION_COLUMNS
         .split(", ")
-        .map(|c| format!("{alias}.{}", c.trim()))
+        .map(|c| match c.trim() {
+            value if value.starts_with("CASE") => {
+                format!("CASE WHEN {alias}.kind = {CONDITION_KIND} THEN {alias}.outputs END")
+            }
+            column => format!("{alias}.{column}"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -148,6 +155,7 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
         ended_ms: row.get(at + 22)?,
         version: row.get(at + 25)?,
         cache_hit: row.get::<_, i64>(at + 26)? != 0,
+        value: row.get(at + 27)?,
         process: match (pid, proc_start) {
             (Some(pid), Some(start)) => Some(ProcessRef {
                 pid,

@@ -1,5 +1,6 @@
 //! Queries. None of these change state.
 
+use flyteidl2::flyteidl::common::ActionPhase;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row, Rows};
 
@@ -141,6 +142,13 @@ impl Store {
                 conditions.push(format!("{column} = ?"));
                 values.push(value.clone().into());
             }
+        }
+        if filter.paused_only {
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM actions p WHERE p.org = r.org AND p.project = r.project
+                     AND p.domain = r.domain AND p.run = r.name AND p.phase = {})",
+                ActionPhase::Paused as i32
+            ));
         }
         conditions.extend(query.conditions().iter().cloned());
         values.extend(query.params().iter().cloned());

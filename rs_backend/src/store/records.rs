@@ -1,23 +1,27 @@
 //! Rows of the state database as plain Rust values.
 
 use flyteidl2::flyteidl::common::ActionPhase;
+use flyteidl2::flyteidl::workflow::ActionType;
 
 use crate::names::RunKey;
 use crate::procfs::ProcessRef;
 
-/// What an action does: a task is executed by the backend; a trace is recorded only.
+/// What an action does: a task is executed by the backend; a trace is recorded only; a
+/// condition waits, without a process, for a value signalled from outside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActionKind {
     Task,
     Trace,
+    Condition,
 }
 
 impl ActionKind {
-    /// The kind's name as the SDK spells it ("task", "trace").
+    /// The kind's name as the SDK spells it ("task", "trace", "condition").
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::Task => "task",
             ActionKind::Trace => "trace",
+            ActionKind::Condition => "condition",
         }
     }
 
@@ -25,25 +29,32 @@ impl ActionKind {
         match name {
             "task" => Some(ActionKind::Task),
             "trace" => Some(ActionKind::Trace),
+            "condition" => Some(ActionKind::Condition),
             _ => None,
         }
     }
 
+    /// Stored as its `workflow.ActionType` number, which ListActions filters compare with.
     pub(super) fn to_db(self) -> i64 {
-        match self {
-            ActionKind::Task => 1,
-            ActionKind::Trace => 2,
-        }
+        (match self {
+            ActionKind::Task => ActionType::Task,
+            ActionKind::Trace => ActionType::Trace,
+            ActionKind::Condition => ActionType::Condition,
+        }) as i64
     }
 
     pub(super) fn from_db(value: i64) -> Self {
-        if value == 2 {
-            ActionKind::Trace
-        } else {
-            ActionKind::Task
+        match value {
+            TRACE_KIND => ActionKind::Trace,
+            CONDITION_KIND => ActionKind::Condition,
+            _ => ActionKind::Task,
         }
     }
 }
+
+const TRACE_KIND: i64 = ActionType::Trace as i64;
+/// How a condition action is stored in `actions.kind`.
+pub(super) const CONDITION_KIND: i64 = ActionType::Condition as i64;
 
 #[derive(Clone, Debug)]
 pub struct RunRecord {
@@ -100,6 +111,8 @@ pub struct ActionRecord {
     pub version: u64,
     /// Succeeded from the cache, without running.
     pub cache_hit: bool,
+    /// A condition's signalled value: a serialized `core.Literal` (other kinds: None).
+    pub value: Option<Vec<u8>>,
 }
 
 impl ActionRecord {
@@ -119,6 +132,15 @@ pub struct AttemptRecord {
     pub error: Option<Vec<u8>>,
     pub output_uri: Option<String>,
     pub log_path: String,
+}
+
+/// How a waiting condition ends.
+#[derive(Clone, Copy, Debug)]
+pub enum ConditionEnd<'a> {
+    /// With this value (a serialized `core.Literal`).
+    Signalled(&'a [u8]),
+    /// Unsignalled past its timeout, with this error (a serialized `core.ExecutionError`).
+    TimedOut(&'a [u8]),
 }
 
 /// An action to insert.
@@ -194,4 +216,6 @@ pub struct RunFilter {
     pub task_version: Option<String>,
     /// Runs a trigger started: (its task's name, its name).
     pub trigger: Option<(String, String)>,
+    /// Only runs with an action in PAUSED (a condition waiting for its value).
+    pub paused_only: bool,
 }

@@ -703,3 +703,79 @@ fn a_version_1_database_is_migrated() {
         Some("file:///o/")
     );
 }
+
+#[test]
+fn conditions_wait_paused_and_end_once() {
+    let (_dir, store) = open();
+    create(&store, "r0");
+    create(&store, "r1");
+    let run = run_key("r0");
+    let mut waiting = new_action(&run, "c0", Some("a0"), ActionKind::Condition);
+    waiting.phase = ActionPhase::Paused;
+    let inserted = store.insert_action(&waiting, 2).unwrap().unwrap();
+    assert_eq!(inserted.kind, ActionKind::Condition);
+    assert_eq!(inserted.value, None);
+    store
+        .insert_action(&new_action(&run, "t0", Some("a0"), ActionKind::Task), 2)
+        .unwrap();
+
+    // Listed by type, and the run shows among those with a paused action.
+    let conditions = listing(
+        Listed::Actions,
+        ListRequest {
+            filters: vec![filter("action_type", Function::Equal, &["3"])],
+            ..Default::default()
+        },
+    );
+    let names: Vec<String> = store
+        .list_actions(&run, &conditions)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, vec!["c0"]);
+    let by_name = listing(
+        Listed::Actions,
+        ListRequest {
+            filters: vec![filter("action_type", Function::Equal, &["task"])],
+            ..Default::default()
+        },
+    );
+    assert_eq!(store.list_actions(&run, &by_name).unwrap().len(), 2);
+    let paused = RunFilter {
+        paused_only: true,
+        ..Default::default()
+    };
+    let every_run = listing(Listed::Runs, Default::default());
+    assert_eq!(
+        run_names(&store.list_runs(&paused, &every_run).unwrap()),
+        vec!["r0"]
+    );
+
+    let value = b"signalled".to_vec();
+    let (ended, changed) = store
+        .end_condition(inserted.seq, ConditionEnd::Signalled(&value), 9)
+        .unwrap()
+        .unwrap();
+    assert!(changed);
+    assert_eq!(ended.phase, ActionPhase::Succeeded);
+    assert_eq!(ended.value.as_deref(), Some(value.as_slice()));
+    assert_eq!(ended.ended_ms, Some(9));
+    // Ended: a timeout (or another signal) changes nothing and hands back what is stored.
+    let (again, changed) = store
+        .end_condition(inserted.seq, ConditionEnd::TimedOut(b"late"), 10)
+        .unwrap()
+        .unwrap();
+    assert!(!changed);
+    assert_eq!(again.phase, ActionPhase::Succeeded);
+    assert_eq!(again.value.as_deref(), Some(value.as_slice()));
+    assert!(store.list_runs(&paused, &every_run).unwrap().is_empty());
+
+    // A task's record never carries a value, even where a local run keeps outputs inline.
+    let task = store.action(&run, "t0").unwrap().unwrap();
+    assert_eq!(task.value, None);
+    assert!(store
+        .end_condition(999, ConditionEnd::Signalled(&value), 1)
+        .unwrap()
+        .is_none());
+}

@@ -9,7 +9,8 @@ use crate::names::RunKey;
 use crate::phase::{self, Transition};
 use crate::procfs::ProcessRef;
 use crate::store::{
-    ActionRecord, AttemptEnd, NewAction, NextStep, PhaseUpdate, ReportedPhase, RunTrigger,
+    ActionRecord, AttemptEnd, ConditionEnd, NewAction, NextStep, PhaseUpdate, ReportedPhase,
+    RunTrigger,
 };
 
 fn load(tx: &Transaction<'_>, seq: i64) -> Result<Option<ActionRecord>, StoreError> {
@@ -352,6 +353,43 @@ impl Store {
         let record = reload(&tx, seq)?;
         tx.commit().ctx("commit cache hit")?;
         Ok(Some(record))
+    }
+
+    /// Ends a waiting condition: SUCCEEDED with its signalled `value` (a serialized
+    /// `core.Literal`), or TIMED_OUT with `error`. What was committed, or the action as it
+    /// already was when it had ended (the caller compares); None when it does not exist.
+    pub fn end_condition(
+        &self,
+        seq: i64,
+        end: ConditionEnd<'_>,
+        now_ms: i64,
+    ) -> Result<Option<(ActionRecord, bool)>, StoreError> {
+        let mut conn = self.conn();
+        let tx = super::write_transaction(&mut conn).ctx("begin condition end")?;
+        let Some(current) = load(&tx, seq)? else {
+            return Ok(None);
+        };
+        let to = match end {
+            ConditionEnd::Signalled(_) => ActionPhase::Succeeded,
+            ConditionEnd::TimedOut(_) => ActionPhase::TimedOut,
+        };
+        if phase::check(current.phase, to) != Transition::Apply {
+            return Ok(Some((current, false)));
+        }
+        let (value, error) = match end {
+            ConditionEnd::Signalled(value) => (Some(value), None),
+            ConditionEnd::TimedOut(error) => (None, Some(error)),
+        };
+        tx.execute(
+            "UPDATE actions SET version = version + 1, phase = ?2, outputs = ?3, error = ?4,
+                 ended_ms = ?5, started_ms = COALESCE(started_ms, ?5)
+             WHERE seq = ?1",
+            params![seq, to as i32, value, error, now_ms],
+        )
+        .ctx("end condition")?;
+        let record = reload(&tx, seq)?;
+        tx.commit().ctx("commit condition end")?;
+        Ok(Some((record, true)))
     }
 
     /// Applies a phase reported from outside (the Update RPC), guarded by the state machine.

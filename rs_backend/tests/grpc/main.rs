@@ -2,6 +2,7 @@
 
 mod actions;
 mod common;
+mod conditions;
 mod execution;
 mod forked;
 mod protocol;

@@ -1,8 +1,9 @@
 //! Run notifications, delivered by the code the embedded backend uses (local runs end here).
 
-use flyte_backend::notify::{check_rules, deliver, RunOutcome};
+use flyte_backend::notify::{check_rules, condition_webhook, deliver, RunOutcome};
 use flyteidl2::flyteidl::common::ActionPhase;
 use flyteidl2::flyteidl::task::InlineRuleList;
+use flyteidl2::flyteidl::workflow::ConditionWebhook;
 use prost::Message;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -63,7 +64,27 @@ fn deliver_notifications(
     Ok(py.allow_threads(|| runtime.block_on(deliver(&rules, &outcome))))
 }
 
+/// Fires a condition's webhook (a serialized `workflow.ConditionWebhook`) as the embedded
+/// backend does, with `{callback_uri}` filled in; returns why it failed, or None.
+#[pyfunction]
+fn fire_condition_webhook(
+    py: Python<'_>,
+    webhook: &[u8],
+    callback_uri: &str,
+) -> PyResult<Option<String>> {
+    let hook = ConditionWebhook::decode(webhook)
+        .map_err(|e| PyValueError::new_err(format!("not a workflow.ConditionWebhook: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a runtime: {e}")))?;
+    Ok(py
+        .allow_threads(|| runtime.block_on(condition_webhook(&hook, callback_uri)))
+        .err())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fire_condition_webhook, m)?)?;
     m.add_function(wrap_pyfunction!(check_notification_rules, m)?)?;
     m.add_function(wrap_pyfunction!(deliver_notifications, m)?)
 }
