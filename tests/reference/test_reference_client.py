@@ -114,6 +114,14 @@ def test_failed_run_and_cli_views(reference) -> None:  # type: ignore[no-untyped
     assert "ValueError" in logs.stdout and "bad input 7" in logs.stdout, logs.stdout + logs.stderr
 
 
+def test_conditions_pause_the_run_until_signalled(reference) -> None:  # type: ignore[no-untyped-def]
+    out = _result(reference.python("workflows.py", reference.endpoint, "condition"))
+    assert out["out"] == "True 42", out
+    assert "PAUSED" in out["waiting"] and out["type"] == "<class 'bool'>", out
+    listed = reference.cli("get", "condition", out["name"], *PROJECT)
+    assert "ok" in listed.stdout and "SUCCEEDED" in listed.stdout, listed.stdout + listed.stderr
+
+
 def test_abort_run(reference) -> None:  # type: ignore[no-untyped-def]
     name = _result(reference.python("workflows.py", reference.endpoint, "sleeper"))["name"]
     aborted = reference.cli("abort", "run", name, *PROJECT)

@@ -55,6 +55,24 @@ async def sleeper(s: int) -> int:
     return s
 
 
+@env.task
+async def gated(x: int) -> str:
+    ok = await (await flyte.new_condition.aio("ok", data_type=bool, timeout=300)).wait.aio()
+    n = await flyte.new_condition.aio("n", data_type=int, prompt="How many?")
+    return f"{ok} {await n.wait.aio() + x}"
+
+
+def _condition(run_name: str, name: str) -> "flyte.remote.Condition":
+    import time
+
+    for _ in range(600):
+        found = flyte.remote.Condition.get(name, run_name=run_name)
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    raise SystemExit(f"condition {name} never appeared")
+
+
 if __name__ == "__main__":
     flyte.init(endpoint=sys.argv[1], insecure=True, project="flytesnacks", domain="development")
     case = sys.argv[2]
@@ -80,6 +98,18 @@ if __name__ == "__main__":
         run.wait(quiet=True)
         action = flyte.remote.Action.get(run_name=sys.argv[3], name="a0")
         print(json.dumps({"out": run.outputs()[0], "phase": str(run.phase), "action": str(action.phase)}))
+    elif case == "condition":
+        r = flyte.run(gated, x=1)
+        ok = _condition(r.name, "ok")
+        waiting = ok.phase
+        ok.signal(True)
+        _condition(r.name, "n").signal(41)
+        r.wait()
+        print(
+            json.dumps(
+                {"name": r.name, "out": r.outputs()[0], "waiting": waiting, "type": str(ok.expected_type)}
+            )
+        )
     elif case == "sleeper":
         r = flyte.run(sleeper, s=600)
         print(json.dumps({"name": r.name}))
