@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flyte._environment import Environment
-from flyte._image import Image, default_image
+from flyte._image import Image, code_placement, default_image, placed
 from flyte._imagebuild._engine import ImageBuild, ImageBuildEngine, check_builder, outcome
+from flyte._initialize import current_config
 from flyte.syncify import syncify
 
 # Deferred imports: what functions here import loads on first use, not with `import flyte` or
@@ -66,8 +68,9 @@ async def build_images(
 ) -> ImageCache:
     """Builds and pushes the images the environments (and the ones they depend on) run in,
     unless their registry has them, and returns their URIs by environment name. Environments
-    in ``seed_cache`` are not built again. ``copy_style`` is the deploy's; images here never
-    contain the code, so their tags do not depend on it."""
+    in ``seed_cache`` are not built again. ``copy_style`` is the deploy's: with ``"none"`` the
+    images' ``with_code_bundle`` steps copy the code (from the configured root directory, else
+    the first environment's tasks' root); otherwise those steps add nothing."""
     import logging
 
     from flyte._imagebuild._ensure import with_dependencies
@@ -86,14 +89,28 @@ async def build_images(
     check_builder()
     log = logging.getLogger("flyte.build")
     lookup = dict(seed_cache.image_lookup) if seed_cache is not None else {}
-    for env in with_dependencies(envs):
-        if env.name in lookup:
-            continue
-        image = env.image
-        if image in (None, "auto"):
-            image = default_image()
-        if isinstance(image, str):
-            lookup[env.name] = image  # a published image, used as it is
-            continue
-        lookup[env.name] = (await outcome(image, progress=log.info)).uri
+    everything = with_dependencies(envs)
+    with code_placement(copy_style, _code_root(everything)):
+        for env in everything:
+            if env.name in lookup:
+                continue
+            image = env.image
+            if image in (None, "auto"):
+                image = default_image()
+            if isinstance(image, str):
+                lookup[env.name] = image  # a published image, used as it is
+                continue
+            lookup[env.name] = (await outcome(placed(image), progress=log.info)).uri
     return ImageCache(image_lookup=lookup)
+
+
+def _code_root(envs: list[Environment]) -> Path:
+    """Where the code of these environments is taken from: the configured root directory, else
+    the root of the first task's module."""
+    from flyte._remote._submit import code_root
+
+    configured = current_config().root_dir
+    tasks = [t for env in envs for t in getattr(env, "tasks", {}).values()]
+    if configured is not None or not tasks:
+        return configured or Path.cwd()
+    return code_root(tasks[0], None)

@@ -128,7 +128,7 @@ def _code(
 ) -> CodeRef:
     from flyte._internal import _bundle
     from flyte._internal._serialize import CodeRef
-    from flyte._remote._submit import code_root, included_files, upload_bundle
+    from flyte._remote._submit import code_in_image, code_root, included_files, upload_bundle
 
     tasks = _tasks(envs)
     if not tasks:
@@ -142,7 +142,7 @@ def _code(
                 "copy_style='none' deploys the code found in the image, which has no digest to version it "
                 "by: give a version (flyte deploy --version ..., flyte.deploy(..., version=...))",
             )
-        return CodeRef(bundle_uri="", root=str(root), version=version)
+        return CodeRef(bundle_uri="", root=code_in_image(tasks[0], client) or str(root), version=version)
     version = version or default_version(bundle.digest, envs)
     uri = "" if client is None else upload_bundle(client, bundle, where)
     return CodeRef(bundle_uri=uri, root="", version=version)
@@ -188,7 +188,9 @@ def _deploy_now(
     domain: str | None,
     root_dir: str | Path | None,
 ) -> list[Deployment]:
+    from flyte._image import code_placement
     from flyte._remote._client import run_sync
+    from flyte._remote._submit import code_root
 
     if not envs:
         raise ValueError("flyte.deploy needs at least one TaskEnvironment")
@@ -202,15 +204,18 @@ def _deploy_now(
     root = Path(root_dir).resolve() if root_dir is not None else cfg.root_dir
     client = None if dry_run else _client()
     where = scope(project, domain, cfg.org, client.endpoint if client else cfg.endpoint)
-    if client is not None:
-        from flyte._imagebuild._ensure import ensure_built
+    tasks = _tasks({env.name: env for env in envs})
+    # The images' code steps copy the code from where this deployment takes it.
+    with code_placement(copy_style, code_root(tasks[0], root) if tasks else (root or Path.cwd())):
+        if client is not None:
+            from flyte._imagebuild._ensure import ensure_built
 
-        run_sync(ensure_built(envs, client))
-    deployments = []
-    for envs_of_plan in plan(envs):
-        code = _code(envs_of_plan, version, copy_style, root, client, where)
-        deployed = run_sync(_deploy_plan(envs_of_plan, code, where, client))
-        deployments.append(Deployment(envs=deployed, version=code.version, dry_run=dry_run))
+            run_sync(ensure_built(envs, client))
+        deployments = []
+        for envs_of_plan in plan(envs):
+            code = _code(envs_of_plan, version, copy_style, root, client, where)
+            deployed = run_sync(_deploy_plan(envs_of_plan, code, where, client))
+            deployments.append(Deployment(envs=deployed, version=code.version, dry_run=dry_run))
     return deployments
 
 

@@ -13,7 +13,9 @@ import dataclasses
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Tuple, Union, get_args
@@ -265,8 +267,9 @@ class PipOptions:
 class Layer:
     """One step of an image build."""
 
-    def fingerprint(self) -> dict[str, Any]:
-        """A JSON-able description of everything that affects the built result."""
+    def fingerprint(self) -> dict[str, Any] | None:
+        """A JSON-able description of everything that affects the built result (None: the
+        step adds nothing)."""
         raise NotImplementedError
 
     def validate(self) -> None:
@@ -459,6 +462,98 @@ class WorkDir(Layer):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": "workdir", "workdir": self.workdir}
+
+
+@dataclass(frozen=True)
+class CodeBundleLayer(Layer):
+    """The code of the run or deployment that uses the image, baked in when it travels without
+    a code bundle (``copy_style="none"``): which files (``copy_style``: the loaded modules or
+    all) and where (``dst``). Until a run or deployment places it (:func:`placed`), and when it
+    sends a bundle, it adds nothing to the image."""
+
+    copy_style: str
+    dst: str = "."
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        return None
+
+
+@dataclass(frozen=True)
+class CodeFiles(Layer):
+    """Source files under ``root`` (``files``, relative to it) copied to ``dst`` in the image."""
+
+    root: Path
+    files: Tuple[str, ...]
+    dst: str
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "kind": "code",
+            "dst": self.dst,
+            "files": [[name, content_digest(self.root / name)] for name in self.files],
+        }
+
+    def validate(self) -> None:
+        for name in self.files:
+            _require_file(self.root / name, "source file")
+
+
+@dataclass(frozen=True)
+class _Placement:
+    copy_style: str
+    root: Path
+
+
+_placement: ContextVar[_Placement | None] = ContextVar("flyte_code_placement", default=None)
+
+
+@contextmanager
+def code_placement(copy_style: str, root: Path) -> Iterator[None]:
+    """While a run or deployment is prepared: how its code travels (``copy_style``) and from
+    where (``root``), which decides what the images' :class:`CodeBundleLayer` steps copy."""
+    token = _placement.set(_Placement(copy_style, root.resolve()))
+    try:
+        yield
+    finally:
+        _placement.reset(token)
+
+
+def placed(image: Image) -> Image:
+    """``image`` as the run or deployment being prepared builds it: with its code files when the
+    code travels in the image (``copy_style="none"``), else as it is."""
+    where = _placement.get()
+    bundles = [layer for layer in image.layers if isinstance(layer, CodeBundleLayer)]
+    if where is None or where.copy_style != "none" or not bundles:
+        return image
+    from flyte._internal import _bundle
+
+    layers: list[Layer] = []
+    for layer in image.layers:
+        if not isinstance(layer, CodeBundleLayer):
+            layers.append(layer)
+            continue
+        paths = (
+            _bundle.loaded_module_files(where.root)
+            if layer.copy_style == "loaded_modules"
+            else _bundle.all_files(where.root)
+        )
+        names = tuple(sorted(p.resolve().relative_to(where.root).as_posix() for p in paths))
+        layers.append(CodeFiles(where.root, names, layer.dst))
+    return dataclasses.replace(image, layers=tuple(layers))
+
+
+def code_dir(image: Image) -> str | None:
+    """Where in ``image`` the code of the run lies, when a placed code layer put it there."""
+    import posixpath
+
+    workdir = "/"
+    found = None
+    for layer in image.layers:
+        if isinstance(layer, WorkDir):
+            workdir = layer.workdir
+        elif isinstance(layer, CodeFiles):
+            found = posixpath.normpath(posixpath.join(workdir, layer.dst))
+    return found
 
 
 def _build_secrets(where: str, secret_mounts: SecretRequest | None) -> tuple[Secret, ...]:
@@ -901,6 +996,17 @@ class Image:
             target = f"./{path.name}"
         return self._with_layer(where, CopyConfig(path, target, is_dir=True))
 
+    def with_code_bundle(
+        self, copy_style: Literal["loaded_modules", "all"] = "loaded_modules", dst: str = "."
+    ) -> Image:
+        """Bake the code of the runs and deployments that send no code bundle
+        (``copy_style="none"``) into the image: the loaded modules or all files under the root
+        directory, at ``dst``. For those that send a bundle this step adds nothing."""
+        where = "Image.with_code_bundle()"
+        if copy_style not in ("loaded_modules", "all"):
+            raise ValueError(f"{where}: copy_style must be 'loaded_modules' or 'all', got {copy_style!r}")
+        return self._with_layer(where, CodeBundleLayer(copy_style, _check_dst(where, dst)))
+
     def with_dockerignore(self, path: PathLike) -> Image:
         where = "Image.with_dockerignore()"
         return self._with_layer(where, DockerIgnore(_as_path(where, path)))
@@ -925,7 +1031,8 @@ class Image:
             "dockerfile": content_digest(self.dockerfile) if self.dockerfile is not None else None,
             "platform": list(self.platform),
             "python_version": list(self.python_version),
-            "layers": [layer.fingerprint() for layer in self.layers],
+            # A code layer no run has placed adds nothing (see CodeBundleLayer).
+            "layers": [fp for fp in (layer.fingerprint() for layer in self.layers) if fp is not None],
         }
 
     @property

@@ -181,3 +181,61 @@ def test_tasks_without_an_image_get_the_default_one_from_the_configured_registry
     assert container.image == expected
     # The container knows what "auto" meant, so child tasks it submits name the same image.
     assert {kv.key: kv.value for kv in container.env}[DEFAULT_IMAGE_ENV] == expected
+
+
+CODED_MODULE = """
+import flyte
+
+image = (
+    flyte.Image.from_base("{base}")
+    .clone(name="coded", registry="{registry}", platform="{platform}")
+    .with_workdir("/srv")
+    .with_code_bundle()
+)
+env = flyte.TaskEnvironment(name="coded_{name}", image=image)
+
+
+@env.task
+async def where() -> str:
+    return __file__
+"""
+
+
+def test_code_travels_in_the_image_when_no_bundle_is_sent(
+    tmp_path: Path, backend: str, registry: Registry, debian_python: str
+) -> None:
+    from containers import buildah
+
+    from flyte._internal._modules import load_module
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    path = project / "coded_wf.py"
+    path.write_text(
+        textwrap.dedent(
+            CODED_MODULE.format(
+                base=debian_python, registry=registry.host, platform=host_platform(), name="b"
+            )
+        )
+    )
+    m = load_module(path, project)
+    flyte.init(root_dir=project)
+    # With a code bundle the image is the plain one; without, the code is built into it.
+    plain = flyte.build_images(m.env).image_lookup["coded_b"]
+    coded = flyte.build_images(m.env, copy_style="none").image_lookup["coded_b"]
+    assert plain != coded and _registry.manifest_exists(coded)
+    ctr = buildah("from", "--tls-verify=false", coded).stdout.strip()
+    try:
+        shown = buildah("run", ctr, "--", "cat", "/srv/coded_wf.py").stdout
+    finally:
+        buildah("rm", ctr, check=False)
+    assert "async def where()" in shown
+
+    # A cluster is told to read the code where the image has it.
+    from flyte._image import code_placement
+    from flyte._remote._submit import code_in_image
+
+    client = PullingBackend(backend, insecure=True)
+    with code_placement("none", project):
+        assert code_in_image(m.where, client) == "/srv"
+    assert code_in_image(m.where, BackendClient(backend, insecure=True)) is None

@@ -278,3 +278,52 @@ def test_build_secrets_are_mounted_for_their_step_only(
         base.with_commands(
             "x", secret_mounts=[flyte.Secret(key="a", as_env_var="X"), flyte.Secret(key="b", as_env_var="X")]
         )
+
+
+def test_a_code_bundle_step_bakes_the_code_in_only_when_it_travels_without_a_bundle(tmp_path: Path) -> None:
+    import importlib
+
+    from flyte._image import code_dir, code_placement, placed
+
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "tasks_mod.py").write_text("VALUE = 1\n")
+    (root / "notes.txt").write_text("not a module\n")
+    base = Image.from_base("python:3.11-slim").clone(name="coded", registry="r.io").with_workdir("/app")
+    image = base.with_code_bundle()
+    everything = base.with_code_bundle(copy_style="all", dst="src")
+    # Placed by no run, or by one that sends a bundle, the step adds nothing.
+    assert image.uri == base.uri
+    with code_placement("loaded_modules", root):
+        assert placed(image) is image
+    sys.path.insert(0, str(root))
+    try:
+        importlib.import_module("pkg.tasks_mod")
+        with code_placement("none", root):
+            loaded = placed(image)
+            every = placed(everything)
+    finally:
+        sys.path.remove(str(root))
+        for name in ("pkg.tasks_mod", "pkg"):
+            sys.modules.pop(name, None)
+    assert loaded.uri != base.uri and every.uri != loaded.uri
+    assert loaded.layers[-1].files == ("pkg/__init__.py", "pkg/tasks_mod.py")  # type: ignore[attr-defined]
+    assert every.layers[-1].files == ("notes.txt", "pkg/__init__.py", "pkg/tasks_mod.py")  # type: ignore[attr-defined]
+    assert code_dir(loaded) == "/app" and code_dir(every) == "/app/src" and code_dir(base) is None
+    built = render(loaded, _no_wheels).write(tmp_path / "context")
+    assert "COPY _flyte/1/code/ ./\n" in (built / "Dockerfile").read_text()
+    assert (built / "_flyte/1/code/pkg/tasks_mod.py").read_text() == "VALUE = 1\n"
+    assert not (built / "_flyte/1/code/notes.txt").exists()
+    # The code is part of the image's identity: changing a file changes the tag.
+    (root / "pkg" / "tasks_mod.py").write_text("VALUE = 2\n")
+    assert dataclasses_replace_uri(loaded) != loaded.uri
+    with pytest.raises(ValueError, match="copy_style must be 'loaded_modules' or 'all'"):
+        base.with_code_bundle(copy_style="none")  # type: ignore[arg-type]
+
+
+def dataclasses_replace_uri(image: Image) -> str:
+    """The URI of a fresh copy of ``image`` (tags are cached per object)."""
+    import dataclasses
+
+    return dataclasses.replace(image).uri

@@ -19,6 +19,8 @@ from pathlib import Path
 from flyte._image import (
     _SKIPPED_DIRS,
     AptPackages,
+    CodeBundleLayer,
+    CodeFiles,
     Commands,
     CopyConfig,
     DockerIgnore,
@@ -209,8 +211,15 @@ class _Renderer:
                 add(_run(command, layer.secret_mounts))
         elif isinstance(layer, CopyConfig):
             self.copy(step, layer)
-        elif isinstance(layer, DockerIgnore):
-            pass  # applied to the folders copied by CopyConfig steps (see copy)
+        elif isinstance(layer, CodeFiles):
+            for name in layer.files:
+                self.files[f"_flyte/{step}/code/{name}"] = layer.root / name
+            if layer.files:
+                add(f"COPY _flyte/{step}/code/ {_as_dir(layer.dst)}")
+        elif isinstance(layer, (DockerIgnore, CodeBundleLayer)):
+            # DockerIgnore applies to the folders CopyConfig steps copy (see copy); a code
+            # layer no run placed adds nothing.
+            pass
         elif isinstance(layer, Env):
             add("ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in layer.env_vars))
         elif isinstance(layer, WorkDir):

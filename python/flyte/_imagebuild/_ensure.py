@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from flyte._environment import Environment, TaskEnvironment
-from flyte._image import Image, default_image, is_unpublished_default
+from flyte._image import Image, default_image, is_unpublished_default, placed
 from flyte._imagebuild._builder import ImageBuildError
 from flyte._imagebuild._engine import check_builder, outcome
 
@@ -44,6 +44,7 @@ def images_of(envs: Iterable[Environment]) -> list[Image]:
             if image in (None, "auto"):
                 image = default_image()
             if isinstance(image, Image) and not image.is_reference:
+                image = placed(image)
                 images.setdefault(image.uri, image)
     return list(images.values())
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flyte._bridge import contract
 from flyte._context import ctx
 from flyte._doc import documentation_of
-from flyte._image import DEFAULT_IMAGE_ENV, IMAGE_REFS_ENV, Image, default_image_uri, image_refs
+from flyte._image import DEFAULT_IMAGE_ENV, IMAGE_REFS_ENV, Image, default_image_uri, image_refs, placed
 from flyte._internal._serialization_context import SerializationContext
 from flyte._pod import PodTemplate, primary_container, spec_as_dict
 from flyte._policy import policy_metadata
@@ -126,7 +126,7 @@ def _container_env(task: TaskTemplate[Any, Any, Any]) -> dict[str, str]:
 def image_uri(task: TaskTemplate[Any, Any, Any]) -> str:
     image = task.image
     if isinstance(image, Image):
-        return image.uri
+        return placed(image).uri
     if isinstance(image, str) and image != "auto":
         return image
 

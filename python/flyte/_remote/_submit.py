@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flyte._environment import TaskEnvironment
+from flyte._image import Image, code_dir, code_placement, placed
 from flyte._imagebuild._ensure import ensure_built
 from flyte._initialize import scope
 from flyte._internal import _bundle, _raw_data
@@ -85,13 +86,25 @@ def prepare_code(
         module, _ = task_module(task)
         return CodeRef(
             bundle_uri="",
-            root=str(root),
+            root=code_in_image(task, client) or str(root),
             version=hashlib.sha256(f"{root}|{module}".encode()).hexdigest()[:32],
         )
     # Versions are at most 63 characters (TaskIdentifier.version); 128 bits of the digest name it.
     return CodeRef(
         bundle_uri=upload_bundle(client, bundle, where, fresh=fresh), root="", version=bundle.digest[:32]
     )
+
+
+def code_in_image(task: TaskTemplate[Any, Any, Any], client: BackendClient | None) -> str | None:
+    """Where the code lies in the task's image (``Image.with_code_bundle``) when the backend runs
+    images; None when the code is read where it is (the embedded backend runs on this machine)."""
+    image = getattr(task, "image", None)
+    if not isinstance(image, Image) or client is None:
+        return None
+    place = code_dir(placed(image))
+    if place is None or not run_sync(client.runs_images()):
+        return None
+    return place
 
 
 def upload_bundle(client: BackendClient, bundle: _bundle.Bundle, where: Scope, *, fresh: bool = False) -> str:
@@ -191,9 +204,11 @@ def submit(
     assert cfg.endpoint is not None
     client = BackendClient(cfg.endpoint, insecure=cfg.insecure, auth=cfg.auth, ca_cert=cfg.ca_cert)
     env = getattr(task, "env", None)
-    if env is not None:
-        run_sync(ensure_built([env], client))
-    request = create_run_request(task, args, kwargs, rc, cfg, client)
+    # The images' code steps copy the code from where this run takes it.
+    with code_placement(rc.copy_style, code_root(task, cfg.root_dir)):
+        if env is not None:
+            run_sync(ensure_built([env], client))
+        request = create_run_request(task, args, kwargs, rc, cfg, client)
     created = run_sync(client.create_run(request))
     run_id = type(request.run_id)()
     run_id.CopyFrom(request.run_id)
