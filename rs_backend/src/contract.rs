@@ -47,6 +47,10 @@ pub const BACKEND_KIND_HEADER: &str = "x-flyte-backend";
 /// The value of [`BACKEND_KIND_HEADER`] this backend sends.
 pub const EMBEDDED_BACKEND_KIND: &str = "embedded";
 
+/// The task type the backend runs itself, with no process: a wait for the task's one input, a
+/// duration (`flyte.extras.Sleep`).
+pub const SLEEP_TASK_TYPE: &str = "core-sleep";
+
 /// Every name above, by the name of its constant: what Python gets.
 pub const NAMES: &[(&str, &str)] = &[
     ("RUNTIME_PROGRAM", RUNTIME_PROGRAM),
@@ -72,4 +76,5 @@ pub const NAMES: &[(&str, &str)] = &[
     ("EXTRA_ACTION_TOKEN", EXTRA_ACTION_TOKEN),
     ("BACKEND_KIND_HEADER", BACKEND_KIND_HEADER),
     ("EMBEDDED_BACKEND_KIND", EMBEDDED_BACKEND_KIND),
+    ("SLEEP_TASK_TYPE", SLEEP_TASK_TYPE),
 ];

@@ -63,7 +63,7 @@ pub mod contract;
 mod datafile;
 mod engine;
 mod error;
-mod executor;
+pub mod executor;
 mod firing;
 pub mod idl;
 pub mod journal;

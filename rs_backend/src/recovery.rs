@@ -71,6 +71,11 @@ pub async fn recover(engine: &Arc<Engine>) -> Result<Recovered, BackendError> {
             summary.requeued += 1;
             continue;
         }
+        if crate::executor::sleep::is_sleep(&record) {
+            // No process was lost: the wait goes on, for what is left of it.
+            crate::executor::sleep::start(engine, &record, record.attempts);
+            continue;
+        }
         let mut message = format!(
             "the backend restarted while attempt {} was running and its process was gone",
             record.attempts

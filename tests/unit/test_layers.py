@@ -90,6 +90,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "flyte._deploy",
             "flyte._build",
             "flyte.extend",
+            "flyte.extras",
             "flyte._imagebuild",
             "flyte._remote",
             "flyte.remote",

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from flyte._core import CONTRACT, check_run_name
+from flyte._core import CONTRACT, check_run_name, sleep_seconds
 
 RUNTIME_PROGRAM: Final[str] = CONTRACT["RUNTIME_PROGRAM"]
+SLEEP_TASK_TYPE: Final[str] = CONTRACT["SLEEP_TASK_TYPE"]
 EXECUTION_ID: Final[str] = CONTRACT["EXECUTION_ID"]
 EXECUTION_PROJECT: Final[str] = CONTRACT["EXECUTION_PROJECT"]
 EXECUTION_DOMAIN: Final[str] = CONTRACT["EXECUTION_DOMAIN"]
@@ -51,10 +52,12 @@ __all__ = [
     "RUN_BASE",
     "RUN_NAME",
     "SECRETS_DIR",
+    "SLEEP_TASK_TYPE",
     "TASK_DOMAIN",
     "TASK_NAME",
     "TASK_PROJECT",
     "TASK_VERSION",
     "USE_ACTIONS",
     "check_run_name",
+    "sleep_seconds",
 ]

@@ -75,6 +75,11 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
             }
         };
     engine.publish(record.clone());
+    if super::sleep::is_sleep(&record) {
+        // Nothing runs: the backend waits, without taking a slot.
+        super::sleep::start(engine, &record, attempt);
+        return Launched::Skipped;
+    }
 
     let prepared = match prepare(engine, &record, attempt, &log_path) {
         Ok(prepared) => prepared,

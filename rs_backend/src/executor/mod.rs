@@ -11,6 +11,7 @@ pub mod forkserver;
 mod launch;
 mod monitor;
 pub mod outcome;
+pub mod sleep;
 pub mod spec;
 
 use std::cmp::Reverse;

@@ -2,7 +2,6 @@
 
 mod actions;
 mod common;
-mod conditions;
 mod execution;
 mod forked;
 mod protocol;
@@ -10,3 +9,4 @@ mod recovery;
 mod runs;
 mod tasks;
 mod triggers;
+mod waits;

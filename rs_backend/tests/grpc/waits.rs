@@ -1,5 +1,6 @@
-//! Condition actions over gRPC: they wait without a process, survive a restart (a timeout
-//! keeps counting from their creation) and end with the value they are signalled with.
+//! Actions that wait without a process, over gRPC: conditions survive a restart (a timeout
+//! keeps counting from their creation) and end with the value they are signalled with; sleep
+//! tasks wait out their duration, across a restart too.
 
 use flyteidl2::flyteidl::actions::{action, Action, EnqueueRequest, SignalRequest};
 use flyteidl2::flyteidl::common::ActionPhase;
@@ -161,4 +162,83 @@ async fn conditions_wait_across_a_restart_and_end_with_their_signal() {
     assert_eq!(outputs.literals[0].value.as_ref(), Some(&value));
     h.release("root");
     h.wait_terminal("r", "a0").await;
+}
+
+/// A `core-sleep` task of `seconds`: the backend waits, runs no process, and keeps waiting
+/// across a restart for what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleep_tasks_wait_without_a_process_across_a_restart() {
+    use flyteidl2::flyteidl::core::{
+        literal, primitive, scalar, Literal, Primitive, Scalar, TypedInterface, Variable,
+        VariableEntry, VariableMap,
+    };
+    use flyteidl2::flyteidl::task::NamedLiteral;
+    use flyteidl2::flyteidl::workflow::{create_run_request, CreateRunRequest};
+
+    let mut h = Harness::start().await;
+    // The program does not exist: it would fail at once if anything tried to run it.
+    let mut spec = h.task("succeed").spec();
+    let template = spec.task_template.as_mut().expect("template");
+    template.r#type = "core-sleep".into();
+    if let Some(flyteidl2::flyteidl::core::task_template::Target::Container(c)) =
+        template.target.as_mut()
+    {
+        c.args = vec!["/nonexistent/program".into()];
+    }
+    template.interface = Some(TypedInterface {
+        inputs: Some(VariableMap {
+            variables: vec![VariableEntry {
+                key: "duration".into(),
+                value: Some(Variable {
+                    r#type: Some(LiteralType {
+                        r#type: Some(literal_type::Type::Simple(SimpleType::Duration as i32)),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            }],
+        }),
+        outputs: None,
+    });
+    let inputs = |seconds: i64| Inputs {
+        literals: vec![NamedLiteral {
+            name: "duration".into(),
+            value: Some(Literal {
+                value: Some(literal::Value::Scalar(Box::new(Scalar {
+                    value: Some(scalar::Value::Primitive(Primitive {
+                        value: Some(primitive::Value::Duration(PbDuration { seconds, nanos: 0 })),
+                    })),
+                }))),
+                ..Default::default()
+            }),
+        }],
+        ..Default::default()
+    };
+    for (name, seconds) in [("nap", 2), ("bad", -1)] {
+        h.runs
+            .create_run(CreateRunRequest {
+                id: Some(create_run_request::Id::RunId(run_id(name))),
+                task: Some(create_run_request::Task::TaskSpec(spec.clone())),
+                input_wrapper: Some(create_run_request::InputWrapper::Inputs(inputs(seconds))),
+                ..Default::default()
+            })
+            .await
+            .expect("create run");
+    }
+    let bad = h.wait_terminal("bad", "a0").await;
+    assert_eq!(phase_of(&bad), ActionPhase::Failed);
+    match bad.result {
+        Some(action_details::Result::ErrorInfo(e)) => {
+            assert_eq!(e.code, "BadTaskSpecification");
+            assert!(e.message.contains("must be non-negative"), "{}", e.message);
+        }
+        other => panic!("a bad sleep carries its error, got {other:?}"),
+    }
+    h.wait_running("nap", "a0").await;
+    h.backend.take().expect("backend").abandon().await;
+    h.restart(|_| {}).await;
+    let done = h.wait_terminal("nap", "a0").await;
+    assert_eq!(phase_of(&done), ActionPhase::Succeeded);
+    // One attempt: the restart neither lost it nor started another.
+    assert_eq!(done.attempts.len(), 1);
 }

@@ -1,0 +1,27 @@
+"""Extras on top of tasks: batching many callers' work through one function
+(:class:`DynamicBatcher`, :class:`TokenBatcher`), waits the backend keeps without a process
+(:class:`Sleep`), and task specs made offline (:func:`serialize`)."""
+
+from flyte.extras._batcher import (
+    BatchStats,
+    CostEstimator,
+    DynamicBatcher,
+    Prompt,
+    TokenBatcher,
+    TokenEstimator,
+)
+from flyte.extras._serialize import serialize, serialize_env
+from flyte.extras._sleep import Sleep, SleepTask
+
+__all__ = [
+    "BatchStats",
+    "CostEstimator",
+    "DynamicBatcher",
+    "Prompt",
+    "Sleep",
+    "SleepTask",
+    "TokenBatcher",
+    "TokenEstimator",
+    "serialize",
+    "serialize_env",
+]
