@@ -51,6 +51,13 @@ pub const EMBEDDED_BACKEND_KIND: &str = "embedded";
 /// duration (`flyte.extras.Sleep`).
 pub const SLEEP_TASK_TYPE: &str = "core-sleep";
 
+/// The task type of a raw container (`flyte.extras.ContainerTask`): the backend's own
+/// runtime stages its inputs, runs its image, and collects its outputs (a cluster's data
+/// sidecar does that there).
+pub const RAW_CONTAINER_TASK_TYPE: &str = "raw-container";
+/// The runtime's first argument when it runs a raw container rather than a Python task.
+pub const RAW_CONTAINER_FLAG: &str = "--raw-container";
+
 /// Every name above, by the name of its constant: what Python gets.
 pub const NAMES: &[(&str, &str)] = &[
     ("RUNTIME_PROGRAM", RUNTIME_PROGRAM),
@@ -77,4 +84,6 @@ pub const NAMES: &[(&str, &str)] = &[
     ("BACKEND_KIND_HEADER", BACKEND_KIND_HEADER),
     ("EMBEDDED_BACKEND_KIND", EMBEDDED_BACKEND_KIND),
     ("SLEEP_TASK_TYPE", SLEEP_TASK_TYPE),
+    ("RAW_CONTAINER_TASK_TYPE", RAW_CONTAINER_TASK_TYPE),
+    ("RAW_CONTAINER_FLAG", RAW_CONTAINER_FLAG),
 ];

@@ -181,6 +181,10 @@ def _truthy(value: str | None) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == [contract.RAW_CONTAINER_FLAG]:
+        from flyte._runtime._copilot import main as run_raw_container
+
+        return run_raw_container(argv[1:])
     args = _parse(argv)
     env = os.environ
     missing = [k for k in _REQUIRED_ENV if not env.get(k)]

@@ -1,5 +1,6 @@
 """Extras on top of tasks: batching many callers' work through one function
-(:class:`DynamicBatcher`, :class:`TokenBatcher`), waits the backend keeps without a process
+(:class:`DynamicBatcher`, :class:`TokenBatcher`), container images that need nothing of this
+SDK (:class:`ContainerTask`), waits the backend keeps without a process
 (:class:`Sleep`), and task specs made offline (:func:`serialize`)."""
 
 from flyte.extras._batcher import (
@@ -10,11 +11,13 @@ from flyte.extras._batcher import (
     TokenBatcher,
     TokenEstimator,
 )
+from flyte.extras._container import ContainerTask
 from flyte.extras._serialize import serialize, serialize_env
 from flyte.extras._sleep import Sleep, SleepTask
 
 __all__ = [
     "BatchStats",
+    "ContainerTask",
     "CostEstimator",
     "DynamicBatcher",
     "Prompt",

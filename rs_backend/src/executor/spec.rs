@@ -8,7 +8,9 @@ use flyteidl2::flyteidl::core::{
 use flyteidl2::flyteidl::task::TaskSpec;
 use flyteidl2::flyteidl::workflow::TaskAction;
 use flyteidl2::google::protobuf::{value::Kind, Struct, Value};
+use prost::Message;
 
+use crate::contract::{RAW_CONTAINER_FLAG, RAW_CONTAINER_TASK_TYPE, RUNTIME_PROGRAM};
 use crate::policy::TaskPolicy;
 use crate::quantity::parse_memory;
 
@@ -106,6 +108,16 @@ impl ExecSpec {
         }
         let policy = TaskPolicy::from_metadata(template.metadata.as_ref())
             .map_err(|e| format!("task_template.{e}"))?;
+        if template.r#type == RAW_CONTAINER_TASK_TYPE {
+            return Ok(Self {
+                // The backend's own runtime runs the image (see `raw_container_args`).
+                image: String::new(),
+                args: raw_container_args(template),
+                env,
+                memory_limit,
+                policy,
+            });
+        }
         Ok(Self {
             image: container.image.clone(),
             args: container.args.clone(),
@@ -114,6 +126,31 @@ impl ExecSpec {
             policy,
         })
     }
+}
+
+/// How the backend runs a raw container: its runtime gets the whole template (image,
+/// arguments, data contract and interface), stages the inputs, runs the image with a
+/// container runtime of this machine and collects the outputs, as a cluster's data sidecar
+/// would around the pod.
+fn raw_container_args(template: &TaskTemplate) -> Vec<String> {
+    use base64::Engine as _;
+
+    let encoded = base64::engine::general_purpose::STANDARD.encode(template.encode_to_vec());
+    [
+        RUNTIME_PROGRAM,
+        RAW_CONTAINER_FLAG,
+        "--inputs",
+        "{{.input}}",
+        "--outputs-path",
+        "{{.outputPrefix}}",
+        "--raw-data-path",
+        "{{.rawOutputDataPrefix}}",
+        "--template",
+        &encoded,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// The config key naming a pod's primary container (when `K8sPod` does not name it).
