@@ -125,8 +125,9 @@ def _compare_item(where: str, ref: dict[str, Any], ours: dict[str, Any]) -> list
         for name in ref.get("enum_members", []):
             if name not in ours.get("enum_members", []):
                 problems.append(f"{where}.{name}: enum member missing")
-        for name, member in ref["members"].items():
-            mine = ours["members"].get(name)
+        # A class attribute that holds a class is recorded without members.
+        for name, member in ref.get("members", {}).items():
+            mine = ours.get("members", {}).get(name)
             if mine is None:
                 problems.append(f"{where}.{name}: missing")
             else:

@@ -3,6 +3,7 @@
 SDK (:class:`ContainerTask`), waits the backend keeps without a process
 (:class:`Sleep`), and task specs made offline (:func:`serialize`)."""
 
+from flyte.extras import shell
 from flyte.extras._batcher import (
     BatchStats,
     CostEstimator,
@@ -27,4 +28,5 @@ __all__ = [
     "TokenEstimator",
     "serialize",
     "serialize_env",
+    "shell",
 ]
