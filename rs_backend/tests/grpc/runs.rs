@@ -471,9 +471,10 @@ async fn malformed_requests_are_rejected_clearly() {
         .expect_err("unsupported");
     assert_eq!(status.code(), Code::Unimplemented);
     assert!(status.message().contains("embedded backend"));
+    // A signal names the condition it resolves.
     assert_eq!(
         code(h.actions.signal(SignalRequest::default()).await),
-        Code::Unimplemented
+        Code::InvalidArgument
     );
 
     // And the backend still works.
