@@ -90,20 +90,50 @@ def _chain_breakdown(run: object) -> tuple[float, float]:
     return 1000 * statistics.median(runs), 1000 * statistics.median(gaps or [0.0])
 
 
+def _stage_rows(path: Path) -> list[tuple[str, str, str]]:
+    """Median time of each stage of the action processes (the chain's), from their marks."""
+    import json
+    import statistics
+
+    if not path.exists():
+        return [("", "  stages", "none recorded (is the SDK installed in the action processes?)")]
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    order = list(runs[0]) if runs else []
+    rows: list[tuple[str, str, str]] = []
+    previous = None
+    for stage in order:
+        spans = [r[stage] - (r[previous] if previous else 0.0) for r in runs if stage in r]
+        rows.append(("", f"  stage {stage} (median of {len(spans)})", f"{statistics.median(spans):.2f} ms"))
+        previous = stage
+    total = statistics.median(r[order[-1]] for r in runs) if order else 0.0
+    rows.append(("", "  in the action process's main (median)", f"{total:.2f} ms"))
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chain", type=int, default=50)
     p.add_argument("--fanout", type=int, default=1000)
     p.add_argument("--max-parallel", type=int, default=8)
     p.add_argument("--launcher", choices=["fork", "spawn"], default="fork", help="how action processes start")
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="also break the chain's action processes down by stage (medians)",
+    )
     args = p.parse_args()
 
     import flyte
     from flyte import _core
     from flyte._remote._local_backend import default_bin_dir
+    from flyte._runtime._stages import STAGE_TIMES_ENV
 
     work = Path(tempfile.mkdtemp(prefix="flyte-bench-"))
     os.environ["FLYTE_DATA_DIR"] = str(work / "client")
+    stage_file = work / "stages.jsonl"
+    if args.stages:
+        # Action processes inherit this process's environment (the backend runs in it).
+        os.environ[STAGE_TIMES_ENV] = str(stage_file)
     (work / "bench_backend_wf.py").write_text(WORKFLOW)
     sys.path.insert(0, str(work))
     import bench_backend_wf as wf  # type: ignore[import-not-found]
@@ -133,6 +163,9 @@ def main() -> int:
         )
         run_ms, gap_ms = _chain_breakdown(r)
         rows.append(("", "  of which: median action run time / gap", f"{run_ms:.0f} ms / {gap_ms:.0f} ms"))
+        if args.stages:
+            rows += _stage_rows(stage_file)
+            os.environ.pop(STAGE_TIMES_ENV)
 
         t = time.perf_counter()
         r = flyte.with_runcontext(mode="remote").run(wf.fanout, n=args.fanout)

@@ -24,8 +24,11 @@ def _run(*args: str) -> str:
 
 
 def test_backend_benchmark_runs() -> None:
-    out = _run("benchmarks/backend/run.py", "--chain", "3", "--fanout", "5")
+    out = _run("benchmarks/backend/run.py", "--chain", "3", "--fanout", "5", "--stages")
     assert "ms/action" in out and "actions/s" in out, out
+    # Every stage of the action processes is timed (4 of them: the chain and its 3 calls).
+    for stage in ("parse", "load", "inputs", "setup", "run", "outputs"):
+        assert f"stage {stage} (median of 4)" in out, out
 
 
 def test_io_benchmark_runs() -> None:

@@ -27,6 +27,7 @@ from flyte._bridge.controller import Controller
 from flyte._checkpoint import Checkpoint
 from flyte._context import ActionContext, _current
 from flyte._internal import _uris
+from flyte._runtime._stages import Stages
 from flyte._task import TaskTemplate
 from flyte._task_errors import is_recoverable
 from flyte.errors import BaseRuntimeError
@@ -185,7 +186,9 @@ def main(argv: list[str]) -> int:
         from flyte._runtime._copilot import main as run_raw_container
 
         return run_raw_container(argv[1:])
+    stages = Stages()
     args = _parse(argv)
+    stages.mark("parse")
     env = os.environ
     missing = [k for k in _REQUIRED_ENV if not env.get(k)]
     run_name = args.run_name if not _placeholder(args.run_name) else env.get(contract.RUN_NAME, "")
@@ -205,10 +208,12 @@ def main(argv: list[str]) -> int:
         os.environ[RAW_DATA_PREFIX_ENV] = args.raw_data_path
     try:
         task = _load_task(args)
+        stages.mark("load")
         from flyteidl2.task import common_pb2
 
         inputs = common_pb2.Inputs.FromString(_uris.read_bytes(args.inputs))
         kwargs = task.interface.literals_to_inputs(inputs, task.name)
+        stages.mark("inputs")
     except _LoadError as e:
         traceback.print_exc()
         _write_error(prefix, e, recoverable=False)
@@ -248,6 +253,7 @@ def main(argv: list[str]) -> int:
         org=org,
         run_start_time=_run_start_time(args.run_start_time),
     )
+    stages.mark("setup")
     runner.inputs_uri = args.inputs
     ctx = ActionContext(
         run=runner,
@@ -261,6 +267,7 @@ def main(argv: list[str]) -> int:
     )
     try:
         result = asyncio.run(_run_body(runner, task, kwargs, ctx))
+        stages.mark("run")
         outputs = task.interface.outputs_to_literals(result, task.name, task.max_inline_io_bytes)
     except Exception as e:
         traceback.print_exc()
@@ -270,6 +277,8 @@ def main(argv: list[str]) -> int:
         runner.close()
         controller.close()
     _uris.write_bytes(_uris.join(prefix, "outputs.pb"), outputs.SerializeToString())
+    stages.mark("outputs")
+    stages.record()
     return 0
 
 

@@ -53,6 +53,7 @@ def _warm_up() -> None:
     import flyte._internal._bundle  # noqa: F401
     import flyte._internal._serialize  # noqa: F401
     import flyte._remote._action_runner  # noqa: F401
+    import flyte._remote._auth  # noqa: F401 - the runtime reads its API key setting
     import flyte._runtime._execute  # noqa: F401
     import flyte._types  # noqa: F401
 
