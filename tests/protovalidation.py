@@ -125,6 +125,7 @@ def checked_backend(data: Path, max_parallel: int = 8) -> Iterator[Any]:
         port=0,
         max_parallel=max_parallel,
         fork_server=[sys.executable, "-m", "flyte._runtime._forkserver"],
+        worker=[sys.executable, "-m", "flyte._runtime._worker"],
         request_log=str(log),
     )
     try:

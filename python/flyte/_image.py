@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Tuple, Union, get_args
 
 from flyte._initialize import current_config
+from flyte._internal import _task_process
 from flyte._secret import Secret, SecretRequest, normalize_secrets
 from flyte._version import __version__
 from flyte.errors import InvalidImageNameError
@@ -229,7 +230,8 @@ def _in_task_container() -> bool:
     # Here, not at the top: `import flyte` does not load the Rust extension.
     from flyte._bridge import contract
 
-    return contract.EXECUTION_ID in os.environ
+    # A reusable worker runs many executions, so it has no execution id of its own.
+    return contract.EXECUTION_ID in os.environ or _task_process.serves_attempts
 
 
 def _require_file(path: Path, what: str) -> None:

@@ -30,6 +30,11 @@ pub struct BackendConfig {
     /// `bin_dir`; the attempt receives the rest of the container args. See the executor's
     /// `forkserver` module for the protocol.
     pub fork_server: Option<Vec<String>>,
+    /// Program and arguments of a reusable worker, e.g.
+    /// `["/path/python", "-m", "flyte._runtime._worker"]`: tasks with a `reuse_policy` whose
+    /// program is [`crate::contract::RUNTIME_PROGRAM`] in `bin_dir` run on pools of these (see
+    /// the executor's `pool` and `worker` modules). None: they run one process per attempt.
+    pub worker: Option<Vec<String>>,
     /// Serve TLS (gRPC over HTTP/2) with this certificate chain and private key, both PEM.
     /// Tasks then reach the backend over TLS too, so the certificate must be one they trust
     /// (the system's roots, or `SSL_CERT_FILE` in the backend's environment, which they inherit).
@@ -41,6 +46,29 @@ pub struct BackendConfig {
     /// Require every caller to authenticate with an access token from this OAuth2
     /// authorization server (see [`crate::auth`]); off when None.
     pub auth: Option<crate::auth::AuthSettings>,
+}
+
+/// A configured program and its arguments: named, and carrying no NUL byte.
+fn check_command(what: &str, command: &[String]) -> Result<(), BackendError> {
+    match command.first() {
+        None => {
+            return Err(BackendError::InvalidConfig(format!(
+                "{what} is empty: leave it unset, or name its program"
+            )))
+        }
+        Some(program) if program.is_empty() => {
+            return Err(BackendError::InvalidConfig(format!(
+                "{what} starts with an empty program name"
+            )))
+        }
+        Some(_) => {}
+    }
+    if command.iter().any(|arg| arg.contains('\0')) {
+        return Err(BackendError::InvalidConfig(format!(
+            "{what} has an argument with a NUL byte"
+        )));
+    }
+    Ok(())
 }
 
 /// PEM files of a TLS server identity.
@@ -63,6 +91,7 @@ impl BackendConfig {
             system_retries: Self::DEFAULT_SYSTEM_RETRIES,
             extra_env: Vec::new(),
             fork_server: None,
+            worker: None,
             tls: None,
             request_log: None,
             auth: None,
@@ -89,25 +118,9 @@ impl BackendConfig {
                 )));
             }
         }
-        if let Some(command) = &self.fork_server {
-            match command.first() {
-                None => {
-                    return Err(BackendError::InvalidConfig(
-                        "fork_server is empty: leave it unset, or name the fork server program"
-                            .into(),
-                    ))
-                }
-                Some(program) if program.is_empty() => {
-                    return Err(BackendError::InvalidConfig(
-                        "fork_server starts with an empty program name".into(),
-                    ))
-                }
-                Some(_) => {}
-            }
-            if command.iter().any(|arg| arg.contains('\0')) {
-                return Err(BackendError::InvalidConfig(
-                    "fork_server has an argument with a NUL byte".into(),
-                ));
+        for (what, command) in [("fork_server", &self.fork_server), ("worker", &self.worker)] {
+            if let Some(command) = command {
+                check_command(what, command)?;
             }
         }
         if self.max_parallel == 0 {

@@ -58,6 +58,13 @@ pub const RAW_CONTAINER_TASK_TYPE: &str = "raw-container";
 /// The runtime's first argument when it runs a raw container rather than a Python task.
 pub const RAW_CONTAINER_FLAG: &str = "--raw-container";
 
+/// The runtime's arguments that name the code it runs (a code bundle's URI, a source root,
+/// the code's version). A reusable worker imports one code version, so attempts with other
+/// values run on other workers.
+pub const CODE_BUNDLE_ARG: &str = "--bundle";
+pub const CODE_ROOT_ARG: &str = "--root";
+pub const CODE_VERSION_ARG: &str = "--version";
+
 /// Every name above, by the name of its constant: what Python gets.
 pub const NAMES: &[(&str, &str)] = &[
     ("RUNTIME_PROGRAM", RUNTIME_PROGRAM),
@@ -86,4 +93,7 @@ pub const NAMES: &[(&str, &str)] = &[
     ("SLEEP_TASK_TYPE", SLEEP_TASK_TYPE),
     ("RAW_CONTAINER_TASK_TYPE", RAW_CONTAINER_TASK_TYPE),
     ("RAW_CONTAINER_FLAG", RAW_CONTAINER_FLAG),
+    ("CODE_BUNDLE_ARG", CODE_BUNDLE_ARG),
+    ("CODE_ROOT_ARG", CODE_ROOT_ARG),
+    ("CODE_VERSION_ARG", CODE_VERSION_ARG),
 ];

@@ -6,6 +6,8 @@
 //! <data_dir>/logs/<org>/<project>/<domain>/<run>/<action>/<attempt>.log
 //! <data_dir>/logs/forkserver.log                          stderr of the fork server, if any
 //! <data_dir>/work/<run>/<action>/<attempt>/               fresh working dir of one attempt
+//! <data_dir>/workers/<pool>/<n>/                          working dir of reusable worker n
+//! <data_dir>/logs/workers/<pool>-<n>.log                  what worker n wrote outside attempts
 //! ```
 //! Empty org/project/domain segments are spelled "_" (names themselves may not be "_").
 
@@ -90,6 +92,21 @@ impl Layout {
 
     pub fn fork_server_log_path(&self) -> PathBuf {
         self.root.join("logs").join("forkserver.log")
+    }
+
+    /// `pool` is a pool's label (see the executor's `pool` module): a safe path segment.
+    pub fn worker_dir(&self, pool: &str, number: u64) -> PathBuf {
+        self.root
+            .join("workers")
+            .join(pool)
+            .join(number.to_string())
+    }
+
+    pub fn worker_log_path(&self, pool: &str, number: u64) -> PathBuf {
+        self.root
+            .join("logs")
+            .join("workers")
+            .join(format!("{pool}-{number}.log"))
     }
 
     pub fn work_dir(&self, run: &RunKey, action: &str, attempt: u32) -> PathBuf {

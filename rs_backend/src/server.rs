@@ -146,6 +146,16 @@ pub async fn start(
 
     let dispatcher = tokio::spawn(run_dispatcher(engine.clone()));
     tokio::spawn(firing::run(engine.clone()));
+    {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let stop = engine.stop_signal();
+            engine
+                .pools
+                .keep(|seq| engine.scheduler.enqueue(seq), stop)
+                .await;
+        });
+    }
     let mut stop = engine.stop_signal();
     let shutdown = async move {
         let _ = stop.wait_for(|stopping| *stopping).await;
@@ -280,6 +290,9 @@ impl RunningBackend {
         if let Some(forks) = &self.engine.forks {
             forks.stop().await;
         }
+        // Abandoned workers are left to finish what they run, as after a crash; otherwise
+        // their attempts were cancelled and concluded, and the workers go.
+        self.engine.pools.stop_all(control != Control::Abandon);
         let Some(mut server) = self.server.take() else {
             return Ok(());
         };

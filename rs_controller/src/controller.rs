@@ -111,6 +111,19 @@ struct ParentKey {
     parent: String,
 }
 
+impl ParentKey {
+    fn of(action: &ActionIdentifier) -> Option<Self> {
+        let run = action.run.as_ref()?;
+        Some(ParentKey {
+            org: run.org.clone(),
+            project: run.project.clone(),
+            domain: run.domain.clone(),
+            run: run.name.clone(),
+            parent: action.name.clone(),
+        })
+    }
+}
+
 /// What a call is about: the action, and the parent whose informer watches it.
 struct Target {
     action_id: ActionIdentifier,
@@ -566,16 +579,29 @@ impl Controller {
 
     /// Counters of the watch of `parent` (run + parent action name), if one was started.
     pub fn informer_stats(&self, parent: &ActionIdentifier) -> Option<InformerStats> {
-        let run = parent.run.as_ref()?;
-        let key = ParentKey {
-            org: run.org.clone(),
-            project: run.project.clone(),
-            domain: run.domain.clone(),
-            run: run.name.clone(),
-            parent: parent.name.clone(),
-        };
+        let key = ParentKey::of(parent)?;
         let parents = self.inner.lock();
         parents.get(&key)?.informer.as_ref().map(|i| i.stats())
+    }
+
+    /// Stops watching the children of `parent` and forgets it: its attempt ended, and a
+    /// process that runs many attempts (a reusable worker) must not keep every one's watch.
+    pub fn release(&self, parent: &ActionIdentifier) {
+        let Some(key) = ParentKey::of(parent) else {
+            return;
+        };
+        let released = self.inner.lock().remove(&key);
+        if let Some(released) = released {
+            released.permits.close();
+            if let Some(informer) = released.informer {
+                informer.shutdown();
+            }
+        }
+    }
+
+    /// How many parents have a watch or a submission slot open, for tests.
+    pub fn parents(&self) -> usize {
+        self.inner.lock().len()
     }
 
     /// Stops every watch and fails pending and later calls with `Closed`. Aborts triggered

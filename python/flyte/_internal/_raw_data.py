@@ -105,7 +105,9 @@ def stable_remote_uri(name: str) -> str:
     import re
 
     base = raw_data_prefix()
-    if base == os.environ.get(RAW_DATA_PREFIX_ENV, "").rstrip("/"):
+    c = current()
+    attempt_prefix = c.run.attempt_raw_data_path if c is not None else None
+    if base == (attempt_prefix or os.environ.get(RAW_DATA_PREFIX_ENV, "").rstrip("/")):
         head, _, last = base.rpartition("/")
         base = head if last.isdigit() and head else re.sub(r"-\d+$", "", base)
     return f"{base}/named/{name}"

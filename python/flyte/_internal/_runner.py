@@ -121,6 +121,10 @@ class Runner:
         """Where an action of this run puts new data (files, offloaded values)."""
         return join(self.raw_data_base, action_name)
 
+    #: Where a backend put this attempt's new data: a per-attempt prefix (None: not a backend's
+    #: attempt, or one without its own prefix).
+    attempt_raw_data_path: str | None = None
+
     # -- execution, by mode ---------------------------------------------------------------
 
     async def execute_async(self, call: Call) -> Any:

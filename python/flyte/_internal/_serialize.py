@@ -21,6 +21,7 @@ from flyte._internal._serialization_context import SerializationContext
 from flyte._pod import PodTemplate, primary_container, spec_as_dict
 from flyte._policy import policy_metadata
 from flyte._retry import normalize_retries
+from flyte._reusable import ReusePolicy
 from flyte._timeout import timeout_from_request
 from flyte._version import __version__
 
@@ -355,6 +356,8 @@ def task_spec(
     if extended is not None:
         template.extended_resources.CopyFrom(extended)
     add_secrets(template.security_context, task.secrets)
+    if task.reusable is not None:
+        _add_reuse_policy(template, task, code)
     docs = documentation_of(task.docs, None)
     return task_definition_pb2.TaskSpec(
         task_template=template,
@@ -474,6 +477,74 @@ def serialization_context(code: CodeRef, *, project: str | None, domain: str | N
         org=org,
         code_bundle=code.bundle_uri or None,
         root_dir=Path(code.root) if code.root else None,
+    )
+
+
+#: The task type of a Python task that runs on a pool of reusable workers, and the kind in
+#: its ``custom`` spec (what clusters that predate ``TaskTemplate.reuse_policy`` read).
+ACTOR_TASK_TYPE = "actor"
+
+
+def _add_reuse_policy(template: Any, task: TaskTemplate[Any, Any, Any], code: CodeRef) -> None:
+    """``reuse_policy``: the task runs on the warm workers of its environment's pool. Tasks
+    whose workers would differ (image, resources, environment, secrets, policy, code) get
+    different versions, so they never share a worker."""
+    import hashlib
+
+    from flyteidl2.core import tasks_pb2
+    from google.protobuf import json_format
+
+    policy = task.reusable
+    if not isinstance(policy, ReusePolicy):
+        raise TypeError(f"{task.name}: reusable must be a flyte.ReusePolicy, got {type(policy).__name__}")
+    name = task.parent_env_name or task.name.split(".")[0]
+    shape = tasks_pb2.TaskTemplate()
+    shape.CopyFrom(template)
+    shape.ClearField("id")
+    shape.ClearField("interface")
+    shape.metadata.Clear()
+    shape.metadata.interruptible = template.metadata.interruptible
+    shape.metadata.pod_template_name = template.metadata.pod_template_name
+    if shape.HasField("container"):
+        del shape.container.args[:]
+    digest = hashlib.sha256()
+    for part in (name, code.version or code.bundle_uri or code.root or "", repr(policy)):
+        digest.update(part.encode() + b"\0")
+    digest.update(shape.SerializeToString(deterministic=True))
+    version = digest.hexdigest()[:15]
+    pb = template.reuse_policy
+    pb.min_replicas = policy.min_replicas
+    pb.max_replicas = policy.max_replicas
+    pb.concurrency = policy.concurrency
+    pb.scope = tasks_pb2.ReusePolicy.RUN if policy.scope == "run" else tasks_pb2.ReusePolicy.GLOBAL
+    pb.name = name
+    pb.version = version
+    idle, scaledown = policy.idle_ttl, policy.get_scaledown_ttl()
+    if idle is not None:
+        pb.idle_ttl.FromTimedelta(idle)  # type: ignore[arg-type]  # a timedelta after __post_init__
+    if scaledown is not None:
+        pb.scaledown_ttl.FromTimedelta(scaledown)
+    if template.type != "python":
+        return  # a plugin's task: its own custom spec stays
+    if template.HasField("custom"):
+        raise ValueError(f"{task.name}: a task whose plugin sets a custom spec cannot have a ReusePolicy")
+    template.type = ACTOR_TASK_TYPE
+    json_format.ParseDict(
+        {
+            "name": name,
+            "version": version,
+            "type": ACTOR_TASK_TYPE,
+            "spec": {
+                "container_image": template.container.image,
+                "backlog_length": None,
+                "parallelism": policy.concurrency,
+                "min_replica_count": policy.min_replicas,
+                "replica_count": policy.max_replicas,
+                "ttl_seconds": idle.total_seconds() if idle is not None else None,  # type: ignore[union-attr]
+                "scaledown_ttl_seconds": scaledown.total_seconds() if scaledown is not None else None,
+            },
+        },
+        template.custom,
     )
 
 

@@ -16,7 +16,6 @@ from flyte._bridge import controller, ledger
 from flyte._condition import literal_type_of, literal_value, webhook_spec
 from flyte._context import ActionContext
 from flyte._internal import _uris
-from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
 from flyte._internal._runner import Call, Runner
 from flyte._internal._serialize import CodeRef, task_identifier, task_spec
 from flyte._task import TaskTemplate
@@ -156,6 +155,7 @@ class ActionRunner(Runner):
         domain: str | None,
         org: str | None,
         run_start_time: datetime | None = None,
+        raw_data_path: str | None = None,
     ) -> None:
         super().__init__(
             run_name,
@@ -173,6 +173,8 @@ class ActionRunner(Runner):
         self.code_version = code.version or None
         #: Where this process's action read its inputs (set by the runtime).
         self.inputs_uri: str | None = None
+        #: Where the backend wants this action's new data (None: under the run's base).
+        self.attempt_raw_data_path = raw_data_path.rstrip("/") if raw_data_path else None
         self._specs: dict[int, tuple[Any, Any, Any]] = {}
 
     @property
@@ -195,12 +197,15 @@ class ActionRunner(Runner):
         return super().report_uri(action_name)
 
     def raw_data_prefix(self, action_name: str) -> str:
-        # Everything this process runs belongs to its own action (traces included); the
+        # Everything this attempt runs belongs to its own action (traces included); the
         # backend chose where that action's data goes.
-        import os
+        return self.attempt_raw_data_path or super().raw_data_prefix(action_name)
 
-        prefix = os.environ.get(RAW_DATA_PREFIX_ENV)
-        return prefix.rstrip("/") if prefix else super().raw_data_prefix(action_name)
+    def close(self) -> None:
+        super().close()
+        # The controller may serve further attempts (a reusable worker's): this one's watch of
+        # its children is no longer needed.
+        self.controller.release(self.action_id(self.action_name).SerializeToString())
 
     # -- identities -----------------------------------------------------------------------
 

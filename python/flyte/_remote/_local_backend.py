@@ -47,6 +47,11 @@ def fork_server_command() -> list[str]:
     return [sys.executable, "-m", "flyte._runtime._forkserver"]
 
 
+def worker_command() -> list[str]:
+    """A reusable worker of a task environment with a ReusePolicy (see flyte._runtime._worker)."""
+    return [sys.executable, "-m", "flyte._runtime._worker"]
+
+
 def read_info(data_dir: Path) -> dict[str, Any] | None:
     try:
         info = json.loads((data_dir / INFO).read_text())
@@ -152,6 +157,7 @@ def serve(
             max_parallel,
             fork,
             [(name, str(path)) for name, path in images or []],
+            worker_command(),
             tls_cert=str(tls[0]) if tls else None,
             tls_key=str(tls[1]) if tls else None,
             auth_issuer=(auth or {}).get("issuer"),

@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--name", default="")
     p.add_argument("--run-start-time", default="", help="when the run started (RFC 3339)")
     p.add_argument("--task", required=True, help="module:qualname")
-    p.add_argument("--version", default="")
-    p.add_argument("--bundle", default="")
-    p.add_argument("--root", default="")
+    p.add_argument(contract.CODE_VERSION_ARG, dest="version", default="")
+    p.add_argument(contract.CODE_BUNDLE_ARG, dest="bundle", default="")
+    p.add_argument(contract.CODE_ROOT_ARG, dest="root", default="")
     p.add_argument("--plugin-config", default="", help="the plugin_config an override gave the task")
     return p.parse_args(argv)
 
@@ -61,21 +62,21 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 loading_user_code = False
 
 
+def _place_code(args: argparse.Namespace, code_dir: Path) -> None:
+    """Makes the task's code importable: a bundle is extracted into ``code_dir``."""
+    if args.bundle:
+        from flyte._internal import _bundle
+
+        _bundle.extract(_uris.read_bytes(args.bundle), code_dir)
+        sys.path.insert(0, str(code_dir))
+    elif args.root:
+        sys.path.insert(0, args.root)
+
+
 def _load_task(args: argparse.Namespace) -> Any:
     global loading_user_code
     import importlib
 
-    if args.bundle:
-        from flyte._internal import _bundle
-
-        # The attempt's own work dir becomes the code root, as in a container: files that
-        # travel with the code are found by relative paths, and what the task writes next to
-        # them stays private to this attempt.
-        dest = Path.cwd()
-        _bundle.extract(_uris.read_bytes(args.bundle), dest)
-        sys.path.insert(0, str(dest))
-    elif args.root:
-        sys.path.insert(0, args.root)
     module_name, _, qualname = args.task.partition(":")
     loading_user_code = True
     try:
@@ -131,7 +132,20 @@ def _sync_body(func: Any, kwargs: dict[str, Any]) -> Any:
     return finish_returned_coroutine(func(**kwargs))
 
 
-async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) -> Any:
+class SyncBody:
+    """Where a sync task's body runs: a thread of ``executor`` (the runner's own when None).
+    ``stuck`` tells, after a cancellation, whether the body still runs on its thread."""
+
+    def __init__(self, executor: Any = None) -> None:
+        self.executor = executor
+        self.future: Any = None
+
+    @property
+    def stuck(self) -> bool:
+        return self.future is not None and not self.future.done()
+
+
+async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any, sync: SyncBody) -> Any:
     import asyncio
     import contextvars
     import functools
@@ -144,7 +158,8 @@ async def _run_body(runner: Any, task: Any, kwargs: dict[str, Any], ctx: Any) ->
         if task.is_async:
             return await task.body(**kwargs)
         call = functools.partial(contextvars.copy_context().run, _sync_body, task.body, kwargs)
-        return await runner.loop.run_in_executor(runner.executor, call)
+        sync.future = (sync.executor or runner.executor).submit(call)
+        return await asyncio.wrap_future(sync.future)
     except Exception as e:
         raise explain_await_error(e, ctx) from None
     finally:
@@ -181,15 +196,24 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == [contract.RAW_CONTAINER_FLAG]:
-        from flyte._runtime._copilot import main as run_raw_container
+class Attempt:
+    """One attempt as its arguments and environment describe it."""
 
-        return run_raw_container(argv[1:])
+    def __init__(
+        self, args: argparse.Namespace, env: Mapping[str, str], run_name: str, action_name: str
+    ) -> None:
+        self.args = args
+        self.env = env
+        self.run_name = run_name
+        self.action_name = action_name
+        self.prefix: str = args.outputs_path
+        self.stages = Stages()
+
+
+def begin(argv: list[str], env: Mapping[str, str]) -> Attempt | int:
+    """The attempt ``argv`` and ``env`` describe, or the exit code of a usage error."""
     stages = Stages()
     args = _parse(argv)
-    stages.mark("parse")
-    env = os.environ
     missing = [k for k in _REQUIRED_ENV if not env.get(k)]
     run_name = args.run_name if not _placeholder(args.run_name) else env.get(contract.RUN_NAME, "")
     action_name = args.name if not _placeholder(args.name) else env.get(contract.ACTION_NAME, "")
@@ -201,32 +225,45 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    prefix = args.outputs_path
-    if args.raw_data_path and not _placeholder(args.raw_data_path):
-        from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
+    attempt = Attempt(args, env, run_name, action_name)
+    attempt.stages = stages
+    stages.mark("parse")
+    return attempt
 
-        os.environ[RAW_DATA_PREFIX_ENV] = args.raw_data_path
+
+def raw_data_path(attempt: Attempt) -> str | None:
+    """Where the backend wants the attempt's new data (None: under the run's base)."""
+    path = attempt.args.raw_data_path
+    return None if not path or _placeholder(path) else path
+
+
+def load(attempt: Attempt, code_dir: Path | None) -> tuple[Any, Any, dict[str, Any]] | None:
+    """The task, its inputs and its arguments; None when that failed (the failure is
+    reported in the attempt's outputs). ``code_dir`` is where a code bundle is extracted
+    (None: the code is in place already)."""
     try:
-        task = _load_task(args)
-        stages.mark("load")
+        if code_dir is not None:
+            _place_code(attempt.args, code_dir)
+        task = _load_task(attempt.args)
+        attempt.stages.mark("load")
         from flyteidl2.task import common_pb2
 
-        inputs = common_pb2.Inputs.FromString(_uris.read_bytes(args.inputs))
+        inputs = common_pb2.Inputs.FromString(_uris.read_bytes(attempt.args.inputs))
         kwargs = task.interface.literals_to_inputs(inputs, task.name)
-        stages.mark("inputs")
+        attempt.stages.mark("inputs")
     except _LoadError as e:
         traceback.print_exc()
-        _write_error(prefix, e, recoverable=False)
-        return 0
+        _write_error(attempt.prefix, e, recoverable=False)
+        return None
     except Exception as e:
         traceback.print_exc()
-        _write_error(prefix, e)
-        return 0
+        _write_error(attempt.prefix, e)
+        return None
+    return task, inputs, kwargs
 
-    import asyncio
 
-    from flyte._internal._serialize import CodeRef
-    from flyte._remote._action_runner import ActionRunner
+def controller_for(env: Mapping[str, str]) -> Controller:
+    """The controller an attempt in ``env`` starts and watches its children with."""
     from flyte._remote._auth import API_KEY_ENV, from_api_key
 
     # The embedded backend gives its actions a token of their own; elsewhere an API key
@@ -237,27 +274,38 @@ def main(argv: list[str]) -> int:
         headers.append(("authorization", f"Bearer {env[contract.EXTRA_ACTION_TOKEN]}"))
     elif env.get(API_KEY_ENV):
         auth = from_api_key(env[API_KEY_ENV])
-    controller = Controller(
+    return Controller(
         env[contract.ENDPOINT], insecure=_truthy(env.get(contract.INSECURE)), headers=headers, auth=auth
     )
-    org = env.get(contract.ORG_NAME) or None
+
+
+async def run(
+    attempt: Attempt, loaded: tuple[Any, Any, dict[str, Any]], controller: Controller, sync: SyncBody
+) -> None:
+    """Runs the task's body and writes its outputs, or its error, where the backend reads them."""
+    from flyte._internal._serialize import CodeRef
+    from flyte._remote._action_runner import ActionRunner
+
+    task, inputs, kwargs = loaded
+    args, env = attempt.args, attempt.env
     runner = ActionRunner(
-        run_name,
-        action_name=action_name,
+        attempt.run_name,
+        action_name=attempt.action_name,
         controller=controller,
         run_output_base=env[contract.RUN_BASE],
         code=CodeRef(bundle_uri=args.bundle, root=args.root, version=args.version),
-        outputs_prefix=prefix,
+        outputs_prefix=attempt.prefix,
         project=env.get(contract.EXECUTION_PROJECT) or None,
         domain=env.get(contract.EXECUTION_DOMAIN) or None,
-        org=org,
+        org=env.get(contract.ORG_NAME) or None,
         run_start_time=_run_start_time(args.run_start_time),
+        raw_data_path=raw_data_path(attempt),
     )
-    stages.mark("setup")
+    attempt.stages.mark("setup")
     runner.inputs_uri = args.inputs
     ctx = ActionContext(
         run=runner,
-        action_name=action_name,
+        action_name=attempt.action_name,
         task=task,
         attempt=int(env.get(contract.ATTEMPT_NUMBER, "0")) + 1,
         custom_context={kv.key: kv.value for kv in inputs.context},
@@ -266,19 +314,48 @@ def main(argv: list[str]) -> int:
         else None,
     )
     try:
-        result = asyncio.run(_run_body(runner, task, kwargs, ctx))
-        stages.mark("run")
+        result = await _run_body(runner, task, kwargs, ctx, sync)
+        attempt.stages.mark("run")
         outputs = task.interface.outputs_to_literals(result, task.name, task.max_inline_io_bytes)
     except Exception as e:
         traceback.print_exc()
-        _write_error(prefix, e, recoverable=is_recoverable(e))
-        return 0
+        _write_error(attempt.prefix, e, recoverable=is_recoverable(e))
+        return
     finally:
         runner.close()
+    _uris.write_bytes(_uris.join(attempt.prefix, "outputs.pb"), outputs.SerializeToString())
+    attempt.stages.mark("outputs")
+    attempt.stages.record()
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == [contract.RAW_CONTAINER_FLAG]:
+        from flyte._runtime._copilot import main as run_raw_container
+
+        return run_raw_container(argv[1:])
+    attempt = begin(argv, os.environ)
+    if isinstance(attempt, int):
+        return attempt
+    path = raw_data_path(attempt)
+    if path:
+        from flyte._internal._raw_data import RAW_DATA_PREFIX_ENV
+
+        # What runs outside the task's context (threads it starts) writes there too.
+        os.environ[RAW_DATA_PREFIX_ENV] = path
+    # The attempt's own work dir becomes the code root, as in a container: files that travel
+    # with the code are found by relative paths, and what the task writes next to them stays
+    # private to this attempt.
+    loaded = load(attempt, Path.cwd())
+    if loaded is None:
+        return 0
+
+    import asyncio
+
+    controller = controller_for(attempt.env)
+    try:
+        asyncio.run(run(attempt, loaded, controller, SyncBody()))
+    finally:
         controller.close()
-    _uris.write_bytes(_uris.join(prefix, "outputs.pb"), outputs.SerializeToString())
-    stages.mark("outputs")
-    stages.record()
     return 0
 
 

@@ -16,6 +16,7 @@ use tonic::Status;
 use crate::cache_gate::CacheGate;
 use crate::config::BackendConfig;
 use crate::executor::forkserver::ForkServer;
+use crate::executor::pool::Pools;
 use crate::executor::Scheduler;
 use crate::layout::Layout;
 use crate::names::RunKey;
@@ -40,6 +41,8 @@ pub struct Engine {
     pub sealer: SecretBox,
     /// Set when attempts are forked from a warm server instead of spawned.
     pub forks: Option<ForkServer>,
+    /// The warm workers of task environments with a reuse policy.
+    pub pools: Pools,
     /// Set when callers must authenticate.
     pub auth: Option<Arc<crate::auth::Authenticator>>,
     events: broadcast::Sender<Arc<ActionRecord>>,
@@ -72,6 +75,7 @@ impl Engine {
             .fork_server
             .clone()
             .map(|command| ForkServer::new(command, layout.fork_server_log_path()));
+        let pools = Pools::new(config.worker.clone(), layout.clone());
         Self {
             config,
             layout,
@@ -80,6 +84,7 @@ impl Engine {
             scheduler,
             sealer,
             forks,
+            pools,
             auth: None,
             events,
             stop,

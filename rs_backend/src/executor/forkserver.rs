@@ -404,7 +404,7 @@ async fn read_replies(shared: Arc<Shared>, mut child: Child, mut stdout: ChildSt
     shared.close(reason);
 }
 
-fn describe_exit(status: &ExitStatus) -> String {
+pub(super) fn describe_exit(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with code {code}"),
         (None, Some(signal)) => format!("was killed by signal {signal}"),
@@ -412,7 +412,7 @@ fn describe_exit(status: &ExitStatus) -> String {
     }
 }
 
-fn excerpt(text: &str) -> String {
+pub(super) fn excerpt(text: &str) -> String {
     const LIMIT: usize = 200;
     if text.len() <= LIMIT {
         return format!("{text:?}");
@@ -424,11 +424,51 @@ fn excerpt(text: &str) -> String {
     format!("{:?}...", &text[..end])
 }
 
-fn small_int<T: TryFrom<i64>>(message: &Value, key: &str) -> Option<T> {
+pub(super) fn small_int<T: TryFrom<i64>>(message: &Value, key: &str) -> Option<T> {
     message
         .get(key)
         .and_then(Value::as_i64)
         .and_then(|v| T::try_from(v).ok())
+}
+
+/// Hands every complete line in `buffer` to `handle` as a JSON object (and its text), leaving
+/// a partial last line in the buffer. Used by both line protocols the backend speaks with
+/// Python processes (the fork server's and the reusable workers').
+pub(super) fn take_json_lines(
+    buffer: &mut Vec<u8>,
+    mut handle: impl FnMut(Value, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut start = 0;
+    while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n') {
+        let line = &buffer[start..start + end];
+        start += end + 1;
+        let parsed = std::str::from_utf8(line)
+            .map_err(|_| "a line that is not UTF-8".to_string())
+            .and_then(|text| {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Ok(());
+                }
+                // The peer's lines are its JSON library's output; serde_json bounds nesting
+                // itself, so whatever another process writes cannot exhaust the stack.
+                let message: Value =
+                    serde_json::from_str(text).map_err(|e| format!("{e} in {}", excerpt(text)))?;
+                if !message.is_object() {
+                    return Err(format!("not a JSON object: {}", excerpt(text)));
+                }
+                handle(message, text)
+            });
+        if let Err(err) = parsed {
+            buffer.clear();
+            return Err(err);
+        }
+    }
+    buffer.drain(..start);
+    if buffer.len() > MAX_LINE {
+        buffer.clear();
+        return Err(format!("a line longer than {MAX_LINE} bytes"));
+    }
+    Ok(())
 }
 
 impl Shared {
@@ -482,38 +522,11 @@ impl Shared {
         self.dead.send_replace(Some(reason));
     }
 
-    /// Handles every complete line in `buffer`, leaving a partial last line in it.
     fn take_lines(&self, buffer: &mut Vec<u8>) -> Result<(), String> {
-        let mut start = 0;
-        while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n') {
-            let line = &buffer[start..start + end];
-            start += end + 1;
-            if let Err(err) = self.handle_line(line) {
-                buffer.clear();
-                return Err(err);
-            }
-        }
-        buffer.drain(..start);
-        if buffer.len() > MAX_LINE {
-            buffer.clear();
-            return Err(format!("a line longer than {MAX_LINE} bytes"));
-        }
-        Ok(())
+        take_json_lines(buffer, |message, text| self.handle_line(message, text))
     }
 
-    fn handle_line(&self, line: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(line).map_err(|_| "a line that is not UTF-8".to_string())?;
-        let text = text.trim();
-        if text.is_empty() {
-            return Ok(());
-        }
-        // The server's replies are its JSON library's output; serde_json bounds nesting
-        // itself, so whatever another process writes cannot exhaust the stack.
-        let message: Value =
-            serde_json::from_str(text).map_err(|e| format!("{e} in {}", excerpt(text)))?;
-        if !message.is_object() {
-            return Err(format!("not a JSON object: {}", excerpt(text)));
-        }
+    fn handle_line(&self, message: Value, text: &str) -> Result<(), String> {
         if message.get("exited").is_some() {
             let pid = small_int::<i32>(&message, "exited");
             let status = small_int::<i32>(&message, "status");
@@ -615,32 +628,37 @@ impl Shared {
 
     /// The last lines this server wrote to its log, for error messages.
     fn log_tail(&self) -> String {
-        let path = self.log_path.display();
-        let read = || -> std::io::Result<String> {
-            let mut file = fs::File::open(&self.log_path)?;
-            let len = file.metadata()?.len();
-            let start = self.log_start.max(len.saturating_sub(TAIL_BYTES));
-            if start >= len {
-                return Ok(String::new());
-            }
-            file.seek(SeekFrom::Start(start))?;
-            let mut bytes = Vec::new();
-            file.take(TAIL_BYTES).read_to_end(&mut bytes)?;
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            let mut lines: Vec<&str> = text.lines().collect();
-            if start > self.log_start && !lines.is_empty() {
-                // Cut mid-line by the byte limit.
-                lines.remove(0);
-            }
-            let lines: Vec<&str> = lines.into_iter().filter(|l| !l.trim().is_empty()).collect();
-            let keep = lines.len().saturating_sub(TAIL_LINES);
-            Ok(lines[keep..].join("\n"))
-        };
-        match read() {
-            Ok(tail) if tail.is_empty() => format!("; it wrote nothing to {path}"),
-            Ok(tail) => format!("; the end of {path}:\n{tail}"),
-            Err(err) => format!("; {path} could not be read: {err}"),
+        log_tail(&self.log_path, self.log_start)
+    }
+}
+
+/// The last lines written to `path` after byte `from`, for error messages.
+pub(super) fn log_tail(path: &Path, from: u64) -> String {
+    let shown = path.display();
+    let read = || -> std::io::Result<String> {
+        let mut file = fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        let start = from.max(len.saturating_sub(TAIL_BYTES));
+        if start >= len {
+            return Ok(String::new());
         }
+        file.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::new();
+        file.take(TAIL_BYTES).read_to_end(&mut bytes)?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let mut lines: Vec<&str> = text.lines().collect();
+        if start > from && !lines.is_empty() {
+            // Cut mid-line by the byte limit.
+            lines.remove(0);
+        }
+        let lines: Vec<&str> = lines.into_iter().filter(|l| !l.trim().is_empty()).collect();
+        let keep = lines.len().saturating_sub(TAIL_LINES);
+        Ok(lines[keep..].join("\n"))
+    };
+    match read() {
+        Ok(tail) if tail.is_empty() => format!("; it wrote nothing to {shown}"),
+        Ok(tail) => format!("; the end of {shown}:\n{tail}"),
+        Err(err) => format!("; {shown} could not be read: {err}"),
     }
 }
 

@@ -18,6 +18,7 @@ use super::command::{
 use super::forkserver::LaunchRequest;
 use super::monitor::{conclude, supervise, Job};
 use super::outcome::{error, ExitCause, Verdict};
+use super::pool::{Lease, PoolSpec, Reserved};
 use super::spec::ExecSpec;
 use super::{conclude_attempt, Control, Running};
 use crate::clock::now_ms;
@@ -61,6 +62,46 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
     let Some(attempt) = record.attempts.checked_add(1) else {
         return Launched::Skipped;
     };
+    let decoded = decode(engine, &record);
+    let mut lease = None;
+    let mut pool_failure = None;
+    if let Ok(decoded) = &decoded {
+        let spec = match pool_spec(engine, &record, decoded, attempt) {
+            Ok(spec) => spec,
+            Err(failure) => {
+                pool_failure = Some(failure);
+                None
+            }
+        };
+        if let Some(spec) = spec {
+            let waits_for_children = |run: &crate::names::RunKey, name: &str| {
+                engine
+                    .store
+                    .active_task_children(run, name)
+                    .is_ok_and(|n| n > 0)
+            };
+            match engine
+                .pools
+                .reserve(spec, seq, (&record.run, &record.name), waits_for_children)
+            {
+                Reserved::Leased(leased) => lease = Some(leased),
+                // It waits in its pool's queue until a worker has room.
+                Reserved::Full => return Launched::Skipped,
+                Reserved::Failed(message) => {
+                    let policy = decoded.spec.policy.clone();
+                    pool_failure = Some((launch_failed(message), policy));
+                }
+            }
+        }
+    }
+    // Gives the slot back if the attempt does not get to run on it.
+    let unlease = |lease: Option<Lease>| {
+        if let Some(lease) = lease {
+            if let Some(next) = engine.pools.release(&lease, false) {
+                engine.scheduler.enqueue_soon(next);
+            }
+        }
+    };
     let log_path = engine.layout.log_path(&record.run, &record.name, attempt);
     let record =
         match engine
@@ -68,8 +109,12 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
             .start_attempt(seq, attempt, &log_path.to_string_lossy(), now_ms())
         {
             Ok(Some(record)) => record,
-            Ok(None) => return Launched::Skipped,
+            Ok(None) => {
+                unlease(lease);
+                return Launched::Skipped;
+            }
             Err(err) => {
+                unlease(lease);
                 tracing::error!(%err, action = %record.name, "could not start an attempt");
                 return Launched::Skipped;
             }
@@ -77,14 +122,33 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
     engine.publish(record.clone());
     if super::sleep::is_sleep(&record) {
         // Nothing runs: the backend waits, without taking a slot.
+        unlease(lease);
         super::sleep::start(engine, &record, attempt);
         return Launched::Skipped;
     }
+    if let Some((verdict, policy)) = pool_failure {
+        return failed(engine, &record, attempt, verdict, &policy);
+    }
 
-    let prepared = match prepare(engine, &record, attempt, &log_path) {
+    let prepared = match decoded.and_then(|decoded| {
+        prepare(
+            engine,
+            &record,
+            attempt,
+            &log_path,
+            decoded,
+            lease.is_some(),
+        )
+    }) {
         Ok(prepared) => prepared,
-        Err((verdict, policy)) => return failed(engine, &record, attempt, verdict, &policy),
+        Err((verdict, policy)) => {
+            unlease(lease);
+            return failed(engine, &record, attempt, verdict, &policy);
+        }
     };
+    if let Some(lease) = lease {
+        return run_pooled(engine, &record, attempt, prepared, lease);
+    }
     let (control, control_rx) = watch::channel(Control::Run);
     let (pgid, task) = if engine.forks.is_some() && prepared.forkable {
         // The server answers asynchronously; until it did, the slot is taken but no group
@@ -110,9 +174,195 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         run: record.run.clone(),
         name: record.name.clone(),
         pgid,
+        pooled: false,
         control,
         task: Some(task),
     })
+}
+
+/// Sends the attempt to the worker its lease is on, and supervises it there.
+fn run_pooled(
+    engine: &Arc<Engine>,
+    record: &ActionRecord,
+    attempt: u32,
+    prepared: Prepared,
+    lease: Lease,
+) -> Launched {
+    let Prepared {
+        job,
+        args,
+        env,
+        log_path,
+        log,
+        ..
+    } = prepared;
+    // The worker appends the attempt's output to the log; it was only created (empty) here.
+    drop(log);
+    let own: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(key, _)| PER_ATTEMPT_ENV.contains(&key.as_str()))
+        .collect();
+    let (id, end) = match lease.worker.run(&args, &own, &log_path) {
+        Ok(sent) => sent,
+        Err(message) => {
+            let policy = job.policy.clone();
+            if let Some(next) = engine.pools.release(&lease, false) {
+                engine.scheduler.enqueue_soon(next);
+            }
+            return failed(engine, record, attempt, launch_failed(message), &policy);
+        }
+    };
+    // A restarted backend finds the worker by it (and stops it, to run the attempt again).
+    record_process(engine, &job, lease.worker.process);
+    let (control, control_rx) = watch::channel(Control::Run);
+    let task = tokio::spawn(super::pooled::supervise(
+        engine.clone(),
+        job,
+        lease,
+        id,
+        end,
+        control_rx,
+    ));
+    Launched::Started(Running {
+        run: record.run.clone(),
+        name: record.name.clone(),
+        pgid: 0,
+        pooled: true,
+        control,
+        task: Some(task),
+    })
+}
+
+/// The variables of an attempt's environment that differ between attempts of one task
+/// environment: a reusable worker gets them with each attempt, the rest once, at its start.
+const PER_ATTEMPT_ENV: [&str; 11] = [
+    contract::EXECUTION_ID,
+    contract::ATTEMPT_NUMBER,
+    contract::TASK_PROJECT,
+    contract::TASK_DOMAIN,
+    contract::TASK_NAME,
+    contract::TASK_VERSION,
+    contract::POD_NAME,
+    contract::ACTION_NAME,
+    contract::RUN_NAME,
+    contract::RUN_BASE,
+    contract::EXTRA_ATTEMPT,
+];
+
+/// The action's task, decoded and checked, with its run's settings.
+struct Decoded {
+    task: flyteidl2::flyteidl::workflow::TaskAction,
+    spec: ExecSpec,
+    settings: RunSettings,
+}
+
+fn decode(engine: &Engine, record: &ActionRecord) -> Result<Decoded, (Verdict, TaskPolicy)> {
+    let task = views::task_action(record)
+        .ok_or_else(|| invalid("the stored task spec of this action cannot be decoded".into()))?;
+    let spec = ExecSpec::from_task(&task).map_err(invalid)?;
+    let settings = run_settings(engine, record);
+    Ok(Decoded {
+        task,
+        spec,
+        settings,
+    })
+}
+
+/// The pool of reusable workers the attempt runs on, if its task has a reuse policy and its
+/// program is this SDK's runtime in the default environment (a worker is that runtime kept
+/// warm; another image's program runs one process per attempt).
+fn pool_spec(
+    engine: &Engine,
+    record: &ActionRecord,
+    decoded: &Decoded,
+    attempt: u32,
+) -> Result<Option<PoolSpec>, (Verdict, TaskPolicy)> {
+    let Some(reuse) = decoded.spec.reuse.clone() else {
+        return Ok(None);
+    };
+    if !engine.pools.enabled()
+        || decoded.spec.args.first().map(String::as_str) != Some(RUNTIME_PROGRAM)
+        || engine.config.bin_dir_for(&decoded.spec.image) != engine.config.bin_dir
+    {
+        return Ok(None);
+    }
+    let env = contract_env(
+        engine,
+        record,
+        &decoded.task,
+        ContractEnv {
+            task_env: &decoded.spec.env,
+            run_env: decoded.settings.env.clone(),
+            attempt,
+            bin_dir: &engine.config.bin_dir,
+        },
+    );
+    let shared: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(key, _)| !PER_ATTEMPT_ENV.contains(&key.as_str()))
+        .collect();
+    let run = &record.run;
+    let mut identity = vec![
+        decoded.spec.image.clone(),
+        run.project.clone(),
+        run.domain.clone(),
+        format!("{:?}", declared_secrets(&decoded.task)),
+    ];
+    if reuse.per_run {
+        identity.push(run.name.clone());
+    }
+    let code_args = [
+        contract::CODE_BUNDLE_ARG,
+        contract::CODE_ROOT_ARG,
+        contract::CODE_VERSION_ARG,
+    ];
+    for pair in decoded.spec.args.windows(2) {
+        if code_args.contains(&pair[0].as_str()) {
+            identity.push(format!("{}={}", pair[0], pair[1]));
+        }
+    }
+    let mut spec = PoolSpec {
+        reuse,
+        env: shared,
+        secret_env: Vec::new(),
+        memory_limit: decoded.spec.memory_limit,
+        identity,
+    };
+    let declared = declared_secrets(&decoded.task);
+    if !declared.is_empty() {
+        // Delivered where the pool's workers find them; a worker reads them when it starts,
+        // as a replica of a cluster's pool does.
+        let dir = engine.pools.pool_dir(&spec.label(&spec.key()));
+        let delivered = secrets::deliver(
+            &engine.store,
+            &engine.sealer,
+            &run.project,
+            &run.domain,
+            &declared,
+            &dir,
+        )
+        .map_err(|message| {
+            (
+                Verdict::Invalid {
+                    error: error("BadRequest", ErrorKind::User, message),
+                },
+                TaskPolicy::default(),
+            )
+        })?;
+        spec.secret_env = delivered.env;
+    }
+    Ok(Some(spec))
+}
+
+fn declared_secrets(
+    task: &flyteidl2::flyteidl::workflow::TaskAction,
+) -> Vec<flyteidl2::flyteidl::core::Secret> {
+    task.spec
+        .as_ref()
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.security_context.as_ref())
+        .map(|c| c.secrets.clone())
+        .unwrap_or_default()
 }
 
 /// Ends the attempt after `attempts` of a queued action that waited longer than its task's
@@ -278,14 +528,17 @@ fn prepare(
     record: &ActionRecord,
     attempt: u32,
     log_path: &Path,
+    decoded: Decoded,
+    pooled: bool,
 ) -> Result<Prepared, (Verdict, TaskPolicy)> {
-    let task = views::task_action(record)
-        .ok_or_else(|| invalid("the stored task spec of this action cannot be decoded".into()))?;
-    let spec = ExecSpec::from_task(&task).map_err(invalid)?;
+    let Decoded {
+        task,
+        spec,
+        settings,
+    } = decoded;
     let policy = &spec.policy;
     let base = &record.run_output_base;
     let (output_dir, output_uri) = attempt_prefix(base, &record.name, attempt).map_err(invalid)?;
-    let settings = run_settings(engine, record);
     let raw_prefix = match &settings.raw_data_prefix {
         Some(prefix) => run_raw_data_prefix(prefix, &record.run.name, &record.name, attempt),
         None => raw_data_prefix(base, &record.name, attempt).map_err(invalid)?,
@@ -314,7 +567,9 @@ fn prepare(
             policy.clone(),
         )
     })?;
-    fresh_dir(&work_dir).map_err(|e| {
+    // An attempt on a reusable worker works in the worker's directory.
+    let fresh = if pooled { Ok(()) } else { fresh_dir(&work_dir) };
+    fresh.map_err(|e| {
         (
             launch_failed(format!(
                 "could not create the work dir {}: {e}",
@@ -362,14 +617,8 @@ fn prepare(
         },
     );
     let mut env = env;
-    let declared = task
-        .spec
-        .as_ref()
-        .and_then(|s| s.task_template.as_ref())
-        .and_then(|t| t.security_context.as_ref())
-        .map(|c| c.secrets.clone())
-        .unwrap_or_default();
-    if !declared.is_empty() {
+    let declared = declared_secrets(&task);
+    if !declared.is_empty() && !pooled {
         // A declared secret that does not exist fails the action before its code runs.
         let delivered = secrets::deliver(
             &engine.store,

@@ -11,8 +11,11 @@ pub mod forkserver;
 mod launch;
 mod monitor;
 pub mod outcome;
+pub mod pool;
+mod pooled;
 pub mod sleep;
 pub mod spec;
+pub mod worker;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -47,8 +50,11 @@ pub enum Control {
 struct Running {
     run: RunKey,
     name: String,
-    /// 0 while a fork server has not yet answered with the process.
+    /// 0 while a fork server has not yet answered with the process, and for an attempt on a
+    /// reusable worker (which is not the attempt's to kill).
     pgid: i32,
+    /// Runs on a reusable worker: its pool bounds it, not `max_parallel`.
+    pooled: bool,
     control: watch::Sender<Control>,
     task: Option<JoinHandle<()>>,
 }
@@ -104,6 +110,18 @@ impl Scheduler {
                 return;
             }
             state.queue.push_back(seq);
+        }
+        self.wake();
+    }
+
+    /// Queues an action ahead of every other (one that waited for a reusable worker's slot).
+    pub fn enqueue_front(&self, seq: i64) {
+        {
+            let mut state = self.state();
+            if !state.accepting || !state.queued.insert(seq) {
+                return;
+            }
+            state.queue.push_front(seq);
         }
         self.wake();
     }
@@ -233,7 +251,7 @@ fn dispatch(engine: &Arc<Engine>) {
             }
         }
         let mut busy = 0;
-        for running in state.running.values() {
+        for running in state.running.values().filter(|r| !r.pooled) {
             match engine
                 .store
                 .active_task_children(&running.run, &running.name)
@@ -254,8 +272,10 @@ fn dispatch(engine: &Arc<Engine>) {
             state.queued.remove(&seq);
             match launch::launch(engine, seq) {
                 launch::Launched::Started(running) => {
+                    if !running.pooled {
+                        busy += 1;
+                    }
                     state.running.insert(seq, running);
-                    busy += 1;
                 }
                 launch::Launched::Skipped => {}
                 launch::Launched::Failed(record) => {

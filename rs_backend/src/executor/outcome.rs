@@ -43,6 +43,9 @@ pub enum ExitCause {
     LaunchFailed(String),
     /// Found gone (or killed) when a restarted backend recovered the action.
     Lost(String),
+    /// The reusable worker running the attempt died (or was stopped) before answering; the
+    /// files the attempt left decide, and without them it is a crash.
+    WorkerLost(String),
 }
 
 /// What an attempt amounted to.
@@ -160,6 +163,14 @@ pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdi
         },
         ExitCause::Lost(message) => Verdict::SystemFailure {
             error: error("ProcessLost", ErrorKind::System, message.clone()),
+        },
+        ExitCause::WorkerLost(message) => match classify_exit(None, output_dir, output_uri) {
+            Verdict::SystemFailure { error: found } if found.code == "ProcessCrashed" => {
+                Verdict::SystemFailure {
+                    error: error("WorkerLost", ErrorKind::System, message.clone()),
+                }
+            }
+            finished => finished,
         },
     }
 }

@@ -1,15 +1,19 @@
 //! What the backend needs from a task's spec to run it, checked once at submission.
 
+use std::time::Duration;
+
 use flyteidl2::flyteidl::core::{
     resources::{ResourceEntry, ResourceName},
+    reuse_policy,
     task_template::Target,
     Container, K8sPod, KeyValuePair, Resources, TaskTemplate,
 };
 use flyteidl2::flyteidl::task::TaskSpec;
 use flyteidl2::flyteidl::workflow::TaskAction;
-use flyteidl2::google::protobuf::{value::Kind, Struct, Value};
+use flyteidl2::google::protobuf::{value::Kind, Duration as PbDuration, Struct, Value};
 use prost::Message;
 
+use crate::clock::positive_duration;
 use crate::contract::{RAW_CONTAINER_FLAG, RAW_CONTAINER_TASK_TYPE, RUNTIME_PROGRAM};
 use crate::policy::TaskPolicy;
 use crate::quantity::parse_memory;
@@ -26,6 +30,89 @@ pub struct ExecSpec {
     pub memory_limit: Option<u64>,
     /// Retries, backoff and time limits (`metadata`).
     pub policy: TaskPolicy,
+    /// `reuse_policy`: the task runs in a pool of warm workers (see the `pool` module).
+    pub reuse: Option<Reuse>,
+}
+
+/// A task environment's pool of reusable workers, from `TaskTemplate.reuse_policy`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reuse {
+    /// Tasks with the same name and version (in one project and domain) share the pool.
+    pub name: String,
+    pub version: String,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    /// Attempts one worker runs at once.
+    pub concurrency: u32,
+    /// The whole pool stops after this long without work (None: never).
+    pub idle_ttl: Option<Duration>,
+    /// One idle worker above `min_replicas` stops after this long (None: never).
+    pub scaledown_ttl: Option<Duration>,
+    /// Each run gets its own pool.
+    pub per_run: bool,
+}
+
+/// The most workers one pool may have and attempts one worker may run: far beyond what a
+/// machine runs, so a typo (`replicas=10**9`) is refused instead of tried.
+const MAX_REPLICAS: i32 = 1024;
+const MAX_CONCURRENCY: i32 = 10_000;
+
+impl Reuse {
+    fn from_template(template: &TaskTemplate, env_name: &str) -> Result<Option<Self>, String> {
+        let Some(policy) = &template.reuse_policy else {
+            return Ok(None);
+        };
+        let at = "task_template.reuse_policy";
+        if !(1..=MAX_REPLICAS).contains(&policy.max_replicas) {
+            return Err(format!(
+                "{at}.max_replicas must be between 1 and {MAX_REPLICAS}, got {}",
+                policy.max_replicas
+            ));
+        }
+        if policy.min_replicas < 0 || policy.min_replicas > policy.max_replicas {
+            return Err(format!(
+                "{at}.min_replicas must be between 0 and max_replicas ({}), got {}",
+                policy.max_replicas, policy.min_replicas
+            ));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&policy.concurrency) {
+            return Err(format!(
+                "{at}.concurrency must be between 1 and {MAX_CONCURRENCY}, got {}",
+                policy.concurrency
+            ));
+        }
+        let ttl = |d: Option<&PbDuration>, field: &str| match d {
+            Some(d) => positive_duration(d).map_err(|e| format!("{at}.{field}: {e}")),
+            None => Ok(None),
+        };
+        // Older writers (the reference SDK before the field had them) name the pool in the
+        // "actor" spec they put in `custom`.
+        let custom = |key: &str| {
+            template
+                .custom
+                .as_ref()
+                .and_then(|c| string(c, key))
+                .filter(|v| !v.is_empty())
+        };
+        let name = Some(policy.name.clone())
+            .filter(|n| !n.is_empty())
+            .or_else(|| custom("name"))
+            .unwrap_or_else(|| env_name.to_string());
+        let version = Some(policy.version.clone())
+            .filter(|v| !v.is_empty())
+            .or_else(|| custom("version"))
+            .unwrap_or_default();
+        Ok(Some(Self {
+            name,
+            version,
+            min_replicas: policy.min_replicas as u32,
+            max_replicas: policy.max_replicas as u32,
+            concurrency: policy.concurrency as u32,
+            idle_ttl: ttl(policy.idle_ttl.as_ref(), "idle_ttl")?,
+            scaledown_ttl: ttl(policy.scaledown_ttl.as_ref(), "scaledown_ttl")?,
+            per_run: policy.scope == reuse_policy::Scope::Run as i32,
+        }))
+    }
 }
 
 impl ExecSpec {
@@ -108,6 +195,12 @@ impl ExecSpec {
         }
         let policy = TaskPolicy::from_metadata(template.metadata.as_ref())
             .map_err(|e| format!("task_template.{e}"))?;
+        let env_name = spec
+            .environment
+            .as_ref()
+            .map(|e| e.name.as_str())
+            .unwrap_or_default();
+        let reuse = Reuse::from_template(template, env_name)?;
         if template.r#type == RAW_CONTAINER_TASK_TYPE {
             return Ok(Self {
                 // The backend's own runtime runs the image (see `raw_container_args`).
@@ -116,6 +209,8 @@ impl ExecSpec {
                 env,
                 memory_limit,
                 policy,
+                // It runs another program's image: nothing to keep warm.
+                reuse: None,
             });
         }
         Ok(Self {
@@ -124,6 +219,7 @@ impl ExecSpec {
             env,
             memory_limit,
             policy,
+            reuse,
         })
     }
 }
@@ -272,6 +368,79 @@ pub(crate) mod tests {
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+
+    fn with_reuse(policy: flyteidl2::flyteidl::core::ReusePolicy) -> Result<ExecSpec, String> {
+        let mut task = task_with(
+            Container {
+                args: vec!["flyte-action".into()],
+                ..Default::default()
+            },
+            None,
+        );
+        let spec = task.spec.as_mut().unwrap();
+        spec.environment = Some(flyteidl2::flyteidl::task::Environment {
+            name: "env".into(),
+            ..Default::default()
+        });
+        spec.task_template.as_mut().unwrap().reuse_policy = Some(policy);
+        ExecSpec::from_task(&task)
+    }
+
+    #[test]
+    fn reads_the_reuse_policy() {
+        use flyteidl2::flyteidl::core::ReusePolicy;
+        let policy = ReusePolicy {
+            min_replicas: 1,
+            max_replicas: 3,
+            concurrency: 8,
+            idle_ttl: Some(PbDuration {
+                seconds: 30,
+                nanos: 0,
+            }),
+            scope: reuse_policy::Scope::Run as i32,
+            version: "v1".into(),
+            ..Default::default()
+        };
+        let reuse = with_reuse(policy.clone()).unwrap().reuse.unwrap();
+        assert_eq!(
+            reuse,
+            Reuse {
+                name: "env".into(),
+                version: "v1".into(),
+                min_replicas: 1,
+                max_replicas: 3,
+                concurrency: 8,
+                idle_ttl: Some(Duration::from_secs(30)),
+                scaledown_ttl: None,
+                per_run: true,
+            }
+        );
+        let bad = [
+            ReusePolicy {
+                max_replicas: 0,
+                ..policy.clone()
+            },
+            ReusePolicy {
+                min_replicas: 4,
+                ..policy.clone()
+            },
+            ReusePolicy {
+                concurrency: 0,
+                ..policy.clone()
+            },
+            ReusePolicy {
+                idle_ttl: Some(PbDuration {
+                    seconds: -1,
+                    nanos: 0,
+                }),
+                ..policy
+            },
+        ];
+        for policy in bad {
+            let err = with_reuse(policy).unwrap_err();
+            assert!(err.contains("reuse_policy"), "{err}");
         }
     }
 

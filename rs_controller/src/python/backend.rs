@@ -39,7 +39,7 @@ impl PyBackend {
     /// where. Serving continues on background threads until `shutdown()`. With
     /// `fork_server`, attempts are forked from that warm process instead of started afresh.
     #[new]
-    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), tls_cert = None, tls_key = None, request_log = None, auth_issuer = None, auth_audience = None, auth_client_id = None, auth_scopes = Vec::new()))]
+    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), worker = None, tls_cert = None, tls_key = None, request_log = None, auth_issuer = None, auth_audience = None, auth_client_id = None, auth_scopes = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -50,6 +50,7 @@ impl PyBackend {
         max_parallel: usize,
         fork_server: Option<Vec<String>>,
         images: Vec<(String, PathBuf)>,
+        worker: Option<Vec<String>>,
         tls_cert: Option<PathBuf>,
         tls_key: Option<PathBuf>,
         request_log: Option<PathBuf>,
@@ -90,6 +91,7 @@ impl PyBackend {
         config.images = images;
         config.max_parallel = max_parallel;
         config.fork_server = fork_server;
+        config.worker = worker;
         config.tls = tls;
         config.request_log = request_log;
         config.auth = auth;

@@ -164,6 +164,20 @@ impl PyController {
         })
     }
 
+    /// Forgets the parent action (a serialized `ActionIdentifier`) whose attempt ended: its
+    /// watch stops.
+    fn release(&self, parent: &[u8]) -> PyResult<()> {
+        let parent: ActionIdentifier = decode(parent, "flyteidl2.common.ActionIdentifier")?;
+        self.inner.release(&parent);
+        Ok(())
+    }
+
+    /// How many parent actions have a watch or submission slots open.
+    #[getter]
+    fn parents(&self) -> usize {
+        self.inner.parents()
+    }
+
     /// Stops all watches; pending and later calls fail with `ControllerError('CANCELLED')`.
     fn close(&self) {
         self.inner.close();
