@@ -150,9 +150,19 @@ pub async fn start(
         let engine = engine.clone();
         tokio::spawn(async move {
             let stop = engine.stop_signal();
+            let waits_for_children = |run: &crate::names::RunKey, name: &str| {
+                engine
+                    .store
+                    .active_task_children(run, name)
+                    .is_ok_and(|n| n > 0)
+            };
             engine
                 .pools
-                .keep(|seq| engine.scheduler.enqueue(seq), stop)
+                .keep(
+                    |seq| engine.scheduler.enqueue(seq),
+                    waits_for_children,
+                    stop,
+                )
                 .await;
         });
     }

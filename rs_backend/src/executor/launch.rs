@@ -74,16 +74,7 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
             }
         };
         if let Some(spec) = spec {
-            let waits_for_children = |run: &crate::names::RunKey, name: &str| {
-                engine
-                    .store
-                    .active_task_children(run, name)
-                    .is_ok_and(|n| n > 0)
-            };
-            match engine
-                .pools
-                .reserve(spec, seq, (&record.run, &record.name), waits_for_children)
-            {
+            match engine.pools.reserve(spec, seq, (&record.run, &record.name)) {
                 Reserved::Leased(leased) => lease = Some(leased),
                 // It waits in its pool's queue until a worker has room.
                 Reserved::Full => return Launched::Skipped,

@@ -12,7 +12,9 @@
 //! full pool never holds up other actions; when a slot frees, the first one waiting goes to
 //! the front of the scheduler's queue. A running attempt that waits for children of its own
 //! does not hold its slot (as a waiting parent holds no process slot): a pool whose
-//! attempts all wait for children they started in the same pool would never finish.
+//! attempts all wait for children they started in the same pool would never finish. Which
+//! attempts wait is looked up while tending a full pool (a few times a second), not on
+//! every reservation.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,9 +110,10 @@ pub enum Reserved {
 
 struct Slot {
     worker: Arc<Worker>,
-    number: u64,
     /// Attempts running on it: seq -> (run, action).
     running: HashMap<i64, (RunKey, String)>,
+    /// How many of them waited for children when last looked at.
+    parked: usize,
     idle_since: Instant,
     /// Takes no more attempts; killed once its last attempt ended (its code got stuck).
     retiring: bool,
@@ -174,15 +177,7 @@ impl Pools {
     }
 
     /// A slot for attempt `seq` of `action` on a worker of the pool `spec` describes.
-    /// `waits_for_children` tells whether a running attempt waits for children (its slot
-    /// then counts as free).
-    pub fn reserve(
-        &self,
-        spec: PoolSpec,
-        seq: i64,
-        action: (&RunKey, &str),
-        waits_for_children: impl Fn(&RunKey, &str) -> bool,
-    ) -> Reserved {
+    pub fn reserve(&self, spec: PoolSpec, seq: i64, action: (&RunKey, &str)) -> Reserved {
         let key = spec.key();
         let mut pools = self.state();
         let pool = pools.entry(key.clone()).or_insert_with(|| Pool {
@@ -226,14 +221,7 @@ impl Pools {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.retiring)
-                .map(|(i, s)| {
-                    let waiting = s
-                        .running
-                        .values()
-                        .filter(|(run, name)| waits_for_children(run, name))
-                        .count();
-                    (i, s.running.len() - waiting)
-                })
+                .map(|(i, s)| (i, s.running.len().saturating_sub(s.parked)))
                 .filter(|(_, computing)| *computing < concurrency)
                 .min_by_key(|(_, computing)| *computing)
                 .map(|(i, _)| i);
@@ -281,8 +269,8 @@ impl Pools {
         )?;
         pool.slots.push(Slot {
             worker,
-            number,
             running: HashMap::new(),
+            parked: 0,
             idle_since: Instant::now(),
             retiring: false,
         });
@@ -326,8 +314,9 @@ impl Pools {
     }
 
     /// Stops what outlived its TTL and starts what `min_replicas` asks for. Returns actions
-    /// waiting for pools that have room again (a worker died or stopped), to be queued.
-    fn tend(&self) -> Vec<i64> {
+    /// waiting for pools that have room again (a worker died or stopped, or attempts turned
+    /// out to wait for their children), to be queued.
+    fn tend(&self, waits_for_children: &dyn Fn(&RunKey, &str) -> bool) -> Vec<i64> {
         let now = Instant::now();
         let mut requeue = Vec::new();
         let mut pools = self.state();
@@ -363,9 +352,24 @@ impl Pools {
                     break;
                 }
             }
-            // Room may have opened (a dead worker replaced): let the first waiter try again.
-            if pool.slots.len() < reuse.max_replicas as usize {
-                requeue.extend(pool.waiting.pop_front());
+            if !pool.waiting.is_empty() {
+                let concurrency = reuse.concurrency as usize;
+                for slot in &mut pool.slots {
+                    slot.parked = slot
+                        .running
+                        .values()
+                        .filter(|(run, name)| waits_for_children(run, name))
+                        .count();
+                }
+                // Room may have opened (a dead worker to replace, parked attempts): let the
+                // first waiter try again.
+                let room = pool.slots.len() < reuse.max_replicas as usize
+                    || pool.slots.iter().any(|s| {
+                        !s.retiring && s.running.len().saturating_sub(s.parked) < concurrency
+                    });
+                if room {
+                    requeue.extend(pool.waiting.pop_front());
+                }
             }
             true
         });
@@ -373,12 +377,18 @@ impl Pools {
     }
 
     /// Runs `tend` whenever something changed or time passed, until `stop` turns true.
-    pub async fn keep(&self, enqueue: impl Fn(i64), mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// `waits_for_children` tells whether a running attempt waits for children.
+    pub async fn keep(
+        &self,
+        enqueue: impl Fn(i64),
+        waits_for_children: impl Fn(&RunKey, &str) -> bool,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             if *stop.borrow() {
                 return;
             }
-            for seq in self.tend() {
+            for seq in self.tend(&waits_for_children) {
                 enqueue(seq);
             }
             tokio::select! {
@@ -478,32 +488,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pools = pools(dir.path());
         let run = run();
-        let no_children = |_: &RunKey, _: &str| false;
-        let first = lease(pools.reserve(spec(2, 1, None), 1, (&run, "a"), no_children));
-        let second = lease(pools.reserve(spec(2, 1, None), 2, (&run, "b"), no_children));
+        let first = lease(pools.reserve(spec(2, 1, None), 1, (&run, "a")));
+        let second = lease(pools.reserve(spec(2, 1, None), 2, (&run, "b")));
         assert!(
             !Arc::ptr_eq(&first.worker, &second.worker),
             "a second replica started"
         );
         assert!(matches!(
-            pools.reserve(spec(2, 1, None), 3, (&run, "c"), no_children),
+            pools.reserve(spec(2, 1, None), 3, (&run, "c")),
             Reserved::Full
         ));
         assert!(matches!(
-            pools.reserve(spec(2, 1, None), 4, (&run, "d"), no_children),
+            pools.reserve(spec(2, 1, None), 4, (&run, "d")),
             Reserved::Full
         ));
         let stats = pools.stats()["env one"].clone();
         assert_eq!((stats.workers, stats.running, stats.waiting), (2, 2, 2));
         assert_eq!(pools.release(&first, false), Some(3));
-        let third = lease(pools.reserve(spec(2, 1, None), 3, (&run, "c"), no_children));
+        let third = lease(pools.reserve(spec(2, 1, None), 3, (&run, "c")));
         assert!(
             Arc::ptr_eq(&first.worker, &third.worker),
             "the freed worker is reused"
         );
-        // A parent waiting for its children does not hold its slot.
-        let waiting = |_: &RunKey, name: &str| name == "b";
-        let fourth = lease(pools.reserve(spec(2, 1, None), 4, (&run, "d"), waiting));
+        // A parent waiting for its children does not hold its slot, once that is known.
+        assert!(pools.tend(&|_, _| false).is_empty(), "still full");
+        assert_eq!(pools.tend(&|_, name| name == "b"), vec![4]);
+        let fourth = lease(pools.reserve(spec(2, 1, None), 4, (&run, "d")));
         assert!(Arc::ptr_eq(&second.worker, &fourth.worker));
         pools.stop_all(true);
     }
@@ -513,8 +523,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pools = pools(dir.path());
         let run = run();
-        let no_children = |_: &RunKey, _: &str| false;
-        let stuck = lease(pools.reserve(spec(1, 2, None), 1, (&run, "a"), no_children));
+        let stuck = lease(pools.reserve(spec(1, 2, None), 1, (&run, "a")));
         assert_eq!(pools.release(&stuck, true), None);
         let worker = stuck.worker.clone();
         for _ in 0..200 {
@@ -524,7 +533,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(worker.is_gone());
-        let next = lease(pools.reserve(spec(1, 2, None), 2, (&run, "b"), no_children));
+        let next = lease(pools.reserve(spec(1, 2, None), 2, (&run, "b")));
         assert!(!Arc::ptr_eq(&worker, &next.worker));
         pools.stop_all(true);
     }
@@ -535,16 +544,16 @@ mod tests {
         let pools = pools(dir.path());
         let run = run();
         let ttl = Some(Duration::from_millis(50));
-        let only = lease(pools.reserve(spec(1, 1, ttl), 1, (&run, "a"), |_, _| false));
+        let only = lease(pools.reserve(spec(1, 1, ttl), 1, (&run, "a")));
         assert_eq!(pools.release(&only, false), None);
-        assert!(pools.tend().is_empty());
+        assert!(pools.tend(&|_, _| false).is_empty());
         assert_eq!(
             pools.stats()["env one"].workers,
             1,
             "not idle long enough yet"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-        pools.tend();
+        pools.tend(&|_, _| false);
         assert!(pools.stats().is_empty());
         for _ in 0..200 {
             if only.worker.is_gone() {

@@ -70,6 +70,13 @@ fn write_transaction(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transa
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+/// How much of the database file is read through a memory mapping.
+const MMAP_BYTES: i64 = 1 << 30;
+/// SQLite's page cache (KiB).
+const PAGE_CACHE_KIB: i64 = 64 * 1024;
+
 pub struct Store {
     conn: Mutex<Connection>,
 }
@@ -88,6 +95,15 @@ impl Store {
             .ctx("set synchronous")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .ctx("enable foreign keys")?;
+        // Every action passes through a few dozen distinct statements; rusqlite keeps 16
+        // prepared by default, so a busy backend would parse its SQL again and again.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // A big run's hot pages stay in memory: read through a mapping (no read() per page)
+        // and a page cache large enough for the actions table's indexes.
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+            .ctx("set mmap_size")?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
+            .ctx("set cache_size")?;
         schema::prepare(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
