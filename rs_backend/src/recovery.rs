@@ -57,6 +57,8 @@ pub async fn recover(engine: &Arc<Engine>) -> Result<Recovered, BackendError> {
         engine.store.clear_process(record.seq)?;
     }
     for record in engine.store.unfinished_actions()? {
+        // Parents waiting for children they started before the restart still wait for them.
+        engine.scheduler.track_child(&record);
         // A waiting condition keeps waiting, for what is left of its timeout.
         if let Some(condition) = crate::engine::condition::condition_action(&record) {
             engine.arm_condition_timeout(&record, &condition);

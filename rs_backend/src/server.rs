@@ -151,10 +151,7 @@ pub async fn start(
         tokio::spawn(async move {
             let stop = engine.stop_signal();
             let waits_for_children = |run: &crate::names::RunKey, name: &str| {
-                engine
-                    .store
-                    .active_task_children(run, name)
-                    .is_ok_and(|n| n > 0)
+                engine.scheduler.waits_for_children(run, name)
             };
             engine
                 .pools

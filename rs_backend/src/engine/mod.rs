@@ -105,6 +105,7 @@ impl Engine {
         if record.parent.is_none() && phase::is_terminal(record.phase) {
             self.notify_run_end(&record);
         }
+        self.scheduler.track_child(&record);
         let record = Arc::new(record);
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(record.clone());

@@ -259,8 +259,8 @@ impl Engine {
         if let Some(record) = inserted {
             let queued = record.kind == ActionKind::Task && record.phase == ActionPhase::Queued;
             let record = self.publish(record);
-            if queued {
-                self.queue_attempt(&record);
+            if let (true, ActionSpecRequest::Task(task)) = (queued, &request.spec) {
+                self.queue_attempt_of(&record, task);
             }
             if record.kind == ActionKind::Condition {
                 self.condition_created(&record);
@@ -291,9 +291,23 @@ impl Engine {
     /// Queues an action's next attempt, which may wait in the queue no longer than its task's
     /// `max_queued` (`metadata.timeouts.queued_timeout`).
     pub fn queue_attempt(&self, record: &ActionRecord) {
-        let limit = crate::views::task_action(record)
-            .and_then(|task| crate::executor::spec::ExecSpec::from_task(&task).ok())
-            .and_then(|spec| spec.policy.max_queued);
+        match crate::views::task_action(record) {
+            Some(task) => self.queue_attempt_of(record, &task),
+            None => self.scheduler.enqueue(record.seq),
+        }
+    }
+
+    /// `queue_attempt` for an action whose task is at hand (decoding it again costs more
+    /// than the rest of queueing).
+    pub fn queue_attempt_of(&self, record: &ActionRecord, task: &TaskAction) {
+        let limit = crate::policy::TaskPolicy::from_metadata(
+            task.spec
+                .as_ref()
+                .and_then(|s| s.task_template.as_ref())
+                .and_then(|t| t.metadata.as_ref()),
+        )
+        .ok()
+        .and_then(|policy| policy.max_queued);
         if let Some(limit) = limit {
             self.scheduler
                 .limit_queue_time(record.seq, record.attempts, limit);
@@ -304,17 +318,14 @@ impl Engine {
     /// Whether a queued action may start now. A serialized cached task waits its turn among
     /// the calls with its cache key (it is queued again when the key passes to it); when its
     /// turn comes and an earlier holder filled the cache, it succeeds from the cache instead.
-    pub fn cache_turn(&self, record: &ActionRecord) -> bool {
-        let Some(task) = crate::views::task_action(record) else {
-            return true;
-        };
+    pub fn cache_turn(&self, record: &ActionRecord, task: &TaskAction) -> bool {
         let serializable = task
             .spec
             .as_ref()
             .and_then(|s| s.task_template.as_ref())
             .and_then(|t| t.metadata.as_ref())
             .is_some_and(|m| m.cache_serializable);
-        let Some(key) = cache_key(&task).filter(|_| serializable) else {
+        let Some(key) = cache_key(task).filter(|_| serializable) else {
             return true;
         };
         let who = record.seq as u64;
@@ -325,7 +336,7 @@ impl Engine {
             Ok(Some(run)) => run,
             _ => return true,
         };
-        let Some(output_uri) = self.cached_outputs(&run, &task) else {
+        let Some(output_uri) = self.cached_outputs(&run, task) else {
             return true;
         };
         match self

@@ -56,13 +56,15 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         }
         return Launched::Skipped;
     }
-    if !engine.cache_turn(&record) {
-        return Launched::Skipped;
+    let decoded = decode(engine, &record);
+    if let Ok(decoded) = &decoded {
+        if !engine.cache_turn(&record, &decoded.task) {
+            return Launched::Skipped;
+        }
     }
     let Some(attempt) = record.attempts.checked_add(1) else {
         return Launched::Skipped;
     };
-    let decoded = decode(engine, &record);
     let mut lease = None;
     let mut pool_failure = None;
     if let Ok(decoded) = &decoded {

@@ -68,6 +68,10 @@ struct SchedState {
 
 pub struct Scheduler {
     state: Mutex<SchedState>,
+    /// The unfinished task children of each parent action (by seq). A parent with any is
+    /// waiting, not computing. Kept from every published change (and, after a restart, from
+    /// the store), so that counting them costs no query per dispatch.
+    children: Mutex<HashMap<(RunKey, String), HashSet<i64>>>,
     /// Queued by code that may run while `state` is locked (the dispatcher's own launches):
     /// moved to the queue by the next dispatch.
     soon: Mutex<Vec<i64>>,
@@ -86,6 +90,7 @@ impl Scheduler {
                 running: HashMap::new(),
                 accepting: true,
             }),
+            children: Mutex::new(HashMap::new()),
             soon: Mutex::new(Vec::new()),
             queue_limits: Mutex::new(BinaryHeap::new()),
             wake: Notify::new(),
@@ -112,6 +117,36 @@ impl Scheduler {
             state.queue.push_back(seq);
         }
         self.wake();
+    }
+
+    /// Follows a task action's state: while unfinished, it counts among its parent's children.
+    pub fn track_child(&self, record: &ActionRecord) {
+        if record.kind != crate::store::ActionKind::Task {
+            return;
+        }
+        let Some(parent) = &record.parent else {
+            return;
+        };
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (record.run.clone(), parent.clone());
+        if phase::is_terminal(record.phase) {
+            if let Some(active) = children.get_mut(&key) {
+                active.remove(&record.seq);
+                if active.is_empty() {
+                    children.remove(&key);
+                }
+            }
+        } else {
+            children.entry(key).or_default().insert(record.seq);
+        }
+    }
+
+    /// Whether the action has unfinished task children (it waits for them).
+    pub fn waits_for_children(&self, run: &RunKey, name: &str) -> bool {
+        let children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        // The key is owned; looking it up needs one (a clone per running parent and dispatch,
+        // far cheaper than the query it replaces).
+        children.contains_key(&(run.clone(), name.to_string()))
     }
 
     /// Queues an action ahead of every other (one that waited for a reusable worker's slot).
@@ -250,21 +285,11 @@ fn dispatch(engine: &Arc<Engine>) {
                 state.queue.push_back(seq);
             }
         }
-        let mut busy = 0;
-        for running in state.running.values().filter(|r| !r.pooled) {
-            match engine
-                .store
-                .active_task_children(&running.run, &running.name)
-            {
-                Ok(0) => busy += 1,
-                Ok(_) => {}
-                Err(err) => {
-                    // Counting it as busy errs on the side of fewer processes.
-                    tracing::warn!(%err, "could not count an action's active children");
-                    busy += 1;
-                }
-            }
-        }
+        let mut busy = state
+            .running
+            .values()
+            .filter(|r| !r.pooled && !scheduler.waits_for_children(&r.run, &r.name))
+            .count();
         while busy < scheduler.max_parallel {
             let Some(seq) = state.queue.pop_front() else {
                 break;
@@ -398,5 +423,41 @@ pub fn conclude_lost_attempt(engine: &Arc<Engine>, record: &ActionRecord, messag
     );
     if let Some(concluded) = conclude_attempt(engine, record, record.attempts, verdict, &policy) {
         follow_up(engine, &concluded);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ActionKind;
+
+    fn child(name: &str, kind: ActionKind, phase: ActionPhase) -> ActionRecord {
+        let (_dir, store) = crate::store::tests::open();
+        let root = crate::store::tests::create(&store, "r1");
+        let mut action = crate::store::tests::new_action(&root.run, name, Some("a0"), kind);
+        action.phase = phase;
+        store.insert_action(&action, 1).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_parent_waits_while_a_task_child_is_unfinished() {
+        let scheduler = Scheduler::new(1);
+        let queued = child("c1", ActionKind::Task, ActionPhase::Queued);
+        let run = queued.run.clone();
+        assert!(!scheduler.waits_for_children(&run, "a0"));
+        scheduler.track_child(&queued);
+        // Traces run inside their parent: they never make it wait.
+        scheduler.track_child(&child("t1", ActionKind::Trace, ActionPhase::Running));
+        let mut running = queued.clone();
+        running.phase = ActionPhase::Running;
+        scheduler.track_child(&running);
+        assert!(scheduler.waits_for_children(&run, "a0"));
+        let mut done = queued.clone();
+        done.phase = ActionPhase::Succeeded;
+        scheduler.track_child(&done);
+        assert!(!scheduler.waits_for_children(&run, "a0"));
+        // Seen twice, counted once.
+        scheduler.track_child(&done);
+        assert!(!scheduler.waits_for_children(&run, "a0"));
     }
 }

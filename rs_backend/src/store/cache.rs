@@ -4,6 +4,7 @@
 //! backend only keeps key -> outputs. Entries point at the producing action's outputs, which
 //! are never deleted while the data dir lives.
 
+use super::CachedExecute;
 use rusqlite::{params, OptionalExtension};
 
 use super::{Ctx, Store, StoreError};
@@ -35,7 +36,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT INTO cache (key, task_name, output_uri, created_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (key) DO UPDATE SET task_name = ?2, output_uri = ?3, created_ms = ?4",
                 params![key, task_name, output_uri, now_ms],
@@ -78,7 +79,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT INTO cache (key, task_name, output_uri, created_ms, outputs)
                  VALUES (?1, ?2, '', ?4, ?3)
                  ON CONFLICT (key) DO UPDATE SET task_name = ?2, output_uri = '', outputs = ?3,

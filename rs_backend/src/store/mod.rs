@@ -81,6 +81,18 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
+/// `execute` through the statement cache: a state change runs for every action, and parsing
+/// its SQL each time was a good part of the backend's CPU per action.
+trait CachedExecute {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl CachedExecute for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path).ctx("open database")?;

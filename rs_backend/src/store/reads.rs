@@ -10,7 +10,7 @@ use super::{
 };
 use crate::listing::Query;
 use crate::names::RunKey;
-use crate::store::{ActionKind, ActionRecord, AttemptRecord, RunFilter, RunRecord};
+use crate::store::{ActionRecord, AttemptRecord, RunFilter, RunRecord};
 
 impl Store {
     pub fn run(&self, key: &RunKey) -> Result<Option<RunRecord>, StoreError> {
@@ -178,32 +178,6 @@ impl Store {
             Ok(query.keeps(Some(&run), &root).then_some((run, root)))
         })
         .ctx("read run listing")
-    }
-
-    /// How many task children of an action are still to finish. A parent with any does not
-    /// hold a scheduling slot: it is waiting, not computing.
-    pub fn active_task_children(&self, run: &RunKey, parent: &str) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM actions
-                 WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND parent = ?5
-                   AND kind = ?6 AND phase NOT IN ({})",
-                terminal_phase_list()
-            ))
-            .ctx("prepare active children query")?;
-        stmt.query_row(
-            params![
-                run.org,
-                run.project,
-                run.domain,
-                run.name,
-                parent,
-                ActionKind::Task.to_db()
-            ],
-            |row| row.get(0),
-        )
-        .ctx("count active children")
     }
 
     /// Every action that has not reached a terminal phase, in enqueue order.

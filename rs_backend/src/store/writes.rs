@@ -1,6 +1,7 @@
 //! State changes. Each is one transaction and returns the action as committed, so the caller
 //! can notify watchers with exactly what is durable.
 
+use super::CachedExecute;
 use flyteidl2::flyteidl::common::ActionPhase;
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -49,7 +50,7 @@ fn reload(tx: &Transaction<'_>, seq: i64) -> Result<ActionRecord, StoreError> {
 }
 
 fn insert(tx: &Transaction<'_>, action: &NewAction, now_ms: i64) -> Result<i64, StoreError> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO actions (org, project, domain, run, name, parent, grp, kind, spec,
              task_name, task_version, input_uri, run_output_base, phase, attempts,
              output_uri, created_ms, started_ms, ended_ms, cache_hit)
@@ -95,7 +96,7 @@ impl Store {
         let tx = super::write_transaction(&mut conn).ctx("begin create run")?;
         let run = &root.run;
         let inserted = tx
-            .execute(
+            .exec(
                 "INSERT INTO runs (org, project, domain, name, run_spec, created_ms,
                                    trigger_task, trigger_name, trigger_revision)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -158,7 +159,7 @@ impl Store {
         {
             return Ok(None);
         }
-        tx.execute(
+        tx.exec(
             "UPDATE actions SET version = version + 1,
                  phase = ?2, attempts = ?3, started_ms = COALESCE(started_ms, ?4),
                  pid = NULL, proc_start = NULL, error = NULL
@@ -166,7 +167,7 @@ impl Store {
             params![seq, ActionPhase::Running as i32, attempt, now_ms],
         )
         .ctx("mark action running")?;
-        tx.execute(
+        tx.exec(
             "INSERT OR REPLACE INTO attempts (action_seq, attempt, phase, started_ms, log_path)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![seq, attempt, ActionPhase::Running as i32, now_ms, log_path],
@@ -185,7 +186,7 @@ impl Store {
         process: ProcessRef,
     ) -> Result<(), StoreError> {
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE actions SET version = version + 1,
                      pid = ?3, proc_start = ?4 WHERE seq = ?1 AND attempts = ?2",
                 params![
@@ -202,7 +203,7 @@ impl Store {
     /// Forgets the process of an action (it is known to be gone).
     pub fn clear_process(&self, seq: i64) -> Result<(), StoreError> {
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE actions SET version = version + 1,
                      pid = NULL, proc_start = NULL WHERE seq = ?1",
                 params![seq],
@@ -221,7 +222,7 @@ impl Store {
     ) -> Result<Option<ActionRecord>, StoreError> {
         let mut conn = self.conn();
         let tx = super::write_transaction(&mut conn).ctx("begin finish attempt")?;
-        tx.execute(
+        tx.exec(
             "UPDATE attempts SET phase = ?3, ended_ms = ?4, error = ?5, output_uri = ?6
              WHERE action_seq = ?1 AND attempt = ?2 AND ended_ms IS NULL",
             params![
@@ -241,7 +242,7 @@ impl Store {
         if phase::is_terminal(current.phase) || current.attempts != attempt {
             // The attempt's process is gone either way; forget it so a restart does not look
             // for it.
-            tx.execute(
+            tx.exec(
                 "UPDATE actions SET version = version + 1,
                      pid = NULL, proc_start = NULL WHERE seq = ?1 AND attempts = ?2",
                 params![seq, attempt],
@@ -252,7 +253,7 @@ impl Store {
         }
         match end.next {
             NextStep::Finish(final_phase) => {
-                tx.execute(
+                tx.exec(
                     "UPDATE actions SET version = version + 1,
                          phase = ?2, error = ?3, output_uri = ?4, ended_ms = ?5,
                          pid = NULL, proc_start = NULL
@@ -268,7 +269,7 @@ impl Store {
                 .ctx("finish action")?;
             }
             NextStep::Retry { system, .. } => {
-                tx.execute(
+                tx.exec(
                     "UPDATE actions SET version = version + 1,
                          phase = ?2, system_retries = system_retries + ?3,
                          pid = NULL, proc_start = NULL
@@ -278,7 +279,7 @@ impl Store {
                 .ctx("queue retry")?;
             }
             NextStep::Requeue => {
-                tx.execute(
+                tx.exec(
                     "UPDATE actions SET version = version + 1,
                          phase = ?2, pid = NULL, proc_start = NULL WHERE seq = ?1",
                     params![seq, ActionPhase::Queued as i32],
@@ -306,13 +307,13 @@ impl Store {
         if phase::check(current.phase, ActionPhase::Aborted) != Transition::Apply {
             return Ok(None);
         }
-        tx.execute(
+        tx.exec(
             "UPDATE actions SET version = version + 1,
                  phase = ?2, abort_reason = ?3, ended_ms = ?4 WHERE seq = ?1",
             params![seq, ActionPhase::Aborted as i32, reason, now_ms],
         )
         .ctx("abort action")?;
-        tx.execute(
+        tx.exec(
             "UPDATE attempts SET phase = ?2, ended_ms = ?3
              WHERE action_seq = ?1 AND ended_ms IS NULL",
             params![seq, ActionPhase::Aborted as i32, now_ms],
@@ -334,7 +335,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = super::write_transaction(&mut conn).ctx("begin cache hit")?;
         let changed = tx
-            .execute(
+            .exec(
                 "UPDATE actions SET version = version + 1, phase = ?2, output_uri = ?3,
                      cache_hit = 1, started_ms = COALESCE(started_ms, ?4), ended_ms = ?4
                  WHERE seq = ?1 AND phase = ?5",
@@ -380,7 +381,7 @@ impl Store {
             ConditionEnd::Signalled(value) => (Some(value), None),
             ConditionEnd::TimedOut(error) => (None, Some(error)),
         };
-        tx.execute(
+        tx.exec(
             "UPDATE actions SET version = version + 1, phase = ?2, outputs = ?3, error = ?4,
                  ended_ms = ?5, started_ms = COALESCE(started_ms, ?5)
              WHERE seq = ?1",
@@ -415,7 +416,7 @@ impl Store {
             Transition::Apply => {}
         }
         let ended = phase::is_terminal(new_phase).then(|| report.ended_ms.unwrap_or(now_ms));
-        tx.execute(
+        tx.exec(
             "UPDATE actions SET version = version + 1,
                  phase = ?2, started_ms = COALESCE(started_ms, ?3),
                  ended_ms = COALESCE(?4, ended_ms), output_uri = COALESCE(?5, output_uri)
