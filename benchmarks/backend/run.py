@@ -249,7 +249,7 @@ def _chain_stages(
 
     from flyte._runtime._stages import STAGE_TIMES_ENV
 
-    path = work / "stages.jsonl"
+    path = work / f"stages-{'reuse' if reused else 'fresh'}.jsonl"
     # Action processes inherit this process's environment (the backend runs in it).
     os.environ[STAGE_TIMES_ENV] = str(path)
     try:

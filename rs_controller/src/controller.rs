@@ -21,7 +21,7 @@ use flyteidl2::flyteidl::common::ActionIdentifier;
 use flyteidl2::flyteidl::workflow::ActionUpdate;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Request, Status};
 
 use crate::client::{
@@ -363,30 +363,55 @@ impl Inner {
         }
     }
 
+    /// Enqueues `action` (boxed: thousands of children may wait for their turn, and a
+    /// waiting call should cost little more than its action).
     async fn enqueue(
         &self,
         key: &ParentKey,
-        action: Action,
+        action: Box<Action>,
         tracker: Option<&EnqueueTracker>,
     ) -> Result<(), ControllerError> {
         let permits = self.permits(key)?;
+        // The first attempt's slot, taken before the call's own state (its RPC's buffers and
+        // futures, kilobytes) is made: a call waiting for its turn holds only its action.
+        let first = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ControllerError::Closed)?;
+        Box::pin(self.enqueue_now(permits, first, action, tracker)).await
+    }
+
+    async fn enqueue_now(
+        &self,
+        permits: Arc<Semaphore>,
+        first: OwnedSemaphorePermit,
+        action: Box<Action>,
+        tracker: Option<&EnqueueTracker>,
+    ) -> Result<(), ControllerError> {
         let name = action
             .action_id
             .as_ref()
             .map(|id| id.name.clone())
             .unwrap_or_default();
         let request = EnqueueRequest {
-            action: Some(action),
+            action: Some(*action),
             run_spec: None,
         };
         let timeout = self.client.rpc_timeout();
-        let (request, permits) = (&request, &permits);
+        let first = Mutex::new(Some(first));
+        let (request, permits, first) = (&request, &permits, &first);
         self.call_with_retry(&format!("enqueue of '{name}'"), true, move || async move {
             // Held for one attempt only: a call sleeping in backoff does not occupy a slot.
-            let _permit = permits
-                .acquire()
-                .await
-                .map_err(|_| ControllerError::Closed)?;
+            let held = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let _permit = match held {
+                Some(permit) => permit,
+                None => permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| ControllerError::Closed)?,
+            };
             if let Some(tracker) = tracker {
                 if tracker.cancelled.load(Ordering::SeqCst) {
                     return Err(ControllerError::Cancelled);
@@ -496,6 +521,12 @@ impl Controller {
     ///
     /// Dropping the returned future before it completes aborts the action.
     pub async fn submit(&self, action: Action) -> Result<ActionUpdate, ControllerError> {
+        self.submit_boxed(Box::new(action)).await
+    }
+
+    /// `submit` of a boxed action: its future is small while the child runs, which counts
+    /// when a parent waits for thousands of children.
+    pub async fn submit_boxed(&self, action: Box<Action>) -> Result<ActionUpdate, ControllerError> {
         let target = Target::of_action(&action)?;
         let runtime = runtime()?;
         // Watch before enqueueing: the snapshot covers a child that finishes at once anyway,
@@ -533,7 +564,9 @@ impl Controller {
     /// Enqueues `action` without waiting for it (e.g. to record a finished trace).
     pub async fn enqueue(&self, action: Action) -> Result<(), ControllerError> {
         let target = Target::of_action(&action)?;
-        self.inner.enqueue(&target.key, action, None).await
+        self.inner
+            .enqueue(&target.key, Box::new(action), None)
+            .await
     }
 
     /// Waits until the action is terminal, watching it under `parent_action_name`.

@@ -25,10 +25,14 @@ def _run(*args: str) -> str:
 
 def test_backend_benchmark_runs() -> None:
     out = _run("benchmarks/backend/run.py", "--chain", "3", "--fanout", "5", "--stages")
-    assert "ms/action" in out and "actions/s" in out, out
-    # Every stage of the action processes is timed (4 of them: the chain and its 3 calls).
+    for mode in ("fresh", "reuse"):
+        rows = [line for line in out.splitlines() if line.startswith(mode)]
+        assert any("ms/call" in r for r in rows) and any("actions/s" in r for r in rows), out
+    assert out.count("peak rss: backend / largest worker") == 4, out
+    assert out.count("cpu per action") == 4 and out.count("written per action") == 4, out
+    # Every stage of the attempts is timed, in both modes (4 of them: the chain and its 3 calls).
     for stage in ("parse", "load", "inputs", "setup", "run", "outputs"):
-        assert f"stage {stage} (median of 4)" in out, out
+        assert out.count(f"stage {stage} (median of 4)") == 2, out
 
 
 def test_io_benchmark_runs() -> None:

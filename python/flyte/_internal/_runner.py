@@ -73,8 +73,8 @@ class Runner:
         self.name = name
         #: When the run started (UTC), as ``flyte.ctx().run_start_time`` tells tasks.
         self.run_start_time = run_start_time or datetime.now(timezone.utc)
-        #: Where the run's new data goes, ``<raw_data_path or data dir/raw>/<run>``.
-        self.raw_data_base = run_base(name, raw_data_path)
+        self._raw_data_path = raw_data_path
+        self._raw_data_base: str | None = None
         self.project = project
         self.domain = domain
         self.org = org
@@ -86,6 +86,14 @@ class Runner:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=_MAX_SYNC_THREADS, thread_name_prefix=f"flyte-{name}"
         )
+
+    @property
+    def raw_data_base(self) -> str:
+        """Where the run's new data goes, ``<raw_data_path or data dir/raw>/<run>``. Worked out
+        when first needed: an action on a backend usually has a prefix of its own."""
+        if self._raw_data_base is None:
+            self._raw_data_base = run_base(self.name, self._raw_data_path)
+        return self._raw_data_base
 
     def report_uri(self, action_name: str) -> str:
         """Where an action's report (``flyte.report``) is written."""

@@ -236,8 +236,25 @@ class ActionRunner(Runner):
     # -- sub-actions ----------------------------------------------------------------------
 
     async def execute_async(self, call: Call) -> Any:
+        from flyteidl2.workflow import state_service_pb2
+
+        self.ledger.start_attempt(call.name)
+        try:
+            # Serialized in a call of its own: the messages (each with its own arena, several
+            # KB) are gone while the child runs, which matters with thousands waiting.
+            raw = await self.controller.submit(self._action_bytes(call))
+        except controller.ControllerError as e:
+            self.ledger.finish(call.name, "FAILED", str(e), error_code=e.code)
+            raise RuntimeSystemError(
+                e.code, f"submitting {call.task.name} ({call.name}) failed: {e.message}"
+            ) from None
+        update = state_service_pb2.ActionUpdate.FromString(raw)
+        return self._result(call, update)
+
+    def _action_bytes(self, call: Call) -> bytes:
+        """The serialized ``Action`` of a sub-task call, its inputs written where it reads them."""
         from flyteidl2.actions import actions_service_pb2
-        from flyteidl2.workflow import run_definition_pb2, state_service_pb2
+        from flyteidl2.workflow import run_definition_pb2
 
         task = call.task
         parent = call.parent
@@ -260,16 +277,7 @@ class ActionRunner(Runner):
             group=parent.group or "",
             task=task_action,
         )
-        self.ledger.start_attempt(call.name)
-        try:
-            raw = await self.controller.submit(action.SerializeToString())
-        except controller.ControllerError as e:
-            self.ledger.finish(call.name, "FAILED", str(e), error_code=e.code)
-            raise RuntimeSystemError(
-                e.code, f"submitting {task.name} ({call.name}) failed: {e.message}"
-            ) from None
-        update = state_service_pb2.ActionUpdate.FromString(raw)
-        return self._result(call, update)
+        return action.SerializeToString()
 
     def _result(self, call: Call, update: Any) -> Any:
         from flyteidl2.common import phase_pb2

@@ -41,7 +41,19 @@ class _LoadError(Exception):
     """The task's code could not be loaded: a user error, not a crash."""
 
 
+_parser: argparse.ArgumentParser | None = None
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
+    # Built once: a reusable worker parses the arguments of every attempt it runs, and
+    # building the parser costs more than using it.
+    global _parser
+    if _parser is None:
+        _parser = _build_parser()
+    return _parser.parse_args(argv)
+
+
+def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=contract.RUNTIME_PROGRAM, description=__doc__)
     p.add_argument("--inputs", required=True)
     p.add_argument("--outputs-path", required=True)
@@ -56,7 +68,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(contract.CODE_BUNDLE_ARG, dest="bundle", default="")
     p.add_argument(contract.CODE_ROOT_ARG, dest="root", default="")
     p.add_argument("--plugin-config", default="", help="the plugin_config an override gave the task")
-    return p.parse_args(argv)
+    return p
 
 
 loading_user_code = False

@@ -32,12 +32,47 @@ from typing import IO, Any, TextIO
 # Deferred imports: the SDK is imported only after the worker has taken over stdout and
 # stderr, so that nothing it sets up holds on to the streams the protocol uses.
 
-#: The log of the attempt the current code runs for (None: the worker's own log).
-_attempt_log: ContextVar[TextIO | None] = ContextVar("flyte_attempt_log", default=None)
+
+#: The worker's own log (its stderr), where output outside any attempt goes.
+_worker_log: TextIO = sys.stderr
 
 #: Threads for sync task bodies: the backend bounds how many attempts run at once; a sync
 #: parent waiting for its children holds a thread, so there are more than that.
 _SYNC_THREADS = 256
+
+
+class _AttemptLog:
+    """An attempt's log file (the backend created it), opened when the attempt first writes:
+    most attempts print nothing."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._file: TextIO | None = None
+
+    def _open(self) -> TextIO:
+        if self._file is None:
+            try:
+                self._file = open(self._path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+            except OSError as e:
+                # What it prints still goes somewhere: the worker's own log.
+                self._file = _worker_log
+                print(f"worker: cannot open the attempt's log {self._path}: {e}", file=self._file, flush=True)
+        return self._file
+
+    def write(self, text: str) -> int:
+        return self._open().write(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None and self._file is not _worker_log:
+            self._file.close()
+
+
+#: The log of the attempt the current code runs for (None: the worker's own log).
+_attempt_log: ContextVar[_AttemptLog | None] = ContextVar("flyte_attempt_log", default=None)
 
 
 class _AttemptOutput(io.TextIOBase):
@@ -46,7 +81,7 @@ class _AttemptOutput(io.TextIOBase):
     def __init__(self, fallback: TextIO) -> None:
         self._fallback = fallback
 
-    def _target(self) -> TextIO:
+    def _target(self) -> _AttemptLog | TextIO:
         return _attempt_log.get() or self._fallback
 
     def write(self, text: str) -> int:
@@ -118,13 +153,7 @@ class Worker:
 
         stuck = False
         sync = _execute.SyncBody(self._executor)
-        try:
-            log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
-        except OSError as e:
-            print(
-                f"worker: cannot open the log of attempt {rid}, {log_path}: {e}", file=sys.stderr, flush=True
-            )
-            log = None
+        log = _AttemptLog(log_path)
         token = _attempt_log.set(log)
         try:
             attempt = _execute.begin(args, {**os.environ, **env})
@@ -146,8 +175,7 @@ class Worker:
             traceback.print_exc()
         finally:
             _attempt_log.reset(token)
-            if log is not None:
-                log.close()
+            log.close()
             del self._running[rid]
             self._send({"done": rid, "stuck": True} if stuck else {"done": rid})
 
@@ -157,8 +185,10 @@ def main() -> int:
     # subprocesses, C code) goes to the worker's log, where stderr goes.
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    global _worker_log
+    _worker_log = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stdout = _AttemptOutput(open(1, "w", buffering=1, closefd=False))  # noqa: SIM115
-    sys.stderr = _AttemptOutput(open(2, "w", buffering=1, closefd=False))  # noqa: SIM115
+    sys.stderr = _AttemptOutput(_worker_log)
     requests = os.fdopen(0, "rb", buffering=0)
 
     from flyte._internal import _task_process

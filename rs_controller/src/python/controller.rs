@@ -93,11 +93,11 @@ impl PyController {
     /// Enqueues a serialized `flyteidl2.actions.Action` and resolves to the serialized
     /// terminal `flyteidl2.workflow.ActionUpdate`. Cancelling the awaitable aborts the action.
     fn submit<'py>(&self, py: Python<'py>, action: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        let action: Action = decode(action, "flyteidl2.actions.Action")?;
+        let action: Box<Action> = Box::new(decode(action, "flyteidl2.actions.Action")?);
         controller::validate_action(&action).map_err(to_py_err)?;
         let inner = self.inner.clone();
         crate::python::aio::future_into_py(py, async move {
-            let update = inner.submit(action).await.map_err(to_py_err)?;
+            let update = inner.submit_boxed(action).await.map_err(to_py_err)?;
             Ok(to_bytes(&update))
         })
     }
