@@ -326,6 +326,8 @@ impl Drop for RunningBackend {
         if self.server.is_some() || self.dispatcher.is_some() {
             self.engine.begin_stop();
             self.engine.scheduler.stop(Control::Shutdown);
+            // Nobody will send the workers more work or wait for their answers.
+            self.engine.pools.stop_all(true);
         }
     }
 }

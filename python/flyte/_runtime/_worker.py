@@ -42,8 +42,8 @@ _SYNC_THREADS = 256
 
 
 class _AttemptLog:
-    """An attempt's log file (the backend created it), opened when the attempt first writes:
-    most attempts print nothing."""
+    """An attempt's log file, created when the attempt first writes: most attempts print
+    nothing (the backend reads a missing log as an empty one)."""
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -52,6 +52,7 @@ class _AttemptLog:
     def _open(self) -> TextIO:
         if self._file is None:
             try:
+                os.makedirs(os.path.dirname(self._path), exist_ok=True)
                 self._file = open(self._path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
             except OSError as e:
                 # What it prints still goes somewhere: the worker's own log.

@@ -189,8 +189,7 @@ fn run_pooled(
         log,
         ..
     } = prepared;
-    // The worker appends the attempt's output to the log; it was only created (empty) here.
-    drop(log);
+    debug_assert!(log.is_none(), "a worker creates its attempts' logs");
     let own: Vec<(String, String)> = env
         .into_iter()
         .filter(|(key, _)| PER_ATTEMPT_ENV.contains(&key.as_str()))
@@ -511,7 +510,8 @@ struct Prepared {
     env: Vec<(String, String)>,
     work_dir: PathBuf,
     log_path: PathBuf,
-    log: fs::File,
+    /// Created here for a process of its own (its stdout and stderr); None on a worker.
+    log: Option<fs::File>,
 }
 
 /// Prepares the attempt's directories, log, arguments and environment. On failure, returns
@@ -571,15 +571,21 @@ fn prepare(
             policy.clone(),
         )
     })?;
-    let log = create_log(log_path).map_err(|e| {
-        (
-            launch_failed(format!(
-                "could not create the log file {}: {e}",
-                log_path.display()
-            )),
-            policy.clone(),
-        )
-    })?;
+    // A reusable worker creates an attempt's log when the attempt first writes to it: most
+    // attempts print nothing, and a missing log reads as an empty one.
+    let log = if pooled {
+        None
+    } else {
+        Some(create_log(log_path).map_err(|e| {
+            (
+                launch_failed(format!(
+                    "could not create the log file {}: {e}",
+                    log_path.display()
+                )),
+                policy.clone(),
+            )
+        })?)
+    };
 
     let checkpoint = checkpoint_prefix(&output_dir);
     let run_start_time = rfc3339(settings.start_ms);
@@ -779,6 +785,7 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         log,
         ..
     } = prepared;
+    let log = log.ok_or_else(|| launch_failed("the attempt's log file was not created".into()))?;
     let launch = Launch {
         program: &program,
         args: &args,

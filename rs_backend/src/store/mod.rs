@@ -72,10 +72,8 @@ fn write_transaction(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transa
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
-/// How much of the database file is read through a memory mapping.
-const MMAP_BYTES: i64 = 1 << 30;
 /// SQLite's page cache (KiB).
-const PAGE_CACHE_KIB: i64 = 64 * 1024;
+const PAGE_CACHE_KIB: i64 = 32 * 1024;
 
 pub struct Store {
     conn: Mutex<Connection>,
@@ -110,10 +108,9 @@ impl Store {
         // Every action passes through a few dozen distinct statements; rusqlite keeps 16
         // prepared by default, so a busy backend would parse its SQL again and again.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // A big run's hot pages stay in memory: read through a mapping (no read() per page)
-        // and a page cache large enough for the actions table's indexes.
-        conn.pragma_update(None, "mmap_size", MMAP_BYTES)
-            .ctx("set mmap_size")?;
+        // A big run's hot pages (the actions table's indexes) stay in SQLite's own cache
+        // rather than being read again and again. (Not a memory mapping: the mapped file would
+        // count in the backend's resident size as the database grows.)
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
             .ctx("set cache_size")?;
         schema::prepare(&mut conn)?;
