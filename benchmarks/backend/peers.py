@@ -84,7 +84,10 @@ def run_dbos(chain: int, fanouts: list[int]) -> None:
 
     db = Path(tempfile.mkdtemp(prefix="dbos-bench-")) / "dbos.sqlite"
     DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{db}"})
-    queue = Queue("bench")
+    # Newer DBOS 3 releases register queues in the database (after launch); older ones declare
+    # them as objects (before launch).
+    registered = hasattr(DBOS, "register_queue")
+    queue = None if registered else Queue("bench")
 
     @DBOS.step()
     def leaf(x: int) -> int:
@@ -102,6 +105,8 @@ def run_dbos(chain: int, fanouts: list[int]) -> None:
         return leaf(x)
 
     DBOS.launch()
+    if queue is None:
+        queue = DBOS.register_queue("bench")
     t = time.perf_counter()
     assert chained(chain) == chain
     _report("chain", chain, time.perf_counter() - t)
