@@ -155,17 +155,23 @@ impl Launch<'_> {
             // The process outlives a dropped handle on purpose: only the monitor decides when
             // it dies, and a crashed backend's processes are found again by pid on restart.
             .kill_on_drop(false);
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                // Its own process group, so the whole tree can be signalled as one.
-                if libc::setsid() == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // Its own process group, so the whole tree can be signalled as one.
+        own_session(&mut command);
         Ok(command)
+    }
+}
+
+/// Starts the command's process in a session (and process group) of its own: killing the group
+/// reaches everything it started, and a Ctrl-C at the backend's terminal does not reach it.
+pub fn own_session(command: &mut tokio::process::Command) {
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

@@ -238,17 +238,9 @@ impl ForkServer {
             .env("PYTHONUNBUFFERED", "1")
             // Dropped with its reader task (a runtime shutting down): its children live on.
             .kill_on_drop(true);
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                // Its own session: a Ctrl-C meant for the backend's terminal must not kill
-                // it; the backend ends it by closing its stdin.
-                if libc::setsid() == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // A Ctrl-C meant for the backend's terminal must not kill it; the backend ends it by
+        // closing its stdin.
+        super::command::own_session(&mut command);
         let mut child = command
             .spawn()
             .map_err(|e| format!("could not start the fork server {shown}: {e}"))?;

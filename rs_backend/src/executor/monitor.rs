@@ -66,6 +66,20 @@ pub(super) async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// The backend's next request to stop an attempt: Abort, Shutdown or Abandon (never Run).
+/// Pending forever once nobody can send one. Cancel safe.
+pub(super) async fn stop_requested(control: &mut watch::Receiver<Control>) -> Control {
+    loop {
+        if control.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let request = *control.borrow_and_update();
+        if request != Control::Run {
+            return request;
+        }
+    }
+}
+
 async fn kill_and_reap(child: &mut ChildProc, pgid: i32) {
     procfs::kill_group(pgid);
     let _ = child.wait().await;
@@ -81,7 +95,6 @@ async fn watch_process(
     let deadline = job.limit.and_then(|l| Instant::now().checked_add(l.limit));
     let mut ticker = tokio::time::interval(MEMORY_POLL);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut control_open = true;
     loop {
         tokio::select! {
             status = child.wait() => {
@@ -108,24 +121,14 @@ async fn watch_process(
                     return Some(ExitCause::OutOfMemory { used, limit });
                 }
             }
-            changed = control.changed(), if control_open => {
-                if changed.is_err() {
-                    control_open = false;
-                    continue;
-                }
-                let request = *control.borrow_and_update();
-                match request {
-                    Control::Run => {}
+            request = stop_requested(control) => {
+                let cause = match request {
                     Control::Abandon => return None,
-                    Control::Abort => {
-                        kill_and_reap(child, job.pgid).await;
-                        return Some(ExitCause::Aborted);
-                    }
-                    Control::Shutdown => {
-                        kill_and_reap(child, job.pgid).await;
-                        return Some(ExitCause::Shutdown);
-                    }
-                }
+                    Control::Shutdown => ExitCause::Shutdown,
+                    Control::Abort | Control::Run => ExitCause::Aborted,
+                };
+                kill_and_reap(child, job.pgid).await;
+                return Some(cause);
             }
         }
     }

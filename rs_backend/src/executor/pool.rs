@@ -142,7 +142,8 @@ pub struct Pools {
     changed: Notify,
 }
 
-/// How many workers and attempts a pool has, for tests and status.
+/// How many workers and attempts a pool has, for tests.
+#[cfg(test)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
     pub workers: usize,
@@ -422,6 +423,7 @@ impl Pools {
     }
 
     /// Workers, running and waiting attempts of every pool, by environment name.
+    #[cfg(test)]
     pub fn stats(&self) -> HashMap<String, PoolStats> {
         let mut out: HashMap<String, PoolStats> = HashMap::new();
         for pool in self.state().values() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::monitor::{conclude, sleep_until, Job};
+use super::monitor::{conclude, sleep_until, stop_requested, Job};
 use super::outcome::ExitCause;
 use super::pool::Lease;
 use super::worker::{AttemptEnd, Gone};
@@ -30,34 +30,21 @@ pub async fn supervise(
     mut control: watch::Receiver<Control>,
 ) {
     let deadline = job.limit.and_then(|l| Instant::now().checked_add(l.limit));
-    let mut control_open = true;
-    let (cause, stuck) = loop {
-        tokio::select! {
-            answer = &mut end => break from_answer(answer),
-            _ = sleep_until(deadline) => {
-                let stuck = cancel(&lease, id, &mut end, "its timeout").await;
-                break (job.limit.map(ExitCause::TimedOut).unwrap_or(ExitCause::Aborted), stuck);
-            }
-            changed = control.changed(), if control_open => {
-                if changed.is_err() {
-                    control_open = false;
-                    continue;
-                }
-                let request = *control.borrow_and_update();
-                match request {
-                    Control::Run => {}
-                    // As if the backend had died: the worker finishes the attempt on its own.
-                    Control::Abandon => return,
-                    Control::Abort => {
-                        let stuck = cancel(&lease, id, &mut end, "an abort").await;
-                        break (ExitCause::Aborted, stuck);
-                    }
-                    Control::Shutdown => {
-                        let stuck = cancel(&lease, id, &mut end, "the backend's shutdown").await;
-                        break (ExitCause::Shutdown, stuck);
-                    }
-                }
-            }
+    let (cause, stuck) = tokio::select! {
+        answer = &mut end => from_answer(answer),
+        _ = sleep_until(deadline) => {
+            let stuck = cancel(&lease, id, &mut end, "its timeout").await;
+            (job.limit.map(ExitCause::TimedOut).unwrap_or(ExitCause::Aborted), stuck)
+        }
+        request = stop_requested(&mut control) => {
+            let (cause, why) = match request {
+                // As if the backend had died: the worker finishes the attempt on its own.
+                Control::Abandon => return,
+                Control::Shutdown => (ExitCause::Shutdown, "the backend's shutdown"),
+                Control::Abort | Control::Run => (ExitCause::Aborted, "an abort"),
+            };
+            let stuck = cancel(&lease, id, &mut end, why).await;
+            (cause, stuck)
         }
     };
     if let Some(next) = engine.pools.release(&lease, stuck) {

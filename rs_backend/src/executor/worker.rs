@@ -119,17 +119,7 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(false);
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                // Its own session and process group: killing the group reaches what its
-                // attempts started, and a Ctrl-C at the backend's terminal does not.
-                if libc::setsid() == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        super::command::own_session(&mut command);
         let mut child = command.spawn().map_err(|e| cannot("spawn".into(), e))?;
         let (Some(stdin), Some(stdout), Some(pid)) = (
             child.stdin.take(),
