@@ -342,6 +342,8 @@ def main() -> int:
         help="where the peers' virtualenvs are kept",
     )
     args = p.parse_args()
+    if args.chain < 0:
+        p.error("--chain must be 0 (skip) or a positive number of calls")
     fanouts = [int(n) for n in args.fanout.split(",") if n.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes:
@@ -357,10 +359,13 @@ def main() -> int:
     rows: list[tuple[str, str, str]] = []
     for mode in modes:
         reused = mode == "reuse"
-        rows += run_workload(work, "chain", args.chain, reused, args.launcher, args.max_parallel).rows(mode)
+        if args.chain > 0:
+            rows += run_workload(work, "chain", args.chain, reused, args.launcher, args.max_parallel).rows(
+                mode
+            )
         for n in fanouts:
             rows += run_workload(work, "fanout", n, reused, args.launcher, args.max_parallel).rows(mode)
-    if args.stages:
+    if args.stages and args.chain > 0:
         for mode in modes:
             rows.append((mode, "the chain's attempts by stage", ""))
             rows += _chain_stages(work, args.chain, mode == "reuse", args.launcher, args.max_parallel)

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use flyteidl2::flyteidl::actions::{AbortRequest, Action, EnqueueRequest};
+use flyteidl2::flyteidl::actions::{AbortRequest, Action};
 use flyteidl2::flyteidl::common::ActionIdentifier;
 use flyteidl2::flyteidl::workflow::ActionUpdate;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -28,6 +28,7 @@ use crate::client::{
     code_name, is_transient, Backoff, BackoffPolicy, Client, ClientConfig, ClientError,
 };
 use crate::informer::{Informer, InformerStats, WatchPolicy};
+use crate::pending::{Pending, SpecTable};
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ControllerError {
@@ -199,6 +200,7 @@ struct Inner {
     retry: RetryPolicy,
     watch: WatchPolicy,
     parents: Mutex<HashMap<ParentKey, Parent>>,
+    specs: SpecTable,
     closed: AtomicBool,
 }
 
@@ -249,6 +251,14 @@ impl Drop for AbortOnDrop {
             }
         });
     }
+}
+
+async fn first_slot(permits: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ControllerError> {
+    permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ControllerError::Closed)
 }
 
 impl Inner {
@@ -368,36 +378,39 @@ impl Inner {
     async fn enqueue(
         &self,
         key: &ParentKey,
-        action: Box<Action>,
+        action: Pending,
         tracker: Option<&EnqueueTracker>,
     ) -> Result<(), ControllerError> {
-        let permits = self.permits(key)?;
-        // The first attempt's slot, taken before the call's own state (its RPC's buffers and
-        // futures, kilobytes) is made: a call waiting for its turn holds only its action.
-        let first = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ControllerError::Closed)?;
+        let (permits, first) = self.enqueue_slot(key).await?;
         Box::pin(self.enqueue_now(permits, first, action, tracker)).await
+    }
+
+    /// The first attempt's slot, taken before the call's own state (its RPC's buffers and
+    /// futures, kilobytes) is made: a call waiting for its turn holds only its action.
+    async fn enqueue_slot(
+        &self,
+        key: &ParentKey,
+    ) -> Result<(Arc<Semaphore>, OwnedSemaphorePermit), ControllerError> {
+        let permits = self.permits(key)?;
+        let first = first_slot(&permits).await?;
+        Ok((permits, first))
     }
 
     async fn enqueue_now(
         &self,
         permits: Arc<Semaphore>,
         first: OwnedSemaphorePermit,
-        action: Box<Action>,
+        action: Pending,
         tracker: Option<&EnqueueTracker>,
     ) -> Result<(), ControllerError> {
-        let name = action
-            .action_id
+        let request = action.request();
+        drop(action);
+        let name = request
+            .action
             .as_ref()
+            .and_then(|a| a.action_id.as_ref())
             .map(|id| id.name.clone())
             .unwrap_or_default();
-        let request = EnqueueRequest {
-            action: Some(*action),
-            run_spec: None,
-        };
         let timeout = self.client.rpc_timeout();
         let first = Mutex::new(Some(first));
         let (request, permits, first) = (&request, &permits, &first);
@@ -507,6 +520,7 @@ impl Controller {
                 retry: config.retry,
                 watch: config.watch,
                 parents: Mutex::new(HashMap::new()),
+                specs: SpecTable::default(),
                 closed: AtomicBool::new(false),
             }),
         })
@@ -532,13 +546,22 @@ impl Controller {
         // Watch before enqueueing: the snapshot covers a child that finishes at once anyway,
         // but starting first saves a round of waiting for the stream to open.
         let informer = self.inner.informer(&target)?;
+        let permits = self.inner.permits(&target.key)?;
+        // What the call keeps while it waits: its id, the watch, and the action encoded.
+        let action_id = target.action_id;
+        let action = Pending::new(action, &self.inner.specs);
 
+        // Waited for here, before anything is spawned: a parent with thousands of children
+        // waiting for their turn holds one small future per child. Dropped while waiting,
+        // nothing was sent, so nothing needs aborting.
+        let first = first_slot(&permits).await?;
         let tracker = Arc::new(EnqueueTracker::default());
         let task = {
             let inner = self.inner.clone();
             let tracker = tracker.clone();
-            let key = target.key.clone();
-            runtime.spawn(async move { inner.enqueue(&key, action, Some(&tracker)).await })
+            runtime.spawn(async move {
+                Box::pin(inner.enqueue_now(permits, first, action, Some(&tracker))).await
+            })
         };
         let enqueue: EnqueueDone = task
             .map(|joined| joined.unwrap_or(Err(ControllerError::Closed)))
@@ -546,7 +569,7 @@ impl Controller {
             .shared();
         let mut guard = AbortOnDrop {
             inner: self.inner.clone(),
-            action_id: target.action_id.clone(),
+            action_id,
             tracker,
             enqueue: enqueue.clone(),
             runtime,
@@ -554,7 +577,7 @@ impl Controller {
         };
 
         let result = match enqueue.await {
-            Ok(()) => informer.wait_terminal(&target.action_id.name).await,
+            Ok(()) => informer.wait_terminal(&guard.action_id.name).await,
             Err(e) => Err(e),
         };
         guard.armed = false;
@@ -565,7 +588,11 @@ impl Controller {
     pub async fn enqueue(&self, action: Action) -> Result<(), ControllerError> {
         let target = Target::of_action(&action)?;
         self.inner
-            .enqueue(&target.key, Box::new(action), None)
+            .enqueue(
+                &target.key,
+                Pending::new(Box::new(action), &self.inner.specs),
+                None,
+            )
             .await
     }
 

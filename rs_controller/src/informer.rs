@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use flyteidl2::flyteidl::actions::WatchForUpdatesRequest;
 use flyteidl2::flyteidl::actions::{watch_for_updates_request, watch_for_updates_response};
-use flyteidl2::flyteidl::common::{ActionIdentifier, ActionPhase};
+use flyteidl2::flyteidl::common::{ActionIdentifier, ActionPhase, RunIdentifier};
 use flyteidl2::flyteidl::workflow::ActionUpdate;
+use prost::Message;
 use tokio::sync::{oneshot, watch};
 use tonic::{Code, Status};
 
@@ -34,13 +35,6 @@ pub fn is_terminal(phase: i32) -> bool {
             | ActionPhase::TimedOut
             | ActionPhase::Recovered)
     )
-}
-
-/// Whether a newer update may replace `current` in the cache: any may, except that a
-/// terminal state is final (a stale snapshot after a reconnect must not resurrect it, and
-/// waiters have already been answered with it).
-pub fn may_replace(current: Option<&ActionUpdate>) -> bool {
-    !current.is_some_and(|c| is_terminal(c.phase))
 }
 
 /// How the watch stream reconnects.
@@ -76,16 +70,65 @@ enum SyncState {
     Stopped(ControllerError),
 }
 
-type Waiter = oneshot::Sender<Result<ActionUpdate, ControllerError>>;
+/// Boxed: a channel holds its value's room inline from the start, and a parent waits on
+/// one per child (an `ActionUpdate` is about a kilobyte inline).
+type Waiter = oneshot::Sender<Result<Box<ActionUpdate>, ControllerError>>;
+
+/// What the cache keeps of a child. A parent may have a hundred thousand children, so not
+/// their updates as received (about a kilobyte each, mostly empty room).
+enum Known {
+    /// Not finished: its phase is all that matters (a later update replaces it).
+    Running(i32),
+    /// Finished: its final update, encoded without its action id (the run and the child's
+    /// name give that back), typically a hundred bytes or two.
+    Done(Box<[u8]>),
+}
+
+impl Known {
+    fn of(update: &ActionUpdate) -> Known {
+        if is_terminal(update.phase) {
+            let stripped = ActionUpdate {
+                action_id: None,
+                ..update.clone()
+            };
+            Known::Done(stripped.encode_to_vec().into_boxed_slice())
+        } else {
+            Known::Running(update.phase)
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self, Known::Done(_))
+    }
+
+    /// The child's update as the server last sent it (a running child's: its phase only).
+    fn update(&self, run: &Option<RunIdentifier>, name: &str) -> ActionUpdate {
+        let mut update = match self {
+            Known::Running(phase) => ActionUpdate {
+                phase: *phase,
+                ..Default::default()
+            },
+            // Encoded by `of` from a valid message: decoding it cannot fail.
+            Known::Done(bytes) => ActionUpdate::decode(&bytes[..]).unwrap_or_default(),
+        };
+        update.action_id = Some(ActionIdentifier {
+            run: run.clone(),
+            name: name.to_string(),
+        });
+        update
+    }
+}
 
 #[derive(Default)]
 struct State {
-    actions: HashMap<String, ActionUpdate>,
+    actions: HashMap<String, Known>,
     waiters: HashMap<String, Vec<Waiter>>,
     stopped: Option<ControllerError>,
 }
 
 struct Shared {
+    /// The run of the watched parent (and so of every child).
+    run: Option<RunIdentifier>,
     state: Mutex<State>,
     sync: watch::Sender<SyncState>,
     streams_opened: AtomicU64,
@@ -108,19 +151,21 @@ impl Shared {
         };
         self.updates.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
-        if !may_replace(state.actions.get(&name)) {
+        if state.actions.get(&name).is_some_and(Known::is_terminal) {
+            // Final: a stale snapshot after a reconnect must not resurrect it, and its
+            // waiters have already been answered.
             return;
         }
-        let terminal = is_terminal(update.phase);
-        if terminal {
+        let known = Known::of(&update);
+        if known.is_terminal() {
             if let Some(waiters) = state.waiters.remove(&name) {
                 for waiter in waiters {
                     // A waiter whose caller gave up has dropped its receiver; nothing to do.
-                    let _ = waiter.send(Ok(update.clone()));
+                    let _ = waiter.send(Ok(Box::new(update.clone())));
                 }
             }
         }
-        state.actions.insert(name, update);
+        state.actions.insert(name, known);
     }
 
     fn mark_synced(&self) {
@@ -185,6 +230,7 @@ impl Informer {
             .map_err(|_| ControllerError::Client(crate::client::ClientError::NoRuntime))?;
         let (sync, _) = watch::channel(SyncState::Pending);
         let shared = Arc::new(Shared {
+            run: parent.run.clone(),
             state: Mutex::new(State::default()),
             sync,
             streams_opened: AtomicU64::new(0),
@@ -217,9 +263,9 @@ impl Informer {
             if let Some(err) = &state.stopped {
                 return Err(err.clone());
             }
-            if let Some(update) = state.actions.get(child) {
-                if is_terminal(update.phase) {
-                    return Ok(update.clone());
+            if let Some(known) = state.actions.get(child) {
+                if known.is_terminal() {
+                    return Ok(known.update(&self.shared.run, child));
                 }
             }
             let (tx, rx) = oneshot::channel();
@@ -231,7 +277,7 @@ impl Informer {
             rx
         };
         match rx.await {
-            Ok(result) => result,
+            Ok(result) => result.map(|update| *update),
             Err(_) => Err(ControllerError::Closed),
         }
     }
@@ -252,7 +298,9 @@ impl Informer {
 
     /// The latest known state of `child`, if any.
     pub fn get(&self, child: &str) -> Option<ActionUpdate> {
-        self.shared.lock().actions.get(child).cloned()
+        let state = self.shared.lock();
+        let known = state.actions.get(child)?;
+        Some(known.update(&self.shared.run, child))
     }
 
     pub fn is_synced(&self) -> bool {
@@ -432,6 +480,10 @@ mod tests {
 
     fn shared() -> Shared {
         Shared {
+            run: Some(RunIdentifier {
+                name: "r".into(),
+                ..Default::default()
+            }),
             state: Mutex::new(State::default()),
             sync: watch::channel(SyncState::Pending).0,
             streams_opened: AtomicU64::new(0),
@@ -460,8 +512,9 @@ mod tests {
         // A snapshot from a lagging server, then a contradicting terminal state.
         shared.apply(update("a", ActionPhase::Running));
         shared.apply(update("a", ActionPhase::Failed));
-        let cached = shared.lock().actions.get("a").cloned().unwrap();
+        let cached = shared.lock().actions["a"].update(&shared.run, "a");
         assert_eq!(cached.phase, ActionPhase::Succeeded as i32);
+        assert_eq!(cached.action_id.unwrap().run.unwrap().name, "r");
         assert_eq!(shared.updates.load(Ordering::Relaxed), 4);
     }
 
@@ -523,12 +576,28 @@ mod tests {
     }
 
     #[test]
-    fn terminal_never_regresses() {
-        assert!(may_replace(None));
-        assert!(may_replace(Some(&update("a", ActionPhase::Queued))));
-        assert!(may_replace(Some(&update("a", ActionPhase::Running))));
-        assert!(!may_replace(Some(&update("a", ActionPhase::Succeeded))));
-        assert!(!may_replace(Some(&update("a", ActionPhase::Failed))));
-        assert!(!may_replace(Some(&update("a", ActionPhase::Recovered))));
+    fn finished_children_are_kept_small_and_whole() {
+        let run = Some(RunIdentifier {
+            org: "o".into(),
+            project: "p".into(),
+            domain: "d".into(),
+            name: "r".into(),
+        });
+        let mut done = update("a", ActionPhase::Failed);
+        done.action_id = Some(ActionIdentifier {
+            run: run.clone(),
+            name: "a".into(),
+        });
+        done.output_uri = "file:///data/r/a/1".into();
+        let known = Known::of(&done);
+        assert!(matches!(&known, Known::Done(bytes) if bytes.len() < 64));
+        assert_eq!(known.update(&run, "a"), done);
+
+        let running = Known::of(&update("a", ActionPhase::Running));
+        assert!(!running.is_terminal());
+        assert_eq!(running.update(&run, "a").phase, ActionPhase::Running as i32);
+        // What a parent holds per child, in the cache and per waiting call.
+        assert!(std::mem::size_of::<Known>() <= 24);
+        assert!(std::mem::size_of::<Result<Box<ActionUpdate>, ControllerError>>() <= 64);
     }
 }

@@ -239,17 +239,19 @@ class ActionRunner(Runner):
         from flyteidl2.workflow import state_service_pb2
 
         self.ledger.start_attempt(call.name)
+        task, name = call.task, call.name
         try:
             # Serialized in a call of its own: the messages (each with its own arena, several
             # KB) are gone while the child runs, which matters with thousands waiting.
-            raw = await self.controller.submit(self._action_bytes(call))
+            submitted = self.controller.submit(self._action_bytes(call))
+            # Nor are the call's inputs (a message, native values) kept while it runs.
+            del call
+            raw = await submitted
         except controller.ControllerError as e:
-            self.ledger.finish(call.name, "FAILED", str(e), error_code=e.code)
-            raise RuntimeSystemError(
-                e.code, f"submitting {call.task.name} ({call.name}) failed: {e.message}"
-            ) from None
+            self.ledger.finish(name, "FAILED", str(e), error_code=e.code)
+            raise RuntimeSystemError(e.code, f"submitting {task.name} ({name}) failed: {e.message}") from None
         update = state_service_pb2.ActionUpdate.FromString(raw)
-        return self._result(call, update)
+        return self._result(task, name, update)
 
     def _action_bytes(self, call: Call) -> bytes:
         """The serialized ``Action`` of a sub-task call, its inputs written where it reads them."""
@@ -279,7 +281,7 @@ class ActionRunner(Runner):
         )
         return action.SerializeToString()
 
-    def _result(self, call: Call, update: Any) -> Any:
+    def _result(self, task: TaskTemplate[Any, Any, Any], name: str, update: Any) -> Any:
         from flyteidl2.common import phase_pb2
         from flyteidl2.task import common_pb2
 
@@ -288,12 +290,12 @@ class ActionRunner(Runner):
             outputs = common_pb2.Outputs.FromString(
                 _uris.read_bytes(_uris.join(update.output_uri, "outputs.pb"))
             )
-            self.ledger.finish(call.name, "SUCCEEDED")
-            return call.task.interface.literals_to_outputs(outputs)
-        err = error_from_update(call.task.name, phase, update.error)
+            self.ledger.finish(name, "SUCCEEDED")
+            return task.interface.literals_to_outputs(outputs)
+        err = error_from_update(task.name, phase, update.error)
         short = phase.removeprefix("ACTION_PHASE_")
         self.ledger.finish(
-            call.name,
+            name,
             short if short in ("FAILED", "ABORTED", "TIMED_OUT") else "FAILED",
             str(err),
             error_code=type(err).__name__,
