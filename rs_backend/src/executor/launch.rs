@@ -96,22 +96,24 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         }
     };
     let log_path = engine.layout.log_path(&record.run, &record.name, attempt);
-    let record =
-        match engine
-            .store
-            .start_attempt(seq, attempt, &log_path.to_string_lossy(), now_ms())
-        {
-            Ok(Some(record)) => record,
-            Ok(None) => {
-                unlease(lease);
-                return Launched::Skipped;
-            }
-            Err(err) => {
-                unlease(lease);
-                tracing::error!(%err, action = %record.name, "could not start an attempt");
-                return Launched::Skipped;
-            }
-        };
+    let record = match engine.store.start_attempt_in(
+        seq,
+        attempt,
+        &log_path.to_string_lossy(),
+        now_ms(),
+        lease.as_ref().map(|lease| lease.worker.process),
+    ) {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            unlease(lease);
+            return Launched::Skipped;
+        }
+        Err(err) => {
+            unlease(lease);
+            tracing::error!(%err, action = %record.name, "could not start an attempt");
+            return Launched::Skipped;
+        }
+    };
     engine.publish(record.clone());
     if super::sleep::is_sleep(&record) {
         // Nothing runs: the backend waits, without taking a slot.
@@ -204,8 +206,8 @@ fn run_pooled(
             return failed(engine, record, attempt, launch_failed(message), &policy);
         }
     };
-    // A restarted backend finds the worker by it (and stops it, to run the attempt again).
-    record_process(engine, &job, lease.worker.process);
+    // The worker's process was recorded with the attempt's start: a restarted backend finds
+    // the worker by it (and stops it, to run the attempt again).
     let (control, control_rx) = watch::channel(Control::Run);
     let task = tokio::spawn(super::pooled::supervise(
         engine.clone(),

@@ -4,7 +4,7 @@
 //! backend only keeps key -> outputs. Entries point at the producing action's outputs, which
 //! are never deleted while the data dir lives.
 
-use super::CachedExecute;
+use super::CachedStatements;
 use rusqlite::{params, OptionalExtension};
 
 use super::{Ctx, Store, StoreError};
@@ -18,7 +18,7 @@ impl Store {
         oldest_ms: Option<i64>,
     ) -> Result<Option<String>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 "SELECT output_uri FROM cache WHERE key = ?1 AND created_ms >= ?2",
                 params![key, oldest_ms.unwrap_or(i64::MIN)],
                 |row| row.get(0),
@@ -54,7 +54,7 @@ impl Store {
         oldest_ms: Option<i64>,
     ) -> Result<Option<CacheEntry>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 "SELECT output_uri, outputs FROM cache WHERE key = ?1 AND created_ms >= ?2",
                 params![key, oldest_ms.unwrap_or(i64::MIN)],
                 |row| {

@@ -6,7 +6,7 @@
 use flyteidl2::flyteidl::common::ActionPhase;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{terminal_phase_list, Ctx, Store, StoreError};
+use super::{terminal_phase_list, CachedStatements, Ctx, Store, StoreError};
 use crate::names::RunKey;
 use crate::procfs::ProcessRef;
 use crate::store::ActionKind;
@@ -102,7 +102,7 @@ impl Store {
         let tx = super::write_transaction(&mut conn).ctx("begin open local run")?;
         let key = new.key;
         let existing: Option<(i64, Option<i32>, Option<i64>)> = tx
-            .query_row(
+            .query_one(
                 "SELECT executor, owner_pid, owner_start FROM runs
                  WHERE org = ?1 AND project = ?2 AND domain = ?3 AND name = ?4",
                 params![key.org, key.project, key.domain, key.name],
@@ -164,7 +164,7 @@ impl Store {
                     }
                 }
                 let stored: Option<Vec<u8>> = tx
-                    .query_row(
+                    .query_one(
                         "SELECT inputs FROM actions WHERE org = ?1 AND project = ?2 AND domain = ?3
                              AND run = ?4 AND name = ?5",
                         params![
@@ -230,7 +230,7 @@ impl Store {
     #[allow(clippy::type_complexity)]
     pub fn inline_data(&self, seq: i64) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 "SELECT inputs, outputs FROM actions WHERE seq = ?1",
                 params![seq],
                 |row| Ok((row.get(0)?, row.get(1)?)),

@@ -79,15 +79,29 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-/// `execute` through the statement cache: a state change runs for every action, and parsing
-/// its SQL each time was a good part of the backend's CPU per action.
-trait CachedExecute {
+/// Statements through the statement cache: state changes and lookups run for every action,
+/// and parsing their SQL each time was a good part of the backend's CPU per action.
+trait CachedStatements {
     fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+
+    /// `query_row` on a cached statement (rusqlite's own parses the SQL on every call).
+    fn query_one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
 }
 
-impl CachedExecute for Connection {
+impl CachedStatements for Connection {
     fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
         self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
     }
 }
 

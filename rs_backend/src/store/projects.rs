@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Ctx, Store, StoreError};
+use super::{CachedStatements, Ctx, Store, StoreError};
 
 /// A stored project: its id and the serialized `flyteidl2.project.Project`.
 pub struct ProjectRow {
@@ -44,7 +44,7 @@ impl Store {
 
     pub fn project_get(&self, org: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 "SELECT project FROM projects WHERE org = ?1 AND id = ?2",
                 params![org, id],
                 |row| row.get(0),

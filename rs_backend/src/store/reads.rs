@@ -6,7 +6,8 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Row, Rows};
 
 use super::{
     action_columns_of, action_from_row, attempt_from_row, run_columns_of, run_from_row,
-    terminal_phase_list, Ctx, Store, StoreError, ACTION_COLUMNS, RUN_COLUMNS, RUN_COLUMN_COUNT,
+    terminal_phase_list, CachedStatements, Ctx, Store, StoreError, ACTION_COLUMNS, RUN_COLUMNS,
+    RUN_COLUMN_COUNT,
 };
 use crate::listing::Query;
 use crate::names::RunKey;
@@ -15,7 +16,7 @@ use crate::store::{ActionRecord, AttemptRecord, RunFilter, RunRecord};
 impl Store {
     pub fn run(&self, key: &RunKey) -> Result<Option<RunRecord>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 &format!(
                     "SELECT {RUN_COLUMNS} FROM runs
                      WHERE org = ?1 AND project = ?2 AND domain = ?3 AND name = ?4"
@@ -29,7 +30,7 @@ impl Store {
 
     pub fn action(&self, run: &RunKey, name: &str) -> Result<Option<ActionRecord>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 &format!(
                     "SELECT {ACTION_COLUMNS} FROM actions
                      WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND name = ?5"
@@ -43,7 +44,7 @@ impl Store {
 
     pub fn action_by_seq(&self, seq: i64) -> Result<Option<ActionRecord>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 &format!("SELECT {ACTION_COLUMNS} FROM actions WHERE seq = ?1"),
                 params![seq],
                 |row| action_from_row(row, 0),
@@ -238,7 +239,7 @@ impl Store {
         attempt: u32,
     ) -> Result<Option<AttemptRecord>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 "SELECT attempt, phase, started_ms, ended_ms, error, output_uri, log_path
                  FROM attempts WHERE action_seq = ?1 AND attempt = ?2",
                 params![action_seq, attempt],

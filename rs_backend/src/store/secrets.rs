@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Ctx, Store, StoreError};
+use super::{CachedStatements, Ctx, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct SecretRow {
@@ -70,7 +70,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<SecretRow>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 &format!(
                     "SELECT {COLUMNS} FROM secrets WHERE project = ?1 AND domain = ?2 AND name = ?3"
                 ),

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{Ctx, Store, StoreError};
+use super::{CachedStatements, Ctx, Store, StoreError};
 
 /// One deployed version of a task.
 #[derive(Clone, Debug)]
@@ -65,7 +65,7 @@ impl Store {
     pub fn task_upsert(&self, task: &TaskRow, now_ms: i64) -> Result<bool, StoreError> {
         let conn = self.conn();
         let existed: bool = conn
-            .query_row(
+            .query_one(
                 "SELECT 1 FROM tasks WHERE project = ?1 AND domain = ?2 AND name = ?3 AND version = ?4",
                 params![task.project, task.domain, task.name, task.version],
                 |_| Ok(()),
@@ -102,7 +102,7 @@ impl Store {
         version: &str,
     ) -> Result<Option<TaskRow>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 &format!(
                     "SELECT {COLUMNS} FROM tasks
                      WHERE project = ?1 AND domain = ?2 AND name = ?3 AND version = ?4"

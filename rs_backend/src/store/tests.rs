@@ -169,10 +169,12 @@ fn attempts_succeed_and_retry() {
     assert_eq!(retried.process, None);
     assert_eq!(retried.user_attempts(), 0);
 
-    store
-        .start_attempt(root.seq, 2, "/l2", 20)
+    // A worker's attempt: its process is known at the start and recorded with it.
+    let on_worker = store
+        .start_attempt_in(root.seq, 2, "/l2", 20, Some(process))
         .unwrap()
         .unwrap();
+    assert_eq!(on_worker.process, Some(process));
     let done = store
         .finish_attempt(
             root.seq,

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{Ctx, Store, StoreError};
+use super::{CachedStatements, Ctx, Store, StoreError};
 
 /// Identifies a trigger: it belongs to a task name (any version) in a project and domain.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -81,7 +81,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = super::write_transaction(&mut conn).ctx("begin trigger deploy")?;
         let existing = tx
-            .query_row(
+            .query_one(
                 &format!(
                     "SELECT {COLUMNS}, deleted_ms FROM triggers
                      WHERE project = ?1 AND domain = ?2 AND task_name = ?3 AND name = ?4"
@@ -151,7 +151,7 @@ impl Store {
     /// A trigger that exists (not deleted).
     pub fn trigger_get(&self, key: &TriggerKey) -> Result<Option<TriggerRow>, StoreError> {
         self.conn()
-            .query_row(
+            .query_one(
                 &format!(
                     "SELECT {COLUMNS} FROM triggers WHERE project = ?1 AND domain = ?2
                      AND task_name = ?3 AND name = ?4 AND deleted_ms IS NULL"

@@ -1,7 +1,7 @@
 //! State changes. Each is one transaction and returns the action as committed, so the caller
 //! can notify watchers with exactly what is durable.
 
-use super::CachedExecute;
+use super::CachedStatements;
 use flyteidl2::flyteidl::common::ActionPhase;
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 fn load(tx: &Transaction<'_>, seq: i64) -> Result<Option<ActionRecord>, StoreError> {
-    tx.query_row(
+    tx.query_one(
         &format!("SELECT {ACTION_COLUMNS} FROM actions WHERE seq = ?1"),
         params![seq],
         |row| action_from_row(row, 0),
@@ -29,7 +29,7 @@ fn load_by_name(
     run: &RunKey,
     name: &str,
 ) -> Result<Option<ActionRecord>, StoreError> {
-    tx.query_row(
+    tx.query_one(
         &format!(
             "SELECT {ACTION_COLUMNS} FROM actions
              WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 AND name = ?5"
@@ -150,6 +150,19 @@ impl Store {
         log_path: &str,
         now_ms: i64,
     ) -> Result<Option<ActionRecord>, StoreError> {
+        self.start_attempt_in(seq, attempt, log_path, now_ms, None)
+    }
+
+    /// `start_attempt` for an attempt whose process is already known (a reusable worker's):
+    /// recorded in the same transaction, so a restarted backend can find it.
+    pub fn start_attempt_in(
+        &self,
+        seq: i64,
+        attempt: u32,
+        log_path: &str,
+        now_ms: i64,
+        process: Option<ProcessRef>,
+    ) -> Result<Option<ActionRecord>, StoreError> {
         let mut conn = self.conn();
         let tx = super::write_transaction(&mut conn).ctx("begin start attempt")?;
         let Some(current) = load(&tx, seq)? else {
@@ -162,9 +175,16 @@ impl Store {
         tx.exec(
             "UPDATE actions SET version = version + 1,
                  phase = ?2, attempts = ?3, started_ms = COALESCE(started_ms, ?4),
-                 pid = NULL, proc_start = NULL, error = NULL
+                 pid = ?5, proc_start = ?6, error = NULL
              WHERE seq = ?1",
-            params![seq, ActionPhase::Running as i32, attempt, now_ms],
+            params![
+                seq,
+                ActionPhase::Running as i32,
+                attempt,
+                now_ms,
+                process.map(|p| p.pid),
+                process.map(|p| i64::try_from(p.start_ticks).unwrap_or(i64::MAX))
+            ],
         )
         .ctx("mark action running")?;
         tx.exec(
