@@ -187,7 +187,8 @@ pub async fn start(
             tower::ServiceBuilder::new()
                 .layer(ProtocolLayer::new(
                     http::routes(files.clone())
-                        .merge(services::callbacks::routes(engine.clone(), files.clone())),
+                        .merge(services::callbacks::routes(engine.clone(), files.clone()))
+                        .merge(services::ui::routes(engine.clone(), files.clone())),
                     request_log,
                     engine.auth.clone(),
                 ))

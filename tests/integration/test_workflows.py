@@ -72,7 +72,7 @@ def test_sync_tasks_call_sync_tasks(run, mode: str) -> None:
     assert r.outputs()[0] == "Result: 8"
     assert r.phase == flyte.models.ActionPhase.SUCCEEDED
     assert r.name.startswith("r") and len(r.name) == 20
-    assert r.url.startswith("file://" if mode == "local" else "flyte://")
+    assert r.url.startswith("file://" if mode == "local" else "http://127.0.0.1:")
 
 
 def test_async_gather_and_aio(run) -> None:

@@ -122,6 +122,8 @@ def start_local(
 
     def announce(endpoint: str) -> None:
         click.echo(f"Flyte backend listening on {endpoint} (data in {directory})", err=True)
+        scheme = "https" if tls is not None else "http"
+        click.echo(f"Runs in a browser: {scheme}://{endpoint}/v2/runs", err=True)
         click.echo(endpoint)
 
     tls = (tls_cert.resolve(), tls_key.resolve()) if tls_cert is not None and tls_key is not None else None

@@ -152,8 +152,12 @@ class Run(ToJSONMixin):
 
     @property
     def url(self) -> str:
-        """Where the run can be looked at."""
-        return f"flyte://{backend_endpoint()[0]}/runs/{self.name}"
+        """The run's page: the embedded backend's web UI, or a cluster's console (same path)."""
+        endpoint, insecure = backend_endpoint()
+        host = endpoint.split("://", 1)[-1].removeprefix("/").rstrip("/")
+        run = self.pb2.action.id.run
+        scheme = "http" if insecure else "https"
+        return f"{scheme}://{host}/v2/runs/project/{run.project}/domain/{run.domain}/{run.name}"
 
     def done(self) -> bool:
         return self.action.done()

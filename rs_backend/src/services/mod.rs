@@ -16,6 +16,7 @@ pub mod secrets;
 mod streams;
 pub mod tasks;
 pub mod triggers;
+pub mod ui;
 
 use std::sync::Arc;
 

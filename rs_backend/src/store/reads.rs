@@ -53,6 +53,28 @@ impl Store {
             .ctx("read action")
     }
 
+    /// How many of the run's actions are in each phase.
+    pub fn phase_counts(&self, run: &RunKey) -> Result<Vec<(ActionPhase, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT phase, COUNT(*) FROM actions
+                 WHERE org = ?1 AND project = ?2 AND domain = ?3 AND run = ?4 GROUP BY phase",
+            )
+            .ctx("prepare phase counts")?;
+        let rows = stmt
+            .query_map(params![run.org, run.project, run.domain, run.name], |row| {
+                let phase: i32 = row.get(0)?;
+                let count: i64 = row.get(1)?;
+                Ok((
+                    ActionPhase::try_from(phase).unwrap_or(ActionPhase::Unspecified),
+                    u64::try_from(count).unwrap_or_default(),
+                ))
+            })
+            .ctx("count actions by phase")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx("read phase counts")
+    }
+
     /// The direct children of an action, in the order they were enqueued.
     pub fn children(&self, run: &RunKey, parent: &str) -> Result<Vec<ActionRecord>, StoreError> {
         let conn = self.conn();
