@@ -86,6 +86,7 @@ mod signing;
 mod store;
 mod tls;
 mod validate;
+pub mod values;
 mod views;
 
 pub use auth::AuthSettings;

@@ -161,12 +161,24 @@ def test_run_without_endpoint_starts_the_local_backend_and_get_commands(workdir:
 
         one = cli("get", "run", run_name, cwd=workdir, env=env)
         assert one.returncode == 0 and "SUCCEEDED" in one.stdout and "o0" in one.stdout
+        assert "scalar" not in one.stdout, "values, not protobuf text"
+        # JSON: one object, typed values.
+        shown = json.loads(
+            cli("--output-format", "json", "get", "run", run_name, cwd=workdir, env=env).stdout
+        )
+        assert shown["run"] == run_name and shown["phase"] == "SUCCEEDED"
+        assert shown["outputs"] == {"o0": 13} and shown["attempts"] == 1
+        assert isinstance(shown["duration_seconds"], float) and shown["error"] is None
 
         actions = cli("--output-format", "json", "get", "action", run_name, cwd=workdir, env=env)
         rows = json.loads(actions.stdout)
         assert len(rows) == 3 and {r["task"] for r in rows} == {"cli_backend.main", "cli_backend.square"}
 
         child = next(r["action"] for r in rows if r["task"] == "cli_backend.square")
+        detail = json.loads(
+            cli("--output-format", "json", "get", "action", run_name, child, cwd=workdir, env=env).stdout
+        )
+        assert detail["inputs"] in ({"x": 2}, {"x": 3}) and detail["outputs"]["o0"] in (4, 9)
         logs = cli("get", "logs", run_name, child, cwd=workdir, env=env)
         assert logs.returncode == 0 and "squaring" in logs.stdout
 

@@ -63,12 +63,11 @@ class Workspace:
         """A `flyte` line's JSON output (`-of json` added)."""
         return json.loads(self.sh(line.replace("flyte ", "flyte -of json ", 1)).stdout)
 
-    def wait_run(self, name: str, *, project: str = "", domain: str = "") -> dict[str, str]:
+    def wait_run(self, name: str, *, project: str = "", domain: str = "") -> dict[str, Any]:
         scope = f" -p {project} -d {domain}" if project else ""
         deadline = time.monotonic() + 240
         while True:
-            rows = self.json(f"flyte get run {name}{scope}")
-            fields = {r["field"]: r["value"] for r in rows}
+            fields = self.json(f"flyte get run {name}{scope}")
             if fields["phase"] in {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}:
                 return fields
             assert time.monotonic() < deadline, fields
@@ -189,14 +188,14 @@ def test_000_deploy_commands_as_written(workspace: Workspace) -> None:
     shown = {r["field"]: r["value"] for r in w.json("flyte get task my_env.my_task in-place")}
     assert shown["code"] == f"read in place from {w.root}", shown
     in_place = started_run(w.sh("flyte run deployed-task my_env.my_task:in-place --arg1 here"))
-    assert "my_task got here" in w.wait_run(in_place)["output o0"]
+    assert "my_task got here" in w.wait_run(in_place)["outputs"]["o0"]
 
     # v2: Run a deployed task (the latest version), and a specific version
     latest = started_run(w.sh("flyte run deployed-task my_env.my_task --arg1 value1"))
     fields = w.wait_run(latest)
-    assert fields["phase"] == "SUCCEEDED" and "my_task got value1" in fields["output o0"], fields
+    assert fields["phase"] == "SUCCEEDED" and "my_task got value1" in fields["outputs"]["o0"], fields
     pinned = started_run(w.sh("flyte run deployed-task my_env.my_task:v1.0.0 --arg1 value1"))
-    assert "my_task got value1" in w.wait_run(pinned)["output o0"]
+    assert "my_task got value1" in w.wait_run(pinned)["outputs"]["o0"]
     # seed 004: "Monitor execution" (`flyte logs <execution-id>`)
     w.sh(f"flyte logs {pinned}")
     not_a_file = w.sh("flyte run my_workflow --arg1 x", ok=False)
@@ -404,7 +403,7 @@ def test_000_triggers_deploy_list_activate_and_fire(workspace: Workspace) -> Non
         for run in runs[key]:
             fields = w.wait_run(run["run"])
             assert fields["phase"] == "SUCCEEDED" and fields["trigger"] == key.split("/")[1], fields
-            assert want in fields["output o0"], (key, fields)
+            assert want in str(fields["outputs"]["o0"]), (key, fields)
 
 
 # -- seed 000, "Secrets Migration" ------------------------------------------------------------
@@ -487,11 +486,11 @@ def test_000_secret_commands_and_declared_secrets(workspace: Workspace) -> None:
     w.write("secrets_wf.py", SECRETS_MODULE)
     missing = started_run(w.sh("flyte run secrets_wf.py my_task"))
     fields = w.wait_run(missing)
-    assert fields["phase"] == "FAILED" and "mykey" in fields["error"], fields
+    assert fields["phase"] == "FAILED" and "mykey" in fields["error"]["message"], fields
     w.sh("flyte create secret mykey k-value")
     w.sh("flyte create secret db-password p-value")
     fields = w.wait_run(started_run(w.sh("flyte run secrets_wf.py my_task")))
-    assert fields["phase"] == "SUCCEEDED" and "Got secrets" in fields["output o0"], fields
+    assert fields["phase"] == "SUCCEEDED" and "Got secrets" in fields["outputs"]["o0"], fields
 
     for key, value in [
         ("my-api-key", "api"),
@@ -501,6 +500,6 @@ def test_000_secret_commands_and_declared_secrets(workspace: Workspace) -> None:
     ]:
         w.sh(f"flyte create secret {key} {value}")
     fields = w.wait_run(started_run(w.sh("flyte run secrets_wf.py report")))
-    assert fields["phase"] == "SUCCEEDED" and "api|oai|aws|CERT" in fields["output o0"], fields
+    assert fields["phase"] == "SUCCEEDED" and "api|oai|aws|CERT" in fields["outputs"]["o0"], fields
     # Values never show in what the backend reports about a run.
     assert "p-value" not in json.dumps(fields)

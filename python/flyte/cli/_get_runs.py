@@ -26,9 +26,12 @@ def _duration(status: Any) -> str:
     return ""
 
 
+def _json_output(ctx: click.Context) -> bool:
+    return getattr(ctx.find_root().obj, "output_format", "table") == "json"
+
+
 def _emit(ctx: click.Context, title: str, columns: list[str], rows: list[list[str]]) -> None:
-    fmt = getattr(ctx.find_root().obj, "output_format", "table")
-    if fmt == "json":
+    if _json_output(ctx):
         click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=2))
         return
     from rich.console import Console
@@ -73,6 +76,9 @@ def get_run(
             organization=target.org or "", domain=target.domain or "", name=target.project or ""
         )
         runs = run_sync(target.client.list_runs(pid, limit))
+        if _json_output(ctx):
+            _echo_json([_action_json(r.action) for r in runs])
+            return
         rows = [
             [
                 r.action.id.run.name,
@@ -88,6 +94,13 @@ def get_run(
         return
     details = run_sync(target.client.get_run_details(target.run_id(name)))
     action = details.action
+    outputs: list[dict[str, Any]] = []
+    if phase_name(action.status.phase) == "SUCCEEDED":
+        data = run_sync(target.client.get_action_data(target.action_id(name, "a0")))
+        outputs = _values(data.outputs)
+    if _json_output(ctx):
+        _echo_json({**_action_json(action), "outputs": {o["name"]: o["value"] for o in outputs}})
+        return
     rows = [
         ["run", name],
         ["task", _task_name(action)],
@@ -100,18 +113,60 @@ def get_run(
         rows.append(["trigger", action.metadata.trigger_name])
     if action.HasField("error_info") and action.error_info.message:
         rows.append(["error", f"{action.error_info.code}: {action.error_info.message}".strip(": ")])
-    if phase_name(action.status.phase) == "SUCCEEDED":
-        data = run_sync(target.client.get_action_data(target.action_id(name, "a0")))
-        for lit in data.outputs.literals:
-            rows.append([f"output {lit.name}", _literal_text(lit.value)])
+    for output in outputs:
+        rows.append([f"output {output['name']}", _value_text(output["value"])])
     _emit(ctx, f"Run {name}", ["field", "value"], rows)
 
 
-def _literal_text(lit: Any) -> str:
-    from google.protobuf import text_format
+def _values(message: Any) -> list[dict[str, Any]]:
+    """Named inputs or outputs as values (the web UI's rendering, done by the Rust core)."""
+    from flyte import _core
 
-    text = text_format.MessageToString(lit, as_one_line=True)
+    kind = "inputs" if type(message).__name__ == "Inputs" else "outputs"
+    values: list[dict[str, Any]] = json.loads(_core.values_json(message.SerializeToString(), kind))
+    return values
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, dict) and value.get("type") in ("file", "dir", "dataframe", "offloaded"):
+        return f"{value['type']} {value['uri']}"
+    text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2))
+
+
+def _timestamp_json(ts: Any) -> str | None:
+    if not ts.seconds and not ts.nanos:
+        return None
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc).isoformat()
+
+
+def _action_json(action: Any) -> dict[str, Any]:
+    """An action (a run's root, or any) as typed JSON: numbers as numbers, times as ISO 8601."""
+    from flyte._remote._submit import phase_name
+
+    error = None
+    # ActionDetails and a run's root carry their error; list entries do not.
+    has_error = "error_info" in action.DESCRIPTOR.fields_by_name and action.HasField("error_info")
+    if has_error and action.error_info.message:
+        error = {"code": action.error_info.code, "message": action.error_info.message}
+    return {
+        "run": action.id.run.name,
+        "action": action.id.name,
+        "parent": action.metadata.parent or None,
+        "task": _task_name(action),
+        "group": action.metadata.group or None,
+        "phase": phase_name(action.status.phase),
+        "attempts": action.status.attempts,
+        "started": _timestamp_json(action.status.start_time),
+        "ended": _timestamp_json(action.status.end_time),
+        "duration_seconds": action.status.duration_ms / 1000 if action.status.duration_ms else None,
+        "trigger": action.metadata.trigger_name or None,
+        "error": error,
+    }
 
 
 @get.command("action")
@@ -131,6 +186,9 @@ def get_action(
     target = resolve(ctx, project, domain, start_for_records=True)
     if action is None:
         actions = run_sync(target.client.list_actions(target.run_id(run)))
+        if _json_output(ctx):
+            _echo_json([_action_json(a) for a in actions])
+            return
         rows = [
             [
                 a.id.name,
@@ -151,6 +209,18 @@ def get_action(
         )
         return
     d = run_sync(target.client.get_action_details(target.action_id(run, action)))
+    data = run_sync(target.client.get_action_data(target.action_id(run, action)))
+    inputs = _values(data.inputs) if data.HasField("inputs") else []
+    outputs = _values(data.outputs) if data.HasField("outputs") else []
+    if _json_output(ctx):
+        _echo_json(
+            {
+                **_action_json(d),
+                "inputs": {i["name"]: i["value"] for i in inputs},
+                "outputs": {o["name"]: o["value"] for o in outputs},
+            }
+        )
+        return
     rows = [
         ["action", action],
         ["parent", d.metadata.parent],
@@ -163,6 +233,8 @@ def get_action(
     ]
     if d.HasField("error_info") and d.error_info.message:
         rows.append(["error", d.error_info.message])
+    rows += [[f"input {i['name']}", _value_text(i["value"])] for i in inputs]
+    rows += [[f"output {o['name']}", _value_text(o["value"])] for o in outputs]
     _emit(ctx, f"Action {action} of {run}", ["field", "value"], rows)
 
 

@@ -14,6 +14,7 @@ mod policy;
 mod rpc;
 mod schedule;
 mod signin;
+mod values;
 
 use pyo3::prelude::*;
 
@@ -36,6 +37,7 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     controller::register(m)?;
     rpc::register(m)?;
     signin::register(m)?;
+    values::register(m)?;
     // The embedded backend, and cron schedules as its trigger scheduler reads them.
     backend::register(m)?;
     schedule::register(m)?;

@@ -8,8 +8,6 @@
 //!
 //! The page is three files compiled into the binary (no build step, no external assets).
 
-mod values;
-
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, Query, State};
@@ -33,9 +31,8 @@ use crate::services::identity;
 use crate::services::runs::action_data;
 use crate::signing::Grant;
 use crate::store::{ActionRecord, RunFilter};
+use crate::values::{self, Links};
 use crate::views;
-
-use values::Links;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");

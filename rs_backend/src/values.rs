@@ -19,6 +19,15 @@ pub trait Links {
     fn download(&self, uri: &str) -> Option<String>;
 }
 
+/// For readers outside a browser (the CLI): a file is its URI.
+pub struct NoLinks;
+
+impl Links for NoLinks {
+    fn download(&self, _uri: &str) -> Option<String> {
+        None
+    }
+}
+
 /// Named values, in the order the task declares them.
 pub fn inputs_json(inputs: &Inputs, links: &dyn Links) -> Value {
     named(
@@ -215,8 +224,8 @@ mod tests {
         Binary, Blob, BlobMetadata, BlobType, LiteralCollection, LiteralMap, Scalar, Void,
     };
 
-    struct NoLinks;
-    impl Links for NoLinks {
+    struct TestLinks;
+    impl Links for TestLinks {
         fn download(&self, uri: &str) -> Option<String> {
             Some(format!("/dl?{uri}"))
         }
@@ -248,7 +257,10 @@ mod tests {
             })),
             ..Default::default()
         };
-        assert_eq!(literal_json(&list, &NoLinks), json!([3, 1.5, "NaN", null]));
+        assert_eq!(
+            literal_json(&list, &TestLinks),
+            json!([3, 1.5, "NaN", null])
+        );
         let map = Literal {
             value: Some(literal::Value::Map(LiteralMap {
                 literals: [
@@ -262,7 +274,7 @@ mod tests {
             })),
             ..Default::default()
         };
-        assert_eq!(literal_json(&map, &NoLinks), json!({"a": "x", "b": true}));
+        assert_eq!(literal_json(&map, &TestLinks), json!({"a": "x", "b": true}));
     }
 
     #[test]
@@ -285,7 +297,7 @@ mod tests {
             tag: MSGPACK_TAG.into(),
         }));
         assert_eq!(
-            literal_json(&value, &NoLinks),
+            literal_json(&value, &TestLinks),
             json!({"name": "ada", "scores": [1, 2]})
         );
     }
@@ -304,11 +316,11 @@ mod tests {
             }))
         };
         assert_eq!(
-            literal_json(&blob(BlobDimensionality::Single), &NoLinks),
+            literal_json(&blob(BlobDimensionality::Single), &TestLinks),
             json!({"type": "file", "uri": "file:///d/x", "download": "/dl?file:///d/x"})
         );
         assert_eq!(
-            literal_json(&blob(BlobDimensionality::Multipart), &NoLinks)["type"],
+            literal_json(&blob(BlobDimensionality::Multipart), &TestLinks)["type"],
             "dir"
         );
     }
