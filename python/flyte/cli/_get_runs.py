@@ -120,11 +120,11 @@ def get_run(
 
 def _values(message: Any) -> list[dict[str, Any]]:
     """Named inputs or outputs as values (the web UI's rendering, done by the Rust core)."""
-    from flyte import _core
+    from flyte._bridge.values import named_values
 
-    kind = "inputs" if type(message).__name__ == "Inputs" else "outputs"
-    values: list[dict[str, Any]] = json.loads(_core.values_json(message.SerializeToString(), kind))
-    return values
+    if type(message).__name__ == "Inputs":
+        return named_values(message.SerializeToString(), "inputs")
+    return named_values(message.SerializeToString(), "outputs")
 
 
 def _value_text(value: Any) -> str:
