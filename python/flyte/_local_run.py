@@ -8,6 +8,7 @@ from typing import Any
 
 from flyte.errors import RuntimeUserError
 from flyte.remote._action import ActionDetails, ActionInputs, ActionOutputs, WaitFor
+from flyte.remote._logs import LocalRunLogs, RunLogs
 from flyte.remote._run import Run, RunDetails
 from flyte.syncify import syncify
 
@@ -146,6 +147,10 @@ class LocalRun(Run):
         filter_system: bool = False,
     ) -> None:
         raise _backend_only(self.name, "show_logs")
+
+    @property
+    def logs(self) -> RunLogs:
+        return LocalRunLogs(self)
 
     @syncify
     async def get_report(self, attempt: int | None = None) -> str:

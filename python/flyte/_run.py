@@ -122,7 +122,7 @@ _UNSUPPORTED_RUN_SETTINGS: dict[str, tuple[Any, str]] = {
     "copy_bundle_to": (None, "code bundles are uploaded, not written to a local path"),
     "interactive_mode": (
         None,
-        "code runs from its files (a bundle of the modules loaded), not pickled from a notebook",
+        "detected, not chosen: tasks defined in a notebook or REPL travel pickled, a script's from its files",
     ),
     "run_base_dir": (None, "a run's data goes under raw_data_path"),
     "max_action_concurrency": (None, "the backend does not limit the actions of one run"),

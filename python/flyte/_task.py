@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import inspect
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
@@ -26,6 +27,7 @@ from flyte._aio import finish_returned_coroutine
 from flyte._aio import running_loop as _running_loop
 from flyte._cache import VersionParameters, body_hash, normalize_cache
 from flyte._doc import Documentation, documentation_of
+from flyte._internal import _interactive
 from flyte._pod import PodTemplate
 from flyte._resources import Resources
 from flyte._retry import RetryStrategy, normalize_retries
@@ -418,6 +420,17 @@ class TaskTemplate(Generic[P, R, F]):
         return new
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if (
+            _interactive.pickling_session()
+            and getattr(getattr(self, "func", None), "__module__", None) == "__main__"
+        ):
+            # A notebook's task has no module to be found in: it travels whole, its environment
+            # (a weak reference here) with it.
+            state = dict(self.__dict__)
+            parent = state.get("parent_env")
+            if isinstance(parent, weakref.ref):
+                state["parent_env"] = parent()
+            return (object.__new__, (type(self),), state, None, None, _restore_session_task)
         # Tasks travel (e.g. inside partials) by reference to their module attribute.
         return (_load_task, self._import_location())
 
@@ -566,9 +579,19 @@ def task_location(task: TaskTemplate[Any, Any, Any]) -> tuple[str, str]:
     )
 
 
+def _restore_session_task(task: TaskTemplate[Any, Any, Any], state: dict[str, Any]) -> None:
+    env = state.get("parent_env")
+    if env is not None and not isinstance(env, weakref.ref):
+        _interactive.keep(env)
+        state = {**state, "parent_env": weakref.ref(env)}
+    task.__dict__.update(state)
+
+
 def _load_task(module: str, qualname: str) -> TaskTemplate[Any, Any, Any]:
     import importlib
 
+    if module == "__main__" and _interactive.loaded_task(qualname) is not None:
+        return _interactive.loaded_task(qualname)  # type: ignore[no-any-return]
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)

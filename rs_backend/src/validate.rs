@@ -27,6 +27,18 @@ fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message.into())
 }
 
+/// Characters of a client's value an error message repeats: enough to recognise it, never so
+/// much that the reply gets large.
+const ECHOED_CHARS: usize = 64;
+
+/// A client's value as an error message may quote it.
+pub fn clip(value: &str) -> String {
+    match value.char_indices().nth(ECHOED_CHARS) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_string(),
+    }
+}
+
 pub fn run_id(id: Option<&RunIdentifier>, field: &str) -> Result<RunKey, Status> {
     let id = id.ok_or_else(|| invalid(format!("{field} is required")))?;
     RunKey::from_proto(id, field).map_err(invalid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,6 +127,88 @@ def test_run_follow_against_an_explicit_endpoint(workdir: Path, started_backend:
         "no way" in failed.stderr
         and "Traceback (most recent call last)" not in failed.stderr.split("Error")[-1]
     )
+
+
+def _in_a_terminal(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> tuple[int, str]:
+    """Runs the CLI attached to a pseudo-terminal (as a user's shell runs it); its exit status
+    and everything it wrote there, with the terminal's control sequences removed."""
+    import pty
+    import re
+    import select
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [flyte_exe(), *args],
+        cwd=cwd,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**env, "COLUMNS": "120", "LINES": "40", "TERM": "xterm"},
+        close_fds=True,
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(controller, 65536)
+                except OSError:  # the terminal closed: the program ended
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        status = proc.wait(timeout=30)
+    finally:
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+    text = b"".join(chunks).decode(errors="replace")
+    return status, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r", "", text)
+
+
+def test_run_in_a_terminal_follows_with_a_live_view(workdir: Path, started_backend: tuple[str, Path]) -> None:
+    endpoint, _ = started_backend
+    env = {**os.environ, "FLYTE_DATA_DIR": str(workdir / "client")}
+    env.pop("NO_COLOR", None)
+    args = ["--endpoint", endpoint, "--insecure", "run", "wf.py", "main", "--items", "[1,2,3,4,5,6,7,8,9,10]"]
+    status, screen = _in_a_terminal(args, workdir, env)
+    assert status == 0, screen
+    # The view: the run's header with its page, the root with its children's counts per phase,
+    # children drawn up to a limit and the rest counted, and the totals.
+    assert re.search(r"Run \S+\s+succeeded", screen), screen
+    assert f"http://{endpoint}/v2/runs/project/" in screen
+    assert re.search(r"main\s+succeeded\s+[\d.]+s\s+\[succeeded 10\]", screen), screen
+    assert re.search(r"square\s+succeeded", screen), screen
+    assert "… 2 more" in screen, screen
+    assert "11 actions: succeeded 11" in screen, screen
+    # The root's log above it, then the outputs as values.
+    assert "main starting" in screen
+    assert screen.rstrip().endswith("385"), screen
+
+    # --no-follow: started, not waited for.
+    status, screen = _in_a_terminal([*args[:4], "--no-follow", *args[4:]], workdir, env)
+    assert status == 0, screen
+    assert "Follow it with: flyte get run" in screen and "385" not in screen
+
+
+def test_piped_run_output_stays_plain(workdir: Path, started_backend: tuple[str, Path]) -> None:
+    endpoint, _ = started_backend
+    env = {**os.environ, "FLYTE_DATA_DIR": str(workdir / "client")}
+    env.pop("NO_COLOR", None)
+    args = ["--endpoint", endpoint, "--insecure", "run", "wf.py", "main", "--items", "[1,2]"]
+    # Piped, a run is started and not followed unless asked.
+    started = cli(*args, cwd=workdir, env=env)
+    assert started.returncode == 0, started.stderr
+    assert "Started run" in started.stderr and started.stdout == ""
+    followed = cli(*args[:4], "--follow", *args[4:], cwd=workdir, env=env)
+    assert followed.returncode == 0, followed.stderr
+    assert "\x1b[" not in followed.stdout + followed.stderr
+    assert "main starting" in followed.stdout and followed.stdout.rstrip().endswith("5")
 
 
 def test_a_second_backend_on_the_same_data_dir_is_refused(

@@ -350,3 +350,87 @@ def test_rerun_starts_the_same_task_again(backend: str) -> None:
         flyte.rerun(first.name, recover=True)
     with pytest.raises(flyte.errors.ActionNotFoundError):
         flyte.rerun("no-such-run-here")
+
+
+def test_run_logs_and_the_notebook_entry_points(backend: str, tmp_path: Path, capsys) -> None:
+    tag = uuid.uuid4().hex[:8]
+    run = _run(tag, fan_out, n=2)
+    # run.logs.stream() prints the root's lines (here: none) as they come, until it ends.
+    run.logs.stream()
+    assert run.wait(quiet=True).phase == "succeeded"
+    children = [a.name for a in remote.Action.listall(for_run_name=run.name, parent_name="a0")]
+    assert len(children) == 2
+    run.logs.stream(action=children[0])
+    streamed = capsys.readouterr().out
+    assert streamed in ("squaring 0\n", "squaring 1\n")
+    assert list(run.logs.lines(children[0])) == [streamed.strip()]
+
+    async def lines_aio(action: str) -> list[str]:
+        return [line async for line in run.logs.lines.aio(action)]
+
+    assert sorted(asyncio.run(lines_aio(c))[0] for c in children) == ["squaring 0", "squaring 1"]
+    # Every attempt of every action that wrote anything, one file each.
+    saved = run.download_logs(tmp_path / "logs")
+    assert sorted(p.name for p in saved.iterdir()) == sorted(
+        f"{c}-remote_runs.square-attempt1.log" for c in children
+    )
+    assert (saved / f"{children[0]}-remote_runs.square-attempt1.log").read_text() == streamed
+
+    # The seeds' notebook style: flyte.remote() lists the newest runs first and finds one.
+    session = flyte.remote()
+    assert isinstance(session, remote.Remote)
+    newest = session.list_runs(limit=5)
+    assert newest[0].name == run.name
+    assert session.get_run(run.name).outputs()[0] == 1
+    assert [r.name for r in session.list_runs(task_name="remote_runs.fan_out", limit=100)][0] == run.name
+    with pytest.raises(flyte.errors.ActionNotFoundError):
+        session.get_run("rnosuchrun000000000")
+
+
+def test_watch_actions_sends_every_action_then_changes_with_counts(backend: str) -> None:
+    from flyteidl2.common import list_pb2, phase_pb2
+    from flyteidl2.workflow import run_service_pb2
+
+    from flyte.remote._common import connection
+
+    tag = uuid.uuid4().hex[:8]
+    run = _run(tag, fan_out, n=3)
+    client, _ = connection()
+    run_id = run.pb2.action.id.run
+
+    async def watch() -> list:
+        seen = []
+        async for batch in client.watch_actions(run_id):
+            seen.extend(batch)
+        return seen
+
+    seen = asyncio.run(watch())
+    # The stream ends with the run; the last word on each action is its final state.
+    last = {e.action.id.name: e for e in seen}
+    children = sorted(name for name in last if name != "a0")
+    assert "a0" in last and len(children) == 3
+    assert all(e.action.status.phase == phase_pb2.ACTION_PHASE_SUCCEEDED for e in last.values())
+    assert dict(last["a0"].children_phase_counts) == {phase_pb2.ACTION_PHASE_SUCCEEDED: 3}
+    assert all(e.meets_filter for e in seen)
+
+    # Filters: what the protocol defines (NAME contains, PHASE in); others are refused.
+    async def filtered(*filters) -> list[str]:
+        req = run_service_pb2.WatchActionsRequest(run_id=run_id, filter=list(filters))
+        names = []
+        async for resp in client._stream(
+            "/flyteidl2.workflow.RunService/WatchActions", req, run_service_pb2.WatchActionsResponse, "watch"
+        ):
+            names += [e.action.id.name for e in resp.enriched_actions]
+        return names
+
+    by_name = list_pb2.Filter(
+        function=list_pb2.Filter.CONTAINS_CASE_INSENSITIVE, field="NAME", values=[children[1].upper()]
+    )
+    assert asyncio.run(filtered(by_name)) == [children[1]]
+    by_phase = list_pb2.Filter(
+        function=list_pb2.Filter.VALUE_IN, field="PHASE", values=[str(phase_pb2.ACTION_PHASE_FAILED)]
+    )
+    assert asyncio.run(filtered(by_phase)) == []
+    wrong = list_pb2.Filter(function=list_pb2.Filter.EQUAL, field="task_name", values=["x"])
+    with pytest.raises(flyte.errors.RuntimeSystemError, match="NAME .*PHASE"):
+        asyncio.run(filtered(wrong))

@@ -107,6 +107,12 @@ def test_run_url_opens_the_run_page_with_tree_values_logs_and_report(
         "document.querySelector('#error') && document.querySelector('#error').textContent"
     )
     assert browser.wait_for("document.querySelectorAll('#attempts tr').length") == 2
+    # The user's traceback, from the failed attempt, under the error: it names the task's code.
+    traceback = browser.wait_for(
+        "document.querySelector('#traceback') && document.querySelector('#traceback').textContent"
+    )
+    assert traceback.startswith("Traceback (most recent call last):")
+    assert "ui_wf.py" in traceback and "in flaky" in traceback and "ValueError: no luck with 1" in traceback
     assert "ValueError" in browser.wait_for(
         "document.querySelector('#log').textContent.includes('Traceback') && document.querySelector('#log').textContent"
     )

@@ -109,10 +109,18 @@ def all_files(root: Path) -> list[Path]:
     return out
 
 
-def build(root: Path, copy_style: CopyStyle, extra: Iterable[Path] = ()) -> Bundle | None:
-    """Packs the code under ``root``, and the ``extra`` files (an environment's ``include``);
-    None for ``copy_style="none"`` (code is read in place)."""
+def build(
+    root: Path, copy_style: CopyStyle, extra: Iterable[Path] = (), generated: dict[str, bytes] | None = None
+) -> Bundle | None:
+    """Packs the code under ``root``, the ``extra`` files (an environment's ``include``) and the
+    ``generated`` members (name: bytes; a notebook's pickled tasks); None for
+    ``copy_style="none"`` (code is read in place)."""
     if copy_style == "none":
+        if generated:
+            raise ValueError(
+                f"copy_style='none' reads code in place, but {', '.join(sorted(generated))} exist only in "
+                "this session (tasks defined in a notebook): use copy_style 'loaded_modules' or 'all'"
+            )
         return None
     root = root.resolve()
     paths = loaded_module_files(root) if copy_style == "loaded_modules" else all_files(root)
@@ -122,12 +130,12 @@ def build(root: Path, copy_style: CopyStyle, extra: Iterable[Path] = ()) -> Bund
                 f"include {path} is outside the code root {root}; bundles hold files under it only"
             )
     paths = sorted(set(paths) | {p.resolve() for p in extra})
+    members = [(path.relative_to(root).as_posix(), path.read_bytes()) for path in paths]
+    members += sorted((generated or {}).items())
     raw = io.BytesIO()
     names: list[str] = []
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in paths:
-            rel = path.relative_to(root).as_posix()
-            data = path.read_bytes()
+        for rel, data in members:
             info = tarfile.TarInfo(rel)
             info.size = len(data)
             info.mode = 0o644

@@ -17,6 +17,7 @@ from flyte._bridge import contract
 from flyte._context import ctx
 from flyte._doc import documentation_of
 from flyte._image import DEFAULT_IMAGE_ENV, IMAGE_REFS_ENV, Image, default_image_uri, image_refs, placed
+from flyte._internal import _interactive
 from flyte._internal._serialization_context import SerializationContext
 from flyte._pod import PodTemplate, primary_container, spec_as_dict
 from flyte._policy import policy_metadata
@@ -46,16 +47,13 @@ def task_module(task: TaskTemplate[Any, Any, Any]) -> tuple[str, str]:
 
     module, qualname = task._import_location()
     if module == "__main__":
+        if _interactive.is_loaded(qualname) or _interactive.session_is_interactive():
+            # A notebook's tasks travel pickled in the bundle and load from there as __main__.
+            return module, qualname
         # A script's tasks are imported by file name in action processes.
         from pathlib import Path
 
-        main = sys.modules["__main__"]
-        file = getattr(main, "__file__", None)
-        if not file:
-            raise ValueError(
-                f"{task.name} is defined interactively; define it in a .py file to run it on a backend"
-            )
-        module = Path(file).stem
+        module = Path(sys.modules["__main__"].__file__ or "").stem
     return module, qualname
 
 

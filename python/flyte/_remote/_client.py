@@ -194,6 +194,18 @@ class BackendClient:
         )
         return list(resp.actions), resp.token
 
+    async def watch_actions(self, run_id: Any) -> AsyncIterator[list[Any]]:
+        """The run's actions (``EnrichedAction``: the action and its children's phase counts),
+        every one first, then each batch of changes, until the run ends."""
+        from flyteidl2.workflow import run_service_pb2
+
+        req = run_service_pb2.WatchActionsRequest(run_id=run_id)
+        what = f"actions of run {run_id.name}"
+        async for resp in self._stream(
+            _RUNS + "WatchActions", req, run_service_pb2.WatchActionsResponse, what
+        ):
+            yield list(resp.enriched_actions)
+
     async def watch_action_details(self, action_id: Any) -> AsyncIterator[Any]:
         """ActionDetails, first as they are, then at every change."""
         from flyteidl2.workflow import run_service_pb2

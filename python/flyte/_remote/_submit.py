@@ -12,17 +12,17 @@ from flyte._environment import TaskEnvironment
 from flyte._image import Image, code_dir, code_placement, placed
 from flyte._imagebuild._ensure import ensure_built
 from flyte._initialize import scope
-from flyte._internal import _bundle, _raw_data
+from flyte._internal import _bundle, _interactive, _raw_data
 from flyte._internal._serialize import CodeRef, task_module, task_spec
 from flyte._remote._client import BackendClient, run_sync
 from flyte._remote._upload import upload_bytes
 from flyte._run import new_run_name
+from flyte._task import TaskTemplate
 from flyte.remote._run import Run, created_run
 
 if TYPE_CHECKING:
     from flyte._initialize import InitConfig, Scope
     from flyte._run import _RunContext
-    from flyte._task import TaskTemplate
     from flyte.remote._task import RemoteTask
 
 #: Settings of the submitting process that its run's actions inherit (unless the run sets them).
@@ -44,7 +44,9 @@ def code_root(task: TaskTemplate[Any, Any, Any], root_dir: Path | None) -> Path:
     if module is None:
         raise RuntimeError(f"module of {task.name} is not loaded")
     if module_name == "__main__":
-        return Path(module.__file__ or ".").resolve().parent
+        # A notebook or REPL has no file: its directory is where it runs.
+        file = getattr(module, "__file__", None)
+        return Path(file).resolve().parent if file else Path.cwd()
     return _bundle.module_root(module)
 
 
@@ -79,7 +81,21 @@ def prepare_code(
     """Freezes the task's code for the run: a bundle uploaded through the backend's data
     proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
     root = code_root(task, root_dir)
-    bundle = _bundle.build(root, copy_style, included_files([task.env] if task.env is not None else []))  # type: ignore[arg-type]
+    generated: dict[str, bytes] = {}
+    if task._import_location()[0] == "__main__" and _interactive.session_is_interactive():
+        main = sys.modules["__main__"]
+        session_tasks = {
+            name: value
+            for name, value in list(vars(main).items())
+            if isinstance(value, TaskTemplate) and not name.startswith("_")
+        }
+        generated[_interactive.MAIN_TASKS] = _interactive.pickle_session(session_tasks)
+    bundle = _bundle.build(
+        root,
+        copy_style,  # type: ignore[arg-type]
+        included_files([task.env] if task.env is not None else []),  # type: ignore[arg-type]
+        generated,
+    )
     if bundle is None:
         import hashlib
 

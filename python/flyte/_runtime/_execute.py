@@ -27,7 +27,7 @@ from flyte._bridge import contract
 from flyte._bridge.controller import Controller
 from flyte._checkpoint import Checkpoint
 from flyte._context import ActionContext, _current
-from flyte._internal import _uris
+from flyte._internal import _interactive, _uris
 from flyte._runtime._stages import Stages
 from flyte._task import TaskTemplate
 from flyte._task_errors import is_recoverable
@@ -92,9 +92,13 @@ def _load_task(args: argparse.Namespace) -> Any:
     module_name, _, qualname = args.task.partition(":")
     loading_user_code = True
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
+        if module_name == "__main__":
+            # A notebook's task: pickled into the bundle, extracted where the process runs.
+            obj: Any = _interactive.load_session_task(Path.cwd(), qualname)
+        else:
+            obj = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
     except Exception as e:
         raise _LoadError(f"cannot load task {args.task}: {type(e).__name__}: {e}") from e
     finally:
@@ -330,7 +334,7 @@ async def run(
         attempt.stages.mark("run")
         outputs = task.interface.outputs_to_literals(result, task.name, task.max_inline_io_bytes)
     except Exception as e:
-        traceback.print_exc()
+        print_user_traceback(e)
         _write_error(attempt.prefix, e, recoverable=is_recoverable(e))
         return
     finally:
@@ -338,6 +342,32 @@ async def run(
     _uris.write_bytes(_uris.join(attempt.prefix, "outputs.pb"), outputs.SerializeToString())
     attempt.stages.mark("outputs")
     attempt.stages.record()
+
+
+_SDK_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def _users_frames(te: traceback.TracebackException) -> None:
+    """Drops the SDK's own frames from ``te`` and what it chains, unless nothing else is left
+    (then the error is the SDK's, and its frames are what explains it)."""
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [te]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        users = [f for f in current.stack if not (f.filename or "").startswith(_SDK_DIR)]
+        if users:
+            current.stack = traceback.StackSummary.from_list(users)
+        pending += [current.__cause__, current.__context__]
+
+
+def print_user_traceback(exc: BaseException) -> None:
+    """Prints the task's failure as its author wants to read it: the frames of their code."""
+    te = traceback.TracebackException.from_exception(exc)
+    _users_frames(te)
+    print("".join(te.format()), end="", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -459,14 +459,14 @@ class NativeInterface:
         message = common_pb2.Outputs()
         plan = self._outputs_plan()
         shape = self._shape
-        if shape is _SHAPE_SINGLE:
+        if shape == _SHAPE_SINGLE:
             name, conv = plan[0]
             named = message.literals.add()
             named.name = name
             self._write(conv, value, named.value, name, "output", task_name)
             self._offload_large(message, self._out_by_name, max_inline_bytes)
             return message
-        if shape is _SHAPE_NONE:
+        if shape == _SHAPE_NONE:
             if value is not None:
                 raise RuntimeDataValidationError(
                     _RETURN,
@@ -499,9 +499,9 @@ class NativeInterface:
         if not every:
             return False
         shape = self._shape
-        if shape is _SHAPE_SINGLE:
+        if shape == _SHAPE_SINGLE:
             return plan[0][1].exact(value)
-        if shape is _SHAPE_NONE:
+        if shape == _SHAPE_NONE:
             return value is None
         # Several outputs come back as a tuple (or NamedTuple) of the declared shape.
         return False
@@ -509,11 +509,11 @@ class NativeInterface:
     def literals_to_outputs(self, outputs: common_pb2.Outputs, task_name: str = "") -> Any:
         """Read Outputs back: None without outputs, the value for one, a tuple (or NamedTuple) for several."""
         shape = self._shape
-        if shape is _SHAPE_NONE:
+        if shape == _SHAPE_NONE:
             return None
         plan = self._outputs_plan()
         literals = outputs.literals
-        if shape is _SHAPE_SINGLE and len(literals) == 1:
+        if shape == _SHAPE_SINGLE and len(literals) == 1:
             named = literals[0]
             name, conv = plan[0]
             if named.name == name:
@@ -534,9 +534,9 @@ class NativeInterface:
                 values.append(conv.read(lit))
             except _Mismatch as e:
                 raise RuntimeDataValidationError(name, e.render(name), task_name or self.name) from None
-        if shape is _SHAPE_SINGLE:
+        if shape == _SHAPE_SINGLE:
             return values[0]
-        if shape is _SHAPE_NAMEDTUPLE:
+        if shape == _SHAPE_NAMEDTUPLE:
             return self._output_tuple(*values)  # type: ignore[misc]
         return tuple(values)
 

@@ -35,7 +35,7 @@ class RunOptions:
     domain: str | None
     copy_style: str
     root_dir: Path | None
-    follow: bool
+    follow: bool | None
     overwrite_cache: bool
     raw_data_path: str | None
     images: tuple[str, ...]
@@ -183,18 +183,36 @@ def _print_outputs(run: Any, output_format: str) -> None:
             console.print(f"{key}: ", Pretty(value), end="\n")
 
 
-def _follow_or_report(run: Any, follow: bool, output_format: str) -> None:
-    """Prints where the run is; with --follow streams its logs and waits for the result."""
+def _follow_or_report(run: Any, follow: bool | None, output_format: str) -> None:
+    """Prints where the run is and, when following, waits for it and prints its outputs.
+
+    Following is the default on a terminal: a live view of the run's actions with the root's
+    log lines above it. Piped output (or ``--output-format json``) follows only when asked, as
+    plain lines: the root's logs, then the outputs.
+    """
+    import sys
+
     from rich.console import Console
 
     err = Console(stderr=True, highlight=False)
+    interactive = sys.stdout.isatty() and output_format != "json"
+    if follow is None:
+        follow = interactive
     err.print(f"Started run [bold]{run.name}[/bold] ({run.url})")
     if not follow:
-        err.print(f"Follow it with: flyte get run {run.name}   |   flyte get logs {run.name}")
+        err.print(f"Follow it with: flyte get run {run.name}   |   flyte logs {run.name}")
+        return
+    from flyte._remote._client import run_sync
+
+    if interactive:
+        from flyte.cli._follow import follow_live
+
+        run_sync(follow_live(connection()[0], run, Console(highlight=False)))
+        run.wait(quiet=True)
+        _print_outputs(run, output_format)
         return
     import threading
 
-    from flyte._remote._client import run_sync
     from flyte.cli._get_runs import print_logs
 
     def stream_logs() -> None:
@@ -430,7 +448,13 @@ def _check_run_name(_ctx: click.Context, _param: click.Parameter, value: str | N
 @click.option(
     "--root-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), help="Source root."
 )
-@click.option("--follow", "-f", is_flag=True, help="Stream logs and wait for the run to finish.")
+@click.option(
+    "--follow/--no-follow",
+    "-f",
+    default=None,
+    help="Wait for the run to end, showing its progress, logs and outputs (default: on a "
+    "terminal, a live view; piped, only when asked, as plain lines).",
+)
 @click.option(
     "--overwrite-cache", is_flag=True, help="Re-run cached tasks and overwrite their cache entries."
 )
@@ -461,7 +485,7 @@ def run(
     domain: str | None,
     copy_style: str,
     root_dir: Path | None,
-    follow: bool,
+    follow: bool | None,
     overwrite_cache: bool,
     raw_data_path: str | None,
     images: tuple[str, ...],

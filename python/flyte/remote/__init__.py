@@ -4,6 +4,8 @@ secrets, triggers, and uploads through the backend's data proxy."""
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,9 +14,11 @@ if TYPE_CHECKING:
     from flyte.remote._common import TimeFilter
     from flyte.remote._condition import Condition
     from flyte.remote._data import upload_dir, upload_file
+    from flyte.remote._logs import RunLogs
     from flyte.remote._project import Project
     from flyte.remote._run import Run, RunDetails
     from flyte.remote._secret import Secret, SecretTypes
+    from flyte.remote._session import Remote
     from flyte.remote._task import RemoteTask, Task, TaskDetails
     from flyte.remote._trigger import Trigger, TriggerDetails
     from flyte.remote._user import User
@@ -28,8 +32,10 @@ _WHERE = {
     "ActionOutputs": "_action",
     "Condition": "_condition",
     "Project": "_project",
+    "Remote": "_session",
     "RemoteTask": "_task",
     "Run": "_run",
+    "RunLogs": "_logs",
     "RunDetails": "_run",
     "Secret": "_secret",
     "SecretTypes": "_secret",
@@ -51,8 +57,10 @@ __all__ = [
     "ActionOutputs",
     "Condition",
     "Project",
+    "Remote",
     "RemoteTask",
     "Run",
+    "RunLogs",
     "RunDetails",
     "Secret",
     "SecretTypes",
@@ -79,3 +87,14 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_WHERE))
+
+
+class _CallableModule(types.ModuleType):
+    """``flyte.remote()`` (the notebook style of the docs): a ``Remote`` for the configured
+    backend, with ``list_runs()`` and ``get_run(name)``."""
+
+    def __call__(self) -> Remote:
+        return self.Remote()  # type: ignore[no-any-return]
+
+
+sys.modules[__name__].__class__ = _CallableModule

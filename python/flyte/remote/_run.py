@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flyte.errors import ActionNotFoundError, RuntimeUserError
 from flyte.models import ActionPhase
@@ -33,6 +33,9 @@ from flyte.remote._common import (
     set_sort,
 )
 from flyte.syncify import syncify
+
+if TYPE_CHECKING:
+    from flyte.remote._logs import RunLogs
 
 # Deferred imports: protobufs and the backend client load on the first remote call.
 
@@ -296,6 +299,21 @@ class Run(ToJSONMixin):
         filter_system: bool = False,
     ) -> None:
         await self.action.show_logs.aio(attempt, max_lines, show_ts, raw, filter_system)
+
+    @property
+    def logs(self) -> RunLogs:
+        """The log lines of the run's actions: ``run.logs.stream()`` prints the root's as they
+        come, ``run.logs.lines()`` yields them, ``run.logs.download(path)`` saves them all."""
+        from flyte.remote._logs import RunLogs
+
+        return RunLogs(self)
+
+    @syncify
+    async def download_logs(self, path: str | Path | None = None) -> Path:
+        """Saves the log of every attempt of every action of the run into the directory
+        ``path`` (default: ``<run name>-logs`` here); returns the directory. Actions still
+        running are followed until they end."""
+        return await self.logs.download.aio(path)
 
     @syncify
     async def get_report(self, attempt: int | None = None) -> str:

@@ -3,6 +3,7 @@
 //! and the remote API talk to), RunLogsService, DataProxyService, ClusterService,
 //! ProjectService, IdentityService and AuthMetadataService; and the plain HTTP routes.
 
+mod action_watch;
 pub mod actions;
 pub mod callbacks;
 pub mod cluster;

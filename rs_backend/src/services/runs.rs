@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::action_watch::{self, ActionFilter};
 use super::actions::DEFAULT_ABORT_REASON;
 use super::{streams, unsupported, ServerStream, STREAM_BUFFER};
 use crate::datafile::read_optional;
@@ -328,9 +329,20 @@ impl RunService for RunsApi {
 
     async fn watch_actions(
         &self,
-        _request: Request<WatchActionsRequest>,
+        request: Request<WatchActionsRequest>,
     ) -> Result<Response<Self::WatchActionsStream>, Status> {
-        Err(unsupported("WatchActions"))
+        let request = request.into_inner();
+        let run = validate::run_id(request.run_id.as_ref(), "run_id")?;
+        let filter = ActionFilter::parse(&request.filter)?;
+        self.engine.require_run(&run)?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(action_watch::run_actions(
+            self.engine.clone(),
+            run,
+            filter,
+            tx,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     type WatchClusterEventsStream = ServerStream<WatchClusterEventsResponse>;

@@ -312,8 +312,15 @@ async fn action(
             .as_deref()
             .and_then(|uri| uri_to_path(&format!("{}/report.html", uri.trim_end_matches('/'))).ok())
             .is_some_and(|p| p.is_file());
+        // The user's traceback is in the failed attempt's log, where the task's process printed it.
+        let traceback = views::action_error(&record)
+            .filter(|_| record.attempts > 0)
+            .and_then(|_| {
+                last_traceback(&ui.engine.layout.log_path(&run, &action, record.attempts))
+            });
         Ok(json!({
             "action": action_json(&record),
+            "traceback": traceback,
             "inputs": inputs,
             "outputs": outputs,
             "data_error": data_error,
@@ -383,6 +390,29 @@ async fn log(
         HeaderValue::from_static(if done { "1" } else { "0" }),
     );
     (headers, text).into_response()
+}
+
+/// How much of a log's end is searched for a traceback, and the most of one that is shown.
+const TRACEBACK_WINDOW: u64 = 64 * 1024;
+const TRACEBACK_MAX: usize = 16 * 1024;
+
+/// The last Python traceback in a log (a failed attempt prints its error's there), if any.
+fn last_traceback(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(size.saturating_sub(TRACEBACK_WINDOW)))
+        .ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let start = text.rfind("Traceback (most recent call last):")?;
+    let found = text[start..].trim_end();
+    let end = found
+        .char_indices()
+        .nth(TRACEBACK_MAX)
+        .map_or(found.len(), |(i, _)| i);
+    Some(found[..end].to_string())
 }
 
 /// Up to `LOG_CHUNK` bytes from `offset` and the file's size; a log not written yet is empty.

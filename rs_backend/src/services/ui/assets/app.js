@@ -177,7 +177,7 @@ async function showAction(base, name, into) {
   put(into, 
     el("h2", {}, a.task || a.name, " ", phase(a.phase)),
     el("p", { class: "muted" }, `${a.name} · ${a.kind} · attempts ${a.attempts}${a.cache_hit ? " · cache hit" : ""} · ${duration(a.started_ms, a.ended_ms)}`),
-    a.error && a.phase !== "ABORTED" ? el("div", { id: "error" }, el("h3", { class: "error" }, `${a.error.kind} error ${a.error.code || ""}`), el("pre", {}, a.error.message)) : null,
+    a.error && a.phase !== "ABORTED" ? el("div", { id: "error" }, el("h3", { class: "error" }, `${a.error.kind} error ${a.error.code || ""}`), el("pre", {}, a.error.message), d.traceback ? el("pre", { id: "traceback" }, d.traceback) : null) : null,
     a.abort_reason ? el("p", { id: "abort-reason" }, `aborted: ${a.abort_reason}`) : null,
     el("h3", {}, "Inputs"), valuesTable("inputs", d.inputs),
     el("h3", {}, "Outputs"), valuesTable("outputs", d.outputs),
