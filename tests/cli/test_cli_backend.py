@@ -264,6 +264,10 @@ def test_run_without_endpoint_starts_the_local_backend_and_get_commands(workdir:
         assert detail["inputs"] in ({"x": 2}, {"x": 3}) and detail["outputs"]["o0"] in (4, 9)
         logs = cli("get", "logs", run_name, child, cwd=workdir, env=env)
         assert logs.returncode == 0 and "squaring" in logs.stdout
+        # Seed 004's form: `flyte logs <run>` (the root action) and `flyte logs <run> <action>`.
+        root_logs = cli("logs", run_name, cwd=workdir, env=env)
+        assert root_logs.returncode == 0 and "main starting" in root_logs.stdout
+        assert cli("logs", run_name, child, cwd=workdir, env=env).stdout == logs.stdout
 
         missing = cli("get", "run", "rdoesnotexist", cwd=workdir, env=env)
         assert missing.returncode != 0 and "rdoesnotexist" in missing.stderr

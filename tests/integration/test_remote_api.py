@@ -369,6 +369,8 @@ def test_run_logs_and_the_notebook_entry_points(backend: str, tmp_path: Path, ca
         return [line async for line in run.logs.lines.aio(action)]
 
     assert sorted(asyncio.run(lines_aio(c))[0] for c in children) == ["squaring 0", "squaring 1"]
+    asyncio.run(run.logs.stream.aio(action=children[1]))
+    assert capsys.readouterr().out.startswith("squaring ")
     # Every attempt of every action that wrote anything, one file each.
     saved = run.download_logs(tmp_path / "logs")
     assert sorted(p.name for p in saved.iterdir()) == sorted(
