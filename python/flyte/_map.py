@@ -171,12 +171,12 @@ class _Mapper:
             for items in zip(*iterables, strict=False):
                 try:
                     if c is None:
-                        coro = task.aio(*pargs, *items, **pkwargs)
+                        pending.append(asyncio.ensure_future(one(task.aio(*pargs, *items, **pkwargs))))
                     else:
                         group = group_name or f"map-{task.short_name}"
+                        # The call's task copies the context when it is made: inside the group.
                         with _context.active(c.with_group(group)):
-                            coro = task.aio(*pargs, *items, **pkwargs)
-                    pending.append(asyncio.ensure_future(one(coro)))
+                            pending.append(asyncio.ensure_future(one(task.aio(*pargs, *items, **pkwargs))))
                 except Exception as e:
                     failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                     failed.set_exception(e)

@@ -119,6 +119,30 @@ def test_run_url_opens_the_run_page_with_tree_values_logs_and_report(
     browser.screenshot(tmp_path / "failed.png")
 
 
+def test_map_groups_cache_hits_and_traces_in_the_tree(backend: str, browser: Browser, tmp_path: Path) -> None:
+    done = _run(ui_wf.mapped, n=3).wait()
+    assert done.phase == ActionPhase.SUCCEEDED
+    browser.open(done.url)
+    # The root, flyte.map's three calls under the map's group, the cached second call, the trace.
+    browser.wait_for("document.querySelectorAll('.node[data-action]').length === 6")
+    assert browser.js("[...document.querySelectorAll('.group')].map(g => g.dataset.group)") == ["map-doubled"]
+    hits = browser.js("document.querySelectorAll('[data-cache-hit]').length")
+    assert hits == 1
+    kinds = browser.js(
+        "[...document.querySelectorAll('.node')].filter(n => n.textContent.includes('summarize'))"
+        ".map(n => n.textContent)"
+    )
+    assert len(kinds) == 1 and "trace" in kinds[0]
+    browser.js(
+        "[...document.querySelectorAll('.node')].find(n => n.textContent.includes('summarize')).click()"
+    )
+    outputs = browser.wait_for(
+        "document.querySelector('#outputs pre') && document.querySelector('#outputs pre').textContent"
+    )
+    assert json.loads(outputs) == "4 values, total 6"
+    browser.screenshot(tmp_path / "mapped.png")
+
+
 def test_a_running_run_updates_live_and_aborts_from_the_page(
     backend: str, browser: Browser, tmp_path: Path
 ) -> None:

@@ -624,3 +624,18 @@ def test_cached_results_older_than_max_age_are_computed_again(run, mode):
     assert count(f"fresh-{tag}-3") == 1  # the second call found the first's result
     assert run(fresh_parent, 4, tag, 1.5).result == 32
     assert count(f"fresh-{tag}-4") == 2  # older than a second by then: run again
+
+
+def test_async_map_calls_are_in_the_maps_group(mode: str) -> None:
+    import ui_wf
+
+    done = flyte.with_runcontext(mode=mode).run(ui_wf.mapped, n=3).wait()
+    assert done.outputs()[0] == "4 values, total 6"
+    groups = sorted((a["task_name"], a["group"] or "") for a in done.actions() if a["parent"] == "a0")
+    assert groups == [
+        ("ui_demo.doubled", ""),
+        ("ui_demo.doubled", "map-doubled"),
+        ("ui_demo.doubled", "map-doubled"),
+        ("ui_demo.doubled", "map-doubled"),
+        ("ui_wf.summarize", ""),
+    ]

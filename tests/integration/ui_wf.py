@@ -61,3 +61,21 @@ async def slow() -> str:
     await nap(1.0)
     print("starting to sleep", flush=True)
     return await nap(300.0)
+
+
+@env.task(cache="auto")
+async def doubled(x: int) -> int:
+    return 2 * x
+
+
+@flyte.trace
+async def summarize(values: list[int]) -> str:
+    return f"{len(values)} values, total {sum(values)}"
+
+
+@env.task
+async def mapped(n: int = 3) -> str:
+    # flyte.map's own group, a cached task (its second call a cache hit) and a trace.
+    values = [v async for v in flyte.map.aio(doubled, range(n))]
+    again = await doubled(0)
+    return await summarize([*values, again])
