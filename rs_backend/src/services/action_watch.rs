@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use flyteidl2::flyteidl::common::{filter::Function, Filter};
 use flyteidl2::flyteidl::workflow::{EnrichedAction, WatchActionsResponse};
-use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+use tokio::sync::{broadcast::error::RecvError, watch};
 use tonic::Status;
 
+use super::streams::{self, deliver, stopping};
 use crate::engine::{internal, Engine};
 use crate::listing::{Listed, Query};
 use crate::names::RunKey;
@@ -17,7 +18,7 @@ use crate::phase;
 use crate::store::ActionRecord;
 use crate::views;
 
-type Tx = mpsc::Sender<Result<WatchActionsResponse, Status>>;
+type Tx = streams::Tx<WatchActionsResponse>;
 
 /// Actions per message: a 100,000-action run's snapshot goes out in pieces a client can decode.
 const ACTIONS_PER_MESSAGE: usize = 500;
@@ -143,22 +144,6 @@ impl RunTally {
         } else {
             None
         }
-    }
-}
-
-async fn stopping(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
-}
-
-async fn deliver(
-    tx: &Tx,
-    item: Result<WatchActionsResponse, Status>,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    tokio::select! {
-        biased;
-        _ = stopping(stop) => false,
-        sent = tx.send(item) => sent.is_ok(),
     }
 }
 

@@ -19,16 +19,20 @@ use crate::phase;
 use crate::store::ActionRecord;
 use crate::views;
 
-type Tx<T> = mpsc::Sender<Result<T, Status>>;
+pub(super) type Tx<T> = mpsc::Sender<Result<T, Status>>;
 
 /// Resolves once the backend is stopping. (Drops the watch guard inside, keeping callers Send.)
-async fn stopping(stop: &mut watch::Receiver<bool>) {
+pub(super) async fn stopping(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
 /// Sends one item unless the client goes away or the backend stops first; false means the
 /// stream is over. A client that stops reading must not keep a stream alive past shutdown.
-async fn deliver<T>(tx: &Tx<T>, item: Result<T, Status>, stop: &mut watch::Receiver<bool>) -> bool {
+pub(super) async fn deliver<T>(
+    tx: &Tx<T>,
+    item: Result<T, Status>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
     tokio::select! {
         biased;
         _ = stopping(stop) => false,
