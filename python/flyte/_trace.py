@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -72,10 +73,12 @@ def _begin(
         c.action_name, info.identity, identity_bytes(inputs, references=True), c.group, info.name, "trace"
     )
     ledger.start_attempt(name)
+    c.run.trace_starts[name] = time.time()
     return name, inputs
 
 
 def _replayed(c: _context.ActionContext, name: str) -> None:
+    c.run.trace_starts.pop(name, None)
     c.run.ledger.finish(name, "SUCCEEDED", None, True)
 
 

@@ -140,6 +140,12 @@ def test_map_groups_cache_hits_and_traces_in_the_tree(backend: str, browser: Bro
         "document.querySelector('#outputs pre') && document.querySelector('#outputs pre').textContent"
     )
     assert json.loads(outputs) == "4 values, total 6"
+    # A trace's times are its own (when the call began and ended in the task's process).
+    project, domain = done.pb2.action.id.run.project, done.pb2.action.id.run.domain
+    with urllib.request.urlopen(f"{backend}/api/ui/runs/{project}/{domain}/{done.name}") as response:
+        actions = json.loads(response.read())["actions"]
+    trace = next(a for a in actions if a["kind"] == "trace")
+    assert trace["started_ms"] <= trace["ended_ms"]
     browser.screenshot(tmp_path / "mapped.png")
 
 

@@ -82,6 +82,8 @@ class Runner:
         #: The run's directory (a local path, or a URI such as ``s3://...`` on a cluster).
         self.run_dir = str(run_dir)
         self.ledger = ledger.Ledger(name)
+        #: When each traced call now running began (epoch seconds), by its action name.
+        self.trace_starts: dict[str, float] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=_MAX_SYNC_THREADS, thread_name_prefix=f"flyte-{name}"
@@ -172,6 +174,7 @@ class Runner:
         result: Any,
         error: BaseException | None,
     ) -> None:
+        self.trace_starts.pop(name, None)
         if error is None:
             self.ledger.finish(name, "SUCCEEDED")
         else:

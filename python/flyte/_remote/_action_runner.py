@@ -421,6 +421,7 @@ class ActionRunner(Runner):
         from flyteidl2.task import common_pb2, task_definition_pb2
         from flyteidl2.workflow import run_definition_pb2
 
+        started = self.trace_starts.get(name)
         super().trace_record_sync(c, name, info, inputs, result, error)
         prefix = _uris.join(self.run_output_base, name, "trace") + "/"
         # As for a task action, the inputs the trace was called with are kept beside it.
@@ -442,6 +443,7 @@ class ActionRunner(Runner):
             spec=task_definition_pb2.TraceSpec(interface=info.interface.to_typed_interface()),
         )
         now = time.time()
+        trace.start_time.FromNanoseconds(int((started or now) * 1e9))
         trace.end_time.FromNanoseconds(int(now * 1e9))
         action = actions_service_pb2.Action(
             action_id=self.action_id(name),
