@@ -332,6 +332,7 @@ def normalize_endpoint(endpoint: str) -> tuple[str, bool | None]:
     text = endpoint.strip()
     scheme, sep, _ = text.partition("://")
     if not sep or scheme.lower() not in ("http", "https"):
+        _check_target(text, endpoint)
         return text, None
     parts = urlsplit(text)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
@@ -339,7 +340,32 @@ def normalize_endpoint(endpoint: str) -> tuple[str, bool | None]:
         logger.debug("Dropping the path of endpoint %s", endpoint)
     if not parts.netloc:
         raise _error(f"Endpoint {endpoint!r} has no host")
+    _check_target(parts.netloc, endpoint)
     return f"dns:///{parts.netloc}", True if scheme.lower() == "http" else None
+
+
+#: host[:port], the host a name, an IPv4 address or a bracketed IPv6 address.
+_HOST_PORT = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$")
+#: gRPC target schemes that name something other than a host (sockets, address lists).
+_OTHER_TARGETS = ("unix:", "unix-abstract:", "ipv4:", "ipv6:", "vsock:")
+
+
+def _check_target(text: str, given: str) -> None:
+    """Refuses what no gRPC client can connect to, naming the forms that work."""
+    forms = "host:port, dns:///host:port, http(s)://host[:port] or unix:/path"
+    if not text or any(ch.isspace() for ch in text):
+        raise _error(f"Endpoint {given!r} is not an address: use {forms}")
+    if text.lower().startswith(_OTHER_TARGETS):
+        return
+    host = text
+    if text.lower().startswith("dns:"):
+        # dns:///host[:port] or dns://authority/host[:port]
+        host = text[4:].lstrip("/")
+        if text[4:].startswith("//") and not text[4:].startswith("///"):
+            host = host.partition("/")[2]
+    match = _HOST_PORT.match(host)
+    if match is None or (match.group(1) is not None and not 0 < int(match.group(1)) < 65536):
+        raise _error(f"Endpoint {given!r} is not an address: use {forms}")
 
 
 def _section(data: Mapping[str, Any], name: str, path: Path) -> Mapping[str, Any]:

@@ -67,6 +67,13 @@ def test_create_writes_default_location(isolated: Path) -> None:
     }
 
 
+def test_create_refuses_an_endpoint_that_is_not_an_address(isolated: Path) -> None:
+    result = invoke("create", "config", "--endpoint", "not a url")
+    assert result.exit_code != 0
+    assert "is not an address" in result.output
+    assert not (isolated / "work" / ".flyte" / "config.yaml").exists()
+
+
 def test_create_refuses_to_overwrite_without_force(isolated: Path) -> None:
     target = isolated / "work" / ".flyte" / "config.yaml"
     assert invoke("create", "config", "--project", "first").exit_code == 0

@@ -305,6 +305,22 @@ def test_endpoint_without_host_is_an_error() -> None:
         normalize_endpoint("https://")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["not a url", "host:", "dns:///h:99999", "dns:///", "localhost:0", "http://not a host", "-bad-:80", "a b:1"],
+)
+def test_endpoints_no_client_can_reach_are_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="is not an address"):
+        normalize_endpoint(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["[::1]:8090", "unix:/tmp/flyte.sock", "dns://8.8.8.8/flyte.example.com:443", "127.0.0.1:8090"]
+)
+def test_other_grpc_target_forms_are_accepted(raw: str) -> None:
+    assert normalize_endpoint(raw) == (raw, None)
+
+
 def test_http_endpoint_in_file_implies_insecure(env: SimpleNamespace) -> None:
     path = _write(env.tmp / "c.yaml", "admin:\n  endpoint: http://localhost:8090\n")
     cfg = load_config(path)
