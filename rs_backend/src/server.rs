@@ -98,6 +98,37 @@ fn endpoint_of(addr: SocketAddr) -> String {
     SocketAddr::new(ip, addr.port()).to_string()
 }
 
+/// Keeps the data dir to the backend's user: the directory itself is 0700 (nothing under it
+/// can be reached by another user, whatever its own mode), and everything the backend and its
+/// tasks create from now on is 0600/0700 (the process's umask, which task processes inherit).
+fn make_private(root: &std::path::Path) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+    fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+        .map_err(|e| BackendError::io(format!("make data dir {} private", root.display()), e))
+}
+
+/// A database made by an earlier version (0644) becomes 0600, with its journal files.
+fn make_database_private(db: &std::path::Path) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        match fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(BackendError::io(
+                    format!("make {} private", path.display()),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Opens (or creates) the state in `config.data_dir`, recovers unfinished work, and serves
 /// ActionsService, RunService and RunLogsService on `addr` (port 0 picks a free port).
 pub async fn start(
@@ -118,7 +149,9 @@ pub async fn start(
     let root = fs::canonicalize(&config.data_dir).map_err(|e| {
         BackendError::io(format!("resolve data dir {}", config.data_dir.display()), e)
     })?;
+    make_private(&root)?;
     let layout = Layout::new(root.clone());
+    make_database_private(&layout.db_path())?;
     let lock = DataDirLock::acquire(&layout.lock_path(), &root).await?;
     let store = Store::open(&layout.db_path())?;
 

@@ -289,3 +289,34 @@ def test_run_without_endpoint_starts_the_local_backend_and_get_commands(workdir:
         stopped = cli("stop", "local", cwd=workdir, env=env, timeout=60)
         assert stopped.returncode == 0 and "Stopped" in stopped.stderr
         assert not (data / "backend.json").exists()
+
+
+def test_the_data_dir_and_everything_in_it_is_private(
+    workdir: Path, started_backend: tuple[str, Path]
+) -> None:
+    endpoint, data = started_backend
+    env = {**os.environ, "FLYTE_DATA_DIR": str(workdir / "client")}
+    out = cli(
+        "--endpoint",
+        endpoint,
+        "--insecure",
+        "run",
+        "-f",
+        "wf.py",
+        "main",
+        "--items",
+        "[1,2]",
+        cwd=workdir,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (data.stat().st_mode & 0o777) == 0o700
+    assert (data / "backend.db").stat().st_mode & 0o777 == 0o600
+    # The database, its journal, logs, inputs, outputs, code bundles: none readable by others.
+    shared = [
+        f"{p.relative_to(data)} {oct(p.stat().st_mode & 0o777)}"
+        for p in data.rglob("*")
+        if not p.is_symlink() and p.stat().st_mode & 0o077
+    ]
+    assert shared == []
+    assert any(p.suffix == ".log" for p in data.rglob("*"))

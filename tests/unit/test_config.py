@@ -307,7 +307,16 @@ def test_endpoint_without_host_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["not a url", "host:", "dns:///h:99999", "dns:///", "localhost:0", "http://not a host", "-bad-:80", "a b:1"],
+    [
+        "not a url",
+        "host:",
+        "dns:///h:99999",
+        "dns:///",
+        "localhost:0",
+        "http://not a host",
+        "-bad-:80",
+        "a b:1",
+    ],
 )
 def test_endpoints_no_client_can_reach_are_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="is not an address"):

@@ -148,12 +148,28 @@ def build(
     return Bundle(root=root, files=tuple(names), data=packed, digest=hashlib.sha256(packed).hexdigest())
 
 
+def _umask() -> int:
+    """This process's file-creation mask, read without changing it (Linux), else the usual."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 def extract(data: bytes, dest: Path) -> None:
     """Unpacks a bundle into ``dest``, refusing entries that would land outside it."""
     dest = dest.resolve()
+    mask = _umask()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
             target = (dest / member.name).resolve()
             if not _is_under(target, dest) or not member.isfile():
                 raise ValueError(f"refusing bundle entry {member.name!r}")
+            # tarfile sets each file's mode from the archive; the process's umask (0077 under
+            # the embedded backend: private files) still decides who else may read it.
+            member.mode &= ~mask
         tar.extractall(dest, filter="data") if sys.version_info >= (3, 12) else tar.extractall(dest)  # noqa: S202
