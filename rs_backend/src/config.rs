@@ -80,7 +80,9 @@ pub struct TlsFiles {
 
 impl BackendConfig {
     pub const DEFAULT_MAX_PARALLEL: usize = 8;
-    pub const DEFAULT_SYSTEM_RETRIES: u32 = 3;
+    /// With `policy::system_retry_delay` between them, ten relaunches span about two and
+    /// a half minutes: a crash loop still ends, a passing condition (a full disk) is outlasted.
+    pub const DEFAULT_SYSTEM_RETRIES: u32 = 10;
 
     pub fn new(data_dir: PathBuf, bin_dir: PathBuf) -> Self {
         Self {
@@ -150,7 +152,7 @@ mod tests {
     fn defaults_and_validation() {
         let config = BackendConfig::new("/tmp/x".into(), "/usr/bin".into());
         assert_eq!(config.max_parallel, 8);
-        assert_eq!(config.system_retries, 3);
+        assert_eq!(config.system_retries, 10);
         assert!(config.validate().is_ok());
 
         let empty = BackendConfig::new("/tmp/x".into(), "".into());

@@ -12,6 +12,22 @@ use flyteidl2::google::protobuf::Duration as PbDuration;
 
 use crate::clock::positive_duration;
 
+/// Most retries a task may ask for: past this a failing task would keep a slot, a log and a
+/// work dir per attempt for hours; such a spec is refused when submitted.
+pub const MAX_TASK_RETRIES: u32 = 100;
+
+/// The wait before system retry `n` (0-based): the first at once (a crash is usually a one-off),
+/// then 1 s, 2 s, 4 s, ... up to 30 s, so a condition that lasts (a full or read-only disk)
+/// is waited out instead of spending the budget in milliseconds.
+pub fn system_retry_delay(n: u32) -> Duration {
+    match n {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 1).min(5)).min(SYSTEM_RETRY_DELAY_CAP),
+    }
+}
+
+const SYSTEM_RETRY_DELAY_CAP: Duration = Duration::from_secs(30);
+
 /// Pacing between a task's own retries: the n-th retry (0-based) waits
 /// `min(base * factor^n, cap)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +161,12 @@ impl TaskPolicy {
                     ),
                     None => None,
                 };
+                if *retries > MAX_TASK_RETRIES {
+                    return Err(format!(
+                        "metadata.retries.retries: {retries} retries asked, at most \
+                         {MAX_TASK_RETRIES} are allowed"
+                    ));
+                }
                 (*retries, backoff)
             }
             None => (0, None),
@@ -219,7 +241,7 @@ impl TaskPolicy {
                 }
                 After::Retry {
                     system: true,
-                    delay: Duration::ZERO,
+                    delay: system_retry_delay(budget.system_retries_used),
                 }
             }
         };
@@ -425,16 +447,49 @@ mod tests {
             deadline_left: None,
         };
         assert_eq!(
-            policy.after_failure(Failure::System, budget(1)),
+            policy.after_failure(Failure::System, budget(0)),
             After::Retry {
                 system: true,
                 delay: Duration::ZERO
             }
         );
         assert_eq!(
+            policy.after_failure(Failure::System, budget(1)),
+            After::Retry {
+                system: true,
+                delay: secs(1)
+            }
+        );
+        assert_eq!(
             policy.after_failure(Failure::System, budget(2)),
             After::SystemBudgetSpent
         );
+    }
+
+    #[test]
+    fn system_retries_back_off_to_a_cap() {
+        let delays: Vec<u64> = (0..10).map(|n| system_retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![0, 1, 2, 4, 8, 16, 30, 30, 30, 30]);
+        assert_eq!(system_retry_delay(u32::MAX), secs(30));
+    }
+
+    #[test]
+    fn a_task_may_ask_for_at_most_the_retry_cap() {
+        let asking = |retries| TaskMetadata {
+            retries: Some(RetryStrategy {
+                retries,
+                backoff: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            TaskPolicy::from_metadata(Some(&asking(MAX_TASK_RETRIES)))
+                .unwrap()
+                .retries,
+            MAX_TASK_RETRIES
+        );
+        let refused = TaskPolicy::from_metadata(Some(&asking(1_000_000))).unwrap_err();
+        assert!(refused.contains("at most 100"), "{refused}");
     }
 
     #[test]

@@ -639,3 +639,13 @@ def test_async_map_calls_are_in_the_maps_group(mode: str) -> None:
         ("ui_demo.doubled", "map-doubled"),
         ("ui_wf.summarize", ""),
     ]
+
+
+@env.task(retries=1_000_000)
+def hopeless() -> int:
+    raise ValueError("never")
+
+
+def test_more_retries_than_the_cap_are_refused_before_anything_runs(mode: str) -> None:
+    with pytest.raises(Exception, match="at most 100"):
+        flyte.with_runcontext(mode=mode).run(hopeless).wait()
