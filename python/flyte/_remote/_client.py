@@ -47,7 +47,13 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+#: Most characters of the caller's description (names it was given) an error repeats.
+_WHAT_CHARS = 200
+
+
 def _translate(e: Exception, what: str) -> Exception:
+    if len(what) > _WHAT_CHARS:
+        what = f"{what[:_WHAT_CHARS]}... ({len(what)} characters)"
     code = getattr(e, "code", "")
     message = getattr(e, "message", str(e))
     if code == "NOT_FOUND":

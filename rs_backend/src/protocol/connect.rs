@@ -95,7 +95,7 @@ fn http_status(code: Code) -> StatusCode {
 fn error_json(status: &Status) -> serde_json::Value {
     let mut error = json!({ "code": code_name(status.code()) });
     if !status.message().is_empty() {
-        error["message"] = json!(status.message());
+        error["message"] = json!(super::bounded_message(status.message()));
     }
     error
 }

@@ -41,6 +41,38 @@ pub fn undecodable_is_invalid(status: tonic::Status) -> tonic::Status {
     }
 }
 
+/// Most bytes of an error message sent back: a message quoting a client's (possibly huge)
+/// value stays readable, and small enough for any client's header limits.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// `message`, cut at `MAX_ERROR_MESSAGE_BYTES` (on a character boundary) if longer.
+pub fn bounded_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return message.into();
+    }
+    let mut end = MAX_ERROR_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &message[..end], message.len()).into()
+}
+
+/// A percent-encoded `grpc-message` header cut to the same bound (never inside an escape).
+fn bounded_header(value: &HeaderValue) -> Option<HeaderValue> {
+    let bytes = value.as_bytes();
+    if bytes.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return None;
+    }
+    let mut end = MAX_ERROR_MESSAGE_BYTES;
+    // An escape is '%' and two hex digits: do not keep a '%' or its first digit alone.
+    if let Some(at) = bytes[end - 2..end].iter().position(|b| *b == b'%') {
+        end = end - 2 + at;
+    }
+    let mut cut = bytes[..end].to_vec();
+    cut.extend_from_slice(format!("... ({} bytes in all)", bytes.len()).as_bytes());
+    HeaderValue::from_bytes(&cut).ok()
+}
+
 /// `/package.Service/Method`: the path shape of every RPC, whatever the protocol.
 pub fn is_rpc_path(path: &str) -> bool {
     let mut parts = path.trim_start_matches('/').split('/');
@@ -226,11 +258,17 @@ where
                 crate::contract::BACKEND_KIND_HEADER,
                 HeaderValue::from_static(crate::contract::EMBEDDED_BACKEND_KIND),
             );
-            let undecodable = headers
-                .get("grpc-message")
-                .is_some_and(|m| m.as_bytes().starts_with(UNDECODABLE.as_bytes()));
+            // grpc-message is percent-encoded (tonic encodes spaces too).
+            let undecodable = headers.get("grpc-message").is_some_and(|m| {
+                percent_encoding::percent_decode(m.as_bytes())
+                    .decode_utf8_lossy()
+                    .starts_with(UNDECODABLE)
+            });
             if undecodable && headers.get("grpc-status") == Some(&HeaderValue::from_static("13")) {
                 headers.insert("grpc-status", HeaderValue::from_static("3"));
+            }
+            if let Some(cut) = headers.get("grpc-message").and_then(bounded_header) {
+                headers.insert("grpc-message", cut);
             }
             let unimplemented = headers
                 .get("grpc-status")
@@ -253,6 +291,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_are_bounded() {
+        assert_eq!(bounded_message("short"), "short");
+        let long = "é".repeat(2000);
+        let cut = bounded_message(&long);
+        assert!(cut.len() < MAX_ERROR_MESSAGE_BYTES + 40 && cut.ends_with("(4000 bytes in all)"));
+        assert!(bounded_header(&HeaderValue::from_static("fine")).is_none());
+        // Never cut inside a percent escape.
+        for pad in 0..3 {
+            let text = format!("{}{}", "a".repeat(pad), "%C3%A9".repeat(400));
+            let cut = bounded_header(&HeaderValue::from_str(&text).unwrap()).unwrap();
+            let kept = cut
+                .to_str()
+                .unwrap()
+                .split("...")
+                .next()
+                .unwrap()
+                .to_string();
+            assert!(kept.len() <= MAX_ERROR_MESSAGE_BYTES);
+            let escapes_whole = kept.match_indices('%').all(|(i, _)| kept.len() >= i + 3);
+            assert!(escapes_whole, "{kept}");
+        }
+    }
 
     #[test]
     fn recognises_rpc_paths() {

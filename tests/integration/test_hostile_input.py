@@ -1,0 +1,93 @@
+"""Requests a client should never send, answered with a clear status: undecodable bytes are
+INVALID_ARGUMENT, and an error that quotes a client's huge value stays small."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flyte._remote._client import BackendClient
+from flyte.errors import ActionNotFoundError, RuntimeSystemError
+
+
+@pytest.fixture
+def backend_endpoint(tmp_path: Path) -> Iterator[str]:
+    """A backend of its own: the session's checks that every request is valid do not apply."""
+    flyte_exe = str(Path(sys.executable).parent / "flyte")
+    proc = subprocess.Popen(
+        [flyte_exe, "start", "local", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        endpoint = proc.stdout.readline().strip()
+        assert endpoint.startswith("127.0.0.1:"), proc.stderr.read() if proc.stderr else ""
+        yield endpoint
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_huge_value_quoted_in_an_error_is_cut(backend_endpoint: str) -> None:
+    from flyteidl2.common import identifier_pb2
+
+    client = BackendClient(backend_endpoint, insecure=True)
+    huge = "r" + "x" * 10_000_000
+    run_id = identifier_pb2.RunIdentifier(org="", project="flytesnacks", domain="development", name=huge)
+    with pytest.raises((ActionNotFoundError, RuntimeSystemError)) as refused:
+        asyncio.run(client.get_run_details(run_id))
+    message = str(refused.value)
+    assert len(message) < 2_000, len(message)
+    assert "at most 255 are allowed" in message
+
+
+def test_undecodable_requests_are_invalid_arguments(backend_endpoint: str) -> None:
+    from flyteidl2.workflow import run_service_pb2
+
+    from flyte._bridge import controller
+
+    client = BackendClient(backend_endpoint, insecure=True)
+
+    async def send() -> None:
+        await client._rpc.unary("/flyteidl2.workflow.RunService/GetRunDetails", b"\xff\xff\xff\xff")
+
+    with pytest.raises(controller.ControllerError) as refused:
+        asyncio.run(send())
+    assert refused.value.code == "INVALID_ARGUMENT"
+    assert run_service_pb2.GetRunDetailsRequest  # the method exists: only the bytes were wrong
+
+
+def test_an_error_never_repeats_a_huge_value_whole(backend_endpoint: str) -> None:
+    from flyteidl2.common import identifier_pb2, list_pb2
+    from flyteidl2.workflow import run_service_pb2
+
+    from flyte._bridge import controller
+
+    client = BackendClient(backend_endpoint, insecure=True)
+    huge = "f" * 5_000_000
+    request = run_service_pb2.ListRunsRequest(
+        request=list_pb2.ListRequest(
+            filters=[list_pb2.Filter(function=list_pb2.Filter.EQUAL, field=huge, values=["x"])]
+        ),
+        project_id=identifier_pb2.ProjectIdentifier(name="flytesnacks", domain="development"),
+    )
+
+    async def send() -> None:
+        await client._rpc.unary("/flyteidl2.workflow.RunService/ListRuns", request.SerializeToString())
+
+    with pytest.raises(controller.ControllerError) as refused:
+        asyncio.run(send())
+    assert refused.value.code == "INVALID_ARGUMENT"
+    assert len(refused.value.message) < 2_000, len(refused.value.message)
+    assert refused.value.message.endswith("bytes in all)")  # the backend quoted it, then cut it
