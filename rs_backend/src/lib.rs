@@ -70,6 +70,7 @@ pub mod journal;
 mod keyfile;
 mod layout;
 mod listing;
+pub mod logging;
 mod names;
 pub mod notify;
 pub mod phase;

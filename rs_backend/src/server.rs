@@ -150,6 +150,7 @@ pub async fn start(
         BackendError::io(format!("resolve data dir {}", config.data_dir.display()), e)
     })?;
     make_private(&root)?;
+    crate::logging::init(&root).map_err(BackendError::InvalidConfig)?;
     let layout = Layout::new(root.clone());
     make_database_private(&layout.db_path())?;
     let lock = DataDirLock::acquire(&layout.lock_path(), &root).await?;

@@ -320,3 +320,37 @@ def test_the_data_dir_and_everything_in_it_is_private(
     ]
     assert shared == []
     assert any(p.suffix == ".log" for p in data.rglob("*"))
+
+
+def test_the_backend_logs_what_it_handles(workdir: Path, started_backend: tuple[str, Path]) -> None:
+    endpoint, data = started_backend
+    (workdir / "notify_run.py").write_text(
+        textwrap.dedent(
+            f"""
+            import flyte
+            from flyte.models import ActionPhase
+            from flyte.notify import Webhook
+            import wf
+
+            flyte.init(endpoint={endpoint!r}, insecure=True)
+            # Nothing listens on port 9: the backend cannot deliver this, and says so in its log.
+            hook = Webhook(on_phase=ActionPhase.SUCCEEDED, url="http://127.0.0.1:9/hook")
+            run = flyte.with_runcontext(notifications=[hook]).run(wf.main, items=[1])
+            print(run.wait(quiet=True).phase.name)
+            """
+        )
+    )
+    env = {**os.environ, "FLYTE_DATA_DIR": str(workdir / "client")}
+    done = subprocess.run(
+        [sys.executable, "notify_run.py"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "SUCCEEDED" in done.stdout, done.stderr
+    logs = sorted((data / "logs").glob("backend.*.log"))
+    assert len(logs) == 1, sorted(p.name for p in (data / "logs").iterdir())
+    deadline = time.monotonic() + 30
+    while "notification not delivered" not in logs[0].read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = logs[0].read_text()
+    assert "embedded backend starting" in text and endpoint in text
+    assert "WARN" in text and "notification not delivered" in text
+    assert logs[0].stat().st_mode & 0o777 == 0o600
