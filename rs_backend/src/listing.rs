@@ -858,6 +858,7 @@ mod tests {
             phase: ActionPhase::Running,
             attempts: 1,
             system_retries: 0,
+            restarts: 0,
             error: None,
             output_uri: None,
             abort_reason: None,

@@ -2,8 +2,10 @@
 //!
 //! Queued actions go back in the queue. An action that was running has lost its supervisor:
 //! if its process is still alive (same pid and start time, so a recycled pid is never hit) it
-//! is killed first; then the attempt is concluded as a crash, which relaunches it as a system
-//! retry. A re-executed parent re-enqueues its children and finds their recorded state.
+//! is killed and runs again; if it had ended, what it left decides (complete outputs: it
+//! succeeded and is kept). Neither uses any of the action's retries — the restart was not the
+//! action's doing — so a run outlives any number of restarts. A re-executed parent
+//! re-enqueues its children and finds their recorded state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use flyteidl2::flyteidl::common::ActionPhase;
 
 use crate::engine::Engine;
 use crate::error::BackendError;
-use crate::executor::conclude_lost_attempt;
+use crate::executor::{conclude_lost_attempt, LostAttempt};
 use crate::procfs;
 use crate::store::ActionKind;
 
@@ -78,18 +80,19 @@ pub async fn recover(engine: &Arc<Engine>) -> Result<Recovered, BackendError> {
             crate::executor::sleep::start(engine, &record, record.attempts);
             continue;
         }
-        let mut message = format!(
-            "the backend restarted while attempt {} was running and its process was gone",
+        let mut lost = LostAttempt::Ended(format!(
+            "the backend restarted while attempt {} was running, and its process had ended \
+             without a result; the action runs again",
             record.attempts
-        );
+        ));
         if let Some(process) = record.process {
             if stop_leftover(&process).await {
                 summary.killed += 1;
-                message = format!(
+                lost = LostAttempt::Stopped(format!(
                     "the backend restarted while attempt {} was running; its process {} was \
-                     stopped so the action could run again",
+                     stopped and the action runs again",
                     record.attempts, process.pid
-                );
+                ));
             }
         }
         if record.attempts == 0 {
@@ -97,7 +100,7 @@ pub async fn recover(engine: &Arc<Engine>) -> Result<Recovered, BackendError> {
             // reported it owns it.
             continue;
         }
-        conclude_lost_attempt(engine, &record, message);
+        conclude_lost_attempt(engine, &record, lost);
         summary.relaunched += 1;
     }
     Ok(summary)

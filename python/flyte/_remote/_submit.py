@@ -82,7 +82,11 @@ def prepare_code(
     proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
     root = code_root(task, root_dir)
     generated: dict[str, bytes] = {}
-    if task._import_location()[0] == "__main__" and _interactive.session_is_interactive():
+    # A notebook's task (a function of __main__ without a file); container tasks have no function.
+    if (
+        getattr(getattr(task, "func", None), "__module__", None) == "__main__"
+        and _interactive.session_is_interactive()
+    ):
         main = sys.modules["__main__"]
         session_tasks = {
             name: value

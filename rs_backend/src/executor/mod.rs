@@ -410,17 +410,42 @@ fn abort_orphans(engine: &Engine, record: &ActionRecord) {
     }
 }
 
-/// Used by recovery: an attempt whose process is gone is concluded as a crash.
-pub fn conclude_lost_attempt(engine: &Arc<Engine>, record: &ActionRecord, message: String) {
+/// How recovery found an attempt that was running when the previous backend died.
+pub enum LostAttempt {
+    /// Its process was still running and was stopped: it runs again, using no retry.
+    Stopped(String),
+    /// Its process had ended: the files it left decide. Outputs that are complete mean it
+    /// succeeded (kept, not run again); an error file is the task's own failure; nothing
+    /// at all means it died with the backend, and it runs again, using no retry.
+    Ended(String),
+}
+
+/// Used by recovery: concludes an attempt the previous backend could not see end.
+pub fn conclude_lost_attempt(engine: &Arc<Engine>, record: &ActionRecord, lost: LostAttempt) {
     let policy = crate::views::task_action(record)
         .and_then(|t| spec::ExecSpec::from_task(&t).ok())
         .map(|s| s.policy)
         .unwrap_or_default();
-    let verdict = outcome::classify(
-        &outcome::ExitCause::Lost(message),
-        std::path::Path::new(""),
-        "",
-    );
+    let verdict = match lost {
+        LostAttempt::Stopped(reason) => Verdict::Interrupted(reason),
+        LostAttempt::Ended(reason) => {
+            let files = crate::layout::attempt_prefix(
+                &record.run_output_base,
+                &record.name,
+                record.attempts,
+            );
+            match files {
+                Ok((dir, uri)) => {
+                    match outcome::classify(&outcome::ExitCause::EndedUnknown, &dir, &uri) {
+                        // Neither outputs nor an error: no sign the task itself failed.
+                        Verdict::SystemFailure { .. } => Verdict::Interrupted(reason),
+                        decided => decided,
+                    }
+                }
+                Err(_) => Verdict::Interrupted(reason),
+            }
+        }
+    };
     if let Some(concluded) = conclude_attempt(engine, record, record.attempts, verdict, &policy) {
         follow_up(engine, &concluded);
     }

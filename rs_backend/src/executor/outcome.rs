@@ -70,7 +70,9 @@ pub enum Verdict {
         error: ExecutionError,
     },
     Aborted,
-    Interrupted,
+    /// The backend stopped (or died) under the attempt: not the action's doing, so it runs
+    /// again without using any retry. The reason is what its error says.
+    Interrupted(String),
     /// The action cannot run at all (e.g. its stored spec is unusable): fail without retries.
     Invalid {
         error: ExecutionError,
@@ -157,7 +159,11 @@ pub fn classify(cause: &ExitCause, output_dir: &Path, output_uri: &str) -> Verdi
             retryable: true,
         },
         ExitCause::Aborted => Verdict::Aborted,
-        ExitCause::Shutdown => Verdict::Interrupted,
+        ExitCause::Shutdown => Verdict::Interrupted(
+            "the backend shut down while this attempt ran; the action will run again when it \
+             restarts"
+                .into(),
+        ),
         ExitCause::LaunchFailed(message) => Verdict::SystemFailure {
             error: error("LaunchFailed", ErrorKind::System, message.clone()),
         },
@@ -314,16 +320,10 @@ pub fn decide(verdict: Verdict, policy: &TaskPolicy, budget: Budget, ended_ms: i
                 NextStep::Finish(ActionPhase::Aborted),
             )
         }
-        Verdict::Interrupted => {
+        Verdict::Interrupted(reason) => {
             return end(
                 ActionPhase::Failed,
-                Some(self::error(
-                    "Interrupted",
-                    ErrorKind::System,
-                    "the backend shut down while this attempt ran; the action will run again \
-                     when it restarts"
-                        .into(),
-                )),
+                Some(self::error("Interrupted", ErrorKind::System, reason)),
                 None,
                 NextStep::Requeue,
             )
@@ -649,7 +649,13 @@ mod tests {
         let error = ExecutionError::decode(last.error.unwrap().as_slice()).unwrap();
         assert!(error.message.contains("gave up after 3 system retries"));
         assert_eq!(
-            decide(Verdict::Interrupted, &retries(0), budget(1, 3, 3), 0).next,
+            decide(
+                Verdict::Interrupted("stopped".into()),
+                &retries(0),
+                budget(1, 3, 3),
+                0
+            )
+            .next,
             NextStep::Requeue
         );
     }

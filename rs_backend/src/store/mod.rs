@@ -142,12 +142,12 @@ impl Store {
     }
 }
 
-// The last column is a condition's value, kept in `outputs`; a local run's task outputs share
+// The column before the last is a condition's value, kept in `outputs`; a local run's task outputs share
 // that column and are not loaded with every record.
 const ACTION_COLUMNS: &str = "seq, org, project, domain, run, name, parent, grp, kind, spec, \
      task_name, task_version, input_uri, run_output_base, phase, attempts, system_retries, \
      error, output_uri, abort_reason, created_ms, started_ms, ended_ms, pid, proc_start, version, \
-     cache_hit, CASE WHEN kind = 3 THEN outputs END";
+     cache_hit, CASE WHEN kind = 3 THEN outputs END, restarts";
 
 /// The same columns qualified with a table alias, for joins.
 fn action_columns_of(alias: &str) -> String {
@@ -195,6 +195,7 @@ fn action_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ActionRecord> {
         version: row.get(at + 25)?,
         cache_hit: row.get::<_, i64>(at + 26)? != 0,
         value: row.get(at + 27)?,
+        restarts: row.get(at + 28)?,
         process: match (pid, proc_start) {
             (Some(pid), Some(start)) => Some(ProcessRef {
                 pid,

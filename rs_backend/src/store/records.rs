@@ -96,6 +96,8 @@ pub struct ActionRecord {
     pub attempts: u32,
     /// Attempts that were relaunches after a crash (not counted against the task's retries).
     pub system_retries: u32,
+    /// Attempts a stop or crash of the backend interrupted (counted against no budget).
+    pub restarts: u32,
     /// Serialized `core.ExecutionError` of the final failure.
     pub error: Option<Vec<u8>>,
     /// Output prefix of the successful attempt (trace: the reported output reference).
@@ -118,7 +120,9 @@ pub struct ActionRecord {
 impl ActionRecord {
     /// Attempts that count against the task's own retry budget.
     pub fn user_attempts(&self) -> u32 {
-        self.attempts.saturating_sub(self.system_retries)
+        self.attempts
+            .saturating_sub(self.system_retries)
+            .saturating_sub(self.restarts)
     }
 }
 

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{Ctx, StoreError};
 
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 const CREATE: &str = r#"
 CREATE TABLE runs (
@@ -39,6 +39,7 @@ CREATE TABLE actions (
     phase           INTEGER NOT NULL,
     attempts        INTEGER NOT NULL,
     system_retries  INTEGER NOT NULL DEFAULT 0,
+    restarts        INTEGER NOT NULL DEFAULT 0,
     error           BLOB,
     output_uri      TEXT,
     abort_reason    TEXT,
@@ -221,6 +222,13 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
                     terminal = super::terminal_phase_list()
                 ))
                 .ctx("index unfinished actions")?;
+            }
+            // Version 9 counts the attempts a backend restart interrupted (they use no retry).
+            if (1..9).contains(&older) {
+                tx.execute_batch(
+                    "ALTER TABLE actions ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
+                )
+                .ctx("add actions.restarts")?;
             }
             add_tables(&tx)?;
             // The cache table (version 2 on) gained inline outputs in version 8.

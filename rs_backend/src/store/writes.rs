@@ -300,7 +300,7 @@ impl Store {
             }
             NextStep::Requeue => {
                 tx.exec(
-                    "UPDATE actions SET version = version + 1,
+                    "UPDATE actions SET version = version + 1, restarts = restarts + 1,
                          phase = ?2, pid = NULL, proc_start = NULL WHERE seq = ?1",
                     params![seq, ActionPhase::Queued as i32],
                 )
