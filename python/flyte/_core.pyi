@@ -186,6 +186,7 @@ class Backend:
         auth_audience: str | None = None,
         auth_client_id: str | None = None,
         auth_scopes: list[str] = ...,
+        system_retries: int | None = ...,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

@@ -142,10 +142,12 @@ def serve(
     images: list[tuple[str, Path]] | None = None,
     tls: tuple[Path, Path] | None = None,
     auth: dict[str, Any] | None = None,
+    system_retries: int | None = None,
 ) -> None:
     """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
     (certificate, private key), PEM files; ``auth`` requires callers to sign in (keys
-    ``issuer``, ``audience``, ``client_id``, ``scopes``)."""
+    ``issuer``, ``audience``, ``client_id``, ``scopes``); ``system_retries`` is each action's
+    budget of relaunches after crashes (None: the backend's default)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fork = fork_server_command() if launcher == "fork" else None
@@ -164,6 +166,7 @@ def serve(
             auth_audience=(auth or {}).get("audience"),
             auth_client_id=(auth or {}).get("client_id"),
             auth_scopes=list((auth or {}).get("scopes", [])),
+            system_retries=system_retries,
         )
     except DataDirInUseError:
         # The backend holds an exclusive lock on its data dir for as long as it runs.

@@ -31,6 +31,13 @@ def start() -> None:
     "--max-parallel", type=click.IntRange(1, 4096), default=8, show_default=True, help="Concurrent actions."
 )
 @click.option(
+    "--system-retries",
+    type=click.IntRange(0, 1000),
+    default=None,
+    help="Relaunches of an action after crashes (lost processes), apart from its own retries, "
+    "with waits of 0, 1, 2, 4 ... 30 s between them. [default: 10]",
+)
+@click.option(
     "--launcher",
     type=click.Choice(["fork", "spawn"]),
     default="fork",
@@ -77,6 +84,7 @@ def start_local(
     host: str,
     data_dir: Path | None,
     max_parallel: int,
+    system_retries: int | None,
     launcher: str,
     images: tuple[str, ...],
     tls_cert: Path | None,
@@ -137,6 +145,7 @@ def start_local(
         images=mapped,
         tls=tls,
         auth=auth,
+        system_retries=system_retries,
     )
 
 
