@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import local_backend
 import pytest
 
 WORKFLOW = textwrap.dedent(
@@ -68,24 +68,9 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.fixture
 def started_backend(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     data = tmp_path / "backend-data"
-    proc = subprocess.Popen(
-        # The other tests use the default fork server; this one covers fresh interpreters.
-        [flyte_exe(), "start", "local", "--port", "0", "--data-dir", str(data), "--launcher", "spawn"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        endpoint = proc.stdout.readline().strip()
-        assert endpoint.startswith("127.0.0.1:"), proc.stderr.read() if proc.stderr else ""
+    # The other tests use the default fork server; this one covers fresh interpreters.
+    with local_backend.running(data, "--port", "0", "--launcher", "spawn") as endpoint:
         yield endpoint, data
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_run_follow_against_an_explicit_endpoint(workdir: Path, started_backend: tuple[str, Path]) -> None:

@@ -4,12 +4,10 @@ INVALID_ARGUMENT, and an error that quotes a client's huge value stays small."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import local_backend
 import pytest
 
 from flyte._remote._client import BackendClient
@@ -19,24 +17,8 @@ from flyte.errors import ActionNotFoundError, RuntimeSystemError
 @pytest.fixture
 def backend_endpoint(tmp_path: Path) -> Iterator[str]:
     """A backend of its own: the session's checks that every request is valid do not apply."""
-    flyte_exe = str(Path(sys.executable).parent / "flyte")
-    proc = subprocess.Popen(
-        [flyte_exe, "start", "local", "--port", "0", "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        endpoint = proc.stdout.readline().strip()
-        assert endpoint.startswith("127.0.0.1:"), proc.stderr.read() if proc.stderr else ""
+    with local_backend.running(tmp_path / "data") as endpoint:
         yield endpoint
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_a_huge_value_quoted_in_an_error_is_cut(backend_endpoint: str) -> None:

@@ -9,11 +9,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import local_backend
 import pytest
 import restart_wf
 from counters import count
@@ -39,15 +39,12 @@ class Backend:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        flyte_exe = str(Path(sys.executable).parent / "flyte")
-        cmd = [flyte_exe, "start", "local", "--port", str(self.port), "--data-dir", str(self.data)]
         deadline = time.monotonic() + 30
         while True:
-            self.proc = subprocess.Popen(
-                [*cmd, "--system-retries", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            self.proc, endpoint = local_backend.start(
+                self.data, "--port", str(self.port), "--system-retries", "1"
             )
-            assert self.proc.stdout is not None
-            if self.proc.stdout.readline().strip() == self.endpoint:
+            if endpoint == self.endpoint:
                 return
             # The previous instance's port or lock may take a moment to be released.
             self.proc.wait(timeout=30)
@@ -60,12 +57,8 @@ class Backend:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc is not None:
+            local_backend.stop(self.proc)
 
 
 @pytest.fixture
