@@ -40,6 +40,10 @@ pub enum Launched {
     Failed(Box<ActionRecord>),
 }
 
+/// How long an action whose attempt could not be recorded as started waits before it is
+/// tried again.
+const START_RETRY: Duration = Duration::from_secs(1);
+
 pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
     let record = match engine.store.action_by_seq(seq) {
         Ok(Some(record)) => record,
@@ -110,7 +114,14 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
         }
         Err(err) => {
             unlease(lease);
-            tracing::error!(%err, action = %record.name, "could not start an attempt");
+            // E.g. a full disk: the action stays queued and is tried again in a while.
+            tracing::error!(%err, action = %record.name, "could not start an attempt; trying again later");
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(START_RETRY).await;
+                engine.scheduler.enqueue(seq);
+                engine.scheduler.wake();
+            });
             return Launched::Skipped;
         }
     };
@@ -404,7 +415,7 @@ pub fn time_out_queued(engine: &Arc<Engine>, seq: i64, attempts: u32) {
 }
 
 fn failed(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     record: &ActionRecord,
     attempt: u32,
     verdict: Verdict,

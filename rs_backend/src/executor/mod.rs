@@ -322,7 +322,7 @@ fn dispatch(engine: &Arc<Engine>) {
 /// Records how an attempt ended and what follows. Returns the action if it changed, and how
 /// long its next attempt waits.
 fn conclude_attempt(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     record: &ActionRecord,
     attempt: u32,
     verdict: Verdict,
@@ -341,21 +341,85 @@ fn conclude_attempt(
         _ => Duration::ZERO,
     };
     match engine.store.finish_attempt(record.seq, attempt, &end) {
-        Ok(Some(updated)) => {
-            // Recorded before the success is published: a caller that sees it and calls the
-            // task again gets the cached outputs.
-            engine.cache_outputs(&updated);
-            engine.publish(updated.clone());
-            Some(Concluded {
-                record: updated,
-                retry_delay,
-                max_queued: policy.max_queued,
-            })
-        }
+        Ok(Some(updated)) => Some(recorded(engine, updated, retry_delay, policy.max_queued)),
         Ok(None) => None,
         Err(err) => {
-            tracing::error!(%err, action = %record.name, run = %record.run, "could not record the end of an attempt");
+            tracing::error!(%err, action = %record.name, run = %record.run,
+                "could not record the end of an attempt; trying again until it can be");
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let later = EndToRecord {
+                    seq: record.seq,
+                    attempt,
+                    end,
+                    retry_delay,
+                    max_queued: policy.max_queued,
+                };
+                runtime.spawn(record_end_later(engine.clone(), later));
+            }
             None
+        }
+    }
+}
+
+/// Publishes an attempt's recorded end.
+fn recorded(
+    engine: &Engine,
+    updated: ActionRecord,
+    retry_delay: Duration,
+    max_queued: Option<Duration>,
+) -> Concluded {
+    // Recorded before the success is published: a caller that sees it and calls the task
+    // again gets the cached outputs.
+    engine.cache_outputs(&updated);
+    engine.publish(updated.clone());
+    Concluded {
+        record: updated,
+        retry_delay,
+        max_queued,
+    }
+}
+
+/// An attempt's end the store could not take (a full disk, a read-only file system).
+struct EndToRecord {
+    seq: i64,
+    attempt: u32,
+    end: crate::store::AttemptEnd,
+    retry_delay: Duration,
+    max_queued: Option<Duration>,
+}
+
+/// Waits between tries to record an end: long enough not to spin on a full disk, short
+/// enough that work goes on soon after space comes back.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(500);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Records the end once the store takes it, then carries on as if it had the first time; the
+/// action stays running meanwhile (its process is gone; nothing runs twice). A backend that
+/// stops first leaves it to recovery, which finds the attempt's files.
+async fn record_end_later(engine: Arc<Engine>, later: EndToRecord) {
+    let mut stop = engine.stop_signal();
+    let mut wait = RECORD_RETRY_FIRST;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopping| *stopping) => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match engine
+            .store
+            .finish_attempt(later.seq, later.attempt, &later.end)
+        {
+            Ok(Some(updated)) => {
+                tracing::info!(action = %updated.name, run = %updated.run, "recorded the end of an attempt after all");
+                let concluded = recorded(&engine, updated, later.retry_delay, later.max_queued);
+                follow_up(&engine, &concluded);
+                engine.scheduler.wake();
+                return;
+            }
+            Ok(None) => return,
+            Err(err) => {
+                tracing::debug!(%err, seq = later.seq, "the end of an attempt still cannot be recorded");
+                wait = (wait * 2).min(RECORD_RETRY_MAX);
+            }
         }
     }
 }
