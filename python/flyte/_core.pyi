@@ -187,6 +187,7 @@ class Backend:
         auth_client_id: str | None = None,
         auth_scopes: list[str] = ...,
         system_retries: int | None = ...,
+        max_streams_per_connection: int | None = ...,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

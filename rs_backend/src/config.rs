@@ -18,6 +18,10 @@ pub struct BackendConfig {
     pub images: Vec<(String, PathBuf)>,
     /// Most processes that may compute at once. Parents blocked on children do not count.
     pub max_parallel: usize,
+    /// Most RPCs one client connection may have open at once (HTTP/2 streams); a client that
+    /// opens more waits for one to end (HTTP/2 flow control), so one client cannot hold an
+    /// unbounded number of streams.
+    pub max_streams_per_connection: u32,
     /// Relaunches after crashes (lost processes, signals, missing results), separate from the
     /// task's own retries.
     pub system_retries: u32,
@@ -80,6 +84,7 @@ pub struct TlsFiles {
 
 impl BackendConfig {
     pub const DEFAULT_MAX_PARALLEL: usize = 8;
+    pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 1024;
     /// With `policy::system_retry_delay` between them, ten relaunches span about two and
     /// a half minutes: a crash loop still ends, a passing condition (a full disk) is outlasted.
     pub const DEFAULT_SYSTEM_RETRIES: u32 = 10;
@@ -90,6 +95,7 @@ impl BackendConfig {
             bin_dir,
             images: Vec::new(),
             max_parallel: Self::DEFAULT_MAX_PARALLEL,
+            max_streams_per_connection: Self::DEFAULT_MAX_STREAMS_PER_CONNECTION,
             system_retries: Self::DEFAULT_SYSTEM_RETRIES,
             extra_env: Vec::new(),
             fork_server: None,

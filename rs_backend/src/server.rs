@@ -217,6 +217,7 @@ pub async fn start(
     let mut builder = tonic::transport::Server::builder()
         // Connect and gRPC-Web clients speak HTTP/1.1; gRPC clients HTTP/2. One port for all.
         .accept_http1(true)
+        .max_concurrent_streams(engine.config.max_streams_per_connection)
         .layer(
             tower::ServiceBuilder::new()
                 .layer(ProtocolLayer::new(

@@ -73,3 +73,43 @@ def test_an_error_never_repeats_a_huge_value_whole(backend_endpoint: str) -> Non
     assert refused.value.code == "INVALID_ARGUMENT"
     assert len(refused.value.message) < 2_000, len(refused.value.message)
     assert refused.value.message.endswith("bytes in all)")  # the backend quoted it, then cut it
+
+
+def test_streams_past_the_per_connection_limit_wait_their_turn(tmp_path: Path) -> None:
+    import os
+
+    import restart_wf
+
+    import flyte
+
+    gate = tmp_path / "gate"
+    # Two streams at most per connection: a third (on the same connection) waits until one ends.
+    with local_backend.running(
+        tmp_path / "data", "--port", "0", "--max-streams-per-connection", "2"
+    ) as endpoint:
+        flyte.init(endpoint=endpoint, insecure=True)
+        env = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+        run = flyte.with_runcontext(env_vars=env).run(restart_wf.chain, n=1, gate_at=0, gate=str(gate))
+        run_id = run.pb2.action.id.run
+        client = BackendClient(endpoint, insecure=True)
+
+        async def scenario() -> tuple[bool, bool]:
+            async def first_details(stream) -> object:
+                return await stream.__anext__()
+
+            streams = [client.watch_run_details(run_id) for _ in range(3)]
+            held = [asyncio.ensure_future(first_details(s)) for s in streams[:2]]
+            await asyncio.wait_for(asyncio.gather(*held), timeout=20)
+            third = asyncio.ensure_future(first_details(streams[2]))
+            await asyncio.sleep(2)
+            waited = not third.done()
+            await streams[0].aclose()
+            await asyncio.wait_for(third, timeout=20)
+            for s in streams[1:]:
+                await s.aclose()
+            return waited, third.done()
+
+        waited, served = asyncio.run(scenario())
+        Path(f"{gate}.go").touch()
+        assert run.wait(quiet=True).phase == flyte.models.ActionPhase.SUCCEEDED
+    assert waited and served

@@ -143,11 +143,13 @@ def serve(
     tls: tuple[Path, Path] | None = None,
     auth: dict[str, Any] | None = None,
     system_retries: int | None = None,
+    max_streams_per_connection: int | None = None,
 ) -> None:
     """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
     (certificate, private key), PEM files; ``auth`` requires callers to sign in (keys
     ``issuer``, ``audience``, ``client_id``, ``scopes``); ``system_retries`` is each action's
-    budget of relaunches after crashes (None: the backend's default)."""
+    budget of relaunches after crashes and ``max_streams_per_connection`` the RPCs one client
+    connection may have open at once (None: the backend's defaults)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fork = fork_server_command() if launcher == "fork" else None
@@ -167,6 +169,7 @@ def serve(
             auth_client_id=(auth or {}).get("client_id"),
             auth_scopes=list((auth or {}).get("scopes", [])),
             system_retries=system_retries,
+            max_streams_per_connection=max_streams_per_connection,
         )
     except DataDirInUseError:
         # The backend holds an exclusive lock on its data dir for as long as it runs.

@@ -38,6 +38,12 @@ def start() -> None:
     "with waits of 0, 1, 2, 4 ... 30 s between them. [default: 10]",
 )
 @click.option(
+    "--max-streams-per-connection",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="RPCs one client connection may have open at once; more wait their turn. [default: 1024]",
+)
+@click.option(
     "--launcher",
     type=click.Choice(["fork", "spawn"]),
     default="fork",
@@ -85,6 +91,7 @@ def start_local(
     data_dir: Path | None,
     max_parallel: int,
     system_retries: int | None,
+    max_streams_per_connection: int | None,
     launcher: str,
     images: tuple[str, ...],
     tls_cert: Path | None,
@@ -146,6 +153,7 @@ def start_local(
         tls=tls,
         auth=auth,
         system_retries=system_retries,
+        max_streams_per_connection=max_streams_per_connection,
     )
 
 

@@ -39,7 +39,7 @@ impl PyBackend {
     /// where. Serving continues on background threads until `shutdown()`. With
     /// `fork_server`, attempts are forked from that warm process instead of started afresh.
     #[new]
-    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), worker = None, tls_cert = None, tls_key = None, request_log = None, auth_issuer = None, auth_audience = None, auth_client_id = None, auth_scopes = Vec::new(), system_retries = None))]
+    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), worker = None, tls_cert = None, tls_key = None, request_log = None, auth_issuer = None, auth_audience = None, auth_client_id = None, auth_scopes = Vec::new(), system_retries = None, max_streams_per_connection = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -59,6 +59,7 @@ impl PyBackend {
         auth_client_id: Option<String>,
         auth_scopes: Vec<String>,
         system_retries: Option<u32>,
+        max_streams_per_connection: Option<u32>,
     ) -> PyResult<Self> {
         if max_parallel == 0 {
             return Err(PyValueError::new_err("max_parallel must be at least 1"));
@@ -98,6 +99,14 @@ impl PyBackend {
         config.auth = auth;
         if let Some(budget) = system_retries {
             config.system_retries = budget;
+        }
+        if let Some(streams) = max_streams_per_connection {
+            if streams == 0 {
+                return Err(PyValueError::new_err(
+                    "max_streams_per_connection must be at least 1",
+                ));
+            }
+            config.max_streams_per_connection = streams;
         }
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let running = py
