@@ -74,3 +74,28 @@ def test_a_full_disk_pauses_a_run_and_space_coming_back_resumes_it(small_disk: P
         )
     with sqlite3.connect(data / "backend.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_briefly_read_only_data_dir_pauses_a_run_without_failing_it(small_disk: Path) -> None:
+    env = {"FLYTE_TEST_COUNTERS": os.environ["FLYTE_TEST_COUNTERS"]}
+    data = small_disk / "data"
+    with local_backend.running(data) as endpoint:
+        flyte.init(endpoint=endpoint, insecure=True)
+        run = flyte.with_runcontext(env_vars=env).run(restart_wf.chain, n=10, pause=0.3)
+        time.sleep(1.5)
+        # Read-only from now on for every file opened by its path (a read-only bind mount over
+        # the data dir; what is open already stays writable, as on a remount that a busy file
+        # system refuses).
+        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(data)], check=True)
+        try:
+            time.sleep(4)
+            # Its launches fail meanwhile, as system retries that back off: the run waits.
+            assert not run.sync().done(), run.phase
+        finally:
+            subprocess.run(["umount", str(data)], check=True)
+        done = run.wait(quiet=True)
+        assert done.phase == flyte.models.ActionPhase.SUCCEEDED, done
+        assert done.outputs()[0] == sum(range(10))
+    with sqlite3.connect(data / "backend.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -36,8 +36,8 @@ pub enum Launched {
     Started(Running),
     /// Nothing to do: the action is gone, no longer queued, or not a task.
     Skipped,
-    /// The attempt could not start; this is the action after recording that.
-    Failed(Box<ActionRecord>),
+    /// The attempt could not start: the action as recorded, and how long a retry waits (its backoff).
+    Failed(Box<ActionRecord>, Duration),
 }
 
 /// How long an action whose attempt could not be recorded as started waits before it is
@@ -423,7 +423,7 @@ fn failed(
 ) -> Launched {
     match conclude_attempt(engine, record, attempt, verdict, policy) {
         // A failure to launch is never the task's own, so no backoff applies to its retry.
-        Some(concluded) => Launched::Failed(Box::new(concluded.record)),
+        Some(concluded) => Launched::Failed(Box::new(concluded.record), concluded.retry_delay),
         None => Launched::Skipped,
     }
 }

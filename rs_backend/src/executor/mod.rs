@@ -303,8 +303,16 @@ fn dispatch(engine: &Arc<Engine>) {
                     state.running.insert(seq, running);
                 }
                 launch::Launched::Skipped => {}
-                launch::Launched::Failed(record) => {
-                    if record.phase == ActionPhase::Queued && state.queued.insert(seq) {
+                launch::Launched::Failed(record, delay) => {
+                    if record.phase == ActionPhase::Queued && !delay.is_zero() {
+                        // A system retry's backoff: a launch that keeps failing (a read-only
+                        // data dir) waits instead of spending its budget at once.
+                        let engine = engine.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            engine.scheduler.enqueue(seq);
+                        });
+                    } else if record.phase == ActionPhase::Queued && state.queued.insert(seq) {
                         state.queue.push_back(seq);
                     } else if phase::is_terminal(record.phase) {
                         ended.push(*record);
