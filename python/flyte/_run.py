@@ -362,11 +362,15 @@ def _run_local(
     names = list(task.interface.outputs)
     values = output_values(names, value)
     _write_summary(run_dir, name, task.name, phase, started, values)
+    from flyte._remote._local_backend import run_page
+
+    # The data dir's backend, when it runs, shows local runs beside its own.
+    url = run_page(base, where.project, where.domain, name) or run_dir.as_uri()
     return LocalRun(
         name,
         task.name,
         where,
-        run_dir.as_uri(),
+        url,
         values,
         names,
         task.interface.bind(args, kwargs, task.name),

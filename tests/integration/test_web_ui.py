@@ -189,3 +189,28 @@ def test_abort_needs_the_page_and_errors_are_json(backend: str) -> None:
         with urllib.request.urlopen(f"{backend}{path}") as response:
             weight += len(response.read())
     assert weight < 64 * 1024
+
+
+def test_a_local_run_links_to_the_page_of_the_data_dirs_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import local_backend
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("FLYTE_DATA_DIR", str(data))
+    flyte.init()
+    # No backend for the data dir: the run's directory.
+    alone = flyte.with_runcontext(mode="local").run(ui_wf.square, x=2)
+    assert alone.url.startswith("file://")
+    with local_backend.running(data) as endpoint:
+        flyte.init()
+        run = flyte.with_runcontext(mode="local").run(ui_wf.square, x=3)
+        assert run.url == (
+            f"http://{endpoint}/v2/runs/project/{run.pb2.action.id.run.project}"
+            f"/domain/{run.pb2.action.id.run.domain}/{run.name}"
+        )
+        # The page's data: the local run as the backend recorded it, with its output.
+        api = run.url.replace("/v2/runs/project/", "/api/ui/runs/").replace("/domain/", "/")
+        with urllib.request.urlopen(api) as response:
+            shown = json.loads(response.read())
+        assert shown["name"] == run.name and shown["actions"][0]["phase"] == "SUCCEEDED"

@@ -88,6 +88,16 @@ def running_endpoint(data_dir: Path) -> str | None:
     return endpoint if reachable(endpoint) else None
 
 
+def run_page(data_dir: Path, project: str, domain: str, run: str) -> str | None:
+    """The web page of a run recorded in ``data_dir`` (local runs are recorded there too), if
+    the data dir's backend is running to serve it."""
+    endpoint = running_endpoint(data_dir)
+    if endpoint is None:
+        return None
+    scheme = "https" if (read_info(data_dir) or {}).get("tls") else "http"
+    return f"{scheme}://{endpoint}/v2/runs/project/{project}/domain/{domain}/{run}"
+
+
 def ensure_running(data_dir: Path, timeout: float = 60.0) -> str:
     """The local backend's endpoint, starting the backend in the background if needed."""
     endpoint = running_endpoint(data_dir)
@@ -183,6 +193,7 @@ def serve(
         "pid": os.getpid(),
         "data_dir": str(data_dir),
         "started_at": time.time(),
+        "tls": tls is not None,
     }
     tmp = data_dir / f".{INFO}.{os.getpid()}"
     tmp.write_text(json.dumps(info))
