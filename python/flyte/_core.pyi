@@ -9,6 +9,9 @@ ROOT_ACTION: str
 CONTRACT: dict[str, str]
 
 class RunConflictError(ValueError): ...
+
+def init_backend_log(data_dir: str) -> bool: ...
+
 class DataDirInUseError(OSError): ...
 
 class RunJournal:

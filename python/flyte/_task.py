@@ -420,10 +420,7 @@ class TaskTemplate(Generic[P, R, F]):
         return new
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if (
-            _interactive.pickling_session()
-            and getattr(getattr(self, "func", None), "__module__", None) == "__main__"
-        ):
+        if _interactive.pickling_session() and _interactive.defined_in_main(self):
             # A notebook's task has no module to be found in: it travels whole, its environment
             # (a weak reference here) with it.
             state = dict(self.__dict__)
@@ -590,8 +587,9 @@ def _restore_session_task(task: TaskTemplate[Any, Any, Any], state: dict[str, An
 def _load_task(module: str, qualname: str) -> TaskTemplate[Any, Any, Any]:
     import importlib
 
-    if module == "__main__" and _interactive.loaded_task(qualname) is not None:
-        return _interactive.loaded_task(qualname)  # type: ignore[no-any-return]
+    loaded = _interactive.loaded_task(qualname) if module == "__main__" else None
+    if loaded is not None:
+        return loaded  # type: ignore[no-any-return]
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)

@@ -32,6 +32,8 @@ pub fn init(data_dir: &Path) -> Result<bool, String> {
         })?,
         Err(_) => LevelFilter::INFO,
     };
+    // The log is as private as the rest of the data dir, from its first line.
+    crate::server::make_private(data_dir).map_err(|e| e.to_string())?;
     let files = Builder::new()
         .rotation(Rotation::DAILY)
         .filename_prefix("backend")

@@ -101,7 +101,7 @@ fn endpoint_of(addr: SocketAddr) -> String {
 /// Keeps the data dir to the backend's user: the directory itself is 0700 (nothing under it
 /// can be reached by another user, whatever its own mode), and everything the backend and its
 /// tasks create from now on is 0600/0700 (the process's umask, which task processes inherit).
-fn make_private(root: &std::path::Path) -> Result<(), BackendError> {
+pub(crate) fn make_private(root: &std::path::Path) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
     // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
     unsafe {
@@ -150,7 +150,6 @@ pub async fn start(
         BackendError::io(format!("resolve data dir {}", config.data_dir.display()), e)
     })?;
     make_private(&root)?;
-    crate::logging::init(&root).map_err(BackendError::InvalidConfig)?;
     let layout = Layout::new(root.clone());
     make_database_private(&layout.db_path())?;
     let lock = DataDirLock::acquire(&layout.lock_path(), &root).await?;

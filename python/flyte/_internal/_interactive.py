@@ -28,9 +28,9 @@ def session_is_interactive() -> bool:
     return main is not None and not getattr(main, "__file__", None)
 
 
-def is_loaded(qualname: str) -> bool:
-    """Whether ``qualname`` is one of the pickled session tasks this process runs."""
-    return qualname in _loaded
+def defined_in_main(task: Any) -> bool:
+    """Whether ``task``'s function was defined in ``__main__`` (container tasks have none)."""
+    return getattr(getattr(task, "func", None), "__module__", None) == "__main__"
 
 
 #: What the loaded tasks refer to only weakly (their environments), kept alive with them.

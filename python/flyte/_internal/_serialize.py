@@ -47,7 +47,7 @@ def task_module(task: TaskTemplate[Any, Any, Any]) -> tuple[str, str]:
 
     module, qualname = task._import_location()
     if module == "__main__":
-        if _interactive.is_loaded(qualname) or _interactive.session_is_interactive():
+        if _interactive.loaded_task(qualname) is not None or _interactive.session_is_interactive():
             # A notebook's tasks travel pickled in the bundle and load from there as __main__.
             return module, qualname
         # A script's tasks are imported by file name in action processes.

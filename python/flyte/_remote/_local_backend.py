@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flyte._bridge.backend import Backend, DataDirInUseError
+from flyte._bridge.backend import Backend, DataDirInUseError, init_backend_log
 from flyte.errors import InitializationError
 
 INFO = "backend.json"
@@ -161,6 +161,11 @@ def serve(
     budget of relaunches after crashes and ``max_streams_per_connection`` the RPCs one client
     connection may have open at once (None: the backend's defaults)."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # This process is the backend's: what it handles goes to the data dir's log.
+        init_backend_log(str(data_dir))
+    except ValueError as e:
+        raise InitializationError.because(str(e)) from None
     try:
         fork = fork_server_command() if launcher == "fork" else None
         backend = Backend(

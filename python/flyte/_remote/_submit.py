@@ -82,11 +82,8 @@ def prepare_code(
     proxy, or (``copy_style="none"``) the code's place on disk, which the image must provide."""
     root = code_root(task, root_dir)
     generated: dict[str, bytes] = {}
-    # A notebook's task (a function of __main__ without a file); container tasks have no function.
-    if (
-        getattr(getattr(task, "func", None), "__module__", None) == "__main__"
-        and _interactive.session_is_interactive()
-    ):
+    # A notebook's task: a function of a __main__ without a file.
+    if _interactive.defined_in_main(task) and _interactive.session_is_interactive():
         main = sys.modules["__main__"]
         session_tasks = {
             name: value

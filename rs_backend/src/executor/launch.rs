@@ -116,12 +116,7 @@ pub fn launch(engine: &Arc<Engine>, seq: i64) -> Launched {
             unlease(lease);
             // E.g. a full disk: the action stays queued and is tried again in a while.
             tracing::error!(%err, action = %record.name, "could not start an attempt; trying again later");
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(START_RETRY).await;
-                engine.scheduler.enqueue(seq);
-                engine.scheduler.wake();
-            });
+            super::enqueue_later(engine, seq, START_RETRY);
             return Launched::Skipped;
         }
     };

@@ -307,11 +307,7 @@ fn dispatch(engine: &Arc<Engine>) {
                     if record.phase == ActionPhase::Queued && !delay.is_zero() {
                         // A system retry's backoff: a launch that keeps failing (a read-only
                         // data dir) waits instead of spending its budget at once.
-                        let engine = engine.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            engine.scheduler.enqueue(seq);
-                        });
+                        enqueue_later(engine, seq, delay);
                     } else if record.phase == ActionPhase::Queued && state.queued.insert(seq) {
                         state.queue.push_back(seq);
                     } else if phase::is_terminal(record.phase) {
@@ -453,21 +449,24 @@ fn follow_up(engine: &Arc<Engine>, concluded: &Concluded) {
                 concluded.retry_delay.saturating_add(limit),
             );
         }
-        if concluded.retry_delay.is_zero() {
-            engine.scheduler.enqueue(record.seq);
-        } else {
-            // Only the wait is lost if the backend stops meanwhile: recovery queues the
-            // action again when it restarts.
-            let engine = engine.clone();
-            let (seq, delay) = (record.seq, concluded.retry_delay);
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                engine.scheduler.enqueue(seq);
-            });
-        }
+        enqueue_later(engine, record.seq, concluded.retry_delay);
     } else if phase::is_terminal(record.phase) {
         abort_orphans(engine, record);
     }
+}
+
+/// Queues an action after `delay` (at once without one). Only the wait is lost if the backend
+/// stops meanwhile: recovery queues the action again when it restarts.
+pub(crate) fn enqueue_later(engine: &Arc<Engine>, seq: i64, delay: Duration) {
+    if delay.is_zero() {
+        engine.scheduler.enqueue(seq);
+        return;
+    }
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        engine.scheduler.enqueue(seq);
+    });
 }
 
 /// Nothing waits for the children of a finished action any more.

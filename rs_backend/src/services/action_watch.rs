@@ -2,7 +2,7 @@
 //! changes, each with the count of its children per phase (what a terminal view or a UI needs
 //! to draw a big fan-out without listing it again and again).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use flyteidl2::flyteidl::common::{filter::Function, Filter};
@@ -254,35 +254,20 @@ pub async fn run_actions(engine: Arc<Engine>, run: RunKey, filter: ActionFilter,
             }
             continue;
         }
-        let mut out: Vec<EnrichedAction> = Vec::new();
-        let mut parents: Vec<String> = Vec::new();
-        for record in &changed {
-            if let Some(parent) = tally.record(record) {
-                parents.push(parent);
-            }
-            if let Some(message) = tally.change(record, &filter) {
-                out.push(message);
-            }
-        }
-        // A parent's counts changed: it goes out again (if shown) with the new counts.
-        parents.sort();
-        parents.dedup();
+        // The whole batch is counted first, so every message carries the counts after it.
+        let parents: BTreeSet<String> = changed.iter().filter_map(|r| tally.record(r)).collect();
+        let mut out: Vec<EnrichedAction> = changed
+            .iter()
+            .filter_map(|r| tally.change(r, &filter))
+            .collect();
+        // A parent whose counts changed goes out again (if shown) with the new counts.
+        let in_batch: HashSet<&str> = changed.iter().map(|r| r.name.as_str()).collect();
         for parent in parents {
-            if changed.iter().any(|r| r.name == parent) || !tally.shown.contains_key(&parent) {
+            if in_batch.contains(parent.as_str()) || !tally.shown.contains_key(&parent) {
                 continue;
             }
             if let Ok(Some(record)) = engine.store.action(&run, &parent) {
                 out.push(tally.enriched(&record, true));
-            }
-        }
-        // A change's count update may have been computed before later records in the batch.
-        for message in out.iter_mut() {
-            if let Some(action) = message.action.as_ref().and_then(|a| a.id.as_ref()) {
-                message.children_phase_counts = tally
-                    .children
-                    .get(&action.name)
-                    .cloned()
-                    .unwrap_or_default();
             }
         }
         if !out.is_empty() && !send_batches(&tx, out, &mut stop).await {

@@ -179,6 +179,13 @@ impl PyBackend {
     }
 }
 
+/// Sends this process's backend log to `<data_dir>/logs` (`flyte start local`: the process
+/// is the backend's). Programs that embed a backend keep their own logging.
+#[pyfunction]
+fn init_backend_log(data_dir: std::path::PathBuf) -> PyResult<bool> {
+    flyte_backend::logging::init(&data_dir).map_err(PyValueError::new_err)
+}
+
 /// A secret's value from a backend's data dir (local mode's source of secrets), or None.
 #[pyfunction]
 fn read_secret(
@@ -197,5 +204,6 @@ fn read_secret(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBackend>()?;
     m.add_function(wrap_pyfunction!(read_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(init_backend_log, m)?)?;
     m.add("DataDirInUseError", m.py().get_type::<DataDirInUseError>())
 }
