@@ -73,6 +73,7 @@ mod listing;
 pub mod logging;
 mod names;
 pub mod notify;
+mod peer;
 pub mod phase;
 pub mod policy;
 mod procfs;

@@ -16,6 +16,7 @@ use crate::engine::Engine;
 use crate::error::BackendError;
 use crate::executor::{run_dispatcher, Control};
 use crate::layout::Layout;
+use crate::peer::{PeerPolicy, PeerStream};
 use crate::protocol::{ProtocolLayer, RequestLog};
 use crate::recovery::recover;
 use crate::secrets::SecretBox;
@@ -129,6 +130,21 @@ fn make_database_private(db: &std::path::Path) -> Result<(), BackendError> {
     Ok(())
 }
 
+/// Who may use a backend with this configuration (see [`crate::peer`]).
+fn peer_policy(config: &BackendConfig) -> PeerPolicy {
+    if config.auth.is_some() {
+        PeerPolicy::Anyone
+    } else if !crate::peer::owners_known() {
+        tracing::warn!(
+            "this system does not tell which user opened a local connection: any local user \
+             can use this backend"
+        );
+        PeerPolicy::Anyone
+    } else {
+        PeerPolicy::owner_only()
+    }
+}
+
 /// Opens (or creates) the state in `config.data_dir`, recovers unfinished work, and serves
 /// ActionsService, RunService and RunLogsService on `addr` (port 0 picks a free port).
 pub async fn start(
@@ -229,18 +245,24 @@ pub async fn start(
                 .layer(tonic_web::GrpcWebLayer::new()),
         );
     let router = services::add_all(&mut builder, &engine, &files, acceptor.is_some());
+    let peers = peer_policy(&engine.config);
     let server = match acceptor {
         Some(acceptor) => tokio::spawn(
-            router.serve_with_incoming_shutdown(tls::incoming(listener, acceptor), shutdown),
+            router.serve_with_incoming_shutdown(tls::incoming(listener, acceptor, peers), shutdown),
         ),
         None => tokio::spawn(router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY a unary reply written in several pieces waits for the
             // client's delayed ACK: ~40 ms per RPC instead of well under 1 ms.
-            TcpListenerStream::new(listener).map(|accepted| {
-                accepted.inspect(|stream| {
+            TcpListenerStream::new(listener).map(move |accepted| {
+                accepted.map(|stream| {
                     if let Err(err) = stream.set_nodelay(true) {
                         tracing::debug!(%err, "could not disable Nagle's algorithm");
                     }
+                    let info = peers.judge(stream.local_addr().ok(), stream.peer_addr().ok());
+                    if let Some(reason) = &info.refused {
+                        tracing::warn!(%reason, "refusing a connection");
+                    }
+                    PeerStream::new(stream, info)
                 })
             }),
             shutdown,

@@ -8,6 +8,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
+
+use crate::peer::{PeerPolicy, PeerStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -71,7 +73,8 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, BackendError> {
 pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    peers: PeerPolicy,
+) -> ReceiverStream<std::io::Result<PeerStream<TlsStream<TcpStream>>>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -91,11 +94,15 @@ pub fn incoming(
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%err, "could not disable Nagle's algorithm");
             }
+            let info = peers.judge(stream.local_addr().ok(), stream.peer_addr().ok());
+            if let Some(reason) = &info.refused {
+                tracing::warn!(%reason, "refusing a connection");
+            }
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
+                        let _ = tx.send(Ok(PeerStream::new(tls, info))).await;
                     }
                     Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),

@@ -155,7 +155,14 @@ where
                 }
             }
         }
+        let refused = request
+            .extensions()
+            .get::<crate::peer::PeerInfo>()
+            .and_then(|peer| peer.refused.clone());
         if !is_rpc_path(&path) {
+            if let Some(reason) = refused {
+                return Box::pin(async move { Ok(forbidden_page(&reason)) });
+            }
             let http = self.http.clone();
             return Box::pin(async move {
                 let Ok(response) = http.oneshot(request).await;
@@ -171,6 +178,7 @@ where
             path,
             log: self.log.clone(),
             auth: self.auth.clone(),
+            refused,
         };
         match connect::classify(request.headers(), request.method()) {
             Some(kind) => Box::pin(async move { Ok(connect::serve(inner, request, kind).await) }),
@@ -188,6 +196,22 @@ struct RpcCall<S> {
     path: String,
     log: Option<Arc<RequestLog>>,
     auth: Option<Arc<Authenticator>>,
+    /// Why the connection this call came on may not use the backend (see [`crate::peer`]).
+    refused: Option<Arc<str>>,
+}
+
+/// The answer to a browser (or any plain HTTP client) on a refused connection.
+fn forbidden_page(reason: &str) -> Response<BoxBody> {
+    let mut response = Response::new(tonic::body::boxed(http_body_util::BodyExt::map_err(
+        http_body_util::Full::new(bytes::Bytes::from(format!("403 Forbidden: {reason}\n"))),
+        |never| -> tonic::Status { match never {} },
+    )));
+    *response.status_mut() = http::StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 impl<S> Service<Request<BoxBody>> for RpcCall<S>
@@ -208,6 +232,14 @@ where
 
     fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
         let path = self.path.clone();
+        if let Some(reason) = &self.refused {
+            let mut response = tonic::Status::permission_denied(reason.to_string()).into_http();
+            response.headers_mut().insert(
+                crate::contract::BACKEND_KIND_HEADER,
+                HeaderValue::from_static(crate::contract::EMBEDDED_BACKEND_KIND),
+            );
+            return Box::pin(async move { Ok(response) });
+        }
         if let Some(auth) = self.auth.clone().filter(|_| !Authenticator::is_open(&path)) {
             // Checked before anything else sees the request; the answer to a caller without
             // a valid token says why, and nothing more.
@@ -218,6 +250,7 @@ where
                 path: path.clone(),
                 log: self.log.clone(),
                 auth: None,
+                refused: None,
             };
             return Box::pin(async move {
                 let header = request
