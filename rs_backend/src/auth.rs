@@ -15,6 +15,7 @@ use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
 use serde::Deserialize;
 use tonic::{Request, Response, Status};
 
+use crate::attempt_token::AttemptKeys;
 use crate::idl::flyteidl::auth::auth_metadata_service_server::AuthMetadataService;
 use crate::idl::flyteidl::auth::{
     GetOAuth2MetadataRequest, GetOAuth2MetadataResponse, GetPublicClientConfigRequest,
@@ -76,7 +77,8 @@ pub struct Authenticator {
     settings: AuthSettings,
     metadata: ServerMetadata,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    action_token: String,
+    /// Action processes sign in with their attempt's token instead of an access token.
+    attempts: AttemptKeys,
     http: reqwest::Client,
 }
 
@@ -109,7 +111,10 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
 impl Authenticator {
     /// Reads the authorization server's metadata and keys; the backend does not start without
     /// them, since it could not check a single token.
-    pub async fn discover(settings: AuthSettings) -> Result<Arc<Self>, String> {
+    pub async fn discover(
+        settings: AuthSettings,
+        attempts: AttemptKeys,
+    ) -> Result<Arc<Self>, String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -139,14 +144,11 @@ impl Authenticator {
                 settings.issuer
             ));
         }
-        let mut token = [0u8; 32];
-        getrandom::getrandom(&mut token).map_err(|e| e.to_string())?;
-        let action_token = token.iter().map(|b| format!("{b:02x}")).collect();
         let auth = Arc::new(Authenticator {
             settings,
             metadata,
             keys: RwLock::new(HashMap::new()),
-            action_token,
+            attempts,
             http,
         });
         auth.load_keys().await?;
@@ -166,11 +168,6 @@ impl Authenticator {
         }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
         Ok(())
-    }
-
-    /// The token the backend gives the action processes it starts.
-    pub fn action_token(&self) -> &str {
-        &self.action_token
     }
 
     /// Whether a call to `path` needs a token at all.
@@ -193,7 +190,7 @@ impl Authenticator {
                      pass an access token as 'authorization: Bearer <token>'",
                 )
             })?;
-        if constant_time_eq(token.as_bytes(), self.action_token.as_bytes()) {
+        if self.attempts.verify(token).is_some() {
             return Ok(());
         }
         let header = decode_header(token)
@@ -224,10 +221,6 @@ impl Authenticator {
             .map(|data| tracing::debug!(subject = %data.claims.sub, "authenticated"))
             .map_err(|e| Status::unauthenticated(format!("the access token is not accepted: {e}")))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `AuthMetadataService`: how clients sign in to this backend.

@@ -54,6 +54,10 @@ impl Layout {
     }
 
     /// The key that seals secret values (never leaves the data dir).
+    pub fn attempt_key_path(&self) -> PathBuf {
+        self.root.join("attempt.key")
+    }
+
     pub fn secrets_key_path(&self) -> PathBuf {
         self.root.join("secrets.key")
     }

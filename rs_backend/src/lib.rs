@@ -55,6 +55,7 @@
 // add conversions.
 #![allow(clippy::result_large_err)]
 
+mod attempt_token;
 pub mod auth;
 pub mod cache_gate;
 mod clock;
@@ -80,6 +81,7 @@ mod procfs;
 mod protocol;
 mod quantity;
 mod recovery;
+mod run_env;
 pub mod schedule;
 mod secrets;
 mod server;

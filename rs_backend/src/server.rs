@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
+use crate::attempt_token::AttemptKeys;
 use crate::config::BackendConfig;
 use crate::engine::Engine;
 use crate::error::BackendError;
@@ -180,16 +181,26 @@ pub async fn start(
     let endpoint = endpoint_of(local_addr);
 
     let sealer = SecretBox::load_or_create(&layout.secrets_key_path())?;
+    let attempt_keys = AttemptKeys::load_or_create(&layout.attempt_key_path())?;
     let auth = match &config.auth {
         Some(settings) => Some(
-            crate::auth::Authenticator::discover(settings.clone())
+            crate::auth::Authenticator::discover(settings.clone(), attempt_keys.clone())
                 .await
                 .map_err(BackendError::InvalidConfig)?,
         ),
         None => None,
     };
-    let engine =
-        Arc::new(Engine::new(config, layout, store, endpoint.clone(), sealer).with_auth(auth));
+    let engine = Arc::new(
+        Engine::new(
+            config,
+            layout,
+            store,
+            endpoint.clone(),
+            sealer,
+            attempt_keys,
+        )
+        .with_auth(auth),
+    );
     let recovered = recover(&engine).await?;
     tracing::info!(?recovered, %endpoint, "embedded backend starting");
 

@@ -396,7 +396,11 @@ pub fn run_details(
         run_spec: run
             .run_spec
             .as_deref()
-            .and_then(|b| flyteidl2::flyteidl::task::RunSpec::decode(b).ok()),
+            .and_then(|b| flyteidl2::flyteidl::task::RunSpec::decode(b).ok())
+            .map(|mut spec| {
+                crate::run_env::hide(&mut spec);
+                spec
+            }),
         action: Some(root),
     }
 }

@@ -8,6 +8,7 @@ pub mod condition;
 mod report;
 mod submit;
 
+use crate::attempt_token::AttemptKeys;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch};
@@ -39,6 +40,8 @@ pub struct Engine {
     pub scheduler: Scheduler,
     /// Seals and opens secret values (its key lives in the data dir).
     pub sealer: SecretBox,
+    /// Signs the token each attempt's process is given (see [`crate::attempt_token`]).
+    pub attempt_keys: AttemptKeys,
     /// Set when attempts are forked from a warm server instead of spawned.
     pub forks: Option<ForkServer>,
     /// The warm workers of task environments with a reuse policy.
@@ -67,6 +70,7 @@ impl Engine {
         store: Store,
         endpoint: String,
         sealer: SecretBox,
+        attempt_keys: AttemptKeys,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (stop, _) = watch::channel(false);
@@ -83,6 +87,7 @@ impl Engine {
             endpoint,
             scheduler,
             sealer,
+            attempt_keys,
             forks,
             pools,
             auth: None,

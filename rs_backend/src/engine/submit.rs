@@ -121,7 +121,11 @@ impl Engine {
             ended_ms: None,
             cache_hit: false,
         };
-        let run_spec = request.run_spec.as_ref().map(Message::encode_to_vec);
+        let run_spec = request.run_spec.as_ref().map(|spec| {
+            let mut stored = spec.clone();
+            crate::run_env::seal(&self.sealer, run, &mut stored);
+            stored.encode_to_vec()
+        });
         let record = self
             .store
             .create_run(

@@ -1,5 +1,6 @@
 //! Starting one attempt of a queued task action.
 
+use crate::attempt_token::AttemptClaim;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -235,7 +236,7 @@ fn run_pooled(
 
 /// The variables of an attempt's environment that differ between attempts of one task
 /// environment: a reusable worker gets them with each attempt, the rest once, at its start.
-const PER_ATTEMPT_ENV: [&str; 11] = [
+const PER_ATTEMPT_ENV: [&str; 12] = [
     contract::EXECUTION_ID,
     contract::ATTEMPT_NUMBER,
     contract::TASK_PROJECT,
@@ -247,6 +248,7 @@ const PER_ATTEMPT_ENV: [&str; 11] = [
     contract::RUN_NAME,
     contract::RUN_BASE,
     contract::EXTRA_ATTEMPT,
+    contract::EXTRA_ACTION_TOKEN,
 ];
 
 /// The action's task, decoded and checked, with its run's settings.
@@ -457,15 +459,7 @@ fn run_settings(engine: &Engine, record: &ActionRecord) -> RunSettings {
         .unwrap_or(created_ms);
     RunSettings {
         start_ms,
-        env: spec
-            .envs
-            .map(|envs| {
-                envs.values
-                    .into_iter()
-                    .map(|kv| (kv.key, kv.value))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        env: crate::run_env::open(&engine.sealer, &record.run, &spec),
         raw_data_prefix: spec
             .raw_data_storage
             .map(|raw| raw.raw_data_prefix)
@@ -762,12 +756,13 @@ fn contract_env(
         env.push((key.to_string(), value));
     }
     env.retain(|(k, _)| k != contract::EXTRA_ACTION_TOKEN);
-    if let Some(auth) = &engine.auth {
-        env.push((
-            contract::EXTRA_ACTION_TOKEN.to_string(),
-            auth.action_token().to_string(),
-        ));
-    }
+    env.push((
+        contract::EXTRA_ACTION_TOKEN.to_string(),
+        engine.attempt_keys.issue(AttemptClaim {
+            seq: record.seq,
+            attempt: per.attempt,
+        }),
+    ));
     env
 }
 

@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{streams, ServerStream, STREAM_BUFFER};
+use crate::attempt_token::{bearer, AttemptClaim};
 use crate::engine::{internal, Engine};
 use crate::validate;
 
@@ -75,7 +76,31 @@ impl ActionsService for ActionsApi {
         &self,
         request: Request<UpdateRequest>,
     ) -> Result<Response<UpdateResponse>, Status> {
+        let claim = bearer(request.metadata()).and_then(|t| self.engine.attempt_keys.verify(t));
         let report = validate::update(request.into_inner())?;
+        let record = self
+            .engine
+            .store
+            .action(&report.run, &report.name)
+            .map_err(|e| internal("look up action", e))?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "action {:?} does not exist in run {}",
+                    report.name, report.run
+                ))
+            })?;
+        let own = AttemptClaim {
+            seq: record.seq,
+            attempt: record.attempts,
+        };
+        if claim != Some(own) {
+            return Err(Status::permission_denied(format!(
+                "only the running attempt of action {:?} may update its status: call with the \
+                 token the backend gave that attempt ({}) as 'authorization: Bearer <token>'",
+                report.name,
+                crate::contract::EXTRA_ACTION_TOKEN
+            )));
+        }
         self.engine.report_status(report)?;
         Ok(Response::new(UpdateResponse {}))
     }

@@ -409,6 +409,8 @@ mod tests {
             store,
             "127.0.0.1:1".into(),
             crate::secrets::SecretBox::load_or_create(&dir.path().join("secrets.key")).unwrap(),
+            crate::attempt_token::AttemptKeys::load_or_create(&dir.path().join("attempt.key"))
+                .unwrap(),
         ));
         let (tx, mut rx) = mpsc::channel(1);
         let watcher = tokio::spawn(child_updates(engine.clone(), run, "a0".into(), tx));
