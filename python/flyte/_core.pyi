@@ -191,6 +191,7 @@ class Backend:
         auth_scopes: list[str] = ...,
         system_retries: int | None = ...,
         max_streams_per_connection: int | None = ...,
+        max_requests_per_second: int | None = ...,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

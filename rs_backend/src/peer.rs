@@ -8,8 +8,9 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
@@ -20,6 +21,55 @@ use tonic::transport::server::Connected;
 pub struct PeerInfo {
     /// Why this connection may not use the backend, if it may not.
     pub refused: Option<Arc<str>>,
+    /// The requests this connection may still make (none: no limit).
+    pub budget: Option<Arc<RequestBudget>>,
+}
+
+impl PeerInfo {
+    /// The same decision, with the connection's requests limited to `per_second`.
+    pub fn limited(mut self, per_second: u32) -> Self {
+        self.budget = Some(Arc::new(RequestBudget::new(per_second)));
+        self
+    }
+}
+
+/// A token bucket: a connection may make `per_second` requests a second, and as many at once
+/// after a quiet second. One runaway client loop then cannot keep the backend from everyone
+/// else; our own client backs off and repeats a request refused this way.
+#[derive(Debug)]
+pub struct RequestBudget {
+    per_second: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RequestBudget {
+    pub fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second.max(1));
+        Self {
+            per_second,
+            state: Mutex::new((per_second, Instant::now())),
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+
+    /// Takes one request from the budget; false when it is spent.
+    pub fn take(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = &mut *state;
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second)
+            .min(self.per_second);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// The backend's rule for local connections.
@@ -65,6 +115,7 @@ impl PeerPolicy {
 fn refused(message: String) -> PeerInfo {
     PeerInfo {
         refused: Some(message.into()),
+        budget: None,
     }
 }
 
@@ -203,6 +254,15 @@ mod tests {
             owner_in_table(table, "0100007F:C351", "0100007F:1F90"),
             None
         );
+    }
+
+    #[test]
+    fn a_budget_allows_a_second_of_requests_at_once_then_refuses() {
+        let budget = RequestBudget::new(5);
+        assert!((0..5).all(|_| budget.take()));
+        assert!(!budget.take());
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert!(budget.take());
     }
 
     #[cfg(target_os = "linux")]

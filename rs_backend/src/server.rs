@@ -257,10 +257,12 @@ pub async fn start(
         );
     let router = services::add_all(&mut builder, &engine, &files, acceptor.is_some());
     let peers = peer_policy(&engine.config);
+    let rate = engine.config.max_requests_per_second;
     let server = match acceptor {
-        Some(acceptor) => tokio::spawn(
-            router.serve_with_incoming_shutdown(tls::incoming(listener, acceptor, peers), shutdown),
-        ),
+        Some(acceptor) => tokio::spawn(router.serve_with_incoming_shutdown(
+            tls::incoming(listener, acceptor, peers, rate),
+            shutdown,
+        )),
         None => tokio::spawn(router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY a unary reply written in several pieces waits for the
             // client's delayed ACK: ~40 ms per RPC instead of well under 1 ms.
@@ -269,7 +271,9 @@ pub async fn start(
                     if let Err(err) = stream.set_nodelay(true) {
                         tracing::debug!(%err, "could not disable Nagle's algorithm");
                     }
-                    let info = peers.judge(stream.local_addr().ok(), stream.peer_addr().ok());
+                    let info = peers
+                        .judge(stream.local_addr().ok(), stream.peer_addr().ok())
+                        .limited(rate);
                     if let Some(reason) = &info.refused {
                         tracing::warn!(%reason, "refusing a connection");
                     }

@@ -74,6 +74,7 @@ pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     peers: PeerPolicy,
+    rate: u32,
 ) -> ReceiverStream<std::io::Result<PeerStream<TlsStream<TcpStream>>>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -94,7 +95,9 @@ pub fn incoming(
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%err, "could not disable Nagle's algorithm");
             }
-            let info = peers.judge(stream.local_addr().ok(), stream.peer_addr().ok());
+            let info = peers
+                .judge(stream.local_addr().ok(), stream.peer_addr().ok())
+                .limited(rate);
             if let Some(reason) = &info.refused {
                 tracing::warn!(%reason, "refusing a connection");
             }

@@ -72,3 +72,13 @@ async def fingerprint_of(variable: str) -> str:
     import hashlib
 
     return hashlib.sha256(os.environ.get(variable, "").encode()).hexdigest()
+
+
+@env.task
+async def square(x: int) -> int:
+    return x * x
+
+
+@env.task
+async def squares(n: int) -> int:
+    return sum(await asyncio.gather(*(square(i) for i in range(n))))

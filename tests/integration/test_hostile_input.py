@@ -10,6 +10,7 @@ from pathlib import Path
 import local_backend
 import pytest
 
+import flyte
 from flyte._remote._client import BackendClient
 from flyte.errors import ActionNotFoundError, RuntimeSystemError
 
@@ -113,3 +114,36 @@ def test_streams_past_the_per_connection_limit_wait_their_turn(tmp_path: Path) -
         Path(f"{gate}.go").touch()
         assert run.wait(quiet=True).phase == flyte.models.ActionPhase.SUCCEEDED
     assert waited and served
+
+
+def test_a_connection_over_its_request_rate_is_told_to_slow_down(tmp_path: Path) -> None:
+    import http.client
+
+    import attempt_token_wf
+
+    with local_backend.running(
+        tmp_path / "data", "--port", "0", "--max-requests-per-second", "20"
+    ) as endpoint:
+        host, port = endpoint.split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        statuses = []
+        for _ in range(60):
+            connection.request(
+                "POST",
+                "/flyteidl2.workflow.RunService/ListRuns",
+                body=b"",
+                headers={"content-type": "application/proto"},
+            )
+            response = connection.getresponse()
+            body = response.read()
+            statuses.append(response.status)
+        connection.close()
+        assert 20 <= statuses.count(200) < 60, statuses
+        assert statuses.count(429) == 60 - statuses.count(200), statuses
+        assert b"at most 20 a second" in body or statuses[-1] == 200
+
+        # Our client backs off from RESOURCE_EXHAUSTED: a fan-out over the rate still completes.
+        flyte.init(endpoint=endpoint, insecure=True)
+        done = flyte.run(attempt_token_wf.squares, n=40).wait(quiet=True)
+        assert done.phase == flyte.models.ActionPhase.SUCCEEDED, done
+        assert done.outputs()[0] == sum(i * i for i in range(40))

@@ -44,6 +44,13 @@ def start() -> None:
     help="RPCs one client connection may have open at once; more wait their turn. [default: 1024]",
 )
 @click.option(
+    "--max-requests-per-second",
+    type=click.IntRange(1, 100_000_000),
+    default=None,
+    help="Requests one client connection may make a second; more are answered RESOURCE_EXHAUSTED "
+    "(HTTP 429), which clients back off from. [default: 10000]",
+)
+@click.option(
     "--launcher",
     type=click.Choice(["fork", "spawn"]),
     default="fork",
@@ -92,6 +99,7 @@ def start_local(
     max_parallel: int,
     system_retries: int | None,
     max_streams_per_connection: int | None,
+    max_requests_per_second: int | None,
     launcher: str,
     images: tuple[str, ...],
     tls_cert: Path | None,
@@ -154,6 +162,7 @@ def start_local(
         auth=auth,
         system_retries=system_retries,
         max_streams_per_connection=max_streams_per_connection,
+        max_requests_per_second=max_requests_per_second,
     )
 
 

@@ -158,10 +158,10 @@ where
         let refused = request
             .extensions()
             .get::<crate::peer::PeerInfo>()
-            .and_then(|peer| peer.refused.clone());
+            .and_then(refusal);
         if !is_rpc_path(&path) {
-            if let Some(reason) = refused {
-                return Box::pin(async move { Ok(forbidden_page(&reason)) });
+            if let Some(status) = refused {
+                return Box::pin(async move { Ok(refusal_page(&status)) });
             }
             let http = self.http.clone();
             return Box::pin(async move {
@@ -196,17 +196,42 @@ struct RpcCall<S> {
     path: String,
     log: Option<Arc<RequestLog>>,
     auth: Option<Arc<Authenticator>>,
-    /// Why the connection this call came on may not use the backend (see [`crate::peer`]).
-    refused: Option<Arc<str>>,
+    /// Why this call is not served (see [`crate::peer`]): the connection's user may not use
+    /// the backend, or the connection made too many requests.
+    refused: Option<tonic::Status>,
 }
 
-/// The answer to a browser (or any plain HTTP client) on a refused connection.
-fn forbidden_page(reason: &str) -> Response<BoxBody> {
+/// Why a request on this connection is not served, if it is not.
+fn refusal(peer: &crate::peer::PeerInfo) -> Option<tonic::Status> {
+    if let Some(reason) = &peer.refused {
+        return Some(tonic::Status::permission_denied(reason.to_string()));
+    }
+    let budget = peer.budget.as_ref()?;
+    (!budget.take()).then(|| {
+        tonic::Status::resource_exhausted(format!(
+            "too many requests on this connection: at most {} a second are served (flyte start \
+             local --max-requests-per-second); slow down and try again",
+            budget.per_second()
+        ))
+    })
+}
+
+/// The answer to a browser (or any plain HTTP client) whose request is refused.
+fn refusal_page(status: &tonic::Status) -> Response<BoxBody> {
+    let (code, title) = match status.code() {
+        tonic::Code::ResourceExhausted => {
+            (http::StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests")
+        }
+        _ => (http::StatusCode::FORBIDDEN, "403 Forbidden"),
+    };
     let mut response = Response::new(tonic::body::boxed(http_body_util::BodyExt::map_err(
-        http_body_util::Full::new(bytes::Bytes::from(format!("403 Forbidden: {reason}\n"))),
+        http_body_util::Full::new(bytes::Bytes::from(format!(
+            "{title}: {}\n",
+            status.message()
+        ))),
         |never| -> tonic::Status { match never {} },
     )));
-    *response.status_mut() = http::StatusCode::FORBIDDEN;
+    *response.status_mut() = code;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -232,8 +257,8 @@ where
 
     fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
         let path = self.path.clone();
-        if let Some(reason) = &self.refused {
-            let mut response = tonic::Status::permission_denied(reason.to_string()).into_http();
+        if let Some(status) = &self.refused {
+            let mut response = status.clone().into_http();
             response.headers_mut().insert(
                 crate::contract::BACKEND_KIND_HEADER,
                 HeaderValue::from_static(crate::contract::EMBEDDED_BACKEND_KIND),
