@@ -192,6 +192,7 @@ class Backend:
         system_retries: int | None = ...,
         max_streams_per_connection: int | None = ...,
         max_requests_per_second: int | None = ...,
+        max_message_bytes: int | None = ...,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

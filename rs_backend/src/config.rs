@@ -25,6 +25,9 @@ pub struct BackendConfig {
     /// Requests one client connection may make a second (and at once, after a quiet second);
     /// more are answered RESOURCE_EXHAUSTED (HTTP 429), which clients back off from.
     pub max_requests_per_second: u32,
+    /// Largest message (request or reply) in bytes; a larger request is refused
+    /// (RESOURCE_EXHAUSTED or OUT_OF_RANGE, as tonic answers it).
+    pub max_message_bytes: usize,
     /// Relaunches after crashes (lost processes, signals, missing results), separate from the
     /// task's own retries.
     pub system_retries: u32,
@@ -103,6 +106,7 @@ impl BackendConfig {
             max_parallel: Self::DEFAULT_MAX_PARALLEL,
             max_streams_per_connection: Self::DEFAULT_MAX_STREAMS_PER_CONNECTION,
             max_requests_per_second: Self::DEFAULT_MAX_REQUESTS_PER_SECOND,
+            max_message_bytes: crate::protocol::MAX_MESSAGE_BYTES,
             system_retries: Self::DEFAULT_SYSTEM_RETRIES,
             extra_env: Vec::new(),
             fork_server: None,

@@ -233,7 +233,10 @@ pub async fn start(
         signer: UrlSigner::load_or_create(&engine.layout.signing_key_path())?,
     });
     let request_log = match &engine.config.request_log {
-        Some(path) => Some(Arc::new(RequestLog::open(path)?)),
+        Some(path) => Some(Arc::new(RequestLog::open(
+            path,
+            engine.config.max_message_bytes,
+        )?)),
         None => None,
     };
     let acceptor = match &engine.config.tls {
@@ -252,6 +255,7 @@ pub async fn start(
                         .merge(services::ui::routes(engine.clone(), files.clone())),
                     request_log,
                     engine.auth.clone(),
+                    engine.config.max_message_bytes,
                 ))
                 .layer(tonic_web::GrpcWebLayer::new()),
         );

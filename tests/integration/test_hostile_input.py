@@ -147,3 +147,55 @@ def test_a_connection_over_its_request_rate_is_told_to_slow_down(tmp_path: Path)
         done = flyte.run(attempt_token_wf.squares, n=40).wait(quiet=True)
         assert done.phase == flyte.models.ActionPhase.SUCCEEDED, done
         assert done.outputs()[0] == sum(i * i for i in range(40))
+
+
+def test_messages_over_the_configured_size_are_refused(tmp_path: Path) -> None:
+    import http.client
+
+    from flyteidl2.common import identifier_pb2
+
+    from flyte._bridge import controller
+
+    with local_backend.running(tmp_path / "data", "--port", "0", "--max-message-bytes", "4096") as endpoint:
+        host, port = endpoint.split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        for size, expected in ((1_000, 200), (10_000, 429)):
+            connection.request(
+                "POST",
+                "/flyteidl2.workflow.RunService/ListRuns",
+                # Unknown field 15 (bytes): decodes, and only its size matters.
+                body=b"\x7a" + _varint(size) + b"x" * size,
+                headers={"content-type": "application/proto"},
+            )
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status == expected, (size, body)
+        assert b"larger than the limit of 4096 bytes" in body
+        connection.close()
+
+        client = BackendClient(endpoint, insecure=True)
+        run_id = identifier_pb2.RunIdentifier(
+            org="", project="flytesnacks", domain="development", name="r" * 10_000
+        )
+
+        async def send() -> None:
+            from flyteidl2.workflow import run_service_pb2
+
+            request = run_service_pb2.GetRunDetailsRequest(run_id=run_id)
+            await client._rpc.unary(
+                "/flyteidl2.workflow.RunService/GetRunDetails", request.SerializeToString()
+            )
+
+        with pytest.raises(controller.ControllerError) as refused:
+            asyncio.run(send())
+        assert refused.value.code in ("OUT_OF_RANGE", "RESOURCE_EXHAUSTED"), refused.value
+        assert "4096" in str(refused.value)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)

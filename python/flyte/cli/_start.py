@@ -51,6 +51,12 @@ def start() -> None:
     "(HTTP 429), which clients back off from. [default: 10000]",
 )
 @click.option(
+    "--max-message-bytes",
+    type=click.IntRange(1024, 2**31 - 1),
+    default=None,
+    help="Largest request or reply message in bytes; a larger request is refused. [default: 67108864 (64 MiB)]",
+)
+@click.option(
     "--launcher",
     type=click.Choice(["fork", "spawn"]),
     default="fork",
@@ -100,6 +106,7 @@ def start_local(
     system_retries: int | None,
     max_streams_per_connection: int | None,
     max_requests_per_second: int | None,
+    max_message_bytes: int | None,
     launcher: str,
     images: tuple[str, ...],
     tls_cert: Path | None,
@@ -163,6 +170,7 @@ def start_local(
         system_retries=system_retries,
         max_streams_per_connection=max_streams_per_connection,
         max_requests_per_second=max_requests_per_second,
+        max_message_bytes=max_message_bytes,
     )
 
 

@@ -20,7 +20,6 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use super::frames::{self, COMPRESSED, END_STREAM};
-use super::MAX_MESSAGE_BYTES;
 
 /// Responses at least this large are compressed when the client accepts gzip.
 const COMPRESS_MIN_BYTES: usize = 1024;
@@ -223,13 +222,13 @@ fn grpc_request(
     Ok(request)
 }
 
-pub(super) async fn read_body(body: BoxBody) -> Result<Bytes, Status> {
-    match Limited::new(body, MAX_MESSAGE_BYTES + 5).collect().await {
+pub(super) async fn read_body(body: BoxBody, limit: usize) -> Result<Bytes, Status> {
+    match Limited::new(body, limit.saturating_add(5)).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) => {
             if err.is::<http_body_util::LengthLimitError>() {
                 Err(Status::resource_exhausted(format!(
-                    "the request is larger than the limit of {MAX_MESSAGE_BYTES} bytes"
+                    "the request is larger than the limit of {limit} bytes"
                 )))
             } else {
                 Err(Status::cancelled(format!(
@@ -250,12 +249,16 @@ fn grpc_status(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Option<Stat
 }
 
 /// Decompresses one gRPC message the tonic service compressed (only if asked, never here).
-pub(super) fn grpc_message(frame: frames::Frame, headers: &HeaderMap) -> Result<Bytes, Status> {
+pub(super) fn grpc_message(
+    frame: frames::Frame,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Status> {
     if frame.flags & COMPRESSED == 0 {
         return Ok(frame.data);
     }
     match declared_gzip(headers, "grpc-encoding") {
-        Ok(true) => frames::gunzip(&frame.data, MAX_MESSAGE_BYTES).map_err(Status::internal),
+        Ok(true) => frames::gunzip(&frame.data, limit).map_err(Status::internal),
         _ => Err(Status::internal(
             "the service sent a compressed message in an unknown encoding",
         )),
@@ -263,7 +266,12 @@ pub(super) fn grpc_message(frame: frames::Frame, headers: &HeaderMap) -> Result<
 }
 
 /// Serves one Connect call through `inner`, a gRPC service.
-pub async fn serve<S>(inner: S, request: Request<BoxBody>, kind: Kind) -> Response<BoxBody>
+pub async fn serve<S>(
+    inner: S,
+    request: Request<BoxBody>,
+    kind: Kind,
+    limit: usize,
+) -> Response<BoxBody>
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = super::BoxError>
         + Send
@@ -271,8 +279,8 @@ where
     S::Future: Send + 'static,
 {
     match kind {
-        Kind::Unary => unary(inner, request).await,
-        Kind::Stream => stream(inner, request).await,
+        Kind::Unary => unary(inner, request, limit).await,
+        Kind::Stream => stream(inner, request, limit).await,
     }
 }
 
@@ -297,7 +305,7 @@ fn unsupported_codec(content_type: &str, supported: &'static str) -> Response<Bo
     response
 }
 
-async fn unary<S>(inner: S, request: Request<BoxBody>) -> Response<BoxBody>
+async fn unary<S>(inner: S, request: Request<BoxBody>, limit: usize) -> Response<BoxBody>
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = super::BoxError>,
 {
@@ -309,10 +317,9 @@ where
     let (parts, body) = request.into_parts();
     let result = async {
         let gzipped = declared_gzip(&parts.headers, CONTENT_ENCODING.as_str())?;
-        let mut message = read_body(body).await?;
+        let mut message = read_body(body, limit).await?;
         if gzipped {
-            message =
-                frames::gunzip(&message, MAX_MESSAGE_BYTES).map_err(Status::invalid_argument)?;
+            message = frames::gunzip(&message, limit).map_err(Status::invalid_argument)?;
         }
         let grpc = grpc_request(&parts, &[message])?;
         let response = inner
@@ -331,15 +338,14 @@ where
         if status.code() != Code::Ok {
             return Ok::<_, Status>(Err((status, head.headers, trailers)));
         }
-        let mut messages =
-            frames::decode_all(&data, MAX_MESSAGE_BYTES).map_err(Status::internal)?;
+        let mut messages = frames::decode_all(&data, limit).map_err(Status::internal)?;
         if messages.len() != 1 {
             return Err(Status::internal(format!(
                 "a unary method answered with {} messages",
                 messages.len()
             )));
         }
-        let message = grpc_message(messages.remove(0), &head.headers)?;
+        let message = grpc_message(messages.remove(0), &head.headers, limit)?;
         Ok(Ok((message, head.headers, trailers)))
     }
     .await;
@@ -406,7 +412,7 @@ fn end_of_stream(status: Option<&Status>, trailers: Option<&HeaderMap>) -> Bytes
 
 type Chunk = Result<http_body::Frame<Bytes>, Status>;
 
-async fn stream<S>(inner: S, request: Request<BoxBody>) -> Response<BoxBody>
+async fn stream<S>(inner: S, request: Request<BoxBody>, limit: usize) -> Response<BoxBody>
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = super::BoxError>,
     S::Future: Send + 'static,
@@ -430,11 +436,9 @@ where
     }
     let opened = async {
         let gzipped = declared_gzip(&parts.headers, "connect-content-encoding")?;
-        let body = read_body(body).await?;
+        let body = read_body(body, limit).await?;
         let mut messages = Vec::new();
-        for frame in
-            frames::decode_all(&body, MAX_MESSAGE_BYTES).map_err(Status::invalid_argument)?
-        {
+        for frame in frames::decode_all(&body, limit).map_err(Status::invalid_argument)? {
             if frame.flags & END_STREAM != 0 {
                 return Err(Status::invalid_argument(
                     "a request stream may not carry an end-of-stream message",
@@ -446,7 +450,7 @@ where
                         "a message is flagged compressed but connect-content-encoding names none",
                     ));
                 }
-                frames::gunzip(&frame.data, MAX_MESSAGE_BYTES).map_err(Status::invalid_argument)?
+                frames::gunzip(&frame.data, limit).map_err(Status::invalid_argument)?
             } else {
                 frame.data
             };
@@ -473,12 +477,18 @@ where
     };
     let (head, body) = answer.into_parts();
     copy_metadata(&head.headers, response.headers_mut(), "");
-    tokio::spawn(relay(head.headers, body, tx, accept_gzip));
+    tokio::spawn(relay(head.headers, body, tx, accept_gzip, limit));
     response
 }
 
 /// Re-frames a gRPC response stream as Connect envelopes until it ends or the client leaves.
-async fn relay(headers: HeaderMap, mut body: BoxBody, tx: mpsc::Sender<Chunk>, gzip: bool) {
+async fn relay(
+    headers: HeaderMap,
+    mut body: BoxBody,
+    tx: mpsc::Sender<Chunk>,
+    gzip: bool,
+    limit: usize,
+) {
     let envelope = |message: &[u8]| {
         if gzip && message.len() >= COMPRESS_MIN_BYTES {
             frames::encode(COMPRESSED, &frames::gzip(message))
@@ -497,7 +507,7 @@ async fn relay(headers: HeaderMap, mut body: BoxBody, tx: mpsc::Sender<Chunk>, g
             .await;
         return;
     }
-    let mut decoder = frames::Decoder::new(MAX_MESSAGE_BYTES);
+    let mut decoder = frames::Decoder::new(limit);
     loop {
         let frame = match body.frame().await {
             None => {
@@ -523,7 +533,7 @@ async fn relay(headers: HeaderMap, mut body: BoxBody, tx: mpsc::Sender<Chunk>, g
                     let next = decoder
                         .next_frame()
                         .map_err(Status::internal)
-                        .and_then(|f| f.map(|f| grpc_message(f, &headers)).transpose());
+                        .and_then(|f| f.map(|f| grpc_message(f, &headers, limit)).transpose());
                     match next {
                         Ok(Some(message)) => {
                             if tx

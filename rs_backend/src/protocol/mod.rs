@@ -25,7 +25,8 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// Largest message accepted or sent; task specs with big interfaces exceed tonic's 4 MiB.
+/// Largest message accepted or sent unless configured otherwise; task specs with big
+/// interfaces exceed tonic's 4 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How tonic's codec begins the message of a request it cannot decode.
@@ -90,6 +91,7 @@ pub struct ProtocolLayer {
     http: axum::Router,
     log: Option<Arc<RequestLog>>,
     auth: Option<Arc<Authenticator>>,
+    max_message_bytes: usize,
 }
 
 impl ProtocolLayer {
@@ -97,8 +99,14 @@ impl ProtocolLayer {
         http: axum::Router,
         log: Option<Arc<RequestLog>>,
         auth: Option<Arc<Authenticator>>,
+        max_message_bytes: usize,
     ) -> Self {
-        Self { http, log, auth }
+        Self {
+            http,
+            log,
+            auth,
+            max_message_bytes,
+        }
     }
 }
 
@@ -111,6 +119,7 @@ impl<S> Layer<S> for ProtocolLayer {
             http: self.http.clone(),
             log: self.log.clone(),
             auth: self.auth.clone(),
+            max_message_bytes: self.max_message_bytes,
         }
     }
 }
@@ -121,6 +130,7 @@ pub struct ProtocolService<S> {
     http: axum::Router,
     log: Option<Arc<RequestLog>>,
     auth: Option<Arc<Authenticator>>,
+    max_message_bytes: usize,
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -180,8 +190,11 @@ where
             auth: self.auth.clone(),
             refused,
         };
+        let limit = self.max_message_bytes;
         match connect::classify(request.headers(), request.method()) {
-            Some(kind) => Box::pin(async move { Ok(connect::serve(inner, request, kind).await) }),
+            Some(kind) => {
+                Box::pin(async move { Ok(connect::serve(inner, request, kind, limit).await) })
+            }
             None => Box::pin(inner.oneshot(request)),
         }
     }

@@ -15,15 +15,17 @@ use http::{HeaderMap, Request};
 use tonic::body::BoxBody;
 
 use super::connect::{boxed, grpc_message, read_body};
-use super::{frames, MAX_MESSAGE_BYTES};
+use super::frames;
 use crate::error::BackendError;
 
 pub struct RequestLog {
     file: Mutex<File>,
+    /// Largest message read (the backend's message limit).
+    limit: usize,
 }
 
 impl RequestLog {
-    pub fn open(path: &Path) -> Result<Self, BackendError> {
+    pub fn open(path: &Path, limit: usize) -> Result<Self, BackendError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -31,6 +33,7 @@ impl RequestLog {
             .map_err(|e| BackendError::io(format!("open request log {}", path.display()), e))?;
         Ok(Self {
             file: Mutex::new(file),
+            limit,
         })
     }
 
@@ -45,8 +48,8 @@ impl RequestLog {
     /// Reads the whole request body, logs its messages, and gives back an equivalent request.
     pub async fn record(&self, method: &str, request: Request<BoxBody>) -> Request<BoxBody> {
         let (parts, body) = request.into_parts();
-        let (entry, body) = match read_body(body).await {
-            Ok(bytes) => (messages(&bytes, &parts.headers), boxed(bytes)),
+        let (entry, body) = match read_body(body, self.limit).await {
+            Ok(bytes) => (messages(&bytes, &parts.headers, self.limit), boxed(bytes)),
             // The body is gone: the service sees an empty request and answers it as such.
             Err(status) => (Err(status.message().to_string()), tonic::body::empty_body()),
         };
@@ -79,11 +82,11 @@ impl RequestLog {
     }
 }
 
-fn messages(body: &[u8], headers: &HeaderMap) -> Result<Vec<Vec<u8>>, String> {
-    frames::decode_all(body, MAX_MESSAGE_BYTES)?
+fn messages(body: &[u8], headers: &HeaderMap, limit: usize) -> Result<Vec<Vec<u8>>, String> {
+    frames::decode_all(body, limit)?
         .into_iter()
         .map(|frame| {
-            grpc_message(frame, headers)
+            grpc_message(frame, headers, limit)
                 .map(|m| m.to_vec())
                 .map_err(|s| s.message().to_string())
         })

@@ -36,7 +36,6 @@ use tonic::transport::server::{Router, Server};
 use crate::engine::Engine;
 use crate::idl::flyteidl::cluster::cluster_service_server::ClusterServiceServer;
 use crate::idl::flyteidl::dataproxy::data_proxy_service_server::DataProxyServiceServer;
-use crate::protocol::MAX_MESSAGE_BYTES;
 
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -107,8 +106,8 @@ pub fn add_all<L: Clone>(
     macro_rules! configured {
         ($server:expr) => {
             $server
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(engine.config.max_message_bytes)
+                .max_encoding_message_size(engine.config.max_message_bytes)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
         };
