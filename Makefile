@@ -18,7 +18,7 @@ export PYO3_ENVIRONMENT_SIGNATURE = $(shell test -x $(PY) && $(PY) -c 'import pl
 	print("%s-%d.%d-%dbit" % (platform.python_implementation().lower(), *sys.version_info[:2], struct.calcsize("P") * 8))')
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test venv wheel install test-rust test-python test-images test-tools image wheelhouse bench lint fmt clean
+.PHONY: demo test venv wheel install test-rust test-python test-images test-tools image wheelhouse bench chaos lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ test-tools:
 		cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register; \
 		echo "registered qemu-aarch64 with binfmt_misc"; \
 	fi
+
+# Faults at random points of real runs (kills, a full or read-only disk) and malformed requests;
+# prints a table of figures and fails if an invariant breaks. SEED=N replays a suite.
+# `make test` runs a bounded form (tests/chaos/test_chaos.py).
+chaos: install test-tools
+	$(PY) tests/chaos/suite.py --trials 20 --requests 1000 $(if $(SEED),--seed $(SEED))
 
 test-python: install test-tools
 	$(VENV)/bin/pytest -q tests

@@ -305,6 +305,26 @@ impl RunningBackend {
         firing::fire_due(&self.engine, now_ms).await
     }
 
+    /// The token of the current attempt of `action` in run `run` (what its process was given);
+    /// for tests that call ActionsService.Update as that process would.
+    #[doc(hidden)]
+    pub fn attempt_token(
+        &self,
+        run: &flyteidl2::flyteidl::common::RunIdentifier,
+        action: &str,
+    ) -> Option<String> {
+        let run = crate::names::RunKey::from_proto(run, "run").ok()?;
+        let record = self.engine.store.action(&run, action).ok()??;
+        Some(
+            self.engine
+                .attempt_keys
+                .issue(crate::attempt_token::AttemptClaim {
+                    seq: record.seq,
+                    attempt: record.attempts,
+                }),
+        )
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

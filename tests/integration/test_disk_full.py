@@ -87,7 +87,16 @@ def test_a_briefly_read_only_data_dir_pauses_a_run_without_failing_it(small_disk
         # the data dir; what is open already stays writable, as on a remount that a busy file
         # system refuses).
         subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(data)], check=True)
+        # Making a mount read-only fails (EBUSY) while a write through it is under way.
+        for _ in range(100):
+            if (
+                subprocess.run(["mount", "-o", "remount,ro,bind", str(data)], capture_output=True).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError(f"cannot make {data} read-only")
         try:
             time.sleep(4)
             # Its launches fail meanwhile, as system retries that back off: the run waits.

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use super::{streams, ServerStream, STREAM_BUFFER};
 use crate::attempt_token::{bearer, AttemptClaim};
 use crate::engine::{internal, Engine};
+use crate::store::{ActionKind, ActionRecord};
 use crate::validate;
 
 pub struct ActionsApi {
@@ -29,6 +30,26 @@ impl ActionsApi {
 
 /// The reason recorded when a client aborts without giving one.
 pub const DEFAULT_ABORT_REASON: &str = "aborted by request";
+
+impl ActionsApi {
+    /// The attempt that may report on `record`: its own, or — for an action without a process
+    /// of its own (a trace, a condition) — its parent's.
+    fn holder_of(&self, record: ActionRecord) -> Result<AttemptClaim, Status> {
+        let holder = match (record.kind, &record.parent) {
+            (ActionKind::Task, _) | (_, None) => record,
+            (_, Some(parent)) => self
+                .engine
+                .store
+                .action(&record.run, parent)
+                .map_err(|e| internal("look up parent action", e))?
+                .ok_or_else(|| Status::not_found(format!("parent action {parent:?} is gone")))?,
+        };
+        Ok(AttemptClaim {
+            seq: holder.seq,
+            attempt: holder.attempts,
+        })
+    }
+}
 
 #[tonic::async_trait]
 impl ActionsService for ActionsApi {
@@ -89,14 +110,11 @@ impl ActionsService for ActionsApi {
                     report.name, report.run
                 ))
             })?;
-        let own = AttemptClaim {
-            seq: record.seq,
-            attempt: record.attempts,
-        };
-        if claim != Some(own) {
+        if claim != Some(self.holder_of(record)?) {
             return Err(Status::permission_denied(format!(
-                "only the running attempt of action {:?} may update its status: call with the \
-                 token the backend gave that attempt ({}) as 'authorization: Bearer <token>'",
+                "only the running attempt of action {:?} (or, for a trace, of its parent) may \
+                 update its status: call with the token the backend gave that attempt ({}) as \
+                 'authorization: Bearer <token>'",
                 report.name,
                 crate::contract::EXTRA_ACTION_TOKEN
             )));

@@ -308,15 +308,42 @@ async fn update_applies_reported_phases_but_never_reopens() {
         .expect("enqueue trace");
     assert_eq!(phase_of(&h.details("r", "t1").await), ActionPhase::Running);
 
-    let update = |name: &str, attempt: u32, phase: ActionPhase| UpdateRequest {
-        action_id: Some(action_id("r", name)),
-        attempt,
-        status: Some(ActionStatus {
-            phase: phase as i32,
-            ..Default::default()
-        }),
-        address: None,
+    // What the root's process was given: it reports on itself and on its traces.
+    let token = h
+        .backend
+        .as_ref()
+        .and_then(|b| b.attempt_token(&run_id("r"), "a0"))
+        .expect("the root's attempt token");
+    let update = |name: &str, attempt: u32, phase: ActionPhase| {
+        let mut request = tonic::Request::new(UpdateRequest {
+            action_id: Some(action_id("r", name)),
+            attempt,
+            status: Some(ActionStatus {
+                phase: phase as i32,
+                ..Default::default()
+            }),
+            address: None,
+        });
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("an ASCII header"),
+        );
+        request
     };
+    let anonymous = h
+        .actions
+        .update(UpdateRequest {
+            action_id: Some(action_id("r", "t1")),
+            attempt: 1,
+            status: Some(ActionStatus {
+                phase: ActionPhase::Succeeded as i32,
+                ..Default::default()
+            }),
+            address: None,
+        })
+        .await
+        .expect_err("no attempt's token");
+    assert_eq!(anonymous.code(), Code::PermissionDenied);
     h.actions
         .update(update("t1", 1, ActionPhase::Succeeded))
         .await
