@@ -54,6 +54,20 @@ impl Layout {
     }
 
     /// The key that seals secret values (never leaves the data dir).
+    /// What no task may read: the database (with its WAL) and the keys.
+    pub fn private_files(&self) -> Vec<PathBuf> {
+        let db = self.db_path();
+        let mut files = vec![
+            db.with_extension("db-wal"),
+            db.with_extension("db-shm"),
+            self.secrets_key_path(),
+            self.attempt_key_path(),
+            self.signing_key_path(),
+        ];
+        files.insert(0, db);
+        files
+    }
+
     pub fn attempt_key_path(&self) -> PathBuf {
         self.root.join("attempt.key")
     }

@@ -82,6 +82,7 @@ mod protocol;
 mod quantity;
 mod recovery;
 mod run_env;
+mod sandbox;
 pub mod schedule;
 mod secrets;
 mod server;

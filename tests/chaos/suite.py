@@ -19,6 +19,7 @@ import functools
 import http.client
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -274,9 +275,14 @@ def _settle(run: Any, row: Row, data: Path) -> None:
     ):
         # The figures below would be blind: say so rather than report zeros.
         row.notes.append(f"BROKEN: run {run.name}'s attempts are not where the suite looks for them")
-    for started, complete in attempts.values():
+    for action, (started, complete) in sorted(attempts.items()):
         finished_again = {k for k in started if complete and k > min(complete)}
         row.finished_rerun += len(finished_again)
+        if finished_again:
+            row.notes.append(
+                f"run {run.name}: action {action} ran attempts {sorted(started)} though attempt "
+                f"{min(complete)} had complete outputs"
+            )
         row.inflight_rerun += max(len(started) - 1 - len(finished_again), 0)
 
 
@@ -643,8 +649,10 @@ def run_suite(seed: int, trials: int, requests: int, only: tuple[str, ...] = ALL
     for kind in only:
         # One generator per kind: a kind replays the same way whichever others run with it.
         rng = random.Random(f"{seed}:{kind}")
-        with tempfile.TemporaryDirectory(prefix="flyte-chaos-") as tmp:
-            work = Path(tmp)
+        # FLYTE_CHAOS_KEEP=1 keeps each kind's data dir (its path goes to stderr), to look into.
+        keep = bool(os.environ.get("FLYTE_CHAOS_KEEP"))
+        work = Path(tempfile.mkdtemp(prefix="flyte-chaos-"))
+        try:
             started = time.monotonic()
             if kind in KILL_KINDS:
                 rows[kind] = kill_trials(kind, trials, rng, work)
@@ -652,7 +660,11 @@ def run_suite(seed: int, trials: int, requests: int, only: tuple[str, ...] = ALL
                 rows[kind] = storage_trials(kind, max(1, trials // 4), rng, work)
             else:
                 rows[kind] = malformed_requests(requests, rng, work)
-            print(f"  {kind}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            kept = f" (kept in {work})" if keep else ""
+            print(f"  {kind}: {time.monotonic() - started:.0f} s{kept}", file=sys.stderr, flush=True)
+        finally:
+            if not keep:
+                shutil.rmtree(work, ignore_errors=True)
     return rows
 
 

@@ -82,3 +82,27 @@ async def square(x: int) -> int:
 @env.task
 async def squares(n: int) -> int:
     return sum(await asyncio.gather(*(square(i) for i in range(n))))
+
+
+def _peek() -> dict[str, int]:
+    """How many bytes of each of the backend's private files this process can read."""
+    from pathlib import Path
+
+    from flyte._bridge import contract
+
+    data = Path(os.environ[contract.EXTRA_DATA_DIR])
+    names = ["backend.db", "backend.db-wal", "secrets.key", "attempt.key", "signing.key"]
+    return {name: len((data / name).read_bytes()) for name in names if (data / name).exists()}
+
+
+@env.task
+async def peek() -> dict[str, int]:
+    return _peek()
+
+
+pooled_env = flyte.TaskEnvironment(name="attempt_tokens_pooled", reusable=flyte.ReusePolicy(replicas=1))
+
+
+@pooled_env.task
+async def pooled_peek() -> dict[str, int]:
+    return _peek()

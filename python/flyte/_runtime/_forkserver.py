@@ -75,11 +75,17 @@ def _program_runner(script: str) -> Runner:
     return run
 
 
-def _child(request: dict[str, Any], inherited: list[int], run: Runner) -> None:
-    """In the forked child: become the attempt's own process, run it, exit. Never returns."""
+def _child(request: dict[str, Any], inherited: list[int], gate: int, run: Runner) -> None:
+    """In the forked child: become the attempt's own process, wait until the backend has
+    recorded its pid (``gate`` gives one byte then), run the attempt, exit. Never returns."""
     code = 1
     try:
         os.setsid()
+        # Nothing to read: the server exited before the backend let this attempt start, so
+        # the backend may not know this process. Running it could only run the attempt twice.
+        if not os.read(gate, 1):
+            os._exit(code)
+        os.close(gate)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -127,6 +133,9 @@ def serve(run: Runner) -> int:
     sel.register(in_fd, selectors.EVENT_READ, "requests")
     sel.register(wake_r, selectors.EVENT_READ, "children")
     inherited = [in_fd, sys.stdout.fileno(), wake_r, wake_w, sel.fileno()]
+    # Per request: the write end of the pipe its child waits on (see _child).
+    gates: dict[Any, int] = {}
+    waiting: dict[int, Any] = {}  # pid -> request id, while its child waits
     pending = b""
 
     def send(message: dict[str, Any]) -> None:
@@ -141,6 +150,10 @@ def serve(run: Runner) -> int:
                 return
             if pid == 0:
                 return
+            # A child that never got its go-ahead (killed meanwhile) needs its gate no more.
+            gate = gates.pop(waiting.pop(pid, None), None)
+            if gate is not None:
+                os.close(gate)
             send({"exited": pid, "status": status})
 
     while True:
@@ -166,17 +179,30 @@ def serve(run: Runner) -> int:
                     continue
                 try:
                     request = json.loads(line)
+                    if "go" in request:
+                        gate = gates.pop(request["go"], None)
+                        if gate is not None:
+                            waiting.pop(request.get("pid"), None)
+                            os.write(gate, b"g")
+                            os.close(gate)
+                        continue
                     rid = request["id"]
                 except (ValueError, KeyError, TypeError) as e:
                     print(f"forkserver: bad request {line[:200]!r}: {e}", file=sys.stderr, flush=True)
                     continue
+                gate_r, gate_w = os.pipe()
                 try:
                     pid = os.fork()
                 except OSError as e:
+                    os.close(gate_r)
+                    os.close(gate_w)
                     send({"id": rid, "error": f"fork failed: {e}"})
                     continue
                 if pid == 0:
-                    _child(request, inherited, run)
+                    _child(request, [*inherited, gate_w, *gates.values()], gate_r, run)
+                os.close(gate_r)
+                gates[rid] = gate_w
+                waiting[pid] = rid
                 send({"id": rid, "pid": pid})
         reap()
 

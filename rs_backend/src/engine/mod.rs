@@ -42,6 +42,9 @@ pub struct Engine {
     pub sealer: SecretBox,
     /// Signs the token each attempt's process is given (see [`crate::attempt_token`]).
     pub attempt_keys: AttemptKeys,
+    /// Hides the database and keys from the processes started for tasks (None: the system
+    /// cannot; see [`crate::sandbox`]).
+    pub hider: Option<Arc<crate::sandbox::Hider>>,
     /// Set when attempts are forked from a warm server instead of spawned.
     pub forks: Option<ForkServer>,
     /// The warm workers of task environments with a reuse policy.
@@ -75,11 +78,12 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (stop, _) = watch::channel(false);
         let scheduler = Scheduler::new(config.max_parallel);
+        let hider = crate::sandbox::Hider::for_layout(&layout).map(Arc::new);
         let forks = config
             .fork_server
             .clone()
-            .map(|command| ForkServer::new(command, layout.fork_server_log_path()));
-        let pools = Pools::new(config.worker.clone(), layout.clone());
+            .map(|command| ForkServer::new(command, layout.fork_server_log_path(), hider.clone()));
+        let pools = Pools::new(config.worker.clone(), layout.clone(), hider.clone());
         Self {
             config,
             layout,
@@ -88,6 +92,7 @@ impl Engine {
             scheduler,
             sealer,
             attempt_keys,
+            hider,
             forks,
             pools,
             auth: None,

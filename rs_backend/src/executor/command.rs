@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use crate::layout::dir_uri;
 
@@ -140,6 +141,7 @@ pub struct Launch<'a> {
     pub env: Vec<(String, String)>,
     pub work_dir: &'a Path,
     pub log: std::fs::File,
+    pub hider: Option<Arc<crate::sandbox::Hider>>,
 }
 
 impl Launch<'_> {
@@ -156,19 +158,28 @@ impl Launch<'_> {
             // it dies, and a crashed backend's processes are found again by pid on restart.
             .kill_on_drop(false);
         // Its own process group, so the whole tree can be signalled as one.
-        own_session(&mut command);
+        own_session(&mut command, self.hider);
         Ok(command)
     }
 }
 
 /// Starts the command's process in a session (and process group) of its own: killing the group
 /// reaches everything it started, and a Ctrl-C at the backend's terminal does not reach it.
-pub fn own_session(command: &mut tokio::process::Command) {
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+/// With a `hider`, the backend's private files are hidden from the process and everything it
+/// starts (see [`crate::sandbox`]).
+pub fn own_session(
+    command: &mut tokio::process::Command,
+    hider: Option<Arc<crate::sandbox::Hider>>,
+) {
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent; Hider::apply
+    // only makes system calls on memory prepared before the fork.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(hider) = &hider {
+                hider.apply()?;
             }
             Ok(())
         });

@@ -14,6 +14,9 @@
 //!   fork a child that calls setsid(), chdirs to `cwd`, appends fds 1 and 2 to `log`, merges
 //!   `env` into its inherited environment, runs the attempt with `args` and `_exit`s.
 //! - server → backend: `{"id": N, "pid": P}` once forked, or `{"id": N, "error": "..."}`.
+//! - backend → server: `{"go": N, "pid": P}` once the backend has recorded the child's pid: only then
+//!   does the child of request N run its attempt (until then it waits, after setsid()). A
+//!   server that exits first takes its waiting children with it.
 //! - server → backend: `{"exited": P, "status": S}` when a child is reaped (S is the raw
 //!   waitpid status).
 //! - EOF on the server's stdin: the server exits; its children carry on.
@@ -69,12 +72,16 @@ pub struct LaunchRequest<'a> {
 /// A child the server forked. `exit` yields its raw wait status, or fails if the server died
 /// before reporting it.
 pub struct Forked {
+    /// The launch request's id: what [`ForkServer::release`] names.
+    pub id: u64,
     pub pid: i32,
     pub exit: oneshot::Receiver<ExitStatus>,
 }
 
 pub struct ForkServer {
     command: Vec<String>,
+    /// Hides the backend's private files from the server and so from every child it forks.
+    hider: Option<Arc<crate::sandbox::Hider>>,
     log_path: PathBuf,
     reply_limit: Duration,
     next_id: AtomicU64,
@@ -115,9 +122,14 @@ struct State {
 }
 
 impl ForkServer {
-    pub fn new(command: Vec<String>, log_path: PathBuf) -> Self {
+    pub fn new(
+        command: Vec<String>,
+        log_path: PathBuf,
+        hider: Option<Arc<crate::sandbox::Hider>>,
+    ) -> Self {
         Self {
             command,
+            hider,
             log_path,
             reply_limit: REPLY_LIMIT,
             next_id: AtomicU64::new(1),
@@ -191,6 +203,27 @@ impl ForkServer {
         }
     }
 
+    /// Lets a forked child run its attempt. A child waits for this after it forks, so the
+    /// backend can record its pid first: a backend that dies in between leaves no child it
+    /// cannot find again (the server exits, and its waiting children with it).
+    pub async fn release(&self, forked: &Forked) {
+        let Some(conn) = self.current.lock().await.clone() else {
+            return;
+        };
+        let line = format!("{{\"go\": {}, \"pid\": {}}}\n", forked.id, forked.pid);
+        let mut stdin = conn.stdin.lock().await;
+        if let Some(stdin) = stdin.as_mut() {
+            let sent = match stdin.write_all(line.as_bytes()).await {
+                Ok(()) => stdin.flush().await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = sent {
+                // The server is gone, and the child with it: its exit is reported as usual.
+                tracing::debug!(%err, pid = forked.pid, "could not release a forked child");
+            }
+        }
+    }
+
     /// The running server, started if there is none (or the last one died).
     async fn connection(&self) -> Result<Arc<Conn>, String> {
         let mut current = self.current.lock().await;
@@ -240,7 +273,7 @@ impl ForkServer {
             .kill_on_drop(true);
         // A Ctrl-C meant for the backend's terminal must not kill it; the backend ends it by
         // closing its stdin.
-        super::command::own_session(&mut command);
+        super::command::own_session(&mut command, self.hider.clone());
         let mut child = command
             .spawn()
             .map_err(|e| format!("could not start the fork server {shown}: {e}"))?;
@@ -564,6 +597,7 @@ impl Shared {
             .and_then(|i| state.early_exits.remove(i))
             .map(|(_, status)| status);
         let forked = Forked {
+            id,
             pid,
             exit: receiver,
         };
@@ -662,6 +696,7 @@ mod tests {
         ForkServer::new(
             vec!["sh".into(), "-c".into(), script.into()],
             dir.join("logs").join("forkserver.log"),
+            None,
         )
         .with_reply_limit(Duration::from_secs(5))
     }
@@ -713,6 +748,7 @@ mod tests {
         let forks = ForkServer::new(
             vec!["/nonexistent/fork-server".into()],
             dir.path().join("forkserver.log"),
+            None,
         );
         let err = forks
             .launch(&request(dir.path(), &[], &[]))

@@ -795,6 +795,7 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         env,
         work_dir: &work_dir,
         log,
+        hider: engine.hider.clone(),
     };
     let mut command = launch
         .command()
@@ -872,6 +873,9 @@ async fn fork_and_supervise(
         start_ticks,
     };
     record_process(&engine, &job, process);
+    if let Some(forks) = engine.forks.as_ref() {
+        forks.release(&forked).await;
+    }
     job.pgid = forked.pid;
     engine.scheduler.set_pgid(job.record.seq, forked.pid);
     let child = ChildProc::Forked(ForkedChild::new(process, forked.exit));

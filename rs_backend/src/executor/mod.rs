@@ -482,12 +482,13 @@ fn abort_orphans(engine: &Engine, record: &ActionRecord) {
 }
 
 /// How recovery found an attempt that was running when the previous backend died.
+/// Either way the files it left decide: outputs that are complete mean it succeeded (kept,
+/// not run again); an error file is the task's own failure; nothing at all means it died with
+/// the backend (or was stopped), and it runs again, using no retry.
 pub enum LostAttempt {
-    /// Its process was still running and was stopped: it runs again, using no retry.
+    /// Its process was still running and was stopped.
     Stopped(String),
-    /// Its process had ended: the files it left decide. Outputs that are complete mean it
-    /// succeeded (kept, not run again); an error file is the task's own failure; nothing
-    /// at all means it died with the backend, and it runs again, using no retry.
+    /// Its process had ended.
     Ended(String),
 }
 
@@ -497,25 +498,20 @@ pub fn conclude_lost_attempt(engine: &Arc<Engine>, record: &ActionRecord, lost: 
         .and_then(|t| spec::ExecSpec::from_task(&t).ok())
         .map(|s| s.policy)
         .unwrap_or_default();
-    let verdict = match lost {
-        LostAttempt::Stopped(reason) => Verdict::Interrupted(reason),
-        LostAttempt::Ended(reason) => {
-            let files = crate::layout::attempt_prefix(
-                &record.run_output_base,
-                &record.name,
-                record.attempts,
-            );
-            match files {
-                Ok((dir, uri)) => {
-                    match outcome::classify(&outcome::ExitCause::EndedUnknown, &dir, &uri) {
-                        // Neither outputs nor an error: no sign the task itself failed.
-                        Verdict::SystemFailure { .. } => Verdict::Interrupted(reason),
-                        decided => decided,
-                    }
-                }
-                Err(_) => Verdict::Interrupted(reason),
-            }
-        }
+    // Either way the files decide: a process stopped at restart may already have written
+    // complete outputs (it was on its way out), and those are kept too.
+    let reason = match lost {
+        LostAttempt::Stopped(reason) | LostAttempt::Ended(reason) => reason,
+    };
+    let files =
+        crate::layout::attempt_prefix(&record.run_output_base, &record.name, record.attempts);
+    let verdict = match files {
+        Ok((dir, uri)) => match outcome::classify(&outcome::ExitCause::EndedUnknown, &dir, &uri) {
+            // Neither outputs nor an error: no sign the task itself failed.
+            Verdict::SystemFailure { .. } => Verdict::Interrupted(reason),
+            decided => decided,
+        },
+        Err(_) => Verdict::Interrupted(reason),
     };
     if let Some(concluded) = conclude_attempt(engine, record, record.attempts, verdict, &policy) {
         follow_up(engine, &concluded);

@@ -136,6 +136,7 @@ impl Pool {
 
 pub struct Pools {
     command: Option<Vec<String>>,
+    hider: Option<Arc<crate::sandbox::Hider>>,
     layout: Layout,
     state: Mutex<HashMap<String, Pool>>,
     next_worker: AtomicU64,
@@ -152,9 +153,14 @@ pub struct PoolStats {
 }
 
 impl Pools {
-    pub fn new(command: Option<Vec<String>>, layout: Layout) -> Self {
+    pub fn new(
+        command: Option<Vec<String>>,
+        layout: Layout,
+        hider: Option<Arc<crate::sandbox::Hider>>,
+    ) -> Self {
         Self {
             command,
+            hider,
             layout,
             state: Mutex::new(HashMap::new()),
             next_worker: AtomicU64::new(1),
@@ -266,6 +272,7 @@ impl Pools {
                 dir: &self.layout.worker_dir(&pool.label, number),
                 log: &self.layout.worker_log_path(&pool.label, number),
                 memory_limit: pool.spec.memory_limit,
+                hider: self.hider.clone(),
             },
         )?;
         pool.slots.push(Slot {
@@ -446,6 +453,7 @@ mod tests {
         Pools::new(
             Some(vec!["sh".into(), "-c".into(), script.into()]),
             Layout::new(dir.to_path_buf()),
+            None,
         )
     }
 

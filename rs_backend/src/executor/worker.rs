@@ -64,6 +64,7 @@ pub struct Launch<'a> {
     pub dir: &'a Path,
     pub log: &'a Path,
     pub memory_limit: Option<u64>,
+    pub hider: Option<Arc<crate::sandbox::Hider>>,
 }
 
 pub struct Worker {
@@ -119,7 +120,7 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(false);
-        super::command::own_session(&mut command);
+        super::command::own_session(&mut command, launch.hider.clone());
         let mut child = command.spawn().map_err(|e| cannot("spawn".into(), e))?;
         let (Some(stdin), Some(stdout), Some(pid)) = (
             child.stdin.take(),
@@ -385,6 +386,7 @@ mod tests {
                 dir: &dir.join("w"),
                 log: &dir.join("w.log"),
                 memory_limit,
+                hider: None,
             },
         )
         .unwrap()

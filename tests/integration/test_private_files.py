@@ -1,0 +1,45 @@
+"""Tasks run as the backend's user, so file permissions cannot keep them from the backend's
+database and keys; each process started for tasks (an attempt, the fork server, a reusable
+worker) sees those files as empty, while the backend keeps using them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attempt_token_wf
+import local_backend
+import pytest
+
+import flyte
+
+
+def _user_namespaces() -> bool:
+    return subprocess.run(["unshare", "--user", "--mount", "true"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    if not _user_namespaces():
+        pytest.skip("this system gives processes no user namespaces")
+    data = tmp_path / "data"
+    with local_backend.running(data, "--port", "0", "--launcher", request.param) as endpoint:
+        flyte.init(endpoint=endpoint, insecure=True)
+        yield data
+
+
+@pytest.mark.parametrize(
+    "task", [attempt_token_wf.peek, attempt_token_wf.pooled_peek], ids=["attempt", "worker"]
+)
+def test_tasks_cannot_read_the_database_or_the_keys(backend: Path, task: object) -> None:
+    done = flyte.run(task).wait(quiet=True)  # type: ignore[arg-type]
+    assert done.phase == flyte.models.ActionPhase.SUCCEEDED, done
+    seen = done.outputs()[0]
+    assert {"backend.db", "secrets.key", "attempt.key", "signing.key"} <= set(seen), seen
+    assert all(size == 0 for size in seen.values()), seen
+    # The backend itself still has them.
+    assert (backend / "backend.db").stat().st_size > 0
+    assert (backend / "secrets.key").stat().st_size > 0
+    assert sys.platform == "linux"
