@@ -358,10 +358,10 @@ def storage_trials(kind: str, trials: int, rng: random.Random, work: Path) -> Ro
                 time.sleep(rng.uniform(0.2, 2.0))
                 if kind == "disk full":
                     filler = disk / "filler"
-                    with open(filler, "wb") as f, contextlib.suppress(OSError):
+                    # Unbuffered: nothing is left to write (and fail) when the file is closed.
+                    with contextlib.suppress(OSError), open(filler, "wb", buffering=0) as f:
                         while True:
                             f.write(b"\0" * (1 << 20))
-                            f.flush()
                     row.faults += 1
                     time.sleep(rng.uniform(1.0, 3.0))
                     refused = _refused_while_full(work / f"marks-{trial}-refused")
