@@ -507,6 +507,8 @@ struct Prepared {
     /// Whether the program is this SDK's runtime in the default environment, which the fork
     /// server can run in-process.
     forkable: bool,
+    /// Whether its process gets the backend's private files hidden (see `crate::sandbox`).
+    sandboxed: bool,
     /// The container args after the program.
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -550,7 +552,11 @@ fn prepare(
         .split_first()
         .ok_or_else(|| invalid("task_template.container.args is empty".into()))?;
     let program = resolve_program(&bin_dir, program_name).map_err(invalid)?;
-    let forkable = program_name == RUNTIME_PROGRAM && bin_dir == engine.config.bin_dir;
+    // A raw container's image runs under a container runtime, which needs the real user
+    // namespace (and sees only what it mounts): no fork server, no hidden files.
+    let runs_a_container = rest.first().map(String::as_str) == Some(contract::RAW_CONTAINER_FLAG);
+    let forkable =
+        program_name == RUNTIME_PROGRAM && bin_dir == engine.config.bin_dir && !runs_a_container;
     let work_dir = engine.layout.work_dir(&record.run, &record.name, attempt);
 
     fs::create_dir_all(&output_dir).map_err(|e| {
@@ -653,6 +659,7 @@ fn prepare(
         job,
         program,
         forkable,
+        sandboxed: !runs_a_container,
         args,
         env,
         work_dir,
@@ -786,6 +793,7 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         env,
         work_dir,
         log,
+        sandboxed,
         ..
     } = prepared;
     let log = log.ok_or_else(|| launch_failed("the attempt's log file was not created".into()))?;
@@ -795,7 +803,7 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         env,
         work_dir: &work_dir,
         log,
-        hider: engine.hider.clone(),
+        hider: engine.hider.clone().filter(|_| sandboxed),
     };
     let mut command = launch
         .command()
