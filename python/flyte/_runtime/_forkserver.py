@@ -75,11 +75,16 @@ def _program_runner(script: str) -> Runner:
     return run
 
 
-def _child(request: dict[str, Any], inherited: list[int], gate: int, run: Runner) -> None:
+def _child(
+    request: dict[str, Any], inherited: list[int], gate: int, gate_writers: list[int], run: Runner
+) -> None:
     """In the forked child: become the attempt's own process, wait until the backend has
     recorded its pid (``gate`` gives one byte then), run the attempt, exit. Never returns."""
     code = 1
     try:
+        # Only the server may hold the writing ends: once it is gone, the gate reads as closed.
+        for fd in gate_writers:
+            os.close(fd)
         os.setsid()
         # Nothing to read: the server exited before the backend let this attempt start, so
         # the backend may not know this process. Running it could only run the attempt twice.
@@ -199,7 +204,7 @@ def serve(run: Runner) -> int:
                     send({"id": rid, "error": f"fork failed: {e}"})
                     continue
                 if pid == 0:
-                    _child(request, [*inherited, gate_w, *gates.values()], gate_r, run)
+                    _child(request, inherited, gate_r, [gate_w, *gates.values()], run)
                 os.close(gate_r)
                 gates[rid] = gate_w
                 waiting[pid] = rid
