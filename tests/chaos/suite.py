@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import chaos_wf  # noqa: E402
+from protowire import varint  # noqa: E402
 
 import flyte  # noqa: E402
 
@@ -506,7 +507,7 @@ def _malformed(method: Any, rng: random.Random) -> tuple[str, bytes]:
     if how == "random bytes":
         return how, rng.randbytes(rng.randint(1, 2000))
     if how == "oversized":
-        return how, b"\x7a" + _varint(MESSAGE_LIMIT + 100) + b"x" * (MESSAGE_LIMIT + 100)
+        return how, b"\x7a" + varint(MESSAGE_LIMIT + 100) + b"x" * (MESSAGE_LIMIT + 100)
     if how == "empty":
         return how, b""
     filled = _fill(message_factory.GetMessageClass(method.input_type)(), rng)
@@ -514,15 +515,6 @@ def _malformed(method: Any, rng: random.Random) -> tuple[str, bytes]:
     if how == "truncated" and len(encoded) > 1:
         return how, encoded[: rng.randint(1, len(encoded) - 1)]
     return how, encoded
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _connect_unary(endpoint: str, path: str, body: bytes) -> str:

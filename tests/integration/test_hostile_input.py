@@ -9,6 +9,7 @@ from pathlib import Path
 
 import local_backend
 import pytest
+from protowire import varint
 
 import flyte
 from flyte._remote._client import BackendClient
@@ -164,7 +165,7 @@ def test_messages_over_the_configured_size_are_refused(tmp_path: Path) -> None:
                 "POST",
                 "/flyteidl2.workflow.RunService/ListRuns",
                 # Unknown field 15 (bytes): decodes, and only its size matters.
-                body=b"\x7a" + _varint(size) + b"x" * size,
+                body=b"\x7a" + varint(size) + b"x" * size,
                 headers={"content-type": "application/proto"},
             )
             response = connection.getresponse()
@@ -190,12 +191,3 @@ def test_messages_over_the_configured_size_are_refused(tmp_path: Path) -> None:
             asyncio.run(send())
         assert refused.value.code in ("OUT_OF_RANGE", "RESOURCE_EXHAUSTED"), refused.value
         assert "4096" in str(refused.value)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
