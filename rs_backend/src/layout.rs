@@ -102,6 +102,11 @@ impl Layout {
         self.run_base_dir(run).join("a0").join("inputs.pb")
     }
 
+    /// Where the logs of a run's attempts are.
+    pub fn run_log_dir(&self, run: &RunKey) -> PathBuf {
+        self.scoped("logs", run)
+    }
+
     pub fn log_path(&self, run: &RunKey, action: &str, attempt: u32) -> PathBuf {
         self.scoped("logs", run)
             .join(action)

@@ -105,6 +105,13 @@ def _child(
         sys.stdin = open(0, closefd=False)  # noqa: SIM115
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        view = request.get("view")
+        if view is not None:
+            # Deferred imports: the server itself runs on the standard library alone.
+            from flyte._bridge.sandbox import enter_view
+
+            # Once the log is open: the view hides every log, and every other run's data.
+            enter_view(view["root"], [(str(p), bool(w)) for p, w in view["openings"]], request["cwd"])
         os.chdir(request["cwd"])
         os.environ.update({str(k): str(v) for k, v in request["env"].items()})
         code = run([str(a) for a in request["args"]])

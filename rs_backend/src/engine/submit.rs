@@ -208,7 +208,8 @@ impl Engine {
                 action.spec = task.encode_to_vec();
                 action.task_name = name;
                 action.task_version = version;
-                if let Some(output_uri) = self.cached_outputs(&run_record, task) {
+                let place = (run, request.name.as_str(), action.run_output_base.as_str());
+                if let Some(output_uri) = self.cached_outputs(&run_record, place, task) {
                     action.phase = ActionPhase::Succeeded;
                     action.output_uri = Some(output_uri);
                     action.started_ms = Some(now);
@@ -275,7 +276,15 @@ impl Engine {
 
     /// Outputs a cached task can reuse: its key has an entry whose outputs still exist, and
     /// neither the run nor the task asked to run again.
-    fn cached_outputs(&self, run: &RunRecord, task: &TaskAction) -> Option<String> {
+    /// The outputs of an earlier run of the task with the same inputs, brought into the run
+    /// of the action at `place` (run, action, run output base) so that its processes, which
+    /// see only their own run's data, can read them (see [`crate::data_refs::bring_outputs`]).
+    fn cached_outputs(
+        &self,
+        run: &RunRecord,
+        place: (&RunKey, &str, &str),
+        task: &TaskAction,
+    ) -> Option<String> {
         let key = cache_key(task)?;
         if overwrites_cache(task) || run_overwrites_cache(run) {
             return None;
@@ -289,7 +298,19 @@ impl Engine {
             }
         };
         let outputs = uri_to_path(&outputs_file_uri(&output_uri)).ok()?;
-        outputs.is_file().then_some(output_uri)
+        if !outputs.is_file() {
+            return None;
+        }
+        let (key, action, base) = place;
+        let target = uri_to_path(base).ok()?.join(action).join("cache");
+        let own = self.layout.run_base_dir(key);
+        match crate::data_refs::bring_outputs(self.layout.root(), &own, &output_uri, &target) {
+            Ok(brought) => Some(brought),
+            Err(err) => {
+                tracing::warn!(%err, %action, source = %output_uri, "could not bring cached outputs into the run; running the task");
+                None
+            }
+        }
     }
 
     /// Queues an action's next attempt, which may wait in the queue no longer than its task's
@@ -340,7 +361,12 @@ impl Engine {
             Ok(Some(run)) => run,
             _ => return true,
         };
-        let Some(output_uri) = self.cached_outputs(&run, task) else {
+        let place = (
+            &record.run,
+            record.name.as_str(),
+            record.run_output_base.as_str(),
+        );
+        let Some(output_uri) = self.cached_outputs(&run, place, task) else {
             return true;
         };
         match self

@@ -142,6 +142,8 @@ pub struct Launch<'a> {
     pub work_dir: &'a Path,
     pub log: std::fs::File,
     pub hider: Option<Arc<crate::sandbox::Hider>>,
+    /// What the process sees of the data dir, with a `hider` (see [`crate::sandbox::View`]).
+    pub view: Option<crate::sandbox::View>,
 }
 
 impl Launch<'_> {
@@ -158,7 +160,7 @@ impl Launch<'_> {
             // it dies, and a crashed backend's processes are found again by pid on restart.
             .kill_on_drop(false);
         // Its own process group, so the whole tree can be signalled as one.
-        own_session(&mut command, self.hider);
+        own_session(&mut command, self.hider, self.view);
         Ok(command)
     }
 }
@@ -166,10 +168,12 @@ impl Launch<'_> {
 /// Starts the command's process in a session (and process group) of its own: killing the group
 /// reaches everything it started, and a Ctrl-C at the backend's terminal does not reach it.
 /// With a `hider`, the backend's private files are hidden from the process and everything it
-/// starts (see [`crate::sandbox`]).
+/// starts, and with a `view` too everything of the data dir but the view's openings (see
+/// [`crate::sandbox`]).
 pub fn own_session(
     command: &mut tokio::process::Command,
     hider: Option<Arc<crate::sandbox::Hider>>,
+    mut view: Option<crate::sandbox::View>,
 ) {
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent; Hider::apply
     // only makes system calls on memory prepared before the fork.
@@ -179,7 +183,7 @@ pub fn own_session(
                 return Err(std::io::Error::last_os_error());
             }
             if let Some(hider) = &hider {
-                hider.apply()?;
+                hider.apply(view.as_mut())?;
             }
             Ok(())
         });

@@ -10,7 +10,8 @@
 //! UTF-8 JSON, one object per line, on the server's stdin and stdout; its stderr goes to
 //! `<data_dir>/logs/forkserver.log`.
 //!
-//! - backend → server: `{"id": N, "args": [...], "env": {...}, "cwd": "...", "log": "..."}`:
+//! - backend → server: `{"id": N, "args": [...], "env": {...}, "cwd": "...", "log": "...",
+//!   "view": {"root": "...", "openings": [["path", writable], ...]}}` (`view` when sandboxed):
 //!   fork a child that calls setsid(), chdirs to `cwd`, appends fds 1 and 2 to `log`, merges
 //!   `env` into its inherited environment, runs the attempt with `args` and `_exit`s.
 //! - server → backend: `{"id": N, "pid": P}` once forked, or `{"id": N, "error": "..."}`.
@@ -67,6 +68,9 @@ pub struct LaunchRequest<'a> {
     pub env: &'a [(String, String)],
     pub cwd: &'a Path,
     pub log: &'a Path,
+    /// The data dir and what of it the child may reach (see [`crate::sandbox::View`]); the
+    /// child narrows its own view after opening its log.
+    pub view: Option<(&'a Path, &'a [crate::sandbox::Opening])>,
 }
 
 /// A child the server forked. `exit` yields its raw wait status, or fails if the server died
@@ -273,7 +277,7 @@ impl ForkServer {
             .kill_on_drop(true);
         // A Ctrl-C meant for the backend's terminal must not kill it; the backend ends it by
         // closing its stdin.
-        super::command::own_session(&mut command, self.hider.clone());
+        super::command::own_session(&mut command, self.hider.clone(), None);
         let mut child = command
             .spawn()
             .map_err(|e| format!("could not start the fork server {shown}: {e}"))?;
@@ -334,13 +338,21 @@ fn encode_request(id: u64, request: &LaunchRequest<'_>) -> Result<String, String
         .iter()
         .map(|(key, value)| (key.clone(), Value::String(value.clone())))
         .collect();
-    let message = serde_json::json!({
+    let mut message = serde_json::json!({
         "id": id,
         "args": request.args,
         "env": env,
         "cwd": cwd,
         "log": log,
     });
+    if let Some((root, openings)) = request.view {
+        let openings = openings
+            .iter()
+            .map(|o| Ok(serde_json::json!([utf8("path", &o.path)?, o.writable])))
+            .collect::<Result<Vec<_>, String>>()?;
+        message["view"] =
+            serde_json::json!({"root": utf8("data dir", root)?, "openings": openings});
+    }
     // serde_json escapes control characters, so the message stays on one line.
     Ok(format!("{message}\n"))
 }
@@ -711,6 +723,7 @@ mod tests {
             env,
             cwd: dir,
             log: dir,
+            view: None,
         }
     }
 
@@ -729,6 +742,7 @@ mod tests {
                 env: &env,
                 cwd: Path::new("/w/d"),
                 log: Path::new("/l/1.log"),
+                view: None,
             },
         )
         .unwrap();

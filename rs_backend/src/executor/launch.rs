@@ -29,6 +29,7 @@ use crate::engine::Engine;
 use crate::layout::{attempt_prefix, raw_data_prefix, run_raw_data_prefix};
 use crate::policy::TaskPolicy;
 use crate::procfs::{self, ProcessRef};
+use crate::sandbox::{Opening, View};
 use crate::secrets;
 use crate::store::{ActionKind, ActionRecord};
 use crate::views;
@@ -196,14 +197,15 @@ fn run_pooled(
         env,
         log_path,
         log,
+        openings,
         ..
     } = prepared;
     debug_assert!(log.is_none(), "a worker creates its attempts' logs");
-    let own: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(key, _)| PER_ATTEMPT_ENV.contains(&key.as_str()))
-        .collect();
-    let (id, end) = match lease.worker.run(&args, &own, &log_path) {
+    let sent = lease
+        .worker
+        .open(&openings)
+        .and_then(|()| lease.worker.run(&args, &own_env(env), &log_path));
+    let (id, end) = match sent {
         Ok(sent) => sent,
         Err(message) => {
             let policy = job.policy.clone();
@@ -232,6 +234,13 @@ fn run_pooled(
         control,
         task: Some(task),
     })
+}
+
+/// What of an attempt's environment a worker gets with the attempt.
+fn own_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    env.into_iter()
+        .filter(|(key, _)| PER_ATTEMPT_ENV.contains(&key.as_str()))
+        .collect()
 }
 
 /// The variables of an attempt's environment that differ between attempts of one task
@@ -516,6 +525,8 @@ struct Prepared {
     log_path: PathBuf,
     /// Created here for a process of its own (its stdout and stderr); None on a worker.
     log: Option<fs::File>,
+    /// What its process may reach of the data dir, when it is sandboxed and of its own.
+    openings: Vec<Opening>,
 }
 
 /// Prepares the attempt's directories, log, arguments and environment. On failure, returns
@@ -608,7 +619,7 @@ fn prepare(
         attempt,
         run_start_time: &run_start_time,
     };
-    let args = rest
+    let args: Vec<String> = rest
         .iter()
         .map(|arg| substitute(arg, &placeholders))
         .collect();
@@ -645,6 +656,23 @@ fn prepare(
         })?;
         env.extend(delivered.env);
     }
+    let sandboxed = !runs_a_container;
+    let openings = if !sandboxed {
+        Vec::new()
+    } else if pooled {
+        // The worker writes the attempt's log itself, in its view of the data dir.
+        let logs = engine.layout.run_log_dir(&record.run);
+        let _ = log_path.parent().map(fs::create_dir_all);
+        let mut openings =
+            attempt_openings(engine, record, &work_dir, &output_dir, &raw_prefix, &args);
+        openings.push(Opening {
+            path: logs,
+            writable: true,
+        });
+        openings
+    } else {
+        attempt_openings(engine, record, &work_dir, &output_dir, &raw_prefix, &args)
+    };
     let job = Job {
         record: record.clone(),
         attempt,
@@ -659,13 +687,54 @@ fn prepare(
         job,
         program,
         forkable,
-        sandboxed: !runs_a_container,
+        sandboxed,
+        openings,
         args,
         env,
         work_dir,
         log_path: log_path.to_path_buf(),
         log,
     })
+}
+
+/// What of the data dir an attempt's own process may reach: its run's directory, its work
+/// dir and output prefixes (writable), and what its arguments and inputs name elsewhere in the
+/// data dir, such as an uploaded code bundle or input file (read-only).
+fn attempt_openings(
+    engine: &Engine,
+    record: &ActionRecord,
+    work_dir: &Path,
+    output_dir: &Path,
+    raw_prefix: &str,
+    args: &[String],
+) -> Vec<Opening> {
+    let root = engine.layout.root();
+    let writable = |path: PathBuf| Opening {
+        path,
+        writable: true,
+    };
+    let mut openings = vec![
+        writable(engine.layout.run_base_dir(&record.run)),
+        writable(work_dir.to_path_buf()),
+        writable(output_dir.to_path_buf()),
+    ];
+    if let Ok(raw) = crate::layout::uri_to_path(raw_prefix) {
+        openings.push(writable(raw));
+    }
+    let mut named = crate::data_refs::paths_under(root, args.iter().map(String::as_str));
+    let inputs = crate::layout::uri_to_path(&super::command::input_file(&record.input_uri))
+        .ok()
+        .and_then(|path| fs::read(path).ok())
+        .and_then(|bytes| flyteidl2::flyteidl::task::Inputs::decode(bytes.as_slice()).ok());
+    if let Some(inputs) = inputs {
+        let literals = inputs.literals.iter().filter_map(|l| l.value.as_ref());
+        named.extend(crate::data_refs::literal_paths(root, literals));
+    }
+    openings.extend(named.into_iter().map(|path| Opening {
+        path,
+        writable: false,
+    }));
+    openings
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -794,6 +863,7 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         work_dir,
         log,
         sandboxed,
+        openings,
         ..
     } = prepared;
     let log = log.ok_or_else(|| launch_failed("the attempt's log file was not created".into()))?;
@@ -803,6 +873,11 @@ fn spawn(engine: &Engine, prepared: Prepared) -> Result<(Job, tokio::process::Ch
         env,
         work_dir: &work_dir,
         log,
+        view: engine
+            .hider
+            .as_ref()
+            .filter(|_| sandboxed)
+            .map(|_| View::new(engine.layout.root(), &openings, Some(&work_dir))),
         hider: engine.hider.clone().filter(|_| sandboxed),
     };
     let mut command = launch
@@ -841,6 +916,8 @@ async fn fork_and_supervise(
         work_dir,
         log_path,
         log,
+        sandboxed,
+        openings,
         ..
     } = prepared;
     // The child appends to the log itself; it was only created (empty) here.
@@ -852,6 +929,11 @@ async fn fork_and_supervise(
                 env: &env,
                 cwd: &work_dir,
                 log: &log_path,
+                view: engine
+                    .hider
+                    .as_ref()
+                    .filter(|_| sandboxed)
+                    .map(|_| (engine.layout.root(), openings.as_slice())),
             };
             match forks.launch(&request).await {
                 Ok(forked) => own_group(forked.pid)

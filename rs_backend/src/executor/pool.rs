@@ -273,6 +273,7 @@ impl Pools {
                 log: &self.layout.worker_log_path(&pool.label, number),
                 memory_limit: pool.spec.memory_limit,
                 hider: self.hider.clone(),
+                data_dir: Some(self.layout.root()),
             },
         )?;
         pool.slots.push(Slot {

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::forkserver::{describe_exit, excerpt, log_tail, small_int, take_json_lines};
 use crate::procfs::{self, ProcessRef};
+use crate::sandbox::{Opening, View};
 
 /// How long a worker may take to exit once its stdin closed and its attempts ended.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -65,6 +66,9 @@ pub struct Launch<'a> {
     pub log: &'a Path,
     pub memory_limit: Option<u64>,
     pub hider: Option<Arc<crate::sandbox::Hider>>,
+    /// With a `hider`: the data dir, of which the worker sees only its own directory and,
+    /// as they come, what its attempts may reach (see [`Worker::open`]).
+    pub data_dir: Option<&'a Path>,
 }
 
 pub struct Worker {
@@ -75,6 +79,8 @@ pub struct Worker {
     state: Mutex<State>,
     next_id: AtomicU64,
     ready: AtomicBool,
+    /// The data dir, when the worker has a view of it, and the paths opened in it so far.
+    view: Option<(PathBuf, Mutex<Vec<Opening>>)>,
 }
 
 #[derive(Default)]
@@ -120,7 +126,15 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(false);
-        super::command::own_session(&mut command, launch.hider.clone());
+        let own = Opening {
+            path: launch.dir.to_path_buf(),
+            writable: true,
+        };
+        let view = launch
+            .data_dir
+            .filter(|_| launch.hider.is_some())
+            .map(|root| View::new(root, std::slice::from_ref(&own), Some(launch.dir)));
+        super::command::own_session(&mut command, launch.hider.clone(), view);
         let mut child = command.spawn().map_err(|e| cannot("spawn".into(), e))?;
         let (Some(stdin), Some(stdout), Some(pid)) = (
             child.stdin.take(),
@@ -144,6 +158,10 @@ impl Worker {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            view: launch
+                .data_dir
+                .filter(|_| launch.hider.is_some())
+                .map(|root| (root.to_path_buf(), Mutex::new(vec![own]))),
         });
         tracing::info!(worker = %worker.name, "started a reusable worker");
         tokio::spawn(write_requests(outbox, stdin));
@@ -163,6 +181,30 @@ impl Worker {
     fn state(&self) -> MutexGuard<'_, State> {
         // Every update is a single map or field operation: a poisoned lock is consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `openings` reachable in the worker's view of the data dir, before it runs an
+    /// attempt that needs them. What it has seen stays: its memory holds it anyway.
+    pub fn open(&self, openings: &[Opening]) -> Result<(), String> {
+        let Some((root, opened)) = &self.view else {
+            return Ok(());
+        };
+        let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
+        let new: Vec<Opening> = crate::sandbox::normalize(root, openings)
+            .into_iter()
+            .filter(|o| !opened.iter().any(|done| done.covers(o)))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        crate::sandbox::open_in(self.process.pid, root, &new).map_err(|e| {
+            format!(
+                "could not open the attempt's data in the {}'s view: {e}",
+                self.name
+            )
+        })?;
+        opened.extend(new);
+        Ok(())
     }
 
     pub fn is_gone(&self) -> bool {
@@ -387,6 +429,7 @@ mod tests {
                 log: &dir.join("w.log"),
                 memory_limit,
                 hider: None,
+                data_dir: None,
             },
         )
         .unwrap()

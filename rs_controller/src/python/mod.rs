@@ -12,6 +12,7 @@ mod ledger;
 mod notify;
 mod policy;
 mod rpc;
+mod sandbox;
 mod schedule;
 mod signin;
 mod values;
@@ -40,6 +41,7 @@ fn flyte_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     values::register(m)?;
     // The embedded backend, and cron schedules as its trigger scheduler reads them.
     backend::register(m)?;
+    sandbox::register(m)?;
     schedule::register(m)?;
     // Notifications of finished runs, delivered as the backend delivers them.
     notify::register(m)?;

@@ -1,0 +1,305 @@
+//! Paths of the data dir that values refer to: files, directories and data frames, offloaded
+//! literals, and paths inside msgpack-encoded dataclasses. They decide what an attempt's view
+//! opens besides its own run (an uploaded input, a code bundle), and how a cache hit's outputs,
+//! produced by another run, are brought into the run that uses them.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use flyteidl2::flyteidl::core::{literal, scalar, Literal};
+use flyteidl2::flyteidl::task::Outputs;
+use prost::Message;
+
+use crate::layout::{dir_uri, file_uri, uri_to_path};
+
+/// Binary literals tagged with this hold msgpack (dataclasses and models).
+const MSGPACK_TAG: &str = "msgpack";
+
+/// Calls `visit` on every URI-like string of the literal, which it may rewrite.
+pub fn visit_uris(literal: &mut Literal, visit: &mut dyn FnMut(&mut String)) {
+    match &mut literal.value {
+        Some(literal::Value::Scalar(scalar)) => match &mut scalar.value {
+            Some(scalar::Value::Blob(blob)) => visit(&mut blob.uri),
+            Some(scalar::Value::StructuredDataset(sd)) => visit(&mut sd.uri),
+            Some(scalar::Value::Schema(schema)) => visit(&mut schema.uri),
+            Some(scalar::Value::Union(union)) => {
+                if let Some(inner) = union.value.as_deref_mut() {
+                    visit_uris(inner, visit);
+                }
+            }
+            Some(scalar::Value::Binary(binary)) if binary.tag == MSGPACK_TAG => {
+                if let Ok(mut value) = rmpv::decode::read_value(&mut binary.value.as_slice()) {
+                    let mut changed = false;
+                    visit_msgpack(&mut value, &mut |s: &mut String| {
+                        let before = s.clone();
+                        visit(s);
+                        changed |= *s != before;
+                    });
+                    let mut encoded = Vec::new();
+                    if changed && rmpv::encode::write_value(&mut encoded, &value).is_ok() {
+                        binary.value = encoded;
+                    }
+                }
+            }
+            _ => {}
+        },
+        Some(literal::Value::Collection(c)) => {
+            for item in &mut c.literals {
+                visit_uris(item, visit);
+            }
+        }
+        Some(literal::Value::Map(m)) => {
+            for item in m.literals.values_mut() {
+                visit_uris(item, visit);
+            }
+        }
+        Some(literal::Value::OffloadedMetadata(meta)) => visit(&mut meta.uri),
+        None => {}
+    }
+}
+
+fn visit_msgpack(value: &mut rmpv::Value, visit: &mut dyn FnMut(&mut String)) {
+    match value {
+        rmpv::Value::String(s) => {
+            if let Some(text) = s.as_str() {
+                let mut text = text.to_string();
+                let before = text.clone();
+                visit(&mut text);
+                if text != before {
+                    *s = text.into();
+                }
+            }
+        }
+        rmpv::Value::Array(items) => items.iter_mut().for_each(|v| visit_msgpack(v, visit)),
+        rmpv::Value::Map(pairs) => pairs.iter_mut().for_each(|(_, v)| visit_msgpack(v, visit)),
+        _ => {}
+    }
+}
+
+/// The local path a string names, as a `file://` URI or an absolute path.
+fn local_path(text: &str) -> Option<PathBuf> {
+    if text.starts_with("file://") {
+        uri_to_path(text).ok()
+    } else if text.starts_with('/') && !text.contains('\0') {
+        Some(PathBuf::from(text))
+    } else {
+        None
+    }
+}
+
+/// The paths under `root` named by `texts` (URIs or absolute paths), without `..` tricks.
+pub fn paths_under<'a>(root: &Path, texts: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf> {
+    texts
+        .into_iter()
+        .filter_map(local_path)
+        .filter(|p| is_plain(p) && p.starts_with(root))
+        .collect()
+}
+
+fn is_plain(path: &Path) -> bool {
+    path.components().all(|c| {
+        !matches!(
+            c,
+            std::path::Component::ParentDir | std::path::Component::CurDir
+        )
+    })
+}
+
+/// The paths under `root` that the literals refer to.
+pub fn literal_paths<'a>(
+    root: &Path,
+    literals: impl IntoIterator<Item = &'a Literal>,
+) -> Vec<PathBuf> {
+    let mut texts = Vec::new();
+    for literal in literals {
+        let mut literal = literal.clone();
+        visit_uris(&mut literal, &mut |uri: &mut String| {
+            texts.push(uri.clone())
+        });
+    }
+    paths_under(root, texts.iter().map(String::as_str))
+}
+
+/// Brings a cache hit's outputs (the `outputs.pb` under `source`, written by another run) into
+/// `target`, a directory of the run that uses them: every data-dir path they name outside
+/// `own` (that run's directory) is hard-linked (copied where links fail) below `target` and
+/// the reference rewritten to it. The source is left as it was. Returns `target`'s URI.
+pub fn bring_outputs(root: &Path, own: &Path, source: &str, target: &Path) -> io::Result<String> {
+    let source_file = uri_to_path(&crate::layout::outputs_file_uri(source))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let bytes = fs::read(&source_file)?;
+    let mut outputs = Outputs::decode(bytes.as_slice())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let refs = target.join("refs");
+    let mut failure: Option<io::Error> = None;
+    for named in &mut outputs.literals {
+        let Some(literal) = named.value.as_mut() else {
+            continue;
+        };
+        visit_uris(literal, &mut |uri: &mut String| {
+            if failure.is_some() {
+                return;
+            }
+            let Some(path) = local_path(uri) else {
+                return;
+            };
+            if !is_plain(&path) || !path.starts_with(root) || path.starts_with(own) {
+                return;
+            }
+            let Ok(rel) = path.strip_prefix(root) else {
+                return;
+            };
+            let copy = refs.join(rel);
+            if let Err(err) = link_tree(&path, &copy) {
+                failure = Some(err);
+                return;
+            }
+            let was_dir = uri.ends_with('/');
+            *uri = match (uri.starts_with("file://"), was_dir) {
+                (true, true) => dir_uri(&copy),
+                (true, false) => file_uri(&copy),
+                (false, _) => copy.display().to_string(),
+            };
+        });
+    }
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    fs::create_dir_all(target)?;
+    crate::datafile::write_atomic(&target.join("outputs.pb"), &outputs.encode_to_vec())?;
+    Ok(dir_uri(target))
+}
+
+/// Hard-links the file or tree at `from` to `to` (copying what cannot be linked).
+fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(from)?;
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    if meta.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            link_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    if to.exists() {
+        return Ok(());
+    }
+    if meta.file_type().is_symlink() {
+        return std::os::unix::fs::symlink(fs::read_link(from)?, to);
+    }
+    fs::hard_link(from, to).or_else(|_| fs::copy(from, to).map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flyteidl2::flyteidl::core::{Blob, LiteralCollection, Scalar};
+    use flyteidl2::flyteidl::task::NamedLiteral;
+
+    fn blob(uri: &str) -> Literal {
+        Literal {
+            value: Some(literal::Value::Scalar(Scalar {
+                value: Some(scalar::Value::Blob(Blob {
+                    uri: uri.to_string(),
+                    ..Default::default()
+                })),
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn msgpack(value: rmpv::Value) -> Literal {
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &value).unwrap();
+        Literal {
+            value: Some(literal::Value::Scalar(Scalar {
+                value: Some(scalar::Value::Binary(flyteidl2::flyteidl::core::Binary {
+                    value: bytes,
+                    tag: MSGPACK_TAG.into(),
+                })),
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn paths_are_found_in_blobs_lists_and_dataclasses() {
+        let root = Path::new("/d");
+        let list = Literal {
+            value: Some(literal::Value::Collection(LiteralCollection {
+                literals: vec![blob("file:///d/data/x/a.csv"), blob("s3://bucket/b")],
+            })),
+            ..Default::default()
+        };
+        let dataclass = msgpack(rmpv::Value::Map(vec![(
+            "path".into(),
+            "/d/uploads/p/f.txt".into(),
+        )]));
+        let outside = blob("file:///elsewhere/c");
+        let sneaky = blob("file:///d/data/../backend.db");
+        let found = literal_paths(root, [&list, &dataclass, &outside, &sneaky]);
+        assert_eq!(
+            found,
+            vec![
+                PathBuf::from("/d/data/x/a.csv"),
+                PathBuf::from("/d/uploads/p/f.txt")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cache_hit_is_brought_into_the_run_that_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let other = root.join("data/_/p/d/other");
+        let own = root.join("data/_/p/d/own");
+        fs::create_dir_all(other.join("raw/a1/0/dir")).unwrap();
+        fs::create_dir_all(other.join("a1/0")).unwrap();
+        fs::write(other.join("raw/a1/0/f.txt"), b"file").unwrap();
+        fs::write(other.join("raw/a1/0/dir/g.txt"), b"in a dir").unwrap();
+        let file = format!("file://{}", other.join("raw/a1/0/f.txt").display());
+        let tree = format!("file://{}/", other.join("raw/a1/0/dir").display());
+        let outputs = Outputs {
+            literals: vec![
+                NamedLiteral {
+                    name: "o0".into(),
+                    value: Some(blob(&file)),
+                },
+                NamedLiteral {
+                    name: "o1".into(),
+                    value: Some(msgpack(rmpv::Value::Map(vec![(
+                        "path".into(),
+                        tree.as_str().into(),
+                    )]))),
+                },
+            ],
+            ..Default::default()
+        };
+        fs::write(other.join("a1/0/outputs.pb"), outputs.encode_to_vec()).unwrap();
+        let source = format!("file://{}/", other.join("a1/0").display());
+        let target = own.join("a7/cache");
+        let uri = bring_outputs(root, &own, &source, &target).unwrap();
+        assert_eq!(uri, dir_uri(&target));
+        let brought =
+            Outputs::decode(fs::read(target.join("outputs.pb")).unwrap().as_slice()).unwrap();
+        let found = literal_paths(
+            root,
+            brought.literals.iter().filter_map(|l| l.value.as_ref()),
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        for path in &found {
+            assert!(path.starts_with(&own), "{path:?}");
+        }
+        assert_eq!(fs::read(&found[0]).unwrap(), b"file");
+        assert_eq!(fs::read(found[1].join("g.txt")).unwrap(), b"in a dir");
+        // The source is unchanged.
+        assert_eq!(
+            fs::read(other.join("a1/0/outputs.pb")).unwrap(),
+            outputs.encode_to_vec()
+        );
+    }
+}
