@@ -43,3 +43,23 @@ def running(data: Path, *args: str) -> Iterator[str]:
         yield endpoint
     finally:
         stop(proc)
+
+
+def user_namespaces() -> bool:
+    """Whether this system gives processes user namespaces (which the backend's sandbox needs)."""
+    return subprocess.run(["unshare", "--user", "--mount", "true"], capture_output=True).returncode == 0
+
+
+@contextmanager
+def sandboxed(data: Path, launcher: str) -> Iterator[str]:
+    """A backend on ``data`` whose attempts start with ``launcher`` (fork or spawn), connected
+    to with ``flyte.init``; skips the test where the sandbox cannot exist."""
+    import pytest
+
+    import flyte
+
+    if not user_namespaces():
+        pytest.skip("this system gives processes no user namespaces")
+    with running(data, "--port", "0", "--launcher", launcher) as endpoint:
+        flyte.init(endpoint=endpoint, insecure=True)
+        yield endpoint

@@ -56,6 +56,10 @@ pub struct BackendConfig {
     /// Require every caller to authenticate with an access token from this OAuth2
     /// authorization server (see [`crate::auth`]); off when None.
     pub auth: Option<crate::auth::AuthSettings>,
+    /// Start every task process in namespaces of its own in which the data dir shows only
+    /// what the attempt may reach (see the `sandbox` module); on by default. Off, tasks see
+    /// the whole data dir, the database and the keys included.
+    pub sandbox: bool,
 }
 
 /// A configured program and its arguments: named, and carrying no NUL byte.
@@ -114,6 +118,7 @@ impl BackendConfig {
             tls: None,
             request_log: None,
             auth: None,
+            sandbox: true,
         }
     }
 

@@ -202,12 +202,12 @@ mod tests {
 
     fn blob(uri: &str) -> Literal {
         Literal {
-            value: Some(literal::Value::Scalar(Scalar {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
                 value: Some(scalar::Value::Blob(Blob {
                     uri: uri.to_string(),
                     ..Default::default()
                 })),
-            })),
+            }))),
             ..Default::default()
         }
     }
@@ -216,12 +216,12 @@ mod tests {
         let mut bytes = Vec::new();
         rmpv::encode::write_value(&mut bytes, &value).unwrap();
         Literal {
-            value: Some(literal::Value::Scalar(Scalar {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
                 value: Some(scalar::Value::Binary(flyteidl2::flyteidl::core::Binary {
                     value: bytes,
                     tag: MSGPACK_TAG.into(),
                 })),
-            })),
+            }))),
             ..Default::default()
         }
     }

@@ -183,6 +183,18 @@ pub fn normalize(root: &Path, openings: &[Opening]) -> Vec<Opening> {
     binds
 }
 
+/// The directories between `root` (excluded) and `path` (excluded), outermost first: the
+/// mount point's parents a view has to create.
+fn ancestors_below<'a>(root: &Path, path: &'a Path) -> impl Iterator<Item = &'a Path> {
+    let mut ancestors: Vec<&Path> = path
+        .ancestors()
+        .skip(1)
+        .take_while(|a| *a != root)
+        .collect();
+    ancestors.reverse();
+    ancestors.into_iter()
+}
+
 impl Opening {
     /// Whether `other` is reachable through this opening, as writable as it wants to be.
     pub fn covers(&self, other: &Opening) -> bool {
@@ -213,14 +225,7 @@ impl View {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut files = Vec::new();
         for bind in &binds {
-            let mut ancestors: Vec<&Path> = bind
-                .path
-                .ancestors()
-                .skip(1)
-                .take_while(|a| *a != root)
-                .collect();
-            ancestors.reverse();
-            dirs.extend(ancestors.into_iter().map(Path::to_path_buf));
+            dirs.extend(ancestors_below(root, &bind.path).map(Path::to_path_buf));
             if bind.path.is_dir() {
                 dirs.push(bind.path.clone());
             } else {
@@ -365,16 +370,11 @@ pub fn open_in(pid: i32, root: &Path, openings: &[Opening]) -> io::Result<()> {
     };
     let mut prepared = Vec::new();
     for opening in &normalize(root, openings) {
-        let mut ancestors: Vec<&Path> = opening
-            .path
-            .ancestors()
-            .skip(1)
-            .take_while(|a| *a != root)
-            .collect();
-        ancestors.reverse();
         prepared.push(Prepared {
             source: c(&opening.path)?,
-            ancestors: ancestors.into_iter().map(c).collect::<io::Result<_>>()?,
+            ancestors: ancestors_below(root, &opening.path)
+                .map(c)
+                .collect::<io::Result<_>>()?,
             is_dir: opening.path.is_dir(),
             writable: opening.writable,
         });
@@ -540,19 +540,29 @@ fn supported() -> bool {
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
             files: Vec::new(),
         };
+        // A view too: a kernel may allow the namespaces but not the mount calls views use.
+        let dir = tempfile::tempdir();
+        let mut view = dir.as_ref().ok().map(|dir| {
+            let opening = Opening {
+                path: dir.path().to_path_buf(),
+                writable: true,
+            };
+            View::new(dir.path().parent().unwrap_or(dir.path()), &[opening], None)
+        });
         let mut command = std::process::Command::new("/bin/sh");
         command.args(["-c", "exit 0"]);
         // SAFETY: see Hider::apply.
         unsafe {
-            command.pre_exec(move || probe.apply(None));
+            command.pre_exec(move || probe.apply(view.as_mut()));
         }
         match command.status() {
-            Ok(status) if status.success() => true,
+            Ok(status) if status.success() && dir.is_ok() => true,
             outcome => {
                 tracing::warn!(
                     ?outcome,
-                    "this system gives processes no user namespaces: tasks can read the \
-                     backend's database and keys in its data dir"
+                    "this system gives processes no user namespaces with mounts of their own: \
+                     tasks can read the backend's database and keys and every run's data in its \
+                     data dir"
                 );
                 false
             }

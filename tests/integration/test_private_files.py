@@ -4,7 +4,6 @@ worker) can read them, while the backend keeps using them."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,17 +14,10 @@ import pytest
 import flyte
 
 
-def _user_namespaces() -> bool:
-    return subprocess.run(["unshare", "--user", "--mount", "true"], capture_output=True).returncode == 0
-
-
 @pytest.fixture(params=["fork", "spawn"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    if not _user_namespaces():
-        pytest.skip("this system gives processes no user namespaces")
     data = tmp_path / "data"
-    with local_backend.running(data, "--port", "0", "--launcher", request.param) as endpoint:
-        flyte.init(endpoint=endpoint, insecure=True)
+    with local_backend.sandboxed(data, request.param):
         yield data
 
 

@@ -5,7 +5,6 @@ of its reach. A cache hit produced by another run is brought into the run that u
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,17 +18,10 @@ import flyte.io
 import flyte.remote
 
 
-def _user_namespaces() -> bool:
-    return subprocess.run(["unshare", "--user", "--mount", "true"], capture_output=True).returncode == 0
-
-
 @pytest.fixture(params=["fork", "spawn"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    if not _user_namespaces():
-        pytest.skip("this system gives processes no user namespaces")
     data = tmp_path / "data"
-    with local_backend.running(data, "--port", "0", "--launcher", request.param) as endpoint:
-        flyte.init(endpoint=endpoint, insecure=True)
+    with local_backend.sandboxed(data, request.param):
         yield data
 
 

@@ -78,7 +78,10 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (stop, _) = watch::channel(false);
         let scheduler = Scheduler::new(config.max_parallel);
-        let hider = crate::sandbox::Hider::for_layout(&layout).map(Arc::new);
+        let hider = config
+            .sandbox
+            .then(|| crate::sandbox::Hider::for_layout(&layout).map(Arc::new))
+            .flatten();
         let forks = config
             .fork_server
             .clone()
