@@ -197,7 +197,9 @@ class Result:
         ]
 
 
-def run_workload(work: Path, workload: str, n: int, reused: bool, launcher: str, max_parallel: int) -> Result:
+def run_workload(
+    work: Path, workload: str, n: int, reused: bool, launcher: str, max_parallel: int, sandbox: bool = True
+) -> Result:
     import bench_backend_wf as wf  # type: ignore[import-not-found]
 
     import flyte
@@ -212,6 +214,7 @@ def run_workload(work: Path, workload: str, n: int, reused: bool, launcher: str,
         max_parallel=max_parallel,
         fork_server=fork_server_command() if launcher == "fork" else None,
         worker=worker_command(),
+        sandbox=sandbox,
     )
     flyte.init(endpoint=backend.endpoint, insecure=True)
     task = wf.chain if workload == "chain" else wf.fanout
@@ -333,6 +336,12 @@ def main() -> int:
     p.add_argument("--launcher", choices=["fork", "spawn"], default="fork", help="how fresh processes start")
     p.add_argument("--stages", action="store_true", help="break the chain's fresh processes down by stage")
     p.add_argument(
+        "--sandbox",
+        choices=["on", "off", "both"],
+        default="on",
+        help="task processes in their own view of the data dir (on, the default), not (off), or each in turn",
+    )
+    p.add_argument(
         "--with-peers", action="store_true", help="also run Ray and DBOS (creates their virtualenvs)"
     )
     p.add_argument(
@@ -357,14 +366,19 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
 
     rows: list[tuple[str, str, str]] = []
+    sandboxes = {"on": [True], "off": [False], "both": [True, False]}[args.sandbox]
     for mode in modes:
         reused = mode == "reuse"
-        if args.chain > 0:
-            rows += run_workload(work, "chain", args.chain, reused, args.launcher, args.max_parallel).rows(
-                mode
-            )
-        for n in fanouts:
-            rows += run_workload(work, "fanout", n, reused, args.launcher, args.max_parallel).rows(mode)
+        for sandbox in sandboxes:
+            label = mode if sandbox else f"{mode}, no sandbox"
+            if args.chain > 0:
+                chain = run_workload(
+                    work, "chain", args.chain, reused, args.launcher, args.max_parallel, sandbox
+                )
+                rows += chain.rows(label)
+            for n in fanouts:
+                fan = run_workload(work, "fanout", n, reused, args.launcher, args.max_parallel, sandbox)
+                rows += fan.rows(label)
     if args.stages and args.chain > 0:
         for mode in modes:
             rows.append((mode, "the chain's attempts by stage", ""))
@@ -380,9 +394,10 @@ def main() -> int:
     rows.append(("import", "python -c 'import flyte', best of 7", imp))
 
     width = max(len(r[1]) for r in rows)
-    print(f"{'mode':<8}  {'what':<{width}}  result")
+    name_width = max(8, *(len(r[0]) for r in rows))
+    print(f"{'mode':<{name_width}}  {'what':<{width}}  result")
     for name, what, result in rows:
-        print(f"{name:<8}  {what:<{width}}  {result}")
+        print(f"{name:<{name_width}}  {what:<{width}}  {result}")
     print(
         f"(launcher {args.launcher}, load average {os.getloadavg()[0]:.2f}, "
         f"max_parallel {args.max_parallel}, {os.cpu_count()} cpus)"

@@ -194,6 +194,7 @@ class Backend:
         max_streams_per_connection: int | None = ...,
         max_requests_per_second: int | None = ...,
         max_message_bytes: int | None = ...,
+        sandbox: bool = ...,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...

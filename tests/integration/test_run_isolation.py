@@ -89,3 +89,15 @@ def test_an_uploaded_input_is_readable(backend: Path, tmp_path: Path) -> None:
     local.write_text("from the user's machine")
     f = flyte.io.File.from_local_sync(str(local))
     assert _ok(flyte.run(isolation_wf.read_file, f=f)) == "from the user's machine"
+
+
+def test_no_sandbox_shows_tasks_the_whole_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with local_backend.running(data, "--port", "0", "--no-sandbox") as endpoint:
+        flyte.init(endpoint=endpoint, insecure=True)
+        left = _ok(flyte.run(isolation_wf.leave_file, text="for everyone"))
+        assert isinstance(left, flyte.io.File)
+        seen = _ok(flyte.run(isolation_wf.look_around, other=left.path.removeprefix("file://")))
+    assert isinstance(seen, dict)
+    assert seen["other"] == "for everyone", seen
+    assert "backend.db" in seen["top"], seen

@@ -156,13 +156,15 @@ def serve(
     max_streams_per_connection: int | None = None,
     max_requests_per_second: int | None = None,
     max_message_bytes: int | None = None,
+    sandbox: bool = True,
 ) -> None:
     """Runs the backend in this process until interrupted (``flyte start local``); ``tls`` is
     (certificate, private key), PEM files; ``auth`` requires callers to sign in (keys
     ``issuer``, ``audience``, ``client_id``, ``scopes``); ``system_retries`` is each action's
     budget of relaunches after crashes, ``max_streams_per_connection`` the RPCs one client
     connection may have open at once, ``max_requests_per_second`` the requests it may make a
-    second and ``max_message_bytes`` the largest message (None: the backend's defaults)."""
+    second and ``max_message_bytes`` the largest message (None: the backend's defaults);
+    ``sandbox`` False lets tasks see the whole data dir (see ``flyte start local --no-sandbox``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         # This process is the backend's: what it handles goes to the data dir's log.
@@ -190,6 +192,7 @@ def serve(
             max_streams_per_connection=max_streams_per_connection,
             max_requests_per_second=max_requests_per_second,
             max_message_bytes=max_message_bytes,
+            sandbox=sandbox,
         )
     except DataDirInUseError:
         # The backend holds an exclusive lock on its data dir for as long as it runs.

@@ -57,6 +57,13 @@ def start() -> None:
     help="Largest request or reply message in bytes; a larger request is refused. [default: 67108864 (64 MiB)]",
 )
 @click.option(
+    "--sandbox/--no-sandbox",
+    default=True,
+    show_default=True,
+    help="Start each task process in namespaces of its own that show it only its run's part of the data "
+    "dir (no database, keys, logs or other runs); --no-sandbox shows tasks the whole data dir.",
+)
+@click.option(
     "--launcher",
     type=click.Choice(["fork", "spawn"]),
     default="fork",
@@ -107,6 +114,7 @@ def start_local(
     max_streams_per_connection: int | None,
     max_requests_per_second: int | None,
     max_message_bytes: int | None,
+    sandbox: bool,
     launcher: str,
     images: tuple[str, ...],
     tls_cert: Path | None,
@@ -171,6 +179,7 @@ def start_local(
         max_streams_per_connection=max_streams_per_connection,
         max_requests_per_second=max_requests_per_second,
         max_message_bytes=max_message_bytes,
+        sandbox=sandbox,
     )
 
 

@@ -39,7 +39,7 @@ impl PyBackend {
     /// where. Serving continues on background threads until `shutdown()`. With
     /// `fork_server`, attempts are forked from that warm process instead of started afresh.
     #[new]
-    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), worker = None, tls_cert = None, tls_key = None, request_log = None, auth_issuer = None, auth_audience = None, auth_client_id = None, auth_scopes = Vec::new(), system_retries = None, max_streams_per_connection = None, max_requests_per_second = None, max_message_bytes = None))]
+    #[pyo3(signature = (data_dir, bin_dir, host = "127.0.0.1".to_string(), port = 0, max_parallel = 8, fork_server = None, images = Vec::new(), worker = None, tls_cert = None, tls_key = None, request_log = None, auth_issuer = None, auth_audience = None, auth_client_id = None, auth_scopes = Vec::new(), system_retries = None, max_streams_per_connection = None, max_requests_per_second = None, max_message_bytes = None, sandbox = true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -62,6 +62,7 @@ impl PyBackend {
         max_streams_per_connection: Option<u32>,
         max_requests_per_second: Option<u32>,
         max_message_bytes: Option<usize>,
+        sandbox: bool,
     ) -> PyResult<Self> {
         if max_parallel == 0 {
             return Err(PyValueError::new_err("max_parallel must be at least 1"));
@@ -126,6 +127,7 @@ impl PyBackend {
             }
             config.max_message_bytes = bytes;
         }
+        config.sandbox = sandbox;
         let runtime = pyo3_async_runtimes::tokio::get_runtime();
         let running = py
             .allow_threads(|| runtime.block_on(flyte_backend::start(config, addr)))
