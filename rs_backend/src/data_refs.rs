@@ -121,17 +121,29 @@ pub fn literal_paths<'a>(
     paths_under(root, texts.iter().map(String::as_str))
 }
 
+/// Where a run finds what a cache hit brings into it: `own`, the run's directory (a hit's
+/// `outputs.pb` goes below it), and `refs`, where the files its outputs name are linked (its
+/// tasks see that directory read-only, so they cannot change what other runs wrote).
+pub struct RunDirs<'a> {
+    pub own: &'a Path,
+    pub refs: &'a Path,
+}
+
 /// Brings a cache hit's outputs (the `outputs.pb` under `source`, written by another run) into
-/// `target`, a directory of the run that uses them: every data-dir path they name outside
-/// `own` (that run's directory) is hard-linked (copied where links fail) below `target` and
-/// the reference rewritten to it. The source is left as it was. Returns `target`'s URI.
-pub fn bring_outputs(root: &Path, own: &Path, source: &str, target: &Path) -> io::Result<String> {
+/// `target`, a directory of the run that uses them: every data-dir path they name outside the
+/// run's own directories is hard-linked (copied where links fail) below `run.refs` and the
+/// reference rewritten to it. The source is left as it was. Returns `target`'s URI.
+pub fn bring_outputs(
+    root: &Path,
+    run: &RunDirs<'_>,
+    source: &str,
+    target: &Path,
+) -> io::Result<String> {
     let source_file = uri_to_path(&crate::layout::outputs_file_uri(source))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let bytes = fs::read(&source_file)?;
     let mut outputs = Outputs::decode(bytes.as_slice())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    let refs = target.join("refs");
     let mut failure: Option<io::Error> = None;
     for named in &mut outputs.literals {
         let Some(literal) = named.value.as_mut() else {
@@ -144,13 +156,14 @@ pub fn bring_outputs(root: &Path, own: &Path, source: &str, target: &Path) -> io
             let Some(path) = local_path(uri) else {
                 return;
             };
-            if !is_plain(&path) || !path.starts_with(root) || path.starts_with(own) {
+            let outside = !path.starts_with(run.own) && !path.starts_with(run.refs);
+            if !is_plain(&path) || !path.starts_with(root) || !outside {
                 return;
             }
             let Ok(rel) = path.strip_prefix(root) else {
                 return;
             };
-            let copy = refs.join(rel);
+            let copy = run.refs.join(rel);
             if let Err(err) = link_tree(&path, &copy) {
                 failure = Some(err);
                 return;
@@ -282,7 +295,12 @@ mod tests {
         fs::write(other.join("a1/0/outputs.pb"), outputs.encode_to_vec()).unwrap();
         let source = format!("file://{}/", other.join("a1/0").display());
         let target = own.join("a7/cache");
-        let uri = bring_outputs(root, &own, &source, &target).unwrap();
+        let refs = root.join("refs/_/p/d/own");
+        let dirs = RunDirs {
+            own: &own,
+            refs: &refs,
+        };
+        let uri = bring_outputs(root, &dirs, &source, &target).unwrap();
         assert_eq!(uri, dir_uri(&target));
         let brought =
             Outputs::decode(fs::read(target.join("outputs.pb")).unwrap().as_slice()).unwrap();
@@ -292,7 +310,7 @@ mod tests {
         );
         assert_eq!(found.len(), 2, "{found:?}");
         for path in &found {
-            assert!(path.starts_with(&own), "{path:?}");
+            assert!(path.starts_with(&refs), "{path:?}");
         }
         assert_eq!(fs::read(&found[0]).unwrap(), b"file");
         assert_eq!(fs::read(found[1].join("g.txt")).unwrap(), b"in a dir");

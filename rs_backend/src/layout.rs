@@ -3,6 +3,7 @@
 //! ```text
 //! <data_dir>/backend.db                                   state (SQLite, WAL)
 //! <data_dir>/data/<org>/<project>/<domain>/<run>/         run base: inputs, outputs, raw data
+//! <data_dir>/refs/<org>/<project>/<domain>/<run>/          other runs' files its cache hits name
 //! <data_dir>/logs/<org>/<project>/<domain>/<run>/<action>/<attempt>.log
 //! <data_dir>/logs/forkserver.log                          stderr of the fork server, if any
 //! <data_dir>/work/<run>/<action>/<attempt>/               fresh working dir of one attempt
@@ -100,6 +101,12 @@ impl Layout {
 
     pub fn root_inputs_path(&self, run: &RunKey) -> PathBuf {
         self.run_base_dir(run).join("a0").join("inputs.pb")
+    }
+
+    /// Where the files that a run's cache hits name, written by other runs, are linked: its
+    /// tasks read them there, read-only.
+    pub fn run_refs_dir(&self, run: &RunKey) -> PathBuf {
+        self.scoped("refs", run)
     }
 
     /// Where the logs of a run's attempts are.

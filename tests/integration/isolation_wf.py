@@ -117,12 +117,21 @@ async def cached_file(text: str) -> flyte.io.File:
 
 
 @cached_env.task
-async def read_cached(text: str) -> list[str]:
-    """Calls the cached task and reads its file: on a cache hit, produced by another run."""
+async def read_cached(text: str, write: bool) -> list[str]:
+    """Calls the cached task and reads its file (on a cache hit, produced by another run);
+    with `write`, tries to append to it too."""
     f = await cached_file(text)
     async with f.open("rb") as fh:
         content = await fh.read()
-    return [content.decode(), f.path]
+    written = "not tried"
+    try:
+        if write:
+            with open(f.path.removeprefix("file://"), "a") as out:
+                out.write("changed by another run")
+            written = "written"
+    except OSError as e:
+        written = type(e).__name__
+    return [content.decode(), f.path, written]
 
 
 @env.task

@@ -51,7 +51,8 @@ def test_a_task_sees_only_its_own_run(backend: Path, pooled: bool) -> None:
         bundle = path.startswith("data/uploads/") and path.endswith(".tar.gz")
         assert path.startswith(own) or bundle, seen["files"]
     assert "backend.db" not in seen["files"]
-    top = "['data', 'logs', 'workers']" if pooled else "['data', 'work']"
+    # refs/: what the run's cache hits name (see test_a_cache_hit_from_another_run_is_readable).
+    top = "['data', 'logs', 'refs', 'workers']" if pooled else "['data', 'refs', 'work']"
     assert seen["top"] == top, seen
     # Unmounting is not allowed, and in a namespace of the task's own the mounts are locked.
     assert seen["umount"] == "-1 1", seen
@@ -73,12 +74,14 @@ def test_no_task_reaches_another_tasks_process(backend: Path) -> None:
 
 
 def test_a_cache_hit_from_another_run_is_readable(backend: Path) -> None:
-    first = flyte.run(isolation_wf.read_cached, text="cached once")
-    computed, _ = _ok(first)  # type: ignore[misc]
+    first = flyte.run(isolation_wf.read_cached, text="cached once", write=False)
+    computed, _, _ = _ok(first)  # type: ignore[misc]
     assert computed.startswith("cached once ")
-    second = flyte.run(isolation_wf.read_cached, text="cached once")
-    content, path = _ok(second)  # type: ignore[misc]
+    second = flyte.run(isolation_wf.read_cached, text="cached once", write=True)
+    content, path, written = _ok(second)  # type: ignore[misc]
     assert content == computed  # a hit: the task did not run again
+    # Its file is linked to the first run's, so the second run's tasks see it read-only.
+    assert written == "OSError", written
     # The hit's file was brought into the second run, whose tasks could not see the first.
     assert f"/{second.name}/" in path, path
     assert Path(path.removeprefix("file://")).read_text() == computed

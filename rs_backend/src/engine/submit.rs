@@ -304,7 +304,12 @@ impl Engine {
         let (key, action, base) = place;
         let target = uri_to_path(base).ok()?.join(action).join("cache");
         let own = self.layout.run_base_dir(key);
-        match crate::data_refs::bring_outputs(self.layout.root(), &own, &output_uri, &target) {
+        let refs = self.layout.run_refs_dir(key);
+        let dirs = crate::data_refs::RunDirs {
+            own: &own,
+            refs: &refs,
+        };
+        match crate::data_refs::bring_outputs(self.layout.root(), &dirs, &output_uri, &target) {
             Ok(brought) => Some(brought),
             Err(err) => {
                 tracing::warn!(%err, %action, source = %output_uri, "could not bring cached outputs into the run; running the task");

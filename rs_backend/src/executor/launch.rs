@@ -698,8 +698,9 @@ fn prepare(
 }
 
 /// What of the data dir an attempt's own process may reach: its run's directory, its work
-/// dir and output prefixes (writable), and what its arguments and inputs name elsewhere in the
-/// data dir, such as an uploaded code bundle or input file (read-only).
+/// dir and output prefixes (writable), and read-only what its arguments and inputs name
+/// elsewhere in the data dir (an uploaded code bundle or input file) and the files its run's
+/// cache hits name (see [`crate::data_refs::bring_outputs`]).
 fn attempt_openings(
     engine: &Engine,
     record: &ActionRecord,
@@ -720,6 +721,14 @@ fn attempt_openings(
     ];
     if let Ok(raw) = crate::layout::uri_to_path(raw_prefix) {
         openings.push(writable(raw));
+    }
+    // There before the attempt starts: a cache hit of one of its children fills it later.
+    let refs = engine.layout.run_refs_dir(&record.run);
+    if fs::create_dir_all(&refs).is_ok() {
+        openings.push(Opening {
+            path: refs,
+            writable: false,
+        });
     }
     let mut named = crate::data_refs::paths_under(root, args.iter().map(String::as_str));
     let inputs = crate::layout::uri_to_path(&super::command::input_file(&record.input_uri))
