@@ -88,13 +88,23 @@ fn local_path(text: &str) -> Option<PathBuf> {
     }
 }
 
-/// The paths under `root` named by `texts` (URIs or absolute paths), without `..` tricks.
-pub fn paths_under<'a>(root: &Path, texts: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf> {
+/// The paths named by `texts` (URIs or absolute paths) that are inside one of `within` and
+/// really there: no `..`, and no symbolic link on the way (which could lead anywhere).
+pub fn paths_under<'a>(
+    within: &[PathBuf],
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Vec<PathBuf> {
     texts
         .into_iter()
         .filter_map(local_path)
-        .filter(|p| is_plain(p) && p.starts_with(root))
+        .filter(|p| is_inside(p, within))
         .collect()
+}
+
+fn is_inside(path: &Path, within: &[PathBuf]) -> bool {
+    is_plain(path)
+        && within.iter().any(|w| path.starts_with(w) && path != w)
+        && fs::canonicalize(path).is_ok_and(|real| real == path)
 }
 
 fn is_plain(path: &Path) -> bool {
@@ -106,9 +116,9 @@ fn is_plain(path: &Path) -> bool {
     })
 }
 
-/// The paths under `root` that the literals refer to.
+/// The paths inside `within` that the literals refer to (see [`paths_under`]).
 pub fn literal_paths<'a>(
-    root: &Path,
+    within: &[PathBuf],
     literals: impl IntoIterator<Item = &'a Literal>,
 ) -> Vec<PathBuf> {
     let mut texts = Vec::new();
@@ -118,7 +128,7 @@ pub fn literal_paths<'a>(
             texts.push(uri.clone())
         });
     }
-    paths_under(root, texts.iter().map(String::as_str))
+    paths_under(within, texts.iter().map(String::as_str))
 }
 
 /// Where a run finds what a cache hit brings into it: `own`, the run's directory (a hit's
@@ -127,6 +137,8 @@ pub fn literal_paths<'a>(
 pub struct RunDirs<'a> {
     pub own: &'a Path,
     pub refs: &'a Path,
+    /// What outputs may name (see `Layout::shareable`); anything else stays where it is.
+    pub shareable: &'a [PathBuf],
 }
 
 /// Brings a cache hit's outputs (the `outputs.pb` under `source`, written by another run) into
@@ -157,7 +169,7 @@ pub fn bring_outputs(
                 return;
             };
             let outside = !path.starts_with(run.own) && !path.starts_with(run.refs);
-            if !is_plain(&path) || !path.starts_with(root) || !outside {
+            if !outside || !is_inside(&path, run.shareable) {
                 return;
             }
             let Ok(rel) = path.strip_prefix(root) else {
@@ -241,33 +253,54 @@ mod tests {
 
     #[test]
     fn paths_are_found_in_blobs_lists_and_dataclasses() {
-        let root = Path::new("/d");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let data = root.join("data");
+        for (file, text) in [
+            ("data/x/a.csv", "a"),
+            ("data/uploads/p/f.txt", "f"),
+            ("backend.db", "db"),
+        ] {
+            fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            fs::write(root.join(file), text).unwrap();
+        }
+        // A link inside the data that leads to the database.
+        std::os::unix::fs::symlink(root.join("backend.db"), data.join("x/link")).unwrap();
+        let uri = |rel: &str| format!("file://{}", root.join(rel).display());
         let list = Literal {
             value: Some(literal::Value::Collection(LiteralCollection {
-                literals: vec![blob("file:///d/data/x/a.csv"), blob("s3://bucket/b")],
+                literals: vec![blob(&uri("data/x/a.csv")), blob("s3://bucket/b")],
             })),
             ..Default::default()
         };
         let dataclass = msgpack(rmpv::Value::Map(vec![(
             "path".into(),
-            "/d/uploads/p/f.txt".into(),
+            root.join("data/uploads/p/f.txt")
+                .display()
+                .to_string()
+                .into(),
         )]));
         let outside = blob("file:///elsewhere/c");
-        let sneaky = blob("file:///d/data/../backend.db");
-        let found = literal_paths(root, [&list, &dataclass, &outside, &sneaky]);
+        let sneaky = blob(&uri("data/../backend.db"));
+        let database = blob(&uri("backend.db"));
+        let linked = blob(&uri("data/x/link"));
+        let missing = blob(&uri("data/x/missing"));
+        let found = literal_paths(
+            &[data],
+            [
+                &list, &dataclass, &outside, &sneaky, &database, &linked, &missing,
+            ],
+        );
         assert_eq!(
             found,
-            vec![
-                PathBuf::from("/d/data/x/a.csv"),
-                PathBuf::from("/d/uploads/p/f.txt")
-            ]
+            vec![root.join("data/x/a.csv"), root.join("data/uploads/p/f.txt")]
         );
     }
 
     #[test]
     fn a_cache_hit_is_brought_into_the_run_that_uses_it() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let root = &dir.path().canonicalize().unwrap();
         let other = root.join("data/_/p/d/other");
         let own = root.join("data/_/p/d/own");
         fs::create_dir_all(other.join("raw/a1/0/dir")).unwrap();
@@ -296,16 +329,18 @@ mod tests {
         let source = format!("file://{}/", other.join("a1/0").display());
         let target = own.join("a7/cache");
         let refs = root.join("refs/_/p/d/own");
+        let shareable = [root.join("data"), root.join("refs")];
         let dirs = RunDirs {
             own: &own,
             refs: &refs,
+            shareable: &shareable,
         };
         let uri = bring_outputs(root, &dirs, &source, &target).unwrap();
         assert_eq!(uri, dir_uri(&target));
         let brought =
             Outputs::decode(fs::read(target.join("outputs.pb")).unwrap().as_slice()).unwrap();
         let found = literal_paths(
-            root,
+            &shareable,
             brought.literals.iter().filter_map(|l| l.value.as_ref()),
         );
         assert_eq!(found.len(), 2, "{found:?}");

@@ -103,6 +103,13 @@ impl Layout {
         self.run_base_dir(run).join("a0").join("inputs.pb")
     }
 
+    /// What a value may name and a task be given to read besides its own run: runs' data
+    /// (uploads included) and what cache hits brought into runs. Never the database, the keys,
+    /// logs or work dirs.
+    pub fn shareable(&self) -> [PathBuf; 2] {
+        [self.storage_root(), self.root.join("refs")]
+    }
+
     /// Where the files that a run's cache hits name, written by other runs, are linked: its
     /// tasks read them there, read-only.
     pub fn run_refs_dir(&self, run: &RunKey) -> PathBuf {

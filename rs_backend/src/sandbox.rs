@@ -280,35 +280,7 @@ impl View {
     unsafe fn mount_all(&mut self) -> io::Result<()> {
         // Copies of the openings first, while they can still be reached by their paths.
         for (slot, (path, writable)) in self.trees.iter_mut().zip(&self.binds) {
-            let fd = libc::syscall(
-                libc::SYS_open_tree,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-            );
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            *slot = fd as libc::c_int;
-            if !writable {
-                let attr = MountAttr {
-                    attr_set: MOUNT_ATTR_RDONLY,
-                    attr_clr: 0,
-                    propagation: 0,
-                    userns_fd: 0,
-                };
-                let set = libc::syscall(
-                    libc::SYS_mount_setattr,
-                    *slot,
-                    c"".as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                    &attr,
-                    std::mem::size_of::<MountAttr>(),
-                );
-                if set != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
+            *slot = clone_tree(path, *writable)?;
         }
         if libc::mount(
             c"flyte-view".as_ptr(),
@@ -337,20 +309,141 @@ impl View {
             libc::close(fd);
         }
         for (fd, (path, _)) in self.trees.iter().zip(&self.binds) {
-            let moved = libc::syscall(
-                libc::SYS_move_mount,
-                *fd,
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            );
-            if moved != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            move_tree(*fd, path)?;
         }
         Ok(())
     }
+}
+
+/// A path to attach in another process's view, prepared before the fork.
+struct Attachment {
+    source: CString,
+    ancestors: Vec<CString>,
+    is_dir: bool,
+    writable: bool,
+}
+
+/// In `open_in`'s child: copies the paths here, joins the namespaces of `pidfd`'s process and
+/// attaches the copies there. Async-signal-safe.
+unsafe fn attach(
+    pidfd: libc::c_int,
+    prepared: &[Attachment],
+    trees: &mut [libc::c_int],
+) -> io::Result<()> {
+    for (slot, p) in trees.iter_mut().zip(prepared) {
+        *slot = clone_tree(&p.source, p.writable)?;
+    }
+    if libc::setns(pidfd, libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let made = |result: libc::c_int| {
+        if result != 0 && *libc::__errno_location() != libc::EEXIST {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    for (fd, p) in trees.iter().zip(prepared) {
+        for dir in &p.ancestors {
+            made(libc::mkdir(dir.as_ptr(), 0o700))?;
+        }
+        if p.is_dir {
+            made(libc::mkdir(p.source.as_ptr(), 0o700))?;
+        } else {
+            let file = libc::open(
+                p.source.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o600,
+            );
+            if file < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(file);
+        }
+        move_tree(*fd, &p.source)?;
+    }
+    Ok(())
+}
+
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+
+/// A detached copy of the mount of `path` (read-only unless `writable`), for `move_tree`.
+/// No symbolic link is followed on the way: a path checked before the fork cannot be turned
+/// into a link to somewhere else meanwhile. Async-signal-safe.
+unsafe fn clone_tree(path: &std::ffi::CStr, writable: bool) -> io::Result<libc::c_int> {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS,
+    };
+    let at = libc::syscall(
+        libc::SYS_openat2,
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        &how,
+        std::mem::size_of::<OpenHow>(),
+    );
+    if at < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let at = at as libc::c_int;
+    let fd = libc::syscall(
+        libc::SYS_open_tree,
+        at,
+        c"".as_ptr(),
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+    );
+    let err = io::Error::last_os_error();
+    libc::close(at);
+    if fd < 0 {
+        return Err(err);
+    }
+    let fd = fd as libc::c_int;
+    if !writable {
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let set = libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        );
+        if set != 0 {
+            let err = io::Error::last_os_error();
+            libc::close(fd);
+            return Err(err);
+        }
+    }
+    Ok(fd)
+}
+
+/// Attaches a copy made by `clone_tree` at `target`. Async-signal-safe.
+unsafe fn move_tree(fd: libc::c_int, target: &std::ffi::CStr) -> io::Result<()> {
+    let moved = libc::syscall(
+        libc::SYS_move_mount,
+        fd,
+        c"".as_ptr(),
+        libc::AT_FDCWD,
+        target.as_ptr(),
+        MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    if moved != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Adds `openings` to the view of a running process (a reusable worker, which learns of
@@ -358,19 +451,13 @@ impl View {
 /// namespace, copies each path and attaches the copy inside the process's mount namespace,
 /// from a short-lived child of its own.
 pub fn open_in(pid: i32, root: &Path, openings: &[Opening]) -> io::Result<()> {
-    struct Prepared {
-        source: CString,
-        ancestors: Vec<CString>,
-        is_dir: bool,
-        writable: bool,
-    }
     let c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     };
     let mut prepared = Vec::new();
     for opening in &normalize(root, openings) {
-        prepared.push(Prepared {
+        prepared.push(Attachment {
             source: c(&opening.path)?,
             ancestors: ancestors_below(root, &opening.path)
                 .map(c)
@@ -392,85 +479,16 @@ pub fn open_in(pid: i32, root: &Path, openings: &[Opening]) -> io::Result<()> {
     // system calls on memory prepared above; the parent only waits for it.
     let child = unsafe { libc::fork() };
     if child == 0 {
-        // In the child: report the failing step's errno as the exit code.
-        let fail = || unsafe {
-            let errno = *libc::__errno_location();
-            libc::_exit(if errno > 0 && errno < 256 { errno } else { 255 })
+        // SAFETY: in the child, system calls only (see above).
+        let code = match unsafe { attach(pidfd, &prepared, &mut trees) } {
+            Ok(()) => 0,
+            Err(err) => err
+                .raw_os_error()
+                .filter(|e| (1..256).contains(e))
+                .unwrap_or(255),
         };
-        unsafe {
-            for (slot, p) in trees.iter_mut().zip(&prepared) {
-                let fd = libc::syscall(
-                    libc::SYS_open_tree,
-                    libc::AT_FDCWD,
-                    p.source.as_ptr(),
-                    OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-                );
-                if fd < 0 {
-                    fail();
-                }
-                *slot = fd as libc::c_int;
-                if !p.writable {
-                    let attr = MountAttr {
-                        attr_set: MOUNT_ATTR_RDONLY,
-                        attr_clr: 0,
-                        propagation: 0,
-                        userns_fd: 0,
-                    };
-                    if libc::syscall(
-                        libc::SYS_mount_setattr,
-                        *slot,
-                        c"".as_ptr(),
-                        libc::AT_EMPTY_PATH,
-                        &attr,
-                        std::mem::size_of::<MountAttr>(),
-                    ) != 0
-                    {
-                        fail();
-                    }
-                }
-            }
-            if libc::setns(pidfd, libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
-                fail();
-            }
-            for (fd, p) in trees.iter().zip(&prepared) {
-                for dir in &p.ancestors {
-                    if libc::mkdir(dir.as_ptr(), 0o700) != 0
-                        && *libc::__errno_location() != libc::EEXIST
-                    {
-                        fail();
-                    }
-                }
-                if p.is_dir {
-                    if libc::mkdir(p.source.as_ptr(), 0o700) != 0
-                        && *libc::__errno_location() != libc::EEXIST
-                    {
-                        fail();
-                    }
-                } else {
-                    let made = libc::open(
-                        p.source.as_ptr(),
-                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                        0o600,
-                    );
-                    if made < 0 {
-                        fail();
-                    }
-                    libc::close(made);
-                }
-                if libc::syscall(
-                    libc::SYS_move_mount,
-                    *fd,
-                    c"".as_ptr(),
-                    libc::AT_FDCWD,
-                    p.source.as_ptr(),
-                    MOVE_MOUNT_F_EMPTY_PATH,
-                ) != 0
-                {
-                    fail();
-                }
-            }
-            libc::_exit(0);
-        }
+        // SAFETY: ends the child without running anything of the parent's.
+        unsafe { libc::_exit(code) };
     }
     // SAFETY: closing our own descriptor.
     unsafe { libc::close(pidfd) };
@@ -543,11 +561,17 @@ fn supported() -> bool {
         // A view too: a kernel may allow the namespaces but not the mount calls views use.
         let dir = tempfile::tempdir();
         let mut view = dir.as_ref().ok().map(|dir| {
+            // Canonical: a view follows no symbolic link.
+            let path = dir
+                .path()
+                .canonicalize()
+                .unwrap_or(dir.path().to_path_buf());
+            let root = path.parent().unwrap_or(&path).to_path_buf();
             let opening = Opening {
-                path: dir.path().to_path_buf(),
+                path,
                 writable: true,
             };
-            View::new(dir.path().parent().unwrap_or(dir.path()), &[opening], None)
+            View::new(&root, &[opening], None)
         });
         let mut command = std::process::Command::new("/bin/sh");
         command.args(["-c", "exit 0"]);

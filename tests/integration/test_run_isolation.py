@@ -104,3 +104,10 @@ def test_no_sandbox_shows_tasks_the_whole_data_dir(tmp_path: Path) -> None:
     assert isinstance(seen, dict)
     assert seen["other"] == "for everyone", seen
     assert "backend.db" in seen["top"], seen
+
+
+def test_naming_the_database_in_a_childs_inputs_opens_nothing(backend: Path) -> None:
+    # Values may name runs' data, never the database or the keys.
+    seen = _ok(flyte.run(isolation_wf.smuggle))
+    assert isinstance(seen, list)
+    assert all("bytes" not in entry for entry in seen), seen

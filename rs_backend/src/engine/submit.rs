@@ -305,9 +305,11 @@ impl Engine {
         let target = uri_to_path(base).ok()?.join(action).join("cache");
         let own = self.layout.run_base_dir(key);
         let refs = self.layout.run_refs_dir(key);
+        let shareable = self.layout.shareable();
         let dirs = crate::data_refs::RunDirs {
             own: &own,
             refs: &refs,
+            shareable: &shareable,
         };
         match crate::data_refs::bring_outputs(self.layout.root(), &dirs, &output_uri, &target) {
             Ok(brought) => Some(brought),

@@ -709,7 +709,6 @@ fn attempt_openings(
     raw_prefix: &str,
     args: &[String],
 ) -> Vec<Opening> {
-    let root = engine.layout.root();
     let writable = |path: PathBuf| Opening {
         path,
         writable: true,
@@ -730,14 +729,17 @@ fn attempt_openings(
             writable: false,
         });
     }
-    let mut named = crate::data_refs::paths_under(root, args.iter().map(String::as_str));
+    // Only what values may name: a task naming the database or a key (or a link to one) in
+    // its child's inputs or arguments gets nothing.
+    let shareable = engine.layout.shareable();
+    let mut named = crate::data_refs::paths_under(&shareable, args.iter().map(String::as_str));
     let inputs = crate::layout::uri_to_path(&super::command::input_file(&record.input_uri))
         .ok()
         .and_then(|path| fs::read(path).ok())
         .and_then(|bytes| flyteidl2::flyteidl::task::Inputs::decode(bytes.as_slice()).ok());
     if let Some(inputs) = inputs {
         let literals = inputs.literals.iter().filter_map(|l| l.value.as_ref());
-        named.extend(crate::data_refs::literal_paths(root, literals));
+        named.extend(crate::data_refs::literal_paths(&shareable, literals));
     }
     openings.extend(named.into_iter().map(|path| Opening {
         path,
