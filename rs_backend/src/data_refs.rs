@@ -5,6 +5,9 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use flyteidl2::flyteidl::core::{literal, scalar, Literal};
@@ -103,8 +106,16 @@ pub fn paths_under<'a>(
 
 fn is_inside(path: &Path, within: &[PathBuf]) -> bool {
     is_plain(path)
-        && within.iter().any(|w| path.starts_with(w) && path != w)
+        && within.iter().any(|w| deep_enough(path, w))
         && fs::canonicalize(path).is_ok_and(|real| real == path)
+}
+
+/// Whether `path` is at least as deep below `top` as something of one run or one upload
+/// (`<org>/<project>/<domain>/<run>/<x>`, `uploads/<project>/<domain>/<dir>/<file>`): a value
+/// naming a whole project or all runs is given nothing.
+fn deep_enough(path: &Path, top: &Path) -> bool {
+    path.strip_prefix(top)
+        .is_ok_and(|rel| rel.components().count() >= 5)
 }
 
 fn is_plain(path: &Path) -> bool {
@@ -196,27 +207,74 @@ pub fn bring_outputs(
     Ok(dir_uri(target))
 }
 
-/// Hard-links the file or tree at `from` to `to` (copying what cannot be linked).
+/// Hard-links the regular files of the file or tree at `from` below `to` (copying what cannot
+/// be linked). `from` is another run's, so its tasks may change it meanwhile: everything is
+/// reached through descriptors opened without following any symbolic link, and links are
+/// left out (in the run that gets them they could lead anywhere). `to` is in the backend's own
+/// `refs` directory, which no task can write.
 fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(from)?;
+    let source = open_no_links(libc::AT_FDCWD, from)?;
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
     }
+    link_fd(&source, to)
+}
+
+/// [`crate::sandbox::open_no_links`], owned.
+fn open_no_links(dir: libc::c_int, path: &Path) -> io::Result<OwnedFd> {
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a NUL-terminated path; the descriptor is new and owned by nobody else.
+    unsafe {
+        let fd = crate::sandbox::open_no_links(dir, &path)?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn link_fd(source: &OwnedFd, to: &Path) -> io::Result<()> {
+    // The descriptor itself, as a path the kernel resolves to the object it was opened on.
+    let handle = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
+    let meta = fs::metadata(&handle)?;
     if meta.is_dir() {
         fs::create_dir_all(to)?;
-        for entry in fs::read_dir(from)? {
-            let entry = entry?;
-            link_tree(&entry.path(), &to.join(entry.file_name()))?;
+        for entry in fs::read_dir(&handle)? {
+            let name = entry?.file_name();
+            match open_no_links(source.as_raw_fd(), Path::new(&name)) {
+                Ok(child) => link_fd(&child, &to.join(&name))?,
+                // A symbolic link: left out.
+                Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {}
+                Err(err) => return Err(err),
+            }
         }
         return Ok(());
     }
-    if to.exists() {
+    if !meta.is_file() || fs::symlink_metadata(to).is_ok() {
         return Ok(());
     }
-    if meta.file_type().is_symlink() {
-        return std::os::unix::fs::symlink(fs::read_link(from)?, to);
+    let handle_c = std::ffi::CString::new(handle.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let to_c = std::ffi::CString::new(to.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: linkat on NUL-terminated paths.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            handle_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if linked == 0 {
+        return Ok(());
     }
-    fs::hard_link(from, to).or_else(|_| fs::copy(from, to).map(|_| ()))
+    let mut from = fs::File::open(&handle)?;
+    let mut copy = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)?;
+    io::copy(&mut from, &mut copy).map(|_| ())
 }
 
 #[cfg(test)]
@@ -257,25 +315,29 @@ mod tests {
         let root = dir.path().canonicalize().unwrap();
         let data = root.join("data");
         for (file, text) in [
-            ("data/x/a.csv", "a"),
-            ("data/uploads/p/f.txt", "f"),
+            ("data/_/p/d/r/a.csv", "a"),
+            ("data/uploads/p/d/x/f.txt", "f"),
             ("backend.db", "db"),
         ] {
             fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
             fs::write(root.join(file), text).unwrap();
         }
         // A link inside the data that leads to the database.
-        std::os::unix::fs::symlink(root.join("backend.db"), data.join("x/link")).unwrap();
+        std::os::unix::fs::symlink(root.join("backend.db"), data.join("_/p/d/r/link")).unwrap();
         let uri = |rel: &str| format!("file://{}", root.join(rel).display());
         let list = Literal {
             value: Some(literal::Value::Collection(LiteralCollection {
-                literals: vec![blob(&uri("data/x/a.csv")), blob("s3://bucket/b")],
+                literals: vec![
+                    blob(&uri("data/x/a.csv")),
+                    blob(&uri("data/_/p/d/r/a.csv")),
+                    blob("s3://bucket/b"),
+                ],
             })),
             ..Default::default()
         };
         let dataclass = msgpack(rmpv::Value::Map(vec![(
             "path".into(),
-            root.join("data/uploads/p/f.txt")
+            root.join("data/uploads/p/d/x/f.txt")
                 .display()
                 .to_string()
                 .into(),
@@ -283,17 +345,22 @@ mod tests {
         let outside = blob("file:///elsewhere/c");
         let sneaky = blob(&uri("data/../backend.db"));
         let database = blob(&uri("backend.db"));
-        let linked = blob(&uri("data/x/link"));
-        let missing = blob(&uri("data/x/missing"));
+        let linked = blob(&uri("data/_/p/d/r/link"));
+        // A whole project: too shallow.
+        let project = blob(&uri("data/_/p"));
+        let missing = blob(&uri("data/_/p/d/r/missing"));
         let found = literal_paths(
             &[data],
             [
-                &list, &dataclass, &outside, &sneaky, &database, &linked, &missing,
+                &list, &dataclass, &outside, &sneaky, &database, &linked, &project, &missing,
             ],
         );
         assert_eq!(
             found,
-            vec![root.join("data/x/a.csv"), root.join("data/uploads/p/f.txt")]
+            vec![
+                root.join("data/_/p/d/r/a.csv"),
+                root.join("data/uploads/p/d/x/f.txt")
+            ]
         );
     }
 

@@ -311,7 +311,8 @@ impl View {
         for (fd, (path, _)) in self.trees.iter().zip(&self.binds) {
             move_tree(*fd, path)?;
         }
-        Ok(())
+        // Writes outside the openings fail loudly instead of going to the small tmpfs.
+        set_read_only(&self.root, true)
     }
 }
 
@@ -327,6 +328,7 @@ struct Attachment {
 /// attaches the copies there. Async-signal-safe.
 unsafe fn attach(
     pidfd: libc::c_int,
+    root: &std::ffi::CStr,
     prepared: &[Attachment],
     trees: &mut [libc::c_int],
 ) -> io::Result<()> {
@@ -336,6 +338,14 @@ unsafe fn attach(
     if libc::setns(pidfd, libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
         return Err(io::Error::last_os_error());
     }
+    // The cover is read-only for the process; its mount points are made here.
+    set_read_only(root, false)?;
+    let attached = attach_all(prepared, trees);
+    let sealed = set_read_only(root, true);
+    attached.and(sealed)
+}
+
+unsafe fn attach_all(prepared: &[Attachment], trees: &[libc::c_int]) -> io::Result<()> {
     let made = |result: libc::c_int| {
         if result != 0 && *libc::__errno_location() != libc::EEXIST {
             return Err(io::Error::last_os_error());
@@ -373,27 +383,42 @@ struct OpenHow {
 }
 
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+
+/// An `O_PATH` descriptor of `path` (relative to `dir`, or `AT_FDCWD`), resolved through no
+/// symbolic link and, relative to a directory, staying beneath it. Async-signal-safe.
+pub(crate) unsafe fn open_no_links(
+    dir: libc::c_int,
+    path: &std::ffi::CStr,
+) -> io::Result<libc::c_int> {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS
+            | if dir == libc::AT_FDCWD {
+                0
+            } else {
+                RESOLVE_BENEATH
+            },
+    };
+    let fd = libc::syscall(
+        libc::SYS_openat2,
+        dir,
+        path.as_ptr(),
+        &how,
+        std::mem::size_of::<OpenHow>(),
+    );
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd as libc::c_int)
+}
 
 /// A detached copy of the mount of `path` (read-only unless `writable`), for `move_tree`.
 /// No symbolic link is followed on the way: a path checked before the fork cannot be turned
 /// into a link to somewhere else meanwhile. Async-signal-safe.
 unsafe fn clone_tree(path: &std::ffi::CStr, writable: bool) -> io::Result<libc::c_int> {
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_NO_SYMLINKS,
-    };
-    let at = libc::syscall(
-        libc::SYS_openat2,
-        libc::AT_FDCWD,
-        path.as_ptr(),
-        &how,
-        std::mem::size_of::<OpenHow>(),
-    );
-    if at < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let at = at as libc::c_int;
+    let at = open_no_links(libc::AT_FDCWD, path)?;
     let fd = libc::syscall(
         libc::SYS_open_tree,
         at,
@@ -430,6 +455,29 @@ unsafe fn clone_tree(path: &std::ffi::CStr, writable: bool) -> io::Result<libc::
     Ok(fd)
 }
 
+/// Makes the mount at `path` (only that one, not those on it) read-only or writable again.
+/// Async-signal-safe.
+unsafe fn set_read_only(path: &std::ffi::CStr, read_only: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let set = libc::syscall(
+        libc::SYS_mount_setattr,
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        0,
+        &attr,
+        std::mem::size_of::<MountAttr>(),
+    );
+    if set != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Attaches a copy made by `clone_tree` at `target`. Async-signal-safe.
 unsafe fn move_tree(fd: libc::c_int, target: &std::ffi::CStr) -> io::Result<()> {
     let moved = libc::syscall(
@@ -450,7 +498,7 @@ unsafe fn move_tree(fd: libc::c_int, target: &std::ffi::CStr) -> io::Result<()> 
 /// the runs it serves one attempt at a time). The backend, as the owner of the process's user
 /// namespace, copies each path and attaches the copy inside the process's mount namespace,
 /// from a short-lived child of its own.
-pub fn open_in(pid: i32, root: &Path, openings: &[Opening]) -> io::Result<()> {
+pub fn open_in(pid: i32, start_ticks: u64, root: &Path, openings: &[Opening]) -> io::Result<()> {
     let c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
@@ -470,17 +518,25 @@ pub fn open_in(pid: i32, root: &Path, openings: &[Opening]) -> io::Result<()> {
         return Ok(());
     }
     let mut trees = vec![-1 as libc::c_int; prepared.len()];
+    let root_c = c(root)?;
     // SAFETY: pidfd_open has no memory preconditions.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
     if pidfd < 0 {
         return Err(io::Error::last_os_error());
+    }
+    // The descriptor holds the process it was opened on: if that one started when ours did,
+    // it is ours and not a process that got its pid after it ended.
+    if crate::procfs::start_ticks(pid) != Some(start_ticks) {
+        // SAFETY: closing our own descriptor.
+        unsafe { libc::close(pidfd) };
+        return Err(io::Error::other(format!("process {pid} is gone")));
     }
     // SAFETY: between fork and _exit the child of this multi-threaded process only makes
     // system calls on memory prepared above; the parent only waits for it.
     let child = unsafe { libc::fork() };
     if child == 0 {
         // SAFETY: in the child, system calls only (see above).
-        let code = match unsafe { attach(pidfd, &prepared, &mut trees) } {
+        let code = match unsafe { attach(pidfd, &root_c, &prepared, &mut trees) } {
             Ok(()) => 0,
             Err(err) => err
                 .raw_os_error()
@@ -497,8 +553,11 @@ pub fn open_in(pid: i32, root: &Path, openings: &[Opening]) -> io::Result<()> {
     }
     let mut status = 0;
     // SAFETY: waiting for the child forked above.
-    if unsafe { libc::waitpid(child, &mut status, 0) } != child {
-        return Err(io::Error::last_os_error());
+    while unsafe { libc::waitpid(child, &mut status, 0) } != child {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
     if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
         return Ok(());
@@ -561,17 +620,17 @@ fn supported() -> bool {
         // A view too: a kernel may allow the namespaces but not the mount calls views use.
         let dir = tempfile::tempdir();
         let mut view = dir.as_ref().ok().map(|dir| {
-            // Canonical: a view follows no symbolic link.
-            let path = dir
+            // Canonical: a view follows no symbolic link. One opening of each kind.
+            let root = dir
                 .path()
                 .canonicalize()
                 .unwrap_or(dir.path().to_path_buf());
-            let root = path.parent().unwrap_or(&path).to_path_buf();
-            let opening = Opening {
-                path,
-                writable: true,
-            };
-            View::new(&root, &[opening], None)
+            let openings = [("rw", true), ("ro", false)].map(|(name, writable)| {
+                let path = root.join(name);
+                let _ = std::fs::create_dir(&path);
+                Opening { path, writable }
+            });
+            View::new(&root, &openings, None)
         });
         let mut command = std::process::Command::new("/bin/sh");
         command.args(["-c", "exit 0"]);
@@ -655,13 +714,17 @@ mod tests {
             ],
             Some(&own),
         );
-        let script = "cat in.txt; echo; cat \"$1\"; echo; ls \"$2\"; echo x > \"$1\" 2>/dev/null || echo read-only;                       read line; cat \"$3/in.txt\"";
+        let script = "cat in.txt; echo; cat \"$1\"; echo; ls \"$2\"; \
+                      echo x > \"$1\" 2>/dev/null || echo read-only; \
+                      touch \"$4/planted\" 2>/dev/null || echo sealed; \
+                      read line; cat \"$3/in.txt\"";
         let mut command = std::process::Command::new("/bin/sh");
         command
             .args(["-c", script, "sh"])
             .arg(&bundle)
             .arg(root.join("data/_/p/d"))
             .arg(&other)
+            .arg(&root)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped());
         // SAFETY: see Hider::apply.
@@ -672,12 +735,14 @@ mod tests {
         use std::io::{BufRead as _, Write as _};
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut before = String::new();
-        while !before.ends_with("read-only\n") {
+        while !before.ends_with("sealed\n") {
             assert!(stdout.read_line(&mut before).unwrap() > 0, "{before:?}");
         }
-        assert_eq!(before, "mine\ncode\nown\nread-only\n");
+        assert_eq!(before, "mine\ncode\nown\nread-only\nsealed\n");
+        let pid = child.id() as i32;
         open_in(
-            child.id() as i32,
+            pid,
+            crate::procfs::start_ticks(pid).unwrap(),
             &root,
             &[Opening {
                 path: other.clone(),

@@ -113,7 +113,14 @@ def _child(
             # Once the log is open: the view hides every log, and every other run's data.
             enter_view(view["root"], [(str(p), bool(w)) for p, w in view["openings"]], request["cwd"])
         os.chdir(request["cwd"])
-        os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+        env = dict(request.get("env", {}))
+        if "env_file" in request:
+            # The backend's way: the environment never passed through the server (whose memory
+            # every child has a copy of), and the file goes once read.
+            with open(request["env_file"], "rb") as f:
+                env.update(json.loads(f.read()))
+            os.unlink(request["env_file"])
+        os.environ.update({str(k): str(v) for k, v in env.items()})
         code = run([str(a) for a in request["args"]])
     except SystemExit as e:
         # Like the interpreter: sys.exit() is success, a non-int argument is failure.

@@ -208,7 +208,7 @@ impl Engine {
                 action.spec = task.encode_to_vec();
                 action.task_name = name;
                 action.task_version = version;
-                let place = (run, request.name.as_str(), action.run_output_base.as_str());
+                let place = (run, request.name.as_str());
                 if let Some(output_uri) = self.cached_outputs(&run_record, place, task) {
                     action.phase = ActionPhase::Succeeded;
                     action.output_uri = Some(output_uri);
@@ -277,12 +277,12 @@ impl Engine {
     /// Outputs a cached task can reuse: its key has an entry whose outputs still exist, and
     /// neither the run nor the task asked to run again.
     /// The outputs of an earlier run of the task with the same inputs, brought into the run
-    /// of the action at `place` (run, action, run output base) so that its processes, which
+    /// of the action at `place` (run, action) so that its processes, which
     /// see only their own run's data, can read them (see [`crate::data_refs::bring_outputs`]).
     fn cached_outputs(
         &self,
         run: &RunRecord,
-        place: (&RunKey, &str, &str),
+        place: (&RunKey, &str),
         task: &TaskAction,
     ) -> Option<String> {
         let key = cache_key(task)?;
@@ -301,9 +301,10 @@ impl Engine {
         if !outputs.is_file() {
             return None;
         }
-        let (key, action, base) = place;
-        let target = uri_to_path(base).ok()?.join(action).join("cache");
+        let (key, action) = place;
+        // Always in the run's own directory, wherever its parent put its children's outputs.
         let own = self.layout.run_base_dir(key);
+        let target = own.join(action).join("cache");
         let refs = self.layout.run_refs_dir(key);
         let shareable = self.layout.shareable();
         let dirs = crate::data_refs::RunDirs {
@@ -368,11 +369,7 @@ impl Engine {
             Ok(Some(run)) => run,
             _ => return true,
         };
-        let place = (
-            &record.run,
-            record.name.as_str(),
-            record.run_output_base.as_str(),
-        );
+        let place = (&record.run, record.name.as_str());
         let Some(output_uri) = self.cached_outputs(&run, place, task) else {
             return true;
         };

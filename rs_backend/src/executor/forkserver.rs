@@ -10,10 +10,11 @@
 //! UTF-8 JSON, one object per line, on the server's stdin and stdout; its stderr goes to
 //! `<data_dir>/logs/forkserver.log`.
 //!
-//! - backend → server: `{"id": N, "args": [...], "env": {...}, "cwd": "...", "log": "...",
+//! - backend → server: `{"id": N, "args": [...], "env_file": "...", "cwd": "...", "log": "...",
 //!   "view": {"root": "...", "openings": [["path", writable], ...]}}` (`view` when sandboxed):
 //!   fork a child that calls setsid(), chdirs to `cwd`, appends fds 1 and 2 to `log`, merges
-//!   `env` into its inherited environment, runs the attempt with `args` and `_exit`s.
+//!   the JSON object in `env_file` (which it then deletes; or `"env": {...}` given inline) into
+//!   its inherited environment, runs the attempt with `args` and `_exit`s.
 //! - server → backend: `{"id": N, "pid": P}` once forked, or `{"id": N, "error": "..."}`.
 //! - backend → server: `{"go": N, "pid": P}` once the backend has recorded the child's pid: only then
 //!   does the child of request N run its attempt (until then it waits, after setsid()). A
@@ -321,6 +322,9 @@ impl ForkServer {
     }
 }
 
+/// The file in the attempt's work dir that carries its environment (see [`encode_request`]).
+const ENV_FILE: &str = ".flyte-attempt-env.json";
+
 fn encode_request(id: u64, request: &LaunchRequest<'_>) -> Result<String, String> {
     let utf8 = |what: &str, path: &Path| {
         path.to_str().map(str::to_string).ok_or_else(|| {
@@ -338,10 +342,16 @@ fn encode_request(id: u64, request: &LaunchRequest<'_>) -> Result<String, String
         .iter()
         .map(|(key, value)| (key.clone(), Value::String(value.clone())))
         .collect();
+    // The environment (secrets, the attempt's token) goes in a file of the attempt's work dir,
+    // which only the attempt sees, never through the server: a forked child holds a copy of
+    // the server's memory, with whatever requests of other attempts it had read.
+    let env_file = request.cwd.join(ENV_FILE);
+    crate::datafile::write_atomic(&env_file, Value::Object(env).to_string().as_bytes())
+        .map_err(|e| format!("could not write {}: {e}", env_file.display()))?;
     let mut message = serde_json::json!({
         "id": id,
         "args": request.args,
-        "env": env,
+        "env_file": utf8("environment file", &env_file)?,
         "cwd": cwd,
         "log": log,
     });
@@ -729,6 +739,7 @@ mod tests {
 
     #[test]
     fn requests_are_one_json_line() {
+        let dir = tempfile::tempdir().unwrap();
         let args = vec!["--out".to_string(), "a \"b\"\n".to_string()];
         let env = vec![
             ("A".to_string(), "1".to_string()),
@@ -740,7 +751,7 @@ mod tests {
             &LaunchRequest {
                 args: &args,
                 env: &env,
-                cwd: Path::new("/w/d"),
+                cwd: dir.path(),
                 log: Path::new("/l/1.log"),
                 view: None,
             },
@@ -751,8 +762,13 @@ mod tests {
         let parsed: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["id"], 9);
         assert_eq!(parsed["args"], serde_json::json!(["--out", "a \"b\"\n"]));
-        assert_eq!(parsed["env"], serde_json::json!({"B": "x", "A": "2"}));
-        assert_eq!(parsed["cwd"], "/w/d");
+        // The environment is not in the line: it is in a file of the work dir.
+        assert!(!line.contains("\"B\""), "{line}");
+        let env_file = dir.path().join(ENV_FILE);
+        assert_eq!(parsed["env_file"], env_file.to_str().unwrap());
+        let env: Value = serde_json::from_slice(&std::fs::read(env_file).unwrap()).unwrap();
+        assert_eq!(env, serde_json::json!({"B": "x", "A": "2"}));
+        assert_eq!(parsed["cwd"], dir.path().to_str().unwrap());
         assert_eq!(parsed["log"], "/l/1.log");
     }
 

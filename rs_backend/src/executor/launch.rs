@@ -663,15 +663,14 @@ fn prepare(
         // The worker writes the attempt's log itself, in its view of the data dir.
         let logs = engine.layout.run_log_dir(&record.run);
         let _ = log_path.parent().map(fs::create_dir_all);
-        let mut openings =
-            attempt_openings(engine, record, &work_dir, &output_dir, &raw_prefix, &args);
+        let mut openings = attempt_openings(engine, record, &work_dir, &args);
         openings.push(Opening {
             path: logs,
             writable: true,
         });
         openings
     } else {
-        attempt_openings(engine, record, &work_dir, &output_dir, &raw_prefix, &args)
+        attempt_openings(engine, record, &work_dir, &args)
     };
     let job = Job {
         record: record.clone(),
@@ -697,16 +696,15 @@ fn prepare(
     })
 }
 
-/// What of the data dir an attempt's own process may reach: its run's directory, its work
-/// dir and output prefixes (writable), and read-only what its arguments and inputs name
+/// What of the data dir an attempt's own process may reach: its run's directory and its work
+/// dir (writable; an output prefix its parent placed elsewhere in the data dir is not), and
+/// read-only what its arguments and inputs name
 /// elsewhere in the data dir (an uploaded code bundle or input file) and the files its run's
 /// cache hits name (see [`crate::data_refs::bring_outputs`]).
 fn attempt_openings(
     engine: &Engine,
     record: &ActionRecord,
     work_dir: &Path,
-    output_dir: &Path,
-    raw_prefix: &str,
     args: &[String],
 ) -> Vec<Opening> {
     let writable = |path: PathBuf| Opening {
@@ -716,11 +714,7 @@ fn attempt_openings(
     let mut openings = vec![
         writable(engine.layout.run_base_dir(&record.run)),
         writable(work_dir.to_path_buf()),
-        writable(output_dir.to_path_buf()),
     ];
-    if let Ok(raw) = crate::layout::uri_to_path(raw_prefix) {
-        openings.push(writable(raw));
-    }
     // There before the attempt starts: a cache hit of one of its children fills it later.
     let refs = engine.layout.run_refs_dir(&record.run);
     if fs::create_dir_all(&refs).is_ok() {

@@ -197,7 +197,8 @@ impl Worker {
         if new.is_empty() {
             return Ok(());
         }
-        crate::sandbox::open_in(self.process.pid, root, &new).map_err(|e| {
+        let (pid, start) = (self.process.pid, self.process.start_ticks);
+        crate::sandbox::open_in(pid, start, root, &new).map_err(|e| {
             format!(
                 "could not open the attempt's data in the {}'s view: {e}",
                 self.name
