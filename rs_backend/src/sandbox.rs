@@ -249,14 +249,6 @@ impl View {
         }
     }
 
-    /// The paths bound back, and whether each is writable.
-    pub fn openings(&self) -> Vec<(String, bool)> {
-        self.binds
-            .iter()
-            .map(|(p, w)| (p.to_string_lossy().into_owned(), *w))
-            .collect()
-    }
-
     /// In a process with a mount namespace of its own (and `CAP_SYS_ADMIN` in it): covers the
     /// root and binds the openings back. Async-signal-safe.
     unsafe fn enter(&mut self) -> io::Result<()> {
